@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/store/sqlite"
+)
+
+// newFlagSet makes a command's flag set with the shared flags and a help
+// text that ends with examples.
+func newFlagSet(g *globals, name, synopsis, examples string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	// Parse stays silent; parseFlags prints help to stdout when asked and
+	// errors to stderr, once.
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&g.store, "store", g.store, "flow store: an SQLite file `PATH`")
+	fs.StringVar(&g.catalog, "catalog", g.catalog, "extra catalog entries from `FILE` (YAML)")
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "Usage: pilotwire %s\n\n", synopsis)
+		fmt.Fprintf(out, "Flags:\n")
+		fs.PrintDefaults()
+		if examples != "" {
+			fmt.Fprintf(out, "\nExamples:\n%s", examples)
+		}
+	}
+	return fs
+}
+
+// parseFlags parses args, printing help to stdout when asked for it.
+func parseFlags(g *globals, fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(g.stdout)
+		fs.Usage()
+		return err
+	}
+	if err != nil {
+		return usagef("%s: %v (see pilotwire %s --help)", fs.Name(), err, fs.Name())
+	}
+	return nil
+}
+
+// openStore opens the store named by the --store flag.
+func openStore(ctx context.Context, g *globals) (flow.Store, error) {
+	if strings.HasPrefix(g.store, "postgres://") || strings.HasPrefix(g.store, "postgresql://") {
+		return nil, fmt.Errorf("store %s: PostgreSQL is not supported yet; use an SQLite file path", g.store)
+	}
+	return sqlite.Open(ctx, g.store)
+}
+
+// multiFlag collects a repeatable flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// notYet is what a command that is not built yet says.
+func notYet(_ io.Writer, cmd string) error {
+	return fmt.Errorf("%s is not available in this build yet", cmd)
+}

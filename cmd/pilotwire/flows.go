@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+const flowsExamples = `  pilotwire flows                              # every flow, oldest first
+  pilotwire flows --client 10.0.0.23 --since 1h # one device, the last hour
+  pilotwire flows --host '*.manage.microsoft.com' --json | jq .
+  pilotwire flows --limit 20 --newest
+`
+
+func runFlows(ctx context.Context, g *globals, args []string) error {
+	fs := newFlagSet(g, "flows", "flows [flags]", flowsExamples)
+	var (
+		client, host, source, since, until string
+		limit                              int
+		asJSON, newest                     bool
+	)
+	fs.StringVar(&client, "client", "", "only flows of this client `ADDR` or device label")
+	fs.StringVar(&host, "host", "", "only flows to hosts matching this `GLOB` (e.g. '*.microsoft.com')")
+	fs.StringVar(&source, "source", "", "only flows from this source: proxy, har, squid, pcap, saz, netlog")
+	fs.StringVar(&since, "since", "", "only flows that started at or after `TIME` (RFC 3339, or a duration ago like 2h)")
+	fs.StringVar(&until, "until", "", "only flows that started before `TIME` (RFC 3339, or a duration ago)")
+	fs.IntVar(&limit, "limit", 0, "show at most `N` flows (0: all)")
+	fs.BoolVar(&newest, "newest", false, "newest first")
+	fs.BoolVar(&asJSON, "json", false, "print JSON lines instead of a table")
+	if err := parseFlags(g, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("flows: unexpected argument %q", fs.Arg(0))
+	}
+	f := flow.Filter{Client: client, Host: host, Source: flow.Source(source), Limit: limit, Newest: newest}
+	var err error
+	if f.Since, err = parseTimeFlag("since", since, time.Now()); err != nil {
+		return err
+	}
+	if f.Until, err = parseTimeFlag("until", until, time.Now()); err != nil {
+		return err
+	}
+	st, err := openStore(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	if asJSON {
+		enc := json.NewEncoder(g.stdout)
+		return st.Flows(ctx, f, func(fl flow.Flow) error { return enc.Encode(flowJSON(fl)) })
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTART\tCLIENT\tKIND\tMETHOD\tTARGET\tSTATUS\tUP\tDOWN\tDURATION\tNOTE")
+	n := 0
+	err = st.Flows(ctx, f, func(fl flow.Flow) error {
+		n++
+		dur := "open"
+		if !fl.Open() {
+			dur = fl.Duration().Round(time.Millisecond).String()
+		}
+		client := fl.Client
+		if fl.Device != "" {
+			client = fl.Device
+		}
+		status := "-"
+		if fl.Status != 0 {
+			status = fmt.Sprint(fl.Status)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", fl.ID, fl.Start.Format("2006-01-02 15:04:05.000"),
+			client, fl.Kind, dash(fl.Method), target(fl), status, humanBytes(fl.BytesUp), humanBytes(fl.BytesDown), dur, flowNote(fl))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if n == 0 {
+		fmt.Fprintf(g.stderr, "no flows in %s match\n", g.store)
+	}
+	return nil
+}
+
+// flowJSON is the stable JSON shape of a flow for `flows --json`.
+func flowJSON(f flow.Flow) map[string]any {
+	m := map[string]any{
+		"id": f.ID, "start": f.Start.Format(time.RFC3339Nano), "client": f.Client, "source": f.Source,
+		"kind": f.Kind, "host": f.Host, "port": f.Port, "bytes_up": f.BytesUp, "bytes_down": f.BytesDown,
+	}
+	if !f.End.IsZero() {
+		m["end"] = f.End.Format(time.RFC3339Nano)
+		m["duration_ms"] = float64(f.Duration().Microseconds()) / 1000
+	} else {
+		m["open"] = true
+	}
+	opt := map[string]string{"device": f.Device, "session": f.Session, "source_file": f.SourceFile, "method": f.Method,
+		"scheme": f.Scheme, "url": f.URL, "sni": f.SNI, "alpn": f.ALPN, "tls_version": f.TLSVersion, "error": f.Error,
+		"decision": string(f.Decision), "reason": f.Reason, "note": f.Note}
+	for k, v := range opt {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	if f.ClientPort != 0 {
+		m["client_port"] = f.ClientPort
+	}
+	if f.Status != 0 {
+		m["status"] = f.Status
+	}
+	return m
+}
+
+func target(f flow.Flow) string {
+	if f.URL != "" && f.Kind == flow.KindHTTP {
+		return f.URL
+	}
+	if f.Port != 0 {
+		return fmt.Sprintf("%s:%d", f.Host, f.Port)
+	}
+	return f.Host
+}
+
+func flowNote(f flow.Flow) string {
+	var parts []string
+	if f.Decision == flow.DecisionDenied {
+		parts = append(parts, "DENIED: "+f.Reason)
+	} else if f.Reason != "" {
+		parts = append(parts, f.Reason)
+	}
+	if f.SNI != "" && !strings.EqualFold(f.SNI, f.Host) {
+		parts = append(parts, "SNI "+f.SNI)
+	}
+	if f.Error != "" {
+		parts = append(parts, "error: "+f.Error)
+	}
+	if f.Note != "" {
+		parts = append(parts, f.Note)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// humanBytes prints a byte count the way people read it: 512B, 1.5KiB, 3.2MiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// parseTimeFlag reads an absolute time (RFC 3339, or "2006-01-02 15:04:05"
+// in local time) or a duration meaning that long before now.
+func parseTimeFlag(name, v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, v, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, usagef("--%s %q: want a time like 2026-11-25T10:00:00Z or a duration like 90m", name, v)
+}

@@ -1,0 +1,126 @@
+// Command pilotwire shows what a Windows device says to the network while
+// Windows Autopilot provisions it, and what each conversation means.
+//
+// This package only wires flags to the packages under internal/; run
+// "pilotwire help" for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// usageError marks a mistake in the command line (exit status 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(stderr, "pilotwire: %v\n", err)
+		return 2
+	case errors.Is(err, context.Canceled):
+		return 130
+	default:
+		fmt.Fprintf(stderr, "pilotwire: %v\n", err)
+		return 1
+	}
+}
+
+const usage = `pilotwire records and explains the network traffic of Windows Autopilot provisioning.
+
+Usage:
+  pilotwire [--store PATH] [--catalog FILE] COMMAND [flags]
+
+Commands:
+  proxy       capture: forward proxy (:8080) and status page (127.0.0.1:8081); stores every flow
+  import      read HAR, SAZ, Squid access.log, pcap/pcapng or Chrome net-log files into the store
+  flows       list captured flows, with filters
+  sessions    list device sessions
+  report      annotated timeline of a session: text, markdown, json, html
+  endpoints   the endpoint catalog: list, look up hosts, export allowlists
+  version     print the version
+
+Global flags (also accepted after the command):
+  --store PATH      flow store (default ./pilotwire.db, or $PILOTWIRE_STORE)
+  --catalog FILE    extra catalog entries (or $PILOTWIRE_CATALOG)
+
+Run "pilotwire COMMAND --help" for a command's flags and examples.
+`
+
+// globals are the settings every command shares.
+type globals struct {
+	store   string
+	catalog string
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	g := &globals{store: "pilotwire.db", stdin: stdin, stdout: stdout, stderr: stderr}
+	if v := os.Getenv("PILOTWIRE_STORE"); v != "" {
+		g.store = v
+	}
+	g.catalog = os.Getenv("PILOTWIRE_CATALOG")
+	fs := flag.NewFlagSet("pilotwire", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&g.store, "store", g.store, "")
+	fs.StringVar(&g.catalog, "catalog", g.catalog, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+		return usagef("%v (see pilotwire help)", err)
+	}
+	args = fs.Args()
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usagef("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "proxy":
+		return runProxy(ctx, g, rest)
+	case "import":
+		return runImport(ctx, g, rest)
+	case "flows":
+		return runFlows(ctx, g, rest)
+	case "sessions":
+		return runSessions(ctx, g, rest)
+	case "report":
+		return runReport(ctx, g, rest)
+	case "endpoints":
+		return runEndpoints(ctx, g, rest)
+	case "version":
+		fmt.Fprintf(stdout, "pilotwire %s\n", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		return usagef("unknown command %q (see pilotwire help)", cmd)
+	}
+}

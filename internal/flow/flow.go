@@ -1,0 +1,157 @@
+// Package flow is pilotwire's shared vocabulary: the Flow record that every
+// source produces, the Filter used to read flows back, the Store interface
+// that the storage packages implement, and the Recorder that batches flows
+// into a Store off the proxy's data path.
+//
+// A Flow holds raw facts only. Meaning (service, phase, milestone) is
+// computed later from flows plus the catalog, so a better catalog improves
+// old captures too. This package imports nothing else from the project, nor
+// net/http or database/sql.
+package flow
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Source says where a flow was observed.
+type Source string
+
+// The sources pilotwire knows.
+const (
+	SourceProxy  Source = "proxy"
+	SourceHAR    Source = "har"
+	SourceSquid  Source = "squid"
+	SourcePcap   Source = "pcap"
+	SourceNetlog Source = "netlog"
+	SourceSAZ    Source = "saz"
+)
+
+// Kind says what sort of conversation a flow is.
+type Kind string
+
+// The kinds of flow.
+const (
+	KindHTTP    Kind = "http"    // a plain HTTP exchange whose request line was seen
+	KindConnect Kind = "connect" // a CONNECT tunnel through a proxy
+	KindTLS     Kind = "tls"     // a TLS connection seen on the wire (no proxy)
+	KindDNS     Kind = "dns"     // a DNS query and its answer
+	KindTCP     Kind = "tcp"     // any other TCP connection
+	KindQUIC    Kind = "quic"    // a QUIC connection (UDP)
+)
+
+// Decision is what the proxy decided about a flow.
+type Decision string
+
+// The proxy's decisions. The zero value means the source made none (imports).
+const (
+	DecisionNone    Decision = ""
+	DecisionAllowed Decision = "allowed"
+	DecisionDenied  Decision = "denied"
+)
+
+// Flow is one conversation as a capture saw it.
+//
+// Zero values mean "not seen": a zero End is a flow that is still open (or
+// whose end the source did not record), a zero Status is no HTTP status, an
+// empty SNI is a tunnel that sent no server_name.
+type Flow struct {
+	// ID is assigned by the Store; it is zero until the flow has been read
+	// back from one.
+	ID int64
+	// Key identifies the flow across writes: a later write with the same Key
+	// replaces the earlier one (an open tunnel completed; a file imported
+	// twice). Sources must set it.
+	Key string
+
+	Start time.Time // when the conversation began, in the zone the source gave
+	End   time.Time // when it ended; zero while open
+
+	Client     string // client IP address, without port
+	ClientPort int    // client TCP/UDP port, 0 when unknown
+	Device     string // readable label of the client, when known
+	Session    string // explicit session name, when the user gave one
+
+	Source     Source
+	SourceFile string // file the flow was imported from; empty for live flows
+
+	Kind   Kind
+	Method string // HTTP method, CONNECT for tunnels
+	Scheme string // http, https, ws, …
+	Host   string // target host name or IP literal, lower case, no port
+	Port   int    // target port
+	URL    string // full URL or path when seen (plain HTTP, HAR, …)
+
+	Status    int   // HTTP status; for tunnels the status the proxy answered
+	BytesUp   int64 // bytes from client to server, as seen by the source
+	BytesDown int64 // bytes from server to client
+
+	SNI        string // TLS server_name from the ClientHello
+	ALPN       string // ALPN protocols offered, comma separated
+	TLSVersion string // highest TLS version offered, e.g. "1.3"
+
+	Error    string   // why the conversation failed, if it did
+	Decision Decision // the proxy's decision
+	Reason   string   // why the proxy refused, or how a tunnel ended
+	Note     string   // anything else worth saying (e.g. "host named from DNS")
+}
+
+// Open reports whether the flow has not ended yet.
+func (f *Flow) Open() bool { return f.End.IsZero() }
+
+// Duration is End-Start, or zero for an open flow.
+func (f *Flow) Duration() time.Duration {
+	if f.End.IsZero() {
+		return 0
+	}
+	return f.End.Sub(f.Start)
+}
+
+// Bytes is the flow's traffic in both directions.
+func (f *Flow) Bytes() int64 { return f.BytesUp + f.BytesDown }
+
+// Filter selects flows. Zero fields select everything.
+type Filter struct {
+	Client  string    // exact client address, or device label
+	Host    string    // host glob: "*.manage.microsoft.com", "login.*"; exact when no '*'
+	Source  Source    // only flows from this source
+	Since   time.Time // flows that started at or after Since
+	Until   time.Time // flows that started before Until
+	AfterID int64     // flows with an ID greater than AfterID
+	Limit   int       // at most this many flows; 0 means no limit
+	// Newest returns the newest flows first instead of the oldest.
+	Newest bool
+}
+
+// ClientSummary is what a Store knows of one client without interpreting
+// its flows.
+type ClientSummary struct {
+	Client string
+	Device string // the newest non-empty device label seen for the client
+	First  time.Time
+	Last   time.Time
+	Flows  int64
+	Bytes  int64
+}
+
+// Store keeps flows. Implementations are safe for concurrent use.
+type Store interface {
+	// PutFlows writes flows in one transaction. A flow whose Key is already
+	// stored replaces the stored one, keeping its ID.
+	PutFlows(ctx context.Context, flows []Flow) error
+	// Flows calls fn for each flow that f selects, ordered by start time
+	// (then ID), oldest first unless f.Newest. It stops at the first error
+	// fn returns and returns it.
+	Flows(ctx context.Context, f Filter, fn func(Flow) error) error
+	// CountFlows returns how many flows f selects, ignoring f.Limit.
+	CountFlows(ctx context.Context, f Filter) (int64, error)
+	// Clients summarises each client that has flows f selects, newest
+	// activity first.
+	Clients(ctx context.Context, f Filter) ([]ClientSummary, error)
+	// Close releases the store.
+	Close() error
+}
+
+// ErrNotFound is returned when something asked for by name does not exist.
+var ErrNotFound = errors.New("not found")

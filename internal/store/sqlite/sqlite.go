@@ -1,0 +1,280 @@
+// Package sqlite implements flow.Store on an SQLite file, through the pure-Go
+// modernc.org/sqlite driver, so pilotwire needs no cgo. The database runs in
+// WAL mode with synchronous=NORMAL: a committed batch survives a crash of
+// the process. The schema comes from embedded, numbered migrations.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is a flow.Store on one SQLite file.
+type DB struct {
+	db   *sql.DB
+	path string
+}
+
+var _ flow.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the SQLite database at path and brings its
+// schema up to date.
+func Open(ctx context.Context, path string) (*DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s := &DB{db: db, path: path}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Path is the file the store lives in.
+func (s *DB) Path() string { return s.path }
+
+// Close closes the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+func (s *DB) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var current int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: bad name", base)
+		}
+		if v <= current {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", base, err)
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %s: %w", base, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, time.Now().UTC().Format(time.RFC3339)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %s: %w", base, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %s: %w", base, err)
+		}
+	}
+	return nil
+}
+
+const columns = `id, key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note`
+
+const upsert = `INSERT INTO flows (key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+ON CONFLICT(key) DO UPDATE SET start_ns=excluded.start_ns, start_tz=excluded.start_tz, end_ns=excluded.end_ns, client=excluded.client, client_port=excluded.client_port, device=excluded.device, session=excluded.session, source=excluded.source, source_file=excluded.source_file, kind=excluded.kind, method=excluded.method, scheme=excluded.scheme, host=excluded.host, port=excluded.port, url=excluded.url, status=excluded.status, bytes_up=excluded.bytes_up, bytes_down=excluded.bytes_down, sni=excluded.sni, alpn=excluded.alpn, tls_version=excluded.tls_version, error=excluded.error, decision=excluded.decision, reason=excluded.reason, note=excluded.note`
+
+// PutFlows writes flows in one transaction, replacing stored flows with the
+// same Key.
+func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
+	if len(flows) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("put flows: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, upsert)
+	if err != nil {
+		return fmt.Errorf("put flows: %w", err)
+	}
+	defer stmt.Close()
+	for i := range flows {
+		f := &flows[i]
+		if f.Key == "" {
+			return fmt.Errorf("put flows: flow %d has no key", i)
+		}
+		_, tz := f.Start.Zone()
+		var end any
+		if !f.End.IsZero() {
+			end = f.End.UnixNano()
+		}
+		if _, err := stmt.ExecContext(ctx, f.Key, f.Start.UnixNano(), tz, end, f.Client, f.ClientPort, f.Device, f.Session,
+			string(f.Source), f.SourceFile, string(f.Kind), f.Method, f.Scheme, f.Host, f.Port, f.URL, f.Status,
+			f.BytesUp, f.BytesDown, f.SNI, f.ALPN, f.TLSVersion, f.Error, string(f.Decision), f.Reason, f.Note); err != nil {
+			return fmt.Errorf("put flows: flow %s: %w", f.Key, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("put flows: %w", err)
+	}
+	return nil
+}
+
+// where turns a filter into a WHERE clause and its arguments.
+func where(f flow.Filter) (string, []any) {
+	var conds []string
+	var args []any
+	if f.Client != "" {
+		conds = append(conds, `(client = ? OR device = ?)`)
+		args = append(args, f.Client, f.Client)
+	}
+	if f.Host != "" {
+		if strings.Contains(f.Host, "*") {
+			conds = append(conds, `host GLOB ?`)
+			args = append(args, strings.ToLower(f.Host))
+		} else {
+			conds = append(conds, `host = ?`)
+			args = append(args, strings.ToLower(f.Host))
+		}
+	}
+	if f.Source != "" {
+		conds = append(conds, `source = ?`)
+		args = append(args, string(f.Source))
+	}
+	if !f.Since.IsZero() {
+		conds = append(conds, `start_ns >= ?`)
+		args = append(args, f.Since.UnixNano())
+	}
+	if !f.Until.IsZero() {
+		conds = append(conds, `start_ns < ?`)
+		args = append(args, f.Until.UnixNano())
+	}
+	if f.AfterID > 0 {
+		conds = append(conds, `id > ?`)
+		args = append(args, f.AfterID)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// Flows calls fn for each selected flow, in start order.
+func (s *DB) Flows(ctx context.Context, f flow.Filter, fn func(flow.Flow) error) error {
+	w, args := where(f)
+	order := " ORDER BY start_ns, id"
+	if f.Newest {
+		order = " ORDER BY start_ns DESC, id DESC"
+	}
+	q := `SELECT ` + columns + ` FROM flows` + w + order
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("read flows: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var fl flow.Flow
+		var startNS, tz int64
+		var endNS sql.NullInt64
+		var source, kind, decision string
+		if err := rows.Scan(&fl.ID, &fl.Key, &startNS, &tz, &endNS, &fl.Client, &fl.ClientPort, &fl.Device, &fl.Session,
+			&source, &fl.SourceFile, &kind, &fl.Method, &fl.Scheme, &fl.Host, &fl.Port, &fl.URL, &fl.Status,
+			&fl.BytesUp, &fl.BytesDown, &fl.SNI, &fl.ALPN, &fl.TLSVersion, &fl.Error, &decision, &fl.Reason, &fl.Note); err != nil {
+			return fmt.Errorf("read flows: %w", err)
+		}
+		loc := zone(tz)
+		fl.Start = time.Unix(0, startNS).In(loc)
+		if endNS.Valid {
+			fl.End = time.Unix(0, endNS.Int64).In(loc)
+		}
+		fl.Source, fl.Kind, fl.Decision = flow.Source(source), flow.Kind(kind), flow.Decision(decision)
+		if err := fn(fl); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read flows: %w", err)
+	}
+	return nil
+}
+
+func zone(offset int64) *time.Location {
+	if offset == 0 {
+		return time.UTC
+	}
+	return time.FixedZone("", int(offset))
+}
+
+// CountFlows counts the selected flows.
+func (s *DB) CountFlows(ctx context.Context, f flow.Filter) (int64, error) {
+	w, args := where(f)
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM flows`+w, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count flows: %w", err)
+	}
+	return n, nil
+}
+
+// Clients summarises each client, newest activity first.
+func (s *DB) Clients(ctx context.Context, f flow.Filter) ([]flow.ClientSummary, error) {
+	w, args := where(f)
+	q := `SELECT client,
+		COALESCE((SELECT device FROM flows d WHERE d.client = f.client AND d.device != '' ORDER BY d.start_ns DESC LIMIT 1), ''),
+		MIN(start_ns), MAX(COALESCE(end_ns, start_ns)), COUNT(*), SUM(bytes_up + bytes_down)
+		FROM flows f` + w + ` GROUP BY client ORDER BY MAX(COALESCE(end_ns, start_ns)) DESC`
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	defer rows.Close()
+	var out []flow.ClientSummary
+	for rows.Next() {
+		var c flow.ClientSummary
+		var first, last int64
+		if err := rows.Scan(&c.Client, &c.Device, &first, &last, &c.Flows, &c.Bytes); err != nil {
+			return nil, fmt.Errorf("list clients: %w", err)
+		}
+		c.First, c.Last = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	return out, nil
+}
