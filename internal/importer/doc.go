@@ -1,0 +1,32 @@
+// Package importer turns capture files made by other tools into flows:
+// Squid access.log, HAR 1.2, Fiddler SAZ, pcap/pcapng and Chrome/Edge
+// net-log JSON.
+//
+// Each format lives in its own sub-package (squid, har, saz, pcap, netlog)
+// with the same shape:
+//
+//	func Read(ctx context.Context, r io.Reader,
+//		emit func(flow.Flow) error, skip func(where string, err error)) error
+//
+// (saz takes an io.ReaderAt and a size, because a zip is read from its end).
+// A format reader streams: it never holds the whole file, it emits each flow
+// as soon as it is complete, it reports a damaged part through skip ("line
+// 12", "entry 3", "offset 0x1f40") and goes on, and it returns an error only
+// when it cannot read any further. It sets a Key that is local to the file
+// and deterministic ("line:123", "entry:7", "conn:…"), and imports nothing
+// from the project but internal/flow.
+//
+// This package detects the format from the content (never the name), works
+// out the file's identity, prefixes every Key with it, and stamps each flow
+// with SourceFile and Device.
+//
+// # File identity
+//
+// A file is recognised by the SHA-256 of its first MiB together with its
+// size in bytes. Every Key is "<identity>/<local key>", so importing the same
+// file twice (under any name or path) upserts the same rows instead of
+// duplicating them, while two different captures never collide. A file that
+// grows (a live access.log imported again later) gets a new identity: its
+// flows are then imported again under new keys. That is the price of not
+// hashing whole multi-GiB captures.
+package importer

@@ -1,0 +1,273 @@
+package importer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// Format names a supported file format.
+type Format string
+
+// The supported formats. FormatAuto asks ReadFile to detect the format.
+const (
+	FormatAuto   Format = "auto"
+	FormatSquid  Format = "squid"
+	FormatHAR    Format = "har"
+	FormatSAZ    Format = "saz"
+	FormatPcap   Format = "pcap" // pcap and pcapng
+	FormatNetlog Format = "netlog"
+)
+
+// Formats lists the formats ReadFile reads, in the order Detect tries them.
+func Formats() []Format {
+	return []Format{FormatPcap, FormatSAZ, FormatHAR, FormatNetlog, FormatSquid}
+}
+
+// ParseFormat turns a --format value into a Format.
+func ParseFormat(s string) (Format, error) {
+	f := Format(strings.ToLower(strings.TrimSpace(s)))
+	switch f {
+	case "", FormatAuto:
+		return FormatAuto, nil
+	case "pcapng":
+		return FormatPcap, nil
+	case FormatSquid, FormatHAR, FormatSAZ, FormatPcap, FormatNetlog:
+		return f, nil
+	}
+	return "", fmt.Errorf("unknown format %q (want auto, squid, har, saz, pcap or netlog)", s)
+}
+
+// Options tune ReadFile.
+type Options struct {
+	// Format is the file's format; "" or FormatAuto detects it from the
+	// content.
+	Format Format
+	// Device labels every flow of the file (Flow.Device), e.g. "LAB-VM-07".
+	Device string
+	// Progress, when set, is called from time to time with the bytes read
+	// so far and the file's size. It runs on the reading goroutine, so it
+	// must be quick.
+	Progress func(read, total int64)
+}
+
+// Skip is one damaged part of a file that the import left out.
+type Skip struct {
+	Where  string // "line 12", "entry 3", "offset 0x1f40", "raw/4_c.txt"
+	Reason string
+}
+
+// MaxSkips is how many Skip records a Result keeps; Result.SkipCount counts
+// them all.
+const MaxSkips = 100
+
+// Result says what ReadFile made of one file.
+type Result struct {
+	File     string // the path as given
+	Format   Format
+	Identity string // see the package comment
+	Size     int64
+	Flows    int // flows emitted
+	// Skipped holds the first MaxSkips damaged parts; SkipCount counts all.
+	Skipped   []Skip
+	SkipCount int
+	// StoppedAt is set when the file could not be read to its end: what
+	// stopped the reader, and where. The flows before it were emitted.
+	StoppedAt string
+}
+
+// ErrUnknownFormat is returned (wrapped) for a file that is none of the
+// supported formats.
+var ErrUnknownFormat = errors.New("not a supported format")
+
+// headSize is how much of a file Detect looks at and the identity hashes.
+const headSize = 1 << 20
+
+// ReadFile imports the file at path: it detects the format (unless
+// opt.Format names one), reads the file with that format's reader, and calls
+// emit for each flow, with Key prefixed by the file identity, SourceFile set
+// to the absolute path and Device to opt.Device.
+//
+// It returns an error when the file cannot be opened, is of no supported
+// format, cannot be read at all (nothing emitted), when emit fails, or when
+// ctx is done. A file that breaks off part-way is not an error: Result says
+// where it stopped and the flows read before that were emitted.
+func ReadFile(ctx context.Context, path string, opt Options, emit func(flow.Flow) error) (Result, error) {
+	res := Result{File: path}
+	f, err := os.Open(path)
+	if err != nil {
+		return res, fmt.Errorf("import %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return res, fmt.Errorf("import %s: %w", path, err)
+	}
+	if st.IsDir() {
+		return res, fmt.Errorf("import %s: is a directory", path)
+	}
+	res.Size = st.Size()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+
+	head := make([]byte, headSize)
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return res, fmt.Errorf("import %s: %w", path, err)
+	}
+	head = head[:n]
+	res.Identity = identity(head, res.Size)
+
+	format := opt.Format
+	if format == "" || format == FormatAuto {
+		format, err = Detect(head)
+		if err != nil {
+			return res, fmt.Errorf("import %s: %w", path, err)
+		}
+	}
+	res.Format = format
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return res, fmt.Errorf("import %s: %w", path, err)
+	}
+
+	prefix := res.Identity + "/"
+	var emitErr error
+	wrapped := func(fl flow.Flow) error {
+		if err := ctx.Err(); err != nil {
+			emitErr = err
+			return err
+		}
+		fl.Key = prefix + fl.Key
+		fl.SourceFile = abs
+		if opt.Device != "" {
+			fl.Device = opt.Device
+		}
+		if err := emit(fl); err != nil {
+			emitErr = err
+			return err
+		}
+		res.Flows++
+		return nil
+	}
+	skip := func(where string, err error) {
+		res.SkipCount++
+		if len(res.Skipped) < MaxSkips {
+			reason := "damaged"
+			if err != nil {
+				reason = err.Error()
+			}
+			res.Skipped = append(res.Skipped, Skip{Where: where, Reason: reason})
+		}
+	}
+
+	prog := &progress{total: res.Size, fn: opt.Progress}
+	err = readFormat(ctx, format, f, res.Size, prog, wrapped, skip)
+	prog.report()
+	switch {
+	case emitErr != nil:
+		return res, fmt.Errorf("import %s: %w", path, emitErr)
+	case ctx.Err() != nil:
+		return res, fmt.Errorf("import %s: %w", path, ctx.Err())
+	case err != nil && res.Flows == 0:
+		return res, fmt.Errorf("import %s as %s: %w", path, format, err)
+	case err != nil:
+		res.StoppedAt = err.Error()
+	}
+	return res, nil
+}
+
+// readFormat dispatches to the format's reader.
+func readFormat(ctx context.Context, format Format, f *os.File, size int64, prog *progress,
+	emit func(flow.Flow) error, skip func(string, error)) error {
+	r := &countingReader{r: f, p: prog}
+	switch format {
+	case FormatSquid:
+		return readSquid(ctx, r, emit, skip)
+	case FormatHAR:
+		return readHAR(ctx, r, emit, skip)
+	case FormatNetlog:
+		return readNetlog(ctx, r, emit, skip)
+	case FormatPcap:
+		return readPcap(ctx, r, emit, skip)
+	case FormatSAZ:
+		return readSAZ(ctx, &countingReaderAt{r: f, p: prog}, size, emit, skip)
+	}
+	return fmt.Errorf("unknown format %q", format)
+}
+
+// identity is the file identity described in the package comment.
+func identity(head []byte, size int64) string {
+	h := sha256.New()
+	h.Write(head)
+	fmt.Fprintf(h, "\x00%d", size)
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// progress throttles Options.Progress calls.
+type progress struct {
+	total int64
+	read  atomic.Int64
+	fn    func(read, total int64)
+	last  time.Time
+}
+
+func (p *progress) add(n int, at int64) {
+	if at >= 0 {
+		// ReadAt: progress is the furthest offset reached.
+		for {
+			old := p.read.Load()
+			if at <= old || p.read.CompareAndSwap(old, at) {
+				break
+			}
+		}
+	} else {
+		p.read.Add(int64(n))
+	}
+	if p.fn == nil {
+		return
+	}
+	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond {
+		p.last = now
+		p.fn(p.read.Load(), p.total)
+	}
+}
+
+func (p *progress) report() {
+	if p.fn != nil {
+		p.fn(p.read.Load(), p.total)
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	p *progress
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.p.add(n, -1)
+	return n, err
+}
+
+type countingReaderAt struct {
+	r io.ReaderAt
+	p *progress
+}
+
+func (c *countingReaderAt) ReadAt(b []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(b, off)
+	c.p.add(n, off+int64(n))
+	return n, err
+}
