@@ -1,0 +1,147 @@
+package catalog
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"slices"
+)
+
+// Required says whether a Microsoft endpoint list names a host as required.
+type Required string
+
+// The values of Required.
+const (
+	RequiredYes     Required = "yes"     // a Microsoft list marks it required (or a required wildcard covers it)
+	RequiredNo      Required = "no"      // marked optional, or provisioning does not depend on it
+	RequiredUnknown Required = "unknown" // no Microsoft list names it: community or capture evidence only
+)
+
+// Valid reports whether r is one of the three known values.
+func (r Required) Valid() bool {
+	return r == RequiredYes || r == RequiredNo || r == RequiredUnknown
+}
+
+// Entry is one host pattern and what it means.
+type Entry struct {
+	Pattern  string   // "ztd.dds.microsoft.com" or "*.manage.microsoft.com"; see the package doc
+	Service  string   // service ID, e.g. "intune-checkin"
+	Phase    string   // one of Phases(), e.g. "mdm-enrollment"
+	Purpose  string   // one line, our own words
+	Required Required // whether Microsoft lists it as required
+	Source   string   // source keys from the reference document, comma separated
+	Example  string   // a representative host for wildcard entries (exact entries: the host)
+
+	// File and Line say where the entry was defined; the embedded file is
+	// "catalog.yaml".
+	File string
+	Line int
+}
+
+// Wildcard reports whether the entry's pattern matches more than one host.
+func (e Entry) Wildcard() bool { return hasStar(e.Pattern) }
+
+// Service is a group of endpoints drawn as one band in every view.
+type Service struct {
+	ID    string // e.g. "intune-checkin"
+	Name  string // display name, e.g. "Intune check-in"
+	Color string // "#rrggbb", distinct and readable on white and on dark backgrounds
+}
+
+// Match is the answer to a Lookup.
+type Match struct {
+	Entry   Entry
+	Service Service
+	// Region is the Intune scale unit ("MSUA01", "AMSUA0602") when the host
+	// name carries one, else "".
+	Region string
+}
+
+// Catalog maps host names to entries. It is immutable and safe for
+// concurrent use.
+type Catalog struct {
+	entries  []Entry
+	services []Service
+	svcIndex map[string]int
+	root     *node
+	prefix   map[string]int // first label → entry index, for "label.*" patterns
+}
+
+// phases are the provisioning phases, in the order a device meets them.
+var phases = []string{
+	"network-up", "autopilot-registration", "profile", "activation", "oobe-updates", "telemetry",
+	"certificates", "time", "aad-signin", "mdm-enrollment", "esp-device", "ime", "apps-win32",
+	"office", "teams", "onedrive", "store", "defender", "notifications", "windows-update",
+	"delivery-optimization", "tpm-attestation", "user-esp", "desktop", "third-party", "other",
+}
+
+// Phases returns the phase IDs in provisioning order. The slice is a copy.
+func Phases() []string { return slices.Clone(phases) }
+
+// KnownPhase reports whether p is one of Phases().
+func KnownPhase(p string) bool { return slices.Contains(phases, p) }
+
+//go:embed catalog.yaml
+var embedded []byte
+
+// EmbeddedYAML returns the embedded catalog file, for tests and tools.
+func EmbeddedYAML() []byte { return slices.Clone(embedded) }
+
+// Default returns the embedded catalog. It parses the embedded file on each
+// call; callers keep the result. The embedded file is checked by the
+// package's tests, so a failure here is a build defect and panics.
+func Default() *Catalog {
+	b := newBuilder()
+	if err := b.add("catalog.yaml", embedded, true); err != nil {
+		panic(fmt.Sprintf("catalog: embedded catalog.yaml is invalid: %v", err))
+	}
+	return b.build()
+}
+
+// Load returns the embedded catalog plus the entries and services of files,
+// applied in order: an entry whose pattern is already known replaces it, a
+// new pattern is added. Errors name the file, line and reason.
+func Load(files ...string) (*Catalog, error) {
+	b := newBuilder()
+	if err := b.add("catalog.yaml", embedded, true); err != nil {
+		return nil, fmt.Errorf("embedded %w", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: %w", err)
+		}
+		if err := b.add(f, data, false); err != nil {
+			return nil, err
+		}
+	}
+	return b.build(), nil
+}
+
+// Parse is Load for data already in memory: name is used in error messages.
+func Parse(name string, data []byte) (*Catalog, error) {
+	b := newBuilder()
+	if err := b.add("catalog.yaml", embedded, true); err != nil {
+		return nil, fmt.Errorf("embedded %w", err)
+	}
+	if err := b.add(name, data, false); err != nil {
+		return nil, err
+	}
+	return b.build(), nil
+}
+
+// Services returns the services in file order (embedded first).
+func (c *Catalog) Services() []Service { return slices.Clone(c.services) }
+
+// Service returns the service with the given ID.
+func (c *Catalog) Service(id string) (Service, bool) {
+	i, ok := c.svcIndex[id]
+	if !ok {
+		return Service{}, false
+	}
+	return c.services[i], true
+}
+
+// Entries returns the entries in file order: embedded entries (overridden
+// ones in place), then entries the user files added.
+func (c *Catalog) Entries() []Entry { return slices.Clone(c.entries) }

@@ -1,0 +1,28 @@
+// Package catalog is pilotwire's knowledge of endpoints: which service a host
+// name belongs to, what a Windows device uses it for during Autopilot
+// provisioning, in which phase it first matters, and whether Microsoft lists
+// it as required.
+//
+// The data lives in catalog.yaml, embedded in the binary and reviewed like
+// code; users add or override entries with their own YAML files (Load). A
+// Catalog is immutable once built and safe for concurrent use.
+//
+// # Host patterns
+//
+// A pattern is a lower-case DNS name whose labels are matched one by one,
+// never as substrings:
+//
+//	ztd.dds.microsoft.com          exactly this host
+//	*.manage.microsoft.com         any host one or more labels under the suffix,
+//	                               but not manage.microsoft.com itself
+//	fef.*.manage.microsoft.com     '*' as a whole inner label: exactly one label
+//	kv*.prod.do.dsp.mp.microsoft.com
+//	                               '*' inside a label: a glob within that one label
+//	wpad.*                         first label wpad under any DNS suffix (or none);
+//	                               used only for the LAN proxy discovery name
+//
+// An exact pattern beats every wildcard; among wildcards the one with more
+// literal labels wins (the longest suffix). Host names are compared case
+// insensitively, with a trailing dot and a port ignored and IDNA names
+// converted to their ASCII form. IP literals never match.
+package catalog

@@ -1,0 +1,398 @@
+package catalog
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+)
+
+// node is one label of the trie over reversed labels: the root's children
+// are top-level domains, their children second-level labels, and so on.
+type node struct {
+	children map[string]*node // literal labels
+	star     *node            // an inner "*" label: exactly one label, any text
+	globs    []glob           // leftmost labels with '*' inside ("kv*"): pattern ends here
+	exact    int              // entry index+1 of the pattern that ends here; 0 for none
+	wild     int              // entry index+1 of "*.<this node>": any depth under it; 0 for none
+}
+
+type glob struct {
+	pattern string
+	entry   int // entry index
+}
+
+// Scores rank candidate matches: an exact pattern beats every wildcard, and
+// among wildcards more literal labels (a longer suffix) win. A label glob
+// ("kv*") counts a little more than nothing.
+const scoreExact = 1 << 20
+
+func (c *Catalog) insert(i int, pattern string) {
+	if first, ok := strings.CutSuffix(pattern, ".*"); ok {
+		c.prefix[first] = i
+		return
+	}
+	n := c.root
+	rest := pattern
+	for rest != "" {
+		var label string
+		if j := strings.LastIndexByte(rest, '.'); j >= 0 {
+			label, rest = rest[j+1:], rest[:j]
+		} else {
+			label, rest = rest, ""
+		}
+		leftmost := rest == ""
+		switch {
+		case leftmost && label == "*":
+			n.wild = i + 1
+			return
+		case leftmost && strings.Contains(label, "*"):
+			n.globs = append(n.globs, glob{label, i})
+			return
+		case label == "*":
+			if n.star == nil {
+				n.star = &node{}
+			}
+			n = n.star
+		default:
+			if n.children == nil {
+				n.children = map[string]*node{}
+			}
+			next := n.children[label]
+			if next == nil {
+				next = &node{}
+				n.children[label] = next
+			}
+			n = next
+		}
+	}
+	n.exact = i + 1
+}
+
+func (b *builder) build() *Catalog {
+	c := &Catalog{
+		entries:  b.entries,
+		services: b.services,
+		svcIndex: b.svcIndex,
+		root:     &node{},
+		prefix:   map[string]int{},
+	}
+	for i, e := range c.entries {
+		c.insert(i, e.Pattern)
+	}
+	return c
+}
+
+// maxHost is the longest DNS name in presentation form without the final dot.
+const maxHost = 253
+
+// Lookup finds the entry for host. host may carry a port and a trailing dot,
+// any letter case, and Unicode (IDNA) labels. IP literals, malformed names
+// and hosts no pattern covers report false.
+//
+// Lookup does not allocate for ASCII names (except to upper-case a region
+// token it has not seen before).
+func (c *Catalog) Lookup(host string) (Match, bool) {
+	var buf [maxHost]byte
+	name, ok := normalize(host, &buf)
+	if !ok {
+		return Match{}, false
+	}
+	best, bestScore := -1, -1
+	c.walk(c.root, name, 0, false, &best, &bestScore)
+	if best < 0 {
+		first := name
+		if i := indexByte(name, '.'); i >= 0 {
+			first = name[:i]
+		}
+		i, ok := c.prefix[string(first)]
+		if !ok {
+			return Match{}, false
+		}
+		best = i
+	}
+	e := c.entries[best]
+	m := Match{Entry: e, Region: region(name)}
+	if i, ok := c.svcIndex[e.Service]; ok {
+		m.Service = c.services[i]
+	}
+	return m, true
+}
+
+// walk descends the trie consuming labels of rest from the right; lit is the
+// number of literal labels matched so far.
+func (c *Catalog) walk(n *node, rest []byte, lit int, starred bool, best, bestScore *int) {
+	if len(rest) == 0 {
+		if n.exact > 0 {
+			score := scoreExact
+			if starred {
+				score = 2 * lit
+			}
+			consider(n.exact-1, score, best, bestScore)
+		}
+		return
+	}
+	if n.wild > 0 {
+		consider(n.wild-1, 2*lit, best, bestScore)
+	}
+	j := lastIndexByte(rest, '.')
+	label, next := rest[j+1:], rest[:max(j, 0)]
+	if j < 0 {
+		for _, g := range n.globs {
+			if globMatch(g.pattern, label) {
+				consider(g.entry, 2*lit+1, best, bestScore)
+			}
+		}
+	}
+	if child := n.children[string(label)]; child != nil {
+		c.walk(child, next, lit+1, starred, best, bestScore)
+	}
+	if n.star != nil {
+		c.walk(n.star, next, lit, true, best, bestScore)
+	}
+}
+
+func consider(entry, score int, best, bestScore *int) {
+	if score > *bestScore || score == *bestScore && entry < *best {
+		*best, *bestScore = entry, score
+	}
+}
+
+// normalize turns host into a lower-case ASCII DNS name in buf: port and
+// trailing dot removed, IDNA labels converted. It refuses IP literals and
+// names that are not valid host names.
+func normalize(host string, buf *[maxHost]byte) ([]byte, bool) {
+	if strings.HasPrefix(host, "[") {
+		return nil, false // bracketed IPv6 literal
+	}
+	if i := strings.IndexByte(host, ':'); i >= 0 {
+		if strings.IndexByte(host[i+1:], ':') >= 0 {
+			return nil, false // IPv6 literal
+		}
+		port := host[i+1:]
+		if port == "" || len(port) > 5 {
+			return nil, false
+		}
+		for k := 0; k < len(port); k++ {
+			if port[k] < '0' || port[k] > '9' {
+				return nil, false
+			}
+		}
+		host = host[:i]
+	}
+	host = strings.TrimSuffix(host, ".")
+	if host == "" {
+		return nil, false
+	}
+	for k := 0; k < len(host); k++ {
+		if host[k] >= utf8.RuneSelf {
+			a, err := idna.Lookup.ToASCII(host)
+			if err != nil {
+				return nil, false
+			}
+			host = a
+			break
+		}
+	}
+	if len(host) > maxHost {
+		return nil, false
+	}
+	n, labelLen, allDigits := 0, 0, true
+	for k := 0; k < len(host); k++ {
+		ch := host[k]
+		switch {
+		case ch >= 'A' && ch <= 'Z':
+			ch += 'a' - 'A'
+			allDigits = false
+		case ch >= 'a' && ch <= 'z', ch == '-', ch == '_':
+			allDigits = false
+		case ch >= '0' && ch <= '9':
+		case ch == '.':
+			if labelLen == 0 {
+				return nil, false
+			}
+			labelLen, allDigits = 0, true
+			buf[n] = ch
+			n++
+			continue
+		default:
+			return nil, false
+		}
+		labelLen++
+		if labelLen > 63 {
+			return nil, false
+		}
+		buf[n] = ch
+		n++
+	}
+	// A last label of digits is an IPv4 literal (or no name at all): no
+	// top-level domain is numeric.
+	if labelLen == 0 || allDigits {
+		return nil, false
+	}
+	return buf[:n], true
+}
+
+func indexByte(b []byte, c byte) int {
+	for i := range b {
+		if b[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func lastIndexByte(b []byte, c byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// globMatch matches one label against a glob where '*' stands for any run
+// of characters (never a dot: labels hold none).
+func globMatch(pattern string, label []byte) bool {
+	p, l := 0, 0
+	starP, starL := -1, 0
+	for l < len(label) {
+		switch {
+		case p < len(pattern) && pattern[p] == '*':
+			starP, starL = p, l
+			p++
+		case p < len(pattern) && pattern[p] == label[l]:
+			p++
+			l++
+		case starP >= 0:
+			p = starP + 1
+			starL++
+			l = starL
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
+func hasStar(s string) bool { return strings.IndexByte(s, '*') >= 0 }
+
+// validPattern returns why pattern is not a valid host pattern, or "".
+func validPattern(p string) string {
+	if p == "" {
+		return "empty"
+	}
+	if len(p) > maxHost {
+		return "longer than 253 characters"
+	}
+	labels := strings.Split(p, ".")
+	if first, ok := strings.CutSuffix(p, ".*"); ok {
+		if len(labels) != 2 || hasStar(first) {
+			return "a prefix pattern is one literal label followed by \".*\" (e.g. wpad.*)"
+		}
+		labels = labels[:1]
+	} else if len(labels) < 2 {
+		return "needs at least two labels"
+	}
+	stars := 0
+	for i, l := range labels {
+		if l == "" {
+			return "empty label"
+		}
+		if len(l) > 63 {
+			return "label longer than 63 characters"
+		}
+		for k := 0; k < len(l); k++ {
+			c := l[k]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '*') {
+				return "only lower-case letters, digits, '-', '_', '.' and '*' are allowed"
+			}
+		}
+		if !hasStar(l) {
+			continue
+		}
+		stars++
+		if i > 0 && l != "*" {
+			return "'*' inside a label is only allowed in the first label"
+		}
+	}
+	if stars > 1 {
+		return "at most one label may hold '*'"
+	}
+	if len(labels) > 1 {
+		last := labels[len(labels)-1]
+		if hasStar(last) || hasStar(labels[len(labels)-2]) {
+			return "the last two labels must be literal (no '*.com' or '*.co.uk' style catch-alls)"
+		}
+		digits := true
+		for k := 0; k < len(last); k++ {
+			digits = digits && last[k] >= '0' && last[k] <= '9'
+		}
+		if digits {
+			return "the top-level label is numeric (an IP address is not a host pattern)"
+		}
+	}
+	return ""
+}
+
+// matchPattern reports whether host (already normalized) matches pattern.
+// It is the plain statement of the matching rules that the trie implements
+// faster; tests compare the two.
+func matchPattern(pattern, host string) bool {
+	if first, ok := strings.CutSuffix(pattern, ".*"); ok {
+		h, _, _ := strings.Cut(host, ".")
+		return h == first
+	}
+	pl := strings.Split(pattern, ".")
+	hl := strings.Split(host, ".")
+	if pl[0] == "*" {
+		suffix := pl[1:]
+		if len(hl) <= len(suffix) {
+			return false
+		}
+		return labelsMatch(suffix, hl[len(hl)-len(suffix):])
+	}
+	if len(pl) != len(hl) {
+		return false
+	}
+	return labelsMatch(pl, hl)
+}
+
+func labelsMatch(pl, hl []string) bool {
+	for i := range pl {
+		switch {
+		case pl[i] == "*":
+		case hasStar(pl[i]):
+			if !globMatch(pl[i], []byte(hl[i])) {
+				return false
+			}
+		case pl[i] != hl[i]:
+			return false
+		}
+	}
+	return true
+}
+
+// patternScore ranks a pattern the way walk does.
+func patternScore(pattern string) int {
+	if !hasStar(pattern) {
+		return scoreExact
+	}
+	if strings.HasSuffix(pattern, ".*") {
+		return -1 // prefix patterns only apply when nothing else does
+	}
+	score := 0
+	for _, l := range strings.Split(pattern, ".") {
+		switch {
+		case l == "*":
+		case hasStar(l):
+			score++
+		default:
+			score += 2
+		}
+	}
+	return score
+}
