@@ -15,7 +15,7 @@
 //	ztd.dds.microsoft.com          exactly this host
 //	*.manage.microsoft.com         any host one or more labels under the suffix,
 //	                               but not manage.microsoft.com itself
-//	fef.*.manage.microsoft.com     '*' as a whole inner label: exactly one label
+//	fef.*.manage.microsoft.com     '*' as a whole inner label: one or more labels
 //	kv*.prod.do.dsp.mp.microsoft.com
 //	                               '*' inside a label: a glob within that one label
 //	wpad.*                         first label wpad under any DNS suffix (or none);

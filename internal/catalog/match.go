@@ -11,7 +11,7 @@ import (
 // are top-level domains, their children second-level labels, and so on.
 type node struct {
 	children map[string]*node // literal labels
-	star     *node            // an inner "*" label: exactly one label, any text
+	star     *node            // an inner "*" label: one or more labels, any text
 	globs    []glob           // leftmost labels with '*' inside ("kv*"): pattern ends here
 	exact    int              // entry index+1 of the pattern that ends here; 0 for none
 	wild     int              // entry index+1 of "*.<this node>": any depth under it; 0 for none
@@ -99,7 +99,7 @@ func (c *Catalog) Lookup(host string) (Match, bool) {
 		return Match{}, false
 	}
 	best, bestScore := -1, -1
-	c.walk(c.root, name, 0, false, &best, &bestScore)
+	c.walk(c.root, name, 0, false, false, &best, &bestScore)
 	if best < 0 {
 		first := name
 		if i := indexByte(name, '.'); i >= 0 {
@@ -120,8 +120,9 @@ func (c *Catalog) Lookup(host string) (Match, bool) {
 }
 
 // walk descends the trie consuming labels of rest from the right; lit is the
-// number of literal labels matched so far.
-func (c *Catalog) walk(n *node, rest []byte, lit int, starred bool, best, bestScore *int) {
+// number of literal labels matched so far, starred says an inner "*" was
+// crossed, and inStar that n is such a "*" node, which may absorb more labels.
+func (c *Catalog) walk(n *node, rest []byte, lit int, starred, inStar bool, best, bestScore *int) {
 	if len(rest) == 0 {
 		if n.exact > 0 {
 			score := scoreExact
@@ -145,10 +146,13 @@ func (c *Catalog) walk(n *node, rest []byte, lit int, starred bool, best, bestSc
 		}
 	}
 	if child := n.children[string(label)]; child != nil {
-		c.walk(child, next, lit+1, starred, best, bestScore)
+		c.walk(child, next, lit+1, starred, false, best, bestScore)
 	}
 	if n.star != nil {
-		c.walk(n.star, next, lit, true, best, bestScore)
+		c.walk(n.star, next, lit, true, true, best, bestScore)
+	}
+	if inStar {
+		c.walk(n, next, lit, true, true, best, bestScore)
 	}
 }
 
@@ -354,6 +358,17 @@ func matchPattern(pattern, host string) bool {
 			return false
 		}
 		return labelsMatch(suffix, hl[len(hl)-len(suffix):])
+	}
+	for k, l := range pl {
+		if l != "*" {
+			continue
+		}
+		// An inner "*" stands for one or more labels.
+		tail := len(pl) - k - 1
+		if len(hl) < len(pl) {
+			return false
+		}
+		return labelsMatch(pl[:k], hl[:k]) && labelsMatch(pl[k+1:], hl[len(hl)-tail:])
 	}
 	if len(pl) != len(hl) {
 		return false
