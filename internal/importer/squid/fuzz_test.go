@@ -1,0 +1,39 @@
+package squid
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// FuzzSquidLine feeds arbitrary text to Read: it must not panic, must key
+// every flow by its line, and must leave start no later than end for native
+// lines.
+func FuzzSquidLine(f *testing.F) {
+	f.Add([]byte("1157689312.049   5006 10.105.21.199 TCP_MISS/200 19763 CONNECT login.yahoo.com:443 badeyek DIRECT/175.16.199.115 -\n"))
+	f.Add([]byte("1700000000.500    250 192.168.1.20 TCP_TUNNEL/200 6120 CONNECT login.microsoftonline.com:443 - HIER_DIRECT/20.190.160.1 - login.microsoftonline.com"))
+	f.Add([]byte(`10.0.0.5 - alice [08/Sep/2006:06:21:52 +0200] "GET http://www.example.com/ HTTP/1.1" 200 1234 TCP_MISS:HIER_DIRECT`))
+	f.Add([]byte(`10.0.0.5 - - [08/Sep/2006:04:21:52 +0000] "CONNECT evil.example:443 HTTP/1.1" 407 3000 "-" "curl/8.0" TCP_DENIED:HIER_NONE`))
+	f.Add([]byte("1773416922.391    104 10.105.21.199 58938 TCP_MISS/200 904 123 364 123 528 GET http://example.com/ 1.1 badeyek HIER_DIRECT/203.0.113.10 80 text/html - - \"-\" \"curl/8.14.1\" \"example.com\" \"-\" 53 -"))
+	f.Add([]byte("1.0 - [::1] TCP_MISS_ABORTED/000 - GET https://[2001:db8::2]:99999/a - HIER_DIRECT/- -\n\n#x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		orig := bytes.Clone(data)
+		err := Read(context.Background(), bytes.NewReader(data), func(fl flow.Flow) error {
+			if fl.Key == "" || fl.Source != flow.SourceSquid {
+				t.Errorf("flow without key or source: %+v", fl)
+			}
+			if fl.Start.After(fl.End) {
+				t.Errorf("start %v after end %v", fl.Start, fl.End)
+			}
+			return nil
+		}, func(string, error) {})
+		if err != nil {
+			t.Errorf("Read of an in-memory reader failed: %v", err)
+		}
+		if !bytes.Equal(orig, data) {
+			t.Error("Read modified its input")
+		}
+	})
+}

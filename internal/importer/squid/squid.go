@@ -1,0 +1,725 @@
+// Package squid reads Squid access.log files into flows.
+//
+// It reads, line by line and telling them apart by shape:
+//
+//   - the native logformat ("squid"):
+//     %ts.%03tu %6tr %>a %Ss/%03>Hs %<st %rm %ru %[un %Sh/%<a %mt
+//     optionally followed by one more field, %ssl::>sni, which is how
+//     docs/squid.md asks peek-and-splice proxies to log the TLS server name;
+//   - the "common" and "combined" logformats:
+//     %>a %[ui %[un [%tl] "%rm %ru HTTP/%rv" %>Hs %<st [%{Referer}>h %{User-Agent}>h] %Ss:%Sh
+//
+// Squid writes a line when a transaction ends, so a native line's start is
+// the logged time minus the elapsed milliseconds. The common formats carry
+// no duration: their flows start and end at the logged time, in the zone the
+// line gives. CONNECT lines (TCP_TUNNEL/200 from Squid 3.2 on, TCP_MISS/200
+// before) become tunnel flows; TCP_DENIED lines are flows the proxy denied.
+//
+// Lines of any other layout (a custom logformat) are skipped, each with the
+// reason, and reading goes on.
+package squid
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// maxLine bounds one line; Squid truncates URLs far below this.
+const maxLine = 1 << 20
+
+// Read parses the access.log in r, calling emit for each transaction and
+// skip for each line it cannot read, both in line order. Keys are
+// "line:N", N counting from 1. It returns emit's error, ctx's error, or the
+// error that stopped reading r (with the line it stopped at).
+//
+// Lines are parsed in parallel, in chunks of a few thousand: one goroutine
+// reads, up to four parse, and the caller's goroutine emits in order. At
+// most a few MiB are in flight whatever the size of the file.
+func Read(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip func(where string, err error)) error {
+	workers := min(max(runtime.GOMAXPROCS(0), 1), 4)
+	stop := make(chan struct{})
+	order := make(chan *chunk, 2*workers+2)
+	work := make(chan *chunk, workers)
+	// Chunks go back to the producer once emitted, so their buffers are
+	// reused instead of collected.
+	free := make(chan *chunk, cap(order)+workers+2)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(order)
+		defer close(work)
+		produce(r, stop, free, order, work)
+	}()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var p Parser
+			for c := range work {
+				c.parse(&p)
+				close(c.done)
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer close(stop)
+
+	for c := range order {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fi, si := 0, 0
+		for fi < len(c.flows) || si < len(c.skips) {
+			if si < len(c.skips) && (fi == len(c.flows) || c.skips[si].line < c.flowLines[fi]) {
+				skip(fmt.Sprintf("line %d", c.skips[si].line), c.skips[si].err)
+				si++
+				continue
+			}
+			if err := emit(c.flows[fi]); err != nil {
+				return err
+			}
+			fi++
+		}
+		if c.err != nil {
+			return fmt.Errorf("line %d: %w", c.next, c.err)
+		}
+		select {
+		case free <- c:
+		default:
+		}
+	}
+	return nil
+}
+
+// chunk is a run of lines parsed together.
+type chunk struct {
+	data  []byte // lines, each ending in '\n'
+	first int    // number of the first line in data
+	long  []int  // lines that were too long: data holds an empty line for each
+	next  int    // number of the line after the chunk
+	err   error  // the read error that ended the file after this chunk
+
+	flows     []flow.Flow
+	flowLines []int
+	keys      []byte // the flows' keys, end to end
+	keyEnds   []int
+	skips     []lineSkip
+	done      chan struct{}
+}
+
+type lineSkip struct {
+	line int
+	err  error
+}
+
+const chunkBytes = 256 << 10
+
+// produce cuts r into chunks of whole lines and hands each to the workers
+// and, in order, to the emitter.
+func produce(r io.Reader, stop <-chan struct{}, free <-chan *chunk, order, work chan<- *chunk) {
+	br := bufio.NewReaderSize(r, 256<<10)
+	lineNo := 0
+	newChunk := func() *chunk {
+		select {
+		case c := <-free:
+			*c = chunk{data: c.data[:0], flows: c.flows[:0], flowLines: c.flowLines[:0], skips: c.skips[:0], long: c.long[:0],
+				keys: c.keys[:0], keyEnds: c.keyEnds[:0]}
+			c.first = lineNo + 1
+			c.done = make(chan struct{})
+			return c
+		default:
+			return &chunk{first: lineNo + 1, data: make([]byte, 0, chunkBytes+4096), done: make(chan struct{})}
+		}
+	}
+	c := newChunk()
+	send := func() bool {
+		c.next = lineNo + 1
+		select {
+		case order <- c:
+		case <-stop:
+			return false
+		}
+		select {
+		case work <- c:
+		case <-stop:
+			return false
+		}
+		c = newChunk()
+		return true
+	}
+	for {
+		line, err := readLine(br)
+		switch {
+		case errors.Is(err, errLongLine):
+			lineNo++
+			c.long = append(c.long, lineNo)
+			c.data = append(c.data, '\n')
+			err = nil
+		case len(line) > 0 || err == nil:
+			lineNo++
+			c.data = append(append(c.data, line...), '\n')
+		}
+		if err != nil {
+			if err != io.EOF {
+				c.err = err
+			}
+			send()
+			return
+		}
+		if len(c.data) >= chunkBytes {
+			if !send() {
+				return
+			}
+		}
+	}
+}
+
+// parse turns the chunk's lines into flows and skips.
+func (c *chunk) parse(p *Parser) {
+	// One string for the whole chunk: every flow's strings are slices of
+	// it (or of the key arena below), so a line costs no allocation.
+	data := string(c.data)
+	lineNo := c.first
+	longs := c.long
+	keyBuf := c.keys[:0]
+	if lines := strings.Count(data, "\n"); cap(c.flows) < lines {
+		c.flows = make([]flow.Flow, 0, lines)
+		c.flowLines = make([]int, 0, lines)
+	}
+	for len(data) > 0 {
+		i := strings.IndexByte(data, '\n')
+		line := data[:i]
+		data = data[i+1:]
+		n := lineNo
+		lineNo++
+		if len(longs) > 0 && longs[0] == n {
+			longs = longs[1:]
+			c.skips = append(c.skips, lineSkip{n, errLongLine})
+			continue
+		}
+		line = strings.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		var f flow.Flow
+		if err := p.ParseLine(line, &f); err != nil {
+			c.skips = append(c.skips, lineSkip{n, err})
+			continue
+		}
+		keyBuf = strconv.AppendInt(append(keyBuf, "line:"...), int64(n), 10)
+		c.keyEnds = append(c.keyEnds, len(keyBuf))
+		c.flows = append(c.flows, f)
+		c.flowLines = append(c.flowLines, n)
+	}
+	keys := string(keyBuf)
+	from := 0
+	for i, to := range c.keyEnds {
+		c.flows[i].Key = keys[from:to]
+		from = to
+	}
+	c.keys = keyBuf
+}
+
+var errLongLine = fmt.Errorf("line longer than %d bytes", maxLine)
+
+// readLine returns the next line without its newline. A line longer than
+// maxLine is consumed and reported as errLongLine.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err == nil {
+		return line[:len(line)-1], nil
+	}
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		return line, err
+	}
+	buf := append([]byte(nil), line...)
+	for {
+		line, err = br.ReadSlice('\n')
+		if len(buf) < maxLine {
+			buf = append(buf, line...)
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if len(buf) >= maxLine {
+			return nil, errLongLine
+		}
+		if err == nil {
+			return buf[:len(buf)-1], nil
+		}
+		return buf, err
+	}
+}
+
+// Parser parses single lines. It keeps small caches that make repeated
+// clients, methods and codes cost no allocation; the zero value is ready.
+// A Parser is not safe for concurrent use.
+type Parser struct {
+	recent [256]string
+	strs   map[string]string
+	buf    []byte
+}
+
+// intern returns b as a string, sharing the string for repeated values
+// (clients, hosts, hierarchy codes repeat on almost every line). A small
+// direct-mapped cache answers most lookups with one comparison; the map
+// behind it catches the rest.
+func (p *Parser) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > 96 {
+		return string(b)
+	}
+	h := (uint(len(b))*31 + uint(b[0])*7 + uint(b[len(b)-1])*131 + uint(b[len(b)/2])*17) % uint(len(p.recent))
+	if s := p.recent[h]; s == string(b) {
+		return s
+	}
+	s, ok := p.strs[string(b)] // no allocation: the compiler optimises the lookup
+	if !ok {
+		if p.strs == nil {
+			p.strs = make(map[string]string)
+		}
+		if len(p.strs) > 4096 {
+			clear(p.strs)
+		}
+		s = string(b)
+		p.strs[s] = s
+	}
+	p.recent[h] = s
+	return s
+}
+
+// ParseLine fills f from one log line (without its newline). It does not
+// set Key. The strings in f share line's memory.
+func (p *Parser) ParseLine(line string, f *flow.Flow) error {
+	var fields [12]string
+	n := splitFields(line, fields[:])
+	if n == 0 {
+		return errors.New("empty line")
+	}
+	if isNumber(fields[0], true) {
+		return p.parseNative(fields[:n], n == len(fields), f)
+	}
+	if n >= 4 && len(fields[3]) > 0 && fields[3][0] == '[' {
+		return p.parseCommon(line, f)
+	}
+	return fmt.Errorf("not a Squid native, common or combined line: first field %q is neither a Unix time nor a client followed by [time]", clip(fields[0]))
+}
+
+// splitFields splits line at runs of spaces and tabs into out, returning how
+// many fields it found (at most len(out); the last field then holds the
+// rest of the line).
+func splitFields(line string, out []string) int {
+	if strings.IndexByte(line, '\t') >= 0 {
+		return splitFieldsSlow(line, out)
+	}
+	// Fast path, spaces only: find each field's end with IndexByte.
+	n := 0
+	for len(line) > 0 && n < len(out) {
+		for len(line) > 0 && line[0] == ' ' {
+			line = line[1:]
+		}
+		if len(line) == 0 {
+			break
+		}
+		if n == len(out)-1 {
+			out[n] = strings.TrimRight(line, " ")
+			return n + 1
+		}
+		j := strings.IndexByte(line, ' ')
+		if j < 0 {
+			out[n] = line
+			return n + 1
+		}
+		out[n] = line[:j]
+		line = line[j+1:]
+		n++
+	}
+	return n
+}
+
+func splitFieldsSlow(line string, out []string) int {
+	n := 0
+	i := 0
+	for i < len(line) && n < len(out) {
+		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+			i++
+		}
+		if i == len(line) {
+			break
+		}
+		start := i
+		if n == len(out)-1 {
+			out[n] = strings.TrimRight(line[start:], " \t")
+			return n + 1
+		}
+		for i < len(line) && line[i] != ' ' && line[i] != '\t' {
+			i++
+		}
+		out[n] = line[start:i]
+		n++
+	}
+	return n
+}
+
+func (p *Parser) parseNative(fs []string, overflow bool, f *flow.Flow) error {
+	if len(fs) < 10 {
+		return fmt.Errorf("native line has %d fields, want 10 (time elapsed client code/status bytes method URL user hierarchy/peer type) or 11 (… sni)", len(fs))
+	}
+	end, err := parseUnix(fs[0])
+	if err != nil {
+		return fmt.Errorf("field 1 (time) %q: %w", clip(fs[0]), err)
+	}
+	var elapsed int64
+	if fs[1] != "-" {
+		elapsed, err = parseUint(fs[1])
+		if err != nil {
+			return fmt.Errorf("field 2 (elapsed ms) %q: %w", clip(fs[1]), err)
+		}
+	}
+	code, status, err := p.codeStatus(fs[3])
+	if err != nil {
+		return fmt.Errorf("field 4 (result code/status) %q: %w (a custom logformat? see docs/squid.md)", clip(fs[3]), err)
+	}
+	if overflow || len(fs) > 11 {
+		return fmt.Errorf("native line has more than 11 fields: a custom logformat? (see docs/squid.md)")
+	}
+	var size int64
+	if fs[4] != "-" {
+		size, err = parseUint(fs[4])
+		if err != nil {
+			return fmt.Errorf("field 5 (bytes) %q: %w", clip(fs[4]), err)
+		}
+	}
+	f.Source = flow.SourceSquid
+	f.End = end
+	f.Start = end.Add(-time.Duration(elapsed) * time.Millisecond)
+	f.Client = fs[2]
+	f.Status = status
+	f.BytesDown = size
+	p.request(fs[5], fs[6], f)
+	p.outcome(code, status, f)
+	// The note keeps what has no field of its own: result code,
+	// hierarchy/peer and user, e.g. "squid TCP_MISS DIRECT/175.16.199.115
+	// user badeyek". It repeats a lot, so it is interned.
+	b := append(p.buf[:0], "squid "...)
+	b = append(append(append(b, code...), ' '), fs[8]...)
+	if u := fs[7]; u != "-" {
+		b = append(append(b, " user "...), u...)
+	}
+	p.buf = b
+	f.Note = p.intern(b)
+	if len(fs) == 11 && fs[10] != "-" {
+		f.SNI = lowerASCII(fs[10])
+	}
+	return nil
+}
+
+// request sets Method, Kind, Scheme, Host, Port and URL from the method and
+// the URL Squid logged.
+func (p *Parser) request(method, u string, f *flow.Flow) {
+	switch method {
+	case "GET":
+		f.Method = "GET"
+	case "CONNECT":
+		f.Method = "CONNECT"
+	case "POST":
+		f.Method = "POST"
+	default:
+		f.Method = method
+	}
+	if method == "CONNECT" {
+		f.Kind = flow.KindConnect
+		host, port := splitHostPort(u)
+		f.Host = lowerASCII(host)
+		f.Port = port
+		if f.Port == 0 {
+			f.Port = 443
+		}
+		return
+	}
+	f.Kind = flow.KindHTTP
+	if string(u) == "-" || len(u) == 0 {
+		return
+	}
+	f.URL = u
+	rest := u
+	if i := strings.Index(u, "://"); i > 0 {
+		switch sch := lowerASCII(u[:i]); sch {
+		case "http":
+			f.Scheme = "http"
+		case "https":
+			f.Scheme = "https"
+		default:
+			f.Scheme = sch
+		}
+		rest = u[i+3:]
+	} else if u[0] == '/' {
+		return // origin-form: Squid as an accelerator, host unknown
+	}
+	for i, c := range rest {
+		if c == '/' || c == '?' || c == '#' {
+			rest = rest[:i]
+			break
+		}
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	host, port := splitHostPort(rest)
+	f.Host = lowerASCII(host)
+	f.Port = port
+	if f.Port == 0 {
+		switch f.Scheme {
+		case "https", "wss":
+			f.Port = 443
+		case "ftp":
+			f.Port = 21
+		default:
+			f.Port = 80
+		}
+	}
+}
+
+// outcome sets Decision, Reason and Error from Squid's result code.
+func (p *Parser) outcome(code string, status int, f *flow.Flow) {
+	switch {
+	case strings.Contains(code, "DENIED"):
+		f.Decision = flow.DecisionDenied
+		p.buf = strconv.AppendInt(append(append(append(p.buf[:0], "squid "...), code...), '/'), int64(status), 10)
+		f.Reason = p.intern(p.buf)
+		switch status {
+		case 407:
+			f.Reason += " (proxy authentication required)"
+		case 403:
+			f.Reason += " (forbidden by access rules)"
+		}
+	default:
+		f.Decision = flow.DecisionAllowed
+		if strings.Contains(code, "ABORTED") {
+			f.Error = "aborted (squid " + code + ")"
+		} else if status == 0 && !strings.HasPrefix(code, "UDP_") {
+			f.Error = "no reply (squid " + code + "/000)"
+		}
+	}
+}
+
+// codeStatus splits "TCP_MISS/200".
+func (p *Parser) codeStatus(b string) (string, int, error) {
+	i := strings.IndexByte(b, '/')
+	if i <= 0 {
+		return "", 0, errors.New("want CODE/STATUS such as TCP_MISS/200")
+	}
+	code := b[:i]
+	for _, c := range []byte(code) {
+		if !(c >= 'A' && c <= 'Z' || c == '_' || c >= '0' && c <= '9') {
+			return "", 0, errors.New("want CODE/STATUS such as TCP_MISS/200")
+		}
+	}
+	st, err := parseUint(b[i+1:])
+	if err != nil || st > 999 {
+		return "", 0, errors.New("status is not a 3-digit number")
+	}
+	return code, int(st), nil
+}
+
+// parseCommon reads the common and combined logformats.
+func (p *Parser) parseCommon(line string, f *flow.Flow) error {
+	// client ident user [time zone] "request" status bytes ...
+	var head [3]string
+	rest := line
+	for i := range head {
+		rest = strings.TrimLeft(rest, " \t")
+		j := strings.IndexAny(rest, " \t")
+		if j < 0 {
+			return errors.New("common line ends before its [time]")
+		}
+		head[i], rest = rest[:j], rest[j:]
+	}
+	rest = strings.TrimLeft(rest, " \t")
+	end := strings.IndexByte(rest, ']')
+	if len(rest) == 0 || rest[0] != '[' || end < 0 {
+		return errors.New("common line: field 4 is not a [time]")
+	}
+	ts, err := time.Parse("02/Jan/2006:15:04:05 -0700", rest[1:end])
+	if err != nil {
+		return fmt.Errorf("common line: time [%s]: %w", clip(rest[1:end]), err)
+	}
+	rest = strings.TrimLeft(rest[end+1:], " \t")
+	if len(rest) == 0 || rest[0] != '"' {
+		return errors.New("common line: no quoted request after the time")
+	}
+	q := strings.IndexByte(rest[1:], '"')
+	if q < 0 {
+		return errors.New("common line: request quote is not closed")
+	}
+	req := rest[1 : 1+q]
+	rest = rest[q+2:]
+	var tail [8]string
+	n := splitFields(rest, tail[:])
+	if n < 2 {
+		return errors.New("common line: status and bytes missing after the request")
+	}
+	st, err := parseUint(tail[0])
+	if err != nil || st > 999 {
+		return fmt.Errorf("common line: status %q is not a number", clip(tail[0]))
+	}
+	var size int64
+	if tail[1] != "-" {
+		size, err = parseUint(tail[1])
+		if err != nil {
+			return fmt.Errorf("common line: bytes %q: %w", clip(tail[1]), err)
+		}
+	}
+	var rf [3]string
+	if splitFields(req, rf[:]) < 2 {
+		return fmt.Errorf("common line: request %q is not METHOD URL [VERSION]", clip(req))
+	}
+	f.Source = flow.SourceSquid
+	f.Start, f.End = ts, ts
+	f.Client = head[0]
+	f.Status = int(st)
+	f.BytesDown = size
+	p.request(rf[0], rf[1], f)
+	// The last field is %Ss:%Sh, e.g. TCP_MISS:HIER_DIRECT.
+	code := tail[n-1]
+	if i := strings.IndexByte(code, ':'); i > 0 {
+		code = code[:i]
+	} else {
+		code = ""
+	}
+	p.outcome(code, f.Status, f)
+	note := "squid common log, duration unknown"
+	if code != "" {
+		note = "squid " + code + ", duration unknown"
+	}
+	if u := head[2]; u != "-" {
+		note += " user " + u
+	}
+	f.Note = note
+	return nil
+}
+
+// parseUnix reads "1157689312.049" as a UTC time (Squid logs Unix time).
+func parseUnix(b string) (time.Time, error) {
+	var sec, frac int64
+	digits := 0
+	i := 0
+	for ; i < len(b) && b[i] != '.'; i++ {
+		c := b[i]
+		if c < '0' || c > '9' || i >= 12 {
+			return time.Time{}, errors.New("not a Unix time")
+		}
+		sec = sec*10 + int64(c-'0')
+	}
+	if i == 0 {
+		return time.Time{}, errors.New("not a Unix time")
+	}
+	if i < len(b) {
+		for i++; i < len(b); i++ {
+			c := b[i]
+			if c < '0' || c > '9' {
+				return time.Time{}, errors.New("not a Unix time")
+			}
+			if digits < 9 {
+				frac = frac*10 + int64(c-'0')
+				digits++
+			}
+		}
+	}
+	for ; digits < 9; digits++ {
+		frac *= 10
+	}
+	return time.Unix(sec, frac).UTC(), nil
+}
+
+func parseUint(b string) (int64, error) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, errors.New("not a number")
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, errors.New("not a number")
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, nil
+}
+
+func isNumber(b string, frac bool) bool {
+	if len(b) == 0 {
+		return false
+	}
+	dots := 0
+	for _, c := range b {
+		if c == '.' && frac {
+			dots++
+			continue
+		}
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return dots <= 1
+}
+
+// splitHostPort splits "host:port", "[v6]:port" or a bare host.
+func splitHostPort(b string) (string, int) {
+	if len(b) > 0 && b[0] == '[' {
+		if j := strings.IndexByte(b, ']'); j > 0 {
+			host := b[1:j]
+			if j+1 < len(b) && b[j+1] == ':' {
+				if port, err := parseUint(b[j+2:]); err == nil && port < 65536 {
+					return host, int(port)
+				}
+			}
+			return host, 0
+		}
+	}
+	i := strings.LastIndexByte(b, ':')
+	if i < 0 || strings.IndexByte(b[:i], ':') >= 0 { // no port, or a bare IPv6 literal
+		return b, 0
+	}
+	port, err := parseUint(b[i+1:])
+	if err != nil || port >= 65536 {
+		return b[:i], 0
+	}
+	return b[:i], int(port)
+}
+
+// lowerASCII returns b lower-cased, allocating only when b has an
+// upper-case letter.
+func lowerASCII(b string) string {
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(b)
+		}
+	}
+	return b
+}
+
+// clip shortens a field quoted in an error message.
+func clip(b string) string {
+	if len(b) > 40 {
+		return b[:40] + "…"
+	}
+	return b
+}
