@@ -1,0 +1,392 @@
+package timeline
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed milestones.yaml
+var embeddedRules []byte
+
+// EmbeddedRules returns the embedded milestones.yaml, for tools and tests.
+func EmbeddedRules() []byte { return bytes.Clone(embeddedRules) }
+
+// DefaultRules parses the embedded milestones.yaml. The package's tests
+// parse it too, so an error here means a broken build, not bad input.
+func DefaultRules() (*Rules, error) {
+	r, err := ParseRules("milestones.yaml", embeddedRules)
+	if err != nil {
+		return nil, fmt.Errorf("embedded %w", err)
+	}
+	return r, nil
+}
+
+// Rules say how flows become milestones and phases. They are data
+// (milestones.yaml, embedded), so a new milestone is an edit to a YAML file,
+// not to Go code.
+type Rules struct {
+	Version    int         `yaml:"version"`
+	Milestones []Rule      `yaml:"milestones"`
+	Phases     []PhaseRule `yaml:"phases"`
+	// Hurts maps a catalog phase (catalog.Phases) to the ID of the phase
+	// that a failure of such a host would hurt, or to "" when provisioning
+	// does not depend on it. Catalog phases not listed hurt nothing known.
+	Hurts map[string]string `yaml:"hurts"`
+	// Content is when a flow counts as a content transfer, and when one is
+	// slow.
+	Content ContentRule `yaml:"content"`
+}
+
+// Kinds of milestone rule.
+const (
+	KindMatch     = ""           // the first flow (or each burst) that a matcher selects
+	KindFirstFlow = "first-flow" // the session's first flow
+	KindLastFlow  = "last-flow"  // the session's last flow
+	KindReboot    = "reboot"     // silence, then a connectivity probe and a new burst
+)
+
+// Rule is one kind of milestone.
+type Rule struct {
+	ID    string `yaml:"id"`
+	Title string `yaml:"title"`
+	// Text is the sentence shown under the title. It may use {region}
+	// (Intune scale unit), {file} (the last path element of the first
+	// plain URL), {silence}, {probe} and {burst} (reboots), {flows} and
+	// {duration} (last flow: the session's length).
+	Text string `yaml:"text"`
+	// RegionText is appended to Text when the milestone's hosts name an
+	// Intune scale unit.
+	RegionText string `yaml:"region_text"`
+	// FileText is appended to Text when a plain-HTTP file name is known.
+	FileText string `yaml:"file_text"`
+	Kind       string `yaml:"kind"`
+	// Likely marks milestones inferred from circumstantial evidence; the
+	// report says "likely".
+	Likely bool `yaml:"likely"`
+	// Match selects flows: a flow matches when any of the matchers
+	// accepts it.
+	Match []Matcher `yaml:"match"`
+	// After names a milestone that must have happened first.
+	After string `yaml:"after"`
+	// QuietBefore: the rule's matchers must have matched nothing for this
+	// long before a flow can start the milestone (e.g. a user's sign-in is
+	// Entra traffic after a long quiet spell).
+	QuietBefore Duration `yaml:"quiet_before"`
+	// RepeatAfter makes the rule fire again when it matches after this
+	// much quiet; zero means the first occurrence only.
+	RepeatAfter Duration `yaml:"repeat_after"`
+	// Window is how long after its first flow a milestone keeps gathering
+	// matching flows and hosts. Zero means 5 s.
+	Window Duration `yaml:"window"`
+	// Reboot rules: at least Silence without a new flow, then a flow that
+	// Probe selects within ProbeWithin of the silence's end, and at least
+	// BurstFlows flows within BurstWithin.
+	Silence     Duration  `yaml:"silence"`
+	Probe       []Matcher `yaml:"probe"`
+	ProbeWithin Duration  `yaml:"probe_within"`
+	BurstWithin Duration  `yaml:"burst_within"`
+	BurstFlows  int       `yaml:"burst_flows"`
+}
+
+// Matcher selects flows. Every non-empty field must accept the flow; a list
+// accepts when any of its items does.
+type Matcher struct {
+	// Services are catalog service IDs.
+	Services []string `yaml:"services"`
+	// Hosts are host patterns, matched label by label: "a.b.c" exactly,
+	// "*.b.c" one or more labels under b.c, "a.*.c" exactly one label in
+	// the middle, "kv*.b.c" a glob inside one label.
+	Hosts []string `yaml:"hosts"`
+	// Paths are case-insensitive globs over the URL's path, where '*'
+	// matches any run of characters, '/' included ("*/setup.exe").
+	Paths []string `yaml:"paths"`
+	// Schemes: "http" selects plain HTTP flows (whose URLs a proxy sees),
+	// "https" everything else.
+	Schemes []string `yaml:"schemes"`
+	// Kinds are flow kinds (http, connect, tls, dns, tcp, quic).
+	Kinds []string `yaml:"kinds"`
+
+	hosts []hostPattern
+	paths []string
+}
+
+// PhaseRule is one provisioning phase. Phases follow one another in the
+// order given; each starts at the earliest of its Start milestones
+// ("session-start" is the session's first flow) and ends where the next
+// phase that occurred starts.
+type PhaseRule struct {
+	ID    string   `yaml:"id"`
+	Name  string   `yaml:"name"`
+	Start []string `yaml:"start"`
+	// About is one line on what happens in the phase.
+	About string `yaml:"about"`
+}
+
+// ContentRule says which flows are content transfers and when one is slow.
+type ContentRule struct {
+	// MinBytes: flows that bring at least this many bytes down (and have
+	// a duration) are content transfers. Zero means 1 MiB.
+	MinBytes int64 `yaml:"min_bytes"`
+	// SlowFactor: a transfer is slow when its throughput is below the
+	// session's best divided by this. Zero means 10.
+	SlowFactor float64 `yaml:"slow_factor"`
+}
+
+// SessionStart is the pseudo milestone at the session's first flow, for
+// PhaseRule.Start.
+const SessionStart = "session-start"
+
+// Duration is a time.Duration written in YAML as "30s" or "5m".
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	if v < 0 {
+		return fmt.Errorf("line %d: duration %s is negative", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ParseRules reads milestone rules from YAML. name is used in errors, which
+// say where and what is wrong.
+func ParseRules(name string, data []byte) (*Rules, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var r Rules
+	if err := dec.Decode(&r); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: no rules (empty file)", name)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := r.compile(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &r, nil
+}
+
+// compile checks the rules and prepares their matchers.
+func (r *Rules) compile() error {
+	if r.Version != 1 {
+		return fmt.Errorf("version %d: want 1", r.Version)
+	}
+	if len(r.Milestones) == 0 {
+		return errors.New("no milestones")
+	}
+	seen := map[string]bool{SessionStart: true}
+	for i := range r.Milestones {
+		m := &r.Milestones[i]
+		where := fmt.Sprintf("milestone %d (%q)", i+1, m.ID)
+		if m.ID == "" || strings.ContainsAny(m.ID, " \t\n") {
+			return fmt.Errorf("%s: id must be a non-empty word", where)
+		}
+		if seen[m.ID] {
+			return fmt.Errorf("%s: duplicate id", where)
+		}
+		if m.Title == "" {
+			return fmt.Errorf("%s: no title", where)
+		}
+		if m.After != "" && !seen[m.After] {
+			return fmt.Errorf("%s: after %q: no such milestone before it", where, m.After)
+		}
+		seen[m.ID] = true
+		switch m.Kind {
+		case KindMatch:
+			if len(m.Match) == 0 {
+				return fmt.Errorf("%s: no match", where)
+			}
+		case KindFirstFlow, KindLastFlow:
+			if len(m.Match) != 0 {
+				return fmt.Errorf("%s: kind %s takes no match", where, m.Kind)
+			}
+		case KindReboot:
+			if len(m.Probe) == 0 || m.Silence <= 0 || m.ProbeWithin <= 0 || m.BurstWithin <= 0 || m.BurstFlows <= 0 {
+				return fmt.Errorf("%s: a reboot rule needs probe, silence, probe_within, burst_within and burst_flows", where)
+			}
+		default:
+			return fmt.Errorf("%s: unknown kind %q (want first-flow, last-flow, reboot or none)", where, m.Kind)
+		}
+		if m.Window == 0 {
+			m.Window = Duration(5 * time.Second)
+		}
+		for j := range m.Match {
+			if err := m.Match[j].compile(); err != nil {
+				return fmt.Errorf("%s: match %d: %w", where, j+1, err)
+			}
+		}
+		for j := range m.Probe {
+			if err := m.Probe[j].compile(); err != nil {
+				return fmt.Errorf("%s: probe %d: %w", where, j+1, err)
+			}
+		}
+	}
+	phases := map[string]bool{}
+	for i, p := range r.Phases {
+		where := fmt.Sprintf("phase %d (%q)", i+1, p.ID)
+		if p.ID == "" || p.Name == "" || phases[p.ID] {
+			return fmt.Errorf("%s: needs a unique id and a name", where)
+		}
+		phases[p.ID] = true
+		if len(p.Start) == 0 {
+			return fmt.Errorf("%s: no start milestone", where)
+		}
+		for _, s := range p.Start {
+			if !seen[s] {
+				return fmt.Errorf("%s: start %q: no such milestone", where, s)
+			}
+		}
+	}
+	if len(r.Phases) == 0 || r.Phases[0].Start[0] != SessionStart {
+		return errors.New("the first phase must start at session-start")
+	}
+	for cp, id := range r.Hurts {
+		if id != "" && !phases[id] {
+			return fmt.Errorf("hurts %s: no phase %q", cp, id)
+		}
+	}
+	if r.Content.MinBytes < 0 || r.Content.SlowFactor < 0 {
+		return errors.New("content: min_bytes and slow_factor must not be negative")
+	}
+	if r.Content.MinBytes == 0 {
+		r.Content.MinBytes = 1 << 20
+	}
+	if r.Content.SlowFactor == 0 {
+		r.Content.SlowFactor = 10
+	}
+	return nil
+}
+
+func (m *Matcher) compile() error {
+	if len(m.Services)+len(m.Hosts)+len(m.Paths)+len(m.Schemes)+len(m.Kinds) == 0 {
+		return errors.New("empty matcher")
+	}
+	m.hosts = m.hosts[:0]
+	for _, h := range m.Hosts {
+		p, err := compileHost(h)
+		if err != nil {
+			return err
+		}
+		m.hosts = append(m.hosts, p)
+	}
+	m.paths = m.paths[:0]
+	for _, p := range m.Paths {
+		if p == "" {
+			return errors.New("empty path pattern")
+		}
+		m.paths = append(m.paths, strings.ToLower(p))
+	}
+	for _, s := range m.Schemes {
+		if s != "http" && s != "https" {
+			return fmt.Errorf("scheme %q: want http or https", s)
+		}
+	}
+	for _, s := range m.Services {
+		if s == "" {
+			return errors.New("empty service id")
+		}
+	}
+	return nil
+}
+
+// hostPattern is a compiled host pattern: labels from the right.
+type hostPattern struct {
+	labels []string // reversed; "*" as the last element with anyDepth
+	// anyDepth: the pattern began "*.": one or more labels in its place.
+	anyDepth bool
+}
+
+func compileHost(s string) (hostPattern, error) {
+	s = strings.ToLower(strings.TrimSuffix(s, "."))
+	if s == "" || s == "*" {
+		return hostPattern{}, fmt.Errorf("host pattern %q matches everything or nothing", s)
+	}
+	labels := strings.Split(s, ".")
+	p := hostPattern{}
+	if labels[0] == "*" {
+		p.anyDepth = true
+		labels = labels[1:]
+	}
+	for i := len(labels) - 1; i >= 0; i-- {
+		l := labels[i]
+		if l == "" {
+			return hostPattern{}, fmt.Errorf("host pattern %q has an empty label", s)
+		}
+		if _, err := path.Match(l, ""); err != nil {
+			return hostPattern{}, fmt.Errorf("host pattern %q: label %q: %w", s, l, err)
+		}
+		p.labels = append(p.labels, l)
+	}
+	return p, nil
+}
+
+// match reports whether host (lower case) fits the pattern.
+func (p hostPattern) match(host string) bool {
+	rest := host
+	for _, want := range p.labels {
+		if rest == "" {
+			return false
+		}
+		var label string
+		if i := strings.LastIndexByte(rest, '.'); i >= 0 {
+			label, rest = rest[i+1:], rest[:i]
+		} else {
+			label, rest = rest, ""
+		}
+		if want != label {
+			if !strings.Contains(want, "*") {
+				return false
+			}
+			if ok, _ := path.Match(want, label); !ok {
+				return false
+			}
+		}
+	}
+	if p.anyDepth {
+		return rest != ""
+	}
+	return rest == ""
+}
+
+// globMatch reports whether s fits pattern, where '*' matches any run of
+// bytes (slashes too) and every other byte matches itself.
+func globMatch(pattern, s string) bool {
+	px, sx := 0, 0
+	star, starS := -1, 0
+	for sx < len(s) {
+		switch {
+		case px < len(pattern) && pattern[px] == '*':
+			star, starS = px, sx
+			px++
+		case px < len(pattern) && pattern[px] == s[sx]:
+			px++
+			sx++
+		case star >= 0:
+			// Let the last star swallow one more byte and retry.
+			starS++
+			px, sx = star+1, starS
+		default:
+			return false
+		}
+	}
+	for px < len(pattern) && pattern[px] == '*' {
+		px++
+	}
+	return px == len(pattern)
+}

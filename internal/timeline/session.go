@@ -1,0 +1,127 @@
+package timeline
+
+import (
+	"sort"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// DefaultGap is the idle time that ends a provisioning run when the user
+// gives none: a device that says nothing for half an hour has finished (or
+// been switched off), and a reboot takes far less.
+const DefaultGap = 30 * time.Minute
+
+// Session is one provisioning run of one client: its flows from the first to
+// the last, with no idle gap longer than the splitter's gap, or all its flows
+// carrying one explicit session name.
+type Session struct {
+	// Number is the session's 1-based position among all sessions sorted by
+	// start (then client, then name), so "--session 3" names the same run
+	// as long as no older flows are added.
+	Number int       `json:"number"`
+	Client string    `json:"client"`
+	Device string    `json:"device,omitempty"` // newest non-empty device label
+	Name   string    `json:"name,omitempty"`   // the flows' explicit flow.Flow.Session, if any
+	Start  time.Time `json:"start"`            // start of the first flow
+	// End is the last moment of activity: the latest end (or start, for
+	// open flows) of any of its flows.
+	End   time.Time `json:"end"`
+	Flows int64     `json:"flows"`
+	Bytes int64     `json:"bytes"`
+}
+
+// Duration is End-Start.
+func (s Session) Duration() time.Duration { return s.End.Sub(s.Start) }
+
+// Contains reports whether f belongs to s. Sessions of one client and name
+// never overlap in time, so client, name and start decide it.
+func (s Session) Contains(f *flow.Flow) bool {
+	return f.Client == s.Client && f.Session == s.Name && !f.Start.Before(s.Start) && !f.Start.After(s.End)
+}
+
+// Splitter cuts a stream of flows into sessions. Feed it flows in start
+// order (as a flow.Store returns them) with Add, then call Sessions. It keeps
+// one small record per session, not the flows, so it can run over a whole
+// store.
+type Splitter struct {
+	gap  time.Duration
+	open map[splitKey]*Session // the latest session of each client and name
+	done []Session
+}
+
+type splitKey struct{ client, name string }
+
+// NewSplitter returns a Splitter that ends a session after gap without
+// activity. A gap <= 0 means DefaultGap. Flows with an explicit session name
+// are grouped by that name and never split by time.
+func NewSplitter(gap time.Duration) *Splitter {
+	if gap <= 0 {
+		gap = DefaultGap
+	}
+	return &Splitter{gap: gap, open: make(map[splitKey]*Session)}
+}
+
+// Add accounts for one flow. Flows must arrive in start order for the gap
+// rule to see the run as the device lived it; an out-of-order flow joins
+// the client's current session when it falls inside or just before it.
+func (sp *Splitter) Add(f *flow.Flow) {
+	k := splitKey{f.Client, f.Session}
+	last := f.Start
+	if f.End.After(last) {
+		last = f.End
+	}
+	s := sp.open[k]
+	if s != nil && f.Session == "" && f.Start.Sub(s.End) > sp.gap {
+		sp.done = append(sp.done, *s)
+		s = nil
+	}
+	if s == nil {
+		s = &Session{Client: f.Client, Name: f.Session, Start: f.Start, End: last}
+		sp.open[k] = s
+	}
+	if f.Start.Before(s.Start) {
+		s.Start = f.Start
+	}
+	if last.After(s.End) {
+		s.End = last
+	}
+	if f.Device != "" {
+		s.Device = f.Device
+	}
+	s.Flows++
+	s.Bytes += f.Bytes()
+}
+
+// Sessions returns every session seen so far, numbered, oldest first.
+func (sp *Splitter) Sessions() []Session {
+	out := make([]Session, 0, len(sp.done)+len(sp.open))
+	out = append(out, sp.done...)
+	for _, s := range sp.open {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if !a.Start.Equal(b.Start) {
+			return a.Start.Before(b.Start)
+		}
+		if a.Client != b.Client {
+			return a.Client < b.Client
+		}
+		return a.Name < b.Name
+	})
+	for i := range out {
+		out[i].Number = i + 1
+	}
+	return out
+}
+
+// Split returns the sessions of flows (in start order), numbered, oldest
+// first.
+func Split(flows []flow.Flow, gap time.Duration) []Session {
+	sp := NewSplitter(gap)
+	for i := range flows {
+		sp.Add(&flows[i])
+	}
+	return sp.Sessions()
+}
