@@ -67,7 +67,7 @@ type Rule struct {
 	RegionText string `yaml:"region_text"`
 	// FileText is appended to Text when a plain-HTTP file name is known.
 	FileText string `yaml:"file_text"`
-	Kind       string `yaml:"kind"`
+	Kind     string `yaml:"kind"`
 	// Likely marks milestones inferred from circumstantial evidence; the
 	// report says "likely".
 	Likely bool `yaml:"likely"`
