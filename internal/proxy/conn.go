@@ -1,0 +1,385 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// conn states, for Shutdown.
+const (
+	stateIdle   = iota // waiting for a request; may be closed at shutdown
+	stateActive        // reading or answering a request
+	stateTunnel        // relaying a CONNECT tunnel
+)
+
+// conn is one client connection.
+type conn struct {
+	p      *Proxy
+	id     string
+	nc     net.Conn
+	cc     countConn // nc, counting bytes
+	lr     io.LimitedReader
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	client netip.AddrPort
+	local  netip.AddrPort
+	user   string // Basic-auth user name once authenticated
+	reqs   int
+
+	mu     sync.Mutex
+	state  int
+	tun    *tunnel
+	closed bool
+}
+
+// countConn counts the bytes read from and written to a connection.
+type countConn struct {
+	net.Conn
+	rn, wn int64
+}
+
+func (c *countConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.rn += int64(n)
+	return n, err
+}
+
+func (c *countConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.wn += int64(n)
+	return n, err
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if t, ok := a.(*net.TCPAddr); ok {
+		ap := t.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if a == nil {
+		return netip.AddrPort{}
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+func (p *Proxy) newConn(nc net.Conn) *conn {
+	c := &conn{
+		p:      p,
+		id:     p.keyPrefix + strconv.FormatUint(p.connSeq.Add(1), 10),
+		nc:     nc,
+		client: addrPort(nc.RemoteAddr()),
+		local:  addrPort(nc.LocalAddr()),
+	}
+	c.cc.Conn = nc
+	c.lr.R = &c.cc
+	return c
+}
+
+// setState moves the connection to state s; it reports false when the
+// connection was closed by Shutdown meanwhile.
+func (c *conn) setState(s int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	if s == stateActive && c.state == stateIdle && c.p.shutting.Load() {
+		return false
+	}
+	c.state = s
+	return true
+}
+
+func (c *conn) closeIfIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stateIdle && !c.closed {
+		c.closed = true
+		c.nc.Close()
+	}
+}
+
+func (c *conn) forceClose(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.tun != nil {
+		c.tun.end(reason, nil)
+		c.tun.server.Close()
+	}
+	c.nc.Close()
+}
+
+// upCount is how many bytes of the client's stream were consumed so far
+// (read from the socket, minus what waits in the buffer).
+func (c *conn) upCount() int64 {
+	n := c.cc.rn
+	if c.br != nil {
+		n -= int64(c.br.Buffered())
+	}
+	return n
+}
+
+func (c *conn) releaseBuffers() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.br = nil
+	}
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+		c.bw = nil
+	}
+}
+
+func (c *conn) serve() {
+	defer c.p.forget(c)
+	defer c.nc.Close()
+	defer c.releaseBuffers()
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(&c.lr)
+	c.bw = writerPool.Get().(*bufio.Writer)
+	c.bw.Reset(&c.cc)
+	for {
+		if !c.serveOne() {
+			return
+		}
+	}
+}
+
+// serveOne reads and answers one request; it reports whether the
+// connection may carry another.
+func (c *conn) serveOne() bool {
+	p := c.p
+	now := time.Now()
+	if c.reqs > 0 {
+		// Between requests: wait for the next one's first byte for as
+		// long as an idle connection may stay.
+		_ = c.nc.SetReadDeadline(now.Add(p.idleTimeout()))
+		c.lr.N = math.MaxInt64
+		if _, err := c.br.Peek(1); err != nil {
+			return false
+		}
+		now = time.Now()
+	}
+	if !c.setState(stateActive) {
+		return false
+	}
+	c.reqs++
+	start := now
+	up0 := c.upCount()
+	down0 := c.cc.wn
+	_ = c.nc.SetReadDeadline(start.Add(p.headerTimeout()))
+	c.lr.N = int64(p.maxHeaderBytes()) + int64(c.br.Buffered())
+	req, err := http.ReadRequest(c.br)
+	p.requests.Add(1)
+	f := c.newFlow(start)
+	if err != nil {
+		if c.reqs > 1 && errors.Is(err, io.EOF) && c.upCount() == up0 {
+			return false // the client closed a keep-alive connection
+		}
+		c.refuseHead(&f, err, up0, down0)
+		return false
+	}
+	c.lr.N = math.MaxInt64
+	_ = c.nc.SetReadDeadline(time.Time{})
+	defer func() {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+	}()
+
+	f.Method = req.Method
+	f.URL = req.RequestURI
+	if req.Method == http.MethodConnect {
+		f.Kind = flow.KindConnect
+		f.Scheme = ""
+		f.URL = ""
+		host, port, err := splitTarget(req.RequestURI, 0)
+		if err != nil {
+			return c.refuse(req, &f, up0, down0, http.StatusBadRequest, "bad CONNECT target: "+err.Error(), nil)
+		}
+		f.Host, f.Port = host, port
+	} else if req.URL.IsAbs() || req.URL.Host != "" {
+		f.Kind = flow.KindHTTP
+		f.Scheme = strings.ToLower(req.URL.Scheme)
+		f.URL = req.URL.String()
+		host, port, err := splitTarget(req.URL.Host, 80)
+		if err != nil {
+			return c.refuse(req, &f, up0, down0, http.StatusBadRequest, "bad target: "+err.Error(), nil)
+		}
+		f.Host, f.Port = host, port
+	} else {
+		f.Kind = flow.KindHTTP
+		f.Scheme = "http"
+		f.Host = strings.ToLower(req.Host)
+		if h, port, err := net.SplitHostPort(req.Host); err == nil {
+			f.Host = strings.ToLower(h)
+			f.Port, _ = strconv.Atoi(port)
+		}
+	}
+
+	if !p.clientAllowed(c.client.Addr()) {
+		return c.refuse(req, &f, up0, down0, http.StatusForbidden,
+			fmt.Sprintf("client %s is not in the allowed networks", c.client.Addr()), nil)
+	}
+	if p.AuthUser != "" && c.user == "" {
+		user, ok := checkBasic(req.Header.Get("Proxy-Authorization"), p.AuthUser, p.AuthPass)
+		if !ok {
+			reason := "proxy authentication required"
+			if req.Header.Get("Proxy-Authorization") != "" {
+				reason = fmt.Sprintf("wrong proxy credentials (user %q)", user)
+			}
+			h := http.Header{"Proxy-Authenticate": {`Basic realm="pilotwire"`}}
+			return c.refuse(req, &f, up0, down0, http.StatusProxyAuthRequired, reason, h)
+		}
+		c.user = user
+		if f.Device == "" {
+			f.Device = user
+		}
+	}
+
+	switch {
+	case req.Method == http.MethodConnect:
+		if !p.connectAllowed(f.Port) {
+			return c.refuse(req, &f, up0, down0, http.StatusForbidden,
+				fmt.Sprintf("CONNECT to port %d is not allowed", f.Port), nil)
+		}
+		c.tunnel(req, &f, up0, down0)
+		return false
+	case f.Kind == flow.KindHTTP && f.Scheme == "http" && (req.URL.IsAbs() || req.URL.Host != ""):
+		return c.forward(req, &f, up0, down0)
+	case req.URL.IsAbs():
+		return c.refuse(req, &f, up0, down0, http.StatusBadRequest,
+			fmt.Sprintf("scheme %q is not proxied; use CONNECT for https", req.URL.Scheme), nil)
+	default:
+		return c.serveLocal(req, &f, up0, down0)
+	}
+}
+
+// newFlow starts a flow of this connection.
+func (c *conn) newFlow(start time.Time) flow.Flow {
+	f := flow.Flow{
+		Key:        c.id + "-" + strconv.Itoa(c.reqs),
+		Start:      start,
+		Client:     c.client.Addr().String(),
+		ClientPort: int(c.client.Port()),
+		Source:     flow.SourceProxy,
+		Kind:       flow.KindHTTP,
+		Decision:   flow.DecisionAllowed,
+	}
+	if d, ok := c.p.Devices[c.client.Addr()]; ok {
+		f.Device = d
+	} else if c.user != "" {
+		f.Device = c.user
+	}
+	return f
+}
+
+// splitTarget splits "host:port" (port optional when def > 0) into a lower
+// case host without brackets and a port number.
+func splitTarget(hostport string, def int) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(hostport)
+	if err != nil {
+		if def == 0 || strings.Count(hostport, ":") > 0 && !strings.HasPrefix(hostport, "[") {
+			return "", 0, fmt.Errorf("%q: %w", hostport, err)
+		}
+		host, portStr = strings.Trim(hostport, "[]"), strconv.Itoa(def)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("%q: bad port", hostport)
+	}
+	if host == "" {
+		return "", 0, fmt.Errorf("%q: no host", hostport)
+	}
+	for _, r := range host {
+		if r <= ' ' || r == '/' || r == '@' || r == '%' && !strings.Contains(host, ":") || r > 0x7e {
+			return "", 0, fmt.Errorf("%q: bad host", hostport)
+		}
+	}
+	return strings.ToLower(strings.TrimSuffix(host, ".")), port, nil
+}
+
+// refuseHead answers a request whose head could not be read, if the client
+// is still there, and records the refusal.
+func (c *conn) refuseHead(f *flow.Flow, err error, up0, down0 int64) {
+	status, reason := http.StatusBadRequest, "bad request: "+err.Error()
+	var ne net.Error
+	switch {
+	case c.lr.N <= 0:
+		status = http.StatusRequestHeaderFieldsTooLarge
+		reason = fmt.Sprintf("request header over %d bytes", c.p.maxHeaderBytes())
+	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
+		status = http.StatusRequestTimeout
+		reason = fmt.Sprintf("request header not complete within %s", c.p.headerTimeout())
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		status = 0
+		reason = "client closed before the request header was complete"
+	case errors.Is(err, net.ErrClosed):
+		status = 0
+		reason = "proxy shutdown"
+	}
+	f.Kind = flow.KindTCP
+	if status != 0 {
+		c.writeError(status, reason, nil, true)
+	}
+	f.Status = status
+	c.finishRefusal(f, reason, up0, down0)
+}
+
+func (c *conn) finishRefusal(f *flow.Flow, reason string, up0, down0 int64) {
+	f.Decision = flow.DecisionDenied
+	f.Reason = reason
+	f.BytesUp = c.upCount() - up0
+	f.BytesDown = c.cc.wn - down0
+	f.End = time.Now()
+	c.p.record(f)
+}
+
+// refuse answers req with an error status and records the refusal. It
+// reports whether the connection may carry another request.
+func (c *conn) refuse(req *http.Request, f *flow.Flow, up0, down0 int64, status int, reason string, h http.Header) bool {
+	// A request body we do not read would be taken for the next request.
+	// A refused CONNECT ends the connection, except for a 407: the client
+	// retries with credentials on the same connection.
+	keep := !req.Close && req.ContentLength == 0 &&
+		(req.Method != http.MethodConnect || status == http.StatusProxyAuthRequired)
+	c.writeError(status, reason, h, !keep)
+	f.Status = status
+	c.finishRefusal(f, reason, up0, down0)
+	return keep
+}
+
+// writeError writes a short text response.
+func (c *conn) writeError(status int, msg string, h http.Header, closing bool) {
+	body := fmt.Sprintf("pilotwire: %d %s: %s\n", status, http.StatusText(status), msg)
+	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	defer c.nc.SetWriteDeadline(time.Time{})
+	bw := c.bw
+	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\n", status, http.StatusText(status))
+	for k, vs := range h {
+		for _, v := range vs {
+			fmt.Fprintf(bw, "%s: %s\r\n", k, v)
+		}
+	}
+	if closing {
+		bw.WriteString("Connection: close\r\n")
+	}
+	fmt.Fprintf(bw, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	_ = bw.Flush()
+}

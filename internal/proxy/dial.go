@@ -1,0 +1,167 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// resolve returns the addresses of host: the literal itself, or what the
+// Resolve hook or DNS says.
+func (p *Proxy) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{a.Unmap()}, nil
+	}
+	if p.Resolve != nil {
+		return p.Resolve(ctx, host)
+	}
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+}
+
+// dialTarget connects to host:port, refusing addresses the target rules
+// forbid. The rules are applied to the resolved addresses, and the
+// connection goes to exactly the address that was checked, so a name that
+// resolves to a forbidden address (DNS rebinding) is refused too.
+func (p *Proxy) dialTarget(ctx context.Context, host string, port int) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.dialTimeout())
+	defer cancel()
+	addrs, err := p.resolve(ctx, host)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", host, err)
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("resolve %s: no addresses", host)
+	}
+	var refused string
+	var errs []error
+	for _, a := range addrs {
+		if r := targetRefusal(a, p.AllowPrivateTargets); r != "" {
+			if refused == "" {
+				refused = r
+			}
+			continue
+		}
+		nc, err := p.dialAddr(ctx, netip.AddrPortFrom(a.Unmap(), uint16(port)).String())
+		if err == nil {
+			return nc, nil
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		if host != addrs[0].String() {
+			refused = fmt.Sprintf("%s (%s resolves to it)", refused, host)
+		}
+		return nil, &refusal{refused}
+	}
+	return nil, fmt.Errorf("dial %s: %w", host, errors.Join(errs...))
+}
+
+func (p *Proxy) dialAddr(ctx context.Context, addr string) (net.Conn, error) {
+	if p.Dial != nil {
+		return p.Dial(ctx, "tcp", addr)
+	}
+	d := net.Dialer{KeepAlive: 30 * time.Second, Control: p.dialControl}
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+// dialControl checks the address of every socket the default dialer
+// connects, a second line behind dialTarget's check.
+func (p *Proxy) dialControl(network, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return nil
+	}
+	if r := targetRefusal(ap.Addr(), p.AllowPrivateTargets); r != "" {
+		return &refusal{r}
+	}
+	return nil
+}
+
+// dialUpstream connects to the upstream proxy. Its address is the
+// operator's choice, so the target rules do not apply to it.
+func (p *Proxy) dialUpstream(ctx context.Context) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.dialTimeout())
+	defer cancel()
+	host := p.Upstream.Hostname()
+	port := p.Upstream.Port()
+	if port == "" {
+		port = "8080"
+	}
+	addrs, err := p.resolve(ctx, host)
+	if err != nil {
+		return nil, fmt.Errorf("upstream proxy %s: %w", p.Upstream.Host, err)
+	}
+	var errs []error
+	for _, a := range addrs {
+		nc, err := p.dialAddr(ctx, net.JoinHostPort(a.String(), port))
+		if err == nil {
+			return nc, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("upstream proxy %s: %w", p.Upstream.Host, errors.Join(errs...))
+}
+
+// dialTunnel opens the server side of a CONNECT tunnel: directly, or with
+// a CONNECT through the upstream proxy. early holds bytes the upstream
+// proxy sent after its answer (the server spoke first), to pass on.
+func (p *Proxy) dialTunnel(ctx context.Context, host string, port int) (nc net.Conn, early []byte, err error) {
+	if p.Upstream == nil {
+		nc, err := p.dialTarget(ctx, host, port)
+		return nc, nil, err
+	}
+	// Through the upstream the name is resolved there; still refuse
+	// forbidden literal addresses here.
+	if a, err := netip.ParseAddr(host); err == nil {
+		if r := targetRefusal(a, p.AllowPrivateTargets); r != "" {
+			return nil, nil, &refusal{r}
+		}
+	}
+	nc, err = p.dialUpstream(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	target := net.JoinHostPort(host, strconv.Itoa(port))
+	var b strings.Builder
+	fmt.Fprintf(&b, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n", target, target)
+	if u := p.Upstream.User; u != nil {
+		pass, _ := u.Password()
+		fmt.Fprintf(&b, "Proxy-Authorization: Basic %s\r\n", base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass)))
+	}
+	b.WriteString("\r\n")
+	deadline := time.Now().Add(p.dialTimeout())
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = nc.SetDeadline(deadline)
+	if _, err := nc.Write([]byte(b.String())); err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("upstream proxy %s: %w", p.Upstream.Host, err)
+	}
+	br := bufio.NewReaderSize(nc, 1024)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("upstream proxy %s: %w", p.Upstream.Host, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		nc.Close()
+		return nil, nil, fmt.Errorf("upstream proxy %s answered %s", p.Upstream.Host, resp.Status)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	if n := br.Buffered(); n > 0 {
+		early = make([]byte, n)
+		_, _ = br.Read(early)
+	}
+	return nc, early, nil
+}

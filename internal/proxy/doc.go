@@ -1,0 +1,23 @@
+// Package proxy is pilotwire's capture proxy: an HTTP/1.1 forward proxy that
+// records every conversation as a flow.Flow.
+//
+// Plain HTTP requests in absolute form are forwarded with their bodies
+// streamed both ways in constant memory (keep-alive on both sides, chunked
+// encoding, Expect: 100-continue, hop-by-hop headers removed). CONNECT
+// tunnels are never decrypted: the proxy reads the TLS ClientHello as it
+// passes, unchanged, to learn the server name, ALPN and TLS version, and
+// then relays bytes (on Linux with splice, holding no buffer or pipe while a
+// tunnel is idle). Requests in origin form to the proxy itself get a PAC
+// file (/proxy.pac, /wpad.dat) or a help page.
+//
+// The proxy is safe by default: only clients on loopback and private
+// networks are served, targets on loopback, link-local and cloud metadata
+// addresses are refused (checked on the resolved address, at dial time), and
+// header size, header time, idle time and open connections are limited.
+// Every refusal is recorded as a flow with Decision denied.
+//
+// The proxy owns its connections (an accept loop and a bufio reader per
+// connection) instead of using net/http's server, so that it can peek at
+// tunnels, count bytes exactly and record refusals; it uses net/http's
+// Transport for the upstream side of plain HTTP.
+package proxy

@@ -1,0 +1,299 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1, plus
+// the proxy ones; they are never forwarded.
+var hopHeaders = []string{
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// removeHopHeaders deletes the hop-by-hop headers from h, including those
+// the Connection header names.
+func removeHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+// refusal is a dial refused by the target rules.
+type refusal struct{ reason string }
+
+func (r *refusal) Error() string { return r.reason }
+
+// clientBody is a request body read from the client connection. It sends
+// "100 Continue" the first time it is read when the client asked for it,
+// and can be cut off so that the Transport, which may read a body after
+// RoundTrip returns, never touches the connection afterwards.
+type clientBody struct {
+	mu       sync.Mutex
+	r        io.ReadCloser
+	c        *conn
+	expect   bool
+	eof      bool
+	detached bool
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.detached {
+		return 0, errors.New("proxy: request body detached")
+	}
+	if b.expect {
+		b.expect = false
+		if _, err := io.WriteString(&b.c.cc, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+			return 0, err
+		}
+	}
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *clientBody) Close() error { return nil }
+
+// detach stops all further reads and reports whether the body was read to
+// its end.
+func (b *clientBody) detach() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.detached = true
+	return b.eof
+}
+
+// forward passes a plain-HTTP request to its server and the response back.
+// It reports whether the client connection may carry another request.
+func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
+	p := c.p
+	keep := !req.Close
+	expect := strings.EqualFold(req.Header.Get("Expect"), "100-continue")
+
+	out := &http.Request{
+		Method:        req.Method,
+		URL:           req.URL,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        req.Header,
+		Host:          req.Host,
+		ContentLength: req.ContentLength,
+	}
+	if req.URL.Host != "" {
+		out.Host = req.URL.Host
+	}
+	removeHopHeaders(out.Header)
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = []string{""} // the Transport would add its own
+	}
+	var body *clientBody
+	if req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
+		body = &clientBody{r: req.Body, c: c, expect: expect}
+		out.Body = body
+		if req.ContentLength < 0 {
+			out.TransferEncoding = []string{"chunked"}
+		}
+	} else {
+		out.Header.Del("Expect")
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	defer cancel()
+	out = out.WithContext(ctx)
+
+	resp, err := p.transport.RoundTrip(out)
+	bodyDone := func() bool {
+		if body == nil {
+			return true
+		}
+		return body.detach()
+	}
+	if err != nil {
+		// The body may still be in the Transport's hands: cut it off.
+		complete := bodyDone()
+		var r *refusal
+		if errors.As(err, &r) {
+			return c.refuse(req, f, up0, down0, http.StatusForbidden, r.reason, nil) && complete
+		}
+		status := http.StatusBadGateway
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			status = http.StatusGatewayTimeout
+		}
+		c.writeError(status, err.Error(), nil, !keep || !complete)
+		f.Status = status
+		f.Error = err.Error()
+		f.BytesUp = c.upCount() - up0
+		f.BytesDown = c.cc.wn - down0
+		f.End = time.Now()
+		p.record(f)
+		return keep && complete
+	}
+	defer resp.Body.Close()
+	f.Status = resp.StatusCode
+
+	noBody := req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
+		resp.StatusCode == http.StatusNotModified || resp.StatusCode < 200
+	chunked := false
+	switch {
+	case noBody:
+	case resp.ContentLength >= 0:
+	case req.ProtoAtLeast(1, 1):
+		chunked = true
+	default:
+		keep = false // HTTP/1.0 client: the end of the body is the end of the connection
+	}
+	if resp.Close && resp.ContentLength < 0 && !chunked && !noBody {
+		keep = false
+	}
+
+	bw := c.bw
+	bw.WriteString("HTTP/1.1 ")
+	bw.WriteString(resp.Status)
+	bw.WriteString("\r\n")
+	removeHopHeaders(resp.Header)
+	for k, vs := range resp.Header {
+		if k == "Content-Length" {
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if resp.ContentLength >= 0 && resp.StatusCode != http.StatusNoContent && resp.StatusCode >= 200 {
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.FormatInt(resp.ContentLength, 10))
+		bw.WriteString("\r\n")
+	}
+	if chunked {
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if !keep {
+		bw.WriteString("Connection: close\r\n")
+	}
+	bw.WriteString("\r\n")
+
+	var copyErr, writeErr error
+	if !noBody {
+		copyErr, writeErr = c.copyBody(resp, f, chunked, up0, down0)
+	}
+	if writeErr == nil {
+		writeErr = bw.Flush()
+	}
+	complete := bodyDone()
+	f.BytesUp = c.upCount() - up0
+	f.BytesDown = c.cc.wn - down0
+	f.End = time.Now()
+	switch {
+	case writeErr != nil:
+		f.Error = "writing to client: " + writeErr.Error()
+		keep = false
+	case copyErr != nil:
+		f.Error = "reading from server: " + copyErr.Error()
+		keep = false
+	}
+	p.record(f)
+	// A server may answer before reading the whole request body (a 413, a
+	// 401); what is left of it would be taken for the next request.
+	return keep && complete
+}
+
+// openAfter is how long a plain-HTTP exchange runs before its flow is
+// recorded as open, so that long downloads are visible while they last.
+const openAfter = time.Second
+
+// copyBody copies the response body to the client, flushing after each
+// read so that streamed responses are not held back.
+func (c *conn) copyBody(resp *http.Response, f *flow.Flow, chunked bool, up0, down0 int64) (readErr, writeErr error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	bw := c.bw
+	recordedOpen := false
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if chunked {
+				bw.WriteString(strconv.FormatInt(int64(n), 16))
+				bw.WriteString("\r\n")
+			}
+			bw.Write(buf[:n])
+			if chunked {
+				bw.WriteString("\r\n")
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err, bw.Flush()
+		}
+		if werr := bw.Flush(); werr != nil {
+			return nil, werr
+		}
+		if !recordedOpen && time.Since(f.Start) > openAfter {
+			recordedOpen = true
+			open := *f
+			open.BytesUp = c.upCount() - up0
+			open.BytesDown = c.cc.wn - down0
+			c.p.record(&open)
+		}
+	}
+	if chunked {
+		bw.WriteString("0\r\n")
+		for k, vs := range resp.Trailer {
+			for _, v := range vs {
+				fmt.Fprintf(bw, "%s: %s\r\n", k, v)
+			}
+		}
+		bw.WriteString("\r\n")
+	}
+	return nil, nil
+}
+
+// dialForTransport dials for the plain-HTTP Transport: the upstream proxy,
+// or the target after checking its resolved addresses.
+func (p *Proxy) dialForTransport(ctx context.Context, network, addr string) (net.Conn, error) {
+	if p.Upstream != nil {
+		return p.dialUpstream(ctx)
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	port, _ := strconv.Atoi(portStr)
+	return p.dialTarget(ctx, host, port)
+}

@@ -1,0 +1,103 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// PAC returns a proxy auto-config file that sends everything but plain
+// host names and loopback through the proxy at hostport.
+func PAC(hostport string) string {
+	return `// pilotwire: proxy auto-config
+function FindProxyForURL(url, host) {
+  if (isPlainHostName(host) || host == "localhost" || host == "127.0.0.1" || host == "[::1]") {
+    return "DIRECT";
+  }
+  return "PROXY ` + hostport + `";
+}
+`
+}
+
+// pacAddr is the address a client reached the proxy on: the Host header
+// it used, with the connection's local port when the header has none.
+func (c *conn) pacAddr(req *http.Request) string {
+	host, port := req.Host, ""
+	if h, p, err := net.SplitHostPort(req.Host); err == nil {
+		host, port = h, p
+	}
+	if host == "" || strings.ContainsAny(host, "\"\\ ;") {
+		host = c.local.Addr().String()
+	}
+	if port == "" {
+		port = strconv.Itoa(int(c.local.Port()))
+	}
+	return net.JoinHostPort(strings.Trim(host, "[]"), port)
+}
+
+const helpPage = `pilotwire capture proxy
+
+This is a forward proxy; it does not serve pages itself. Set it as the
+HTTP and HTTPS proxy of the device (for Windows: Settings > Network &
+internet > Proxy, or "netsh winhttp set proxy %[1]s"), or give the device
+its auto-config script:
+
+    http://%[1]s/proxy.pac
+
+(also at /wpad.dat, for WPAD through DHCP option 252 or a DNS "wpad" name).
+`
+
+// serveLocal answers a request in origin form, meant for the proxy itself.
+func (c *conn) serveLocal(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
+	addr := c.pacAddr(req)
+	f.Note = "answered by the proxy"
+	var status int
+	var ctype, body string
+	switch {
+	case (req.Method == http.MethodGet || req.Method == http.MethodHead) &&
+		(req.URL.Path == "/proxy.pac" || req.URL.Path == "/wpad.dat"):
+		status, ctype, body = http.StatusOK, "application/x-ns-proxy-autoconfig", PAC(addr)
+		f.Note = "PAC file served by the proxy"
+	case req.URL.Path == "/":
+		status, ctype, body = http.StatusOK, "text/plain; charset=utf-8", fmt.Sprintf(helpPage, addr)
+	default:
+		status, ctype, body = http.StatusNotFound, "text/plain; charset=utf-8", fmt.Sprintf(helpPage, addr)
+	}
+	keep := !req.Close
+	// Read and drop a small body so the connection stays usable.
+	if req.Body != nil {
+		n, _ := io.CopyN(io.Discard, req.Body, 64<<10)
+		if n == 64<<10 {
+			keep = false
+		}
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	defer c.nc.SetWriteDeadline(time.Time{})
+	bw := c.bw
+	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nCache-Control: no-store\r\n",
+		status, http.StatusText(status), ctype, len(body))
+	if !keep {
+		bw.WriteString("Connection: close\r\n")
+	}
+	bw.WriteString("\r\n")
+	if req.Method != http.MethodHead {
+		bw.WriteString(body)
+	}
+	err := bw.Flush()
+	f.Status = status
+	f.BytesUp = c.upCount() - up0
+	f.BytesDown = c.cc.wn - down0
+	f.End = time.Now()
+	if err != nil {
+		f.Error = "writing to client: " + err.Error()
+		keep = false
+	}
+	c.p.record(f)
+	return keep
+}

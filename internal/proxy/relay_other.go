@@ -1,0 +1,16 @@
+//go:build !linux
+
+package proxy
+
+import (
+	"io"
+	"net"
+)
+
+// copyBurst copies src to dst until EOF, an error or src's read deadline,
+// through a pooled buffer (io.Copy would allocate one per call).
+func copyBurst(dst, src net.Conn) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
+}
