@@ -1,0 +1,366 @@
+// Package har reads HAR 1.2 files (HTTP Archive: browser DevTools, Fiddler,
+// Charles, mitmproxy, Insomnia exports) into flows.
+//
+// The file is streamed with a JSON token decoder: only one entry is held in
+// memory at a time, and bodies (response.content.text, request.postData) are
+// never kept, so a HAR of several GiB imports in bounded memory (bounded by
+// the largest single entry, since encoding/json buffers one value).
+//
+// Each entry becomes one flow: Start is startedDateTime in the zone the file
+// gives, End is Start plus the entry's time (or the sum of its non-negative
+// timings, -1 meaning "not applicable"), Status 0 is a request that got no
+// response (Error says why when the exporter recorded it in "_error").
+// A UTF-8 byte order mark, missing pages, empty httpVersion and unknown
+// custom "_" fields are all accepted.
+package har
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// entry is the part of a HAR entry pilotwire uses.
+type entry struct {
+	StartedDateTime string   `json:"startedDateTime"`
+	Time            *float64 `json:"time"`
+	Request         struct {
+		Method      string `json:"method"`
+		URL         string `json:"url"`
+		HTTPVersion string `json:"httpVersion"`
+		HeadersSize int64  `json:"headersSize"`
+		BodySize    int64  `json:"bodySize"`
+	} `json:"request"`
+	Response struct {
+		Status       int    `json:"status"`
+		StatusText   string `json:"statusText"`
+		HTTPVersion  string `json:"httpVersion"`
+		HeadersSize  int64  `json:"headersSize"`
+		BodySize     int64  `json:"bodySize"`
+		TransferSize *int64 `json:"_transferSize"`
+		Error        string `json:"_error"`
+		Content      struct {
+			Size int64 `json:"size"`
+		} `json:"content"`
+	} `json:"response"`
+	Timings         map[string]any `json:"timings"`
+	ServerIPAddress string             `json:"serverIPAddress"`
+	Connection      string             `json:"connection"`
+	FromCache       string             `json:"_fromCache"`
+	// Client addresses some exporters add.
+	ClientAddress string `json:"_clientAddress"`
+	ClientIP      string `json:"_clientIP"`
+	ClientPort    int    `json:"_clientPort"`
+}
+
+// Read streams the HAR in r, calling emit for each entry, in file order,
+// with Key "entry:N" (N counting from 1). An entry whose fields have the
+// wrong types or that lacks a usable startedDateTime or URL is reported
+// through skip ("entry 3") and reading goes on. A JSON syntax error or a
+// truncated file stops reading: the error says at which entry and byte
+// offset.
+func Read(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip func(where string, err error)) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if b, err := br.Peek(3); err == nil && string(b) == "\xef\xbb\xbf" {
+		br.Discard(3)
+	}
+	dec := json.NewDecoder(br)
+	at := func(err error) error {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("offset %#x: %w", dec.InputOffset(), err)
+	}
+	if err := expectDelim(dec, '{'); err != nil {
+		return at(fmt.Errorf("not a HAR file: %w", err))
+	}
+	// Top level: find "log".
+	found := false
+	for dec.More() {
+		key, err := objectKey(dec)
+		if err != nil {
+			return at(err)
+		}
+		if key != "log" {
+			if err := skipValue(dec); err != nil {
+				return at(err)
+			}
+			continue
+		}
+		found = true
+		if err := expectDelim(dec, '{'); err != nil {
+			return at(fmt.Errorf("log: %w", err))
+		}
+		for dec.More() {
+			key, err := objectKey(dec)
+			if err != nil {
+				return at(fmt.Errorf("log: %w", err))
+			}
+			if key != "entries" {
+				if err := skipValue(dec); err != nil {
+					return at(fmt.Errorf("log.%s: %w", key, err))
+				}
+				continue
+			}
+			if err := readEntries(ctx, dec, emit, skip); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil { // '}' of log
+			return at(err)
+		}
+	}
+	if !found {
+		return errors.New("not a HAR file: no \"log\" object")
+	}
+	return nil
+}
+
+func readEntries(ctx context.Context, dec *json.Decoder, emit func(flow.Flow) error, skip func(string, error)) error {
+	if err := expectDelim(dec, '['); err != nil {
+		return fmt.Errorf("log.entries at offset %#x: %w", dec.InputOffset(), err)
+	}
+	n := 0
+	for dec.More() {
+		n++
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		start := dec.InputOffset()
+		var e entry
+		err := dec.Decode(&e)
+		var typeErr *json.UnmarshalTypeError
+		ignored := ""
+		switch {
+		case errors.As(err, &typeErr):
+			// The value was consumed whole and the other fields were
+			// filled: keep the entry if what matters is there.
+			ignored = typeErr.Field
+		case err != nil:
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("entry %d at offset %#x: %w", n, start, err)
+		}
+		f, err := toFlow(&e)
+		if err != nil {
+			skip(fmt.Sprintf("entry %d", n), err)
+			continue
+		}
+		if ignored != "" {
+			f.Note = strings.TrimPrefix(f.Note+", field "+ignored+" ignored (wrong type)", ", ")
+		}
+		f.Key = "entry:" + strconv.Itoa(n)
+		if err := emit(f); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // ']'
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("after entry %d at offset %#x: %w", n, dec.InputOffset(), err)
+	}
+	return nil
+}
+
+// toFlow maps one entry.
+func toFlow(e *entry) (flow.Flow, error) {
+	f := flow.Flow{Source: flow.SourceHAR, Kind: flow.KindHTTP}
+	start, err := parseTime(e.StartedDateTime)
+	if err != nil {
+		return f, fmt.Errorf("startedDateTime %q: %w", e.StartedDateTime, err)
+	}
+	f.Start = start
+	var ms float64
+	if e.Time != nil && *e.Time >= 0 {
+		ms = *e.Time
+	} else {
+		for _, v := range e.Timings {
+			if v, ok := v.(float64); ok && v > 0 {
+				ms += v
+			}
+		}
+	}
+	if ms > 7*24*3600*1000 {
+		ms = 0 // a week-long request is a broken number, not a duration
+	}
+	f.End = start.Add(time.Duration(ms * float64(time.Millisecond)))
+
+	f.Method = strings.ToUpper(e.Request.Method)
+	if f.Method == "" {
+		return f, errors.New("request has no method")
+	}
+	if err := setTarget(&f, e.Request.URL); err != nil {
+		return f, err
+	}
+
+	f.Status = e.Response.Status
+	if f.Status == 0 {
+		f.Error = "no response (status 0)"
+	}
+	if e.Response.Error != "" {
+		f.Error = e.Response.Error
+	}
+	f.BytesUp = nonNeg(e.Request.HeadersSize) + nonNeg(e.Request.BodySize)
+	switch {
+	case e.Response.TransferSize != nil && *e.Response.TransferSize > 0:
+		f.BytesDown = *e.Response.TransferSize
+	default:
+		body := e.Response.BodySize
+		if body < 0 {
+			body = e.Response.Content.Size
+		}
+		f.BytesDown = nonNeg(e.Response.HeadersSize) + nonNeg(body)
+	}
+
+	if ip := firstNonEmpty(e.ClientAddress, e.ClientIP); ip != "" {
+		if h, p, err := net.SplitHostPort(ip); err == nil {
+			ip = h
+			f.ClientPort, _ = strconv.Atoi(p)
+		}
+		f.Client = strings.Trim(ip, "[]")
+	}
+	if e.ClientPort > 0 && e.ClientPort < 65536 {
+		f.ClientPort = e.ClientPort
+	}
+
+	var notes []string
+	if v := firstNonEmpty(e.Response.HTTPVersion, e.Request.HTTPVersion); v != "" {
+		notes = append(notes, v)
+	}
+	if ip := strings.Trim(e.ServerIPAddress, "[]"); ip != "" {
+		notes = append(notes, "server "+ip)
+	}
+	if e.FromCache != "" {
+		notes = append(notes, "from "+e.FromCache+" cache")
+	}
+	f.Note = strings.Join(notes, ", ")
+	return f, nil
+}
+
+// setTarget sets Scheme, Host, Port and URL from the request URL. A
+// CONNECT's URL is the authority ("host:443"), sometimes with a scheme.
+func setTarget(f *flow.Flow, raw string) error {
+	if raw == "" {
+		return errors.New("request has no url")
+	}
+	if f.Method == "CONNECT" {
+		f.Kind = flow.KindConnect
+		authority := raw
+		if i := strings.Index(authority, "://"); i >= 0 {
+			authority = authority[i+3:]
+		}
+		authority = strings.TrimSuffix(authority, "/")
+		host, port, err := net.SplitHostPort(authority)
+		if err != nil {
+			host, port = authority, "443"
+		}
+		f.Host = strings.ToLower(strings.Trim(host, "[]"))
+		f.Port, _ = strconv.Atoi(port)
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("request url %q: %w", clip(raw), err)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("request url %q has no host", clip(raw))
+	}
+	f.URL = raw
+	f.Scheme = strings.ToLower(u.Scheme)
+	f.Host = strings.ToLower(u.Hostname())
+	if p := u.Port(); p != "" {
+		f.Port, _ = strconv.Atoi(p)
+	} else {
+		switch f.Scheme {
+		case "https", "wss":
+			f.Port = 443
+		case "http", "ws":
+			f.Port = 80
+		}
+	}
+	return nil
+}
+
+// parseTime reads an ISO 8601 time, keeping its zone offset.
+func parseTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999Z0700", "2006-01-02T15:04:05.999999999"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, errors.New("not an ISO 8601 time")
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("found %v where %q was expected", tok, string(want))
+	}
+	return nil
+}
+
+func objectKey(dec *json.Decoder) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	k, ok := tok.(string)
+	if !ok {
+		return "", fmt.Errorf("found %v where an object key was expected", tok)
+	}
+	return k, nil
+}
+
+// skipValue consumes the next value token by token, so a large skipped
+// value (pages, a comment) is not buffered whole.
+func skipValue(dec *json.Decoder) error {
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
+}
+
+func nonNeg(n int64) int64 { return max(n, 0) }
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
