@@ -10,11 +10,55 @@ import (
 // node is one label of the trie over reversed labels: the root's children
 // are top-level domains, their children second-level labels, and so on.
 type node struct {
-	children map[string]*node // literal labels
+	kids     []child          // literal labels, when few (a scan beats hashing)
+	children map[string]*node // literal labels, when many
 	star     *node            // an inner "*" label: one or more labels, any text
 	globs    []glob           // leftmost labels with '*' inside ("kv*"): pattern ends here
 	exact    int              // entry index+1 of the pattern that ends here; 0 for none
 	wild     int              // entry index+1 of "*.<this node>": any depth under it; 0 for none
+}
+
+// smallFanout is the number of children up to which a node scans a slice
+// instead of hashing the label.
+const smallFanout = 8
+
+type child struct {
+	label string
+	n     *node
+}
+
+// child returns the child for label, or nil.
+func (n *node) child(label []byte) *node {
+	if n.children != nil {
+		return n.children[string(label)]
+	}
+	for i := range n.kids {
+		if len(n.kids[i].label) == len(label) && n.kids[i].label == string(label) {
+			return n.kids[i].n
+		}
+	}
+	return nil
+}
+
+// addChild returns the child for label, creating it.
+func (n *node) addChild(label string) *node {
+	if c := n.child([]byte(label)); c != nil {
+		return c
+	}
+	c := &node{}
+	if n.children != nil {
+		n.children[label] = c
+		return c
+	}
+	n.kids = append(n.kids, child{label, c})
+	if len(n.kids) > smallFanout {
+		n.children = map[string]*node{}
+		for _, k := range n.kids {
+			n.children[k.label] = k.n
+		}
+		n.kids = nil
+	}
+	return c
 }
 
 type glob struct {
@@ -55,15 +99,7 @@ func (c *Catalog) insert(i int, pattern string) {
 			}
 			n = n.star
 		default:
-			if n.children == nil {
-				n.children = map[string]*node{}
-			}
-			next := n.children[label]
-			if next == nil {
-				next = &node{}
-				n.children[label] = next
-			}
-			n = next
+			n = n.addChild(label)
 		}
 	}
 	n.exact = i + 1
@@ -145,7 +181,7 @@ func (c *Catalog) walk(n *node, rest []byte, lit int, starred, inStar bool, best
 			}
 		}
 	}
-	if child := n.children[string(label)]; child != nil {
+	if child := n.child(label); child != nil {
 		c.walk(child, next, lit+1, starred, false, best, bestScore)
 	}
 	if n.star != nil {
@@ -203,38 +239,59 @@ func normalize(host string, buf *[maxHost]byte) ([]byte, bool) {
 	}
 	n, labelLen, allDigits := 0, 0, true
 	for k := 0; k < len(host); k++ {
-		ch := host[k]
-		switch {
-		case ch >= 'A' && ch <= 'Z':
-			ch += 'a' - 'A'
-			allDigits = false
-		case ch >= 'a' && ch <= 'z', ch == '-', ch == '_':
-			allDigits = false
-		case ch >= '0' && ch <= '9':
-		case ch == '.':
+		c := hostByte[host[k]]
+		switch c {
+		case 0:
+			return nil, false
+		case '.':
 			if labelLen == 0 {
 				return nil, false
 			}
 			labelLen, allDigits = 0, true
-			buf[n] = ch
-			n++
-			continue
 		default:
-			return nil, false
+			labelLen++
+			allDigits = allDigits && c >= '0' && c <= '9'
 		}
-		labelLen++
-		if labelLen > 63 {
-			return nil, false
-		}
-		buf[n] = ch
+		buf[n] = c
 		n++
 	}
-	// A last label of digits is an IPv4 literal (or no name at all): no
-	// top-level domain is numeric.
 	if labelLen == 0 || allDigits {
+		// A last label of digits is an IPv4 literal (or no name at all):
+		// no top-level domain is numeric.
 		return nil, false
 	}
+	if !labelsShort(buf[:n]) {
+		return nil, false // a label longer than DNS allows
+	}
 	return buf[:n], true
+}
+
+// hostByte maps each byte of a host name to its lower-case form, and every
+// byte a host name may not hold to 0.
+var hostByte = func() (t [256]byte) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = byte(c)
+		t[c-'a'+'A'] = byte(c)
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c)
+	}
+	t['-'], t['_'], t['.'] = '-', '_', '.'
+	return t
+}()
+
+// labelsShort reports whether every label of name is at most 63 bytes.
+func labelsShort(name []byte) bool {
+	start := 0
+	for i, c := range name {
+		if c == '.' {
+			if i-start > 63 {
+				return false
+			}
+			start = i + 1
+		}
+	}
+	return len(name)-start <= 63
 }
 
 func indexByte(b []byte, c byte) int {
