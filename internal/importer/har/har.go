@@ -140,12 +140,17 @@ func readEntries(ctx context.Context, dec *json.Decoder, emit func(flow.Flow) er
 		var e entry
 		err := dec.Decode(&e)
 		var typeErr *json.UnmarshalTypeError
+		var syntaxErr *json.SyntaxError
 		ignored := ""
 		switch {
 		case errors.As(err, &typeErr):
 			// The value was consumed whole and the other fields were
 			// filled: keep the entry if what matters is there.
 			ignored = typeErr.Field
+		case err != nil && !errors.As(err, &syntaxErr) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF):
+			// Read whole, but not into an entry (e.g. a bare string).
+			skip(fmt.Sprintf("entry %d", n), err)
+			continue
 		case err != nil:
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF

@@ -1,0 +1,164 @@
+package netlog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+type skipped struct{ where, reason string }
+
+func readBytes(t testing.TB, data []byte) ([]flow.Flow, []skipped, error) {
+	t.Helper()
+	var flows []flow.Flow
+	var skips []skipped
+	err := Read(context.Background(), bytes.NewReader(data), func(f flow.Flow) error {
+		flows = append(flows, f)
+		return nil
+	}, func(where string, err error) {
+		skips = append(skips, skipped{where, err.Error()})
+	})
+	return flows, skips, err
+}
+
+// The expectations of ../shared/testdata/external/README.md, section netlog/.
+func TestGoogleHomepage(t *testing.T) {
+	data, err := os.ReadFile("testdata/chrome-netlog-google-homepage.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows, skips, err := readBytes(t, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(skips) != 0 {
+		t.Errorf("skipped %v", skips)
+	}
+	if len(flows) != 34 {
+		t.Fatalf("%d flows, want 34 (URL_REQUEST_START_JOB events with a url)", len(flows))
+	}
+	methods, hosts := map[string]int{}, map[string]int{}
+	keys := map[string]bool{}
+	// Event ticks run from 10441710 to 10443104; timeTickOffset is 1757521199116.
+	lo, hi := time.UnixMilli(1757521199116+10441710), time.UnixMilli(1757521199116+10443104)
+	for _, f := range flows {
+		methods[f.Method]++
+		hosts[f.Host]++
+		if keys[f.Key] {
+			t.Errorf("duplicate key %s", f.Key)
+		}
+		keys[f.Key] = true
+		if f.Source != flow.SourceNetlog || f.Kind != flow.KindHTTP || f.Scheme != "https" || f.Port != 443 {
+			t.Errorf("flow %+v", f)
+		}
+		if f.Start.Before(lo) || f.End.After(hi) || f.End.Before(f.Start) || f.Start.Location() != time.UTC {
+			t.Errorf("%s: %v..%v outside the log's %v..%v", f.Key, f.Start, f.End, lo, hi)
+		}
+		if f.Status == 0 && f.Error == "" {
+			t.Errorf("%s %s: no status and no error", f.Key, f.URL)
+		}
+	}
+	if want := map[string]int{"GET": 25, "POST": 9}; !maps.Equal(methods, want) {
+		t.Errorf("methods %v, want %v", methods, want)
+	}
+	want := map[string]int{"www.google.com": 28, "fonts.gstatic.com": 2, "www.gstatic.com": 2, "google.com": 1, "ogads-pa.clients6.google.com": 1}
+	if !maps.Equal(hosts, want) {
+		t.Errorf("hosts %v, want %v", hosts, want)
+	}
+	// The first request: google.com redirected (301) to www.google.com,
+	// same request (source 12), two jobs, over QUIC.
+	first := map[string]flow.Flow{}
+	for _, f := range flows {
+		first[f.Key] = f
+	}
+	a, b := first["req:12:1"], first["req:12:2"]
+	if a.URL != "https://google.com/" || a.Status != 301 || !a.Start.Equal(time.UnixMilli(1757521199116+10441799)) || !a.End.Equal(time.UnixMilli(1757521199116+10442023)) {
+		t.Errorf("first job %+v", a)
+	}
+	if b.URL != "https://www.google.com/" || b.Status != 200 || b.BytesDown != 30966+32768+6880 || b.Note != "over QUIC (HTTP/3)" {
+		t.Errorf("second job %+v", b)
+	}
+}
+
+const miniConstants = `{"constants":{"logEventTypes":{"URL_REQUEST_START_JOB":1,"REQUEST_ALIVE":2,"HTTP_TRANSACTION_READ_RESPONSE_HEADERS":3,"URL_REQUEST_JOB_BYTES_READ":4},"timeTickOffset":"1700000000000","netError":{"ERR_CONNECTION_RESET":-101}},"events":[`
+
+func TestDamaged(t *testing.T) {
+	tests := []struct {
+		name   string
+		input  string
+		flows  []string // key status error note
+		skips  []skipped
+		errStr string
+	}{
+		{
+			name: "complete with an error",
+			input: miniConstants +
+				`{"type":2,"phase":1,"time":"10","source":{"id":5,"type":1}},` +
+				`{"type":1,"phase":1,"time":"11","source":{"id":5,"type":1},"params":{"method":"get","url":"http://a.example:8080/x"}},` +
+				`{"type":2,"phase":2,"time":"20","source":{"id":5,"type":1},"params":{"net_error":-101}}]}`,
+			flows: []string{`req:5:1 0 "net::ERR_CONNECTION_RESET (-101)" ""`},
+		},
+		{
+			name: "truncated log keeps open requests",
+			input: miniConstants +
+				`{"type":1,"phase":1,"time":"11","source":{"id":5,"type":1},"params":{"method":"GET","url":"https://a.example/"}},` +
+				`{"type":3,"phase":0,"time":"12","source":{"id":5,"type":1},"params":{"headers":["HTTP/1.1 204"]}},` +
+				`{"type":1,"phase":1,"time":"bad","source":{"id":6,"type":1},"params":{"url":"https://b.example/"}},` +
+				`{"type":1,"phase":1,"time":13,"source":{"id":7,"type":1},"params":{"url":"https://c.example/"}},` +
+				`{"type":1,"phase":1,"ti`,
+			flows:  []string{`req:5:1 204 "" "the log ends before the request finished"`, `req:7:1 0 "" "the log ends before the request finished"`},
+			skips:  []skipped{{"event 3", `json: invalid number literal, trying to unmarshal "\"bad\"" into Number`}},
+			errStr: "event 5 at offset",
+		},
+		{
+			name:   "events first",
+			input:  `{"events":[],"constants":{}}`,
+			errStr: "offset 0x9: events come before constants",
+		},
+		{
+			name:   "not a net-log",
+			input:  `{"log":{}}`,
+			errStr: `not a net-log: no "events" array`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			flows, skips, err := readBytes(t, []byte(tt.input))
+			var got []string
+			for _, f := range flows {
+				got = append(got, f.Key+" "+itoa(f.Status)+" "+quote(f.Error)+" "+quote(f.Note))
+			}
+			if !slices.Equal(got, tt.flows) {
+				t.Errorf("flows\n got %q\nwant %q", got, tt.flows)
+			}
+			if !slices.Equal(skips, tt.skips) {
+				t.Errorf("skips %q, want %q", skips, tt.skips)
+			}
+			if (err == nil) != (tt.errStr == "") || err != nil && !strings.Contains(err.Error(), tt.errStr) {
+				t.Errorf("error %v, want %q", err, tt.errStr)
+			}
+		})
+	}
+}
+
+func TestEmitError(t *testing.T) {
+	data, _ := os.ReadFile("testdata/chrome-netlog-google-homepage.json")
+	stop := errors.New("stop")
+	n := 0
+	err := Read(context.Background(), bytes.NewReader(data), func(flow.Flow) error { n++; return stop }, func(string, error) {})
+	if !errors.Is(err, stop) || n != 1 {
+		t.Errorf("err %v after %d flows", err, n)
+	}
+}
+
+func itoa(n int) string  { return strconv.Itoa(n) }
+func quote(s string) string { return strconv.Quote(s) }
