@@ -54,9 +54,9 @@ type entry struct {
 		} `json:"content"`
 	} `json:"response"`
 	Timings         map[string]any `json:"timings"`
-	ServerIPAddress string             `json:"serverIPAddress"`
-	Connection      string             `json:"connection"`
-	FromCache       string             `json:"_fromCache"`
+	ServerIPAddress string         `json:"serverIPAddress"`
+	Connection      string         `json:"connection"`
+	FromCache       string         `json:"_fromCache"`
 	// Client addresses some exporters add.
 	ClientAddress string `json:"_clientAddress"`
 	ClientIP      string `json:"_clientIP"`

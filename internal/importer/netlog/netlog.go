@@ -79,12 +79,11 @@ type reader struct {
 // job is a URL request job being read.
 type job struct {
 	f    flow.Flow
-	jobs int // jobs of this request so far (redirects + 1)
 	quic bool
 }
 
 // Read streams the net-log in r, emitting a flow per URL request job with
-// Key "req:<source id>:<job number>". An event it cannot read is reported
+// Key "req:<source id>:event:<N>", N the job's start event, counting from 1. An event it cannot read is reported
 // through skip ("event 12") and reading goes on; a syntax error or a
 // truncated file stops it after emitting the requests in progress.
 func Read(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip func(where string, err error)) error {
@@ -190,7 +189,7 @@ func (rd *reader) readEvents(ctx context.Context, dec *json.Decoder, skip func(s
 			}
 			return fmt.Errorf("event %d at offset %#x: %w", n, start, err)
 		}
-		if err := rd.event(&ev); err != nil {
+		if err := rd.event(&ev, n); err != nil {
 			var skipErr skipError
 			if errors.As(err, &skipErr) {
 				skip(fmt.Sprintf("event %d", n), err)
@@ -211,7 +210,7 @@ func (rd *reader) readEvents(ctx context.Context, dec *json.Decoder, skip func(s
 // skipError marks an event that is damaged but does not stop the reading.
 type skipError struct{ error }
 
-func (rd *reader) event(ev *event) error {
+func (rd *reader) event(ev *event, index int) error {
 	name, ok := rd.types[ev.Type]
 	if !ok {
 		return nil
@@ -236,20 +235,17 @@ func (rd *reader) event(ev *event) error {
 		if err := json.Unmarshal(ev.Params, &p); err != nil || p.URL == "" {
 			return skipError{fmt.Errorf("%s without a readable url", name)}
 		}
-		j := rd.open[id]
-		jobs := 0
-		if j != nil {
+		if j := rd.open[id]; j != nil {
 			// A new job on the same request: the previous one was
 			// redirected.
 			j.f.End = t
 			if err := rd.finish(id, j); err != nil {
 				return err
 			}
-			jobs = j.jobs
 		}
-		j = &job{jobs: jobs + 1}
+		j := &job{}
 		j.f = flow.Flow{
-			Key:    "req:" + strconv.FormatInt(id, 10) + ":" + strconv.Itoa(j.jobs),
+			Key:    "req:" + strconv.FormatInt(id, 10) + ":event:" + strconv.Itoa(index),
 			Start:  t,
 			Source: flow.SourceNetlog,
 			Kind:   flow.KindHTTP,

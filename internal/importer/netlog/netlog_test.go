@@ -76,11 +76,18 @@ func TestGoogleHomepage(t *testing.T) {
 	}
 	// The first request: google.com redirected (301) to www.google.com,
 	// same request (source 12), two jobs, over QUIC.
-	first := map[string]flow.Flow{}
+	var a, b flow.Flow
 	for _, f := range flows {
-		first[f.Key] = f
+		switch f.URL {
+		case "https://google.com/":
+			a = f
+		case "https://www.google.com/":
+			b = f
+		}
 	}
-	a, b := first["req:12:1"], first["req:12:2"]
+	if !strings.HasPrefix(a.Key, "req:12:event:") || !strings.HasPrefix(b.Key, "req:12:event:") {
+		t.Errorf("keys %q %q, want request 12", a.Key, b.Key)
+	}
 	if a.URL != "https://google.com/" || a.Status != 301 || !a.Start.Equal(time.UnixMilli(1757521199116+10441799)) || !a.End.Equal(time.UnixMilli(1757521199116+10442023)) {
 		t.Errorf("first job %+v", a)
 	}
@@ -105,7 +112,7 @@ func TestDamaged(t *testing.T) {
 				`{"type":2,"phase":1,"time":"10","source":{"id":5,"type":1}},` +
 				`{"type":1,"phase":1,"time":"11","source":{"id":5,"type":1},"params":{"method":"get","url":"http://a.example:8080/x"}},` +
 				`{"type":2,"phase":2,"time":"20","source":{"id":5,"type":1},"params":{"net_error":-101}}]}`,
-			flows: []string{`req:5:1 0 "net::ERR_CONNECTION_RESET (-101)" ""`},
+			flows: []string{`req:5:event:2 0 "net::ERR_CONNECTION_RESET (-101)" ""`},
 		},
 		{
 			name: "truncated log keeps open requests",
@@ -115,7 +122,7 @@ func TestDamaged(t *testing.T) {
 				`{"type":1,"phase":1,"time":"bad","source":{"id":6,"type":1},"params":{"url":"https://b.example/"}},` +
 				`{"type":1,"phase":1,"time":13,"source":{"id":7,"type":1},"params":{"url":"https://c.example/"}},` +
 				`{"type":1,"phase":1,"ti`,
-			flows:  []string{`req:5:1 204 "" "the log ends before the request finished"`, `req:7:1 0 "" "the log ends before the request finished"`},
+			flows:  []string{`req:5:event:1 204 "" "the log ends before the request finished"`, `req:7:event:4 0 "" "the log ends before the request finished"`},
 			skips:  []skipped{{"event 3", `json: invalid number literal, trying to unmarshal "\"bad\"" into Number`}},
 			errStr: "event 5 at offset",
 		},
@@ -160,5 +167,5 @@ func TestEmitError(t *testing.T) {
 	}
 }
 
-func itoa(n int) string  { return strconv.Itoa(n) }
+func itoa(n int) string     { return strconv.Itoa(n) }
 func quote(s string) string { return strconv.Quote(s) }
