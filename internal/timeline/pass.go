@@ -297,6 +297,9 @@ func humanDuration(d time.Duration) string {
 // account adds a flow to its band.
 func (b *builder) account(hi *hostInfo, f *flow.Flow) {
 	bd := b.bands[hi.band]
+	if bd.Flows == 0 {
+		bd.First = f.Start
+	}
 	bd.Flows++
 	bd.BytesUp += f.BytesUp
 	bd.BytesDown += f.BytesDown
@@ -341,6 +344,7 @@ func (b *builder) finishBands() {
 		}
 		b.tl.Services = append(b.tl.Services, bd.Band)
 	}
+	slices.SortStableFunc(b.tl.Services, func(x, y Band) int { return x.First.Compare(y.First) })
 }
 
 // problems lists what is wrong with a flow, as attention keys.

@@ -336,7 +336,7 @@ func (b *builder) host(f *flow.Flow) *hostInfo {
 			Known: true, Region: m.Region}
 		hi.phase = m.Entry.Phase
 	}
-	hi.band = b.band(svc, f.Start)
+	hi.band = b.band(svc)
 	hi.hit = make([]bool, len(b.mAll))
 	for i, m := range b.mAll {
 		hi.hit[i] = m.hostOK(name, hi.ref.Service)
@@ -347,7 +347,7 @@ func (b *builder) host(f *flow.Flow) *hostInfo {
 }
 
 // band returns the index of the service's band, adding it when new.
-func (b *builder) band(svc catalog.Service, t time.Time) int {
+func (b *builder) band(svc catalog.Service) int {
 	for i, bd := range b.bands {
 		if bd.Service.ID == svc.ID {
 			return i
@@ -357,7 +357,7 @@ func (b *builder) band(svc catalog.Service, t time.Time) int {
 	if gap < time.Second {
 		gap = time.Second
 	}
-	b.bands = append(b.bands, &bandAcc{Band: Band{Service: svc, First: t}, spanGap: gap})
+	b.bands = append(b.bands, &bandAcc{Band: Band{Service: svc}, spanGap: gap})
 	return len(b.bands) - 1
 }
 

@@ -1,0 +1,189 @@
+// Package report renders a timeline (package timeline) for people and for
+// other tools: text that reads like a hand-annotated capture, Markdown for
+// tickets and blog posts, versioned JSON (docs/report-json.md), and one
+// self-contained HTML file with an SVG swimlane of services over time.
+//
+// It computes no meaning: everything it shows comes from the timeline.
+// Host names and URLs come from the network and are treated as hostile:
+// every renderer escapes them for its format.
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/timeline"
+)
+
+// Formats are the output formats, in the order --help lists them.
+var Formats = []string{"text", "markdown", "json", "html"}
+
+// Options describe the report around the timeline.
+type Options struct {
+	// Generator names the program, e.g. "pilotwire v1.2.0".
+	Generator string
+	// Source says where the flows came from (a store path, a capture
+	// file).
+	Source string
+	// Width is the text report's width in columns; zero means 100.
+	Width int
+}
+
+// Render writes tl in the named format.
+func Render(w io.Writer, format string, tl *timeline.Timeline, opt Options) error {
+	switch format {
+	case "text", "txt", "":
+		return Text(w, tl, opt)
+	case "markdown", "md":
+		return Markdown(w, tl, opt)
+	case "json":
+		return JSON(w, tl, opt)
+	case "html":
+		return HTML(w, tl, opt)
+	}
+	return fmt.Errorf("report: unknown format %q (want %s)", format, strings.Join(Formats, ", "))
+}
+
+// clock prints an absolute time.
+func clock(t time.Time) string { return t.Format("2006-01-02 15:04:05 MST") }
+
+// t0Note says where offsets count from.
+func t0Note(tl *timeline.Timeline) string {
+	d := tl.Session.Start.Sub(tl.T0)
+	switch {
+	case d == 0:
+		return "offsets count from the session's first flow"
+	case d > 0:
+		return fmt.Sprintf("offsets count from %s, %s before the first flow", clock(tl.T0), timeline.FormatOffset(d))
+	default:
+		return fmt.Sprintf("offsets count from %s, %s after the first flow", clock(tl.T0), timeline.FormatOffset(-d))
+	}
+}
+
+// title is the report's heading.
+func title(tl *timeline.Timeline) string {
+	s := tl.Session
+	who := s.Client
+	if s.Device != "" {
+		who = s.Device + " (" + s.Client + ")"
+	}
+	head := "Provisioning timeline"
+	if s.Number > 0 {
+		head += fmt.Sprintf(", session %d", s.Number)
+	}
+	if s.Name != "" {
+		head += " \"" + s.Name + "\""
+	}
+	return head + ": " + who
+}
+
+// summary is one line on the session.
+func summary(tl *timeline.Timeline) string {
+	s := tl.Session
+	return fmt.Sprintf("%s to %s: %s, %d flows, %s", clock(s.Start), s.End.Format("15:04:05 MST"),
+		timeline.FormatOffset(s.Duration()), s.Flows, timeline.FormatBytes(s.Bytes))
+}
+
+// what says what a host is, for the seed-like list.
+func what(h timeline.HostRef) string {
+	if !h.Known {
+		return "not in the catalog"
+	}
+	return h.ServiceName
+}
+
+// hostGroup is hosts that share a description.
+type hostGroup struct {
+	hosts []string
+	what  string
+}
+
+// groupHosts folds hosts with the same description together, in order:
+// "login.microsoftonline.com, aadcdn.msauth.net (Entra ID sign-in and
+// join)". Plain-HTTP hosts are written as http://host, since their URLs
+// were visible.
+func groupHosts(hs []timeline.HostRef, limit int) ([]hostGroup, int) {
+	var out []hostGroup
+	more := 0
+	for i, h := range hs {
+		if i >= limit {
+			more = len(hs) - limit
+			break
+		}
+		name := h.Host
+		if h.PlainHTTP {
+			name = "http://" + name
+		}
+		w := what(h)
+		if n := len(out); n > 0 && out[n-1].what == w {
+			out[n-1].hosts = append(out[n-1].hosts, name)
+			continue
+		}
+		out = append(out, hostGroup{hosts: []string{name}, what: w})
+	}
+	return out, more
+}
+
+// dominated says what dominated a phase: the top services by bytes, with
+// their active time.
+func dominated(p timeline.Phase, n int) string {
+	var parts []string
+	for i, s := range p.Services {
+		if i == n {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %s (%s active)", s.Service.Name, timeline.FormatBytes(s.Bytes),
+			humanActive(s.Active)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// humanActive prints an active time: "<1 s", "42 s", "03:18".
+func humanActive(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "<1 s"
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", int(d/time.Second))
+	}
+	return timeline.FormatOffset(d)
+}
+
+// hurts says which phase a problem would hurt.
+func hurts(a timeline.Attention) string {
+	switch {
+	case a.Kind == timeline.AttentionUnknownHost:
+		return ""
+	case a.HurtsName != "":
+		return "would hurt " + a.HurtsName
+	case a.Host.Known:
+		return "provisioning does not depend on it"
+	}
+	return ""
+}
+
+// kindName is an attention kind for people.
+func kindName(k string) string {
+	switch k {
+	case timeline.AttentionRefused:
+		return "Refused"
+	case timeline.AttentionFailed:
+		return "Failed"
+	case timeline.AttentionUnknownHost:
+		return "Not in catalog"
+	case timeline.AttentionSNIMismatch:
+		return "SNI mismatch"
+	case timeline.AttentionSlow:
+		return "Slow content"
+	}
+	return k
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
