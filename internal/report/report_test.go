@@ -223,7 +223,7 @@ func TestEmptyTimeline(t *testing.T) {
 	}
 }
 
-// stripCodeSpans removes Markdown code spans (`x`, ``x``) from s.
+// stripCodeSpans removes Markdown code spans (`x`, “x“) from s.
 func stripCodeSpans(s string) string {
 	var b strings.Builder
 	for {
