@@ -78,7 +78,7 @@ type conn struct {
 	sresp     httpParser
 	tls       tlsCollector
 	hello     *clientHello
-	helloPkt  int
+	curHello  *clientHello // the hello read last, in or out of a tunnel
 
 	reqs  []*request // requests not yet emitted, oldest first
 	nreqs int        // requests seen on this connection
@@ -100,7 +100,6 @@ type request struct {
 	downStart  int64  // server stream offset where its response began; -1 before
 	status     int
 	hello      *clientHello // the TLS hello inside a CONNECT tunnel
-	helloPkt   int
 }
 
 // lruPush appends c as the most recently active connection.
@@ -367,13 +366,21 @@ func (rd *reader) clientData(c *conn, data []byte, off int64, ts time.Time) {
 				return
 			}
 		case modeTLS:
+			retry := c.tls.after
 			hello, done, err := c.tls.add(data)
-			if err != nil || (done && hello == nil) {
-				c.cmode = modeOpaque
-				return
-			}
-			if done {
+			switch {
+			case hello != nil && !retry:
 				rd.setHello(c, hello)
+				// Read on only for a second hello after a
+				// HelloRetryRequest, which may be in the rest of data.
+				data = nil
+				if hello, done, _ = c.tls.add(nil); hello != nil {
+					c.curHello.pkts = append(c.curHello.pkts, rd.pkt)
+				}
+			case hello != nil:
+				c.curHello.pkts = append(c.curHello.pkts, rd.pkt)
+			}
+			if err != nil || done {
 				c.cmode = modeOpaque
 			}
 			return
@@ -392,14 +399,14 @@ func (rd *reader) clientData(c *conn, data []byte, off int64, ts time.Time) {
 }
 
 func (rd *reader) setHello(c *conn, h *clientHello) {
+	h.pkts = append(h.pkts, rd.pkt)
+	c.curHello = h
 	if n := len(c.reqs); n > 0 && c.reqs[n-1].method == "CONNECT" && c.reqs[n-1].hello == nil {
 		c.reqs[n-1].hello = h
-		c.reqs[n-1].helloPkt = rd.pkt
 		return
 	}
 	if c.hello == nil {
 		c.hello = h
-		c.helloPkt = rd.pkt
 	}
 }
 
@@ -410,7 +417,11 @@ func (rd *reader) finish(c *conn) {
 	}
 	rd.lruRemove(c)
 	if c.quic != nil {
-		rd.out(rd.quicFlow(c), c.quic.helloPkt)
+		var pkts []int
+		if c.quic.hello != nil {
+			pkts = c.quic.hello.pkts
+		}
+		rd.out(rd.quicFlow(c), pkts)
 		return
 	}
 	if c.nreqs == 0 {
@@ -418,15 +429,15 @@ func (rd *reader) finish(c *conn) {
 		f.Key = connKeyString(c)
 		f.BytesUp, f.BytesDown = c.up.hi, c.down.hi
 		f.Kind = flow.KindTCP
-		named := c.firstPkt
+		var pkts []int
 		if c.hello != nil {
 			f.Kind = flow.KindTLS
 			f.Scheme = "https"
 			applyHello(&f, c.hello)
-			named = c.helloPkt
+			pkts = c.hello.pkts
 		}
 		rd.nameHost(&f, c.server.Addr())
-		rd.out(f, named)
+		rd.out(f, pkts)
 		return
 	}
 	for len(c.reqs) > 0 {

@@ -60,7 +60,7 @@ func (q *dnsQuery) flow() flow.Flow {
 		f.Note = typ + " query"
 	}
 	if q.answered && q.rcode != dnsmessage.RCodeSuccess {
-		f.Error = strings.TrimPrefix(q.rcode.String(), "RCode")
+		f.Error = rcodeName(q.rcode)
 	}
 	if len(q.addrs) > 0 {
 		f.Note += "; answers " + strings.Join(q.addrs, ", ")
@@ -156,5 +156,22 @@ func (rd *reader) dnsPacket(ts time.Time, p *packet) {
 	q.down = int64(p.wireLen)
 	q.addrs = addrs
 	rd.dnsDone[k] = q
-	rd.out(q.flow(), q.pkt)
+	rd.out(q.flow(), nil)
+}
+
+// rcodeName spells a DNS response code as dig does.
+func rcodeName(c dnsmessage.RCode) string {
+	switch c {
+	case dnsmessage.RCodeFormatError:
+		return "FORMERR"
+	case dnsmessage.RCodeServerFailure:
+		return "SERVFAIL"
+	case dnsmessage.RCodeNameError:
+		return "NXDOMAIN"
+	case dnsmessage.RCodeNotImplemented:
+		return "NOTIMP"
+	case dnsmessage.RCodeRefused:
+		return "REFUSED"
+	}
+	return fmt.Sprintf("RCODE%d", c)
 }

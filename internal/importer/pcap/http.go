@@ -379,14 +379,18 @@ func (rd *reader) emitRequest(c *conn, last bool) {
 			applyHello(&f, r.hello)
 			f.Host = host // the CONNECT target names the tunnel; SNI is kept apart
 		}
-		rd.out(f, r.pkt)
+		var pkts []int
+		if r.hello != nil {
+			pkts = r.hello.pkts
+		}
+		rd.out(f, pkts)
 		return
 	}
 	f.Kind = flow.KindHTTP
 	f.Scheme = "http"
 	fillRequestTarget(&f, r.target, r.host, int(c.server.Port()))
 	rd.nameHost(&f, c.server.Addr())
-	rd.out(f, r.pkt)
+	rd.out(f, nil)
 }
 
 // fillRequestTarget sets Host, Port and URL from a request target and Host
@@ -460,5 +464,5 @@ func (rd *reader) udpHTTP(ts time.Time, p *packet) {
 	}
 	fillRequestTarget(&f, m.b, m.host, int(p.dst.Port()))
 	rd.nameHost(&f, p.dst.Addr())
-	rd.out(f, rd.pkt)
+	rd.out(f, nil)
 }

@@ -59,14 +59,13 @@ func looksLikeQUICInitial(b []byte) bool {
 // quicState is what a QUIC association keeps while it looks for the
 // ClientHello in the client's Initial packets.
 type quicState struct {
-	version  uint32
-	odcid    []byte // destination connection ID of the client's first Initial
-	crypto   []byte // CRYPTO stream data, by offset
-	have     []span // which parts of crypto have arrived
-	hello    *clientHello
-	helloPkt int
-	done     bool // hello found, or given up
-	tries    int
+	version uint32
+	odcid   []byte // destination connection ID of the client's first Initial
+	crypto  []byte // CRYPTO stream data, by offset
+	have    []span // which parts of crypto have arrived
+	hello   *clientHello
+	done    bool // hello found, or given up
+	tries   int
 }
 
 type span struct{ from, to int }
@@ -107,8 +106,8 @@ func (rd *reader) quicPacket(ts time.Time, p *packet, c *conn) {
 	if msg := q.helloBytes(); msg != nil {
 		q.done = true
 		if h, err := parseClientHello(msg); err == nil {
+			h.pkts = []int{rd.pkt}
 			q.hello = h
-			q.helloPkt = rd.pkt
 		}
 	}
 }

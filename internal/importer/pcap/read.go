@@ -62,13 +62,12 @@ func Sniff(head []byte) bool {
 // are emitted first, and the error, which wraps io.ErrUnexpectedEOF, says at
 // which offset), when emit returns an error, or when ctx is done.
 func Read(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip func(where string, err error)) error {
-	return read(ctx, r, func(f flow.Flow, _ int) error { return emit(f) }, skip)
+	return read(ctx, r, func(f flow.Flow, _ []int) error { return emit(f) }, skip)
 }
 
-// emitFunc receives each flow and the number of the packet that named it
-// (the ClientHello, the request, the query), which tests use to check the
-// order tshark reports.
-type emitFunc func(f flow.Flow, namedAt int) error
+// emitFunc receives each flow and the numbers of the packets that carried
+// its ClientHellos, which tests use to check the order tshark reports.
+type emitFunc func(f flow.Flow, hellos []int) error
 
 // source reads packets from pcap or pcapng.
 type source interface {
@@ -234,12 +233,12 @@ func newReader(ctx context.Context, emit emitFunc, skip func(string, error)) *re
 	}
 }
 
-func (rd *reader) out(f flow.Flow, namedAt int) {
+func (rd *reader) out(f flow.Flow, hellos []int) {
 	if rd.err != nil {
 		return
 	}
 	f.Source = flow.SourcePcap
-	if err := rd.emit(f, namedAt); err != nil {
+	if err := rd.emit(f, hellos); err != nil {
 		rd.err = err
 	}
 }
@@ -269,7 +268,7 @@ func (rd *reader) tick(ts time.Time) {
 	for k, q := range rd.dns {
 		if rd.now.Sub(q.start) >= dnsTimeout {
 			delete(rd.dns, k)
-			rd.out(q.flow(), q.pkt)
+			rd.out(q.flow(), nil)
 		}
 	}
 	for k, q := range rd.dnsDone {
@@ -308,7 +307,7 @@ func (rd *reader) flushAll() error {
 		if p.c != nil {
 			rd.finish(p.c)
 		} else {
-			rd.out(p.q.flow(), p.q.pkt)
+			rd.out(p.q.flow(), nil)
 		}
 	}
 	clear(rd.dns)

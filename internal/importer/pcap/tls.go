@@ -15,6 +15,7 @@ const maxHello = 64 << 10
 
 // clientHello is what pilotwire keeps of a TLS ClientHello.
 type clientHello struct {
+	pkts    []int // packets that completed it, and a second hello after a HelloRetryRequest
 	sni     string
 	alpn    []string
 	version uint16 // highest version offered (supported_versions, else legacy)
@@ -24,9 +25,13 @@ type clientHello struct {
 // record, until it holds a whole ClientHello handshake message.
 type tlsCollector struct {
 	buf []byte
+	// after is set once the first hello is read: the collector then
+	// looks at the next records for a second ClientHello (the answer to
+	// a HelloRetryRequest).
+	after bool
 }
 
-func (t *tlsCollector) reset() { t.buf = t.buf[:0] }
+func (t *tlsCollector) reset() { t.buf, t.after = t.buf[:0], false }
 
 var errNotHello = errors.New("not a TLS ClientHello")
 
@@ -38,7 +43,10 @@ func (t *tlsCollector) add(data []byte) (h *clientHello, done bool, err error) {
 		data = data[:room]
 	}
 	t.buf = append(t.buf, data...)
-	msg, complete, err := handshakeFromRecords(t.buf)
+	if t.after {
+		return t.retry()
+	}
+	msg, used, complete, err := handshakeFromRecords(t.buf)
 	if err != nil {
 		return nil, true, err
 	}
@@ -52,37 +60,69 @@ func (t *tlsCollector) add(data []byte) (h *clientHello, done bool, err error) {
 	if err != nil {
 		return nil, true, err
 	}
+	t.buf = append(t.buf[:0], t.buf[used:]...)
+	t.after = true
 	return h, true, nil
+}
+
+// retry looks at the records after the first ClientHello: a
+// ChangeCipherSpec may come first, then either a second ClientHello (after
+// a HelloRetryRequest) or anything else, which ends the search.
+func (t *tlsCollector) retry() (h *clientHello, done bool, err error) {
+	for {
+		if len(t.buf) < 6 {
+			return nil, len(t.buf) >= maxHello, nil
+		}
+		n := int(binary.BigEndian.Uint16(t.buf[3:5]))
+		switch {
+		case t.buf[0] == 20: // ChangeCipherSpec
+			if len(t.buf) < 5+n {
+				return nil, false, nil
+			}
+			t.buf = t.buf[5+n:]
+			continue
+		case t.buf[0] == 22 && t.buf[5] == 1:
+			msg, _, complete, err := handshakeFromRecords(t.buf)
+			if err != nil || !complete {
+				return nil, err != nil || len(t.buf) >= maxHello, err
+			}
+			h, err := parseClientHello(msg)
+			return h, true, err
+		}
+		return nil, true, nil
+	}
 }
 
 // handshakeFromRecords joins the handshake-record fragments at the start of
 // b and reports whether they hold a whole first handshake message.
-func handshakeFromRecords(b []byte) (msg []byte, complete bool, err error) {
+// used is how many bytes of b the records holding the message take.
+func handshakeFromRecords(b []byte) (msg []byte, used int, complete bool, err error) {
 	var hs []byte
-	for len(b) >= 5 {
-		if b[0] != 22 || b[1] != 3 {
-			return nil, false, errNotHello
+	for len(b)-used >= 5 {
+		r := b[used:]
+		if r[0] != 22 || r[1] != 3 {
+			return nil, 0, false, errNotHello
 		}
-		n := int(binary.BigEndian.Uint16(b[3:5]))
-		if len(b) < 5+n {
+		n := int(binary.BigEndian.Uint16(r[3:5]))
+		if len(r) < 5+n {
 			break
 		}
-		if hs == nil && len(b) >= 5+n && n >= 4 {
+		if hs == nil && n >= 4 {
 			// The usual case: the whole message in the first record.
-			if need := 4 + (int(b[6])<<16 | int(b[7])<<8 | int(b[8])); need <= n {
-				return b[5 : 5+need], true, nil
+			if need := 4 + (int(r[6])<<16 | int(r[7])<<8 | int(r[8])); need <= n {
+				return r[5 : 5+need], 5 + n, true, nil
 			}
 		}
-		hs = append(hs, b[5:5+n]...)
-		b = b[5+n:]
+		hs = append(hs, r[5:5+n]...)
+		used += 5 + n
 		if len(hs) >= 4 {
 			need := 4 + (int(hs[1])<<16 | int(hs[2])<<8 | int(hs[3]))
 			if len(hs) >= need {
-				return hs[:need], true, nil
+				return hs[:need], used, true, nil
 			}
 		}
 	}
-	return nil, false, nil
+	return nil, 0, false, nil
 }
 
 // parseClientHello parses a handshake message that should be a
@@ -181,6 +221,9 @@ func tlsVersionName(v uint16) string {
 }
 
 func applyHello(f *flow.Flow, h *clientHello) {
+	if len(h.pkts) > 1 {
+		addNote(f, "second ClientHello after a HelloRetryRequest")
+	}
 	f.SNI = h.sni
 	f.ALPN = strings.Join(h.alpn, ",")
 	f.TLSVersion = tlsVersionName(h.version)
