@@ -2,30 +2,34 @@ package importer
 
 import (
 	"context"
-	"errors"
 	"io"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/har"
+	"github.com/pilotwire/pilotwire/internal/importer/netlog"
+	"github.com/pilotwire/pilotwire/internal/importer/pcap"
+	"github.com/pilotwire/pilotwire/internal/importer/saz"
+	"github.com/pilotwire/pilotwire/internal/importer/squid"
 )
 
-// The format readers. Each sub-package is wired here once it exists.
+// The format readers, one per sub-package.
 
 func readSquid(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip func(string, error)) error {
-	return errors.New("squid import is not built yet")
+	return squid.Read(ctx, r, emit, skip)
 }
 
 func readHAR(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip func(string, error)) error {
-	return errors.New("HAR import is not built yet")
+	return har.Read(ctx, r, emit, skip)
 }
 
 func readNetlog(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip func(string, error)) error {
-	return errors.New("net-log import is not built yet")
+	return netlog.Read(ctx, r, emit, skip)
 }
 
 func readPcap(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip func(string, error)) error {
-	return errors.New("pcap import is not built yet (internal/importer/pcap)")
+	return pcap.Read(ctx, r, emit, skip)
 }
 
 func readSAZ(ctx context.Context, r io.ReaderAt, size int64, emit func(flow.Flow) error, skip func(string, error)) error {
-	return errors.New("SAZ import is not built yet")
+	return saz.Read(ctx, r, size, emit, skip)
 }
