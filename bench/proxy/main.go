@@ -100,6 +100,7 @@ type bench struct {
 	idle    map[string]idleResult
 	notes   []string
 	profile string
+	load    [2]string // 1-minute load average at the start and the end
 }
 
 type idleResult struct {
@@ -127,6 +128,7 @@ func progress(format string, args ...any) {
 
 func run(ctx context.Context, c config) error {
 	started := time.Now()
+	loadStart := loadAvg()
 	base, err := os.MkdirTemp("", "pilotwire-bench-")
 	if err != nil {
 		return err
@@ -170,6 +172,7 @@ func run(ctx context.Context, c config) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	b.load = [2]string{loadStart, loadAvg()}
 	report := b.report(started)
 	fmt.Print(report)
 	if c.out != "" {
@@ -485,4 +488,18 @@ func sleep(ctx context.Context, d time.Duration) {
 
 func hostLine() string {
 	return fmt.Sprintf("%d CPUs, %s %s/%s", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// loadAvg is the 1-minute load average: other work on the machine during
+// the run is the largest source of noise, so the report shows it.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }

@@ -62,7 +62,7 @@ func (b *bench) report(started time.Time) string {
 	var w strings.Builder
 	now := time.Now().UTC()
 	fmt.Fprintf(&w, "pilotwire proxy benchmark — %s (took %s)\n", now.Format("2006-01-02 15:04 MST"), time.Since(started).Round(time.Second))
-	fmt.Fprintf(&w, "host: %s\n", hostLine())
+	fmt.Fprintf(&w, "host: %s; load average %s at start, %s at end (above ~0.5 means other work competed for the CPUs)\n", hostLine(), b.load[0], b.load[1])
 	if b.cfg.version != "" {
 		fmt.Fprintf(&w, "measured: %s\n", b.cfg.version)
 	}
