@@ -1,0 +1,135 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// DefaultBatch is how many flows Import writes per transaction.
+const DefaultBatch = 5000
+
+// Stored is what Import adds to a Result.
+type Stored struct {
+	Result
+	// New counts the flows the store did not hold before (the rest
+	// replaced flows of an earlier import of the same file).
+	New int64
+}
+
+// Import reads the file at path into st: flows are written in batches of
+// batch flows (DefaultBatch when batch ≤ 0), one transaction each, by a
+// second goroutine so that reading and writing overlap. Re-importing a file
+// replaces its flows instead of adding them again (see File identity).
+//
+// New is worked out by counting the store's flows of the file's source
+// before and after, so it is exact only while no one else writes flows of
+// that source at the same time.
+func Import(ctx context.Context, st flow.Store, path string, opt Options, batch int) (Stored, error) {
+	if batch <= 0 {
+		batch = DefaultBatch
+	}
+	out := Stored{Result: Result{File: path}}
+	if opt.Format == "" || opt.Format == FormatAuto {
+		format, err := detectFile(path)
+		if err != nil {
+			return out, err
+		}
+		opt.Format = format
+	}
+	src := sourceOf(opt.Format)
+	before, err := st.CountFlows(ctx, flow.Filter{Source: src})
+	if err != nil {
+		return out, fmt.Errorf("import %s: %w", path, err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []flow.Flow, 2)
+	writeErr := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range batches {
+			if err == nil {
+				if err = st.PutFlows(ctx, b); err != nil {
+					cancel() // stop the reader
+				}
+			}
+		}
+		writeErr <- err
+	}()
+	var errWrite = errors.New("store write failed")
+	cur := make([]flow.Flow, 0, batch)
+	res, err := ReadFile(ctx, path, opt, func(f flow.Flow) error {
+		cur = append(cur, f)
+		if len(cur) == batch {
+			select {
+			case batches <- cur:
+			case <-ctx.Done():
+				return errWrite
+			}
+			cur = make([]flow.Flow, 0, batch)
+		}
+		return nil
+	})
+	if len(cur) > 0 && err == nil {
+		batches <- cur
+	}
+	close(batches)
+	if werr := <-writeErr; werr != nil {
+		return Stored{Result: res}, fmt.Errorf("import %s: %w", path, werr)
+	}
+	out.Result = res
+	if err != nil {
+		return out, err
+	}
+	after, err := st.CountFlows(context.WithoutCancel(ctx), flow.Filter{Source: src})
+	if err != nil {
+		return out, fmt.Errorf("import %s: %w", path, err)
+	}
+	out.New = after - before
+	return out, nil
+}
+
+// detectFile detects the format of the file at path.
+func detectFile(path string) (Format, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("import %s: %w", path, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return "", fmt.Errorf("import %s: is a directory", path)
+	}
+	head := make([]byte, headSize)
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("import %s: %w", path, err)
+	}
+	format, err := Detect(head[:n])
+	if err != nil {
+		return "", fmt.Errorf("import %s: %w", path, err)
+	}
+	return format, nil
+}
+
+// sourceOf is the flow.Source a format's reader sets.
+func sourceOf(f Format) flow.Source {
+	switch f {
+	case FormatSquid:
+		return flow.SourceSquid
+	case FormatHAR:
+		return flow.SourceHAR
+	case FormatSAZ:
+		return flow.SourceSAZ
+	case FormatPcap:
+		return flow.SourcePcap
+	case FormatNetlog:
+		return flow.SourceNetlog
+	}
+	return ""
+}
