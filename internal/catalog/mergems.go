@@ -175,7 +175,7 @@ func (c *Catalog) MergeMS(w io.Writer, sets []MSEndpointSet, areas []string, tit
 				o.Service = svc.ID
 				if !usedSvc[svc.ID] {
 					usedSvc[svc.ID] = true
-					services = append(services, outService{svc.ID, svc.Name, svc.Color})
+					services = append(services, outService(svc))
 				}
 			}
 			byPat[p] = o
