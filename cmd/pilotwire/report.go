@@ -1,8 +1,158 @@
 package main
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
 
-// runReport is a placeholder until the report command lands.
+	"github.com/pilotwire/pilotwire/internal/catalog"
+	"github.com/pilotwire/pilotwire/internal/report"
+	"github.com/pilotwire/pilotwire/internal/timeline"
+)
+
+const reportExamples = `  pilotwire report                                   # the newest session, as text
+  pilotwire report --session 3 --format html -o run3.html
+  pilotwire report --client 10.0.0.23 --format json
+  pilotwire report --format markdown                 # paste into a ticket or a blog post
+  pilotwire report --t0 -10s                         # clock starts 10 s before the first flow
+  pilotwire report --t0 "2026-11-25 09:14:05"        # clock starts when the video did
+  pilotwire report customer.har --format html -o customer.html   # straight from a capture file
+`
+
 func runReport(ctx context.Context, g *globals, args []string) error {
-	return notYet(g.stderr, "report")
+	fs := newFlagSet(g, "report", "report [flags] [CAPTURE-FILE]", reportExamples)
+	var (
+		number                   int
+		client, format, out, t0s string
+		gap                      time.Duration
+	)
+	fs.IntVar(&number, "session", 0, "report session `N` (see pilotwire sessions; default: the newest)")
+	fs.StringVar(&client, "client", "", "report the newest session of this client `ADDR` or device label")
+	fs.StringVar(&format, "format", "text", "output `FORMAT`: "+strings.Join(report.Formats, ", "))
+	fs.StringVar(&out, "o", "", "write to `FILE` instead of standard output")
+	fs.StringVar(&t0s, "t0", "", "zero of the clock: a `TIME` (2026-11-25T09:14:05Z, \"2026-11-25 09:14:05\", 09:14:05 on the\n"+
+		"session's day) or an offset from the first flow (-10s); default: the first flow")
+	fs.DurationVar(&gap, "gap", timeline.DefaultGap, "idle `TIME` that ends a session")
+	pos, err := parseInterleaved(g, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usagef("report: one capture file at most, got %q", pos)
+	}
+	if !slices.Contains(report.Formats, format) && format != "md" {
+		return usagef("report: --format %q: want %s", format, strings.Join(report.Formats, ", "))
+	}
+	if gap <= 0 {
+		return usagef("report: --gap %s: want a positive duration like 30m", gap)
+	}
+	cat, err := reportCatalog(g)
+	if err != nil {
+		return err
+	}
+	src, err := openSource(ctx, g, first(pos))
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	all, err := listSessions(ctx, src, gap)
+	if err != nil {
+		return err
+	}
+	s, err := pickSession(all, number, client, src.Name())
+	if err != nil {
+		return err
+	}
+	flows, err := sessionFlows(ctx, src, s)
+	if err != nil {
+		return err
+	}
+	t0, err := parseT0(t0s, s.Start)
+	if err != nil {
+		return usagef("report: %v", err)
+	}
+	tl, err := timeline.Build(flows, cat, timeline.Options{T0: t0})
+	if err != nil {
+		return err
+	}
+	tl.Session.Number, tl.Session.Name = s.Number, s.Name
+	opt := report.Options{Generator: "pilotwire " + version, Source: src.Name()}
+	if out == "" || out == "-" {
+		return report.Render(g.stdout, format, tl, opt)
+	}
+	return writeFileAtomic(out, func(w io.Writer) error { return report.Render(w, format, tl, opt) })
+}
+
+// reportCatalog is the built-in catalog plus the user's --catalog file.
+func reportCatalog(g *globals) (*catalog.Catalog, error) {
+	if g.catalog == "" {
+		return catalog.Default(), nil
+	}
+	return catalog.Load(g.catalog)
+}
+
+// writeFileAtomic writes a file through a temporary one beside it, so a
+// failed report never leaves half a file under the name asked for.
+func writeFileAtomic(name string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := os.Rename(tmp.Name(), name); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// t0Layouts are the absolute forms --t0 accepts; the last two are a time of
+// day on the first flow's date.
+var t0Layouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999",
+	"15:04:05.999999999", "15:04"}
+
+// parseT0 reads --t0: empty (the first flow), an offset from the first
+// flow ("-10s", "+1m30s"), or an absolute time. Times without a zone are
+// in the zone of the first flow; a time of day is on the first flow's date.
+func parseT0(v string, first time.Time) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if v[0] == '-' || v[0] == '+' {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("--t0 %q: an offset from the first flow looks like -10s or +1m30s", v)
+		}
+		return first.Add(d), nil
+	}
+	for i, layout := range t0Layouts {
+		t, err := time.ParseInLocation(layout, v, first.Location())
+		if err != nil {
+			continue
+		}
+		if i >= 3 { // time of day: on the first flow's date
+			y, m, d := first.Date()
+			t = time.Date(y, m, d, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), first.Location())
+		}
+		return t, nil
+	}
+	return time.Time{}, errors.New("--t0 " + fmt.Sprintf("%q", v) +
+		": want a time like 2026-11-25T09:14:05Z, \"2026-11-25 09:14:05\" or 09:14:05, or an offset like -10s")
 }

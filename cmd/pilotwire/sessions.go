@@ -2,40 +2,279 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer"
+	"github.com/pilotwire/pilotwire/internal/timeline"
 )
 
-const sessionsExamples = `  pilotwire sessions
-  pilotwire sessions --store lab.db
+const sessionsExamples = `  pilotwire sessions                       # every device session, newest first
+  pilotwire sessions --gap 10m             # split runs at 10 minutes of silence
+  pilotwire sessions --client 10.0.0.23 --json
+  pilotwire sessions customer.har          # sessions in a capture file, without a store
 `
 
 func runSessions(ctx context.Context, g *globals, args []string) error {
-	fs := newFlagSet(g, "sessions", "sessions [flags]", sessionsExamples)
-	if err := parseFlags(g, fs, args); err != nil {
-		return err
-	}
-	st, err := openStore(ctx, g)
+	fs := newFlagSet(g, "sessions", "sessions [flags] [CAPTURE-FILE]", sessionsExamples)
+	var (
+		client string
+		gap    time.Duration
+		asJSON bool
+	)
+	fs.StringVar(&client, "client", "", "only sessions of this client `ADDR` or device label")
+	fs.DurationVar(&gap, "gap", timeline.DefaultGap, "idle `TIME` that ends a session")
+	fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	pos, err := parseInterleaved(g, fs, args)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	clients, err := st.Clients(ctx, flow.Filter{})
+	if len(pos) > 1 {
+		return usagef("sessions: one capture file at most, got %q", pos)
+	}
+	if gap <= 0 {
+		return usagef("sessions: --gap %s: want a positive duration like 30m", gap)
+	}
+	src, err := openSource(ctx, g, first(pos))
 	if err != nil {
 		return err
 	}
-	if len(clients) == 0 {
-		fmt.Fprintf(g.stderr, "no flows in %s yet: run pilotwire proxy or pilotwire import first\n", g.store)
+	defer src.Close()
+	all, err := listSessions(ctx, src, gap)
+	if err != nil {
+		return err
+	}
+	var list []timeline.Session
+	for _, s := range slices.Backward(all) { // newest first
+		if client == "" || s.Client == client || s.Device == client {
+			list = append(list, s)
+		}
+	}
+	if asJSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		out := make([]sessionJSON, 0, len(list))
+		for _, s := range list {
+			out = append(out, sessionJSON{Number: s.Number, Client: s.Client, Device: s.Device, Name: s.Name,
+				Start: s.Start, End: s.End, DurationSeconds: s.Duration().Seconds(), Flows: s.Flows, Bytes: s.Bytes})
+		}
+		return enc.Encode(out)
+	}
+	if len(list) == 0 {
+		if client != "" {
+			fmt.Fprintf(g.stderr, "no sessions of %s in %s\n", client, src.Name())
+		} else {
+			fmt.Fprintf(g.stderr, "no flows in %s yet: run pilotwire proxy or pilotwire import first\n", src.Name())
+		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT\tDEVICE\tFIRST SEEN\tLAST SEEN\tDURATION\tFLOWS\tBYTES")
-	for _, c := range clients {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", c.Client, dash(c.Device), c.First.Local().Format("2006-01-02 15:04:05"),
-			c.Last.Local().Format("2006-01-02 15:04:05"), c.Last.Sub(c.First).Round(time.Second), c.Flows, humanBytes(c.Bytes))
+	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "#\tCLIENT\tDEVICE\tSTART\tDURATION\tFLOWS\tBYTES\t")
+	for _, s := range list {
+		dev := dash(s.Device)
+		if s.Name != "" {
+			dev += " [" + s.Name + "]"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t\n", s.Number, s.Client, dev, s.Start.Local().Format("2006-01-02 15:04:05"),
+			timeline.FormatOffset(s.Duration()), s.Flows, humanBytes(s.Bytes))
 	}
 	return tw.Flush()
+}
+
+// parseInterleaved parses flags that may come before or after positional
+// arguments ("report capture.har --format html"), and returns the
+// positional ones.
+func parseInterleaved(g *globals, fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(g, fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		rest := fs.Args()
+		if len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil // everything after "--" is positional
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+// sessionJSON is the shape of `sessions --json`.
+type sessionJSON struct {
+	Number          int       `json:"number"`
+	Client          string    `json:"client"`
+	Device          string    `json:"device,omitempty"`
+	Name            string    `json:"name,omitempty"`
+	Start           time.Time `json:"start"`
+	End             time.Time `json:"end"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	Flows           int64     `json:"flows"`
+	Bytes           int64     `json:"bytes"`
+}
+
+// flowSource is where sessions and reports read flows from: the store, or a
+// capture file read straight through an importer. Either way the report is
+// built from the same []flow.Flow.
+type flowSource interface {
+	// Each calls fn for each flow that f selects (Client, Since, Until),
+	// in start order.
+	Each(ctx context.Context, f flow.Filter, fn func(*flow.Flow) error) error
+	// Name says where the flows come from, for messages.
+	Name() string
+	Close() error
+}
+
+// openSource opens the capture file path, or the store when path is "".
+func openSource(ctx context.Context, g *globals, path string) (flowSource, error) {
+	if path == "" {
+		st, err := openStore(ctx, g)
+		if err != nil {
+			return nil, err
+		}
+		return storeSource{st: st, name: g.store}, nil
+	}
+	return readCapture(ctx, g, path)
+}
+
+type storeSource struct {
+	st   flow.Store
+	name string
+}
+
+func (s storeSource) Each(ctx context.Context, f flow.Filter, fn func(*flow.Flow) error) error {
+	return s.st.Flows(ctx, f, func(fl flow.Flow) error { return fn(&fl) })
+}
+func (s storeSource) Name() string { return s.name }
+func (s storeSource) Close() error { return s.st.Close() }
+
+// fileSource holds the flows of one capture file, in start order. Flows
+// from a file have no store IDs; each gets its 1-based position in the file
+// instead, so a report's flow numbers still point somewhere.
+type fileSource struct {
+	path  string
+	flows []flow.Flow
+}
+
+func readCapture(ctx context.Context, g *globals, path string) (*fileSource, error) {
+	src := &fileSource{path: path}
+	res, err := importer.ReadFile(ctx, path, importer.Options{}, func(f flow.Flow) error {
+		f.ID = int64(len(src.flows) + 1)
+		src.flows = append(src.flows, f)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if res.SkipCount > 0 {
+		fmt.Fprintf(g.stderr, "pilotwire: %s: skipped %d damaged part(s), first at %s: %s\n", path, res.SkipCount,
+			res.Skipped[0].Where, res.Skipped[0].Reason)
+	}
+	if res.StoppedAt != "" {
+		fmt.Fprintf(g.stderr, "pilotwire: %s: read stopped early (%s); using the %d flows before it\n", path, res.StoppedAt, res.Flows)
+	}
+	slices.SortStableFunc(src.flows, func(a, b flow.Flow) int { return a.Start.Compare(b.Start) })
+	return src, nil
+}
+
+func (s *fileSource) Each(ctx context.Context, f flow.Filter, fn func(*flow.Flow) error) error {
+	for i := range s.flows {
+		fl := &s.flows[i]
+		if f.Client != "" && fl.Client != f.Client && fl.Device != f.Client {
+			continue
+		}
+		if (!f.Since.IsZero() && fl.Start.Before(f.Since)) || (!f.Until.IsZero() && !fl.Start.Before(f.Until)) {
+			continue
+		}
+		if err := fn(fl); err != nil {
+			return err
+		}
+		if i%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+func (s *fileSource) Name() string { return s.path }
+func (s *fileSource) Close() error { return nil }
+
+// listSessions splits every flow of src into sessions, numbered oldest
+// first.
+func listSessions(ctx context.Context, src flowSource, gap time.Duration) ([]timeline.Session, error) {
+	sp := timeline.NewSplitter(gap)
+	err := src.Each(ctx, flow.Filter{}, func(f *flow.Flow) error { sp.Add(f); return nil })
+	if err != nil {
+		return nil, fmt.Errorf("read flows from %s: %w", src.Name(), err)
+	}
+	return sp.Sessions(), nil
+}
+
+// pickSession chooses the session a report is about: number n, else the
+// newest of client, else the newest of all.
+func pickSession(all []timeline.Session, n int, client, where string) (timeline.Session, error) {
+	if len(all) == 0 {
+		return timeline.Session{}, fmt.Errorf("no flows in %s yet: run pilotwire proxy or pilotwire import first", where)
+	}
+	if n != 0 {
+		if n < 1 || n > len(all) {
+			return timeline.Session{}, usagef("--session %d: %s has sessions 1 to %d (see pilotwire sessions)", n, where, len(all))
+		}
+		s := all[n-1]
+		if client != "" && s.Client != client && s.Device != client {
+			return timeline.Session{}, usagef("session %d belongs to %s, not %s", n, s.Client, client)
+		}
+		return s, nil
+	}
+	for _, s := range slices.Backward(all) {
+		if client == "" || s.Client == client || s.Device == client {
+			return s, nil
+		}
+	}
+	var clients []string
+	for _, s := range all {
+		if !slices.Contains(clients, s.Client) {
+			clients = append(clients, s.Client)
+		}
+	}
+	if len(clients) > 5 {
+		clients = append(clients[:5], "…")
+	}
+	return timeline.Session{}, fmt.Errorf("no sessions of %s in %s (clients: %s): %w", client, where,
+		strings.Join(clients, ", "), flow.ErrNotFound)
+}
+
+// sessionFlows reads the flows of one session.
+func sessionFlows(ctx context.Context, src flowSource, s timeline.Session) ([]flow.Flow, error) {
+	var out []flow.Flow
+	f := flow.Filter{Client: s.Client, Since: s.Start, Until: s.End.Add(time.Nanosecond)}
+	err := src.Each(ctx, f, func(fl *flow.Flow) error {
+		if s.Contains(fl) {
+			out = append(out, *fl)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read session %d from %s: %w", s.Number, src.Name(), err)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the session's flows are gone from " + src.Name())
+	}
+	return out, nil
 }
