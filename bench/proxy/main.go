@@ -402,6 +402,10 @@ func (b *bench) measureProfile(ctx context.Context) {
 	if b.cfg.out == "" {
 		dir = b.base
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.notef("profile: %v", err)
+		return
+	}
 	stamp := time.Now().UTC().Format("2006-01-02T1504")
 	var tops []string
 	for _, job := range []struct {
@@ -421,12 +425,15 @@ func (b *bench) measureProfile(ctx context.Context) {
 			b.notef("profile %s: %v", job.name, err)
 			continue
 		}
-		out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=22", b.cfg.pprofBin, file).Output()
-		if err != nil {
-			b.notef("go tool pprof %s: %v", file, err)
-			continue
+		for _, view := range [][]string{{"-top", "-nodecount=20"}, {"-top", "-cum", "-nodecount=30"}} {
+			args := append([]string{"tool", "pprof"}, view...)
+			out, err := exec.CommandContext(ctx, "go", append(args, b.cfg.pprofBin, file)...).Output()
+			if err != nil {
+				b.notef("go tool pprof %s: %v", file, err)
+				break
+			}
+			tops = append(tops, fmt.Sprintf("--- %s, %s (%s)\n%s", job.name, strings.Join(view, " "), file, trimPprof(string(out))))
 		}
-		tops = append(tops, fmt.Sprintf("--- %s (%s)\n%s", job.name, file, trimPprof(string(out))))
 	}
 	b.profile = strings.Join(tops, "\n")
 }
