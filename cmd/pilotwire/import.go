@@ -1,8 +1,160 @@
 package main
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
 
-// runImport is a placeholder until the import command lands.
+	"golang.org/x/term"
+
+	"github.com/pilotwire/pilotwire/internal/importer"
+)
+
+const importExamples = `  pilotwire import access.log                     # format detected from content, not the name
+  pilotwire import --format har --device LAB-VM-07 capture.har
+  pilotwire import trace.pcapng other.saz netlog.json
+  pilotwire import --store /tmp/case-4711.db customer/*.har
+`
+
+// shownSkips is how many skipped parts are listed per file before a count.
+const shownSkips = 5
+
 func runImport(ctx context.Context, g *globals, args []string) error {
-	return notYet(g.stderr, "import")
+	fs := newFlagSet(g, "import", "import [flags] FILE...", importExamples)
+	var formatFlag, device string
+	var batch int
+	var quiet bool
+	fs.StringVar(&formatFlag, "format", "auto", "file `FORMAT`: auto (detect from the content), squid, har, saz, pcap (also pcapng) or netlog")
+	fs.StringVar(&device, "device", "", "label every imported flow with this device `NAME` (e.g. LAB-VM-07)")
+	fs.IntVar(&batch, "batch", importer.DefaultBatch, "`N` flows written per store transaction")
+	fs.BoolVar(&quiet, "quiet", false, "no progress display, even on a terminal")
+	if err := parseFlags(g, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usagef("import: no file given (see pilotwire import --help)")
+	}
+	format, err := importer.ParseFormat(formatFlag)
+	if err != nil {
+		return usagef("import: --format: %v", err)
+	}
+	st, err := openStore(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	failed := 0
+	for _, path := range fs.Args() {
+		prog := newProgress(g.stderr, filepath.Base(path), quiet)
+		opt := importer.Options{Format: format, Device: device, Progress: prog.update}
+		start := time.Now()
+		res, err := importer.Import(ctx, st, path, opt, batch)
+		prog.done()
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintf(g.stdout, "%s: interrupted after %d flows\n", path, res.Flows)
+			return err
+		}
+		if err != nil {
+			failed++
+			fmt.Fprintf(g.stderr, "pilotwire: %v\n", err)
+			printSkips(g.stderr, res.Result)
+			continue
+		}
+		printResult(g.stdout, path, res, time.Since(start))
+	}
+	if failed > 0 {
+		return fmt.Errorf("import: %d of %d files could not be read", failed, fs.NArg())
+	}
+	return nil
+}
+
+func printResult(w io.Writer, path string, res importer.Stored, took time.Duration) {
+	fmt.Fprintf(w, "%s: %s, %d flows (%d new), %d skipped, %s\n", path, res.Format, res.Flows, res.New, res.SkipCount,
+		took.Round(time.Millisecond))
+	printSkips(w, res.Result)
+	if res.StoppedAt != "" {
+		fmt.Fprintf(w, "  stopped early at %s: the flows before it were imported, the rest of the file was not readable\n", res.StoppedAt)
+	}
+}
+
+// printSkips lists the first skipped parts of a file, then a count.
+func printSkips(w io.Writer, res importer.Result) {
+	for i, s := range res.Skipped {
+		if i == shownSkips {
+			break
+		}
+		fmt.Fprintf(w, "  skipped %s: %s\n", s.Where, s.Reason)
+	}
+	if res.SkipCount > shownSkips {
+		fmt.Fprintf(w, "  … and %d more skipped\n", res.SkipCount-shownSkips)
+	}
+}
+
+// progress draws one status line on a terminal: bytes, flows, rate and
+// time left. On anything else (a pipe, a file, a test buffer) it is silent.
+type progress struct {
+	mu      sync.Mutex
+	w       io.Writer
+	name    string
+	on      bool
+	start   time.Time
+	last    time.Time
+	drawn   bool
+	lineLen int
+}
+
+func newProgress(w io.Writer, name string, quiet bool) *progress {
+	p := &progress{w: w, name: name, start: time.Now()}
+	if f, ok := w.(*os.File); ok && !quiet && term.IsTerminal(int(f.Fd())) {
+		p.on = true
+	}
+	return p
+}
+
+func (p *progress) update(read, total, flows int64) {
+	if !p.on {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	// Nothing for the first half second (small files), then 4 times a second.
+	if now.Sub(p.start) < 500*time.Millisecond || now.Sub(p.last) < 250*time.Millisecond {
+		return
+	}
+	p.last = now
+	elapsed := now.Sub(p.start).Seconds()
+	rate := float64(read) / elapsed
+	line := fmt.Sprintf("%s: %s of %s", p.name, humanBytes(read), humanBytes(total))
+	if total > 0 {
+		line += fmt.Sprintf(" (%d%%)", read*100/total)
+	}
+	line += fmt.Sprintf(", %d flows, %s/s", flows, humanBytes(int64(rate)))
+	if rate > 0 && total > read {
+		left := time.Duration(float64(total-read) / rate * float64(time.Second))
+		line += ", " + left.Round(time.Second).String() + " left"
+	}
+	pad := ""
+	if n := p.lineLen - len(line); n > 0 {
+		pad = strings.Repeat(" ", n)
+	}
+	p.lineLen = len(line)
+	fmt.Fprintf(p.w, "\r%s%s", line, pad)
+	p.drawn = true
+}
+
+// done clears the status line.
+func (p *progress) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.drawn {
+		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.lineLen))
+	}
 }

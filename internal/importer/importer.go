@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,10 +56,11 @@ type Options struct {
 	Format Format
 	// Device labels every flow of the file (Flow.Device), e.g. "LAB-VM-07".
 	Device string
-	// Progress, when set, is called from time to time with the bytes read
-	// so far and the file's size. It runs on the reading goroutine, so it
-	// must be quick.
-	Progress func(read, total int64)
+	// Progress, when set, is called from time to time (at most 10 times a
+	// second, and once at the end) with the bytes read so far, the file's
+	// size and the flows emitted so far. It may run on a goroutine of the
+	// format reader, never on two at once, and must be quick.
+	Progress func(read, total int64, flows int64)
 }
 
 // Skip is one damaged part of a file that the import left out.
@@ -99,8 +101,8 @@ const headSize = 1 << 20
 // to the absolute path and Device to opt.Device.
 //
 // It returns an error when the file cannot be opened, is of no supported
-// format, cannot be read at all (nothing emitted), when emit fails, or when
-// ctx is done. A file that breaks off part-way is not an error: Result says
+// format, cannot be read at all (nothing emitted, every part skipped), when
+// emit fails, or when ctx is done. A file that breaks off part-way is not an error: Result says
 // where it stopped and the flows read before that were emitted.
 func ReadFile(ctx context.Context, path string, opt Options, emit func(flow.Flow) error) (Result, error) {
 	res := Result{File: path}
@@ -143,6 +145,7 @@ func ReadFile(ctx context.Context, path string, opt Options, emit func(flow.Flow
 	}
 
 	prefix := res.Identity + "/"
+	prog := &progress{total: res.Size, fn: opt.Progress}
 	var emitErr error
 	wrapped := func(fl flow.Flow) error {
 		if err := ctx.Err(); err != nil {
@@ -159,6 +162,7 @@ func ReadFile(ctx context.Context, path string, opt Options, emit func(flow.Flow
 			return err
 		}
 		res.Flows++
+		prog.flows.Add(1)
 		return nil
 	}
 	skip := func(where string, err error) {
@@ -172,7 +176,6 @@ func ReadFile(ctx context.Context, path string, opt Options, emit func(flow.Flow
 		}
 	}
 
-	prog := &progress{total: res.Size, fn: opt.Progress}
 	err = readFormat(ctx, format, f, res.Size, prog, wrapped, skip)
 	prog.report()
 	switch {
@@ -184,6 +187,9 @@ func ReadFile(ctx context.Context, path string, opt Options, emit func(flow.Flow
 		return res, fmt.Errorf("import %s as %s: %w", path, format, err)
 	case err != nil:
 		res.StoppedAt = err.Error()
+	case res.Flows == 0 && res.SkipCount > 0:
+		return res, fmt.Errorf("import %s as %s: nothing readable, all %d parts skipped (first: %s: %s)",
+			path, format, res.SkipCount, res.Skipped[0].Where, res.Skipped[0].Reason)
 	}
 	return res, nil
 }
@@ -219,7 +225,9 @@ func identity(head []byte, size int64) string {
 type progress struct {
 	total int64
 	read  atomic.Int64
-	fn    func(read, total int64)
+	flows atomic.Int64
+	fn    func(read, total, flows int64)
+	mu    sync.Mutex
 	last  time.Time
 }
 
@@ -238,15 +246,21 @@ func (p *progress) add(n int, at int64) {
 	if p.fn == nil {
 		return
 	}
+	if !p.mu.TryLock() {
+		return // another goroutine is reporting
+	}
+	defer p.mu.Unlock()
 	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond {
 		p.last = now
-		p.fn(p.read.Load(), p.total)
+		p.fn(p.read.Load(), p.total, p.flows.Load())
 	}
 }
 
 func (p *progress) report() {
 	if p.fn != nil {
-		p.fn(p.read.Load(), p.total)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.fn(p.read.Load(), p.total, p.flows.Load())
 	}
 }
 

@@ -145,7 +145,7 @@ func TestReadFileIdentity(t *testing.T) {
 	copyFile(t, "har/testdata/edge.har", b)
 
 	var reported []int64
-	flowsA, res, err := readFile(t, a, Options{Device: "LAB-VM-07", Progress: func(read, total int64) { reported = append(reported, read, total) }})
+	flowsA, res, err := readFile(t, a, Options{Device: "LAB-VM-07", Progress: func(read, total, flows int64) { reported = append(reported, read, total, flows) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,8 +160,8 @@ func TestReadFileIdentity(t *testing.T) {
 			t.Fatalf("flow %+v", f)
 		}
 	}
-	if n := len(reported); n < 2 || reported[n-2] != res.Size || reported[n-1] != res.Size {
-		t.Errorf("last progress %v, want %d of %d", reported[max(0, n-2):], res.Size, res.Size)
+	if n := len(reported); n < 3 || reported[n-3] != res.Size || reported[n-2] != res.Size || reported[n-1] != 22 {
+		t.Errorf("last progress %v, want %d of %d bytes, 22 flows", reported[max(0, n-3):], res.Size, res.Size)
 	}
 
 	// Same content under another name (and with --format given): same keys.
@@ -276,6 +276,15 @@ func TestReadFileDamaged(t *testing.T) {
 	}
 	if res.Flows != 3 || res.SkipCount != MaxSkips+5 || len(res.Skipped) != MaxSkips || res.Skipped[0].Where != "line 4" {
 		t.Errorf("result: %d flows, %d skips (%d kept), first %+v", res.Flows, res.SkipCount, len(res.Skipped), res.Skipped[0])
+	}
+
+	// Every line skipped: nothing readable is an error, and the skips are
+	// still reported.
+	bad := filepath.Join(dir, "bad.log")
+	os.WriteFile(bad, []byte(strings.Repeat("1157689313.000 1 10.0.0.1 58938 TCP_HIT/200 10 GET http://b/ - NONE/- text/html\n", 3)), 0o644)
+	_, res, err = readFile(t, bad, Options{})
+	if err == nil || !strings.Contains(err.Error(), `as squid: nothing readable, all 3 parts skipped (first: line 1: field 4 (result code/status) "58938"`) || res.SkipCount != 3 {
+		t.Errorf("error %v, %d skipped", err, res.SkipCount)
 	}
 
 	// Missing file and directory.

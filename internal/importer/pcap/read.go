@@ -86,7 +86,29 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func read(ctx context.Context, r io.Reader, emit emitFunc, skip func(string, error)) (err error) {
+// gopacket's readers trust the lengths they read. The guard in front of
+// the pcapng reader catches what is known to break it; these wrappers turn
+// any other panic inside gopacket into an error, so that a damaged file
+// cannot crash the program.
+func safeRead(src source) (data []byte, ci gopacket.CaptureInfo, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("reader failed: %v", p)
+		}
+	}()
+	return src.ZeroCopyReadPacketData()
+}
+
+func safeNgReader(r io.Reader) (ngr *pcapgo.NgReader, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("reader failed: %v", p)
+		}
+	}()
+	return pcapgo.NewNgReader(r, pcapgo.NgReaderOptions{WantMixedLinkType: true})
+}
+
+func read(ctx context.Context, r io.Reader, emit emitFunc, skip func(string, error)) error {
 	if skip == nil {
 		skip = func(string, error) {}
 	}
@@ -113,20 +135,13 @@ func read(ctx context.Context, r io.Reader, emit emitFunc, skip func(string, err
 		guard *ngGuard
 		ng    bool
 	)
-	// gopacket's readers trust the lengths they read; recover turns a
-	// panic on a damaged file into an error instead of a crash.
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("pcap: reader failed near offset %d: %v", rd.off, p)
-		}
-	}()
 	if binary.LittleEndian.Uint32(head) == ngSHB {
 		ng = true
 		g := newNgGuard(br)
 		guard = g
 		gb := bufio.NewReaderSize(g, 64<<10) // NgReader uses it as is
 		pos = func() int64 { return g.off - int64(gb.Buffered()) }
-		ngr, err := pcapgo.NewNgReader(gb, pcapgo.NgReaderOptions{WantMixedLinkType: true})
+		ngr, err := safeNgReader(gb)
 		if err != nil {
 			return fmt.Errorf("pcapng: header: %w", err)
 		}
@@ -166,7 +181,7 @@ func read(ctx context.Context, r io.Reader, emit emitFunc, skip func(string, err
 			}
 		}
 		rd.off = pos()
-		data, ci, rerr := src.ZeroCopyReadPacketData()
+		data, ci, rerr := safeRead(src)
 		if rerr != nil {
 			if rerr == io.EOF {
 				break
