@@ -217,12 +217,11 @@ func view(tl *timeline.Timeline, opt Options) htmlView {
 // milestone markers on top, a time axis below.
 func swimlane(tl *timeline.Timeline) swim {
 	const (
-		width   = 1200.0
-		labelW  = 250.0
-		right   = 20.0
-		laneH   = 22.0
-		markerH = 64.0
-		phaseH  = 20.0
+		width  = 1200.0
+		labelW = 250.0
+		right  = 20.0
+		laneH  = 22.0
+		phaseH = 20.0
 	)
 	s := swim{Width: width, PlotX0: labelW, PlotX1: width - right, LaneH: laneH}
 	lo := math.Min(0, tl.Session.Start.Sub(tl.T0).Seconds())
@@ -232,6 +231,8 @@ func swimlane(tl *timeline.Timeline) swim {
 	}
 	x := func(sec float64) float64 { return s.PlotX0 + (sec-lo)/(hi-lo)*(s.PlotX1-s.PlotX0) }
 	s.MarkerY = 4
+	rows, nrows := markerRows(tl, x)
+	markerH := s.MarkerY + 8 + float64(nrows)*15
 	top := markerH + phaseH
 	s.LanesY = top
 	s.PhaseY = markerH
@@ -264,18 +265,35 @@ func swimlane(tl *timeline.Timeline) swim {
 	for t := math.Ceil(lo/step) * step; t <= hi; t += step {
 		s.Ticks = append(s.Ticks, tick{X: x(t), Label: timeline.FormatOffset(time.Duration(t) * time.Second)})
 	}
-	// Markers that would overlap go on the next row.
-	lastX := []float64{-1e9, -1e9, -1e9, -1e9}
+	for i, m := range tl.Milestones {
+		mx, row := x(m.Offset.Seconds()), rows[i]
+		y := s.MarkerY + 8 + float64(row)*15
+		s.Markers = append(s.Markers, marker{Num: i + 1, X: mx, Y: y, LabelY: y + 4, LineTop: y + 7, LineBottom: bottom,
+			Title: timeline.FormatOffset(m.Offset) + " " + m.Title, Likely: m.Likely})
+	}
+	return s
+}
+
+// markerRows puts each milestone marker on the first row where it does not
+// overlap the previous marker of that row; when all six rows are crowded it
+// takes the row free the longest. It returns the rows and how many are used.
+func markerRows(tl *timeline.Timeline, x func(float64) float64) ([]int, int) {
+	lastX := make([]float64, 6)
+	for r := range lastX {
+		lastX[r] = math.Inf(-1)
+	}
+	rows := make([]int, len(tl.Milestones))
+	used := 0
 	for i, m := range tl.Milestones {
 		mx := x(m.Offset.Seconds())
 		row := -1
 		for r := range lastX {
-			if mx-lastX[r] >= 18 {
+			if mx-lastX[r] >= 16 {
 				row = r
 				break
 			}
 		}
-		if row < 0 { // every row is crowded here: reuse the one free longest
+		if row < 0 {
 			row = 0
 			for r := range lastX {
 				if lastX[r] < lastX[row] {
@@ -284,11 +302,10 @@ func swimlane(tl *timeline.Timeline) swim {
 			}
 		}
 		lastX[row] = mx
-		y := s.MarkerY + 8 + float64(row)*15
-		s.Markers = append(s.Markers, marker{Num: i + 1, X: mx, Y: y, LabelY: y + 4, LineTop: y + 7, LineBottom: bottom,
-			Title: timeline.FormatOffset(m.Offset) + " " + m.Title, Likely: m.Likely})
+		rows[i] = row
+		used = max(used, row+1)
 	}
-	return s
+	return rows, used
 }
 
 // fitLabel shortens a phase name to what fits in w pixels.
