@@ -50,7 +50,7 @@ func (p *Proxy) dialTarget(ctx context.Context, host string, port int) (net.Conn
 			}
 			continue
 		}
-		nc, err := p.dialAddr(ctx, netip.AddrPortFrom(a.Unmap(), uint16(port)).String())
+		nc, err := p.dialAddr(ctx, netip.AddrPortFrom(a.Unmap(), uint16(port)).String(), true)
 		if err == nil {
 			return nc, nil
 		}
@@ -65,11 +65,16 @@ func (p *Proxy) dialTarget(ctx context.Context, host string, port int) (net.Conn
 	return nil, fmt.Errorf("dial %s: %w", host, errors.Join(errs...))
 }
 
-func (p *Proxy) dialAddr(ctx context.Context, addr string) (net.Conn, error) {
+// dialAddr dials addr, an "ip:port"; check says whether to apply the
+// target rules to the socket's address too.
+func (p *Proxy) dialAddr(ctx context.Context, addr string, check bool) (net.Conn, error) {
 	if p.Dial != nil {
 		return p.Dial(ctx, "tcp", addr)
 	}
-	d := net.Dialer{KeepAlive: 30 * time.Second, Control: p.dialControl}
+	d := net.Dialer{KeepAlive: 30 * time.Second}
+	if check {
+		d.Control = p.dialControl
+	}
 	return d.DialContext(ctx, "tcp", addr)
 }
 
@@ -102,7 +107,7 @@ func (p *Proxy) dialUpstream(ctx context.Context) (net.Conn, error) {
 	}
 	var errs []error
 	for _, a := range addrs {
-		nc, err := p.dialAddr(ctx, net.JoinHostPort(a.String(), port))
+		nc, err := p.dialAddr(ctx, net.JoinHostPort(a.String(), port), false)
 		if err == nil {
 			return nc, nil
 		}
