@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pilotwire/pilotwire/internal/catalog"
 	"github.com/pilotwire/pilotwire/internal/report"
 	"github.com/pilotwire/pilotwire/internal/timeline"
 )
@@ -52,7 +51,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	if gap <= 0 {
 		return usagef("report: --gap %s: want a positive duration like 30m", gap)
 	}
-	cat, err := reportCatalog(g)
+	cat, err := loadCatalog(g)
 	if err != nil {
 		return err
 	}
@@ -87,14 +86,6 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 		return report.Render(g.stdout, format, tl, opt)
 	}
 	return writeFileAtomic(out, func(w io.Writer) error { return report.Render(w, format, tl, opt) })
-}
-
-// reportCatalog is the built-in catalog plus the user's --catalog file.
-func reportCatalog(g *globals) (*catalog.Catalog, error) {
-	if g.catalog == "" {
-		return catalog.Default(), nil
-	}
-	return catalog.Load(g.catalog)
 }
 
 // writeFileAtomic writes a file through a temporary one beside it, so a
