@@ -120,9 +120,24 @@ func Load(files ...string) (*Catalog, error) {
 
 // Parse is Load for data already in memory: name is used in error messages.
 func Parse(name string, data []byte) (*Catalog, error) {
-	b := newBuilder()
-	if err := b.add("catalog.yaml", embedded, true); err != nil {
-		return nil, fmt.Errorf("embedded %w", err)
+	return Default().With(name, data)
+}
+
+// With returns a new catalog: c plus the entries and services of a user
+// catalog file held in data (name is used in error messages). c is not
+// changed.
+func (c *Catalog) With(name string, data []byte) (*Catalog, error) {
+	b := &builder{
+		entries:  slices.Clone(c.entries),
+		byPat:    make(map[string]int, len(c.entries)),
+		services: slices.Clone(c.services),
+		svcIndex: make(map[string]int, len(c.services)),
+	}
+	for i, e := range b.entries {
+		b.byPat[e.Pattern] = i
+	}
+	for i, s := range b.services {
+		b.svcIndex[s.ID] = i
 	}
 	if err := b.add(name, data, false); err != nil {
 		return nil, err

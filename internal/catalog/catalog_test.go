@@ -468,8 +468,9 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("entries:\n  - patterns: [a.example, b.example]\n    service: autopilot\n    phase: other\n"))
 	f.Add([]byte("entries: &a [*a]\n"))
 	f.Add([]byte("entries:\n  - pattern: wpad.*\n    service: wpad\n    phase: network-up\n"))
+	base := Default()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := Parse("fuzz.yaml", data)
+		c, err := base.With("fuzz.yaml", data)
 		if err != nil {
 			var ce *Error
 			if !errors.As(err, &ce) {

@@ -216,7 +216,7 @@ func (c *Catalog) MergeMS(w io.Writer, sets []MSEndpointSet, areas []string, tit
 	}
 	// What we write must load.
 	if len(entries) > 0 {
-		if _, err := Parse("merge-ms output", b.Bytes()); err != nil {
+		if _, err := c.With("merge-ms output", b.Bytes()); err != nil {
 			return rep, fmt.Errorf("merge-ms produced a file that does not load (a bug): %w", err)
 		}
 	}
