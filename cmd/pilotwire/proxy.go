@@ -1,8 +1,274 @@
 package main
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
 
-// runProxy is a placeholder until the proxy command lands.
+	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/proxy"
+)
+
+const proxyExamples = `  pilotwire proxy                                  # :8080, status page on 127.0.0.1:8081, flows in ./pilotwire.db
+  pilotwire proxy --listen 10.0.0.1:3128 --device vm-01=10.0.0.23 --device vm-02=10.0.0.24
+  pilotwire proxy --auth lab:s3cret                # Basic proxy authentication; the user name labels the device
+  pilotwire proxy --upstream http://proxy.corp.example:8080   # chain through the corporate proxy
+  pilotwire proxy --allow-clients 192.0.2.0/24     # serve clients outside the private ranges
+  pilotwire proxy --record=false --ui ""           # forward only (benchmarking)
+
+Point a Windows device at it (pilotwire prints the addresses when it starts):
+  Settings > Network & internet > Proxy > Use setup script: http://ADDR:8080/proxy.pac
+  netsh winhttp set proxy ADDR:8080                # the system (WinHTTP) proxy, from an elevated prompt
+  DHCP option 252 or a DNS "wpad" name pointing at http://ADDR:8080/wpad.dat (WPAD)
+`
+
+// proxyOptions are the flags of the proxy command.
+type proxyOptions struct {
+	listen, ui, connectPorts, upstream, allowClients, auth string
+	allowPrivate, record                                    bool
+	devices                                                 multiFlag
+	maxHeaderBytes, maxConns                                int
+	headerTimeout, idleTimeout, grace, flushInterval        time.Duration
+}
+
 func runProxy(ctx context.Context, g *globals, args []string) error {
-	return notYet(g.stderr, "proxy")
+	fs := newFlagSet(g, "proxy", "proxy [flags]", proxyExamples)
+	var o proxyOptions
+	fs.StringVar(&o.listen, "listen", ":8080", "proxy listen `ADDR` (host:port; empty host: every interface)")
+	fs.StringVar(&o.ui, "ui", "127.0.0.1:8081", "status page `ADDR`; empty: none")
+	fs.StringVar(&o.connectPorts, "connect-ports", "443", "`PORTS` CONNECT may reach, comma separated")
+	fs.StringVar(&o.upstream, "upstream", "", "send everything through the proxy at `URL` (http://[user:pass@]host:port)")
+	fs.StringVar(&o.allowClients, "allow-clients", "", "serve clients in these `CIDRS` (comma separated) instead of loopback and private networks")
+	fs.StringVar(&o.auth, "auth", "", "require Basic proxy authentication with `USER:PASS`")
+	fs.BoolVar(&o.allowPrivate, "allow-private-targets", false, "allow targets on loopback, link-local and unspecified addresses (cloud metadata stays refused)")
+	fs.Var(&o.devices, "device", "name the client at an address: `NAME=ADDR` (repeatable)")
+	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", proxy.DefaultMaxHeaderBytes, "limit of a request's line and headers, in `BYTES`")
+	fs.DurationVar(&o.headerTimeout, "header-timeout", proxy.DefaultHeaderTimeout, "time a client has to send a request's line and headers")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "close tunnels and keep-alive connections idle this long")
+	fs.IntVar(&o.maxConns, "max-conns", proxy.DefaultMaxConns, "limit of open client connections")
+	fs.DurationVar(&o.grace, "grace", 5*time.Second, "on SIGINT/SIGTERM, time open exchanges get to finish")
+	fs.DurationVar(&o.flushInterval, "flush-interval", 500*time.Millisecond, "store recorded flows at least this often (at most 1s): what a crash may lose")
+	fs.BoolVar(&o.record, "record", true, "store flows; --record=false only forwards (for benchmarking)")
+	if err := parseFlags(g, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("proxy: unexpected argument %q", fs.Arg(0))
+	}
+	p, err := o.proxy()
+	if err != nil {
+		return err
+	}
+	if o.flushInterval <= 0 || o.flushInterval > time.Second {
+		return usagef("proxy: --flush-interval %s: must be more than 0 and at most 1s", o.flushInterval)
+	}
+
+	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p.Logger = logger
+	var rec *flow.Recorder
+	var st flow.Store
+	if o.record {
+		st, err = openStore(ctx, g)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		rec = flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: o.flushInterval, Logger: logger})
+		p.Record = rec.Record
+	}
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		if rec != nil {
+			rec.Close()
+		}
+		return fmt.Errorf("proxy: listen on %s: %w", o.listen, err)
+	}
+	var ui *http.Server
+	var uiLn net.Listener
+	if o.ui != "" {
+		uiLn, err = net.Listen("tcp", o.ui)
+		if err != nil {
+			ln.Close()
+			if rec != nil {
+				rec.Close()
+			}
+			return fmt.Errorf("proxy: status page on %s: %w", o.ui, err)
+		}
+		ui = &http.Server{Handler: statusHandler(p, rec, g.store, o.record), ReadHeaderTimeout: 10 * time.Second}
+		go ui.Serve(uiLn)
+	}
+	printListening(g.stdout, ln.Addr(), uiLn, g.store, o)
+
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln) }()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+	}
+	// Stop: no new connections; open exchanges get the grace period; then
+	// every flow is flushed.
+	sctx, cancel := context.WithTimeout(context.Background(), o.grace)
+	defer cancel()
+	if err := p.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		logger.Warn("proxy shutdown", "err", err)
+	}
+	if ui != nil {
+		ui.Close()
+	}
+	var recErr error
+	if rec != nil {
+		recErr = rec.Close()
+		s := rec.Stats()
+		fmt.Fprintf(g.stderr, "pilotwire proxy: stopped; %d flows stored in %s\n", s.Written, g.store)
+	}
+	if serveErr != nil && !errors.Is(serveErr, proxy.ErrClosed) {
+		return fmt.Errorf("proxy: %w", serveErr)
+	}
+	if recErr != nil {
+		return fmt.Errorf("proxy: storing flows: %w", recErr)
+	}
+	return nil
+}
+
+// proxy builds the Proxy the flags describe.
+func (o *proxyOptions) proxy() (*proxy.Proxy, error) {
+	p := &proxy.Proxy{
+		AllowPrivateTargets: o.allowPrivate,
+		MaxHeaderBytes:      o.maxHeaderBytes,
+		HeaderTimeout:       o.headerTimeout,
+		IdleTimeout:         o.idleTimeout,
+		MaxConns:            o.maxConns,
+	}
+	if o.maxHeaderBytes < 1024 || o.headerTimeout <= 0 || o.idleTimeout <= 0 || o.maxConns < 1 || o.grace < 0 {
+		return nil, usagef("proxy: limits must be positive (--max-header-bytes at least 1024)")
+	}
+	for part := range strings.SplitSeq(o.connectPorts, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		n, err := strconv.Atoi(part)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, usagef("proxy: --connect-ports: %q is not a port", part)
+		}
+		p.ConnectPorts = append(p.ConnectPorts, n)
+	}
+	if p.ConnectPorts == nil {
+		p.ConnectPorts = []int{}
+	}
+	if o.upstream != "" {
+		u, err := url.Parse(o.upstream)
+		if err != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return nil, usagef("proxy: --upstream %q: want http://[user:pass@]host:port", o.upstream)
+		}
+		p.Upstream = u
+	}
+	if o.allowClients != "" {
+		nets, err := proxy.ParsePrefixes(o.allowClients)
+		if err != nil {
+			return nil, usagef("proxy: --allow-clients: %v", err)
+		}
+		p.AllowClients = nets
+	}
+	if o.auth != "" {
+		user, pass, ok := strings.Cut(o.auth, ":")
+		if !ok || user == "" {
+			return nil, usagef("proxy: --auth: want USER:PASS")
+		}
+		p.AuthUser, p.AuthPass = user, pass
+	}
+	for _, d := range o.devices {
+		name, addr, ok := strings.Cut(d, "=")
+		a, err := netip.ParseAddr(strings.TrimSpace(addr))
+		if !ok || name == "" || err != nil {
+			return nil, usagef("proxy: --device %q: want NAME=ADDR, e.g. vm-01=10.0.0.23", d)
+		}
+		if p.Devices == nil {
+			p.Devices = make(map[netip.Addr]string)
+		}
+		p.Devices[a.Unmap()] = name
+	}
+	return p, nil
+}
+
+// printListening says where the proxy listens: one line per address a
+// client can use, with its PAC URL, and how to point Windows at it.
+func printListening(w io.Writer, addr net.Addr, ui net.Listener, store string, o proxyOptions) {
+	ap := addr.(*net.TCPAddr).AddrPort()
+	port := ap.Port()
+	var addrs []netip.Addr
+	if ap.Addr().IsUnspecified() {
+		if ifaddrs, err := net.InterfaceAddrs(); err == nil {
+			for _, ia := range ifaddrs {
+				if pn, ok := ia.(*net.IPNet); ok {
+					a, ok := netip.AddrFromSlice(pn.IP)
+					if ok && !a.Unmap().IsLinkLocalUnicast() && (ap.Addr().Is6() || a.Unmap().Is4()) {
+						addrs = append(addrs, a.Unmap())
+					}
+				}
+			}
+		}
+	}
+	if len(addrs) == 0 {
+		addrs = []netip.Addr{ap.Addr().Unmap()}
+	}
+	example := ""
+	for _, a := range addrs {
+		hp := netip.AddrPortFrom(a, port).String()
+		fmt.Fprintf(w, "pilotwire proxy: listening on %s  PAC http://%s/proxy.pac\n", hp, hp)
+		if example == "" && !a.IsLoopback() {
+			example = hp
+		}
+	}
+	if example == "" {
+		example = netip.AddrPortFrom(addrs[0], port).String()
+	}
+	fmt.Fprintf(w, "  Windows: netsh winhttp set proxy %s   or Settings > Proxy > setup script http://%s/proxy.pac\n", example, example)
+	if ui != nil {
+		fmt.Fprintf(w, "  status page: http://%s/\n", ui.Addr())
+	}
+	if o.record {
+		fmt.Fprintf(w, "  flows: %s (stored every %s)\n", store, o.flushInterval)
+	} else {
+		fmt.Fprintf(w, "  flows: not recorded (--record=false)\n")
+	}
+}
+
+// statusHandler serves the plain status page and /healthz.
+func statusHandler(p *proxy.Proxy, rec *flow.Recorder, store string, recording bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		s := p.Stats()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprintf(w, "pilotwire proxy %s\n\n", version)
+		fmt.Fprintf(w, "uptime            %s\n", time.Since(s.Started).Round(time.Second))
+		fmt.Fprintf(w, "open connections  %d\n", s.OpenConns)
+		fmt.Fprintf(w, "open tunnels      %d\n", s.OpenTunnels)
+		fmt.Fprintf(w, "requests          %d\n", s.Requests)
+		if recording && rec != nil {
+			rs := rec.Stats()
+			fmt.Fprintf(w, "flows recorded    %d\n", s.Flows)
+			fmt.Fprintf(w, "flows stored      %d (in %d batches, %d failed)\n", rs.Written, rs.Batches, rs.Errors)
+			fmt.Fprintf(w, "store             %s\n", store)
+		} else {
+			fmt.Fprintf(w, "flows             not recorded (--record=false)\n")
+		}
+	})
+	return mux
 }

@@ -35,6 +35,9 @@ func VersionName(v uint16) string {
 	case 0x0304:
 		return "1.3"
 	}
+	if v>>8 == 0x7f {
+		return fmt.Sprintf("1.3-draft%d", v&0xff)
+	}
 	return fmt.Sprintf("0x%04x", v)
 }
 

@@ -38,6 +38,7 @@ type conn struct {
 	local  netip.AddrPort
 	user   string // Basic-auth user name once authenticated
 	reqs   int
+	linger bool // an error answer was sent: close gently
 
 	mu     sync.Mutex
 	state  int
@@ -123,6 +124,20 @@ func (c *conn) forceClose(reason string) {
 	c.nc.Close()
 }
 
+// close closes the client connection. After an error answer it first
+// half-closes and drains what the client still sends, for a short while:
+// closing a socket with unread data resets the connection, and the client
+// could lose the answer that says why.
+func (c *conn) close() {
+	if tc, ok := c.nc.(*net.TCPConn); ok && c.linger {
+		if tc.CloseWrite() == nil {
+			_ = tc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			_, _ = io.CopyN(io.Discard, tc, 256<<10)
+		}
+	}
+	c.nc.Close()
+}
+
 // upCount is how many bytes of the client's stream were consumed so far
 // (read from the socket, minus what waits in the buffer).
 func (c *conn) upCount() int64 {
@@ -148,7 +163,7 @@ func (c *conn) releaseBuffers() {
 
 func (c *conn) serve() {
 	defer c.p.forget(c)
-	defer c.nc.Close()
+	defer c.close()
 	defer c.releaseBuffers()
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(&c.lr)
@@ -378,6 +393,7 @@ func (c *conn) writeError(status int, msg string, h http.Header, closing bool) {
 		}
 	}
 	if closing {
+		c.linger = true
 		bw.WriteString("Connection: close\r\n")
 	}
 	fmt.Fprintf(bw, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s", len(body), body)

@@ -255,19 +255,28 @@ func (p *Proxy) Serve(ln net.Listener) error {
 			go p.refuseBusy(nc)
 			continue
 		}
-		c := p.newConn(nc)
-		p.mu.Lock()
-		if p.shutting.Load() {
-			p.mu.Unlock()
-			nc.Close()
+		if !p.serveConn(nc) {
 			return ErrClosed
 		}
-		p.conns[c] = struct{}{}
-		p.wg.Add(1)
-		p.mu.Unlock()
-		p.open.Add(1)
-		go c.serve()
 	}
+}
+
+// serveConn starts serving a client connection; it reports false (and
+// closes nc) when the proxy is shutting down.
+func (p *Proxy) serveConn(nc net.Conn) bool {
+	c := p.newConn(nc)
+	p.mu.Lock()
+	if p.shutting.Load() {
+		p.mu.Unlock()
+		nc.Close()
+		return false
+	}
+	p.conns[c] = struct{}{}
+	p.wg.Add(1)
+	p.mu.Unlock()
+	p.open.Add(1)
+	go c.serve()
+	return true
 }
 
 // Shutdown stops accepting, closes idle connections, and lets open
