@@ -114,36 +114,64 @@ const upsert = `INSERT INTO flows (key, start_ns, start_tz, end_ns, client, clie
 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT(key) DO UPDATE SET start_ns=excluded.start_ns, start_tz=excluded.start_tz, end_ns=excluded.end_ns, client=excluded.client, client_port=excluded.client_port, device=excluded.device, session=excluded.session, source=excluded.source, source_file=excluded.source_file, kind=excluded.kind, method=excluded.method, scheme=excluded.scheme, host=excluded.host, port=excluded.port, url=excluded.url, status=excluded.status, bytes_up=excluded.bytes_up, bytes_down=excluded.bytes_down, sni=excluded.sni, alpn=excluded.alpn, tls_version=excluded.tls_version, error=excluded.error, decision=excluded.decision, reason=excluded.reason, note=excluded.note`
 
+// putChunk is how many flows one INSERT statement carries (26 variables
+// each, well under SQLite's limit of 32766). Multi-row statements cut the
+// per-row cost of bulk imports by about a third.
+const putChunk = 100
+
+// upsertN returns the upsert statement for n rows.
+func upsertN(n int) string {
+	head, tail, _ := strings.Cut(upsert, "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+	row := "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	return head + "VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",") + tail
+}
+
 // PutFlows writes flows in one transaction, replacing stored flows with the
-// same Key.
+// same Key. Flows go in statements of up to putChunk rows; a later flow with
+// the same Key as an earlier one in the same call wins, as row by row.
 func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 	if len(flows) == 0 {
 		return nil
+	}
+	for i := range flows {
+		if flows[i].Key == "" {
+			return fmt.Errorf("put flows: flow %d has no key", i)
+		}
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("put flows: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, upsert)
-	if err != nil {
-		return fmt.Errorf("put flows: %w", err)
-	}
-	defer stmt.Close()
-	for i := range flows {
-		f := &flows[i]
-		if f.Key == "" {
-			return fmt.Errorf("put flows: flow %d has no key", i)
+	var full *sql.Stmt
+	args := make([]any, 0, 26*min(len(flows), putChunk))
+	for start := 0; start < len(flows); start += putChunk {
+		chunk := flows[start:min(start+putChunk, len(flows))]
+		args = args[:0]
+		for i := range chunk {
+			f := &chunk[i]
+			_, tz := f.Start.Zone()
+			var end any
+			if !f.End.IsZero() {
+				end = f.End.UnixNano()
+			}
+			args = append(args, f.Key, f.Start.UnixNano(), tz, end, f.Client, f.ClientPort, f.Device, f.Session,
+				string(f.Source), f.SourceFile, string(f.Kind), f.Method, f.Scheme, f.Host, f.Port, f.URL, f.Status,
+				f.BytesUp, f.BytesDown, f.SNI, f.ALPN, f.TLSVersion, f.Error, string(f.Decision), f.Reason, f.Note)
 		}
-		_, tz := f.Start.Zone()
-		var end any
-		if !f.End.IsZero() {
-			end = f.End.UnixNano()
+		if len(chunk) == putChunk {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, upsertN(putChunk)); err != nil {
+					return fmt.Errorf("put flows: %w", err)
+				}
+				defer full.Close()
+			}
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, upsertN(len(chunk)), args...)
 		}
-		if _, err := stmt.ExecContext(ctx, f.Key, f.Start.UnixNano(), tz, end, f.Client, f.ClientPort, f.Device, f.Session,
-			string(f.Source), f.SourceFile, string(f.Kind), f.Method, f.Scheme, f.Host, f.Port, f.URL, f.Status,
-			f.BytesUp, f.BytesDown, f.SNI, f.ALPN, f.TLSVersion, f.Error, string(f.Decision), f.Reason, f.Note); err != nil {
-			return fmt.Errorf("put flows: flow %s: %w", f.Key, err)
+		if err != nil {
+			return fmt.Errorf("put flows: flows %s … %s: %w", chunk[0].Key, chunk[len(chunk)-1].Key, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
