@@ -58,14 +58,16 @@ func (b *builder) pass() {
 	att := map[attKey]*Attention{}
 	var attOrder []*Attention
 	var transfers []transfer
+	b.bandOf = make([]int32, len(b.flows))
 	for i := range b.flows {
 		f := &b.flows[i]
 		hi := b.host(f)
+		b.bandOf[i] = int32(hi.band)
 		b.account(hi, f)
 		t := f.Start
-		for r := range rules {
+		for _, r := range hi.rules {
 			rule := &rules[r]
-			if rule.Kind != KindMatch || !b.matches(r, hi, f) {
+			if !b.matches(r, hi, f) {
 				continue
 			}
 			run := &runs[r]
@@ -96,18 +98,8 @@ func (b *builder) pass() {
 			}
 			run.matched, run.last = true, t
 		}
-		for _, k := range b.problems(hi, f) {
-			a := att[k]
-			if a == nil {
-				a = &Attention{Kind: k.kind, Host: hi.ref, Detail: k.detail, First: f.Start, Offset: f.Start.Sub(b.tl.T0)}
-				att[k] = a
-				attOrder = append(attOrder, a)
-			}
-			a.Flows++
-			a.Bytes += f.Bytes()
-			if len(a.FlowIDs) < b.maxIDs {
-				a.FlowIDs = append(a.FlowIDs, b.id(i))
-			}
+		if !hi.ref.Known || f.Error != "" || f.Decision == flow.DecisionDenied || f.Status >= 400 || f.SNI != "" {
+			b.problems(hi, f, i, att, &attOrder)
 		}
 		if d := f.Duration(); f.BytesDown >= b.rules.Content.MinBytes && d > 0 {
 			transfers = append(transfers, transfer{flow: i, hi: hi, rate: float64(f.BytesDown) / d.Seconds()})
@@ -347,33 +339,44 @@ func (b *builder) finishBands() {
 	slices.SortStableFunc(b.tl.Services, func(x, y Band) int { return x.First.Compare(y.First) })
 }
 
-// problems lists what is wrong with a flow, as attention keys.
-func (b *builder) problems(hi *hostInfo, f *flow.Flow) []attKey {
-	var out []attKey
+// problems records what is wrong with a flow as attention items.
+func (b *builder) problems(hi *hostInfo, f *flow.Flow, i int, att map[attKey]*Attention, order *[]*Attention) {
 	host := hi.ref.Host
+	note := func(k attKey) {
+		a := att[k]
+		if a == nil {
+			a = &Attention{Kind: k.kind, Host: hi.ref, Detail: k.detail, First: f.Start, Offset: f.Start.Sub(b.tl.T0)}
+			att[k] = a
+			*order = append(*order, a)
+		}
+		a.Flows++
+		a.Bytes += f.Bytes()
+		if len(a.FlowIDs) < b.maxIDs {
+			a.FlowIDs = append(a.FlowIDs, b.id(i))
+		}
+	}
 	switch {
 	case f.Decision == flow.DecisionDenied:
 		d := "refused by the proxy"
 		if f.Reason != "" {
 			d += ": " + f.Reason
 		}
-		out = append(out, attKey{AttentionRefused, host, d})
+		note(attKey{AttentionRefused, host, d})
 	case f.Error != "":
-		out = append(out, attKey{AttentionFailed, host, f.Error})
+		note(attKey{AttentionFailed, host, f.Error})
 	case f.Status >= 400 && f.Status != 401:
 		d := "HTTP " + strconv.Itoa(f.Status)
 		if f.Status == 407 {
 			d += " (proxy authentication: provisioning runs as SYSTEM and cannot answer)"
 		}
-		out = append(out, attKey{AttentionFailed, host, d})
+		note(attKey{AttentionFailed, host, d})
 	}
 	if !hi.ref.Known {
-		out = append(out, attKey{AttentionUnknownHost, host, ""})
+		note(attKey{AttentionUnknownHost, host, ""})
 	}
-	if f.SNI != "" && f.Host != "" && !isAddr(f.Host) && !strings.EqualFold(f.SNI, f.Host) {
-		out = append(out, attKey{AttentionSNIMismatch, host, "SNI " + strings.ToLower(f.SNI)})
+	if f.SNI != "" && f.Host != "" && f.SNI != f.Host && !isAddr(f.Host) && !strings.EqualFold(f.SNI, f.Host) {
+		note(attKey{AttentionSNIMismatch, host, "SNI " + strings.ToLower(f.SNI)})
 	}
-	return out
 }
 
 // slow flags content transfers far below the session's best throughput.

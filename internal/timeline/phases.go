@@ -59,8 +59,7 @@ func (b *builder) phases() {
 		for p+1 < len(out) && !f.Start.Before(out[p+1].Start) {
 			p++
 		}
-		hi := b.hosts[hostName(f)]
-		a := &shares[p][hi.band]
+		a := &shares[p][b.bandOf[i]]
 		out[p].Flows++
 		out[p].Bytes += f.Bytes()
 		a.Flows++

@@ -189,8 +189,11 @@ type hostInfo struct {
 	phase string // the catalog's phase for the host
 	band  int
 	// hit[i] says whether matcher i (flattened over all rules) accepts
-	// the host on services and host patterns alone.
-	hit []bool
+	// the host on services and host patterns alone; rules lists the match
+	// rules with such a matcher, in rule order, so a flow is tested only
+	// against rules that can select it.
+	hit   []bool
+	rules []int
 	// bytes and flows per host for the band's host list.
 	flows, bytes int64
 }
@@ -202,7 +205,9 @@ type builder struct {
 	opt     Options
 	tl      *Timeline
 	flows   []flow.Flow
-	hosts   map[string]*hostInfo
+	hosts   map[string]*hostInfo // by normalised name
+	byRaw   map[string]*hostInfo // by Flow.Host as given, see host
+	bandOf  []int32              // band of each flow, filled by pass
 	bands   []*bandAcc
 	mIndex  [][]int // rule index → indices of its matchers in the flattened list
 	mAll    []*Matcher
@@ -234,12 +239,12 @@ func Build(flows []flow.Flow, cat *catalog.Catalog, opt Options) (*Timeline, err
 			return nil, fmt.Errorf("timeline: %w", err)
 		}
 	}
-	if !slices.IsSortedFunc(flows, func(a, b flow.Flow) int { return a.Start.Compare(b.Start) }) {
+	if !sortedByStart(flows) {
 		flows = slices.Clone(flows)
 		slices.SortStableFunc(flows, func(a, b flow.Flow) int { return a.Start.Compare(b.Start) })
 	}
 	b := &builder{cat: cat, rules: rules, opt: opt, tl: &Timeline{}, flows: flows,
-		hosts: make(map[string]*hostInfo), firedAt: make(map[string]time.Time), maxIDs: opt.MaxFlowIDs}
+		hosts: make(map[string]*hostInfo), byRaw: make(map[string]*hostInfo), firedAt: make(map[string]time.Time), maxIDs: opt.MaxFlowIDs}
 	if b.maxIDs <= 0 {
 		b.maxIDs = 20
 	}
@@ -252,6 +257,15 @@ func Build(flows []flow.Flow, cat *catalog.Catalog, opt Options) (*Timeline, err
 	b.phases()
 	b.finishAttention()
 	return b.tl, nil
+}
+
+func sortedByStart(flows []flow.Flow) bool {
+	for i := 1; i < len(flows); i++ {
+		if flows[i].Start.Before(flows[i-1].Start) {
+			return false
+		}
+	}
+	return true
 }
 
 // summarise fills in the session and the clock.
@@ -318,16 +332,40 @@ func hostName(f *flow.Flow) string {
 }
 
 func isAddr(h string) bool {
+	if h == "" {
+		return false
+	}
+	// A DNS name never ends in a digit (no top-level domain is numeric);
+	// an IPv4 address does, and an IPv6 one has a colon. This keeps the
+	// parser off the hot path.
+	if c := h[len(h)-1]; (c < '0' || c > '9') && c != ']' && strings.IndexByte(h, ':') < 0 {
+		return false
+	}
 	_, err := netip.ParseAddr(strings.Trim(h, "[]"))
 	return err == nil
 }
 
 // host returns what is known of a flow's host, looking it up on first use.
+// A second map keyed by the raw Host spares the hot path the name's
+// normalisation; it holds only hosts whose name the SNI cannot change.
 func (b *builder) host(f *flow.Flow) *hostInfo {
-	name := hostName(f)
-	if hi, ok := b.hosts[name]; ok {
+	if hi, ok := b.byRaw[f.Host]; ok {
 		return hi
 	}
+	name := hostName(f)
+	hi := b.hosts[name]
+	if hi == nil {
+		hi = b.newHost(name)
+		b.hosts[name] = hi
+	}
+	if f.Host != "" && !isAddr(f.Host) {
+		b.byRaw[f.Host] = hi
+	}
+	return hi
+}
+
+// newHost looks a host up in the catalog and against every rule.
+func (b *builder) newHost(name string) *hostInfo {
 	hi := &hostInfo{ref: HostRef{Host: name, Service: UnknownService.ID, ServiceName: UnknownService.Name}}
 	svc := UnknownService
 	if m, ok := b.cat.Lookup(name); ok {
@@ -341,7 +379,17 @@ func (b *builder) host(f *flow.Flow) *hostInfo {
 	for i, m := range b.mAll {
 		hi.hit[i] = m.hostOK(name, hi.ref.Service)
 	}
-	b.hosts[name] = hi
+	for r, ms := range b.mIndex {
+		if b.rules.Milestones[r].Kind != KindMatch {
+			continue
+		}
+		for _, mi := range ms {
+			if hi.hit[mi] {
+				hi.rules = append(hi.rules, r)
+				break
+			}
+		}
+	}
 	b.bands[hi.band].hosts = append(b.bands[hi.band].hosts, hi)
 	return hi
 }

@@ -1,0 +1,84 @@
+// Command report measures pilotwire's report on a synthetic session: it
+// makes N flows of one device (internal/timeline/synth), builds the
+// timeline and renders the JSON report, and prints the time of each step,
+// the CPU time and the peak memory.
+//
+//	go run ./bench/report                 # 1,000,000 flows, JSON to /dev/null
+//	go run ./bench/report -n 200000 -format html -o /tmp/big.html
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/catalog"
+	"github.com/pilotwire/pilotwire/internal/report"
+	"github.com/pilotwire/pilotwire/internal/timeline"
+	"github.com/pilotwire/pilotwire/internal/timeline/synth"
+)
+
+func main() {
+	n := flag.Int("n", 1_000_000, "flows in the session")
+	span := flag.Duration("span", 4*time.Hour, "length of the session")
+	format := flag.String("format", "json", "report format")
+	out := flag.String("o", "", "write the report to this file (default: discard)")
+	flag.Parse()
+	if err := run(*n, *span, *format, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/report:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n int, span time.Duration, format, out string) error {
+	cat := catalog.Default()
+	t0 := time.Now()
+	flows := synth.Flows(n, time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), span)
+	gen := time.Since(t0)
+	cpu0 := cpuTime()
+
+	t1 := time.Now()
+	tl, err := timeline.Build(flows, cat, timeline.Options{})
+	if err != nil {
+		return err
+	}
+	build := time.Since(t1)
+
+	var w io.Writer = io.Discard
+	if out != "" {
+		f, err := os.Create(out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	t2 := time.Now()
+	if err := report.Render(w, format, tl, report.Options{Generator: "bench/report"}); err != nil {
+		return err
+	}
+	render := time.Since(t2)
+	cpu := cpuTime() - cpu0
+
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("flows            %d (%d milestones, %d services, %d phases, %d attention items)\n", n,
+		len(tl.Milestones), len(tl.Services), len(tl.Phases), len(tl.Attention))
+	fmt.Printf("generate         %v (not part of the report)\n", gen.Round(time.Millisecond))
+	fmt.Printf("build timeline   %v\n", build.Round(time.Millisecond))
+	fmt.Printf("render %-9s %v\n", format, render.Round(time.Millisecond))
+	fmt.Printf("report total     %v wall, %v CPU (user+sys)\n", (build + render).Round(time.Millisecond), cpu.Round(time.Millisecond))
+	fmt.Printf("peak RSS         %s (whole process, flows included)\n", mib(peakRSS()))
+	fmt.Printf("Go heap          %s in use, %s obtained from the OS\n", mib(int64(ms.HeapAlloc)), mib(int64(ms.HeapSys)))
+	return nil
+}
+
+func mib(b int64) string {
+	if b < 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
+}
