@@ -64,6 +64,8 @@ type Catalog struct {
 	services []Service
 	svcIndex map[string]int
 	root     *node
+	exact    map[string]int // exact patterns → entry index: the fast path of Lookup
+	regional []bool         // per entry: its hosts may carry an Intune scale-unit token
 	prefix   map[string]int // first label → entry index, for "label.*" patterns
 }
 

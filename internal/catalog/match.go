@@ -111,10 +111,17 @@ func (b *builder) build() *Catalog {
 		services: b.services,
 		svcIndex: b.svcIndex,
 		root:     &node{},
+		exact:    map[string]int{},
+		regional: make([]bool, len(b.entries)),
 		prefix:   map[string]int{},
 	}
 	for i, e := range c.entries {
 		c.insert(i, e.Pattern)
+		if !hasStar(e.Pattern) {
+			c.exact[e.Pattern] = i
+		}
+		c.regional[i] = region([]byte(strings.ReplaceAll(e.Pattern, "*", "msua01"))) != "" ||
+			region([]byte(e.Example)) != ""
 	}
 	return c
 }
@@ -134,8 +141,14 @@ func (c *Catalog) Lookup(host string) (Match, bool) {
 	if !ok {
 		return Match{}, false
 	}
-	best, bestScore := -1, -1
-	c.walk(c.root, name, 0, false, false, &best, &bestScore)
+	// An exact pattern beats every wildcard, so a hit in the exact map
+	// needs no walk.
+	best, ok := c.exact[string(name)]
+	if !ok {
+		best = -1
+		bestScore := -1
+		c.walk(c.root, name, 0, false, false, &best, &bestScore)
+	}
 	if best < 0 {
 		first := name
 		if i := indexByte(name, '.'); i >= 0 {
@@ -148,7 +161,10 @@ func (c *Catalog) Lookup(host string) (Match, bool) {
 		best = i
 	}
 	e := c.entries[best]
-	m := Match{Entry: e, Region: region(name)}
+	m := Match{Entry: e}
+	if c.regional[best] {
+		m.Region = region(name)
+	}
 	if i, ok := c.svcIndex[e.Service]; ok {
 		m.Service = c.services[i]
 	}
