@@ -2,8 +2,11 @@
 // prints how many flows, ClientHellos (flows with an SNI) and skipped
 // packets it found, and how long it took. bench/pcap/run.sh times it
 // against tshark; -v prints every flow, one line each, for checking by eye.
+// With -make it instead builds the large benchmark capture from the
+// Ethernet captures given.
 //
 //	go run ./bench/pcap [-v] FILE...
+//	go run ./bench/pcap -make bench/out/big.pcap -size 400 CAPTURE...
 package main
 
 import (
@@ -19,7 +22,16 @@ import (
 
 func main() {
 	verbose := flag.Bool("v", false, "print every flow")
+	makeOut := flag.String("make", "", "write a large capture to this file, repeating the captures given")
+	sizeMiB := flag.Int64("size", 400, "with -make: size of the capture in MiB")
 	flag.Parse()
+	if *makeOut != "" {
+		if err := makeBig(*makeOut, *sizeMiB<<20, flag.Args()); err != nil {
+			fmt.Fprintln(os.Stderr, "pcapread:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: pcapread [-v] FILE...")
 		os.Exit(2)
