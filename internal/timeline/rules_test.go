@@ -1,0 +1,163 @@
+package timeline
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestHostPattern(t *testing.T) {
+	for _, tt := range []struct {
+		pattern, host string
+		want          bool
+	}{
+		{"ztd.dds.microsoft.com", "ztd.dds.microsoft.com", true},
+		{"ztd.dds.microsoft.com", "x.ztd.dds.microsoft.com", false},
+		{"*.manage.microsoft.com", "r.manage.microsoft.com", true},
+		{"*.manage.microsoft.com", "fef.msua01.manage.microsoft.com", true},
+		{"*.manage.microsoft.com", "manage.microsoft.com", false},
+		{"*.manage.microsoft.com", "evilmanage.microsoft.com", false},
+		{"*.manage.microsoft.com", "r.manage.microsoft.com.attacker.net", false},
+		{"fef.*.manage.microsoft.com", "fef.msua01.manage.microsoft.com", true},
+		{"fef.*.manage.microsoft.com", "fef.a.b.manage.microsoft.com", false},
+		{"fef.*.manage.microsoft.com", "fef.manage.microsoft.com", false},
+		{"kv*.prod.do.dsp.mp.microsoft.com", "kv801.prod.do.dsp.mp.microsoft.com", true},
+		{"kv*.prod.do.dsp.mp.microsoft.com", "cp801.prod.do.dsp.mp.microsoft.com", false},
+		{"ctldl.windowsupdate.com.", "ctldl.windowsupdate.com", true},
+		{"CTLDL.WindowsUpdate.com", "ctldl.windowsupdate.com", true},
+	} {
+		p, err := compileHost(tt.pattern)
+		if err != nil {
+			t.Fatalf("compileHost(%q): %v", tt.pattern, err)
+		}
+		if got := p.match(tt.host); got != tt.want {
+			t.Errorf("%q matches %q = %v, want %v", tt.pattern, tt.host, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "*", "a..b", "[.example"} {
+		if _, err := compileHost(bad); err == nil {
+			t.Errorf("compileHost(%q): no error", bad)
+		}
+	}
+}
+
+func TestGlobMatch(t *testing.T) {
+	for _, tt := range []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"*/setup.exe", "/pr/wsus/setup.exe", true},
+		{"*/setup.exe", "/pr/wsus/setup.exe.bak", false},
+		{"*.exe", "/release2/update2/googleupdatesetup.exe", true},
+		{"*/trafficgateway/*", "/trafficgateway/trafficroutingservice/sidecar", true},
+		{"*/trafficgateway/*", "/x/trafficgateway", false},
+		{"/a*b*c", "/aXXbYYc", true},
+		{"/a*b*c", "/aXXbYY", false},
+		{"*", "", true},
+		{"", "", true},
+		{"", "x", false},
+		{"a**b", "ab", true},
+	} {
+		if got := globMatch(tt.pattern, tt.s); got != tt.want {
+			t.Errorf("globMatch(%q, %q) = %v, want %v", tt.pattern, tt.s, got, tt.want)
+		}
+	}
+}
+
+func TestURLPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://ctldl.windowsupdate.com/msdownload/x.cab?abc": "/msdownload/x.cab",
+		"https://host":        "/",
+		"/pr/wsus/setup.exe#f": "/pr/wsus/setup.exe",
+		"":                    "",
+	} {
+		if got := urlPath(in); got != want {
+			t.Errorf("urlPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := fileName("http://dl.google.com/release2/update2/x/GoogleUpdateSetup.exe"); got != "GoogleUpdateSetup.exe" {
+		t.Errorf("fileName = %q", got)
+	}
+}
+
+func TestDefaultRulesParse(t *testing.T) {
+	r, err := DefaultRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Milestones) < 20 || len(r.Phases) != 6 {
+		t.Errorf("default rules: %d milestones, %d phases", len(r.Milestones), len(r.Phases))
+	}
+	// Every milestone the issue names is a rule.
+	for _, id := range []string{"first-flow", "connectivity-check", "registration-lookup", "profile-download", "activation",
+		"oobe-update-check", "tpm-attestation", "reboot", "entra-signin", "intune-enrollment", "intune-checkin", "ime-content",
+		"office-download", "delivery-optimization", "wns", "onedrive", "teams", "ctl-refresh", "defender", "third-party", "last-flow"} {
+		found := false
+		for _, m := range r.Milestones {
+			found = found || m.ID == id
+		}
+		if !found {
+			t.Errorf("no milestone rule %q", id)
+		}
+	}
+}
+
+func TestParseRulesErrors(t *testing.T) {
+	const phases = "\nphases:\n  - {id: a, name: A, start: [session-start]}\n"
+	for _, tt := range []struct {
+		name, yaml, want string
+	}{
+		{"empty", "", "empty file"},
+		{"version", "version: 2\nmilestones: [{id: x, title: X, kind: first-flow}]" + phases, "version 2"},
+		{"unknown field", "version: 1\nmilestones: [{id: x, title: X, kind: first-flow, colour: red}]" + phases, "colour"},
+		{"no match", "version: 1\nmilestones: [{id: x, title: X}]" + phases, "no match"},
+		{"duplicate", "version: 1\nmilestones: [{id: x, title: X, kind: first-flow}, {id: x, title: Y, kind: last-flow}]" + phases, "duplicate"},
+		{"after later", "version: 1\nmilestones: [{id: x, title: X, after: y, match: [{services: [a]}]}, {id: y, title: Y, kind: last-flow}]" + phases, `after "y"`},
+		{"kind", "version: 1\nmilestones: [{id: x, title: X, kind: sometimes}]" + phases, "unknown kind"},
+		{"reboot", "version: 1\nmilestones: [{id: x, title: X, kind: reboot, silence: 10s}]" + phases, "reboot rule needs"},
+		{"duration", "version: 1\nmilestones: [{id: x, title: X, kind: first-flow, window: soon}]" + phases, "soon"},
+		{"negative", "version: 1\nmilestones: [{id: x, title: X, kind: first-flow, window: -1s}]" + phases, "negative"},
+		{"host", "version: 1\nmilestones: [{id: x, title: X, match: [{hosts: ['a..b']}]}]" + phases, "empty label"},
+		{"scheme", "version: 1\nmilestones: [{id: x, title: X, match: [{schemes: [ftp]}]}]" + phases, "scheme"},
+		{"empty matcher", "version: 1\nmilestones: [{id: x, title: X, match: [{}]}]" + phases, "empty matcher"},
+		{"phase start", "version: 1\nmilestones: [{id: x, title: X, kind: first-flow}]\nphases: [{id: a, name: A, start: [nope]}]", "no such milestone"},
+		{"first phase", "version: 1\nmilestones: [{id: x, title: X, kind: first-flow}]\nphases: [{id: a, name: A, start: [x]}]", "session-start"},
+		{"hurts", "version: 1\nmilestones: [{id: x, title: X, kind: first-flow}]" + phases + "hurts: {profile: nowhere}", "no phase"},
+		{"not yaml", "version: [", "rules.yaml"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseRules("rules.yaml", []byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ParseRules: error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzParseRules: rules files are user input; bad ones must give an error,
+// never a panic, and good ones must be usable.
+func FuzzParseRules(f *testing.F) {
+	f.Add(embeddedRules)
+	f.Add([]byte("version: 1\nmilestones: [{id: x, title: X, kind: first-flow}]\nphases: [{id: a, name: A, start: [session-start]}]\n"))
+	f.Add([]byte("version: 1\nmilestones: [{id: x, title: X, match: [{hosts: ['*.a.b', 'k*.c'], paths: ['*/x*']}]}]\nphases: [{id: a, name: A, start: [session-start]}]\n"))
+	f.Add([]byte("version: 1\nmilestones: [{id: r, title: R, kind: reboot, silence: 1s, probe: [{services: [ncsi]}], probe_within: 1s, burst_within: 1s, burst_flows: 1}]\nphases: [{id: a, name: A, start: [session-start]}]\n"))
+	f.Add([]byte("version: 1\nmilestones: &a [*a]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseRules("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		if len(r.Milestones) == 0 || len(r.Phases) == 0 || r.Content.MinBytes <= 0 || r.Content.SlowFactor <= 0 {
+			t.Fatalf("accepted rules are not usable: %+v", r)
+		}
+		for _, m := range r.Milestones {
+			for _, mt := range m.Match {
+				for _, h := range mt.hosts {
+					h.match("a.b.example")
+				}
+				for _, p := range mt.paths {
+					globMatch(p, "/a/b.exe")
+				}
+			}
+		}
+	})
+}
