@@ -66,9 +66,9 @@ func TestGlobMatch(t *testing.T) {
 func TestURLPath(t *testing.T) {
 	for in, want := range map[string]string{
 		"http://ctldl.windowsupdate.com/msdownload/x.cab?abc": "/msdownload/x.cab",
-		"https://host":        "/",
+		"https://host":         "/",
 		"/pr/wsus/setup.exe#f": "/pr/wsus/setup.exe",
-		"":                    "",
+		"":                     "",
 	} {
 		if got := urlPath(in); got != want {
 			t.Errorf("urlPath(%q) = %q, want %q", in, got, want)
