@@ -455,8 +455,18 @@ func (p *Parser) request(method, u string, f *flow.Flow) {
 		}
 		return
 	}
+	if method == "-" {
+		f.Method = ""
+	}
+	if strings.HasPrefix(u, "error:") {
+		// A connection that never made a request (a client that closed
+		// early, a port probe): Squid logs "- error:transaction-end-…".
+		f.Kind = flow.KindTCP
+		f.Error = "no request (squid " + u + ")"
+		return
+	}
 	f.Kind = flow.KindHTTP
-	if string(u) == "-" || len(u) == 0 {
+	if u == "-" || len(u) == 0 {
 		return
 	}
 	f.URL = u
@@ -511,6 +521,8 @@ func (p *Parser) outcome(code string, status int, f *flow.Flow) {
 		case 403:
 			f.Reason += " (forbidden by access rules)"
 		}
+	case f.Kind == flow.KindTCP:
+		// No request, so nothing was decided.
 	default:
 		f.Decision = flow.DecisionAllowed
 		if strings.Contains(code, "ABORTED") {

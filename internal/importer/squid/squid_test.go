@@ -215,6 +215,12 @@ func TestParseLine(t *testing.T) {
 				Decision: flow.DecisionAllowed, Error: "aborted (squid TCP_MISS_ABORTED)", Note: "squid TCP_MISS_ABORTED HIER_DIRECT/2001:db8::2"},
 		},
 		{
+			name: "connection without a request (squid 5)",
+			line: "1795642746.750      0 127.0.0.1 NONE_NONE/000 0 - error:transaction-end-before-headers - HIER_NONE/- -",
+			want: flow.Flow{Start: utc(1795642746, 750), End: utc(1795642746, 750), Client: "127.0.0.1", Source: flow.SourceSquid,
+				Kind: flow.KindTCP, Error: "no request (squid error:transaction-end-before-headers)", Note: "squid NONE_NONE HIER_NONE/-"},
+		},
+		{
 			name: "common",
 			line: `10.0.0.5 - alice [08/Sep/2006:06:21:52 +0200] "GET http://www.example.com/ HTTP/1.1" 200 1234 TCP_MISS:HIER_DIRECT`,
 			want: flow.Flow{Start: time.Date(2006, 9, 8, 6, 21, 52, 0, time.FixedZone("", 7200)), End: time.Date(2006, 9, 8, 6, 21, 52, 0, time.FixedZone("", 7200)),
