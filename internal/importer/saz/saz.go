@@ -25,6 +25,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -48,23 +49,48 @@ const (
 // session gathers the zip members of one session.
 type session struct {
 	n                 int
-	req, resp, meta   *zip.File
+	req, resp, meta   *member
 	reqName, respName string
 	metaName          string
+}
+
+// member is one file of the archive: from the zip's central directory, or
+// recovered by scanning a truncated archive.
+type member struct {
+	name string
+	size int64 // uncompressed size
+	open func() (io.ReadCloser, error)
 }
 
 // Read reads the SAZ archive r of the given size, emitting one flow per
 // session with Key "session:N". A session whose request is missing or
 // unreadable is reported through skip ("raw/4_c.txt") and reading goes on.
-// The error is non-nil when r is not a readable zip or holds no sessions.
+//
+// A truncated archive has lost its central directory (it sits at the end):
+// Read then scans the file for the members' local headers, imports the
+// sessions it finds, and returns an error saying the archive is cut short.
+// The error is also non-nil when r holds no zip members or no sessions.
 func Read(ctx context.Context, r io.ReaderAt, size int64, emit func(flow.Flow) error, skip func(where string, err error)) error {
+	var members []member
+	var truncated error
 	zr, err := zip.NewReader(r, size)
-	if err != nil {
-		return fmt.Errorf("not a readable zip: %w", err)
+	if err == nil {
+		for _, zf := range zr.File {
+			members = append(members, member{name: zf.Name, size: int64(zf.UncompressedSize64), open: zf.Open})
+		}
+	} else {
+		members, err = scanMembers(ctx, r, size)
+		if err != nil {
+			return err
+		}
+		if len(members) == 0 {
+			return errors.New("not a readable zip: no central directory and no member found by scanning")
+		}
+		truncated = fmt.Errorf("the zip's central directory is missing (file truncated?): %d members recovered by scanning", len(members))
 	}
 	byNum := map[int]*session{}
-	for _, zf := range zr.File {
-		name := strings.ReplaceAll(zf.Name, "\\", "/")
+	for _, m := range members {
+		name := strings.ReplaceAll(m.name, "\\", "/")
 		if !strings.HasPrefix(name, "raw/") {
 			continue
 		}
@@ -82,16 +108,20 @@ func Read(ctx context.Context, r io.ReaderAt, size int64, emit func(flow.Flow) e
 			s = &session{n: n}
 			byNum[n] = s
 		}
+		m := m
 		switch kind {
 		case "c.txt":
-			s.req, s.reqName = zf, name
+			s.req, s.reqName = &m, name
 		case "s.txt":
-			s.resp, s.respName = zf, name
+			s.resp, s.respName = &m, name
 		case "m.xml":
-			s.meta, s.metaName = zf, name
+			s.meta, s.metaName = &m, name
 		}
 	}
 	if len(byNum) == 0 {
+		if truncated != nil {
+			return truncated
+		}
 		return errors.New("a zip, but not a Fiddler archive: no raw/N_c.txt sessions")
 	}
 	nums := make([]int, 0, len(byNum))
@@ -113,7 +143,111 @@ func Read(ctx context.Context, r io.ReaderAt, size int64, emit func(flow.Flow) e
 			return err
 		}
 	}
-	return nil
+	return truncated
+}
+
+// scanMembers finds zip local file headers ("PK\x03\x04") from the start of
+// r, for an archive without its central directory.
+func scanMembers(ctx context.Context, r io.ReaderAt, size int64) ([]member, error) {
+	const sig = "PK\x03\x04"
+	var out []member
+	buf := make([]byte, 256<<10)
+	for base := int64(0); base < size; {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n, err := r.ReadAt(buf, base)
+		if n <= 0 {
+			if err != nil && err != io.EOF {
+				return nil, err
+			}
+			break
+		}
+		chunk := buf[:n]
+		for i := 0; ; {
+			j := bytes.Index(chunk[i:], []byte(sig))
+			if j < 0 {
+				break
+			}
+			off := base + int64(i+j)
+			if m, ok := localMember(r, off, size); ok {
+				out = append(out, m)
+			}
+			i += j + 1
+		}
+		if int64(n) < int64(len(buf)) {
+			break
+		}
+		base += int64(n) - int64(len(sig)) + 1 // overlap so a signature across chunks is seen
+	}
+	return out, nil
+}
+
+// localMember reads the local file header at off.
+func localMember(r io.ReaderAt, off, size int64) (member, bool) {
+	var h [30]byte
+	if _, err := r.ReadAt(h[:], off); err != nil {
+		return member{}, false
+	}
+	le16 := func(b []byte) int64 { return int64(b[0]) | int64(b[1])<<8 }
+	le32 := func(b []byte) int64 { return le16(b) | le16(b[2:])<<16 }
+	flags, method := le16(h[6:]), le16(h[8:])
+	compSize, rawSize := le32(h[18:]), le32(h[22:])
+	nameLen, extraLen := le16(h[26:]), le16(h[28:])
+	if method != 0 && method != 8 || nameLen == 0 || nameLen > 1024 {
+		return member{}, false
+	}
+	name := make([]byte, nameLen)
+	if _, err := r.ReadAt(name, off+30); err != nil {
+		return member{}, false
+	}
+	data := off + 30 + nameLen + extraLen
+	if data > size {
+		return member{}, false
+	}
+	known := flags&8 == 0 // sizes follow the data (bit 3) when unknown here
+	if known && (compSize == 0xffffffff || rawSize == 0xffffffff) {
+		// Zip64: the sizes are in extra field 0x0001 (uncompressed, then
+		// compressed, 8 bytes each).
+		known = false
+		extra := make([]byte, extraLen)
+		if _, err := r.ReadAt(extra, off+30+nameLen); err == nil {
+			for len(extra) >= 4 {
+				id, n := le16(extra), int(le16(extra[2:]))
+				if n > len(extra)-4 {
+					break
+				}
+				if id == 1 && n >= 16 {
+					le64 := func(b []byte) int64 { return le32(b) | le32(b[4:])<<32 }
+					rawSize, compSize = le64(extra[4:]), le64(extra[12:])
+					known = rawSize >= 0 && compSize >= 0
+					break
+				}
+				extra = extra[4+n:]
+			}
+		}
+	}
+	length := size - data
+	if known && compSize < length {
+		length = compSize
+	}
+	open := func() (io.ReadCloser, error) {
+		sec := io.NewSectionReader(r, data, length)
+		if method == 8 {
+			return flate.NewReader(sec), nil
+		}
+		return io.NopCloser(sec), nil
+	}
+	m := member{name: string(name), size: rawSize, open: open}
+	if !known {
+		// The header does not say: count the bytes (bounded, against a
+		// deflate bomb).
+		rc, _ := open()
+		n, _ := io.CopyN(io.Discard, rc, 1<<30)
+		rc.Close()
+		m.size = n
+	}
+	return m, true
 }
 
 type whereErr struct {
@@ -136,7 +270,7 @@ func (s *session) flow(skip func(string, error)) (flow.Flow, *whereErr) {
 	if err := setRequest(&f, reqLine, reqHdr); err != nil {
 		return f, &whereErr{s.reqName, err}
 	}
-	f.BytesUp = int64(s.req.UncompressedSize64)
+	f.BytesUp = s.req.size
 
 	var respHdr map[string]string
 	if s.resp != nil {
@@ -150,7 +284,7 @@ func (s *session) flow(skip func(string, error)) (flow.Flow, *whereErr) {
 				skip(s.respName, fmt.Errorf("status line %q has no status", clip(statusLine)))
 			}
 		}
-		f.BytesDown = int64(s.resp.UncompressedSize64)
+		f.BytesDown = s.resp.size
 	}
 	if f.Kind == flow.KindConnect && respHdr != nil {
 		up, errUp := strconv.ParseInt(respHdr["clienttoserverbytes"], 10, 64)
@@ -178,8 +312,8 @@ func (s *session) flow(skip func(string, error)) (flow.Flow, *whereErr) {
 
 // readHead returns the first line of a request or response and its
 // headers (names lower-cased), reading at most headLimit bytes.
-func readHead(zf *zip.File) (string, map[string]string, error) {
-	rc, err := zf.Open()
+func readHead(zf *member) (string, map[string]string, error) {
+	rc, err := zf.open()
 	if err != nil {
 		return "", nil, err
 	}
@@ -280,15 +414,15 @@ type meta struct {
 	} `xml:"SessionFlags>SessionFlag"`
 }
 
-func readMeta(zf *zip.File, m *meta) error {
-	rc, err := zf.Open()
+func readMeta(zf *member, m *meta) error {
+	rc, err := zf.open()
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
 	data, err := io.ReadAll(io.LimitReader(rc, metaLimit))
 	if err != nil {
-		return err
+		return fmt.Errorf("metadata cut short: %w", err)
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	dec := xml.NewDecoder(bytes.NewReader(data))

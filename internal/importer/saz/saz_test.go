@@ -151,6 +151,36 @@ func TestSynthetic(t *testing.T) {
 	}
 }
 
+// A SAZ cut in half has lost its central directory: the sessions before
+// the cut are recovered from the members' local headers (Fiddler writes
+// zip64 ones), and the error says the file is cut short.
+func TestTruncated(t *testing.T) {
+	data, err := os.ReadFile("testdata/httpbin-test.saz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, _, err := readBytes(t, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows, skips, err := readBytes(t, data[:len(data)/2])
+	if err == nil || err.Error() != "the zip's central directory is missing (file truncated?): 13 members recovered by scanning" {
+		t.Errorf("error %v", err)
+	}
+	if len(flows) != 3 {
+		t.Fatalf("%d sessions recovered, want 3", len(flows))
+	}
+	for i, f := range flows {
+		if f != full[i] {
+			t.Errorf("recovered session %d\n got %+v\nwant %+v", i+1, f, full[i])
+		}
+	}
+	want := []skipped{{"raw/4_m.xml", "metadata cut short: unexpected EOF"}, {"session 4", "no time recorded (metadata missing or without timers)"}}
+	if !slices.Equal(skips, want) {
+		t.Errorf("skips %q, want %q", skips, want)
+	}
+}
+
 func TestNotSAZ(t *testing.T) {
 	data, _ := os.ReadFile("testdata/httpbin-test.saz")
 	tests := []struct {
@@ -158,7 +188,7 @@ func TestNotSAZ(t *testing.T) {
 		input []byte
 		err   string
 	}{
-		{"truncated", data[:len(data)/2], "not a readable zip: zip: not a valid zip file"},
+		{"cut in the first member", data[:200], "the zip's central directory is missing (file truncated?): 2 members recovered by scanning"},
 		{"other zip", makeSAZ(t, map[string]string{"word/document.xml": "<x/>"}), "a zip, but not a Fiddler archive: no raw/N_c.txt sessions"},
 	}
 	for _, tt := range tests {
