@@ -69,7 +69,7 @@ func runMain(ctx context.Context, args []string) error {
 	fs.IntVar(&c.reps, "reps", 3, "repetitions of each throughput and load measurement (median kept)")
 	fs.IntVar(&c.clients, "clients", 64, "concurrent keep-alive clients for the small-GET load")
 	fs.IntVar(&c.tunnels, "tunnels", 9000, "idle CONNECT tunnels to hold open per proxy")
-	fs.IntVar(&c.parallel, "tunnel-parallel", 64, "tunnels being opened at once")
+	fs.IntVar(&c.parallel, "tunnel-parallel", 128, "tunnels being opened at once")
 	fs.Int64Var(&c.size, "size", 1<<30, "bytes per download")
 	fs.DurationVar(&c.loadDur, "load-time", 3*time.Second, "duration of each 64-client load run")
 	fs.DurationVar(&c.latDur, "latency-time", 2*time.Second, "duration of each 1-client latency run")
@@ -233,10 +233,10 @@ func (b *bench) startProxies(ctx context.Context) {
 	extra := strings.Fields(c.pilotwireArgs)
 	starters := []starter{
 		{"pilotwire", c.pilotwire, func() (*proc, string, error) {
-			return startPilotwire(ctx, c.pilotwire, b.base, "pilotwire", true, extra, nil)
+			return startPilotwire(ctx, c.pilotwire, b.base, "pilotwire", b.up, true, extra, nil)
 		}},
 		{"pilotwire-norec", c.pilotwire, func() (*proc, string, error) {
-			return startPilotwire(ctx, c.pilotwire, b.base, "pilotwire-norec", false, extra, nil)
+			return startPilotwire(ctx, c.pilotwire, b.base, "pilotwire-norec", b.up, false, extra, nil)
 		}},
 		{"squid", c.squid, func() (*proc, string, error) { return startSquid(ctx, c.squid, b.base, 20000) }},
 		{"tinyproxy", c.tinyproxy, func() (*proc, string, error) {
@@ -389,7 +389,7 @@ func (b *bench) measureProfile(ctx context.Context) {
 		return
 	}
 	paddr := net.JoinHostPort("127.0.0.1", fmt.Sprint(pt))
-	p, addr, err := startPilotwire(ctx, b.cfg.pprofBin, b.base, "pilotwire-pprof", true, strings.Fields(b.cfg.pilotwireArgs),
+	p, addr, err := startPilotwire(ctx, b.cfg.pprofBin, b.base, "pilotwire-pprof", b.up, true, strings.Fields(b.cfg.pilotwireArgs),
 		[]string{"PILOTWIRE_BENCH_PPROF=" + paddr})
 	if err != nil {
 		b.notef("profile: %v", err)

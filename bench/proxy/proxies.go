@@ -230,8 +230,9 @@ ConnectPort %[5]d
 
 // startPilotwire runs "pilotwire proxy" with its web page off, a fresh
 // store, loopback targets allowed (the upstreams are on 127.0.0.1), and
-// recording on or off. extra is appended (for flags that change name).
-func startPilotwire(ctx context.Context, bin, base, name string, record bool, extra []string, env []string) (*proc, string, error) {
+// recording on or off, CONNECT allowed to 443 and the bench ports. extra is
+// appended (for flags that change name).
+func startPilotwire(ctx context.Context, bin, base, name string, up ports, record bool, extra []string, env []string) (*proc, string, error) {
 	dir := filepath.Join(base, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", err
@@ -242,7 +243,8 @@ func startPilotwire(ctx context.Context, bin, base, name string, record bool, ex
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(pt))
 	argv := []string{bin, "proxy", "--listen", addr, "--ui", "", "--store", filepath.Join(dir, "flows.db"),
-		"--allow-private-targets", "--record=" + strconv.FormatBool(record)}
+		"--allow-private-targets", "--record=" + strconv.FormatBool(record),
+		fmt.Sprintf("--connect-ports=443,%d,%d", up.tls, up.echo)}
 	argv = append(argv, extra...)
 	p, err := startProc(name, dir, env, argv...)
 	if err != nil {
