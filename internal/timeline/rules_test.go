@@ -136,7 +136,8 @@ func TestParseRulesErrors(t *testing.T) {
 // FuzzParseRules: rules files are user input; bad ones must give an error,
 // never a panic, and good ones must be usable.
 func FuzzParseRules(f *testing.F) {
-	f.Add(embeddedRules)
+	// The embedded rules are parsed by TestDefaultRulesParse; as a fuzz seed
+	// their 9 KiB make every mutation slow, so the seeds stay small.
 	f.Add([]byte("version: 1\nmilestones: [{id: x, title: X, kind: first-flow}]\nphases: [{id: a, name: A, start: [session-start]}]\n"))
 	f.Add([]byte("version: 1\nmilestones: [{id: x, title: X, match: [{hosts: ['*.a.b', 'k*.c'], paths: ['*/x*']}]}]\nphases: [{id: a, name: A, start: [session-start]}]\n"))
 	f.Add([]byte("version: 1\nmilestones: [{id: r, title: R, kind: reboot, silence: 1s, probe: [{services: [ncsi]}], probe_within: 1s, burst_within: 1s, burst_flows: 1}]\nphases: [{id: a, name: A, start: [session-start]}]\n"))
