@@ -22,14 +22,15 @@ const reportExamples = `  pilotwire report                                   # t
   pilotwire report --t0 -10s                         # clock starts 10 s before the first flow
   pilotwire report --t0 "2026-11-25 09:14:05"        # clock starts when the video did
   pilotwire report customer.har --format html -o customer.html   # straight from a capture file
+  pilotwire report --rules my-milestones.yaml        # your own milestone rules
 `
 
 func runReport(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "report", "report [flags] [CAPTURE-FILE]", reportExamples)
 	var (
-		number                   int
-		client, format, out, t0s string
-		gap                      time.Duration
+		number                          int
+		client, format, out, t0s, rules string
+		gap                             time.Duration
 	)
 	fs.IntVar(&number, "session", 0, "report session `N` (see pilotwire sessions; default: the newest)")
 	fs.StringVar(&client, "client", "", "report the newest session of this client `ADDR` or device label")
@@ -38,6 +39,8 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	fs.StringVar(&t0s, "t0", "", "zero of the clock: a `TIME` (2026-11-25T09:14:05Z, \"2026-11-25 09:14:05\", 09:14:05 on the\n"+
 		"session's day) or an offset from the first flow (-10s); default: the first flow")
 	fs.DurationVar(&gap, "gap", timeline.DefaultGap, "idle `TIME` that ends a session")
+	fs.StringVar(&rules, "rules", "", "milestone and phase rules from `FILE` instead of the built-in ones\n"+
+		"(YAML, like internal/timeline/milestones.yaml)")
 	pos, err := parseInterleaved(g, fs, args)
 	if err != nil {
 		return err
@@ -54,6 +57,16 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	cat, err := loadCatalog(g)
 	if err != nil {
 		return err
+	}
+	var rs *timeline.Rules
+	if rules != "" {
+		data, err := os.ReadFile(rules)
+		if err != nil {
+			return fmt.Errorf("rules: %w", err)
+		}
+		if rs, err = timeline.ParseRules(rules, data); err != nil {
+			return err
+		}
 	}
 	src, err := openSource(ctx, g, first(pos))
 	if err != nil {
@@ -76,7 +89,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return usagef("report: %v", err)
 	}
-	tl, err := timeline.Build(flows, cat, timeline.Options{T0: t0})
+	tl, err := timeline.Build(flows, cat, timeline.Options{T0: t0, Rules: rs})
 	if err != nil {
 		return err
 	}

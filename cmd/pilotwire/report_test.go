@@ -164,6 +164,18 @@ func TestReportCommand(t *testing.T) {
 		t.Errorf("report --client 10.0.0.99 --format markdown:\n%s", out)
 	}
 
+	// --rules replaces the built-in milestone rules.
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	os.WriteFile(rules, []byte("version: 1\nmilestones: [{id: mdm, title: MDM seen, match: [{hosts: ['*.manage.microsoft.com']}]}]\n"+
+		"phases: [{id: all, name: Everything, start: [session-start]}]\n"), 0o644)
+	out, _, err = runCmd(t, "--store", db, "report", "--session", "1", "--rules", rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "\n01:50  MDM seen — portal.manage.microsoft.com") || strings.Contains(out, "First signs of life") {
+		t.Errorf("report --rules:\n%s", out)
+	}
+
 	// -o writes a file.
 	html := filepath.Join(t.TempDir(), "run1.html")
 	if _, _, err := runCmd(t, "--store", db, "report", "--session", "1", "--format", "html", "-o", html); err != nil {
@@ -191,6 +203,8 @@ func TestReportCommandErrors(t *testing.T) {
 		{[]string{"--store", db, "report", "--gap", "0s"}, "--gap", 2},
 		{[]string{"--store", empty, "report"}, "no flows in", 1},
 		{[]string{"--store", db, "report", "no-such-file.har"}, "no-such-file.har", 1},
+		{[]string{"--store", db, "report", "--rules", "no-such-rules.yaml"}, "no-such-rules.yaml", 1},
+		{[]string{"--store", db, "report", "--rules", seedFixture}, "seed.jsonl", 1},
 	} {
 		_, _, err := runCmd(t, tt.args...)
 		var stderr bytes.Buffer
