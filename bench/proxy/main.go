@@ -435,7 +435,93 @@ func (b *bench) measureProfile(ctx context.Context) {
 			tops = append(tops, fmt.Sprintf("--- %s, %s (%s)\n%s", job.name, strings.Join(view, " "), file, trimPprof(string(out))))
 		}
 	}
+	if !b.cfg.skipped("idle") && b.cfg.tunnels > 0 {
+		tops = append(tops, b.idleBreakdown(ctx, r, paddr))
+	}
 	b.profile = strings.Join(tops, "\n")
+}
+
+// idleBreakdown opens the idle tunnels through the pprof-enabled pilotwire
+// and reads the Go runtime's own accounting, to show where their memory
+// goes: goroutine stacks or heap, and how many goroutines each holds.
+func (b *bench) idleBreakdown(ctx context.Context, r route, paddr string) string {
+	stats := func() (map[string]int64, error) {
+		heap, err := httpGet(ctx, paddr, "/debug/pprof/heap?debug=1")
+		if err != nil {
+			return nil, err
+		}
+		gr, err := httpGet(ctx, paddr, "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			return nil, err
+		}
+		m := map[string]int64{}
+		for line := range strings.Lines(heap) {
+			var k string
+			var v int64
+			if n, _ := fmt.Sscanf(strings.TrimPrefix(line, "# "), "%s = %d", &k, &v); n == 2 {
+				m[k] = v
+			}
+		}
+		var total int64
+		fmt.Sscanf(gr, "goroutine profile: total %d", &total)
+		m["Goroutines"] = total
+		pr, err := readProc(r.pid)
+		m["VmRSS"] = pr.rssKiB << 10
+		m["fds"] = int64(pr.fds)
+		return m, err
+	}
+	sleep(ctx, time.Second)
+	before, err := stats()
+	if err != nil {
+		return fmt.Sprintf("--- idle tunnels: %v\n", err)
+	}
+	conns, err := openIdle(ctx, r, b.up, b.cfg.tunnels, b.cfg.parallel)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	if err != nil {
+		return fmt.Sprintf("--- idle tunnels: %d opened: %v\n", len(conns), err)
+	}
+	sleep(ctx, 2*time.Second)
+	after, err := stats()
+	if err != nil {
+		return fmt.Sprintf("--- idle tunnels: %v\n", err)
+	}
+	n := float64(len(conns))
+	var w strings.Builder
+	fmt.Fprintf(&w, "--- where %d idle tunnels' memory goes (Go runtime accounting, per tunnel)\n", len(conns))
+	for _, k := range []struct{ key, label string }{
+		{"VmRSS", "RSS (kernel)"}, {"Stack", "goroutine stacks (StackInuse)"}, {"HeapInuse", "heap in use"},
+		{"HeapAlloc", "heap live+garbage (HeapAlloc)"}, {"Sys", "runtime Sys"},
+	} {
+		fmt.Fprintf(&w, "  %-32s %7.2f KiB\n", k.label, float64(after[k.key]-before[k.key])/1024/n)
+	}
+	fmt.Fprintf(&w, "  %-32s %7.2f\n", "goroutines", float64(after["Goroutines"]-before["Goroutines"])/n)
+	fmt.Fprintf(&w, "  %-32s %7.2f\n", "file descriptors", float64(after["fds"]-before["fds"])/n)
+	return w.String()
+}
+
+// httpGet fetches path from the loopback pprof listener at addr.
+func httpGet(ctx context.Context, addr, path string) (string, error) {
+	c, err := dial(ctx, addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, addr)
+	br := bufio.NewReader(c)
+	h, err := readHead(br)
+	if err != nil {
+		return "", err
+	}
+	if h.status != 200 {
+		return "", fmt.Errorf("GET %s: status %d", path, h.status)
+	}
+	body, err := io.ReadAll(chunkedOr(br, h))
+	return string(body), err
 }
 
 func fetchProfile(ctx context.Context, addr string, secs int, file string) error {
