@@ -109,3 +109,31 @@ func BenchmarkHARLarge(b *testing.B) {
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-MiB")
 	b.ReportMetric(float64(st.Size())/(1<<20), "file-MiB")
 }
+
+// TestWriteBigHAR writes the benchmark's HAR to $PILOTWIRE_WRITE_HAR
+// ($PILOTWIRE_HAR_MIB MiB, 1024 by default), for measuring the whole
+// command (bench/import/run.sh). Skipped unless the variable is set.
+func TestWriteBigHAR(t *testing.T) {
+	path := os.Getenv("PILOTWIRE_WRITE_HAR")
+	if path == "" {
+		t.Skip("set PILOTWIRE_WRITE_HAR=FILE to write a big HAR for bench/import/run.sh")
+	}
+	mib := int64(1024)
+	if v := os.Getenv("PILOTWIRE_HAR_MIB"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mib = n
+	}
+	fh, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	n, err := writeBigHAR(fh, mib<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s: %d entries", path, n)
+}
