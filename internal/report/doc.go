@@ -66,6 +66,9 @@ func t0Note(tl *timeline.Timeline) string {
 func title(tl *timeline.Timeline) string {
 	s := tl.Session
 	who := s.Client
+	if who == "" {
+		who = "unknown client"
+	}
 	if s.Device != "" {
 		who = s.Device + " (" + s.Client + ")"
 	}
@@ -179,6 +182,41 @@ func kindName(k string) string {
 		return "Slow content"
 	}
 	return k
+}
+
+// maxPerKind is how many attention items of one kind the text and
+// Markdown reports list; the JSON and HTML reports list them all.
+const maxPerKind = 12
+
+// trimAttention keeps the first maxPerKind items of each kind and says how
+// many of each were left out.
+func trimAttention(all []timeline.Attention) ([]timeline.Attention, map[string]int) {
+	var out []timeline.Attention
+	seen, left := map[string]int{}, map[string]int{}
+	for _, a := range all {
+		seen[a.Kind]++
+		if seen[a.Kind] > maxPerKind {
+			left[a.Kind]++
+			continue
+		}
+		out = append(out, a)
+	}
+	return out, left
+}
+
+// leftOut says what trimAttention left out.
+func leftOut(left map[string]int) string {
+	var parts []string
+	for _, k := range []string{timeline.AttentionRefused, timeline.AttentionFailed, timeline.AttentionSNIMismatch,
+		timeline.AttentionSlow, timeline.AttentionUnknownHost} {
+		if n := left[k]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d more %s", n, strings.ToLower(kindName(k))))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "And " + strings.Join(parts, ", ") + " (the JSON and HTML reports list them all)."
 }
 
 func plural(n int64, one, many string) string {

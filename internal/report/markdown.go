@@ -83,9 +83,13 @@ func Markdown(w io.Writer, tl *timeline.Timeline, opt Options) error {
 		return bw.Flush()
 	}
 	p("| Time | Kind | Host | Detail | Flows | Impact |\n|---:|---|---|---|---:|---|\n")
-	for _, a := range tl.Attention {
+	shown, left := trimAttention(tl.Attention)
+	for _, a := range shown {
 		p("| %s | %s | %s | %s | %d | %s |\n", timeline.FormatOffset(a.Offset), kindName(a.Kind), mdCode(a.Host.Host),
 			mdText(a.Detail), a.Flows, mdText(hurts(a)))
+	}
+	if l := leftOut(left); l != "" {
+		p("\n%s\n", mdText(l))
 	}
 	return bw.Flush()
 }

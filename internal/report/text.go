@@ -111,7 +111,8 @@ func Text(w io.Writer, tl *timeline.Timeline, opt Options) error {
 	if len(tl.Attention) == 0 {
 		p.line("Nothing: no refused or failed flows, every host known, no slow content.")
 	}
-	for _, a := range tl.Attention {
+	shown, left := trimAttention(tl.Attention)
+	for _, a := range shown {
 		s := fmt.Sprintf("%s  %-14s %s", timeline.FormatOffset(a.Offset), kindName(a.Kind), a.Host.Host)
 		var tail []string
 		if a.Detail != "" {
@@ -122,6 +123,9 @@ func Text(w io.Writer, tl *timeline.Timeline, opt Options) error {
 			tail = append(tail, h)
 		}
 		p.wrap(strings.Repeat(" ", ow+2+15), s+" — "+strings.Join(tail, "; "))
+	}
+	if l := leftOut(left); l != "" {
+		p.wrap("", l)
 	}
 	return bw.Flush()
 }

@@ -188,9 +188,9 @@ func (b *builder) finish(o *occurrence) Milestone {
 	rep := strings.NewReplacer(
 		"{region}", m.Region,
 		"{file}", o.file,
-		"{flows}", strconv.Itoa(m.Flows),
+		"{flows}", count(int64(m.Flows), "flow"),
 		"{duration}", FormatOffset(b.tl.Session.Duration()),
-		"{session_flows}", strconv.FormatInt(b.tl.Session.Flows, 10),
+		"{session_flows}", count(b.tl.Session.Flows, "flow"),
 	)
 	m.Text = strings.TrimSpace(rep.Replace(text))
 	m.Why = rep.Replace(m.Why)
@@ -251,8 +251,8 @@ func (b *builder) reboots(r *Rule) []*occurrence {
 		o := b.open(r, t)
 		o.m.Likely = true
 		pf := &b.flows[probe]
-		o.m.Why = fmt.Sprintf("no new connection for %s, then the connectivity check (%s) %s and a burst of %d flows within %s",
-			humanDuration(silence), hostName(pf), afterText(pf.Start.Sub(t)), burst, humanDuration(time.Duration(r.BurstWithin)))
+		o.m.Why = fmt.Sprintf("no new connection for %s, then the connectivity check (%s) %s and a burst of %s within %s",
+			humanDuration(silence), hostName(pf), afterText(pf.Start.Sub(t)), count(int64(burst), "flow"), humanDuration(time.Duration(r.BurstWithin)))
 		b.gather(o, b.host(pf), pf, probe)
 		o.m.Flows = burst
 		out = append(out, o)
@@ -260,6 +260,14 @@ func (b *builder) reboots(r *Rule) []*occurrence {
 		o.rule = &Rule{Text: rep.Replace(r.Text)}
 	}
 	return out
+}
+
+// count is "1 flow" or "3 flows".
+func count(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.FormatInt(n, 10) + " " + noun + "s"
 }
 
 func afterText(d time.Duration) string {

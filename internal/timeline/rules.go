@@ -59,8 +59,8 @@ type Rule struct {
 	Title string `yaml:"title"`
 	// Text is the sentence shown under the title. It may use {region}
 	// (Intune scale unit), {file} (the last path element of the first
-	// plain URL), {silence}, {probe} and {burst} (reboots), {flows} and
-	// {duration} (last flow: the session's length).
+	// plain URL), {flows} ("3 flows" behind the milestone), {duration}
+	// and {session_flows} (the session's length and flows).
 	Text string `yaml:"text"`
 	// RegionText is appended to Text when the milestone's hosts name an
 	// Intune scale unit.
