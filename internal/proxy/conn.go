@@ -183,7 +183,10 @@ func (c *conn) serveOne() bool {
 	now := time.Now()
 	if c.reqs > 0 {
 		// Between requests: wait for the next one's first byte for as
-		// long as an idle connection may stay.
+		// long as an idle connection may stay (Shutdown closes it now).
+		if !c.setState(stateIdle) {
+			return false
+		}
 		_ = c.nc.SetReadDeadline(now.Add(p.idleTimeout()))
 		c.lr.N = math.MaxInt64
 		if _, err := c.br.Peek(1); err != nil {

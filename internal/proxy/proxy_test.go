@@ -33,9 +33,8 @@ func TestGoClientPlainHTTP(t *testing.T) {
 		}
 	}}
 	type result struct {
-		method, path string
-		status       int
-		bodyLen      int
+		status  int
+		bodyLen int
 	}
 	cases := []struct {
 		method, path, body string
