@@ -244,3 +244,47 @@ func stripCodeSpans(s string) string {
 		s = rest[j+n:]
 	}
 }
+
+// TestJSONSchemaDocumented: every field the JSON report writes is
+// described in docs/report-json.md, and the version matches.
+func TestJSONSchemaDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/report-json.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := report.JSON(&buf, seedTimeline(t), seedOpts); err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(buf.Bytes(), &v); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				keys[k] = true
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(v)
+	if len(keys) < 50 {
+		t.Fatalf("only %d keys in the JSON report", len(keys))
+	}
+	for k := range keys {
+		if !bytes.Contains(doc, []byte("`"+k+"`")) {
+			t.Errorf("JSON field %q is not described in docs/report-json.md", k)
+		}
+	}
+	if !bytes.Contains(doc, []byte(fmt.Sprintf("`schema_version` | int | %d", report.SchemaVersion))) {
+		t.Errorf("docs/report-json.md does not give schema_version %d", report.SchemaVersion)
+	}
+}
