@@ -33,6 +33,9 @@ const maxMetaBlock = 1 << 20
 // such a block with an error that says where it is, so NgReader stops
 // there with that error instead, and everything before it is imported.
 //
+// It also lowers an interface's snap length above maxCaplen to maxCaplen,
+// since NgReader allocates that much for its packet buffer.
+//
 // It mirrors how NgReader walks a block (the same lengths, the same option
 // loop), so both always agree on where blocks begin.
 type ngGuard struct {
@@ -291,6 +294,17 @@ func (g *ngGuard) checkMeta(typ uint32, b []byte) error {
 		rem -= padded
 	}
 	if typ == ngIDB {
+		// NgReader sizes its packet buffer by the interface's snap
+		// length: a damaged one would have it allocate up to 4 GiB. No
+		// packet longer than maxCaplen gets through the guard, so that
+		// is the most any interface needs.
+		if g.u32(b[12:16]) > maxCaplen {
+			if g.big {
+				binary.BigEndian.PutUint32(b[12:16], maxCaplen)
+			} else {
+				binary.LittleEndian.PutUint32(b[12:16], maxCaplen)
+			}
+		}
 		g.nIf++
 		g.links = append(g.links, linkType(g.u16(b[8:10])))
 		if g.nIf == 1 {

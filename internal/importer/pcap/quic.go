@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
@@ -274,16 +275,15 @@ func (q *quicState) addCrypto(off uint64, data []byte) {
 // helloBytes returns the ClientHello handshake message once the CRYPTO
 // stream holds all of it from offset 0.
 func (q *quicState) helloBytes() []byte {
-	// Length of the contiguous prefix.
+	// Length of the contiguous prefix: the spans in order of where they
+	// begin, merged while they touch.
+	slices.SortFunc(q.have, func(a, b span) int { return a.from - b.from })
 	prefix := 0
-	for changed := true; changed; {
-		changed = false
-		for _, s := range q.have {
-			if s.from <= prefix && s.to > prefix {
-				prefix = s.to
-				changed = true
-			}
+	for _, s := range q.have {
+		if s.from > prefix {
+			break
 		}
+		prefix = max(prefix, s.to)
 	}
 	if prefix < 4 {
 		return nil
