@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/store/sqlite"
@@ -213,5 +214,23 @@ func BenchmarkImportSquidSQLite(b *testing.B) {
 		// On a busy machine wall time says little: this is the work done
 		// per CPU-second used (both goroutines, reader and writer, count).
 		b.ReportMetric(float64(n)*float64(b.N)/cpu.Seconds(), "lines/cpu-s")
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	var buf strings.Builder
+	p := newProgress(&buf, "big.har", false)
+	if p.on {
+		t.Fatal("progress is on for a strings.Builder")
+	}
+	p.update(10, 100, 1) // off: draws nothing
+	p.on = true
+	p.update(10, 100, 1) // within the first half second: nothing yet
+	p.start = time.Now().Add(-10 * time.Second)
+	p.update(50<<20, 100<<20, 1234)
+	p.done()
+	want := "\rbig.har: 50.0MiB of 100.0MiB (50%), 1234 flows, 5.0MiB/s, 10s left\r" + strings.Repeat(" ", len("big.har: 50.0MiB of 100.0MiB (50%), 1234 flows, 5.0MiB/s, 10s left")) + "\r"
+	if buf.String() != want {
+		t.Errorf("progress wrote %q, want %q", buf.String(), want)
 	}
 }
