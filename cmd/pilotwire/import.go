@@ -80,7 +80,7 @@ func printResult(w io.Writer, path string, res importer.Stored, took time.Durati
 		took.Round(time.Millisecond))
 	printSkips(w, res.Result)
 	if res.StoppedAt != "" {
-		fmt.Fprintf(w, "  stopped early at %s: the flows before it were imported, the rest of the file was not readable\n", res.StoppedAt)
+		fmt.Fprintf(w, "  stopped early: %s (the %d flows before it were imported; the rest of the file is not readable)\n", res.StoppedAt, res.Flows)
 	}
 }
 
