@@ -71,7 +71,7 @@ func (g *ngGuard) linkOf(ci gopacket.CaptureInfo) linkType {
 }
 
 func newNgGuard(r io.Reader) *ngGuard {
-	return &ngGuard{r: bufio.NewReaderSize(r, 64<<10)}
+	return &ngGuard{r: bufio.NewReaderSize(r, 64<<10)} // r itself when it is a large enough bufio.Reader
 }
 
 func (g *ngGuard) Read(p []byte) (int, error) {

@@ -112,7 +112,12 @@ func read(ctx context.Context, r io.Reader, emit emitFunc, skip func(string, err
 	if skip == nil {
 		skip = func(string, error) {}
 	}
-	br := bufio.NewReaderSize(r, 64<<10)
+	// One buffer between the file and gopacket's readers, which use it
+	// as it is; the offset of the next unread byte is what went through
+	// the counter less what waits in the buffer. (In a gzip file,
+	// offsets are in the uncompressed data.)
+	cr := &countReader{r: r}
+	br := bufio.NewReaderSize(cr, 256<<10)
 	head, _ := br.Peek(4)
 	if len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
@@ -120,7 +125,8 @@ func read(ctx context.Context, r io.Reader, emit emitFunc, skip func(string, err
 			return fmt.Errorf("pcap: gzip: %w", err)
 		}
 		defer zr.Close()
-		br = bufio.NewReaderSize(zr, 64<<10)
+		cr = &countReader{r: zr}
+		br = bufio.NewReaderSize(cr, 256<<10)
 		head, _ = br.Peek(4)
 	}
 	if !Sniff(head) {
@@ -137,7 +143,7 @@ func read(ctx context.Context, r io.Reader, emit emitFunc, skip func(string, err
 	)
 	if binary.LittleEndian.Uint32(head) == ngSHB {
 		ng = true
-		g := newNgGuard(br)
+		g := newNgGuard(br) // reads br directly: it is a bufio.Reader
 		guard = g
 		gb := bufio.NewReaderSize(g, 64<<10) // NgReader uses it as is
 		pos = func() int64 { return g.off - int64(gb.Buffered()) }
@@ -157,10 +163,8 @@ func read(ctx context.Context, r io.Reader, emit emitFunc, skip func(string, err
 			}
 			lt = linkType(v & 0xffff)
 		}
-		cr := &countReader{r: br}
-		cb := bufio.NewReaderSize(cr, 64<<10) // pcapgo.Reader uses it as is
-		pos = func() int64 { return cr.n - int64(cb.Buffered()) }
-		pr, err := pcapgo.NewReader(cb)
+		pos = func() int64 { return cr.n - int64(br.Buffered()) }
+		pr, err := pcapgo.NewReader(br)
 		if err != nil {
 			return fmt.Errorf("pcap: header: %w", err)
 		}
