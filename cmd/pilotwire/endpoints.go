@@ -64,7 +64,7 @@ func runEndpoints(ctx context.Context, g *globals, args []string) error {
 			return usagef("endpoints: unknown subcommand %q (want lookup, export, services, merge-ms or observed; see pilotwire endpoints --help)", args[0])
 		}
 	}
-	fs := newFlagSet(g, "endpoints", "endpoints [lookup|export|services|merge-ms|observed] [flags]", endpointsExamples)
+	fs := newFlagSet(g, "endpoints", "endpoints [flags]   (the list; subcommands above)", endpointsExamples)
 	sel := addSelectionFlags(fs)
 	inner := fs.Usage
 	fs.Usage = func() { fmt.Fprint(fs.Output(), endpointsUsage+"\n"); inner() }
