@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 )
 
 // Required says whether a Microsoft endpoint list names a host as required.
@@ -89,35 +90,34 @@ var embedded []byte
 // EmbeddedYAML returns the embedded catalog file, for tests and tools.
 func EmbeddedYAML() []byte { return slices.Clone(embedded) }
 
-// Default returns the embedded catalog. It parses the embedded file on each
-// call; callers keep the result. The embedded file is checked by the
-// package's tests, so a failure here is a build defect and panics.
-func Default() *Catalog {
+// Default returns the embedded catalog. It is parsed once and shared: a
+// Catalog never changes after it is built. The embedded file is checked by
+// the package's tests, so a failure here is a build defect and panics.
+func Default() *Catalog { return defaultCatalog() }
+
+var defaultCatalog = sync.OnceValue(func() *Catalog {
 	b := newBuilder()
 	if err := b.add("catalog.yaml", embedded, true); err != nil {
 		panic(fmt.Sprintf("catalog: embedded catalog.yaml is invalid: %v", err))
 	}
 	return b.build()
-}
+})
 
 // Load returns the embedded catalog plus the entries and services of files,
 // applied in order: an entry whose pattern is already known replaces it, a
 // new pattern is added. Errors name the file, line and reason.
 func Load(files ...string) (*Catalog, error) {
-	b := newBuilder()
-	if err := b.add("catalog.yaml", embedded, true); err != nil {
-		return nil, fmt.Errorf("embedded %w", err)
-	}
+	c := Default()
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("catalog: %w", err)
 		}
-		if err := b.add(f, data, false); err != nil {
+		if c, err = c.With(f, data); err != nil {
 			return nil, err
 		}
 	}
-	return b.build(), nil
+	return c, nil
 }
 
 // Parse is Load for data already in memory: name is used in error messages.

@@ -11,6 +11,18 @@ import (
 	"testing"
 )
 
+// TestEmbeddedParses reports a broken catalog.yaml as an error with its
+// line, rather than as Default's panic.
+func TestEmbeddedParses(t *testing.T) {
+	b := newBuilder()
+	if err := b.add("catalog.yaml", embedded, true); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := Default(), Default(); a != b {
+		t.Error("Default parses the embedded file again on each call")
+	}
+}
+
 // TestLint is the review checklist of catalog.yaml as a test.
 func TestLint(t *testing.T) {
 	c := Default()
