@@ -37,6 +37,8 @@ type synth struct {
 	link uint32
 	now  time.Time
 	pkts []rec
+	vlan bool // tag Ethernet frames with 802.1Q
+	hbh  bool // put an IPv6 hop-by-hop options header before TCP/UDP
 }
 
 var t0 = time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.UTC)
@@ -57,6 +59,9 @@ func (s *synth) frame(ip []byte, v6 bool) []byte {
 		h = make([]byte, 14)
 		copy(h, []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2})
 		binary.BigEndian.PutUint16(h[12:], etype)
+		if s.vlan {
+			h = append(h[:12], 0x81, 0x00, 0x00, 0x07, byte(etype>>8), byte(etype))
+		}
 	case linkSLL:
 		h = make([]byte, 16)
 		binary.BigEndian.PutUint16(h[2:], 1) // ARPHRD_ETHER
@@ -86,8 +91,18 @@ func (s *synth) add(ts time.Time, ls ...gopacket.SerializableLayer) {
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
 		s.t.Fatal(err)
 	}
-	_, v6 := ls[0].(*layers.IPv6)
-	s.pkts = append(s.pkts, rec{ts, s.frame(append([]byte(nil), buf.Bytes()...), v6)})
+	ip6, v6 := ls[0].(*layers.IPv6)
+	data := append([]byte(nil), buf.Bytes()...)
+	if v6 && s.hbh {
+		// Insert 8 bytes of hop-by-hop options (a PadN) after the
+		// fixed header.
+		next := ip6.NextHeader
+		data[6] = 0 // hop-by-hop
+		binary.BigEndian.PutUint16(data[4:], binary.BigEndian.Uint16(data[4:])+8)
+		ext := []byte{byte(next), 0, 1, 4, 0, 0, 0, 0}
+		data = append(data[:40], append(ext, data[40:]...)...)
+	}
+	s.pkts = append(s.pkts, rec{ts, s.frame(data, v6)})
 }
 
 // ip returns the network layer for a packet from src to dst.
@@ -263,10 +278,13 @@ func onlyFlow(t *testing.T, res result) flow.Flow {
 func TestLinkTypes(t *testing.T) {
 	hello := clientHelloBytes(t, "example.test", "h2", "http/1.1")
 	links := []struct {
-		name string
-		link uint32
+		name      string
+		link      uint32
+		vlan, hbh bool
 	}{
-		{"ethernet", linkEthernet}, {"sll", linkSLL}, {"sll2", linkSLL2}, {"raw", linkRaw}, {"null", linkNull},
+		{"ethernet", linkEthernet, false, false}, {"sll", linkSLL, false, false}, {"sll2", linkSLL2, false, false},
+		{"raw", linkRaw, false, false}, {"null", linkNull, false, false},
+		{"vlan-hop-by-hop", linkEthernet, true, true},
 	}
 	addrs := []struct{ client, server string }{
 		{"10.1.2.3:50000", "192.0.2.7:443"},
@@ -277,6 +295,7 @@ func TestLinkTypes(t *testing.T) {
 			for _, format := range []string{"le-micro", "be-nano"} {
 				t.Run(l.name+"/"+a.client+"/"+format, func(t *testing.T) {
 					s := newSynth(t, l.link)
+					s.vlan, s.hbh = l.vlan, l.hbh
 					c := s.dial(a.client, a.server)
 					c.handshake()
 					// Three pieces, the middle one first.
@@ -509,7 +528,7 @@ func TestDamage(t *testing.T) {
 	for _, p := range s.pkts[:4] {
 		off5 += 16 + len(p.data)
 	}
-	wantSkip := "packet 5 (offset " + hex(off5) + "): IPv4 header length 12 invalid (" + itoa(len(bad)-14) + " bytes captured)"
+	wantSkip := "packet 5 (offset " + hexOff(off5) + "): IPv4 header length 12 invalid (" + itoa(len(bad)-14) + " bytes captured)"
 	if len(res.skips) != 1 || res.skips[0] != wantSkip {
 		t.Errorf("skips %q, want %q", res.skips, wantSkip)
 	}
@@ -549,7 +568,7 @@ func onlyFlowIgnoringSkips(t *testing.T, res result) flow.Flow {
 	return onlyFlow(t, res)
 }
 
-func hex(n int) string { return "0x" + itoaBase(n, 16) }
+func hexOff(n int) string { return "0x" + itoaBase(n, 16) }
 
 func itoa(n int) string { return itoaBase(n, 10) }
 
