@@ -5,9 +5,12 @@
 //
 //	go run ./bench/report                 # 1,000,000 flows, JSON to /dev/null
 //	go run ./bench/report -n 200000 -format html -o /tmp/big.html
+//	go run ./bench/report -store /tmp/1m.db   # also write the flows to an SQLite store,
+//	                                          # to time `pilotwire --store /tmp/1m.db report`
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -16,7 +19,9 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/catalog"
+	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/report"
+	"github.com/pilotwire/pilotwire/internal/store/sqlite"
 	"github.com/pilotwire/pilotwire/internal/timeline"
 	"github.com/pilotwire/pilotwire/internal/timeline/synth"
 )
@@ -26,14 +31,15 @@ func main() {
 	span := flag.Duration("span", 4*time.Hour, "length of the session")
 	format := flag.String("format", "json", "report format")
 	out := flag.String("o", "", "write the report to this file (default: discard)")
+	store := flag.String("store", "", "also write the flows to a new SQLite store at this path")
 	flag.Parse()
-	if err := run(*n, *span, *format, *out); err != nil {
+	if err := run(*n, *span, *format, *out, *store); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/report:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, span time.Duration, format, out string) error {
+func run(n int, span time.Duration, format, out, store string) error {
 	cat := catalog.Default()
 	t0 := time.Now()
 	flows := synth.Flows(n, time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), span)
@@ -73,7 +79,35 @@ func run(n int, span time.Duration, format, out string) error {
 	fmt.Printf("report total     %v wall, %v CPU (user+sys)\n", (build + render).Round(time.Millisecond), cpu.Round(time.Millisecond))
 	fmt.Printf("peak RSS         %s (whole process, flows included)\n", mib(peakRSS()))
 	fmt.Printf("Go heap          %s in use, %s obtained from the OS\n", mib(int64(ms.HeapAlloc)), mib(int64(ms.HeapSys)))
+	if store != "" {
+		return writeStore(store, flows)
+	}
 	return nil
+}
+
+// writeStore puts the flows into a new SQLite store, in batches.
+func writeStore(path string, flows []flow.Flow) error {
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("%s exists; give a new path", path)
+	}
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	t := time.Now()
+	for i := 0; i < len(flows); i += 10000 {
+		batch := flows[i:min(i+10000, len(flows))]
+		for j := range batch {
+			batch[j].ID = 0
+		}
+		if err := st.PutFlows(ctx, batch); err != nil {
+			st.Close()
+			return err
+		}
+	}
+	fmt.Printf("store            %d flows written to %s in %v\n", len(flows), path, time.Since(t).Round(time.Millisecond))
+	return st.Close()
 }
 
 func mib(b int64) string {
