@@ -67,6 +67,7 @@ type Catalog struct {
 	root     *node
 	exact    map[string]int // exact patterns → entry index: the fast path of Lookup
 	regional []bool         // per entry: its hosts may carry an Intune scale-unit token
+	svcOf    []int          // per entry: index of its service in services
 	prefix   map[string]int // first label → entry index, for "label.*" patterns
 }
 

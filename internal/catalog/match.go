@@ -113,6 +113,7 @@ func (b *builder) build() *Catalog {
 		root:     &node{},
 		exact:    map[string]int{},
 		regional: make([]bool, len(b.entries)),
+		svcOf:    make([]int, len(b.entries)),
 		prefix:   map[string]int{},
 	}
 	for i, e := range c.entries {
@@ -120,6 +121,7 @@ func (b *builder) build() *Catalog {
 		if !hasStar(e.Pattern) {
 			c.exact[e.Pattern] = i
 		}
+		c.svcOf[i] = c.svcIndex[e.Service] // the loader checked that it exists
 		c.regional[i] = region([]byte(strings.ReplaceAll(e.Pattern, "*", "msua01"))) != "" ||
 			region([]byte(e.Example)) != ""
 	}
@@ -160,13 +162,9 @@ func (c *Catalog) Lookup(host string) (Match, bool) {
 		}
 		best = i
 	}
-	e := c.entries[best]
-	m := Match{Entry: e}
+	m := Match{Entry: c.entries[best], Service: c.services[c.svcOf[best]]}
 	if c.regional[best] {
 		m.Region = region(name)
-	}
-	if i, ok := c.svcIndex[e.Service]; ok {
-		m.Service = c.services[i]
 	}
 	return m, true
 }
