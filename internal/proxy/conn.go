@@ -39,6 +39,7 @@ type conn struct {
 	user   string // Basic-auth user name once authenticated
 	reqs   int
 	linger bool // an error answer was sent: close gently
+	opened *tunnel // a tunnel serveOne opened, for serve to run
 
 	mu     sync.Mutex
 	state  int
@@ -162,18 +163,20 @@ func (c *conn) releaseBuffers() {
 }
 
 func (c *conn) serve() {
-	defer c.p.forget(c)
-	defer c.close()
-	defer c.releaseBuffers()
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(&c.lr)
 	c.bw = writerPool.Get().(*bufio.Writer)
 	c.bw.Reset(&c.cc)
-	for {
-		if !c.serveOne() {
-			return
-		}
+	for c.serveOne() {
 	}
+	if t := c.opened; t != nil {
+		c.opened = nil
+		go t.run() // it closes the connection when the tunnel ends
+		return
+	}
+	c.releaseBuffers()
+	c.close()
+	c.p.forget(c)
 }
 
 // serveOne reads and answers one request; it reports whether the
@@ -215,11 +218,18 @@ func (c *conn) serveOne() bool {
 	}
 	c.lr.N = math.MaxInt64
 	_ = c.nc.SetReadDeadline(time.Time{})
-	defer func() {
-		if req.Body != nil {
-			req.Body.Close()
-		}
-	}()
+	// (No defer: a tunnel must not keep req alive.)
+	keep := c.dispatch(req, &f, up0, down0)
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	return keep
+}
+
+// dispatch checks a request against the rules and serves it; it reports
+// whether the connection may carry another request.
+func (c *conn) dispatch(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
+	p := c.p
 
 	f.Method = req.Method
 	f.URL = req.RequestURI
@@ -229,7 +239,7 @@ func (c *conn) serveOne() bool {
 		f.URL = ""
 		host, port, err := splitTarget(req.RequestURI, 0)
 		if err != nil {
-			return c.refuse(req, &f, up0, down0, http.StatusBadRequest, "bad CONNECT target: "+err.Error(), nil)
+			return c.refuse(req, f, up0, down0, http.StatusBadRequest, "bad CONNECT target: "+err.Error(), nil)
 		}
 		f.Host, f.Port = host, port
 	} else if req.URL.IsAbs() || req.URL.Host != "" {
@@ -238,7 +248,7 @@ func (c *conn) serveOne() bool {
 		f.URL = req.URL.String()
 		host, port, err := splitTarget(req.URL.Host, 80)
 		if err != nil {
-			return c.refuse(req, &f, up0, down0, http.StatusBadRequest, "bad target: "+err.Error(), nil)
+			return c.refuse(req, f, up0, down0, http.StatusBadRequest, "bad target: "+err.Error(), nil)
 		}
 		f.Host, f.Port = host, port
 	} else {
@@ -252,7 +262,7 @@ func (c *conn) serveOne() bool {
 	}
 
 	if !p.clientAllowed(c.client.Addr()) {
-		return c.refuse(req, &f, up0, down0, http.StatusForbidden,
+		return c.refuse(req, f, up0, down0, http.StatusForbidden,
 			fmt.Sprintf("client %s is not in the allowed networks", c.client.Addr()), nil)
 	}
 	if p.AuthUser != "" && c.user == "" {
@@ -263,7 +273,7 @@ func (c *conn) serveOne() bool {
 				reason = fmt.Sprintf("wrong proxy credentials (user %q)", user)
 			}
 			h := http.Header{"Proxy-Authenticate": {`Basic realm="pilotwire"`}}
-			return c.refuse(req, &f, up0, down0, http.StatusProxyAuthRequired, reason, h)
+			return c.refuse(req, f, up0, down0, http.StatusProxyAuthRequired, reason, h)
 		}
 		c.user = user
 		if f.Device == "" {
@@ -274,18 +284,18 @@ func (c *conn) serveOne() bool {
 	switch {
 	case req.Method == http.MethodConnect:
 		if !p.connectAllowed(f.Port) {
-			return c.refuse(req, &f, up0, down0, http.StatusForbidden,
+			return c.refuse(req, f, up0, down0, http.StatusForbidden,
 				fmt.Sprintf("CONNECT to port %d is not allowed", f.Port), nil)
 		}
-		c.tunnel(req, &f, up0, down0)
+		c.opened = c.openTunnel(req, f, up0, down0)
 		return false
 	case f.Kind == flow.KindHTTP && f.Scheme == "http" && (req.URL.IsAbs() || req.URL.Host != ""):
-		return c.forward(req, &f, up0, down0)
+		return c.forward(req, f, up0, down0)
 	case req.URL.IsAbs():
-		return c.refuse(req, &f, up0, down0, http.StatusBadRequest,
+		return c.refuse(req, f, up0, down0, http.StatusBadRequest,
 			fmt.Sprintf("scheme %q is not proxied; use CONNECT for https", req.URL.Scheme), nil)
 	default:
-		return c.serveLocal(req, &f, up0, down0)
+		return c.serveLocal(req, f, up0, down0)
 	}
 }
 

@@ -31,9 +31,12 @@ var errIdle = errors.New("idle timeout")
 
 // tunnel is an open CONNECT tunnel.
 type tunnel struct {
-	c      *conn
-	server net.Conn
-	up     atomic.Int64 // client → server payload bytes
+	c       *conn
+	server  net.Conn
+	f       *flow.Flow
+	pending []byte // client bytes read with the CONNECT head
+	early   []byte // server bytes read with the upstream proxy's answer
+	up      atomic.Int64 // client → server payload bytes
 	down   atomic.Int64 // server → client payload bytes
 	last   atomic.Int64 // time of the last byte either way, Unix ns
 
@@ -57,16 +60,17 @@ func (t *tunnel) end(reason string, err error) {
 
 func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
 
-// tunnel serves a CONNECT request: dial, answer 200, then relay bytes both
-// ways unchanged while reading the ClientHello as it passes.
-func (c *conn) tunnel(req *http.Request, f *flow.Flow, up0, down0 int64) {
+// openTunnel serves a CONNECT request up to the proxy's 200: dial, answer,
+// and hand the bytes the client already sent to the tunnel. It returns nil
+// if the tunnel did not open (the flow is then recorded).
+func (c *conn) openTunnel(req *http.Request, f *flow.Flow, up0, down0 int64) *tunnel {
 	p := c.p
 	server, early, err := p.dialTunnel(p.ctx, f.Host, f.Port)
 	if err != nil {
 		var r *refusal
 		if errors.As(err, &r) {
 			c.refuse(req, f, up0, down0, http.StatusForbidden, r.reason, nil)
-			return
+			return nil
 		}
 		c.writeError(http.StatusBadGateway, err.Error(), nil, true)
 		f.Status = http.StatusBadGateway
@@ -74,63 +78,77 @@ func (c *conn) tunnel(req *http.Request, f *flow.Flow, up0, down0 int64) {
 		f.Reason = endError
 		f.End = time.Now()
 		p.record(f)
-		return
+		return nil
 	}
-	defer server.Close()
 	f.Status = http.StatusOK
 	c.bw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n")
 	if err := c.bw.Flush(); err != nil {
+		server.Close()
 		f.Error = "writing to client: " + err.Error()
 		f.Reason = endError
 		f.End = time.Now()
 		p.record(f)
-		return
+		return nil
 	}
+	t := &tunnel{c: c, server: server, f: new(flow.Flow), early: early}
+	*t.f = *f
 	// Bytes the client sent right after its CONNECT are the start of the
 	// tunnel; then the buffers go back to their pools, since a tunnel may
 	// stay open, idle, for a long time.
-	var pending []byte
 	if n := c.br.Buffered(); n > 0 {
-		pending = make([]byte, n)
-		_, _ = io.ReadFull(c.br, pending)
+		t.pending = make([]byte, n)
+		_, _ = io.ReadFull(c.br, t.pending)
 	}
 	c.releaseBuffers()
-
-	t := &tunnel{c: c, server: server}
 	t.touch()
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		c.mu.Unlock()
-		f.Reason = endShutdown
-		f.End = time.Now()
-		p.record(f)
-		return
+		server.Close()
+		t.f.Reason = endShutdown
+		t.f.End = time.Now()
+		p.record(t.f)
+		return nil
 	}
 	c.tun = t
 	c.state = stateTunnel
-	c.mu.Unlock()
+	return t
+}
+
+// run relays the tunnel's bytes both ways, unchanged, while reading the
+// ClientHello as it passes; then it records the flow and closes the
+// connection. It runs on a goroutine of its own, so that the stack the
+// request parsing grew is not kept for the tunnel's lifetime.
+func (t *tunnel) run() {
+	c, p, f := t.c, t.c.p, t.f
+	defer p.forget(c)
+	defer c.close()
+	defer t.server.Close()
 	p.tunnels.Add(1)
 	defer p.tunnels.Add(-1)
-	p.record(f) // open: visible while it lasts
+	step(func() { p.record(f) }) // open: visible while it lasts
 
 	downDone := make(chan struct{})
 	go func() {
 		defer close(downDone)
-		if len(early) > 0 {
-			n, err := c.nc.Write(early)
+		if len(t.early) > 0 {
+			n, err := c.nc.Write(t.early)
 			t.down.Add(int64(n))
+			t.early = nil
 			if err != nil {
 				t.end(endError, fmt.Errorf("writing to client: %w", err))
 				t.closeBoth()
 				return
 			}
 		}
-		err := t.pipe(c.nc, server, &t.down)
-		t.finish(err, endServer, c.nc)
+		err := t.pipe(c.nc, t.server, &t.down)
+		step(func() { t.finish(err, endServer, c.nc) })
 	}()
+	pending := t.pending
+	t.pending = nil
 	if t.readHello(f, pending) {
-		err = t.pipe(server, c.nc, &t.up)
-		t.finish(err, endClient, server)
+		err := t.pipe(t.server, c.nc, &t.up)
+		step(func() { t.finish(err, endClient, t.server) })
 	}
 	<-downDone
 
@@ -169,53 +187,44 @@ func (t *tunnel) closeBoth() {
 	t.server.Close()
 }
 
+// step runs fn on a short-lived goroutine and waits for it. A tunnel's two
+// long-lived goroutines spend nearly all their time parked, waiting for
+// data; doing the deeper work (copying, parsing, recording) on a goroutine
+// that then exits keeps their stacks at the minimum, which is most of what
+// an idle tunnel costs.
+func step(fn func()) {
+	if !waitsForData {
+		fn()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
+}
+
 // readHello relays the client's first bytes while collecting them, until
 // they hold a whole ClientHello or cannot be one, and records what it
 // says. It reports whether the up direction should go on.
 func (t *tunnel) readHello(f *flow.Flow, pending []byte) bool {
 	p := t.c.p
 	hello := pending
-	if len(pending) > 0 {
-		n, err := t.server.Write(pending)
-		t.up.Add(int64(n))
-		if err != nil {
-			t.finish(fmt.Errorf("writing to server: %w", err), "", nil)
-			return false
-		}
-	}
-	var bp *[]byte
-	defer func() {
-		if bp != nil {
-			bufPool.Put(bp)
-		}
-	}()
-	limit := MaxClientHello + 4<<10 // the hello and its record headers
-	for {
-		h, err := ParseClientHello(hello)
-		if err == nil {
-			f.SNI = h.SNI
-			f.ALPN = h.ALPNList()
-			f.TLSVersion = VersionName(h.Version)
-			if h.SNI != "" && h.SNI != f.Host {
-				f.Note = fmt.Sprintf("SNI %s differs from CONNECT host %s", h.SNI, f.Host)
+	var done, ok bool
+	step(func() {
+		if len(pending) > 0 {
+			n, err := t.server.Write(pending)
+			t.up.Add(int64(n))
+			if err != nil {
+				t.finish(fmt.Errorf("writing to server: %w", err), "", nil)
+				done = true
+				return
 			}
-			p.record(f)
-			return true
 		}
-		if !errors.Is(err, ErrNeedMore) {
-			if errors.Is(err, ErrNotTLS) {
-				f.Note = "tunnel does not start with a TLS ClientHello"
-			} else {
-				f.Note = "malformed ClientHello: " + err.Error()
-			}
-			p.record(f)
-			return true
-		}
-		if len(hello) >= limit {
-			f.Note = fmt.Sprintf("ClientHello over %d bytes", limit)
-			p.record(f)
-			return true
-		}
+		done, ok = t.parseHello(f, hello)
+	})
+	for !done {
 		// Wait for data without holding a buffer: the tunnel may be idle.
 		idle := p.idleTimeout()
 		_ = t.c.nc.SetReadDeadline(time.Unix(0, t.last.Load()).Add(idle))
@@ -223,38 +232,74 @@ func (t *tunnel) readHello(f *flow.Flow, pending []byte) bool {
 			if errors.Is(err, os.ErrDeadlineExceeded) && time.Since(time.Unix(0, t.last.Load())) < idle {
 				continue
 			}
-			t.finish(readErr(err, idle), endClient, t.server)
+			step(func() { t.finish(readErr(err), endClient, t.server) })
 			return false
 		}
-		if bp == nil {
-			bp = bufPool.Get().(*[]byte)
-		}
-		n, err := t.c.nc.Read(*bp)
-		if n > 0 {
-			t.touch()
-			hello = append(hello, (*bp)[:n]...)
-			m, werr := t.server.Write((*bp)[:n])
-			t.up.Add(int64(m))
-			if werr != nil {
-				t.finish(fmt.Errorf("writing to server: %w", werr), "", nil)
-				return false
-			}
-		}
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && time.Since(time.Unix(0, t.last.Load())) < idle {
-				continue
-			}
-			if err == io.EOF {
-				err = nil
-			}
-			t.finish(readErr(err, idle), endClient, t.server)
-			return false
+		step(func() { done, ok = t.readHelloMore(f, &hello) })
+	}
+	return ok
+}
+
+// readHelloMore reads what the client sent, relays it and tries the hello
+// again; it reports whether the hello phase is over and, if so, whether
+// the up direction should go on.
+func (t *tunnel) readHelloMore(f *flow.Flow, hello *[]byte) (done, ok bool) {
+	idle := t.c.p.idleTimeout()
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	n, err := t.c.nc.Read(*bp)
+	if n > 0 {
+		t.touch()
+		*hello = append(*hello, (*bp)[:n]...)
+		m, werr := t.server.Write((*bp)[:n])
+		t.up.Add(int64(m))
+		if werr != nil {
+			t.finish(fmt.Errorf("writing to server: %w", werr), "", nil)
+			return true, false
 		}
 	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) && time.Since(time.Unix(0, t.last.Load())) < idle {
+			return false, false
+		}
+		if err == io.EOF {
+			err = nil
+		}
+		t.finish(readErr(err), endClient, t.server)
+		return true, false
+	}
+	return t.parseHello(f, *hello)
+}
+
+// parseHello tries the bytes collected so far; when they are a whole
+// ClientHello or cannot become one, it records what it learnt and reports
+// done.
+func (t *tunnel) parseHello(f *flow.Flow, hello []byte) (done, ok bool) {
+	limit := MaxClientHello + 4<<10 // the hello and its record headers
+	h, err := ParseClientHello(hello)
+	switch {
+	case err == nil:
+		f.SNI = h.SNI
+		f.ALPN = h.ALPNList()
+		f.TLSVersion = VersionName(h.Version)
+		if h.SNI != "" && h.SNI != f.Host {
+			f.Note = fmt.Sprintf("SNI %s differs from CONNECT host %s", h.SNI, f.Host)
+		}
+	case errors.Is(err, ErrNotTLS):
+		f.Note = "tunnel does not start with a TLS ClientHello"
+	case !errors.Is(err, ErrNeedMore):
+		f.Note = "malformed ClientHello: " + err.Error()
+	case len(hello) >= limit:
+		f.Note = fmt.Sprintf("ClientHello over %d bytes", limit)
+	default:
+		return false, false
+	}
+	t.c.p.record(f)
+	return true, true
 }
 
 // readErr turns a deadline error into errIdle.
-func readErr(err error, _ time.Duration) error {
+func readErr(err error) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return errIdle
 	}
@@ -285,7 +330,9 @@ func (t *tunnel) pipe(dst, src net.Conn, n *atomic.Int64) error {
 		} else {
 			_ = src.SetReadDeadline(last.Add(idle))
 		}
-		m, err := copyBurst(dst, src)
+		var m int64
+		var err error
+		step(func() { m, err = copyBurst(dst, src) })
 		if m > 0 {
 			n.Add(m)
 			t.touch()
