@@ -72,6 +72,9 @@ type conn struct {
 	synSeen   bool
 	fin       [2]bool
 	rst       bool
+	rstBy     int  // direction of the first RST
+	heard     bool // any packet from the server
+	synAck    bool // the server answered the SYN
 	cmode     int
 	smodeHTTP bool // parse the server stream as HTTP responses
 	creq      httpParser
@@ -192,8 +195,15 @@ func (rd *reader) tcp(ts time.Time, p *packet) {
 			h.pend, h.pendN = nil, 0
 		}
 	}
-	if p.flags&tcpRST != 0 {
+	if dir == 1 {
+		c.heard = true
+		if syn && ack {
+			c.synAck = true
+		}
+	}
+	if p.flags&tcpRST != 0 && !c.rst {
 		c.rst = true
+		c.rstBy = dir
 	}
 	if n := len(c.reqs); n > 0 {
 		// The packet belongs to the request being sent, or to the
@@ -437,6 +447,12 @@ func (rd *reader) finish(c *conn) {
 			pkts = c.hello.pkts
 		}
 		rd.nameHost(&f, c.server.Addr())
+		switch {
+		case c.synSeen && !c.heard:
+			f.Error = "no answer from the server"
+		case c.synSeen && !c.synAck && c.rst && c.rstBy == 1:
+			f.Error = "connection refused (RST)"
+		}
 		rd.out(f, pkts)
 		return
 	}

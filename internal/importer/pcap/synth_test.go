@@ -636,3 +636,32 @@ func TestPcapngGuard(t *testing.T) {
 		}
 	})
 }
+
+// TestFailedConnections: a SYN left unanswered and a SYN answered with a
+// reset say so.
+func TestFailedConnections(t *testing.T) {
+	s := newSynth(t, linkEthernet)
+	a := s.dial("10.0.0.2:40040", "192.0.2.1:443")
+	isn := a.cseq
+	a.seg(true, "S", nil, nil)
+	a.seg(true, "S", nil, &isn) // retransmitted
+	b := s.dial("10.0.0.2:40041", "192.0.2.1:443")
+	b.seg(true, "S", nil, nil)
+	b.seg(false, "RA", nil, nil)
+	c := s.dial("10.0.0.2:40042", "192.0.2.1:443")
+	c.handshake()
+	c.seg(false, "RA", nil, nil)
+	res := readBytes(t, s.pcap(false, false))
+	got := map[string]string{}
+	for _, g := range res.flows {
+		got[g.f.Key] = g.f.Error
+	}
+	want := map[string]string{
+		"tcp:10.0.0.2:40040-192.0.2.1:443:1": "no answer from the server",
+		"tcp:10.0.0.2:40041-192.0.2.1:443:3": "connection refused (RST)",
+		"tcp:10.0.0.2:40042-192.0.2.1:443:5": "",
+	}
+	if res.err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("err %v, errors by flow %q, want %q", res.err, got, want)
+	}
+}
