@@ -38,10 +38,11 @@ type httpParser struct {
 
 var methods = []string{"GET ", "POST ", "HEAD ", "PUT ", "DELETE ", "OPTIONS ", "CONNECT ", "PATCH ", "TRACE ",
 	"M-SEARCH ", "NOTIFY ", "SUBSCRIBE ", "UNSUBSCRIBE ", "PROPFIND ", "PROPPATCH ", "MKCOL ", "COPY ", "MOVE ",
-	"LOCK ", "UNLOCK ", "REPORT ", "SEARCH ", "PRI "}
+	"LOCK ", "UNLOCK ", "REPORT ", "SEARCH "}
 
 // startsWithMethod reports whether b begins with a known HTTP method and a
-// space, or with a prefix of one when b is shorter.
+// space, or with a prefix of one when b is shorter. (HTTP/2's "PRI *"
+// preface is not one: such a connection is left opaque.)
 func startsWithMethod(b []byte) bool {
 	if len(b) == 0 || b[0] < 'A' || b[0] > 'Z' {
 		return false

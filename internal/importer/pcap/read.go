@@ -257,6 +257,9 @@ func (rd *reader) out(f flow.Flow, hellos []int) {
 		return
 	}
 	f.Source = flow.SourcePcap
+	if f.End.Before(f.Start) {
+		f.End = f.Start // timestamps that went back in the capture
+	}
 	if err := rd.emit(f, hellos); err != nil {
 		rd.err = err
 	}
