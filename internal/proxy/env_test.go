@@ -83,7 +83,7 @@ func writeN(w io.Writer, n int) {
 // env is a proxy on loopback in front of a stand-in internet, recording
 // into a real SQLite store.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	net   *sim.Internet
 	p     *Proxy
 	addr  string // the proxy's address
@@ -134,7 +134,7 @@ func newEnv(t *testing.T, configure func(*Proxy)) *env {
 }
 
 // startEnv serves p on a loopback port until the test ends.
-func startEnv(t *testing.T, p *Proxy) *env {
+func startEnv(t testing.TB, p *Proxy) *env {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
