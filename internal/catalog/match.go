@@ -235,49 +235,62 @@ func normalize(host string, buf *[maxHost]byte) ([]byte, bool) {
 		host = host[:i]
 	}
 	host = strings.TrimSuffix(host, ".")
-	if host == "" {
-		return nil, false
-	}
-	for k := 0; k < len(host); k++ {
-		if host[k] >= utf8.RuneSelf {
-			a, err := idna.Lookup.ToASCII(host)
-			if err != nil {
-				return nil, false
-			}
-			host = a
-			break
-		}
-	}
-	if len(host) > maxHost {
-		return nil, false
-	}
-	n, labelLen, allDigits := 0, 0, true
-	for k := 0; k < len(host); k++ {
-		c := hostByte[host[k]]
-		switch c {
-		case 0:
+	name, res := lowerASCII(host, buf)
+	if res == nameNonASCII {
+		a, err := idna.Lookup.ToASCII(host)
+		if err != nil {
 			return nil, false
-		case '.':
-			if labelLen == 0 {
-				return nil, false
-			}
-			labelLen, allDigits = 0, true
-		default:
-			labelLen++
-			allDigits = allDigits && c >= '0' && c <= '9'
 		}
-		buf[n] = c
-		n++
+		name, res = lowerASCII(a, buf)
 	}
-	if labelLen == 0 || allDigits {
-		// A last label of digits is an IPv4 literal (or no name at all):
-		// no top-level domain is numeric.
-		return nil, false
+	return name, res == nameOK
+}
+
+// The results of lowerASCII.
+const (
+	nameOK = iota
+	nameBad
+	nameNonASCII
+)
+
+// lowerASCII copies host into buf in lower case, checking that it is a
+// DNS name: letters, digits, '-' and '_' in labels of 1 to 63 bytes, at
+// most 253 bytes in all, and a last label that is not all digits (that
+// would be an IPv4 literal: no top-level domain is numeric).
+func lowerASCII(host string, buf *[maxHost]byte) ([]byte, int) {
+	if len(host) == 0 || len(host) > maxHost {
+		return nil, nameBad
 	}
-	if !labelsShort(buf[:n]) {
-		return nil, false // a label longer than DNS allows
+	b := buf[:len(host)]
+	start := 0
+	for k := 0; k < len(host) && k < len(b); k++ {
+		c := hostByte[host[k]]
+		b[k] = c
+		if c > '.' {
+			continue
+		}
+		switch {
+		case c == '.':
+			if k == start || k-start > 63 {
+				return nil, nameBad
+			}
+			start = k + 1
+		case c == 0 && host[k] >= utf8.RuneSelf:
+			return nil, nameNonASCII
+		case c == 0:
+			return nil, nameBad
+		}
 	}
-	return buf[:n], true
+	last := b[start:]
+	if len(last) == 0 || len(last) > 63 {
+		return nil, nameBad
+	}
+	for _, c := range last {
+		if c < '0' || c > '9' {
+			return b, nameOK
+		}
+	}
+	return nil, nameBad
 }
 
 // hostByte maps each byte of a host name to its lower-case form, and every
@@ -293,20 +306,6 @@ var hostByte = func() (t [256]byte) {
 	t['-'], t['_'], t['.'] = '-', '_', '.'
 	return t
 }()
-
-// labelsShort reports whether every label of name is at most 63 bytes.
-func labelsShort(name []byte) bool {
-	start := 0
-	for i, c := range name {
-		if c == '.' {
-			if i-start > 63 {
-				return false
-			}
-			start = i + 1
-		}
-	}
-	return len(name)-start <= 63
-}
 
 func indexByte(b []byte, c byte) int {
 	for i := range b {
