@@ -210,8 +210,10 @@ func (c *conn) serveOne() bool {
 	p.requests.Add(1)
 	f := c.newFlow(start)
 	if err != nil {
-		if c.reqs > 1 && errors.Is(err, io.EOF) && c.upCount() == up0 {
-			return false // the client closed a keep-alive connection
+		if errors.Is(err, io.EOF) && c.upCount() == up0 {
+			// The client closed a keep-alive connection, or connected and
+			// closed without a byte (a port probe): nothing to record.
+			return false
 		}
 		c.refuseHead(&f, err, up0, down0)
 		return false

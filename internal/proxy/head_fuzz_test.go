@@ -18,7 +18,7 @@ import (
 // through a real loopback connection: the request line and header parsing,
 // target parsing, refusals and PAC answers all run, with every dial
 // failing. Whatever the input, the proxy must not panic or hang, must
-// record at least one flow, every flow complete and every refusal with a
+// record at least one flow (unless nothing was sent), every flow complete and every refusal with a
 // reason, and must answer only with HTTP/1.1 responses.
 func FuzzRequestHead(f *testing.F) {
 	seeds := []string{
@@ -92,7 +92,7 @@ func FuzzRequestHead(f *testing.F) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if len(flows) == 0 {
+		if len(flows) == 0 && len(in) > 0 {
 			t.Fatalf("no flow recorded; answer %q", out)
 		}
 		for _, fl := range flows {
