@@ -14,11 +14,13 @@ import (
 	"golang.org/x/term"
 
 	"github.com/pilotwire/pilotwire/internal/importer"
+	"github.com/pilotwire/pilotwire/internal/importer/squid"
 )
 
 const importExamples = `  pilotwire import access.log                     # format detected from content, not the name
   pilotwire import --format har --device LAB-VM-07 capture.har
   pilotwire import trace.pcapng other.saz netlog.json
+  pilotwire import --squid-logformat '%ts.%03tu %6tr %>a %>p %Ss/%03>Hs %<st %rm %ru %[un %Sh/%<a %mt' custom.log
   pilotwire import --store /tmp/case-4711.db customer/*.har
 `
 
@@ -27,11 +29,12 @@ const shownSkips = 5
 
 func runImport(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "import", "import [flags] FILE...", importExamples)
-	var formatFlag, device string
+	var formatFlag, device, logformat string
 	var batch int
 	var quiet bool
 	fs.StringVar(&formatFlag, "format", "auto", "file `FORMAT`: auto (detect from the content), squid, har, saz, pcap (also pcapng) or netlog")
 	fs.StringVar(&device, "device", "", "label every imported flow with this device `NAME` (e.g. LAB-VM-07)")
+	fs.StringVar(&logformat, "squid-logformat", "", "the custom Squid `LOGFORMAT` the log was written with (squid.conf format string; see docs/squid.md)")
 	fs.IntVar(&batch, "batch", importer.DefaultBatch, "`N` flows written per store transaction")
 	fs.BoolVar(&quiet, "quiet", false, "no progress display, even on a terminal")
 	if err := parseFlags(g, fs, args); err != nil {
@@ -44,6 +47,11 @@ func runImport(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return usagef("import: --format: %v", err)
 	}
+	if logformat != "" {
+		if _, err := squid.ParseLogformat(logformat); err != nil {
+			return usagef("import: --squid-logformat: %v", err)
+		}
+	}
 	st, err := openStore(ctx, g)
 	if err != nil {
 		return err
@@ -53,7 +61,7 @@ func runImport(ctx context.Context, g *globals, args []string) error {
 	failed := 0
 	for _, path := range fs.Args() {
 		prog := newProgress(g.stderr, filepath.Base(path), quiet)
-		opt := importer.Options{Format: format, Device: device, Progress: prog.update}
+		opt := importer.Options{Format: format, Device: device, SquidLogformat: logformat, Progress: prog.update}
 		start := time.Now()
 		res, err := importer.Import(ctx, st, path, opt, batch)
 		prog.done()

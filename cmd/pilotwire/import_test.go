@@ -234,3 +234,36 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("progress wrote %q, want %q", buf.String(), want)
 	}
 }
+
+func TestImportSquidLogformat(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pilotwire.db")
+	log := filepath.Join(dir, "custom.log")
+	os.WriteFile(log, []byte("1700000000.500    250 10.0.0.9 50000 TCP_TUNNEL/200 100 CONNECT x.example:443 - HIER_DIRECT/1.2.3.4 -\n"+
+		"1700000001.500      2 10.0.0.9 50002 TCP_DENIED/403 3900 GET http://y.example/ - HIER_NONE/- text/html\n"), 0o644)
+	const format = `%ts.%03tu %6tr %>a %>p %Ss/%03>Hs %<st %rm %ru %[un %Sh/%<a %mt`
+
+	// Without the logformat every line is skipped, and the file refused.
+	_, stderr, err := runCmd(t, "--store", db, "import", log)
+	if err == nil || !strings.Contains(stderr, `nothing readable, all 2 parts skipped (first: line 1: field 4 (result code/status) "50000"`) {
+		t.Errorf("error %v, stderr:\n%s", err, stderr)
+	}
+	out, stderr, err := runCmd(t, "--store", db, "import", "--squid-logformat", format, log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(out, "custom.log: squid, 2 flows (2 new), 0 skipped") {
+		t.Errorf("output:\n%s", out)
+	}
+	var got []string
+	for _, f := range storeFlows(t, db, flow.Filter{}) {
+		got = append(got, fmt.Sprintf("%s %s:%d %d %s %d", f.Kind, f.Host, f.Port, f.Status, f.Decision, f.ClientPort))
+	}
+	if want := "connect x.example:443 200 allowed 50000,http y.example:80 403 denied 50002"; strings.Join(got, ",") != want {
+		t.Errorf("stored %q, want %q", got, want)
+	}
+	_, _, err = runCmd(t, "--store", db, "import", "--squid-logformat", "%>a %rm %ru", log)
+	if err == nil || err.Error() != `import: --squid-logformat: logformat "%>a %rm %ru" has no time (%ts or [%tl])` {
+		t.Errorf("error %v", err)
+	}
+}

@@ -9,14 +9,9 @@ import (
 	"github.com/pilotwire/pilotwire/internal/importer/netlog"
 	"github.com/pilotwire/pilotwire/internal/importer/pcap"
 	"github.com/pilotwire/pilotwire/internal/importer/saz"
-	"github.com/pilotwire/pilotwire/internal/importer/squid"
 )
 
 // The format readers, one per sub-package.
-
-func readSquid(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip func(string, error)) error {
-	return squid.Read(ctx, r, emit, skip)
-}
 
 func readHAR(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip func(string, error)) error {
 	return har.Read(ctx, r, emit, skip)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/squid"
 )
 
 // Format names a supported file format.
@@ -56,6 +57,10 @@ type Options struct {
 	Format Format
 	// Device labels every flow of the file (Flow.Device), e.g. "LAB-VM-07".
 	Device string
+	// SquidLogformat, when set, is the custom Squid logformat the file was
+	// written with (squid.conf's format string, e.g. "%ts.%03tu %6tr %>a
+	// %>p %Ss/%03>Hs …"); see squid.ParseLogformat. Only used for Squid logs.
+	SquidLogformat string
 	// Progress, when set, is called from time to time (at most 10 times a
 	// second, and once at the end) with the bytes read so far, the file's
 	// size and the flows emitted so far. It may run on a goroutine of the
@@ -146,6 +151,12 @@ func ReadFile(ctx context.Context, path string, opt Options, emit func(flow.Flow
 
 	prefix := res.Identity + "/"
 	prog := &progress{total: res.Size, fn: opt.Progress}
+	var layout *squid.Layout
+	if opt.SquidLogformat != "" && format == FormatSquid {
+		if layout, err = squid.ParseLogformat(opt.SquidLogformat); err != nil {
+			return res, fmt.Errorf("import %s: %w", path, err)
+		}
+	}
 	var emitErr error
 	wrapped := func(fl flow.Flow) error {
 		if err := ctx.Err(); err != nil {
@@ -176,7 +187,7 @@ func ReadFile(ctx context.Context, path string, opt Options, emit func(flow.Flow
 		}
 	}
 
-	err = readFormat(ctx, format, f, res.Size, prog, wrapped, skip)
+	err = readFormat(ctx, format, f, res.Size, prog, layout, wrapped, skip)
 	prog.report()
 	switch {
 	case emitErr != nil:
@@ -195,12 +206,12 @@ func ReadFile(ctx context.Context, path string, opt Options, emit func(flow.Flow
 }
 
 // readFormat dispatches to the format's reader.
-func readFormat(ctx context.Context, format Format, f *os.File, size int64, prog *progress,
+func readFormat(ctx context.Context, format Format, f *os.File, size int64, prog *progress, layout *squid.Layout,
 	emit func(flow.Flow) error, skip func(string, error)) error {
 	r := &countingReader{r: f, p: prog}
 	switch format {
 	case FormatSquid:
-		return readSquid(ctx, r, emit, skip)
+		return squid.ReadLayout(ctx, r, layout, emit, skip)
 	case FormatHAR:
 		return readHAR(ctx, r, emit, skip)
 	case FormatNetlog:

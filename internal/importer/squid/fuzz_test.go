@@ -8,10 +8,14 @@ import (
 	"github.com/pilotwire/pilotwire/internal/flow"
 )
 
-// FuzzSquidLine feeds arbitrary text to Read: it must not panic, must key
-// every flow by its line, and must leave start no later than end for native
-// lines.
+// FuzzSquidLine feeds arbitrary text to Read and, with a custom logformat,
+// to ReadLayout: no panic, every flow keyed by its line, start no later
+// than end.
 func FuzzSquidLine(f *testing.F) {
+	layout, err := ParseLogformat(extensiveFormat + ` %ssl::>sni`)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add([]byte("1157689312.049   5006 10.105.21.199 TCP_MISS/200 19763 CONNECT login.yahoo.com:443 badeyek DIRECT/175.16.199.115 -\n"))
 	f.Add([]byte("1700000000.500    250 192.168.1.20 TCP_TUNNEL/200 6120 CONNECT login.microsoftonline.com:443 - HIER_DIRECT/20.190.160.1 - login.microsoftonline.com"))
 	f.Add([]byte(`10.0.0.5 - alice [08/Sep/2006:06:21:52 +0200] "GET http://www.example.com/ HTTP/1.1" 200 1234 TCP_MISS:HIER_DIRECT`))
@@ -31,6 +35,15 @@ func FuzzSquidLine(f *testing.F) {
 		}, func(string, error) {})
 		if err != nil {
 			t.Errorf("Read of an in-memory reader failed: %v", err)
+		}
+		err = ReadLayout(context.Background(), bytes.NewReader(data), layout, func(fl flow.Flow) error {
+			if fl.Key == "" || fl.Start.After(fl.End) {
+				t.Errorf("bad flow %+v", fl)
+			}
+			return nil
+		}, func(string, error) {})
+		if err != nil {
+			t.Errorf("ReadLayout of an in-memory reader failed: %v", err)
 		}
 		if !bytes.Equal(orig, data) {
 			t.Error("Read modified its input")

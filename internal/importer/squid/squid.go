@@ -46,6 +46,13 @@ const maxLine = 1 << 20
 // reads, up to four parse, and the caller's goroutine emits in order. At
 // most a few MiB are in flight whatever the size of the file.
 func Read(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip func(where string, err error)) error {
+	return ReadLayout(ctx, r, nil, emit, skip)
+}
+
+// ReadLayout is Read for a log written with a custom logformat: each line
+// is read by layout (see ParseLogformat). A nil layout reads the native,
+// common and combined formats, as Read does.
+func ReadLayout(ctx context.Context, r io.Reader, layout *Layout, emit func(flow.Flow) error, skip func(where string, err error)) error {
 	workers := min(max(runtime.GOMAXPROCS(0), 1), 4)
 	stop := make(chan struct{})
 	order := make(chan *chunk, 2*workers+2)
@@ -65,7 +72,7 @@ func Read(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip fun
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var p Parser
+			p := Parser{Layout: layout}
 			for c := range work {
 				c.parse(&p)
 				close(c.done)
@@ -271,6 +278,9 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 // clients, methods and codes cost no allocation; the zero value is ready.
 // A Parser is not safe for concurrent use.
 type Parser struct {
+	// Layout, when set, is the custom logformat every line follows.
+	Layout *Layout
+
 	recent [256]string
 	strs   map[string]string
 	buf    []byte
@@ -309,6 +319,9 @@ func (p *Parser) intern(b []byte) string {
 // ParseLine fills f from one log line (without its newline). It does not
 // set Key. The strings in f share line's memory.
 func (p *Parser) ParseLine(line string, f *flow.Flow) error {
+	if p.Layout != nil {
+		return p.parseLayout(line, f)
+	}
 	var fields [12]string
 	n := splitFields(line, fields[:])
 	if n == 0 {
