@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/idna"
 )
 
 // TestEmbeddedParses reports a broken catalog.yaml as an error with its
@@ -299,6 +301,12 @@ func FuzzLookup(f *testing.F) {
 	}
 	c := Default()
 	f.Fuzz(func(t *testing.T, host string) {
+		var buf [maxHost]byte
+		name, ok := normalize(host, &buf)
+		want, wantOK := normalizeRef(host)
+		if ok != wantOK || ok && string(name) != want {
+			t.Fatalf("normalize(%q) = %q %v, want %q %v", host, name, ok, want, wantOK)
+		}
 		checkOracle(t, c, host)
 		m, ok := c.Lookup(host)
 		if !ok {
@@ -315,6 +323,41 @@ func FuzzLookup(f *testing.F) {
 			t.Fatalf("Lookup(%q) region %q", host, m.Region)
 		}
 	})
+}
+
+// normalizeRef is the plain statement of normalize's rules.
+func normalizeRef(host string) (string, bool) {
+	if strings.HasPrefix(host, "[") || strings.Count(host, ":") > 1 {
+		return "", false
+	}
+	if h, port, ok := strings.Cut(host, ":"); ok {
+		if _, err := strconv.ParseUint(port, 10, 32); err != nil || len(port) > 5 || strings.ContainsAny(port, "+-") {
+			return "", false
+		}
+		host = h
+	}
+	host = strings.TrimSuffix(host, ".")
+	if !ascii(host) {
+		a, err := idna.Lookup.ToASCII(host)
+		if err != nil {
+			return "", false
+		}
+		host = a
+	}
+	host = strings.ToLower(host)
+	if host == "" || len(host) > maxHost {
+		return "", false
+	}
+	labels := strings.Split(host, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || strings.Trim(l, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			return "", false
+		}
+	}
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return "", false
+	}
+	return host, true
 }
 
 func ascii(s string) bool {
