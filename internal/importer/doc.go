@@ -23,7 +23,8 @@
 // # File identity
 //
 // A file is recognised by the SHA-256 of its first MiB together with its
-// size in bytes. Every Key is "<identity>/<local key>", so importing the same
+// size in bytes (the first 16 hex digits of it are the identity, e.g.
+// "3f9c0d2a51e8b7a4"). Every Key is "<identity>/<local key>", so importing the same
 // file twice (under any name or path) upserts the same rows instead of
 // duplicating them, while two different captures never collide. A file that
 // grows (a live access.log imported again later) gets a new identity: its
