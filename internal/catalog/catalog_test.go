@@ -227,7 +227,9 @@ func TestLookup(t *testing.T) {
 		// IDNA: Unicode labels are converted; a look-alike is not Microsoft's
 		{"ztd.dds.micrоsoft.com", "", "", ""}, // Cyrillic о
 		{"ZTD.DDS.MICROSOFT.COM", "ztd.dds.microsoft.com", "autopilot", ""},
-		{"ｚｔｄ.dds.microsoft.com", "ztd.dds.microsoft.com", "autopilot", ""}, // full-width letters map to ASCII
+		{"ｚｔｄ.dds.microsoft.com", "ztd.dds.microsoft.com", "autopilot", ""},                                                         // full-width letters map to ASCII
+		{strings.Repeat("ａ", 90) + ".manage.microsoft.com", "", "", ""},                                                             // 270 bytes, but a 90-letter label
+		{strings.Repeat("ａ", 63) + "." + strings.Repeat("ｂ", 30) + ".manage.microsoft.com", "*.manage.microsoft.com", "intune", ""}, // 301 bytes of UTF-8, 115 of ASCII
 		{"bücher.manage.microsoft.com", "*.manage.microsoft.com", "intune", ""},
 		{"xn--bcher-kva.manage.microsoft.com", "*.manage.microsoft.com", "intune", ""},
 	}
@@ -338,6 +340,9 @@ func normalizeRef(host string) (string, bool) {
 	}
 	host = strings.TrimSuffix(host, ".")
 	if !ascii(host) {
+		if len(host) > maxIDNAInput {
+			return "", false
+		}
 		a, err := idna.Lookup.ToASCII(host)
 		if err != nil {
 			return "", false

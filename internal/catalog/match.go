@@ -246,6 +246,10 @@ func normalize(host string, buf *[maxHost]byte) ([]byte, bool) {
 	return name, res == nameOK
 }
 
+// maxIDNAInput bounds the Unicode host names Lookup converts: each
+// character of a legal name takes at most 4 bytes of UTF-8.
+const maxIDNAInput = 4 * maxHost
+
 // The results of lowerASCII.
 const (
 	nameOK = iota
@@ -258,7 +262,19 @@ const (
 // most 253 bytes in all, and a last label that is not all digits (that
 // would be an IPv4 literal: no top-level domain is numeric).
 func lowerASCII(host string, buf *[maxHost]byte) ([]byte, int) {
-	if len(host) == 0 || len(host) > maxHost {
+	if len(host) == 0 {
+		return nil, nameBad
+	}
+	if len(host) > maxHost {
+		// Unicode that IDNA maps to fewer bytes (full-width letters) may
+		// still make a name of legal length; bound the work for the rest.
+		if len(host) <= maxIDNAInput {
+			for k := 0; k < len(host); k++ {
+				if host[k] >= utf8.RuneSelf {
+					return nil, nameNonASCII
+				}
+			}
+		}
 		return nil, nameBad
 	}
 	b := buf[:len(host)]
