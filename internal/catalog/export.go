@@ -425,7 +425,8 @@ func mdCell(s string) string {
 
 func (c *Catalog) exportMarkdown(w io.Writer, entries []Entry, opt ExportOptions) error {
 	if opt.Title != "" {
-		writeComment(w, "", "<!-- "+strings.ReplaceAll(opt.Title, "--", "- -")+" -->")
+		// A comment may hold "--" but must not end early with "-->".
+		writeComment(w, "", "<!-- "+strings.ReplaceAll(opt.Title, "-->", "- ->")+" -->")
 	}
 	fmt.Fprintln(w, "| Host pattern | Service | Phase | Required | Purpose | Source |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
