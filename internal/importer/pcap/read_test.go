@@ -531,3 +531,58 @@ func TestRealCaptureDetails(t *testing.T) {
 		}
 	})
 }
+
+// TestReadAPI checks the exported Read: the flows it emits, an error from
+// emit stopping it, a cancelled context, and Sniff.
+func TestReadAPI(t *testing.T) {
+	data := loadCapture(t, "zeek_wikipedia.pcap")
+	var keys []string
+	err := Read(context.Background(), bytes.NewReader(data), func(f flow.Flow) error {
+		keys = append(keys, f.Key)
+		return nil
+	}, nil)
+	if err != nil || len(keys) != 36 {
+		t.Fatalf("Read: err %v, %d flows, want 36", err, len(keys))
+	}
+	// The same flows, with the same keys, a second time.
+	var again []string
+	Read(context.Background(), bytes.NewReader(data), func(f flow.Flow) error {
+		again = append(again, f.Key)
+		return nil
+	}, nil)
+	if !reflect.DeepEqual(keys, again) {
+		t.Errorf("a second read gave other keys")
+	}
+
+	stop := errors.New("store full")
+	n := 0
+	err = Read(context.Background(), bytes.NewReader(data), func(flow.Flow) error {
+		n++
+		return stop
+	}, nil)
+	if !errors.Is(err, stop) || n != 1 {
+		t.Errorf("emit error: got %v after %d flows, want %v after 1", err, n, stop)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Read(ctx, bytes.NewReader(data), func(flow.Flow) error { return nil }, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: got %v", err)
+	}
+
+	for _, tc := range []struct {
+		head []byte
+		want bool
+	}{
+		{data[:4], true},
+		{[]byte{0x0a, 0x0d, 0x0d, 0x0a}, true},
+		{[]byte{0xa1, 0xb2, 0xc3, 0xd4}, true},
+		{[]byte{0x4d, 0x3c, 0xb2, 0xa1}, true},
+		{[]byte("GET "), false},
+		{[]byte{0xd4, 0xc3}, false},
+	} {
+		if got := Sniff(tc.head); got != tc.want {
+			t.Errorf("Sniff(% x) = %v, want %v", tc.head, got, tc.want)
+		}
+	}
+}
