@@ -181,6 +181,15 @@ func TestEndpointsUserCatalog(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "lab proxy") {
 		t.Errorf("PILOTWIRE_CATALOG: %d\n%s", code, out)
 	}
+	// Several files, joined like PATH, apply in order.
+	second := filepath.Join(dir, "second.yaml")
+	if err := os.WriteFile(second, []byte("entries:\n  - {pattern: proxy.lab.example, service: third-party, phase: other, purpose: second file}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = pw(t, "--catalog", good+string(filepath.ListSeparator)+second, "endpoints", "lookup", "proxy.lab.example")
+	if code != 0 || !strings.Contains(out, "second file") {
+		t.Errorf("two files: %d\n%s", code, out)
+	}
 	_, errs, code := pw(t, "--catalog", bad, "endpoints")
 	if code != 1 || !strings.Contains(errs, bad+":4:") || !strings.Contains(errs, `unknown phase "lunch"`) {
 		t.Errorf("bad file: exit %d, %q", code, errs)
