@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -85,7 +84,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	t0, err := parseT0(t0s, s.Start)
+	t0, err := timeline.ParseT0(t0s, s.Start)
 	if err != nil {
 		return usagef("report: %v", err)
 	}
@@ -124,39 +123,4 @@ func writeFileAtomic(name string, write func(io.Writer) error) error {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
-}
-
-// t0Layouts are the absolute forms --t0 accepts; the last two are a time of
-// day on the first flow's date.
-var t0Layouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999",
-	"15:04:05.999999999", "15:04"}
-
-// parseT0 reads --t0: empty (the first flow), an offset from the first
-// flow ("-10s", "+1m30s"), or an absolute time. Times without a zone are
-// in the zone of the first flow; a time of day is on the first flow's date.
-func parseT0(v string, first time.Time) (time.Time, error) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return time.Time{}, nil
-	}
-	if v[0] == '-' || v[0] == '+' {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("--t0 %q: an offset from the first flow looks like -10s or +1m30s", v)
-		}
-		return first.Add(d), nil
-	}
-	for i, layout := range t0Layouts {
-		t, err := time.ParseInLocation(layout, v, first.Location())
-		if err != nil {
-			continue
-		}
-		if i >= 3 { // time of day: on the first flow's date
-			y, m, d := first.Date()
-			t = time.Date(y, m, d, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), first.Location())
-		}
-		return t, nil
-	}
-	return time.Time{}, errors.New("--t0 " + fmt.Sprintf("%q", v) +
-		": want a time like 2026-11-25T09:14:05Z, \"2026-11-25 09:14:05\" or 09:14:05, or an offset like -10s")
 }
