@@ -138,11 +138,9 @@ func read(ctx context.Context, r io.Reader, emit emitFunc, skip func(string, err
 		src   source
 		pos   func() int64 // offset of the next unread byte
 		lt    linkType
-		guard *ngGuard
-		ng    bool
+		guard *ngGuard // the pcapng guard; nil for pcap
 	)
 	if binary.LittleEndian.Uint32(head) == ngSHB {
-		ng = true
 		g := newNgGuard(br) // reads br directly: it is a bufio.Reader
 		guard = g
 		gb := bufio.NewReaderSize(g, 64<<10) // NgReader uses it as is
@@ -194,13 +192,13 @@ func read(ctx context.Context, r io.Reader, emit emitFunc, skip func(string, err
 				return ferr
 			}
 			if errors.Is(rerr, io.ErrUnexpectedEOF) {
-				return fmt.Errorf("pcap: packet %d at offset %d: file ends inside it: %w", rd.pkt+1, rd.off, io.ErrUnexpectedEOF)
+				return fmt.Errorf("pcap: packet %d at offset %d (%#x): file ends inside it: %w", rd.pkt+1, rd.off, rd.off, io.ErrUnexpectedEOF)
 			}
-			return fmt.Errorf("pcap: packet %d at offset %d: %w", rd.pkt+1, rd.off, rerr)
+			return fmt.Errorf("pcap: packet %d at offset %d (%#x): %w", rd.pkt+1, rd.off, rd.off, rerr)
 		}
 		rd.pkt++
 		plt := lt
-		if ng {
+		if guard != nil {
 			plt = guard.linkOf(ci)
 		}
 		if err := decode(plt, data, &p); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -583,6 +584,30 @@ func TestReadAPI(t *testing.T) {
 	} {
 		if got := Sniff(tc.head); got != tc.want {
 			t.Errorf("Sniff(% x) = %v, want %v", tc.head, got, tc.want)
+		}
+	}
+}
+
+// TestTruncatedRealCapture: a real capture cut in two yields the flows of
+// its first half and an error that says where it broke off.
+func TestTruncatedRealCapture(t *testing.T) {
+	data := loadCapture(t, "zeek_wikipedia.pcap")
+	full := readBytes(t, data)
+	half := readBytes(t, data[:len(data)/2])
+	if !errors.Is(half.err, io.ErrUnexpectedEOF) || !strings.Contains(half.err.Error(), "at offset ") {
+		t.Fatalf("error %v, want a truncation with its offset", half.err)
+	}
+	if len(half.flows) == 0 || len(half.flows) >= len(full.flows) {
+		t.Errorf("%d flows from half the file, %d from all of it", len(half.flows), len(full.flows))
+	}
+	// Every DNS flow of the first half is one of the whole file's.
+	whole := map[string]bool{}
+	for _, g := range full.flows {
+		whole[g.f.Key] = true
+	}
+	for _, g := range half.flows {
+		if g.f.Kind == flow.KindDNS && !whole[g.f.Key] {
+			t.Errorf("flow %s not in the whole file", g.f.Key)
 		}
 	}
 }
