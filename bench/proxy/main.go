@@ -136,7 +136,13 @@ func run(ctx context.Context, c config) error {
 	if err := os.Chmod(base, 0o755); err != nil {
 		return err
 	}
-	defer os.RemoveAll(base)
+	defer func() {
+		// startTinyproxy may have put its directory on tmpfs, linked as base/shm.
+		if shm, err := os.Readlink(filepath.Join(base, "shm")); err == nil {
+			os.RemoveAll(shm)
+		}
+		os.RemoveAll(base)
+	}()
 	b := &bench{cfg: c, base: base, missing: map[string]string{}, m: map[string]map[string][]float64{}, idle: map[string]idleResult{}}
 	defer func() {
 		for _, p := range slices.Backward(b.procs) {
