@@ -149,7 +149,7 @@ func (c *Catalog) Lookup(host string) (Match, bool) {
 	if !ok {
 		best = -1
 		bestScore := -1
-		c.walk(c.root, name, 0, false, false, &best, &bestScore)
+		c.walk(c.root, name, 0, false, &best, &bestScore)
 	}
 	if best < 0 {
 		first := name
@@ -170,9 +170,9 @@ func (c *Catalog) Lookup(host string) (Match, bool) {
 }
 
 // walk descends the trie consuming labels of rest from the right; lit is the
-// number of literal labels matched so far, starred says an inner "*" was
-// crossed, and inStar that n is such a "*" node, which may absorb more labels.
-func (c *Catalog) walk(n *node, rest []byte, lit int, starred, inStar bool, best, bestScore *int) {
+// number of literal labels matched so far, and starred says an inner "*"
+// was crossed (so the pattern is a wildcard even if it ends here).
+func (c *Catalog) walk(n *node, rest []byte, lit int, starred bool, best, bestScore *int) {
 	if len(rest) == 0 {
 		if n.exact > 0 {
 			score := scoreExact
@@ -196,13 +196,20 @@ func (c *Catalog) walk(n *node, rest []byte, lit int, starred, inStar bool, best
 		}
 	}
 	if child := n.child(label); child != nil {
-		c.walk(child, next, lit+1, starred, false, best, bestScore)
+		c.walk(child, next, lit+1, starred, best, bestScore)
 	}
-	if n.star != nil {
-		c.walk(n.star, next, lit, true, true, best, bestScore)
-	}
-	if inStar {
-		c.walk(n, next, lit, true, true, best, bestScore)
+	if s := n.star; s != nil {
+		// The "*" takes this label and possibly more; a literal child of
+		// the "*" node must match one of the labels left of it. (A "*"
+		// node only has literal children: a pattern holds one '*' label.)
+		for r := next; len(r) > 0; {
+			k := lastIndexByte(r, '.')
+			l, nx := r[k+1:], r[:max(k, 0)]
+			if child := s.child(l); child != nil {
+				c.walk(child, nx, lit+1, true, best, bestScore)
+			}
+			r = nx
+		}
 	}
 }
 
