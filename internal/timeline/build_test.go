@@ -178,3 +178,39 @@ content: {min_bytes: 10, slow_factor: 2}
 		t.Errorf("slow %v, best %v", slow, tl.BestThroughput)
 	}
 }
+
+// TestSingleMilestones: one flow to each host makes the milestone its rule
+// names (besides first and last flow).
+func TestSingleMilestones(t *testing.T) {
+	for _, tt := range []struct {
+		host, url, want string
+	}{
+		{"ekop.intel.com", "", "tpm-attestation"},
+		{"foo.microsoftaik.azure.net", "", "tpm-attestation"},
+		{"storeedgefd.dsx.mp.microsoft.com", "", "store"},
+		{"naprodimedatapri.azureedge.net", "", "ime-content"},
+		{"fef.amsua0602.manage.microsoft.com", "https://fef.amsua0602.manage.microsoft.com/TrafficGateway/TrafficRoutingService/SideCar", "ime-content"},
+		{"enterpriseenrollment-s.manage.microsoft.com", "", "intune-enrollment"},
+		{"ctldl.windowsupdate.com", "http://ctldl.windowsupdate.com/msdownload/update/v3/static/trustedr/en/authrootstl.cab", "ctl-refresh"},
+		{"dl.google.com", "http://dl.google.com/chrome/install/ChromeStandaloneSetup64.exe", "third-party"},
+		{"unknown.example", "", ""},
+	} {
+		f := tf(0, tt.host)
+		if tt.url != "" {
+			f.URL = tt.url
+			if strings.HasPrefix(tt.url, "http://") {
+				f.Kind, f.Scheme, f.Port = flow.KindHTTP, "http", 80
+			}
+		}
+		tl := build(t, []flow.Flow{f}, timeline.Options{})
+		var got []string
+		for _, m := range tl.Milestones {
+			if m.ID != "first-flow" && m.ID != "last-flow" {
+				got = append(got, m.ID)
+			}
+		}
+		if tt.want == "" && len(got) != 0 || tt.want != "" && !slices.Contains(got, tt.want) {
+			t.Errorf("%s %s: milestones %q, want %q", tt.host, tt.url, got, tt.want)
+		}
+	}
+}
