@@ -66,7 +66,8 @@ type conn struct {
 	client, server netip.AddrPort
 	firstPkt       int
 	start, last    time.Time
-	prev, next     *conn
+	prev, next     *conn // in the reader's open or closed list
+	inClosed       bool  // in the closed list
 
 	up, down  half // client to server, server to client
 	synSeen   bool
@@ -105,45 +106,61 @@ type request struct {
 	hello      *clientHello // the TLS hello inside a CONNECT tunnel
 }
 
-// lruPush appends c as the most recently active connection.
-func (rd *reader) lruPush(c *conn) {
-	c.prev, c.next = rd.tail, nil
-	if rd.tail != nil {
-		rd.tail.next = c
+// connList is a list of connections, least recently active first. The
+// reader keeps two: open connections, which time out after idleTimeout, and
+// closed ones, which leave after closedLinger; each is swept from its head.
+type connList struct{ head, tail *conn }
+
+func (l *connList) push(c *conn) {
+	c.prev, c.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = c
 	} else {
-		rd.head = c
+		l.head = c
 	}
-	rd.tail = c
+	l.tail = c
 }
 
-func (rd *reader) lruRemove(c *conn) {
+func (l *connList) remove(c *conn) {
 	if c.prev != nil {
 		c.prev.next = c.next
 	} else {
-		rd.head = c.next
+		l.head = c.next
 	}
 	if c.next != nil {
 		c.next.prev = c.prev
 	} else {
-		rd.tail = c.prev
+		l.tail = c.prev
 	}
 	c.prev, c.next = nil, nil
 }
 
+func (rd *reader) list(c *conn) *connList {
+	if c.inClosed {
+		return &rd.closedConns
+	}
+	return &rd.openConns
+}
+
+// touch records activity on c: it moves to the end of its list, which is
+// the closed list once it has closed.
 func (rd *reader) touch(c *conn, ts time.Time) {
 	if ts.After(c.last) {
 		c.last = ts
 	}
-	if rd.tail != c {
-		rd.lruRemove(c)
-		rd.lruPush(c)
+	l := rd.list(c)
+	if l.tail == c && c.inClosed == c.closed() {
+		return
 	}
+	l.remove(c)
+	c.inClosed = c.closed()
+	rd.list(c).push(c)
 }
 
 func (rd *reader) newConn(k connKey, client, server netip.AddrPort, ts time.Time) *conn {
 	c := &conn{key: k, client: client, server: server, firstPkt: rd.pkt, start: ts, last: ts}
 	rd.conns[k] = c
-	rd.lruPush(c)
+	rd.openConns.push(c)
 	return c
 }
 
@@ -223,6 +240,9 @@ func (rd *reader) tcp(ts time.Time, p *packet) {
 	}
 	if p.flags&tcpFIN != 0 {
 		c.fin[dir] = true
+	}
+	if c.closed() && !c.inClosed {
+		rd.touch(c, ts)
 	}
 	if p.wireLen == 0 {
 		return
@@ -425,7 +445,7 @@ func (rd *reader) finish(c *conn) {
 	if rd.conns[c.key] == c {
 		delete(rd.conns, c.key)
 	}
-	rd.lruRemove(c)
+	rd.list(c).remove(c)
 	if c.quic != nil {
 		var pkts []int
 		if c.quic.hello != nil {

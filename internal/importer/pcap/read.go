@@ -230,12 +230,13 @@ type reader struct {
 	off int64 // offset of the current packet's record
 	now time.Time
 
-	conns      map[connKey]*conn
-	head, tail *conn                // least recently active first
-	dns        map[dnsKey]*dnsQuery // queries waiting for an answer
-	dnsDone    map[dnsKey]*dnsQuery // answered lately, to drop repeated answers
-	names      map[netip.Addr]string
-	lastSweep  time.Time
+	conns       map[connKey]*conn
+	openConns   connList
+	closedConns connList
+	dns         map[dnsKey]*dnsQuery // queries waiting for an answer
+	dnsDone     map[dnsKey]*dnsQuery // answered lately, to drop repeated answers
+	names       map[netip.Addr]string
+	lastSweep   time.Time
 }
 
 func newReader(ctx context.Context, emit emitFunc, skip func(string, error)) *reader {
@@ -273,17 +274,13 @@ func (rd *reader) tick(ts time.Time) {
 		return
 	}
 	rd.lastSweep = rd.now
-	for c := rd.head; c != nil; {
-		limit := idleTimeout
-		if c.closed() {
-			limit = closedLinger
+	for _, l := range []struct {
+		list  *connList
+		after time.Duration
+	}{{&rd.closedConns, closedLinger}, {&rd.openConns, idleTimeout}} {
+		for c := l.list.head; c != nil && rd.now.Sub(c.last) >= l.after; c = l.list.head {
+			rd.finish(c)
 		}
-		if rd.now.Sub(c.last) < limit {
-			break
-		}
-		next := c.next
-		rd.finish(c)
-		c = next
 	}
 	for k, q := range rd.dns {
 		if rd.now.Sub(q.start) >= dnsTimeout {
@@ -316,8 +313,10 @@ func (rd *reader) flushAll() error {
 		q   *dnsQuery
 	}
 	var all []pending
-	for c := rd.head; c != nil; c = c.next {
-		all = append(all, pending{pkt: c.firstPkt, c: c})
+	for _, l := range []*connList{&rd.openConns, &rd.closedConns} {
+		for c := l.head; c != nil; c = c.next {
+			all = append(all, pending{pkt: c.firstPkt, c: c})
+		}
 	}
 	for _, q := range rd.dns {
 		all = append(all, pending{pkt: q.pkt, q: q})

@@ -665,3 +665,31 @@ func TestFailedConnections(t *testing.T) {
 		t.Errorf("err %v, errors by flow %q, want %q", res.err, got, want)
 	}
 }
+
+// TestClosedLeaveEarly: a closed connection is emitted shortly after it
+// closes even while an older connection stays open, so memory holds only
+// the open ones.
+func TestClosedLeaveEarly(t *testing.T) {
+	s := newSynth(t, linkEthernet)
+	a := s.dial("10.0.0.2:40050", "10.0.0.9:443")
+	a.handshake() // stays open
+	b := s.dial("10.0.0.2:40051", "10.0.0.9:443")
+	b.handshake()
+	b.close()
+	s.now = s.now.Add(closedLinger + time.Second)
+	c := s.dial("10.0.0.2:40052", "10.0.0.9:443")
+	c.seg(true, "S", nil, nil)
+	var order []string
+	err := read(context.Background(), bytes.NewReader(s.pcap(false, false)), func(f flow.Flow, _ []int) error {
+		order = append(order, f.Key)
+		return nil
+	}, nil)
+	want := []string{
+		"tcp:10.0.0.2:40051-10.0.0.9:443:4",  // swept when packet 10 came
+		"tcp:10.0.0.2:40050-10.0.0.9:443:1",  // at the end of the file
+		"tcp:10.0.0.2:40052-10.0.0.9:443:10", // at the end of the file
+	}
+	if err != nil || !reflect.DeepEqual(order, want) {
+		t.Errorf("err %v, order %q, want %q", err, order, want)
+	}
+}
