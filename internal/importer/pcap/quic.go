@@ -77,7 +77,13 @@ const maxQUICInitials = 8
 
 func (rd *reader) quicPacket(ts time.Time, p *packet, c *conn) {
 	if c == nil {
-		c = rd.newConn(makeKey(protoUDP, p.src, p.dst), p.src, p.dst, ts)
+		client, server := p.src, p.dst
+		if portRank(p.src.Port()) < portRank(p.dst.Port()) {
+			// The server's Initial, the client's missing from the
+			// capture.
+			client, server = server, client
+		}
+		c = rd.newConn(makeKey(protoUDP, p.src, p.dst), client, server, ts)
 		c.quic = &quicState{}
 	} else {
 		rd.touch(c, ts)
