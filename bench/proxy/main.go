@@ -474,6 +474,9 @@ func (b *bench) idleBreakdown(ctx context.Context, r route, paddr string) string
 		pr, err := readProc(r.pid)
 		m["VmRSS"] = pr.rssKiB << 10
 		m["fds"] = int64(pr.fds)
+		for k, v := range fdKinds(r.pid) {
+			m["fd:"+k] = int64(v)
+		}
 		return m, err
 	}
 	sleep(ctx, time.Second)
@@ -505,7 +508,13 @@ func (b *bench) idleBreakdown(ctx context.Context, r route, paddr string) string
 		fmt.Fprintf(&w, "  %-32s %7.2f KiB\n", k.label, float64(after[k.key]-before[k.key])/1024/n)
 	}
 	fmt.Fprintf(&w, "  %-32s %7.2f\n", "goroutines", float64(after["Goroutines"]-before["Goroutines"])/n)
-	fmt.Fprintf(&w, "  %-32s %7.2f\n", "file descriptors", float64(after["fds"]-before["fds"])/n)
+	fmt.Fprintf(&w, "  %-32s %7.2f", "file descriptors", float64(after["fds"]-before["fds"])/n)
+	for _, k := range []string{"socket", "pipe", "anon_inode", "file"} {
+		if d := after["fd:"+k] - before["fd:"+k]; d != 0 {
+			fmt.Fprintf(&w, "  (%s %.3f)", k, float64(d)/n)
+		}
+	}
+	w.WriteString("\n")
 	return w.String()
 }
 

@@ -320,3 +320,26 @@ func readProc(pid int) (procStats, error) {
 	}
 	return s, nil
 }
+
+// fdKinds counts a process's open descriptors by kind: socket, pipe,
+// anon_inode (epoll, eventfd) or file.
+func fdKinds(pid int) map[string]int {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	m := map[string]int{}
+	for _, e := range ents {
+		t, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		kind, _, _ := strings.Cut(t, ":")
+		if strings.HasPrefix(t, "/") {
+			kind = "file"
+		}
+		m[kind]++
+	}
+	return m
+}
