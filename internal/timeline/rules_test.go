@@ -152,11 +152,18 @@ func FuzzParseRules(f *testing.F) {
 		}
 		for _, m := range r.Milestones {
 			for _, mt := range m.Match {
-				for _, h := range mt.hosts {
-					h.match("a.b.example")
+				for i, h := range mt.hosts {
+					// A pattern without wildcards matches exactly itself.
+					name := strings.ToLower(strings.TrimSuffix(mt.Hosts[i], "."))
+					if !strings.Contains(name, "*") && !strings.ContainsAny(name, "[]?\\") && !h.match(name) {
+						t.Errorf("host pattern %q does not match itself", mt.Hosts[i])
+					}
 				}
 				for _, p := range mt.paths {
-					globMatch(p, "/a/b.exe")
+					// Every glob matches its own text ('*' matches "*").
+					if !globMatch(p, p) {
+						t.Errorf("path glob %q does not match itself", p)
+					}
 				}
 			}
 		}
