@@ -107,8 +107,9 @@ const headSize = 1 << 20
 //
 // It returns an error when the file cannot be opened, is of no supported
 // format, cannot be read at all (nothing emitted, every part skipped), when
-// emit fails, or when ctx is done. A file that breaks off part-way is not an error: Result says
-// where it stopped and the flows read before that were emitted.
+// emit fails, or when ctx is done. A file that breaks off part-way is not an
+// error: Result says where it stopped, and the flows read before that were
+// emitted.
 func ReadFile(ctx context.Context, path string, opt Options, emit func(flow.Flow) error) (Result, error) {
 	res := Result{File: path}
 	f, err := os.Open(path)
