@@ -3,9 +3,13 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"net"
 )
+
+// errBurstOver is never returned here: the copy runs to EOF or deadline.
+var errBurstOver = errors.New("burst over")
 
 // copyBurst copies src to dst until EOF, an error or src's read deadline,
 // through a pooled buffer (io.Copy would allocate one per call).

@@ -340,7 +340,7 @@ func (t *tunnel) pipe(dst, src net.Conn, n *atomic.Int64) error {
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, os.ErrDeadlineExceeded):
+		case errors.Is(err, os.ErrDeadlineExceeded), err == errBurstOver:
 			continue
 		default:
 			return err
