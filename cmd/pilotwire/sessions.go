@@ -234,7 +234,11 @@ func pickSession(all []timeline.Session, n int, client, where string) (timeline.
 	}
 	if n != 0 {
 		if n < 1 || n > len(all) {
-			return timeline.Session{}, usagef("--session %d: %s has sessions 1 to %d (see pilotwire sessions)", n, where, len(all))
+			have := fmt.Sprintf("sessions 1 to %d", len(all))
+			if len(all) == 1 {
+				have = "only session 1"
+			}
+			return timeline.Session{}, usagef("--session %d: %s has %s (see pilotwire sessions)", n, where, have)
 		}
 		s := all[n-1]
 		if client != "" && s.Client != client && s.Device != client {
