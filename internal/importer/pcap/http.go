@@ -13,11 +13,17 @@ import (
 
 // HTTP parser states.
 const (
-	hIdle   = iota // at the start of a message
-	hHeader        // collecting the header block
-	hBody          // skipping a body of known length
-	hResync        // lost the message boundary: wait for a segment that starts a message
+	hIdle      = iota // at the start of a message
+	hHeader           // collecting the header block
+	hBody             // skipping a body of known length
+	hChunkSize        // reading a chunk-size line of a chunked body
+	hChunkData        // skipping a chunk's data
+	hTrailer          // reading the trailer lines after the last chunk
+	hResync           // lost the message boundary: wait for a segment that starts a message
 )
+
+// maxChunkLine bounds a chunk-size or trailer line.
+const maxChunkLine = 4 << 10
 
 // maxHeader bounds the header block collected for one message.
 const maxHeader = 16 << 10
@@ -31,9 +37,67 @@ const maxQueued = 32
 type httpParser struct {
 	state int
 	buf   []byte
-	left  int64 // body bytes still to skip
-	start int64 // stream offset where the current message began
+	line  []byte // the chunk-size or trailer line being read
+	left  int64  // body (or chunk) bytes still to skip
+	start int64  // stream offset where the current message began
 	ts    time.Time
+}
+
+// skipBody consumes body bytes from data in the states hBody to hTrailer
+// and returns how many it used; the state is hIdle once the body has
+// ended. ok is false when a chunked body is malformed.
+func (p *httpParser) skipBody(data []byte) (used int, ok bool) {
+	for used < len(data) && p.state != hIdle {
+		rest := data[used:]
+		switch p.state {
+		case hBody, hChunkData:
+			n := min(int64(len(rest)), p.left)
+			p.left -= n
+			used += int(n)
+			if p.left == 0 {
+				if p.state == hBody {
+					p.state = hIdle
+				} else {
+					p.state = hChunkSize // the CRLF after the data reads as an empty line
+				}
+			}
+		case hChunkSize, hTrailer:
+			i := bytes.IndexByte(rest, '\n')
+			if i < 0 {
+				if len(p.line)+len(rest) > maxChunkLine {
+					return used, false
+				}
+				p.line = append(p.line, rest...)
+				return len(data), true
+			}
+			p.line = append(p.line, rest[:i]...)
+			used += i + 1
+			line := bytes.TrimSpace(p.line)
+			p.line = p.line[:0]
+			if p.state == hTrailer {
+				if len(line) == 0 {
+					p.state = hIdle
+				}
+				continue
+			}
+			if len(line) == 0 {
+				continue // the CRLF that ends a chunk's data
+			}
+			if j := bytes.IndexByte(line, ';'); j >= 0 {
+				line = bytes.TrimSpace(line[:j])
+			}
+			size, err := strconv.ParseInt(string(line), 16, 64)
+			if err != nil || size < 0 {
+				return used, false
+			}
+			if size == 0 {
+				p.state = hTrailer
+			} else {
+				p.state, p.left = hChunkData, size
+			}
+		}
+	}
+	return used, true
 }
 
 var methods = []string{"GET ", "POST ", "HEAD ", "PUT ", "DELETE ", "OPTIONS ", "CONNECT ", "PATCH ", "TRACE ",
@@ -196,24 +260,21 @@ func (rd *reader) requestData(c *conn, data []byte, off int64, ts time.Time) []b
 				p.state = hIdle
 				c.cmode = modeSniff
 				return data
+			case m.chunked:
+				p.state = hChunkSize
+				p.line = p.line[:0]
 			case m.contentLength > 0:
 				p.state, p.left = hBody, m.contentLength
-			case m.chunked:
-				p.state = hResync
-				return nil
 			default:
 				p.state = hIdle
 			}
-		case hBody:
-			n := int64(len(data))
-			if n > p.left {
-				n = p.left
+		default: // in a body
+			used, ok := p.skipBody(data)
+			if !ok {
+				p.state = hResync
+				return nil
 			}
-			p.left -= n
-			data, off = data[n:], off+n
-			if p.left == 0 {
-				p.state = hIdle
-			}
+			data, off = data[used:], off+int64(used)
 		}
 	}
 	return nil
@@ -285,28 +346,25 @@ func (rd *reader) serverData(c *conn, data []byte, off int64, ts time.Time) {
 			case status < 200, status == 204, status == 304, r != nil && r.method == "HEAD":
 			case r != nil && r.method == "CONNECT" && status < 300:
 				c.smodeHTTP = false
+			case m.chunked:
+				p.state = hChunkSize
+				p.line = p.line[:0]
 			case m.contentLength >= 0:
 				p.state, p.left = hBody, m.contentLength
 				if p.left == 0 {
 					p.state = hIdle
 				}
-			case m.chunked:
-				p.state = hResync
-				return
 			default:
 				// The body runs to the end of the connection.
 				c.smodeHTTP = false
 			}
-		case hBody:
-			n := int64(len(data))
-			if n > p.left {
-				n = p.left
+		default: // in a body
+			used, ok := p.skipBody(data)
+			if !ok {
+				p.state = hResync
+				return
 			}
-			p.left -= n
-			data, off = data[n:], off+n
-			if p.left == 0 {
-				p.state = hIdle
-			}
+			data, off = data[used:], off+int64(used)
 		}
 	}
 }

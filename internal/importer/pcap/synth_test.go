@@ -693,3 +693,33 @@ func TestClosedLeaveEarly(t *testing.T) {
 		t.Errorf("err %v, order %q, want %q", err, order, want)
 	}
 }
+
+// TestChunkedKeepAlive: chunked bodies in both directions are followed to
+// their end, so the next message is found even when it shares a segment
+// with the end of the previous one.
+func TestChunkedKeepAlive(t *testing.T) {
+	s := newSynth(t, linkEthernet)
+	c := s.dial("10.0.0.2:40060", "10.0.0.9:80")
+	c.handshake()
+	req1 := "POST /a HTTP/1.1\r\nHost: c.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+	req2 := "GET /b HTTP/1.1\r\nHost: c.example\r\n\r\n"
+	resp1 := "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n"
+	resp1b := "3\r\nxyz\r\n0\r\nTrailer: x\r\n\r\n"
+	resp2 := "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+	c.send(true, []byte(req1[:70]))
+	c.send(true, []byte(req1[70:]+req2)) // the end of one request and the next in one segment
+	c.send(false, []byte(resp1))
+	c.send(false, []byte(resp1b+resp2))
+	c.close()
+	res := readBytes(t, s.pcap(false, false))
+	if res.err != nil || len(res.flows) != 2 {
+		t.Fatalf("err %v, %d flows", res.err, len(res.flows))
+	}
+	a, b := res.flows[0].f, res.flows[1].f
+	if a.Method != "POST" || a.Status != 201 || a.BytesUp != int64(len(req1)) || a.BytesDown != int64(len(resp1+resp1b)) {
+		t.Errorf("first %+v", a)
+	}
+	if b.Method != "GET" || b.URL != "http://c.example/b" || b.Status != 404 || b.BytesUp != int64(len(req2)) || b.BytesDown != int64(len(resp2)) {
+		t.Errorf("second %+v", b)
+	}
+}
