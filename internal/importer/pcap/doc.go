@@ -16,15 +16,18 @@
 //     count once). Its Kind is tls when the client's first bytes are a TLS
 //     ClientHello (SNI, ALPN and the highest version offered, from
 //     supported_versions when present: "1.3", "1.2", "1.3-draft23"), and
-//     tcp otherwise.
+//     tcp otherwise. A SYN that got no answer, or a reset instead of a
+//     SYN-ACK, is said in Error.
 //   - A connection that carries HTTP/1.x gives one flow per request, not
 //     one per connection, because a request is what a reader of the
 //     timeline asks about: a keep-alive connection to a CDN may fetch a
 //     hundred files. Each request flow has the method, URL, Host and the
 //     response status; the connection's bytes are shared out by where
 //     each request and response begins in its stream (the first request
-//     also carries the handshake). Keys of the second and later requests
-//     end in "#n".
+//     also carries the handshake). Bodies are skipped by Content-Length or
+//     by following the chunked encoding, so the next message is found
+//     wherever it starts. Keys of the second and later requests end in
+//     "#n".
 //   - A CONNECT request seen on the wire (the client-to-proxy leg) is a
 //     connect flow for its target host and port, with the proxy's status
 //     and the SNI, ALPN and version of the ClientHello sent inside the
