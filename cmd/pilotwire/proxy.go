@@ -130,7 +130,9 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	if rec != nil {
 		recErr = rec.Close()
 		s := rec.Stats()
-		fmt.Fprintf(g.stderr, "pilotwire proxy: stopped; %d flows stored in %s\n", s.Written, g.store)
+		// Written counts writes: an open tunnel written again when it ends
+		// counts twice.
+		fmt.Fprintf(g.stderr, "pilotwire proxy: stopped; every flow stored in %s (%d writes in %d batches)\n", g.store, s.Written, s.Batches)
 	}
 	if serveErr != nil && !errors.Is(serveErr, proxy.ErrClosed) {
 		return fmt.Errorf("proxy: %w", serveErr)
