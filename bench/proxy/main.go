@@ -509,10 +509,14 @@ func (b *bench) idleBreakdown(ctx context.Context, r route, paddr string) string
 	}
 	fmt.Fprintf(&w, "  %-32s %7.2f\n", "goroutines", float64(after["Goroutines"]-before["Goroutines"])/n)
 	fmt.Fprintf(&w, "  %-32s %7.2f", "file descriptors", float64(after["fds"]-before["fds"])/n)
+	var kinds []string
 	for _, k := range []string{"socket", "pipe", "anon_inode", "file"} {
 		if d := after["fd:"+k] - before["fd:"+k]; d != 0 {
-			fmt.Fprintf(&w, "  (%s %.3f)", k, float64(d)/n)
+			kinds = append(kinds, fmt.Sprintf("%s %+d", k, d))
 		}
+	}
+	if len(kinds) > 0 {
+		fmt.Fprintf(&w, "   (in all: %s)", strings.Join(kinds, ", "))
 	}
 	w.WriteString("\n")
 	return w.String()
