@@ -72,15 +72,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	defer src.Close()
-	all, err := listSessions(ctx, src, gap)
-	if err != nil {
-		return err
-	}
-	s, err := pickSession(all, number, client, src.Name())
-	if err != nil {
-		return err
-	}
-	flows, err := sessionFlows(ctx, src, s)
+	s, flows, err := readSession(ctx, src, gap, number, client)
 	if err != nil {
 		return err
 	}

@@ -255,3 +255,48 @@ func TestReportFromCaptureFile(t *testing.T) {
 		t.Errorf("sessions %s: %v\n%s", path, err, out)
 	}
 }
+
+// TestReportSameStart: two devices whose sessions start at the same
+// instant are numbered by client; the report of each must hold its own
+// flows, whichever order the store returned them in.
+func TestReportSameStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pilotwire.db")
+	st, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	var flows []flow.Flow
+	for i, c := range []string{"10.0.0.9", "10.0.0.10"} {
+		for j := 0; j <= i; j++ { // 10.0.0.9 has 1 flow, 10.0.0.10 has 2
+			s := start.Add(time.Duration(j) * time.Second)
+			flows = append(flows, flow.Flow{Key: fmt.Sprintf("%s-%d", c, j), Start: s, End: s.Add(time.Second), Client: c,
+				Kind: flow.KindConnect, Host: "login.live.com", Port: 443, Source: flow.SourceProxy})
+		}
+	}
+	if err := st.PutFlows(t.Context(), flows); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	for _, tt := range []struct {
+		session, client string
+		flows           int
+	}{{"1", "10.0.0.10", 2}, {"2", "10.0.0.9", 1}} {
+		out, _, err := runCmd(t, "--store", path, "report", "--session", tt.session, "--format", "json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Session struct {
+				Client string `json:"client"`
+				Flows  int    `json:"flows"`
+			} `json:"session"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc.Session.Client != tt.client || doc.Session.Flows != tt.flows {
+			t.Errorf("session %s: %+v, want client %s with %d flows", tt.session, doc.Session, tt.client, tt.flows)
+		}
+	}
+}

@@ -29,6 +29,8 @@ type Session struct {
 	End   time.Time `json:"end"`
 	Flows int64     `json:"flows"`
 	Bytes int64     `json:"bytes"`
+
+	seq int // creation order in the Splitter
 }
 
 // Duration is End-Start.
@@ -46,6 +48,7 @@ func (s Session) Contains(f *flow.Flow) bool {
 // store.
 type Splitter struct {
 	gap  time.Duration
+	made int // sessions created so far
 	open map[splitKey]*Session // the latest session of each client and name
 	done []Session
 }
@@ -62,10 +65,14 @@ func NewSplitter(gap time.Duration) *Splitter {
 	return &Splitter{gap: gap, open: make(map[splitKey]*Session)}
 }
 
-// Add accounts for one flow. Flows must arrive in start order for the gap
-// rule to see the run as the device lived it; an out-of-order flow joins
-// the client's current session when it falls inside or just before it.
-func (sp *Splitter) Add(f *flow.Flow) {
+// Add accounts for one flow and returns the 0-based creation number of the
+// session it joined. Flows must arrive in start order for the gap rule to
+// see the run as the device lived it; an out-of-order flow joins the
+// client's current session when it falls inside or just before it. With
+// flows in start order, sessions are created in the order of their starts,
+// so the creation number is Number-1 unless two sessions start at the very
+// same instant (Sessions then orders them by client).
+func (sp *Splitter) Add(f *flow.Flow) int {
 	k := splitKey{f.Client, f.Session}
 	last := f.Start
 	if f.End.After(last) {
@@ -77,7 +84,8 @@ func (sp *Splitter) Add(f *flow.Flow) {
 		s = nil
 	}
 	if s == nil {
-		s = &Session{Client: f.Client, Name: f.Session, Start: f.Start, End: last}
+		s = &Session{Client: f.Client, Name: f.Session, Start: f.Start, End: last, seq: sp.made}
+		sp.made++
 		sp.open[k] = s
 	}
 	if f.Start.Before(s.Start) {
@@ -91,7 +99,12 @@ func (sp *Splitter) Add(f *flow.Flow) {
 	}
 	s.Flows++
 	s.Bytes += f.Bytes()
+	return s.seq
 }
+
+// Created is the creation number (see Add) of a session that Sessions
+// returned.
+func (s Session) Created() int { return s.seq }
 
 // Sessions returns every session seen so far, numbered, oldest first.
 func (sp *Splitter) Sessions() []Session {
