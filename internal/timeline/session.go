@@ -48,7 +48,7 @@ func (s Session) Contains(f *flow.Flow) bool {
 // store.
 type Splitter struct {
 	gap  time.Duration
-	made int // sessions created so far
+	made int                   // sessions created so far
 	open map[splitKey]*Session // the latest session of each client and name
 	done []Session
 }
