@@ -118,40 +118,37 @@ func (c *conn) openTunnel(req *http.Request, f *flow.Flow, up0, down0 int64) *tu
 // run relays the tunnel's bytes both ways, unchanged, while reading the
 // ClientHello as it passes; then it records the flow and closes the
 // connection. It runs on a goroutine of its own, so that the stack the
-// request parsing grew is not kept for the tunnel's lifetime.
+// request parsing grew is not kept for the tunnel's lifetime, and keeps
+// its own frames small (setup and teardown run in steps): the two parked
+// goroutines of an idle tunnel then fit in the minimum 2 KiB stacks.
 func (t *tunnel) run() {
-	c, p, f := t.c, t.c.p, t.f
-	defer p.forget(c)
-	defer c.close()
-	defer t.server.Close()
-	p.tunnels.Add(1)
-	defer p.tunnels.Add(-1)
-	step(func() { p.record(f) }) // open: visible while it lasts
-
+	step(t.opened)
 	downDone := make(chan struct{})
-	go func() {
-		defer close(downDone)
-		if len(t.early) > 0 {
-			n, err := c.nc.Write(t.early)
-			t.down.Add(int64(n))
-			t.early = nil
-			if err != nil {
-				t.end(endError, fmt.Errorf("writing to client: %w", err))
-				t.closeBoth()
-				return
-			}
-		}
-		err := t.pipe(c.nc, t.server, &t.down)
-		step(func() { t.finish(err, endServer, c.nc) })
-	}()
+	go t.relayDown(downDone)
+	t.relayUp()
+	<-downDone
+	step(t.closed)
+}
+
+// opened counts and records the open tunnel: visible while it lasts.
+func (t *tunnel) opened() {
+	t.c.p.tunnels.Add(1)
+	t.c.p.record(t.f)
+}
+
+// relayUp relays client to server, reading the ClientHello on the way.
+func (t *tunnel) relayUp() {
 	pending := t.pending
 	t.pending = nil
-	if t.readHello(f, pending) {
-		err := t.pipe(t.server, c.nc, &t.up)
+	if t.readHello(t.f, pending) {
+		err := t.pipe(t.server, t.c.nc, &t.up)
 		step(func() { t.finish(err, endClient, t.server) })
 	}
-	<-downDone
+}
 
+// closed records the ended tunnel and closes both connections.
+func (t *tunnel) closed() {
+	c, p, f := t.c, t.c.p, t.f
 	t.mu.Lock()
 	f.Reason, f.Error = t.reason, t.err
 	t.mu.Unlock()
@@ -159,6 +156,35 @@ func (t *tunnel) run() {
 	f.BytesDown = t.down.Load()
 	f.End = time.Now()
 	p.record(f)
+	t.server.Close()
+	c.close()
+	p.tunnels.Add(-1)
+	p.forget(c)
+}
+
+// relayDown relays server to client until that direction ends, then
+// closes done.
+func (t *tunnel) relayDown(done chan struct{}) {
+	if len(t.early) > 0 {
+		var err error
+		step(func() {
+			var n int
+			n, err = t.c.nc.Write(t.early)
+			t.down.Add(int64(n))
+			t.early = nil
+			if err != nil {
+				t.end(endError, fmt.Errorf("writing to client: %w", err))
+				t.closeBoth()
+			}
+		})
+		if err != nil {
+			close(done)
+			return
+		}
+	}
+	err := t.pipe(t.c.nc, t.server, &t.down)
+	step(func() { t.finish(err, endServer, t.c.nc) })
+	close(done)
 }
 
 // finish handles the end of one direction: at EOF, pass the half-close on
