@@ -38,7 +38,7 @@ type conn struct {
 	local  netip.AddrPort
 	user   string // Basic-auth user name once authenticated
 	reqs   int
-	linger bool // an error answer was sent: close gently
+	linger bool    // an error answer was sent: close gently
 	opened *tunnel // a tunnel serveOne opened, for serve to run
 
 	mu     sync.Mutex

@@ -34,11 +34,11 @@ type tunnel struct {
 	c       *conn
 	server  net.Conn
 	f       *flow.Flow
-	pending []byte // client bytes read with the CONNECT head
-	early   []byte // server bytes read with the upstream proxy's answer
+	pending []byte       // client bytes read with the CONNECT head
+	early   []byte       // server bytes read with the upstream proxy's answer
 	up      atomic.Int64 // client → server payload bytes
-	down   atomic.Int64 // server → client payload bytes
-	last   atomic.Int64 // time of the last byte either way, Unix ns
+	down    atomic.Int64 // server → client payload bytes
+	last    atomic.Int64 // time of the last byte either way, Unix ns
 
 	mu     sync.Mutex
 	reason string
