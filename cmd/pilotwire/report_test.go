@@ -218,23 +218,7 @@ func TestReportCommandErrors(t *testing.T) {
 // TestReportFromCaptureFile: a capture file reports without any store. The
 // seed's run written as a Squid access.log gives the same milestones.
 func TestReportFromCaptureFile(t *testing.T) {
-	var log strings.Builder
-	for _, f := range seedFlows(t) {
-		target := f.URL
-		if f.Kind == flow.KindConnect {
-			target = fmt.Sprintf("%s:%d", f.Host, f.Port)
-		}
-		code := "TCP_MISS"
-		if f.Decision == flow.DecisionDenied {
-			code = "TCP_DENIED"
-		}
-		fmt.Fprintf(&log, "%d.%03d %6d %s %s/%d %d %s %s - HIER_DIRECT/203.0.113.7 -\n", f.End.Unix(), f.End.Nanosecond()/1e6,
-			f.End.Sub(f.Start).Milliseconds(), f.Client, code, f.Status, f.BytesDown, f.Method, target)
-	}
-	path := filepath.Join(t.TempDir(), "access.log")
-	if err := os.WriteFile(path, []byte(log.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := seedExample
 	noStore := filepath.Join(t.TempDir(), "never-created.db")
 	out, _, err := runCmd(t, "--store", noStore, "report", path, "--t0", "-10s")
 	if err != nil {
