@@ -44,7 +44,11 @@ func (p *Proxy) dialTarget(ctx context.Context, host string, port int) (net.Conn
 	var refused string
 	var errs []error
 	for _, a := range addrs {
-		if r := targetRefusal(a, p.AllowPrivateTargets); r != "" {
+		r := targetRefusal(a, p.AllowPrivateTargets)
+		if r == "" && p.isSelf(netip.AddrPortFrom(a.Unmap(), uint16(port))) {
+			r = fmt.Sprintf("target %s is this proxy (a loop)", netip.AddrPortFrom(a.Unmap(), uint16(port)))
+		}
+		if r != "" {
 			if refused == "" {
 				refused = r
 			}
@@ -67,6 +71,43 @@ func (p *Proxy) dialTarget(ctx context.Context, host string, port int) (net.Conn
 
 // dialAddr dials addr, an "ip:port"; check says whether to apply the
 // target rules to the socket's address too.
+// isSelf reports whether ap is one of the proxy's own listening
+// addresses: forwarding there would loop until the connection limit.
+func (p *Proxy) isSelf(ap netip.AddrPort) bool {
+	p.mu.Lock()
+	var wild bool
+	for ln := range p.listeners {
+		lap := addrPort(ln.Addr())
+		if lap.Port() != ap.Port() {
+			continue
+		}
+		if lap.Addr() == ap.Addr() {
+			p.mu.Unlock()
+			return true
+		}
+		wild = wild || lap.Addr().IsUnspecified()
+	}
+	p.mu.Unlock()
+	if !wild {
+		return false
+	}
+	if ap.Addr().IsLoopback() || ap.Addr().IsUnspecified() {
+		return true
+	}
+	ifaddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ia := range ifaddrs {
+		if pn, ok := ia.(*net.IPNet); ok {
+			if a, ok := netip.AddrFromSlice(pn.IP); ok && a.Unmap() == ap.Addr() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (p *Proxy) dialAddr(ctx context.Context, addr string, check bool) (net.Conn, error) {
 	if p.Dial != nil {
 		return p.Dial(ctx, "tcp", addr)

@@ -410,6 +410,11 @@ func TestRefusedTargets(t *testing.T) {
 	if !strings.HasPrefix(out, "HTTP/1.1 403 ") {
 		t.Errorf("metadata with private targets allowed: %q", out)
 	}
+	// Nor may the proxy forward to itself.
+	out = e2.rawRequest("GET http://" + e2.addr + "/proxy.pac HTTP/1.1\r\nHost: x\r\n\r\n")
+	if !strings.HasPrefix(out, "HTTP/1.1 403 ") || !strings.Contains(out, "is this proxy (a loop)") {
+		t.Errorf("loop: %q", out)
+	}
 }
 
 func TestAuth(t *testing.T) {
