@@ -265,8 +265,9 @@ func statusHandler(p *proxy.Proxy, rec *flow.Recorder, store string, recording b
 		fmt.Fprintf(w, "requests          %d\n", s.Requests)
 		if recording && rec != nil {
 			rs := rec.Stats()
-			fmt.Fprintf(w, "flows recorded    %d\n", s.Flows)
-			fmt.Fprintf(w, "flows stored      %d (in %d batches, %d failed)\n", rs.Written, rs.Batches, rs.Errors)
+			// A tunnel is recorded when it opens and again when it ends.
+			fmt.Fprintf(w, "flow records      %d (tunnels count at open and at end)\n", s.Flows)
+			fmt.Fprintf(w, "flow writes       %d (in %d batches, %d failed)\n", rs.Written, rs.Batches, rs.Errors)
 			fmt.Fprintf(w, "store             %s\n", store)
 		} else {
 			fmt.Fprintf(w, "flows             not recorded (--record=false)\n")
