@@ -7,6 +7,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -40,6 +41,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
+	q.Add("_pragma", "cache_size(-65536)")
+	q.Add("_pragma", "wal_autocheckpoint(16384)")
+	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
@@ -114,10 +118,11 @@ const upsert = `INSERT INTO flows (key, start_ns, start_tz, end_ns, client, clie
 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT(key) DO UPDATE SET start_ns=excluded.start_ns, start_tz=excluded.start_tz, end_ns=excluded.end_ns, client=excluded.client, client_port=excluded.client_port, device=excluded.device, session=excluded.session, source=excluded.source, source_file=excluded.source_file, kind=excluded.kind, method=excluded.method, scheme=excluded.scheme, host=excluded.host, port=excluded.port, url=excluded.url, status=excluded.status, bytes_up=excluded.bytes_up, bytes_down=excluded.bytes_down, sni=excluded.sni, alpn=excluded.alpn, tls_version=excluded.tls_version, error=excluded.error, decision=excluded.decision, reason=excluded.reason, note=excluded.note`
 
-// putChunk is how many flows one INSERT statement carries (26 variables
-// each, well under SQLite's limit of 32766). Multi-row statements cut the
-// per-row cost of bulk imports by about a third.
-const putChunk = 100
+// putChunk is how many flows one INSERT statement carries. One: a statement
+// of several rows that may fail half way needs a statement journal (a copy
+// of every page it changes), which cost more than the per-statement
+// overhead it saves once the driver is called directly (see PutFlows).
+const putChunk = 1
 
 // upsertN returns the upsert statement for n rows.
 func upsertN(n int) string {
@@ -126,9 +131,19 @@ func upsertN(n int) string {
 	return head + "VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",") + tail
 }
 
+// putColumns is how many values one flow binds in the upsert.
+const putColumns = 26
+
 // PutFlows writes flows in one transaction, replacing stored flows with the
-// same Key. Flows go in statements of up to putChunk rows; a later flow with
-// the same Key as an earlier one in the same call wins, as row by row.
+// same Key; a later flow with the same Key as an earlier one in the same
+// call wins, as row by row.
+//
+// Bulk imports spend their time here, so PutFlows talks to the driver
+// directly (database/sql/driver through sql.Conn.Raw): one prepared
+// statement, one reused argument slice, no conversion of each argument by
+// database/sql. The driver gets a context without a Done channel, which
+// spares a watcher goroutine per statement; ctx is checked between rows
+// instead.
 func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 	if len(flows) == 0 {
 		return nil
@@ -138,46 +153,106 @@ func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 			return fmt.Errorf("put flows: flow %d has no key", i)
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("put flows: %w", err)
 	}
-	defer tx.Rollback()
-	var full *sql.Stmt
-	args := make([]any, 0, 26*min(len(flows), putChunk))
-	for start := 0; start < len(flows); start += putChunk {
-		chunk := flows[start:min(start+putChunk, len(flows))]
-		args = args[:0]
-		for i := range chunk {
-			f := &chunk[i]
-			_, tz := f.Start.Zone()
-			var end any
-			if !f.End.IsZero() {
-				end = f.End.UnixNano()
-			}
-			args = append(args, f.Key, f.Start.UnixNano(), tz, end, f.Client, f.ClientPort, f.Device, f.Session,
-				string(f.Source), f.SourceFile, string(f.Kind), f.Method, f.Scheme, f.Host, f.Port, f.URL, f.Status,
-				f.BytesUp, f.BytesDown, f.SNI, f.ALPN, f.TLSVersion, f.Error, string(f.Decision), f.Reason, f.Note)
-		}
-		if len(chunk) == putChunk {
-			if full == nil {
-				if full, err = tx.PrepareContext(ctx, upsertN(putChunk)); err != nil {
-					return fmt.Errorf("put flows: %w", err)
-				}
-				defer full.Close()
-			}
-			_, err = full.ExecContext(ctx, args...)
-		} else {
-			_, err = tx.ExecContext(ctx, upsertN(len(chunk)), args...)
-		}
-		if err != nil {
-			return fmt.Errorf("put flows: flows %s … %s: %w", chunk[0].Key, chunk[len(chunk)-1].Key, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error { return putFlows(ctx, dc, flows) })
+	if err != nil {
 		return fmt.Errorf("put flows: %w", err)
 	}
 	return nil
+}
+
+// putFlows writes flows through the driver connection dc.
+func putFlows(ctx context.Context, dc any, flows []flow.Flow) (err error) {
+	bg := context.Background()
+	beginner, ok1 := dc.(driver.ConnBeginTx)
+	preparer, ok2 := dc.(driver.ConnPrepareContext)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("driver %T cannot begin transactions or prepare statements with a context", dc)
+	}
+	tx, err := beginner.BeginTx(bg, driver.TxOptions{})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	stmts := map[int]driver.StmtExecContext{}
+	defer func() {
+		for _, st := range stmts {
+			st.(driver.Stmt).Close()
+		}
+	}()
+	args := make([]driver.NamedValue, putColumns*min(len(flows), putChunk))
+	for i := range args {
+		args[i].Ordinal = i + 1
+	}
+	for start := 0; start < len(flows); start += putChunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		chunk := flows[start:min(start+putChunk, len(flows))]
+		st := stmts[len(chunk)]
+		if st == nil {
+			ps, err := preparer.PrepareContext(bg, upsertN(len(chunk)))
+			if err != nil {
+				return err
+			}
+			if st, ok1 = ps.(driver.StmtExecContext); !ok1 {
+				ps.Close()
+				return fmt.Errorf("driver statement %T cannot execute with a context", ps)
+			}
+			stmts[len(chunk)] = st
+		}
+		a := args[:putColumns*len(chunk)]
+		for i := range chunk {
+			bindFlow(a[i*putColumns:(i+1)*putColumns], &chunk[i])
+		}
+		if _, err := st.ExecContext(bg, a); err != nil {
+			return fmt.Errorf("flows %s … %s: %w", chunk[0].Key, chunk[len(chunk)-1].Key, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// bindFlow sets the values of f's upsert arguments, in the order of upsert.
+func bindFlow(a []driver.NamedValue, f *flow.Flow) {
+	_, tz := f.Start.Zone()
+	var end driver.Value
+	if !f.End.IsZero() {
+		end = f.End.UnixNano()
+	}
+	a[0].Value = f.Key
+	a[1].Value = f.Start.UnixNano()
+	a[2].Value = int64(tz)
+	a[3].Value = end
+	a[4].Value = f.Client
+	a[5].Value = int64(f.ClientPort)
+	a[6].Value = f.Device
+	a[7].Value = f.Session
+	a[8].Value = string(f.Source)
+	a[9].Value = f.SourceFile
+	a[10].Value = string(f.Kind)
+	a[11].Value = f.Method
+	a[12].Value = f.Scheme
+	a[13].Value = f.Host
+	a[14].Value = int64(f.Port)
+	a[15].Value = f.URL
+	a[16].Value = int64(f.Status)
+	a[17].Value = f.BytesUp
+	a[18].Value = f.BytesDown
+	a[19].Value = f.SNI
+	a[20].Value = f.ALPN
+	a[21].Value = f.TLSVersion
+	a[22].Value = f.Error
+	a[23].Value = string(f.Decision)
+	a[24].Value = f.Reason
+	a[25].Value = f.Note
 }
 
 // where turns a filter into a WHERE clause and its arguments.
@@ -282,10 +357,16 @@ func (s *DB) CountFlows(ctx context.Context, f flow.Filter) (int64, error) {
 // Clients summarises each client, newest activity first.
 func (s *DB) Clients(ctx context.Context, f flow.Filter) ([]flow.ClientSummary, error) {
 	w, args := where(f)
-	q := `SELECT client,
-		COALESCE((SELECT device FROM flows d WHERE d.client = f.client AND d.device != '' ORDER BY d.start_ns DESC LIMIT 1), ''),
-		MIN(start_ns), MAX(COALESCE(end_ns, start_ns)), COUNT(*), SUM(bytes_up + bytes_down)
-		FROM flows f` + w + ` GROUP BY client ORDER BY MAX(COALESCE(end_ns, start_ns)) DESC`
+	// The newest device label of each client (of all its flows, selected
+	// or not) comes from a second grouping, not from a subquery per client,
+	// which without an index on client would scan every flow once per
+	// client. SQLite gives the bare columns of an aggregate query with
+	// MAX() the values of the row that holds the maximum.
+	q := `SELECT a.client, COALESCE(d.device, ''), a.first, a.last, a.n, a.bytes FROM
+		(SELECT client, MIN(start_ns) AS first, MAX(COALESCE(end_ns, start_ns)) AS last, COUNT(*) AS n,
+			SUM(bytes_up + bytes_down) AS bytes FROM flows` + w + ` GROUP BY client) a
+		LEFT JOIN (SELECT client, device, MAX(start_ns) FROM flows WHERE device != '' GROUP BY client) d ON d.client = a.client
+		ORDER BY a.last DESC`
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
