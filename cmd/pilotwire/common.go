@@ -60,8 +60,3 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
-// notYet is what a command that is not built yet says.
-func notYet(_ io.Writer, cmd string) error {
-	return fmt.Errorf("%s is not available in this build yet", cmd)
-}
