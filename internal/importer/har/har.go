@@ -22,12 +22,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/jsontok"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/target"
 )
 
 // entry is the part of a HAR entry pilotwire uses.
@@ -81,33 +82,33 @@ func Read(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip fun
 		}
 		return fmt.Errorf("offset %#x: %w", dec.InputOffset(), err)
 	}
-	if err := expectDelim(dec, '{'); err != nil {
+	if err := jsontok.ExpectDelim(dec, '{'); err != nil {
 		return at(fmt.Errorf("not a HAR file: %w", err))
 	}
 	// Top level: find "log".
 	found := false
 	for dec.More() {
-		key, err := objectKey(dec)
+		key, err := jsontok.ObjectKey(dec)
 		if err != nil {
 			return at(err)
 		}
 		if key != "log" {
-			if err := skipValue(dec); err != nil {
+			if err := jsontok.SkipValue(dec); err != nil {
 				return at(err)
 			}
 			continue
 		}
 		found = true
-		if err := expectDelim(dec, '{'); err != nil {
+		if err := jsontok.ExpectDelim(dec, '{'); err != nil {
 			return at(fmt.Errorf("log: %w", err))
 		}
 		for dec.More() {
-			key, err := objectKey(dec)
+			key, err := jsontok.ObjectKey(dec)
 			if err != nil {
 				return at(fmt.Errorf("log: %w", err))
 			}
 			if key != "entries" {
-				if err := skipValue(dec); err != nil {
+				if err := jsontok.SkipValue(dec); err != nil {
 					return at(fmt.Errorf("log.%s: %w", key, err))
 				}
 				continue
@@ -127,7 +128,7 @@ func Read(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip fun
 }
 
 func readEntries(ctx context.Context, dec *json.Decoder, emit func(flow.Flow) error, skip func(string, error)) error {
-	if err := expectDelim(dec, '['); err != nil {
+	if err := jsontok.ExpectDelim(dec, '['); err != nil {
 		return fmt.Errorf("log.entries at offset %#x: %w", dec.InputOffset(), err)
 	}
 	n := 0
@@ -261,41 +262,10 @@ func setTarget(f *flow.Flow, raw string) error {
 		return errors.New("request has no url")
 	}
 	if f.Method == "CONNECT" {
-		f.Kind = flow.KindConnect
-		authority := raw
-		if i := strings.Index(authority, "://"); i >= 0 {
-			authority = authority[i+3:]
-		}
-		authority = strings.TrimSuffix(authority, "/")
-		host, port, err := net.SplitHostPort(authority)
-		if err != nil {
-			host, port = authority, "443"
-		}
-		f.Host = strings.ToLower(strings.Trim(host, "[]"))
-		f.Port, _ = strconv.Atoi(port)
+		target.SetConnect(f, raw)
 		return nil
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("request url %q: %w", clip(raw), err)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("request url %q has no host", clip(raw))
-	}
-	f.URL = raw
-	f.Scheme = strings.ToLower(u.Scheme)
-	f.Host = strings.ToLower(u.Hostname())
-	if p := u.Port(); p != "" {
-		f.Port, _ = strconv.Atoi(p)
-	} else {
-		switch f.Scheme {
-		case "https", "wss":
-			f.Port = 443
-		case "http", "ws":
-			f.Port = 80
-		}
-	}
-	return nil
+	return target.SetURL(f, raw)
 }
 
 // parseTime reads an ISO 8601 time, keeping its zone offset.
@@ -308,50 +278,6 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, errors.New("not an ISO 8601 time")
 }
 
-func expectDelim(dec *json.Decoder, want json.Delim) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != want {
-		return fmt.Errorf("found %v where %q was expected", tok, string(want))
-	}
-	return nil
-}
-
-func objectKey(dec *json.Decoder) (string, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return "", err
-	}
-	k, ok := tok.(string)
-	if !ok {
-		return "", fmt.Errorf("found %v where an object key was expected", tok)
-	}
-	return k, nil
-}
-
-// skipValue consumes the next value token by token, so a large skipped
-// value (pages, a comment) is not buffered whole.
-func skipValue(dec *json.Decoder) error {
-	depth := 0
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			depth++
-		case json.Delim('}'), json.Delim(']'):
-			depth--
-		}
-		if depth == 0 {
-			return nil
-		}
-	}
-}
-
 func nonNeg(n int64) int64 { return max(n, 0) }
 
 func firstNonEmpty(s ...string) string {
@@ -361,11 +287,4 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
 }

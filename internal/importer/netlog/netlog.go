@@ -24,13 +24,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/jsontok"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/target"
 )
 
 // The event types the reader uses; the numbers come from the file.
@@ -95,13 +96,13 @@ func Read(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip fun
 		}
 		return fmt.Errorf("offset %#x: %w", dec.InputOffset(), err)
 	}
-	if err := expectDelim(dec, '{'); err != nil {
+	if err := jsontok.ExpectDelim(dec, '{'); err != nil {
 		return at(fmt.Errorf("not a net-log: %w", err))
 	}
 	rd := &reader{open: map[int64]*job{}, emit: emit}
 	sawEvents := false
 	for dec.More() {
-		key, err := objectKey(dec)
+		key, err := jsontok.ObjectKey(dec)
 		if err != nil {
 			return at(err)
 		}
@@ -126,7 +127,7 @@ func Read(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip fun
 				return err
 			}
 		default:
-			if err := skipValue(dec); err != nil {
+			if err := jsontok.SkipValue(dec); err != nil {
 				return at(fmt.Errorf("%s: %w", key, err))
 			}
 		}
@@ -164,7 +165,7 @@ func (rd *reader) setConstants(c *constants) error {
 }
 
 func (rd *reader) readEvents(ctx context.Context, dec *json.Decoder, skip func(string, error)) error {
-	if err := expectDelim(dec, '['); err != nil {
+	if err := jsontok.ExpectDelim(dec, '['); err != nil {
 		return fmt.Errorf("events at offset %#x: %w", dec.InputOffset(), err)
 	}
 	n := 0
@@ -372,64 +373,7 @@ func statusOf(line string) int {
 }
 
 func setTarget(f *flow.Flow, raw string) {
-	f.URL = raw
-	u, err := url.Parse(raw)
-	if err != nil {
-		return
-	}
-	f.Scheme = strings.ToLower(u.Scheme)
-	f.Host = strings.ToLower(u.Hostname())
-	if p, err := strconv.Atoi(u.Port()); err == nil {
-		f.Port = p
-	} else {
-		switch f.Scheme {
-		case "https", "wss":
-			f.Port = 443
-		case "http", "ws":
-			f.Port = 80
-		}
-	}
-}
-
-func expectDelim(dec *json.Decoder, want json.Delim) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != want {
-		return fmt.Errorf("found %v where %q was expected", tok, string(want))
-	}
-	return nil
-}
-
-func objectKey(dec *json.Decoder) (string, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return "", err
-	}
-	k, ok := tok.(string)
-	if !ok {
-		return "", fmt.Errorf("found %v where an object key was expected", tok)
-	}
-	return k, nil
-}
-
-// skipValue consumes the next value token by token.
-func skipValue(dec *json.Decoder) error {
-	depth := 0
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			depth++
-		case json.Delim('}'), json.Delim(']'):
-			depth--
-		}
-		if depth == 0 {
-			return nil
-		}
+	if err := target.SetURL(f, raw); err != nil {
+		f.URL = raw // keep what the log said, even when it is not a URL
 	}
 }

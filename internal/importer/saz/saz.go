@@ -31,14 +31,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/target"
 )
 
 const (
@@ -281,7 +280,7 @@ func (s *session) flow(skip func(string, error)) (flow.Flow, *whereErr) {
 			respHdr = hdr
 			f.Status = statusOf(statusLine)
 			if f.Status == 0 {
-				skip(s.respName, fmt.Errorf("status line %q has no status", clip(statusLine)))
+				skip(s.respName, fmt.Errorf("status line %q has no status", target.Clip(statusLine)))
 			}
 		}
 		f.BytesDown = s.resp.size
@@ -347,40 +346,26 @@ func readHead(zf *member) (string, map[string]string, error) {
 func setRequest(f *flow.Flow, line string, hdr map[string]string) error {
 	parts := strings.Fields(line)
 	if len(parts) < 2 {
-		return fmt.Errorf("request line %q is not METHOD TARGET [VERSION]", clip(line))
+		return fmt.Errorf("request line %q is not METHOD TARGET [VERSION]", target.Clip(line))
 	}
 	f.Method = strings.ToUpper(parts[0])
-	target := parts[1]
+	tgt := parts[1]
 	if f.Method == "CONNECT" {
-		f.Kind = flow.KindConnect
-		host, port, err := net.SplitHostPort(target)
-		if err != nil {
-			host, port = target, "443"
-		}
-		f.Host = strings.ToLower(strings.Trim(host, "[]"))
-		f.Port, _ = strconv.Atoi(port)
+		target.SetConnect(f, tgt)
 		return nil
 	}
-	if strings.HasPrefix(target, "/") {
+	if strings.HasPrefix(tgt, "/") {
 		// Origin form: the host is in the Host header.
 		h := hdr["host"]
 		if h == "" {
-			return fmt.Errorf("request line %q has a path but no Host header", clip(line))
+			return fmt.Errorf("request line %q has a path but no Host header", target.Clip(line))
 		}
-		target = "http://" + h + target
+		tgt = "http://" + h + tgt
 	}
-	u, err := url.Parse(target)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("request target %q is not a URL", clip(target))
+	if err := target.SetURL(f, tgt); err != nil {
+		return fmt.Errorf("request target %q is not a URL", target.Clip(tgt))
 	}
-	f.URL = target
-	f.Scheme = strings.ToLower(u.Scheme)
-	f.Host = strings.ToLower(u.Hostname())
-	if p, err := strconv.Atoi(u.Port()); err == nil {
-		f.Port = p
-	} else if f.Scheme == "https" || f.Scheme == "wss" {
-		f.Port = 443
-	} else {
+	if f.Port == 0 {
 		f.Port = 80
 	}
 	return nil
@@ -507,11 +492,4 @@ func tlsVersion(v string) string {
 		return "ssl3"
 	}
 	return v
-}
-
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
 }
