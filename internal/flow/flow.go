@@ -122,6 +122,11 @@ type Filter struct {
 	Limit   int       // at most this many flows; 0 means no limit
 	// Newest returns the newest flows first instead of the oldest.
 	Newest bool
+	// Brief asks only for the fields that splitting flows into sessions
+	// needs: ID, Start, End, Client, Device, Session, BytesUp and
+	// BytesDown; the others may be left zero, which lets a store read
+	// less. A store may ignore Brief and fill every field.
+	Brief bool
 }
 
 // ClientSummary is what a Store knows of one client without interpreting

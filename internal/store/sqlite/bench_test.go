@@ -142,3 +142,27 @@ func BenchmarkFlowsRead(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*readRows)/b.Elapsed().Seconds(), "flows/s")
 }
+
+// BenchmarkFlowsReadBrief streams a million flows with Filter.Brief, as the
+// sessions listing can.
+func BenchmarkFlowsReadBrief(b *testing.B) {
+	db := openFilled(b)
+	defer db.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		var bytes int64
+		if err := db.Flows(ctx, flow.Filter{Brief: true}, func(f flow.Flow) error {
+			n++
+			bytes += f.Bytes()
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		if n != readRows {
+			b.Fatalf("read %d flows, want %d", n, readRows)
+		}
+	}
+	b.ReportMetric(float64(b.N*readRows)/b.Elapsed().Seconds(), "flows/s")
+}

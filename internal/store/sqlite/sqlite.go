@@ -10,6 +10,7 @@ import (
 	"database/sql/driver"
 	"embed"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"sort"
@@ -295,53 +296,188 @@ func where(f flow.Filter) (string, []any) {
 }
 
 // Flows calls fn for each selected flow, in start order.
+//
+// A report reads a million flows through here, so Flows reads rows from the
+// driver directly (database/sql/driver through sql.Conn.Raw) into one
+// reused slice of values, instead of through Rows.Scan, and makes each
+// zone's *time.Location once per call instead of once per flow.
 func (s *DB) Flows(ctx context.Context, f flow.Filter, fn func(flow.Flow) error) error {
 	w, args := where(f)
 	order := " ORDER BY start_ns, id"
 	if f.Newest {
 		order = " ORDER BY start_ns DESC, id DESC"
 	}
-	q := `SELECT ` + columns + ` FROM flows` + w + order
+	cols := columns
+	if f.Brief {
+		cols = briefColumns
+	}
+	q := `SELECT ` + cols + ` FROM flows` + w + order
 	if f.Limit > 0 {
 		q += ` LIMIT ?`
 		args = append(args, f.Limit)
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("read flows: %w", err)
 	}
+	defer conn.Close()
+	var fnErr error
+	err = conn.Raw(func(dc any) error {
+		return readFlows(ctx, dc, q, args, f.Brief, func(fl flow.Flow) error {
+			fnErr = fn(fl)
+			return fnErr
+		})
+	})
+	switch {
+	case err == nil:
+		return nil
+	case fnErr != nil:
+		return fnErr // fn's own error, as it gave it
+	}
+	return fmt.Errorf("read flows: %w", err)
+}
+
+// briefColumns are the columns a Brief read selects.
+const briefColumns = `id, start_ns, start_tz, end_ns, client, device, session, bytes_up, bytes_down`
+
+// readFlows runs the query q through the driver connection dc and calls fn
+// for each flow, stopping at fn's first error. q selects columns, or
+// briefColumns when brief is set.
+func readFlows(ctx context.Context, dc any, q string, args []any, brief bool, fn func(flow.Flow) error) error {
+	bg := context.Background()
+	preparer, ok := dc.(driver.ConnPrepareContext)
+	if !ok {
+		return fmt.Errorf("driver %T cannot prepare statements with a context", dc)
+	}
+	ps, err := preparer.PrepareContext(bg, q)
+	if err != nil {
+		return err
+	}
+	defer ps.Close()
+	st, ok := ps.(driver.StmtQueryContext)
+	if !ok {
+		return fmt.Errorf("driver statement %T cannot query with a context", ps)
+	}
+	nargs := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		nargs[i] = driver.NamedValue{Ordinal: i + 1, Value: driverValue(a)}
+	}
+	rows, err := st.QueryContext(bg, nargs)
+	if err != nil {
+		return err
+	}
 	defer rows.Close()
-	for rows.Next() {
+	var (
+		dest  = make([]driver.Value, 27)
+		zones = zoneCache{}
+	)
+	if brief {
+		dest = dest[:9]
+	}
+	for n := 0; ; n++ {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err := rows.Next(dest); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
 		var fl flow.Flow
-		var startNS, tz int64
-		var endNS sql.NullInt64
-		var source, kind, decision string
-		if err := rows.Scan(&fl.ID, &fl.Key, &startNS, &tz, &endNS, &fl.Client, &fl.ClientPort, &fl.Device, &fl.Session,
-			&source, &fl.SourceFile, &kind, &fl.Method, &fl.Scheme, &fl.Host, &fl.Port, &fl.URL, &fl.Status,
-			&fl.BytesUp, &fl.BytesDown, &fl.SNI, &fl.ALPN, &fl.TLSVersion, &fl.Error, &decision, &fl.Reason, &fl.Note); err != nil {
-			return fmt.Errorf("read flows: %w", err)
+		if brief {
+			fl.ID = asInt(dest[0])
+			loc := zones.get(asInt(dest[2]))
+			fl.Start = time.Unix(0, asInt(dest[1])).In(loc)
+			if dest[3] != nil {
+				fl.End = time.Unix(0, asInt(dest[3])).In(loc)
+			}
+			fl.Client = asString(dest[4])
+			fl.Device = asString(dest[5])
+			fl.Session = asString(dest[6])
+			fl.BytesUp = asInt(dest[7])
+			fl.BytesDown = asInt(dest[8])
+			if err := fn(fl); err != nil {
+				return err
+			}
+			continue
 		}
-		loc := zone(tz)
-		fl.Start = time.Unix(0, startNS).In(loc)
-		if endNS.Valid {
-			fl.End = time.Unix(0, endNS.Int64).In(loc)
+		fl.ID = asInt(dest[0])
+		fl.Key = asString(dest[1])
+		loc := zones.get(asInt(dest[3]))
+		fl.Start = time.Unix(0, asInt(dest[2])).In(loc)
+		if dest[4] != nil {
+			fl.End = time.Unix(0, asInt(dest[4])).In(loc)
 		}
-		fl.Source, fl.Kind, fl.Decision = flow.Source(source), flow.Kind(kind), flow.Decision(decision)
+		fl.Client = asString(dest[5])
+		fl.ClientPort = int(asInt(dest[6]))
+		fl.Device = asString(dest[7])
+		fl.Session = asString(dest[8])
+		fl.Source = flow.Source(asString(dest[9]))
+		fl.SourceFile = asString(dest[10])
+		fl.Kind = flow.Kind(asString(dest[11]))
+		fl.Method = asString(dest[12])
+		fl.Scheme = asString(dest[13])
+		fl.Host = asString(dest[14])
+		fl.Port = int(asInt(dest[15]))
+		fl.URL = asString(dest[16])
+		fl.Status = int(asInt(dest[17]))
+		fl.BytesUp = asInt(dest[18])
+		fl.BytesDown = asInt(dest[19])
+		fl.SNI = asString(dest[20])
+		fl.ALPN = asString(dest[21])
+		fl.TLSVersion = asString(dest[22])
+		fl.Error = asString(dest[23])
+		fl.Decision = flow.Decision(asString(dest[24]))
+		fl.Reason = asString(dest[25])
+		fl.Note = asString(dest[26])
 		if err := fn(fl); err != nil {
 			return err
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read flows: %w", err)
-	}
-	return nil
 }
 
-func zone(offset int64) *time.Location {
+// driverValue turns a where() argument into a driver.Value.
+func driverValue(a any) driver.Value {
+	if v, ok := a.(int); ok {
+		return int64(v)
+	}
+	return a
+}
+
+// asInt is an INTEGER column's value; NULL reads as 0.
+func asInt(v driver.Value) int64 {
+	n, _ := v.(int64)
+	return n
+}
+
+// asString is a TEXT column's value; NULL reads as "".
+func asString(v driver.Value) string {
+	switch s := v.(type) {
+	case string:
+		return s
+	case []byte:
+		return string(s)
+	}
+	return ""
+}
+
+// zoneCache holds one *time.Location per zone offset met in one read:
+// time.FixedZone allocates, and a capture has one or two zones.
+type zoneCache map[int64]*time.Location
+
+func (z zoneCache) get(offset int64) *time.Location {
 	if offset == 0 {
 		return time.UTC
 	}
-	return time.FixedZone("", int(offset))
+	loc, ok := z[offset]
+	if !ok {
+		loc = time.FixedZone("", int(offset))
+		z[offset] = loc
+	}
+	return loc
 }
 
 // CountFlows counts the selected flows.

@@ -160,6 +160,39 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 		}
 	})
 
+	t.Run("Brief", func(t *testing.T) {
+		s := open(t)
+		defer s.Close()
+		var all []flow.Flow
+		for i := range 4 {
+			all = append(all, sample(i))
+		}
+		all[1].Device, all[2].Session = "VM7", "run1"
+		all[2].Start = all[2].Start.In(time.FixedZone("", -7*3600))
+		all[3].End = time.Time{}
+		if err := s.PutFlows(context.Background(), all); err != nil {
+			t.Fatal(err)
+		}
+		full := collect(t, s, flow.Filter{})
+		brief := collect(t, s, flow.Filter{Brief: true})
+		if len(brief) != len(full) {
+			t.Fatalf("Brief read %d flows, full read %d", len(brief), len(full))
+		}
+		for i, b := range brief {
+			f := full[i]
+			_, boff := b.Start.Zone()
+			_, foff := f.Start.Zone()
+			if b.ID != f.ID || !b.Start.Equal(f.Start) || boff != foff || !b.End.Equal(f.End) || b.Open() != f.Open() ||
+				b.Client != f.Client || b.Device != f.Device || b.Session != f.Session || b.BytesUp != f.BytesUp ||
+				b.BytesDown != f.BytesDown {
+				t.Errorf("flow %d: brief read differs from full read:\nbrief %+v\n full %+v", i, b, f)
+			}
+		}
+		if got := collect(t, s, flow.Filter{Brief: true, Client: "VM7"}); len(got) != 1 || got[0].ID != full[1].ID {
+			t.Errorf("Brief with Client filter: got %+v", got)
+		}
+	})
+
 	t.Run("Clients", func(t *testing.T) {
 		s := open(t)
 		defer s.Close()
