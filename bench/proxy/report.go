@@ -99,9 +99,23 @@ func (b *bench) report(started time.Time) string {
 		row(label, func(r string) string { return fmtNum(b.med(metric, r), prec) })
 	}
 	sizeLabel := fmt.Sprintf("%g GiB", float64(b.cfg.size)/(1<<30))
+	best := func(label, metric string) {
+		if b.m[metric] == nil || b.cfg.reps < 2 {
+			return
+		}
+		row(label, func(r string) string {
+			v := b.m[metric][r]
+			if len(v) == 0 {
+				return "-"
+			}
+			return fmtNum(slices.Max(v), 0)
+		})
+	}
 	metricRow("CONNECT "+sizeLabel+" (TLS), MB/s", "connect", 0)
+	best(fmt.Sprintf("  best of %d, MB/s", b.cfg.reps), "connect")
 	metricRow("  proxy CPU, s per GiB", "connect-cpu", 2)
 	metricRow("plain HTTP "+sizeLabel+", MB/s", "plain", 0)
+	best(fmt.Sprintf("  best of %d, MB/s", b.cfg.reps), "plain")
 	metricRow("  proxy CPU, s per GiB", "plain-cpu", 2)
 	metricRow(fmt.Sprintf("%d clients small GET, req/s", b.cfg.clients), "load-rps", 0)
 	metricRow(fmt.Sprintf("  %d clients, p50 µs", b.cfg.clients), "load-p50", 0)
