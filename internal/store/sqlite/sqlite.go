@@ -7,10 +7,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"embed"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/url"
 	"sort"
@@ -21,6 +19,7 @@ import (
 	"github.com/pilotwire/pilotwire/internal/flow"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	lib "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
@@ -30,6 +29,8 @@ var migrations embed.FS
 type DB struct {
 	db   *sql.DB
 	path string
+	// raws are idle raw connections for PutFlows and Flows (see rawConn).
+	raws chan *rawConn
 }
 
 var _ flow.Store = (*DB)(nil)
@@ -54,7 +55,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s := &DB{db: db, path: path}
+	s := &DB{db: db, path: path, raws: make(chan *rawConn, maxIdleRaw)}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -65,8 +66,43 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // Path is the file the store lives in.
 func (s *DB) Path() string { return s.path }
 
-// Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+// Close closes the database. Flows and PutFlows must have returned.
+func (s *DB) Close() error {
+	for {
+		select {
+		case c := <-s.raws:
+			c.close()
+		default:
+			return s.db.Close()
+		}
+	}
+}
+
+// maxIdleRaw is how many idle raw connections a DB keeps.
+const maxIdleRaw = 4
+
+// getRaw returns an idle raw connection, or a new one.
+func (s *DB) getRaw() (*rawConn, error) {
+	select {
+	case c := <-s.raws:
+		return c, nil
+	default:
+		return openRaw(s.path)
+	}
+}
+
+// putRaw gives c back for reuse, or closes it when it is not reusable (it
+// failed, or was interrupted) or enough are idle.
+func (s *DB) putRaw(c *rawConn, reusable bool) {
+	if reusable {
+		select {
+		case s.raws <- c:
+			return
+		default:
+		}
+	}
+	c.close()
+}
 
 func (s *DB) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
@@ -119,32 +155,14 @@ const upsert = `INSERT INTO flows (key, start_ns, start_tz, end_ns, client, clie
 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT(key) DO UPDATE SET start_ns=excluded.start_ns, start_tz=excluded.start_tz, end_ns=excluded.end_ns, client=excluded.client, client_port=excluded.client_port, device=excluded.device, session=excluded.session, source=excluded.source, source_file=excluded.source_file, kind=excluded.kind, method=excluded.method, scheme=excluded.scheme, host=excluded.host, port=excluded.port, url=excluded.url, status=excluded.status, bytes_up=excluded.bytes_up, bytes_down=excluded.bytes_down, sni=excluded.sni, alpn=excluded.alpn, tls_version=excluded.tls_version, error=excluded.error, decision=excluded.decision, reason=excluded.reason, note=excluded.note`
 
-// putChunk is how many flows one INSERT statement carries. One: a statement
-// of several rows that may fail half way needs a statement journal (a copy
-// of every page it changes), which cost more than the per-statement
-// overhead it saves once the driver is called directly (see PutFlows).
-const putChunk = 1
-
-// upsertN returns the upsert statement for n rows.
-func upsertN(n int) string {
-	head, tail, _ := strings.Cut(upsert, "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-	row := "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-	return head + "VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",") + tail
-}
-
-// putColumns is how many values one flow binds in the upsert.
-const putColumns = 26
-
 // PutFlows writes flows in one transaction, replacing stored flows with the
 // same Key; a later flow with the same Key as an earlier one in the same
 // call wins, as row by row.
 //
-// Bulk imports spend their time here, so PutFlows talks to the driver
-// directly (database/sql/driver through sql.Conn.Raw): one prepared
-// statement, one reused argument slice, no conversion of each argument by
-// database/sql. The driver gets a context without a Done channel, which
-// spares a watcher goroutine per statement; ctx is checked between rows
-// instead.
+// Bulk imports spend their time here, so PutFlows runs one prepared
+// single-row upsert on a raw connection (see rawConn). One row per
+// statement: a statement of several rows that may fail half way needs a
+// statement journal (a copy of every page it changes).
 func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 	if len(flows) == 0 {
 		return nil
@@ -154,106 +172,95 @@ func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 			return fmt.Errorf("put flows: flow %d has no key", i)
 		}
 	}
-	conn, err := s.db.Conn(ctx)
+	c, err := s.getRaw()
 	if err != nil {
 		return fmt.Errorf("put flows: %w", err)
 	}
-	defer conn.Close()
-	err = conn.Raw(func(dc any) error { return putFlows(ctx, dc, flows) })
+	stop := c.interruptOn(ctx)
+	err = c.putFlows(ctx, flows)
+	interrupted := !stop()
+	s.putRaw(c, err == nil && !interrupted)
 	if err != nil {
 		return fmt.Errorf("put flows: %w", err)
 	}
 	return nil
 }
 
-// putFlows writes flows through the driver connection dc.
-func putFlows(ctx context.Context, dc any, flows []flow.Flow) (err error) {
-	bg := context.Background()
-	beginner, ok1 := dc.(driver.ConnBeginTx)
-	preparer, ok2 := dc.(driver.ConnPrepareContext)
-	if !ok1 || !ok2 {
-		return fmt.Errorf("driver %T cannot begin transactions or prepare statements with a context", dc)
-	}
-	tx, err := beginner.BeginTx(bg, driver.TxOptions{})
-	if err != nil {
+// putFlows writes flows in one transaction.
+func (c *rawConn) putFlows(ctx context.Context, flows []flow.Flow) (err error) {
+	if err := c.exec("BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
-			tx.Rollback()
+			c.exec("ROLLBACK")
 		}
 	}()
-	stmts := map[int]driver.StmtExecContext{}
-	defer func() {
-		for _, st := range stmts {
-			st.(driver.Stmt).Close()
-		}
-	}()
-	args := make([]driver.NamedValue, putColumns*min(len(flows), putChunk))
-	for i := range args {
-		args[i].Ordinal = i + 1
+	st, err := c.prepare(upsert, true)
+	if err != nil {
+		return err
 	}
-	for start := 0; start < len(flows); start += putChunk {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		chunk := flows[start:min(start+putChunk, len(flows))]
-		st := stmts[len(chunk)]
-		if st == nil {
-			ps, err := preparer.PrepareContext(bg, upsertN(len(chunk)))
-			if err != nil {
+	for i := range flows {
+		if i%512 == 0 {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if st, ok1 = ps.(driver.StmtExecContext); !ok1 {
-				ps.Close()
-				return fmt.Errorf("driver statement %T cannot execute with a context", ps)
-			}
-			stmts[len(chunk)] = st
 		}
-		a := args[:putColumns*len(chunk)]
-		for i := range chunk {
-			bindFlow(a[i*putColumns:(i+1)*putColumns], &chunk[i])
+		f := &flows[i]
+		if err := c.reserve(len(f.Key) + len(f.Client) + len(f.Device) + len(f.Session) + len(f.Source) +
+			len(f.SourceFile) + len(f.Kind) + len(f.Method) + len(f.Scheme) + len(f.Host) + len(f.URL) + len(f.SNI) +
+			len(f.ALPN) + len(f.TLSVersion) + len(f.Error) + len(f.Decision) + len(f.Reason) + len(f.Note)); err != nil {
+			return err
 		}
-		if _, err := st.ExecContext(bg, a); err != nil {
-			return fmt.Errorf("flows %s … %s: %w", chunk[0].Key, chunk[len(chunk)-1].Key, err)
+		b := binder{c: c, st: st}
+		bindFlow(&b, f)
+		rc := b.rc
+		if rc == 0 {
+			rc = lib.Xsqlite3_step(c.tls, st)
 		}
+		if rc != lib.SQLITE_DONE {
+			err := c.err(rc)
+			lib.Xsqlite3_reset(c.tls, st)
+			return fmt.Errorf("flow %s: %w", f.Key, err)
+		}
+		lib.Xsqlite3_reset(c.tls, st)
 	}
-	return tx.Commit()
+	return c.exec("COMMIT")
 }
 
-// bindFlow sets the values of f's upsert arguments, in the order of upsert.
-func bindFlow(a []driver.NamedValue, f *flow.Flow) {
+// bindFlow binds f's values to the upsert's parameters.
+func bindFlow(b *binder, f *flow.Flow) {
 	_, tz := f.Start.Zone()
-	var end driver.Value
-	if !f.End.IsZero() {
-		end = f.End.UnixNano()
+	b.text(1, f.Key)
+	b.int(2, f.Start.UnixNano())
+	b.int(3, int64(tz))
+	if f.End.IsZero() {
+		b.null(4)
+	} else {
+		b.int(4, f.End.UnixNano())
 	}
-	a[0].Value = f.Key
-	a[1].Value = f.Start.UnixNano()
-	a[2].Value = int64(tz)
-	a[3].Value = end
-	a[4].Value = f.Client
-	a[5].Value = int64(f.ClientPort)
-	a[6].Value = f.Device
-	a[7].Value = f.Session
-	a[8].Value = string(f.Source)
-	a[9].Value = f.SourceFile
-	a[10].Value = string(f.Kind)
-	a[11].Value = f.Method
-	a[12].Value = f.Scheme
-	a[13].Value = f.Host
-	a[14].Value = int64(f.Port)
-	a[15].Value = f.URL
-	a[16].Value = int64(f.Status)
-	a[17].Value = f.BytesUp
-	a[18].Value = f.BytesDown
-	a[19].Value = f.SNI
-	a[20].Value = f.ALPN
-	a[21].Value = f.TLSVersion
-	a[22].Value = f.Error
-	a[23].Value = string(f.Decision)
-	a[24].Value = f.Reason
-	a[25].Value = f.Note
+	b.text(5, f.Client)
+	b.int(6, int64(f.ClientPort))
+	b.text(7, f.Device)
+	b.text(8, f.Session)
+	b.text(9, string(f.Source))
+	b.text(10, f.SourceFile)
+	b.text(11, string(f.Kind))
+	b.text(12, f.Method)
+	b.text(13, f.Scheme)
+	b.text(14, f.Host)
+	b.int(15, int64(f.Port))
+	b.text(16, f.URL)
+	b.int(17, int64(f.Status))
+	b.int(18, f.BytesUp)
+	b.int(19, f.BytesDown)
+	b.text(20, f.SNI)
+	b.text(21, f.ALPN)
+	b.text(22, f.TLSVersion)
+	b.text(23, f.Error)
+	b.text(24, string(f.Decision))
+	b.text(25, f.Reason)
+	b.text(26, f.Note)
 }
 
 // where turns a filter into a WHERE clause and its arguments.
@@ -297,10 +304,10 @@ func where(f flow.Filter) (string, []any) {
 
 // Flows calls fn for each selected flow, in start order.
 //
-// A report reads a million flows through here, so Flows reads rows from the
-// driver directly (database/sql/driver through sql.Conn.Raw) into one
-// reused slice of values, instead of through Rows.Scan, and makes each
-// zone's *time.Location once per call instead of once per flow.
+// A report reads a million flows through here, so Flows reads them on a raw
+// connection (see rawConn): text is copied out of SQLite only for values
+// not seen before in this call (except the key and URL, which rarely
+// repeat), and each zone's *time.Location is made once per call.
 func (s *DB) Flows(ctx context.Context, f flow.Filter, fn func(flow.Flow) error) error {
 	w, args := where(f)
 	order := " ORDER BY start_ns, id"
@@ -316,18 +323,18 @@ func (s *DB) Flows(ctx context.Context, f flow.Filter, fn func(flow.Flow) error)
 		q += ` LIMIT ?`
 		args = append(args, f.Limit)
 	}
-	conn, err := s.db.Conn(ctx)
+	c, err := s.getRaw()
 	if err != nil {
 		return fmt.Errorf("read flows: %w", err)
 	}
-	defer conn.Close()
+	stop := c.interruptOn(ctx)
 	var fnErr error
-	err = conn.Raw(func(dc any) error {
-		return readFlows(ctx, dc, q, args, f.Brief, func(fl flow.Flow) error {
-			fnErr = fn(fl)
-			return fnErr
-		})
+	err = c.readFlows(ctx, q, args, f.Brief, func(fl flow.Flow) error {
+		fnErr = fn(fl)
+		return fnErr
 	})
+	interrupted := !stop()
+	s.putRaw(c, (err == nil || fnErr != nil) && !interrupted)
 	switch {
 	case err == nil:
 		return nil
@@ -340,128 +347,104 @@ func (s *DB) Flows(ctx context.Context, f flow.Filter, fn func(flow.Flow) error)
 // briefColumns are the columns a Brief read selects.
 const briefColumns = `id, start_ns, start_tz, end_ns, client, device, session, bytes_up, bytes_down`
 
-// readFlows runs the query q through the driver connection dc and calls fn
-// for each flow, stopping at fn's first error. q selects columns, or
-// briefColumns when brief is set.
-func readFlows(ctx context.Context, dc any, q string, args []any, brief bool, fn func(flow.Flow) error) error {
-	bg := context.Background()
-	preparer, ok := dc.(driver.ConnPrepareContext)
-	if !ok {
-		return fmt.Errorf("driver %T cannot prepare statements with a context", dc)
-	}
-	ps, err := preparer.PrepareContext(bg, q)
+// readFlows runs the query q and calls fn for each flow, stopping at fn's
+// first error. q selects columns, or briefColumns when brief is set.
+func (c *rawConn) readFlows(ctx context.Context, q string, args []any, brief bool, fn func(flow.Flow) error) error {
+	st, err := c.prepare(q, false)
 	if err != nil {
 		return err
 	}
-	defer ps.Close()
-	st, ok := ps.(driver.StmtQueryContext)
-	if !ok {
-		return fmt.Errorf("driver statement %T cannot query with a context", ps)
+	defer lib.Xsqlite3_finalize(c.tls, st)
+	n := 0
+	for _, a := range args {
+		if s, ok := a.(string); ok {
+			n += len(s)
+		}
 	}
-	nargs := make([]driver.NamedValue, len(args))
+	if err := c.reserve(n); err != nil {
+		return err
+	}
+	b := binder{c: c, st: st}
 	for i, a := range args {
-		nargs[i] = driver.NamedValue{Ordinal: i + 1, Value: driverValue(a)}
+		switch v := a.(type) {
+		case string:
+			b.text(int32(i+1), v)
+		case int64:
+			b.int(int32(i+1), v)
+		case int:
+			b.int(int32(i+1), int64(v))
+		default:
+			return fmt.Errorf("cannot bind %T", a)
+		}
 	}
-	rows, err := st.QueryContext(bg, nargs)
-	if err != nil {
-		return err
+	if b.rc != 0 {
+		return c.err(b.rc)
 	}
-	defer rows.Close()
 	var (
-		dest  = make([]driver.Value, 27)
 		zones = zoneCache{}
+		in    = interner{}
 	)
-	if brief {
-		dest = dest[:9]
-	}
 	for n := 0; ; n++ {
 		if n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		if err := rows.Next(dest); err != nil {
-			if err == io.EOF {
-				return nil
-			}
-			return err
+		switch rc := lib.Xsqlite3_step(c.tls, st); rc {
+		case lib.SQLITE_ROW:
+		case lib.SQLITE_DONE:
+			return nil
+		default:
+			return c.err(rc)
 		}
 		var fl flow.Flow
 		if brief {
-			fl.ID = asInt(dest[0])
-			loc := zones.get(asInt(dest[2]))
-			fl.Start = time.Unix(0, asInt(dest[1])).In(loc)
-			if dest[3] != nil {
-				fl.End = time.Unix(0, asInt(dest[3])).In(loc)
+			fl.ID = c.columnInt(st, 0)
+			loc := zones.get(c.columnInt(st, 2))
+			fl.Start = time.Unix(0, c.columnInt(st, 1)).In(loc)
+			if !c.columnNull(st, 3) {
+				fl.End = time.Unix(0, c.columnInt(st, 3)).In(loc)
 			}
-			fl.Client = asString(dest[4])
-			fl.Device = asString(dest[5])
-			fl.Session = asString(dest[6])
-			fl.BytesUp = asInt(dest[7])
-			fl.BytesDown = asInt(dest[8])
-			if err := fn(fl); err != nil {
-				return err
+			fl.Client = in.get(c.columnView(st, 4))
+			fl.Device = in.get(c.columnView(st, 5))
+			fl.Session = in.get(c.columnView(st, 6))
+			fl.BytesUp = c.columnInt(st, 7)
+			fl.BytesDown = c.columnInt(st, 8)
+		} else {
+			fl.ID = c.columnInt(st, 0)
+			fl.Key = strings.Clone(c.columnView(st, 1))
+			loc := zones.get(c.columnInt(st, 3))
+			fl.Start = time.Unix(0, c.columnInt(st, 2)).In(loc)
+			if !c.columnNull(st, 4) {
+				fl.End = time.Unix(0, c.columnInt(st, 4)).In(loc)
 			}
-			continue
+			fl.Client = in.get(c.columnView(st, 5))
+			fl.ClientPort = int(c.columnInt(st, 6))
+			fl.Device = in.get(c.columnView(st, 7))
+			fl.Session = in.get(c.columnView(st, 8))
+			fl.Source = flow.Source(in.get(c.columnView(st, 9)))
+			fl.SourceFile = in.get(c.columnView(st, 10))
+			fl.Kind = flow.Kind(in.get(c.columnView(st, 11)))
+			fl.Method = in.get(c.columnView(st, 12))
+			fl.Scheme = in.get(c.columnView(st, 13))
+			fl.Host = in.get(c.columnView(st, 14))
+			fl.Port = int(c.columnInt(st, 15))
+			fl.URL = strings.Clone(c.columnView(st, 16))
+			fl.Status = int(c.columnInt(st, 17))
+			fl.BytesUp = c.columnInt(st, 18)
+			fl.BytesDown = c.columnInt(st, 19)
+			fl.SNI = in.get(c.columnView(st, 20))
+			fl.ALPN = in.get(c.columnView(st, 21))
+			fl.TLSVersion = in.get(c.columnView(st, 22))
+			fl.Error = in.get(c.columnView(st, 23))
+			fl.Decision = flow.Decision(in.get(c.columnView(st, 24)))
+			fl.Reason = in.get(c.columnView(st, 25))
+			fl.Note = in.get(c.columnView(st, 26))
 		}
-		fl.ID = asInt(dest[0])
-		fl.Key = asString(dest[1])
-		loc := zones.get(asInt(dest[3]))
-		fl.Start = time.Unix(0, asInt(dest[2])).In(loc)
-		if dest[4] != nil {
-			fl.End = time.Unix(0, asInt(dest[4])).In(loc)
-		}
-		fl.Client = asString(dest[5])
-		fl.ClientPort = int(asInt(dest[6]))
-		fl.Device = asString(dest[7])
-		fl.Session = asString(dest[8])
-		fl.Source = flow.Source(asString(dest[9]))
-		fl.SourceFile = asString(dest[10])
-		fl.Kind = flow.Kind(asString(dest[11]))
-		fl.Method = asString(dest[12])
-		fl.Scheme = asString(dest[13])
-		fl.Host = asString(dest[14])
-		fl.Port = int(asInt(dest[15]))
-		fl.URL = asString(dest[16])
-		fl.Status = int(asInt(dest[17]))
-		fl.BytesUp = asInt(dest[18])
-		fl.BytesDown = asInt(dest[19])
-		fl.SNI = asString(dest[20])
-		fl.ALPN = asString(dest[21])
-		fl.TLSVersion = asString(dest[22])
-		fl.Error = asString(dest[23])
-		fl.Decision = flow.Decision(asString(dest[24]))
-		fl.Reason = asString(dest[25])
-		fl.Note = asString(dest[26])
 		if err := fn(fl); err != nil {
 			return err
 		}
 	}
-}
-
-// driverValue turns a where() argument into a driver.Value.
-func driverValue(a any) driver.Value {
-	if v, ok := a.(int); ok {
-		return int64(v)
-	}
-	return a
-}
-
-// asInt is an INTEGER column's value; NULL reads as 0.
-func asInt(v driver.Value) int64 {
-	n, _ := v.(int64)
-	return n
-}
-
-// asString is a TEXT column's value; NULL reads as "".
-func asString(v driver.Value) string {
-	switch s := v.(type) {
-	case string:
-		return s
-	case []byte:
-		return string(s)
-	}
-	return ""
 }
 
 // zoneCache holds one *time.Location per zone offset met in one read:

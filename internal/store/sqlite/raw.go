@@ -1,0 +1,250 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unsafe"
+
+	"modernc.org/libc"
+	lib "modernc.org/sqlite/lib"
+)
+
+// rawConn is a connection opened through SQLite's C API as modernc.org/sqlite
+// compiles it to Go (modernc.org/sqlite/lib), for the two loops that move
+// every flow: PutFlows and Flows. Through database/sql and the driver each
+// value costs a Go allocation, a C allocation for each bound string, and a
+// mutex per call into SQLite (the driver opens connections FULLMUTEX); here
+// strings are bound from one reused C buffer, text columns are read in place
+// and copied only when new, and the connection is NOMUTEX because only one
+// goroutine uses it at a time (DB hands them out from a free list).
+//
+// Everything else (schema, counts, summaries) goes through database/sql.
+type rawConn struct {
+	tls   *libc.TLS
+	db    uintptr
+	stmts map[string]uintptr // prepared statements kept for reuse
+	buf   uintptr            // C buffer the strings of one row are bound from
+	bufN  int
+}
+
+// cptr turns an address in C memory (allocated by modernc.org/libc, outside
+// the Go heap) into a pointer.
+func cptr(p uintptr) unsafe.Pointer { return unsafe.Add(nil, p) }
+
+// rawPragmas are run on each new raw connection; journal_mode=WAL is kept by
+// the file itself.
+const rawPragmas = `PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=ON;`
+
+// openRaw opens the database file at path, which Open has already created
+// and migrated.
+func openRaw(path string) (*rawConn, error) {
+	c := &rawConn{tls: libc.NewTLS(), stmts: map[string]uintptr{}}
+	cpath, err := libc.CString(path)
+	if err != nil {
+		c.tls.Close()
+		return nil, err
+	}
+	defer libc.Xfree(c.tls, cpath)
+	pdb := c.tls.Alloc(8)
+	rc := lib.Xsqlite3_open_v2(c.tls, cpath, pdb, lib.SQLITE_OPEN_READWRITE|lib.SQLITE_OPEN_NOMUTEX, 0)
+	c.db = *(*uintptr)(cptr(pdb))
+	c.tls.Free(8)
+	if rc != lib.SQLITE_OK {
+		err := fmt.Errorf("open %s: sqlite error %d", path, rc)
+		if c.db != 0 {
+			err = c.err(rc)
+		}
+		c.close()
+		return nil, err
+	}
+	lib.Xsqlite3_busy_timeout(c.tls, c.db, 10000)
+	if err := c.exec(rawPragmas); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// close finalizes the statements and closes the connection.
+func (c *rawConn) close() {
+	for _, st := range c.stmts {
+		lib.Xsqlite3_finalize(c.tls, st)
+	}
+	if c.db != 0 {
+		lib.Xsqlite3_close_v2(c.tls, c.db)
+	}
+	if c.buf != 0 {
+		lib.Xsqlite3_free(c.tls, c.buf)
+	}
+	c.tls.Close()
+}
+
+// err is the connection's last error.
+func (c *rawConn) err(rc int32) error {
+	msg := libc.GoString(lib.Xsqlite3_errmsg(c.tls, c.db))
+	if rc&0xff == lib.SQLITE_INTERRUPT {
+		return fmt.Errorf("%s (%w)", msg, context.Canceled)
+	}
+	return fmt.Errorf("%s (%d)", msg, rc)
+}
+
+// exec runs SQL statements that return no rows.
+func (c *rawConn) exec(sql string) error {
+	csql, err := libc.CString(sql)
+	if err != nil {
+		return err
+	}
+	defer libc.Xfree(c.tls, csql)
+	if rc := lib.Xsqlite3_exec(c.tls, c.db, csql, 0, 0, 0); rc != lib.SQLITE_OK {
+		return c.err(rc)
+	}
+	return nil
+}
+
+// prepare returns a prepared statement for sql, reset and with its bindings
+// cleared; keep says to keep it for the next call.
+func (c *rawConn) prepare(sql string, keep bool) (uintptr, error) {
+	if st, ok := c.stmts[sql]; ok {
+		return st, nil
+	}
+	csql, err := libc.CString(sql)
+	if err != nil {
+		return 0, err
+	}
+	defer libc.Xfree(c.tls, csql)
+	pst := c.tls.Alloc(8)
+	defer c.tls.Free(8)
+	if rc := lib.Xsqlite3_prepare_v2(c.tls, c.db, csql, -1, pst, 0); rc != lib.SQLITE_OK {
+		return 0, c.err(rc)
+	}
+	st := *(*uintptr)(cptr(pst))
+	if keep {
+		c.stmts[sql] = st
+	}
+	return st, nil
+}
+
+// interruptOn makes ctx's end interrupt the connection's statement. stop
+// undoes it, and reports false when the interrupt happened (it waits for it
+// to finish, so the connection can be closed safely).
+func (c *rawConn) interruptOn(ctx context.Context) (stop func() bool) {
+	if ctx.Done() == nil {
+		return func() bool { return true }
+	}
+	db := c.db
+	done := make(chan struct{})
+	cancel := context.AfterFunc(ctx, func() {
+		defer close(done)
+		// sqlite3_interrupt may be called from any thread; it needs no
+		// state of the connection's own TLS.
+		tls := libc.NewTLS()
+		lib.Xsqlite3_interrupt(tls, db)
+		tls.Close()
+	})
+	return func() bool {
+		if cancel() {
+			return true
+		}
+		<-done
+		return false
+	}
+}
+
+// binder binds the values of one row of a statement, its strings copied
+// into the connection's C buffer, which must stay as it is until the
+// statement has been stepped.
+type binder struct {
+	c   *rawConn
+	st  uintptr
+	off int
+	rc  int32
+}
+
+// reserve makes the connection's buffer hold at least n bytes. It must be
+// called before the strings of a row are bound.
+func (c *rawConn) reserve(n int) error {
+	if n <= c.bufN && c.buf != 0 {
+		return nil
+	}
+	n = max(n, 2*c.bufN, 4096)
+	p := lib.Xsqlite3_malloc64(c.tls, uint64(n))
+	if p == 0 {
+		return errors.New("out of C memory for a row of flows")
+	}
+	if c.buf != 0 {
+		lib.Xsqlite3_free(c.tls, c.buf)
+	}
+	c.buf, c.bufN = p, n
+	return nil
+}
+
+func (b *binder) text(i int32, s string) {
+	p := b.c.buf + uintptr(b.off)
+	if len(s) > 0 {
+		copy(unsafe.Slice((*byte)(cptr(p)), len(s)), s)
+		b.off += len(s)
+	}
+	// A non-NULL pointer with length 0 is the empty string, not NULL.
+	// Static: SQLite uses the bytes in place until the next step.
+	if rc := lib.Xsqlite3_bind_text(b.c.tls, b.st, i, p, int32(len(s)), 0); rc != lib.SQLITE_OK && b.rc == 0 {
+		b.rc = rc
+	}
+}
+
+func (b *binder) int(i int32, v int64) {
+	if rc := lib.Xsqlite3_bind_int64(b.c.tls, b.st, i, v); rc != lib.SQLITE_OK && b.rc == 0 {
+		b.rc = rc
+	}
+}
+
+func (b *binder) null(i int32) {
+	if rc := lib.Xsqlite3_bind_null(b.c.tls, b.st, i); rc != lib.SQLITE_OK && b.rc == 0 {
+		b.rc = rc
+	}
+}
+
+// columnInt is column i of the current row as an integer (0 for NULL).
+func (c *rawConn) columnInt(st uintptr, i int32) int64 {
+	return lib.Xsqlite3_column_int64(c.tls, st, i)
+}
+
+// columnNull reports whether column i of the current row is NULL.
+func (c *rawConn) columnNull(st uintptr, i int32) bool {
+	return lib.Xsqlite3_column_type(c.tls, st, i) == lib.SQLITE_NULL
+}
+
+// columnView is column i of the current row as text, pointing into SQLite's
+// memory: valid only until the next step. Callers copy it (see interner).
+func (c *rawConn) columnView(st uintptr, i int32) string {
+	p := lib.Xsqlite3_column_text(c.tls, st, i)
+	n := lib.Xsqlite3_column_bytes(c.tls, st, i)
+	if p == 0 || n <= 0 {
+		return ""
+	}
+	return unsafe.String((*byte)(cptr(p)), int(n))
+}
+
+// interner returns one Go copy of each distinct string of the columns whose
+// values repeat from flow to flow (client, host, method, …): a million flows
+// then hold one "GET", not a million, and reading them allocates only for
+// values not seen before. It stops adding after maxInterned values, so a
+// column of unique values costs a bounded map.
+type interner map[string]string
+
+const maxInterned = 1 << 16
+
+func (in interner) get(view string) string {
+	if view == "" {
+		return ""
+	}
+	if s, ok := in[view]; ok {
+		return s
+	}
+	s := strings.Clone(view)
+	if len(in) < maxInterned && len(s) <= 256 {
+		in[s] = s
+	}
+	return s
+}
