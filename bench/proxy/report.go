@@ -204,6 +204,19 @@ func (b *bench) report(started time.Time) string {
 		}
 	}
 
+	w.WriteString("\nproxy CPU ratios (medians; less noisy than throughput on a busy machine; below 1 = cheaper)\n")
+	for _, pair := range [][2]string{{"pilotwire", "squid"}, {"pilotwire", "tinyproxy"}, {"pilotwire", "pilotwire-norec"}} {
+		var parts []string
+		for _, m := range []struct{ metric, label string }{{"connect-cpu", "CONNECT s/GiB"}, {"plain-cpu", "plain s/GiB"}, {"load-cpu", "µs/request (64 clients)"}} {
+			if v := ratio(m.metric, pair[0], pair[1]); !math.IsNaN(v) && !math.IsInf(v, 0) {
+				parts = append(parts, fmt.Sprintf("%s %.2f", m.label, v))
+			}
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(&w, "  %-28s %s\n", pair[0]+" / "+pair[1]+":", strings.Join(parts, ", "))
+		}
+	}
+
 	w.WriteString("\nall runs (in order)\n")
 	for _, metric := range []string{"connect", "plain", "load-rps", "load-p99", "lat-p50"} {
 		for _, c := range cols {
