@@ -22,7 +22,7 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 	var (
 		client, host, source, since, until string
 		limit                              int
-		asJSON, newest                     bool
+		asJSON, newest, wide               bool
 	)
 	fs.StringVar(&client, "client", "", "only flows of this client `ADDR` or device label")
 	fs.StringVar(&host, "host", "", "only flows to hosts matching this `GLOB` (e.g. '*.microsoft.com')")
@@ -32,6 +32,7 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 	fs.IntVar(&limit, "limit", 0, "show at most `N` flows (0: all)")
 	fs.BoolVar(&newest, "newest", false, "newest first")
 	fs.BoolVar(&asJSON, "json", false, "print JSON lines instead of a table")
+	fs.BoolVar(&wide, "wide", false, "print whole URLs in the table (they are cut to 72 characters otherwise)")
 	if err := parseFlags(g, fs, args); err != nil {
 		return err
 	}
@@ -41,10 +42,10 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 	f := flow.Filter{Client: client, Host: host, Source: flow.Source(source), Limit: limit, Newest: newest}
 	var err error
 	if f.Since, err = parseTimeFlag("since", since, time.Now()); err != nil {
-		return err
+		return usagef("flows: %v", err)
 	}
 	if f.Until, err = parseTimeFlag("until", until, time.Now()); err != nil {
-		return err
+		return usagef("flows: %v", err)
 	}
 	st, err := openStore(ctx, g)
 	if err != nil {
@@ -74,7 +75,7 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 			status = fmt.Sprint(fl.Status)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", fl.ID, fl.Start.Format("2006-01-02 15:04:05.000"),
-			client, fl.Kind, dash(fl.Method), target(fl), status, humanBytes(fl.BytesUp), humanBytes(fl.BytesDown), dur, flowNote(fl))
+			client, fl.Kind, dash(fl.Method), shorten(target(fl), wide), status, humanBytes(fl.BytesUp), humanBytes(fl.BytesDown), dur, flowNote(fl))
 		return nil
 	})
 	if err != nil {
@@ -126,6 +127,16 @@ func target(f flow.Flow) string {
 		return fmt.Sprintf("%s:%d", f.Host, f.Port)
 	}
 	return f.Host
+}
+
+// shorten cuts a long URL in the middle so the table stays readable; the
+// host and the file name at the end are what a reader looks for.
+func shorten(s string, wide bool) string {
+	const max = 72
+	if wide || len(s) <= max {
+		return s
+	}
+	return s[:max-25] + "..." + s[len(s)-22:]
 }
 
 func flowNote(f flow.Flow) string {

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+)
+
+// TestFlowsCommand lists the seed's run with each filter and checks the
+// exact counts, in the table and as JSON lines.
+func TestFlowsCommand(t *testing.T) {
+	db := seedStore(t)
+	tests := []struct {
+		args []string
+		want int
+	}{
+		// The seed's 145 flows, 20 of them again two hours later, and one
+		// flow of a second device (seedStore).
+		{nil, 166},
+		{[]string{"--client", "10.0.0.23"}, 165},
+		{[]string{"--client", "lab-vm-2"}, 1},
+		{[]string{"--client", "10.9.9.9"}, 0},
+		{[]string{"--host", "*.manage.microsoft.com"}, 32},
+		{[]string{"--host", "ZTD.dds.microsoft.com"}, 4},
+		{[]string{"--since", "2019-09-03T15:16:00Z", "--until", "2019-09-03T15:17:00Z"}, 5},
+		{[]string{"--limit", "5"}, 5},
+	}
+	for _, tt := range tests {
+		args := append([]string{"--store", db, "flows", "--json"}, tt.args...)
+		out, _, err := runCmd(t, args...)
+		if err != nil {
+			t.Fatalf("%v: %v", tt.args, err)
+		}
+		n := 0
+		sc := bufio.NewScanner(strings.NewReader(out))
+		for sc.Scan() {
+			var m map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				t.Fatalf("%v: line %d is not JSON: %v", tt.args, n+1, err)
+			}
+			if m["host"] == nil || m["start"] == nil || m["kind"] == nil {
+				t.Errorf("%v: line %d lacks host/start/kind: %v", tt.args, n+1, m)
+			}
+			n++
+		}
+		if n != tt.want {
+			t.Errorf("flows %v: %d JSON lines, want %d", tt.args, n, tt.want)
+		}
+		table, _, err := runCmd(t, append([]string{"--store", db, "flows"}, tt.args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows := strings.Count(table, "\n") - 1; rows != tt.want {
+			t.Errorf("flows %v: %d table rows, want %d", tt.args, rows, tt.want)
+		}
+	}
+}
+
+func TestFlowsTableCutsLongURLs(t *testing.T) {
+	db := seedStore(t)
+	out, _, err := runCmd(t, "--store", db, "flows", "--host", "ocsp.digicert.com", "--limit", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "...") || strings.Contains(out, "DKA%3D ") == false {
+		t.Errorf("long URL not cut in the middle:\n%s", out)
+	}
+	wide, _, _ := runCmd(t, "--store", db, "flows", "--host", "ocsp.digicert.com", "--limit", "1", "--wide")
+	if strings.Contains(wide, "...") {
+		t.Errorf("--wide still cuts:\n%s", wide)
+	}
+}
+
+func TestFlowsBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"flows", "--since", "yesterday"}, {"flows", "extra"}, {"flows", "--bogus"}} {
+		_, _, err := runCmd(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "flows") || exitCode(err, io.Discard) != 2 {
+			t.Errorf("%v: error %v, want a usage error naming flows", args, err)
+		}
+	}
+}
