@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -27,19 +28,20 @@ const (
 
 // conn is one client connection.
 type conn struct {
-	p      *Proxy
-	id     string
-	nc     net.Conn
-	cc     countConn // nc, counting bytes
-	lr     io.LimitedReader
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	client netip.AddrPort
-	local  netip.AddrPort
-	user   string // Basic-auth user name once authenticated
-	reqs   int
-	linger bool    // an error answer was sent: close gently
-	opened *tunnel // a tunnel serveOne opened, for serve to run
+	p         *Proxy
+	id        string
+	nc        net.Conn
+	cc        countConn // nc, counting bytes
+	lr        io.LimitedReader
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	client    netip.AddrPort
+	clientStr string // client's address as text, for flows
+	local     netip.AddrPort
+	user      string // Basic-auth user name once authenticated
+	reqs      int
+	linger    bool    // an error answer was sent: close gently
+	opened    *tunnel // a tunnel serveOne opened, for serve to run
 
 	mu     sync.Mutex
 	state  int
@@ -85,6 +87,7 @@ func (p *Proxy) newConn(nc net.Conn) *conn {
 		client: addrPort(nc.RemoteAddr()),
 		local:  addrPort(nc.LocalAddr()),
 	}
+	c.clientStr = c.client.Addr().String()
 	c.cc.Conn = nc
 	c.lr.R = &c.cc
 	return c
@@ -204,7 +207,13 @@ func (c *conn) serveOne() bool {
 	start := now
 	up0 := c.upCount()
 	down0 := c.cc.wn
-	_ = c.nc.SetReadDeadline(start.Add(p.headerTimeout()))
+	// The header deadline matters only if reading the head reads the
+	// socket: a keep-alive client's next request usually arrives whole,
+	// and setting a deadline costs two timer updates per request.
+	deadline := c.reqs == 1 || !c.headBuffered()
+	if deadline {
+		_ = c.nc.SetReadDeadline(start.Add(p.headerTimeout()))
+	}
 	c.lr.N = int64(p.maxHeaderBytes()) + int64(c.br.Buffered())
 	req, err := http.ReadRequest(c.br)
 	p.requests.Add(1)
@@ -219,13 +228,26 @@ func (c *conn) serveOne() bool {
 		return false
 	}
 	c.lr.N = math.MaxInt64
-	_ = c.nc.SetReadDeadline(time.Time{})
+	if req.Body != http.NoBody {
+		// The body is read without a time limit, as long as it flows.
+		// Bodiless requests read nothing more: the next read is the
+		// next request's, after a new deadline, or a tunnel's, which
+		// sets its own.
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
 	// (No defer: a tunnel must not keep req alive.)
 	keep := c.dispatch(req, &f, up0, down0)
 	if req.Body != nil {
 		req.Body.Close()
 	}
 	return keep
+}
+
+// headBuffered reports whether a whole request head is already in the
+// read buffer, so that reading it will not touch the socket.
+func (c *conn) headBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n"))
 }
 
 // dispatch checks a request against the rules and serves it; it reports
@@ -306,7 +328,7 @@ func (c *conn) newFlow(start time.Time) flow.Flow {
 	f := flow.Flow{
 		Key:        c.id + "-" + strconv.Itoa(c.reqs),
 		Start:      start,
-		Client:     c.client.Addr().String(),
+		Client:     c.clientStr,
 		ClientPort: int(c.client.Port()),
 		Source:     flow.SourceProxy,
 		Kind:       flow.KindHTTP,

@@ -127,11 +127,16 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 	} else {
 		out.Header.Del("Expect")
 	}
-	ctx, cancel := context.WithCancel(p.ctx)
-	defer cancel()
-	out = out.WithContext(ctx)
-
-	resp, err := p.transport.RoundTrip(out)
+	var resp *http.Response
+	var direct *upExchange
+	var err error
+	if body == nil && p.Upstream == nil {
+		resp, direct, err = p.roundTripDirect(out, f.Host, f.Port)
+	} else {
+		ctx, cancel := context.WithCancel(p.ctx)
+		defer cancel()
+		resp, err = p.transport.RoundTrip(out.WithContext(ctx))
+	}
 	bodyDone := func() bool {
 		if body == nil {
 			return true
@@ -209,6 +214,10 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 	var copyErr, writeErr error
 	if !noBody {
 		copyErr, writeErr = c.copyBody(resp, f, chunked, up0, down0)
+	}
+	if direct != nil {
+		// Before resp.Body.Close (deferred), which would drain the rest.
+		direct.done(resp, copyErr == nil && writeErr == nil)
 	}
 	if writeErr == nil {
 		writeErr = bw.Flush()

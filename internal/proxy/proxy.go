@@ -86,6 +86,7 @@ type Proxy struct {
 	initOnce  sync.Once
 	keyPrefix string
 	transport *http.Transport
+	pool      upPool // server connections of the direct path
 	ctx       context.Context // cancelled when Shutdown gives up waiting
 	cancel    context.CancelFunc
 
@@ -326,6 +327,7 @@ wait:
 	}
 	p.cancel()
 	p.transport.CloseIdleConnections()
+	p.pool.closeIdle(true)
 	return err
 }
 

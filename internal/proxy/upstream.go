@@ -1,0 +1,202 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// The direct path: a plain-HTTP request without a body, the common case,
+// is written to a pooled keep-alive server connection and its response
+// read back on the serving goroutine itself. net/http's Transport runs
+// two goroutines per server connection (a reader and a writer) and hands
+// every request and response between them and the caller over channels;
+// with many small exchanges on two CPUs, those hand-offs cost more than
+// the exchange. Requests with a body, and everything through an upstream
+// proxy, still go through the Transport (which handles 100-continue,
+// streamed uploads and proxy authentication).
+
+// Limits of the direct path's pool, as in the Transport's settings.
+const (
+	upIdlePerHost = 256
+	upIdleTotal   = 1024
+	upIdleTimeout = 90 * time.Second
+	upMax1xx      = 5 // informational responses skipped before the real one
+)
+
+// upConn is a keep-alive connection to a plain-HTTP server.
+type upConn struct {
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	idleAt time.Time
+}
+
+// upPool holds idle server connections by "host:port" (host as the client
+// named it, lower case).
+type upPool struct {
+	mu     sync.Mutex
+	idle   map[string][]*upConn
+	n      int
+	closed bool
+}
+
+// get returns an idle connection to key, or nil.
+func (u *upPool) get(key string) *upConn {
+	now := time.Now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for {
+		l := u.idle[key]
+		if len(l) == 0 {
+			return nil
+		}
+		uc := l[len(l)-1]
+		l[len(l)-1] = nil
+		u.idle[key] = l[:len(l)-1]
+		u.n--
+		if now.Sub(uc.idleAt) < upIdleTimeout {
+			return uc
+		}
+		uc.nc.Close() // the server has likely given up on it
+	}
+}
+
+// put keeps uc for reuse, or closes it when the pool is full or closed.
+func (u *upPool) put(key string, uc *upConn) {
+	now := time.Now()
+	uc.idleAt = now
+	u.mu.Lock()
+	l := u.idle[key]
+	// The oldest are at the front; drop the expired ones.
+	for len(l) > 0 && now.Sub(l[0].idleAt) >= upIdleTimeout {
+		l[0].nc.Close()
+		l[0] = nil
+		l = l[1:]
+		u.n--
+	}
+	if u.closed || u.n >= upIdleTotal || len(l) >= upIdlePerHost {
+		u.idle[key] = l
+		u.mu.Unlock()
+		uc.nc.Close()
+		return
+	}
+	if u.idle == nil {
+		u.idle = make(map[string][]*upConn)
+	}
+	u.idle[key] = append(l, uc)
+	u.n++
+	u.mu.Unlock()
+}
+
+// closeIdle closes every idle connection; with stop, the pool keeps none
+// from now on.
+func (u *upPool) closeIdle(stop bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.closed = u.closed || stop
+	for k, l := range u.idle {
+		for _, uc := range l {
+			uc.nc.Close()
+		}
+		delete(u.idle, k)
+	}
+	u.n = 0
+}
+
+// upExchange is one request on the direct path, from the request's write
+// to the end of its response body.
+type upExchange struct {
+	p    *Proxy
+	key  string
+	uc   *upConn
+	stop func() bool // stops closing uc when the proxy's context ends
+}
+
+// upKey is the pool key of host and port.
+func upKey(host string, port int) string {
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// isReplayable reports whether a bodiless request may be sent again after
+// a reused connection failed (RFC 9110 section 9.2.2).
+func isReplayable(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// roundTripDirect sends out, which has no body, to host:port over a pooled
+// or new connection and reads the response head. A request that fails on
+// a reused connection (the server closed it while idle) is sent once more
+// on a new one if its method allows. The caller must call x.done.
+func (p *Proxy) roundTripDirect(out *http.Request, host string, port int) (*http.Response, *upExchange, error) {
+	x := &upExchange{p: p, key: upKey(host, port)}
+	for attempt := 0; ; attempt++ {
+		uc := p.pool.get(x.key)
+		reused := uc != nil
+		if uc == nil {
+			nc, err := p.dialTarget(p.ctx, host, port)
+			if err != nil {
+				return nil, nil, err
+			}
+			uc = &upConn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+		}
+		x.uc = uc
+		// Shutdown's last resort cancels p.ctx: a server that never
+		// answers must not hold the exchange.
+		x.stop = context.AfterFunc(p.ctx, func() { uc.nc.Close() })
+		resp, err := x.send(out)
+		if err == nil {
+			return resp, x, nil
+		}
+		x.stop()
+		uc.nc.Close()
+		if !reused || attempt > 0 || !isReplayable(out.Method) || p.ctx.Err() != nil {
+			return nil, nil, err
+		}
+	}
+}
+
+// send writes out and reads the response head, skipping informational
+// responses other than 101.
+func (x *upExchange) send(out *http.Request) (*http.Response, error) {
+	uc := x.uc
+	err := out.Write(uc.bw)
+	if err == nil {
+		err = uc.bw.Flush()
+	}
+	if err != nil {
+		return nil, err
+	}
+	for range upMax1xx + 1 {
+		resp, err := http.ReadResponse(uc.br, out)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
+	}
+	return nil, errors.New("too many informational (1xx) responses")
+}
+
+// done ends the exchange: the connection goes back to the pool if the
+// response body was read to its end and both sides keep it alive; else it
+// is closed. It must be called before resp.Body.Close, which would
+// otherwise read what is left of the body.
+func (x *upExchange) done(resp *http.Response, reusable bool) {
+	stopped := x.stop()
+	if reusable && stopped && !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols && x.uc.br.Buffered() == 0 {
+		x.p.pool.put(x.key, x.uc)
+		return
+	}
+	x.uc.nc.Close()
+}
