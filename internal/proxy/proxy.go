@@ -86,7 +86,7 @@ type Proxy struct {
 	initOnce  sync.Once
 	keyPrefix string
 	transport *http.Transport
-	pool      upPool // server connections of the direct path
+	pool      upPool          // server connections of the direct path
 	ctx       context.Context // cancelled when Shutdown gives up waiting
 	cancel    context.CancelFunc
 
