@@ -42,10 +42,14 @@ type conn struct {
 	reqs      int
 	linger    bool    // an error answer was sent: close gently
 	opened    *tunnel // a tunnel serveOne opened, for serve to run
+	// The direct path's last pool key, and what it was made of.
+	upHost, upKeyStr string
+	upPort           int
 
 	mu     sync.Mutex
 	state  int
 	tun    *tunnel
+	up     *upConn // server connection of a direct-path exchange
 	closed bool
 }
 
@@ -124,6 +128,9 @@ func (c *conn) forceClose(reason string) {
 	if c.tun != nil {
 		c.tun.end(reason, nil)
 		c.tun.server.Close()
+	}
+	if c.up != nil {
+		c.up.nc.Close()
 	}
 	c.nc.Close()
 }

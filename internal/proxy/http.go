@@ -128,10 +128,10 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 		out.Header.Del("Expect")
 	}
 	var resp *http.Response
-	var direct *upExchange
+	var direct *upConn
 	var err error
 	if body == nil && p.Upstream == nil {
-		resp, direct, err = p.roundTripDirect(out, f.Host, f.Port)
+		resp, direct, err = c.roundTripDirect(out, f.Host, f.Port)
 	} else {
 		ctx, cancel := context.WithCancel(p.ctx)
 		defer cancel()
@@ -217,7 +217,7 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 	}
 	if direct != nil {
 		// Before resp.Body.Close (deferred), which would drain the rest.
-		direct.done(resp, copyErr == nil && writeErr == nil)
+		c.upDone(direct, resp, copyErr == nil && writeErr == nil)
 	}
 	if writeErr == nil {
 		writeErr = bw.Flush()

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -109,18 +108,28 @@ func (u *upPool) closeIdle(stop bool) {
 	u.n = 0
 }
 
-// upExchange is one request on the direct path, from the request's write
-// to the end of its response body.
-type upExchange struct {
-	p    *Proxy
-	key  string
-	uc   *upConn
-	stop func() bool // stops closing uc when the proxy's context ends
+// upKey is the pool key of host and port; a connection's requests mostly
+// go to one server, so the last key is kept.
+func (c *conn) upKey(host string, port int) string {
+	if host != c.upHost || port != c.upPort || c.upKeyStr == "" {
+		c.upHost, c.upPort = host, port
+		c.upKeyStr = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	return c.upKeyStr
 }
 
-// upKey is the pool key of host and port.
-func upKey(host string, port int) string {
-	return net.JoinHostPort(host, strconv.Itoa(port))
+// setUp sets the server connection the exchange uses, so that a forced
+// close at shutdown closes it too (a server that never answers must not
+// hold the exchange). It reports false if the connection is closed
+// already.
+func (c *conn) setUp(uc *upConn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed && uc != nil {
+		return false
+	}
+	c.up = uc
+	return !c.closed
 }
 
 // isReplayable reports whether a bodiless request may be sent again after
@@ -136,11 +145,12 @@ func isReplayable(method string) bool {
 // roundTripDirect sends out, which has no body, to host:port over a pooled
 // or new connection and reads the response head. A request that fails on
 // a reused connection (the server closed it while idle) is sent once more
-// on a new one if its method allows. The caller must call x.done.
-func (p *Proxy) roundTripDirect(out *http.Request, host string, port int) (*http.Response, *upExchange, error) {
-	x := &upExchange{p: p, key: upKey(host, port)}
+// on a new one if its method allows. The caller must call upDone.
+func (c *conn) roundTripDirect(out *http.Request, host string, port int) (*http.Response, *upConn, error) {
+	p := c.p
+	key := c.upKey(host, port)
 	for attempt := 0; ; attempt++ {
-		uc := p.pool.get(x.key)
+		uc := p.pool.get(key)
 		reused := uc != nil
 		if uc == nil {
 			nc, err := p.dialTarget(p.ctx, host, port)
@@ -149,15 +159,15 @@ func (p *Proxy) roundTripDirect(out *http.Request, host string, port int) (*http
 			}
 			uc = &upConn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
 		}
-		x.uc = uc
-		// Shutdown's last resort cancels p.ctx: a server that never
-		// answers must not hold the exchange.
-		x.stop = context.AfterFunc(p.ctx, func() { uc.nc.Close() })
-		resp, err := x.send(out)
-		if err == nil {
-			return resp, x, nil
+		if !c.setUp(uc) {
+			uc.nc.Close()
+			return nil, nil, net.ErrClosed
 		}
-		x.stop()
+		resp, err := uc.send(out)
+		if err == nil {
+			return resp, uc, nil
+		}
+		c.setUp(nil)
 		uc.nc.Close()
 		if !reused || attempt > 0 || !isReplayable(out.Method) || p.ctx.Err() != nil {
 			return nil, nil, err
@@ -167,8 +177,7 @@ func (p *Proxy) roundTripDirect(out *http.Request, host string, port int) (*http
 
 // send writes out and reads the response head, skipping informational
 // responses other than 101.
-func (x *upExchange) send(out *http.Request) (*http.Response, error) {
-	uc := x.uc
+func (uc *upConn) send(out *http.Request) (*http.Response, error) {
 	err := out.Write(uc.bw)
 	if err == nil {
 		err = uc.bw.Flush()
@@ -188,15 +197,15 @@ func (x *upExchange) send(out *http.Request) (*http.Response, error) {
 	return nil, errors.New("too many informational (1xx) responses")
 }
 
-// done ends the exchange: the connection goes back to the pool if the
-// response body was read to its end and both sides keep it alive; else it
-// is closed. It must be called before resp.Body.Close, which would
-// otherwise read what is left of the body.
-func (x *upExchange) done(resp *http.Response, reusable bool) {
-	stopped := x.stop()
-	if reusable && stopped && !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols && x.uc.br.Buffered() == 0 {
-		x.p.pool.put(x.key, x.uc)
+// upDone ends an exchange on the direct path: uc goes back to the pool if
+// the response body was read to its end and both sides keep it alive;
+// else it is closed. It must be called before resp.Body.Close, which
+// would otherwise read what is left of the body.
+func (c *conn) upDone(uc *upConn, resp *http.Response, reusable bool) {
+	open := c.setUp(nil)
+	if reusable && open && !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols && uc.br.Buffered() == 0 {
+		c.p.pool.put(c.upKeyStr, uc)
 		return
 	}
-	x.uc.nc.Close()
+	uc.nc.Close()
 }
