@@ -1,0 +1,211 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// rawServer is a plain-HTTP server on loopback that answers each request
+// it reads on a connection with answer(n), n counting the connection's
+// requests from 1; an empty answer closes the connection without a word.
+// It counts the connections it accepted.
+type rawServer struct {
+	ln       net.Listener
+	accepted atomic.Int64
+}
+
+func newRawServer(t *testing.T, answer func(n int) string) *rawServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rawServer{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.accepted.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for n := 1; ; n++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					req.Body.Close()
+					a := answer(n)
+					if a == "" {
+						return
+					}
+					if _, err := io.WriteString(c, a); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return s
+}
+
+func (s *rawServer) url() string { return "http://" + s.ln.Addr().String() + "/" }
+
+const okAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+// TestDirectPath checks the direct path's server connections: reused
+// across requests and clients, a request that finds its pooled connection
+// closed by the server is sent again on a new one, and informational
+// responses are skipped.
+func TestDirectPath(t *testing.T) {
+	cases := []struct {
+		name         string
+		answer       func(n int) string
+		requests     int
+		wantAccepted int64
+		wantBody     string
+	}{
+		{"keep-alive reused", func(int) string { return okAnswer }, 6, 1, "ok"},
+		{"server closes idle connections", func(n int) string {
+			if n > 1 {
+				return "" // closed while idle in the pool, without saying so
+			}
+			return okAnswer
+		}, 4, 4, "ok"},
+		{"1xx skipped", func(int) string {
+			return "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" + okAnswer
+		}, 3, 1, "ok"},
+		{"server says close", func(int) string {
+			return "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+		}, 3, 3, "ok"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newRawServer(t, tc.answer)
+			var flows atomic.Int64
+			e := startEnv(t, &Proxy{AllowPrivateTargets: true, Record: func(f flow.Flow) {
+				if f.Status == 200 && f.Error == "" {
+					flows.Add(1)
+				}
+			}})
+			for i := range tc.requests {
+				// Half the requests on fresh client connections: the
+				// pool is the proxy's, not the client connection's.
+				tr := &http.Transport{Proxy: http.ProxyURL(e.url), DisableKeepAlives: i%2 == 1}
+				c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+				resp, err := c.Get(s.url())
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				tr.CloseIdleConnections()
+				if resp.StatusCode != 200 || string(b) != tc.wantBody {
+					t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+				}
+				time.Sleep(5 * time.Millisecond) // let the server's close arrive
+			}
+			e.stop()
+			if got := s.accepted.Load(); got != tc.wantAccepted {
+				t.Errorf("server accepted %d connections, want %d", got, tc.wantAccepted)
+			}
+			if got := flows.Load(); got != int64(tc.requests) {
+				t.Errorf("%d flows of successful exchanges, want %d", got, tc.requests)
+			}
+		})
+	}
+}
+
+// TestDirectNotReplayed checks that a POST without a body is not sent
+// twice when its pooled connection fails: the client gets a 502.
+func TestDirectNotReplayed(t *testing.T) {
+	s := newRawServer(t, func(n int) string {
+		if n > 1 {
+			return ""
+		}
+		return okAnswer
+	})
+	e := startEnv(t, &Proxy{AllowPrivateTargets: true})
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(e.url)}, Timeout: 5 * time.Second}
+	for i, want := range []int{200, 502} {
+		resp, err := c.Post(s.url(), "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("request %d: status %d, want %d", i, resp.StatusCode, want)
+		}
+	}
+	if got := s.accepted.Load(); got != 1 {
+		t.Errorf("server accepted %d connections, want 1 (no replay)", got)
+	}
+}
+
+// TestDirectShutdownHangingServer checks that Shutdown's deadline ends an
+// exchange whose server never answers.
+func TestDirectShutdownHangingServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 4096)
+		_, _ = c.Read(buf)
+		close(got)
+		_, _ = io.Copy(io.Discard, c) // never answers
+	}()
+	e := startEnv(t, &Proxy{AllowPrivateTargets: true})
+	done := make(chan error, 1)
+	go func() {
+		c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(e.url)}}
+		resp, err := c.Get("http://" + ln.Addr().String() + "/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request did not reach the server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := e.p.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want the deadline", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %v", d)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "EOF") && !strings.Contains(err.Error(), "reset") {
+			t.Logf("client: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the client's request did not end")
+	}
+}
