@@ -16,22 +16,21 @@ import (
 	"github.com/pilotwire/pilotwire/internal/flow"
 )
 
-// hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1, plus
-// the proxy ones; they are never forwarded.
-var hopHeaders = []string{
-	"Connection",
-	"Proxy-Connection",
-	"Keep-Alive",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
+// isHopHeader reports whether the canonical header name k is one of the
+// hop-by-hop headers of RFC 9110 section 7.6.1, or a proxy one; they are
+// never forwarded.
+func isHopHeader(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
 
 // removeHopHeaders deletes the hop-by-hop headers from h, including those
-// the Connection header names.
+// the Connection header names. (One pass over h's few keys costs less
+// than a lookup of each hop-by-hop name.)
 func removeHopHeaders(h http.Header) {
 	for _, v := range h["Connection"] {
 		for name := range strings.SplitSeq(v, ",") {
@@ -40,8 +39,10 @@ func removeHopHeaders(h http.Header) {
 			}
 		}
 	}
-	for _, k := range hopHeaders {
-		delete(h, k)
+	for k := range h {
+		if isHopHeader(k) {
+			delete(h, k)
+		}
 	}
 }
 
