@@ -50,7 +50,8 @@ type config struct {
 	pilotwire, pprofBin, squid, tinyproxy string
 	pilotwireArgs                         string
 	out, version                          string
-	reps, clients, tunnels, parallel      int
+	reps, dlReps, clients, tunnels        int
+	parallel                              int
 	size                                  int64
 	loadDur, latDur, timeout              time.Duration
 	skip                                  string
@@ -66,7 +67,8 @@ func runMain(ctx context.Context, args []string) error {
 	fs.StringVar(&c.tinyproxy, "tinyproxy", "", "tinyproxy binary (empty: leave tinyproxy out)")
 	fs.StringVar(&c.out, "out", "", "also write the report to this file")
 	fs.StringVar(&c.version, "versions", "", "free text naming the versions measured, printed in the header")
-	fs.IntVar(&c.reps, "reps", 3, "repetitions of each throughput and load measurement (median kept)")
+	fs.IntVar(&c.reps, "reps", 3, "repetitions of each load and latency measurement (median kept)")
+	fs.IntVar(&c.dlReps, "download-reps", 5, "repetitions of each 1 GiB download (median kept; they are short and the noisiest)")
 	fs.IntVar(&c.clients, "clients", 64, "concurrent keep-alive clients for the small-GET load")
 	fs.IntVar(&c.tunnels, "tunnels", 9000, "idle CONNECT tunnels to hold open per proxy")
 	fs.IntVar(&c.parallel, "tunnel-parallel", 128, "tunnels being opened at once")
@@ -78,8 +80,8 @@ func runMain(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if c.reps < 1 || c.clients < 1 || c.tunnels < 0 || c.parallel < 1 || c.size < 1 {
-		return errors.New("-reps, -clients, -tunnel-parallel and -size must be positive")
+	if c.reps < 1 || c.dlReps < 1 || c.clients < 1 || c.tunnels < 0 || c.parallel < 1 || c.size < 1 {
+		return errors.New("-reps, -download-reps, -clients, -tunnel-parallel and -size must be positive")
 	}
 	return run(ctx, c)
 }
@@ -331,7 +333,7 @@ func (b *bench) measureDownloads(ctx context.Context, tunnel bool) {
 	if tunnel {
 		kind, metric = "CONNECT (TLS)", "connect"
 	}
-	for rep := range b.cfg.reps {
+	for rep := range b.cfg.dlReps {
 		for _, r := range b.routes {
 			if ctx.Err() != nil {
 				return

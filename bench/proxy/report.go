@@ -66,7 +66,7 @@ func (b *bench) report(started time.Time) string {
 	if b.cfg.version != "" {
 		fmt.Fprintf(&w, "measured: %s\n", b.cfg.version)
 	}
-	fmt.Fprintf(&w, "loopback only; each figure is the median of %d runs interleaved across proxies; MB = 10^6 bytes, µs = microseconds\n", b.cfg.reps)
+	fmt.Fprintf(&w, "loopback only; each figure is the median of %d runs (downloads: %d) interleaved across proxies; MB = 10^6 bytes, µs = microseconds\n", b.cfg.reps, b.cfg.dlReps)
 	fmt.Fprintf(&w, "pilotwire = recording on; pw-norec = same binary, --record=false\n\n")
 
 	var cols []string
@@ -100,7 +100,7 @@ func (b *bench) report(started time.Time) string {
 	}
 	sizeLabel := fmt.Sprintf("%g GiB", float64(b.cfg.size)/(1<<30))
 	best := func(label, metric string) {
-		if b.m[metric] == nil || b.cfg.reps < 2 {
+		if b.m[metric] == nil || b.cfg.dlReps < 2 {
 			return
 		}
 		row(label, func(r string) string {
@@ -112,10 +112,10 @@ func (b *bench) report(started time.Time) string {
 		})
 	}
 	metricRow("CONNECT "+sizeLabel+" (TLS), MB/s", "connect", 0)
-	best(fmt.Sprintf("  best of %d, MB/s", b.cfg.reps), "connect")
+	best(fmt.Sprintf("  best of %d, MB/s", b.cfg.dlReps), "connect")
 	metricRow("  proxy CPU, s per GiB", "connect-cpu", 2)
 	metricRow("plain HTTP "+sizeLabel+", MB/s", "plain", 0)
-	best(fmt.Sprintf("  best of %d, MB/s", b.cfg.reps), "plain")
+	best(fmt.Sprintf("  best of %d, MB/s", b.cfg.dlReps), "plain")
 	metricRow("  proxy CPU, s per GiB", "plain-cpu", 2)
 	metricRow(fmt.Sprintf("%d clients small GET, req/s", b.cfg.clients), "load-rps", 0)
 	metricRow(fmt.Sprintf("  %d clients, p50 µs", b.cfg.clients), "load-p50", 0)

@@ -3,7 +3,7 @@
 # tinyproxy, side by side in one run, on loopback only. See bench/README.md.
 #
 #   bench/proxy/run.sh                 # full run (about 4 minutes)
-#   bench/proxy/run.sh -reps 1 -tunnels 1000 -size 268435456   # quick look
+#   bench/proxy/run.sh -reps 1 -download-reps 1 -tunnels 1000 -size 268435456   # quick look
 #
 # Arguments are passed to the Go harness (bench/proxy, "-h" lists them).
 # Installs squid and tinyproxy with apt-get when they are missing and this
