@@ -2,6 +2,10 @@
 // modernc.org/sqlite driver, so pilotwire needs no cgo. The database runs in
 // WAL mode with synchronous=NORMAL: a committed batch survives a crash of
 // the process. The schema comes from embedded, numbered migrations.
+//
+// The two loops that move every flow, PutFlows and Flows, bypass
+// database/sql and call SQLite's C API as modernc compiles it to Go (see
+// rawConn in raw.go); the rest goes through database/sql.
 package sqlite
 
 import (
