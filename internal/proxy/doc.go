@@ -18,6 +18,9 @@
 //
 // The proxy owns its connections (an accept loop and a bufio reader per
 // connection) instead of using net/http's server, so that it can peek at
-// tunnels, count bytes exactly and record refusals; it uses net/http's
-// Transport for the upstream side of plain HTTP.
+// tunnels, count bytes exactly and record refusals. On the server side of
+// plain HTTP, a request without a body (nearly all of them) is written to a
+// pooled keep-alive connection and answered on the serving goroutine
+// itself; requests with a body, and all traffic through an upstream proxy,
+// use net/http's Transport.
 package proxy
