@@ -26,6 +26,7 @@ const (
 	upIdleTotal   = 1024
 	upIdleTimeout = 90 * time.Second
 	upMax1xx      = 5 // informational responses skipped before the real one
+	upFreshFor    = time.Second
 )
 
 // upConn is a keep-alive connection to a plain-HTTP server.
@@ -145,12 +146,25 @@ func isReplayable(method string) bool {
 // roundTripDirect sends out, which has no body, to host:port over a pooled
 // or new connection and reads the response head. A request that fails on
 // a reused connection (the server closed it while idle) is sent once more
-// on a new one if its method allows. The caller must call upDone.
+// on a new one if its method allows; one whose method does not is sent on
+// a pooled connection only if that was idle for less than upFreshFor. The
+// caller must call upDone.
 func (c *conn) roundTripDirect(out *http.Request, host string, port int) (*http.Response, *upConn, error) {
 	p := c.p
 	key := c.upKey(host, port)
+	replayable := isReplayable(out.Method)
 	for attempt := 0; ; attempt++ {
-		uc := p.pool.get(key)
+		var uc *upConn
+		if attempt == 0 {
+			uc = p.pool.get(key)
+		}
+		if uc != nil && !replayable && time.Since(uc.idleAt) > upFreshFor {
+			// A request that cannot be sent twice goes only on a
+			// connection idle so briefly that the server has not closed
+			// it for idleness (servers wait seconds, at the least).
+			uc.nc.Close()
+			uc = nil
+		}
 		reused := uc != nil
 		if uc == nil {
 			nc, err := p.dialTarget(p.ctx, host, port)
@@ -169,7 +183,7 @@ func (c *conn) roundTripDirect(out *http.Request, host string, port int) (*http.
 		}
 		c.setUp(nil)
 		uc.nc.Close()
-		if !reused || attempt > 0 || !isReplayable(out.Method) || p.ctx.Err() != nil {
+		if !reused || !replayable || p.ctx.Err() != nil {
 			return nil, nil, err
 		}
 	}

@@ -130,7 +130,8 @@ func TestDirectPath(t *testing.T) {
 }
 
 // TestDirectNotReplayed checks that a POST without a body is not sent
-// twice when its pooled connection fails: the client gets a 502.
+// twice when its pooled connection fails (the client gets a 502), and
+// that it does not go on a connection idle for longer than upFreshFor.
 func TestDirectNotReplayed(t *testing.T) {
 	s := newRawServer(t, func(n int) string {
 		if n > 1 {
@@ -140,7 +141,10 @@ func TestDirectNotReplayed(t *testing.T) {
 	})
 	e := startEnv(t, &Proxy{AllowPrivateTargets: true})
 	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(e.url)}, Timeout: 5 * time.Second}
-	for i, want := range []int{200, 502} {
+	for i, want := range []int{200, 502, 200, 200} {
+		if i == 3 {
+			time.Sleep(upFreshFor + 100*time.Millisecond)
+		}
 		resp, err := c.Post(s.url(), "text/plain", nil)
 		if err != nil {
 			t.Fatal(err)
@@ -151,8 +155,10 @@ func TestDirectNotReplayed(t *testing.T) {
 			t.Errorf("request %d: status %d, want %d", i, resp.StatusCode, want)
 		}
 	}
-	if got := s.accepted.Load(); got != 1 {
-		t.Errorf("server accepted %d connections, want 1 (no replay)", got)
+	// 1: requests 0 and 1 (not replayed); 2: request 2; 3: request 3, as
+	// request 2's connection had been idle too long to trust.
+	if got := s.accepted.Load(); got != 3 {
+		t.Errorf("server accepted %d connections, want 3", got)
 	}
 }
 
