@@ -44,6 +44,18 @@ type upPool struct {
 	idle   map[string][]*upConn
 	n      int
 	closed bool
+	// idleTimeout, if set (by tests), replaces upIdleTimeout.
+	idleTimeout time.Duration
+	// sweep closes expired idle connections while there are any, so that
+	// connections to servers never asked again do not stay open.
+	sweep *time.Timer
+}
+
+func (u *upPool) timeout() time.Duration {
+	if u.idleTimeout > 0 {
+		return u.idleTimeout
+	}
+	return upIdleTimeout
 }
 
 // get returns an idle connection to key, or nil.
@@ -60,7 +72,7 @@ func (u *upPool) get(key string) *upConn {
 		l[len(l)-1] = nil
 		u.idle[key] = l[:len(l)-1]
 		u.n--
-		if now.Sub(uc.idleAt) < upIdleTimeout {
+		if now.Sub(uc.idleAt) < u.timeout() {
 			return uc
 		}
 		uc.nc.Close() // the server has likely given up on it
@@ -74,7 +86,7 @@ func (u *upPool) put(key string, uc *upConn) {
 	u.mu.Lock()
 	l := u.idle[key]
 	// The oldest are at the front; drop the expired ones.
-	for len(l) > 0 && now.Sub(l[0].idleAt) >= upIdleTimeout {
+	for len(l) > 0 && now.Sub(l[0].idleAt) >= u.timeout() {
 		l[0].nc.Close()
 		l[0] = nil
 		l = l[1:]
@@ -91,7 +103,37 @@ func (u *upPool) put(key string, uc *upConn) {
 	}
 	u.idle[key] = append(l, uc)
 	u.n++
+	if u.sweep == nil {
+		u.sweep = time.AfterFunc(u.timeout(), u.closeExpired)
+	}
 	u.mu.Unlock()
+}
+
+// closeExpired closes the connections idle for upIdleTimeout or longer,
+// and comes back later while any are left.
+func (u *upPool) closeExpired() {
+	now := time.Now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for k, l := range u.idle {
+		i := 0
+		for i < len(l) && now.Sub(l[i].idleAt) >= u.timeout() {
+			l[i].nc.Close()
+			l[i] = nil
+			i++
+		}
+		u.n -= i
+		if i == len(l) {
+			delete(u.idle, k)
+		} else {
+			u.idle[k] = l[i:]
+		}
+	}
+	if u.n > 0 && !u.closed && u.sweep != nil {
+		u.sweep.Reset(u.timeout() / 2)
+	} else {
+		u.sweep = nil
+	}
 }
 
 // closeIdle closes every idle connection; with stop, the pool keeps none
@@ -100,6 +142,10 @@ func (u *upPool) closeIdle(stop bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.closed = u.closed || stop
+	if u.sweep != nil {
+		u.sweep.Stop()
+		u.sweep = nil
+	}
 	for k, l := range u.idle {
 		for _, uc := range l {
 			uc.nc.Close()

@@ -215,3 +215,63 @@ func TestDirectShutdownHangingServer(t *testing.T) {
 		t.Error("the client's request did not end")
 	}
 }
+
+// TestUpPool checks the pool's limits and expiry: LIFO reuse, expired
+// connections closed on get and by the sweep, nothing kept once stopped.
+func TestUpPool(t *testing.T) {
+	var closed atomic.Int64
+	newUC := func() *upConn {
+		a, b := net.Pipe()
+		b.Close()
+		return &upConn{nc: closeCounter{a, &closed}}
+	}
+	u := &upPool{idleTimeout: 100 * time.Millisecond}
+	first, second := newUC(), newUC()
+	u.put("a:80", first)
+	u.put("a:80", second)
+	if got := u.get("a:80"); got != second {
+		t.Errorf("get: not the most recently idle connection")
+	}
+	if got := u.get("b:80"); got != nil {
+		t.Errorf("get of another key: %v", got)
+	}
+	u.put("a:80", second)
+	// Both expire; the sweep closes them without any further get or put.
+	deadline := time.Now().Add(5 * time.Second)
+	for closed.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	u.mu.Lock()
+	keys := len(u.idle)
+	u.mu.Unlock()
+	if n := u.idleCount(); closed.Load() != 2 || n != 0 || keys != 0 {
+		t.Errorf("after expiry: %d closed, %d idle in %d keys; want 2, 0, 0", closed.Load(), u.idleCount(), keys)
+	}
+	for range upIdlePerHost + 1 {
+		u.put("c:80", newUC())
+	}
+	if n := u.idleCount(); n != upIdlePerHost || closed.Load() != 3 {
+		t.Errorf("per-host limit: %d idle, %d closed; want %d, 3", n, closed.Load(), upIdlePerHost)
+	}
+	u.closeIdle(true)
+	u.put("c:80", newUC())
+	if n := u.idleCount(); n != 0 || u.get("c:80") != nil || closed.Load() != int64(upIdlePerHost+4) {
+		t.Errorf("after closeIdle: %d idle, %d closed", n, closed.Load())
+	}
+}
+
+type closeCounter struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c closeCounter) Close() error {
+	c.n.Add(1)
+	return c.Conn.Close()
+}
+
+func (u *upPool) idleCount() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.n
+}
