@@ -27,6 +27,7 @@ type rawConn struct {
 	stmts map[string]uintptr // prepared statements kept for reuse
 	buf   uintptr            // C buffer the strings of one row are bound from
 	bufN  int
+	cache int // page cache size in KiB, as last set by useCache
 }
 
 // cptr turns an address in C memory (allocated by modernc.org/libc, outside
@@ -34,8 +35,32 @@ type rawConn struct {
 func cptr(p uintptr) unsafe.Pointer { return unsafe.Add(nil, p) }
 
 // rawPragmas are run on each new raw connection; journal_mode=WAL is kept by
-// the file itself.
-const rawPragmas = `PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=ON;`
+// the file itself. wal_autocheckpoint is per connection, and it is these
+// connections that commit the bulk of the writes: a checkpoint (with its
+// fsync) every 64 MiB of WAL instead of every 4 MiB made BenchmarkPutFlows
+// ~45% faster.
+const rawPragmas = `PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=16384; PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=ON;`
+
+// The page cache of a raw connection: large while writing, where the pages
+// of the indexes are changed over and over, small while reading, where a
+// scan in start order reads each page once and a large cache would only
+// add to the memory of a reader that holds a million flows.
+const (
+	writeCacheKiB = 64 << 10
+	readCacheKiB  = 2 << 10
+)
+
+// useCache sets the size of the page cache.
+func (c *rawConn) useCache(kib int) error {
+	if c.cache == kib {
+		return nil
+	}
+	if err := c.exec(fmt.Sprintf("PRAGMA cache_size=-%d", kib)); err != nil {
+		return err
+	}
+	c.cache = kib
+	return nil
+}
 
 // openRaw opens the database file at path, which Open has already created
 // and migrated.

@@ -47,7 +47,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
-	q.Add("_pragma", "cache_size(-65536)")
+	// Bulk writes and reads go through raw connections with pragmas of
+	// their own (raw.go); these connections only migrate, count and
+	// summarise, so they keep SQLite's default page cache.
 	q.Add("_pragma", "wal_autocheckpoint(16384)")
 	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_txlock", "immediate")
@@ -192,6 +194,9 @@ func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 
 // putFlows writes flows in one transaction.
 func (c *rawConn) putFlows(ctx context.Context, flows []flow.Flow) (err error) {
+	if err := c.useCache(writeCacheKiB); err != nil {
+		return err
+	}
 	if err := c.exec("BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
@@ -354,6 +359,9 @@ const briefColumns = `id, start_ns, start_tz, end_ns, client, device, session, b
 // readFlows runs the query q and calls fn for each flow, stopping at fn's
 // first error. q selects columns, or briefColumns when brief is set.
 func (c *rawConn) readFlows(ctx context.Context, q string, args []any, brief bool, fn func(flow.Flow) error) error {
+	if err := c.useCache(readCacheKiB); err != nil {
+		return err
+	}
 	st, err := c.prepare(q, false)
 	if err != nil {
 		return err
