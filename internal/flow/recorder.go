@@ -35,6 +35,7 @@ type Recorder struct {
 
 	mu      sync.Mutex
 	pending []Flow
+	spare   []Flow         // the last written batch, reused when nothing kept it
 	byKey   map[string]int // index into pending
 	failed  error          // first write error, returned by Close
 	closed  bool
@@ -127,7 +128,7 @@ func (r *Recorder) loop() {
 func (r *Recorder) flush() {
 	r.mu.Lock()
 	batch := r.pending
-	r.pending = nil
+	r.pending, r.spare = r.spare[:0], nil
 	clear(r.byKey)
 	r.mu.Unlock()
 	if len(batch) == 0 {
@@ -168,6 +169,12 @@ func (r *Recorder) flush() {
 	}
 	r.stats.Written += int64(len(batch))
 	r.stats.Batches++
+	if r.opts.Publish == nil {
+		// Nobody kept the batch: its array holds the next one, so a busy
+		// proxy does not grow a new slice from nothing after every flush.
+		clear(batch)
+		r.spare = batch
+	}
 	r.mu.Unlock()
 	if r.opts.Publish != nil {
 		r.opts.Publish(batch)
