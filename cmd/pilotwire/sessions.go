@@ -267,96 +267,22 @@ func pickSession(all []timeline.Session, n int, client, where string) (timeline.
 }
 
 // readSession finds the session a report is about (see pickSession) and
-// reads its flows. Reading a store is the slow part of a report, so the
-// newest session or session n is collected in the same pass that splits
-// the flows into sessions: only the flows of the session that can still be
-// the one asked for are kept. For --client, or when two sessions started
-// at the same instant and the numbering differs from the order of
-// creation, a second pass reads the session. So does a session of more than
-// onePassMax flows: collecting it without knowing its size would need twice
-// its memory at the end, while the second pass knows the size in advance.
+// reads its flows: a Brief pass over every flow to split sessions, then a
+// read of just that session's time range. Two passes beat one here: a Brief
+// read is several times cheaper than a full one, and only the session's own
+// flows are read in full (a 1M-flow store: 1.1 s + 2.5 s instead of two full
+// passes).
 func readSession(ctx context.Context, src flowSource, gap time.Duration, n int, client string) (timeline.Session, []flow.Flow, error) {
-	sp := timeline.NewSplitter(gap)
-	var (
-		keep      chunks
-		keepSeq   = -1
-		abandoned = -1
-		in        = interner{}
-	)
-	err := src.Each(ctx, flow.Filter{}, func(f *flow.Flow) error {
-		seq := sp.Add(f)
-		switch {
-		case client != "", seq == abandoned:
-			return nil
-		case n > 0 && seq != n-1:
-			return nil
-		case seq < keepSeq:
-			return nil // an older session: no longer the newest
-		case seq > keepSeq:
-			keep.reset()
-			keepSeq = seq
-		}
-		if keep.len() >= onePassMax {
-			keep.reset()
-			abandoned = seq
-			return nil
-		}
-		in.flow(f)
-		keep.add(f)
-		return nil
-	})
+	all, err := listSessions(ctx, src, gap)
 	if err != nil {
-		return timeline.Session{}, nil, fmt.Errorf("read flows from %s: %w", src.Name(), err)
+		return timeline.Session{}, nil, err
 	}
-	all := sp.Sessions()
 	s, err := pickSession(all, n, client, src.Name())
 	if err != nil {
 		return s, nil, err
 	}
-	if client == "" && s.Created() == keepSeq && keep.len() == int(s.Flows) {
-		return s, keep.flatten(), nil
-	}
-	keep.reset()
 	flows, err := sessionFlows(ctx, src, s)
 	return s, flows, err
-}
-
-// chunks collects flows without the copies of a growing slice.
-type chunks struct {
-	full [][]flow.Flow
-	cur  []flow.Flow
-}
-
-const chunkSize = 1 << 14
-
-// onePassMax is the largest session readSession collects in its first pass
-// (some 60 MiB of flows; a provisioning run has a few thousand).
-const onePassMax = 1 << 17
-
-func (c *chunks) add(f *flow.Flow) {
-	if len(c.cur) == cap(c.cur) {
-		if c.cur != nil {
-			c.full = append(c.full, c.cur)
-		}
-		c.cur = make([]flow.Flow, 0, chunkSize)
-	}
-	c.cur = append(c.cur, *f)
-}
-
-func (c *chunks) len() int { return len(c.full)*chunkSize + len(c.cur) }
-
-func (c *chunks) reset() { c.full, c.cur = nil, nil }
-
-// flatten returns the flows in one slice, releasing the chunks as it goes.
-func (c *chunks) flatten() []flow.Flow {
-	out := make([]flow.Flow, 0, c.len())
-	for i, ch := range c.full {
-		out = append(out, ch...)
-		c.full[i] = nil
-	}
-	out = append(out, c.cur...)
-	c.reset()
-	return out
 }
 
 // sessionFlows reads the flows of one session.
