@@ -2,15 +2,14 @@ package catalog
 
 import (
 	"bufio"
-	"errors"
 	"flag"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pilotwire/pilotwire/internal/testutil"
 )
 
 var updateReference = flag.Bool("update-reference", false, "rewrite testdata/reference-patterns.txt from the reference document (new tokens map to themselves)")
@@ -92,22 +91,8 @@ func TestReferenceCovered(t *testing.T) {
 // repository, or skips.
 func referenceDoc(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("repository root not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "reference", "autopilot-endpoints.md")
-	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+	p, ok := testutil.SharedPath(t, "reference", "autopilot-endpoints.md")
+	if !ok {
 		t.Skipf("reference document %s is not here; %s is the checked-in copy of its patterns", p, referencePatternsFile)
 	}
 	return p

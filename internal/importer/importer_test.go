@@ -10,28 +10,15 @@ import (
 	"testing"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/testutil"
 )
 
 // externalDir is ../shared/testdata/external relative to the repository
 // root, or "" when absent.
 func externalDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "testdata", "external")
-	if _, err := os.Stat(p); err != nil {
+	p, ok := testutil.SharedPath(t, "testdata", "external")
+	if !ok {
 		return ""
 	}
 	return p

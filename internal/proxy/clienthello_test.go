@@ -182,22 +182,8 @@ func TestParseClientHelloCaptures(t *testing.T) {
 // root, or skips.
 func sharedExternal(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("repository root not found")
-		}
-		dir = parent
-	}
-	ext := filepath.Join(dir, "..", "shared", "testdata", "external")
-	if _, err := os.Stat(ext); err != nil {
+	ext, ok := testutil.SharedPath(t, "testdata", "external")
+	if !ok {
 		testutil.Missing(t, "shared test captures not found at "+ext+" (they are not part of the repository)")
 	}
 	return ext

@@ -5,6 +5,7 @@ package testutil
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -31,4 +32,29 @@ func Missing(t testing.TB, reason string) {
 		t.Fatalf("%s; %s is set, so this is a failure", reason, RequireToolsEnv)
 	}
 	t.Skip(reason)
+}
+
+// SharedPath returns the path of rel inside ../shared beside the
+// repository's root (the project's shared folder: reference documents and
+// third-party captures that may not be copied into the repository), and
+// whether it exists there.
+func SharedPath(t testing.TB, rel ...string) (string, bool) {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("repository root (go.mod) not found above the test's directory")
+		}
+		dir = parent
+	}
+	p := filepath.Join(append([]string{dir, "..", "shared"}, rel...)...)
+	_, err = os.Stat(p)
+	return p, err == nil
 }

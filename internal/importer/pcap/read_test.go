@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/testutil"
 )
 
 // got is one emitted flow with the numbers of the packets that carried
@@ -45,21 +46,8 @@ func readBytes(t testing.TB, data []byte) result {
 // externalDir is ../shared/testdata/external/pcap beside the repository.
 func externalDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("repository root (go.mod) not found")
-		}
-		dir = parent
-	}
-	return filepath.Join(dir, "..", "shared", "testdata", "external", "pcap")
+	p, _ := testutil.SharedPath(t, "testdata", "external", "pcap")
+	return p
 }
 
 // loadCapture reads a capture from testdata/ or, for ja4_* files, from the

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/testutil"
 )
 
 // externalFile returns the path of a file under ../shared/testdata/external
@@ -20,23 +20,9 @@ import (
 // squid samples are Elastic-licensed and are not copied into this project).
 func externalFile(t testing.TB, rel string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("repository root not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "testdata", "external", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("external test data %s is absent (it is not copied into the project: Elastic License 2.0): %v", p, err)
+	p, ok := testutil.SharedPath(t, "testdata", "external", rel)
+	if !ok {
+		t.Skipf("external test data %s is absent (it is not copied into the project: Elastic License 2.0)", p)
 	}
 	return p
 }
