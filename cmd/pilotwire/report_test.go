@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/report"
 	"github.com/pilotwire/pilotwire/internal/store/sqlite"
 )
 
@@ -97,7 +98,7 @@ func TestSessionsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var js []sessionJSON
+	var js []report.SessionJSON
 	if err := json.Unmarshal([]byte(out), &js); err != nil {
 		t.Fatal(err)
 	}

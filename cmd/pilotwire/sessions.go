@@ -13,6 +13,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/importer"
+	"github.com/pilotwire/pilotwire/internal/report"
 	"github.com/pilotwire/pilotwire/internal/timeline"
 )
 
@@ -60,10 +61,9 @@ func runSessions(ctx context.Context, g *globals, args []string) error {
 	if asJSON {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
-		out := make([]sessionJSON, 0, len(list))
+		out := make([]report.SessionJSON, 0, len(list))
 		for _, s := range list {
-			out = append(out, sessionJSON{Number: s.Number, Client: s.Client, Device: s.Device, Name: s.Name,
-				Start: s.Start, End: s.End, DurationSeconds: s.Duration().Seconds(), Flows: s.Flows, Bytes: s.Bytes})
+			out = append(out, report.NewSessionJSON(s))
 		}
 		return enc.Encode(out)
 	}
@@ -113,19 +113,6 @@ func first(s []string) string {
 		return ""
 	}
 	return s[0]
-}
-
-// sessionJSON is the shape of `sessions --json`.
-type sessionJSON struct {
-	Number          int       `json:"number"`
-	Client          string    `json:"client"`
-	Device          string    `json:"device,omitempty"`
-	Name            string    `json:"name,omitempty"`
-	Start           time.Time `json:"start"`
-	End             time.Time `json:"end"`
-	DurationSeconds float64   `json:"duration_seconds"`
-	Flows           int64     `json:"flows"`
-	Bytes           int64     `json:"bytes"`
 }
 
 // flowSource is where sessions and reports read flows from: the store, or a

@@ -29,6 +29,16 @@ type jsonDoc struct {
 	BestThroughput float64         `json:"best_throughput_bytes_per_second"`
 }
 
+// SessionJSON is a session as the JSON report (and `pilotwire sessions
+// --json`) writes it; docs/report-json.md describes it.
+type SessionJSON = jsonSession
+
+// NewSessionJSON describes s the way the JSON report does.
+func NewSessionJSON(s timeline.Session) SessionJSON {
+	return jsonSession{Number: s.Number, Client: s.Client, Device: s.Device, Name: s.Name, Start: s.Start, End: s.End,
+		Duration: timeline.FormatOffset(s.Duration()), DurationSeconds: secs(s.Duration()), Flows: s.Flows, Bytes: s.Bytes}
+}
+
 type jsonSession struct {
 	Number          int       `json:"number,omitempty"`
 	Client          string    `json:"client"`
@@ -163,8 +173,7 @@ func document(tl *timeline.Timeline, opt Options) jsonDoc {
 	s := tl.Session
 	d := jsonDoc{
 		SchemaVersion: SchemaVersion, Generator: opt.Generator, Source: opt.Source, T0: tl.T0,
-		Session: jsonSession{Number: s.Number, Client: s.Client, Device: s.Device, Name: s.Name, Start: s.Start, End: s.End,
-			Duration: timeline.FormatOffset(s.Duration()), DurationSeconds: secs(s.Duration()), Flows: s.Flows, Bytes: s.Bytes},
+		Session:    NewSessionJSON(s),
 		Milestones: []jsonMilestone{}, Phases: []jsonPhase{}, Services: []jsonService{}, Attention: []jsonAttention{},
 		BestThroughput: tl.BestThroughput,
 	}
