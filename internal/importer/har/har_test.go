@@ -14,21 +14,16 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/importtest"
 )
 
-type skipped struct{ where, reason string }
+type skipped = importtest.Skip
 
 func readBytes(t testing.TB, data []byte) ([]flow.Flow, []skipped, error) {
 	t.Helper()
-	var flows []flow.Flow
-	var skips []skipped
-	err := Read(context.Background(), bytes.NewReader(data), func(f flow.Flow) error {
-		flows = append(flows, f)
-		return nil
-	}, func(where string, err error) {
-		skips = append(skips, skipped{where, err.Error()})
-	})
-	return flows, skips, err
+	var c importtest.Collector
+	err := Read(context.Background(), bytes.NewReader(data), c.Emit, c.Skip)
+	return c.Flows, c.Skips, err
 }
 
 func readFile(t testing.TB, name string) []flow.Flow {
@@ -204,7 +199,7 @@ func TestDamaged(t *testing.T) {
 			name:  "bad entries are skipped",
 			input: `{"log":{"pages":[{"id":"p"}],"entries":[` + good + `,{"startedDateTime":"yesterday","request":{"method":"GET","url":"http://b/"},"response":{"status":200}},{"startedDateTime":"2024-01-02T03:04:05Z","request":{"method":"GET","url":""}},` + good + `]}}`,
 			keys:  []string{"entry:1", "entry:4"},
-			skips: []skipped{{"entry 2", `startedDateTime "yesterday": not an ISO 8601 time`}, {"entry 3", "request has no url"}},
+			skips: []skipped{{Where: "entry 2", Reason: `startedDateTime "yesterday": not an ISO 8601 time`}, {Where: "entry 3", Reason: "request has no url"}},
 		},
 		{
 			name:  "wrong type keeps the entry",

@@ -13,21 +13,16 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/importtest"
 )
 
-type skipped struct{ where, reason string }
+type skipped = importtest.Skip
 
 func readBytes(t testing.TB, data []byte) ([]flow.Flow, []skipped, error) {
 	t.Helper()
-	var flows []flow.Flow
-	var skips []skipped
-	err := Read(context.Background(), bytes.NewReader(data), func(f flow.Flow) error {
-		flows = append(flows, f)
-		return nil
-	}, func(where string, err error) {
-		skips = append(skips, skipped{where, err.Error()})
-	})
-	return flows, skips, err
+	var c importtest.Collector
+	err := Read(context.Background(), bytes.NewReader(data), c.Emit, c.Skip)
+	return c.Flows, c.Skips, err
 }
 
 // The expectations of ../shared/testdata/external/README.md, section netlog/.
@@ -123,7 +118,7 @@ func TestDamaged(t *testing.T) {
 				`{"type":1,"phase":1,"time":13,"source":{"id":7,"type":1},"params":{"url":"https://c.example/"}},` +
 				`{"type":1,"phase":1,"ti`,
 			flows:  []string{`req:5:event:1 204 "" "the log ends before the request finished"`, `req:7:event:4 0 "" "the log ends before the request finished"`},
-			skips:  []skipped{{"event 3", `json: invalid number literal, trying to unmarshal "\"bad\"" into Number`}},
+			skips:  []skipped{{Where: "event 3", Reason: `json: invalid number literal, trying to unmarshal "\"bad\"" into Number`}},
 			errStr: "event 5 at offset",
 		},
 		{

@@ -12,21 +12,16 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/importtest"
 )
 
-type skipped struct{ where, reason string }
+type skipped = importtest.Skip
 
 func readBytes(t testing.TB, data []byte) ([]flow.Flow, []skipped, error) {
 	t.Helper()
-	var flows []flow.Flow
-	var skips []skipped
-	err := Read(context.Background(), bytes.NewReader(data), int64(len(data)), func(f flow.Flow) error {
-		flows = append(flows, f)
-		return nil
-	}, func(where string, err error) {
-		skips = append(skips, skipped{where, err.Error()})
-	})
-	return flows, skips, err
+	var c importtest.Collector
+	err := Read(context.Background(), bytes.NewReader(data), int64(len(data)), c.Emit, c.Skip)
+	return c.Flows, c.Skips, err
 }
 
 // The expectations of ../shared/testdata/external/README.md, section saz/.
@@ -141,10 +136,10 @@ func TestSynthetic(t *testing.T) {
 		t.Errorf("plain %+v", g)
 	}
 	want := []skipped{
-		{"session 3", "raw/3_c.txt (the request) is missing"},
-		{"raw/10_c.txt", `request line "HELLO" is not METHOD TARGET [VERSION]`},
-		{"raw/11_m.xml", "metadata: XML syntax error on line 1: unexpected EOF"},
-		{"session 11", "no time recorded (metadata missing or without timers)"},
+		{Where: "session 3", Reason: "raw/3_c.txt (the request) is missing"},
+		{Where: "raw/10_c.txt", Reason: `request line "HELLO" is not METHOD TARGET [VERSION]`},
+		{Where: "raw/11_m.xml", Reason: "metadata: XML syntax error on line 1: unexpected EOF"},
+		{Where: "session 11", Reason: "no time recorded (metadata missing or without timers)"},
 	}
 	if !slices.Equal(skips, want) {
 		t.Errorf("skips\n got %q\nwant %q", skips, want)
@@ -175,7 +170,7 @@ func TestTruncated(t *testing.T) {
 			t.Errorf("recovered session %d\n got %+v\nwant %+v", i+1, f, full[i])
 		}
 	}
-	want := []skipped{{"raw/4_m.xml", "metadata cut short: unexpected EOF"}, {"session 4", "no time recorded (metadata missing or without timers)"}}
+	want := []skipped{{Where: "raw/4_m.xml", Reason: "metadata cut short: unexpected EOF"}, {Where: "session 4", Reason: "no time recorded (metadata missing or without timers)"}}
 	if !slices.Equal(skips, want) {
 		t.Errorf("skips %q, want %q", skips, want)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/importtest"
 )
 
 // extensiveFormat is the logformat of elastic_test-access-extensive.log as
@@ -26,13 +27,9 @@ func readLayout(t testing.TB, data []byte, spec string) ([]flow.Flow, []skipped,
 	if err != nil {
 		t.Fatal(err)
 	}
-	var flows []flow.Flow
-	var skips []skipped
-	err = ReadLayout(context.Background(), bytes.NewReader(data), l, func(f flow.Flow) error {
-		flows = append(flows, f)
-		return nil
-	}, func(where string, err error) { skips = append(skips, skipped{where, err.Error()}) })
-	return flows, skips, err
+	var c importtest.Collector
+	err = ReadLayout(context.Background(), bytes.NewReader(data), l, c.Emit, c.Skip)
+	return c.Flows, c.Skips, err
 }
 
 // With its logformat given, the custom-layout sample imports whole; the

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/importtest"
 	"github.com/pilotwire/pilotwire/internal/testutil"
 )
 
@@ -27,19 +28,13 @@ func externalFile(t testing.TB, rel string) string {
 	return p
 }
 
-type skipped struct{ where, reason string }
+type skipped = importtest.Skip
 
 func readAll(t testing.TB, data []byte) ([]flow.Flow, []skipped, error) {
 	t.Helper()
-	var flows []flow.Flow
-	var skips []skipped
-	err := Read(context.Background(), bytes.NewReader(data), func(f flow.Flow) error {
-		flows = append(flows, f)
-		return nil
-	}, func(where string, err error) {
-		skips = append(skips, skipped{where, err.Error()})
-	})
-	return flows, skips, err
+	var c importtest.Collector
+	err := Read(context.Background(), bytes.NewReader(data), c.Emit, c.Skip)
+	return c.Flows, c.Skips, err
 }
 
 func TestElasticAccessLog(t *testing.T) {
@@ -159,15 +154,15 @@ func TestElasticExtensiveIsUnknownLayout(t *testing.T) {
 		t.Fatalf("got %d skipped lines, want 11: %v", len(skips), skips)
 	}
 	for i, s := range skips {
-		if s.where != fmt.Sprintf("line %d", i+1) {
-			t.Errorf("skip %d at %q", i, s.where)
+		if s.Where != fmt.Sprintf("line %d", i+1) {
+			t.Errorf("skip %d at %q", i, s.Where)
 		}
-		if !strings.Contains(s.reason, "custom logformat") {
-			t.Errorf("skip %d reason %q does not point at the custom logformat", i, s.reason)
+		if !strings.Contains(s.Reason, "custom logformat") {
+			t.Errorf("skip %d reason %q does not point at the custom logformat", i, s.Reason)
 		}
 	}
-	if !strings.Contains(skips[0].reason, `field 4 (result code/status) "58938"`) {
-		t.Errorf("first reason %q", skips[0].reason)
+	if !strings.Contains(skips[0].Reason, `field 4 (result code/status) "58938"`) {
+		t.Errorf("first reason %q", skips[0].Reason)
 	}
 }
 
@@ -268,9 +263,9 @@ func TestBadLines(t *testing.T) {
 		t.Errorf("keys %v, want %v", keys, want)
 	}
 	want := []skipped{
-		{"line 2", `not a Squid native, common or combined line: first field "garbage" is neither a Unix time nor a client followed by [time]`},
-		{"line 5", `field 4 (result code/status) "TCP_MISS/2x0": status is not a 3-digit number (a custom logformat? see docs/squid.md)`},
-		{"line 6", `native line has 6 fields, want 10 (time elapsed client code/status bytes method URL user hierarchy/peer type) or 11 (… sni)`},
+		{Where: "line 2", Reason: `not a Squid native, common or combined line: first field "garbage" is neither a Unix time nor a client followed by [time]`},
+		{Where: "line 5", Reason: `field 4 (result code/status) "TCP_MISS/2x0": status is not a 3-digit number (a custom logformat? see docs/squid.md)`},
+		{Where: "line 6", Reason: `native line has 6 fields, want 10 (time elapsed client code/status bytes method URL user hierarchy/peer type) or 11 (… sni)`},
 	}
 	if !slices.Equal(skips, want) {
 		t.Errorf("skips\n got %q\nwant %q", skips, want)
@@ -287,7 +282,7 @@ func TestLongLineIsSkipped(t *testing.T) {
 	if len(flows) != 2 || flows[1].Key != "line:3" {
 		t.Errorf("flows %d (last key %q), want 2 ending at line:3", len(flows), flows[len(flows)-1].Key)
 	}
-	if len(skips) != 1 || skips[0].where != "line 2" {
+	if len(skips) != 1 || skips[0].Where != "line 2" {
 		t.Errorf("skips %v, want one at line 2", skips)
 	}
 }
