@@ -3,8 +3,16 @@
 package storetest
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"path"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -230,4 +238,863 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 			t.Errorf("PutFlows accepted a flow without a key")
 		}
 	})
+
+	// The rest is the contract of PutFileFlows and EndFileFlows: flows
+	// imported from files, which a store may keep in its own form, must
+	// read back exactly like rows written by PutFlows and mix with them.
+	for _, c := range []struct {
+		name string
+		test func(t *testing.T, s flow.Store)
+	}{
+		{"FileRoundTrip", testFileRoundTrip},
+		{"FileOrder", testFileOrder},
+		{"FileFilters", testFileFilters},
+		{"FileReimport", testFileReimport},
+		{"FileKeysIndependent", testFileKeysIndependent},
+		{"FileIDsGrow", testFileIDsGrow},
+		{"FileClients", testFileClients},
+		{"FileEmpty", testFileEmpty},
+		{"FileCancel", testFileCancel},
+		{"FileLarge", testFileLarge},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := open(t)
+			defer s.Close()
+			c.test(t, s)
+		})
+	}
+}
+
+// genBase is the start of the generated captures.
+var genBase = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+// The zones generated flows start in: a store must give each flow its own
+// zone back, including odd offsets.
+var genZones = []*time.Location{
+	time.UTC,
+	time.FixedZone("", -7*3600),
+	time.FixedZone("", 5*3600+45*60),
+	time.FixedZone("", -(3*3600 + 30*60)),
+}
+
+// genDevice is the device label of client at start: a client's label
+// changes half way through the capture, so "the newest label" has one
+// right answer.
+func genDevice(client string, start time.Time) string {
+	if start.Before(genBase.Add(30 * time.Second)) {
+		return "OLD-" + client[strings.LastIndexByte(client, '.')+1:]
+	}
+	return map[string]string{"192.168.1.1": "VM7", "192.168.1.2": "VM8", "192.168.1.3": "VM9"}[client]
+}
+
+// generated returns n flows keyed prefix/0 … prefix/n-1 from source src,
+// every field filled from a generator seeded with seed: starts spread over
+// one minute at nanosecond precision in several zones, one in five open,
+// three clients, hosts for the glob filters, now and then a negative byte
+// count or status (HAR writes -1 for "unknown").
+func generated(prefix string, src flow.Source, n int, seed uint64) []flow.Flow {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	hosts := []string{
+		"login.microsoftonline.com", "a.manage.microsoft.com", "b.c.manage.microsoft.com", "manage.microsoft.com",
+		"enterpriseregistration.windows.net", "10.20.30.40", "ctldl.windowsupdate.com", "xn--bcher-kva.example",
+	}
+	kinds := []flow.Kind{flow.KindHTTP, flow.KindConnect, flow.KindTLS, flow.KindDNS, flow.KindTCP, flow.KindQUIC}
+	decisions := []flow.Decision{flow.DecisionNone, flow.DecisionAllowed, flow.DecisionDenied}
+	out := make([]flow.Flow, n)
+	for i := range out {
+		zone := genZones[r.IntN(len(genZones))]
+		start := genBase.Add(time.Duration(r.Int64N(int64(time.Minute)))).In(zone)
+		host := hosts[r.IntN(len(hosts))]
+		f := flow.Flow{
+			Key:        fmt.Sprintf("%s/%d", prefix, i),
+			Start:      start,
+			Client:     fmt.Sprintf("192.168.1.%d", 1+r.IntN(3)),
+			ClientPort: r.IntN(65536),
+			Source:     src,
+			SourceFile: prefix + ".log",
+			Kind:       kinds[r.IntN(len(kinds))],
+			Method:     []string{"", "GET", "POST", "CONNECT"}[r.IntN(4)],
+			Scheme:     []string{"", "http", "https", "wss"}[r.IntN(4)],
+			Host:       host,
+			Port:       []int{0, 80, 443, 8443, 53}[r.IntN(5)],
+			Status:     []int{0, 200, 204, 301, 403, 407, 502, -1}[r.IntN(8)],
+			BytesUp:    r.Int64N(1 << 20),
+			BytesDown:  r.Int64N(1 << 40),
+			ALPN:       []string{"", "h2", "h2,http/1.1"}[r.IntN(3)],
+			TLSVersion: []string{"", "1.2", "1.3"}[r.IntN(3)],
+			Decision:   decisions[r.IntN(len(decisions))],
+		}
+		if r.IntN(5) != 0 {
+			f.End = start.Add(time.Duration(r.Int64N(int64(10 * time.Minute))))
+		}
+		if r.IntN(2) == 0 {
+			f.Device = genDevice(f.Client, start)
+		}
+		if r.IntN(4) == 0 {
+			f.Session = fmt.Sprintf("run%d", r.IntN(3))
+		}
+		if r.IntN(2) == 0 {
+			f.URL = fmt.Sprintf("https://%s/p/%d?q=%x", host, i, r.Uint64())
+		}
+		if r.IntN(2) == 0 {
+			f.SNI = host
+		}
+		if r.IntN(8) == 0 {
+			f.Error = "connection reset by peer"
+		}
+		if r.IntN(3) == 0 {
+			f.Reason = []string{"client closed", "idle timeout", "denied by rule 3"}[r.IntN(3)]
+		}
+		if r.IntN(6) == 0 {
+			f.Note = fmt.Sprintf("note %d: ünïcode, comma\nand newline", i)
+		}
+		if r.IntN(50) == 0 {
+			f.BytesUp, f.BytesDown = -1, -1
+		}
+		out[i] = f
+	}
+	return out
+}
+
+// tie gives to the start time to, keeping the zone (so the tie is on the
+// instant only) and the device label right for the new time.
+func tie(f *flow.Flow, to time.Time) {
+	d := f.End.Sub(f.Start)
+	f.Start = to.In(f.Start.Location())
+	if !f.End.IsZero() {
+		f.End = f.Start.Add(d)
+	}
+	if f.Device != "" {
+		f.Device = genDevice(f.Client, f.Start)
+	}
+}
+
+// shuffled returns fs in a fixed order that is not the order of start.
+func shuffled(fs []flow.Flow, seed uint64) []flow.Flow {
+	out := slices.Clone(fs)
+	r := rand.New(rand.NewPCG(seed, 7))
+	r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+// offset is t's zone offset in seconds.
+func offset(t time.Time) int {
+	_, off := t.Zone()
+	return off
+}
+
+// diff describes how got differs from want in any field but ID, or
+// returns "" when they are the same flow. Times compare as instants and
+// zone offsets (a store keeps the offset, not the zone's name).
+func diff(got, want flow.Flow) string {
+	var d []string
+	if !got.Start.Equal(want.Start) || offset(got.Start) != offset(want.Start) {
+		d = append(d, fmt.Sprintf("Start = %v, want %v", got.Start, want.Start))
+	}
+	if !got.End.Equal(want.End) || got.Open() != want.Open() || !want.Open() && offset(got.End) != offset(want.End) {
+		d = append(d, fmt.Sprintf("End = %v, want %v", got.End, want.End))
+	}
+	got.ID, got.Start, got.End = want.ID, want.Start, want.End
+	if got != want {
+		d = append(d, fmt.Sprintf("\n got %+v\nwant %+v", got, want))
+	}
+	return strings.Join(d, "; ")
+}
+
+// briefDiff is diff for a Brief read: only the fields Brief lists count.
+func briefDiff(got, want flow.Flow) string {
+	if got.ID != want.ID || !got.Start.Equal(want.Start) || offset(got.Start) != offset(want.Start) ||
+		!got.End.Equal(want.End) || got.Open() != want.Open() || got.Client != want.Client ||
+		got.Device != want.Device || got.Session != want.Session || got.BytesUp != want.BytesUp ||
+		got.BytesDown != want.BytesDown {
+		return fmt.Sprintf("brief read differs:\n got %+v\nwant %+v", got, want)
+	}
+	return ""
+}
+
+// readAll reads what f selects.
+func readAll(t *testing.T, s flow.Store, f flow.Filter) []flow.Flow {
+	t.Helper()
+	var out []flow.Flow
+	if err := s.Flows(context.Background(), f, func(fl flow.Flow) error { out = append(out, fl); return nil }); err != nil {
+		t.Fatalf("Flows: %v", err)
+	}
+	return out
+}
+
+// count is CountFlows(f).
+func count(t *testing.T, s flow.Store, f flow.Filter) int {
+	t.Helper()
+	n, err := s.CountFlows(context.Background(), f)
+	if err != nil {
+		t.Fatalf("CountFlows: %v", err)
+	}
+	return int(n)
+}
+
+// putFile writes one part of file.
+func putFile(t *testing.T, s flow.Store, file string, part int, fs []flow.Flow) {
+	t.Helper()
+	if err := s.PutFileFlows(context.Background(), file, part, fs); err != nil {
+		t.Fatalf("PutFileFlows(%q, %d, %d flows): %v", file, part, len(fs), err)
+	}
+}
+
+// endFile ends an import of file that wrote parts parts.
+func endFile(t *testing.T, s flow.Store, file string, parts int) {
+	t.Helper()
+	if err := s.EndFileFlows(context.Background(), file, parts); err != nil {
+		t.Fatalf("EndFileFlows(%q, %d): %v", file, parts, err)
+	}
+}
+
+// putRows writes flows with PutFlows.
+func putRows(t *testing.T, s flow.Store, fs []flow.Flow) {
+	t.Helper()
+	if err := s.PutFlows(context.Background(), fs); err != nil {
+		t.Fatalf("PutFlows(%d flows): %v", len(fs), err)
+	}
+}
+
+// matches is the reference of what Filter f selects, minus Limit.
+func matches(f flow.Filter, fl flow.Flow) bool {
+	if f.Client != "" && fl.Client != f.Client && fl.Device != f.Client {
+		return false
+	}
+	if f.Host != "" {
+		h := strings.ToLower(f.Host)
+		if strings.Contains(h, "*") {
+			if ok, _ := path.Match(h, fl.Host); !ok {
+				return false
+			}
+		} else if fl.Host != h {
+			return false
+		}
+	}
+	return (f.Source == "" || fl.Source == f.Source) &&
+		(f.Since.IsZero() || !fl.Start.Before(f.Since)) &&
+		(f.Until.IsZero() || fl.Start.Before(f.Until)) &&
+		fl.ID > f.AfterID
+}
+
+// byStart orders flows by start time then ID, oldest first.
+func byStart(a, b flow.Flow) int {
+	if c := a.Start.Compare(b.Start); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
+}
+
+// selectFlows is the reference of Flows: what f selects of all (which
+// carry their IDs), in the order and number f asks for.
+func selectFlows(all []flow.Flow, f flow.Filter) []flow.Flow {
+	var out []flow.Flow
+	for _, fl := range all {
+		if matches(f, fl) {
+			out = append(out, fl)
+		}
+	}
+	slices.SortFunc(out, byStart)
+	if f.Newest {
+		slices.Reverse(out)
+	}
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out
+}
+
+// ids lists the IDs of fs, shortened, for messages.
+func ids(fs []flow.Flow) string {
+	var b strings.Builder
+	for i, f := range fs {
+		if i == 12 {
+			fmt.Fprintf(&b, " … (%d)", len(fs))
+			break
+		}
+		fmt.Fprintf(&b, " %d", f.ID)
+	}
+	return "[" + strings.TrimSpace(b.String()) + "]"
+}
+
+// sameFlows checks that got is want, flow by flow, IDs and order included.
+func sameFlows(t *testing.T, what string, got, want []flow.Flow, brief bool) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: got %d flows %s, want %d %s", what, len(got), ids(got), len(want), ids(want))
+		return
+	}
+	for i := range got {
+		if got[i].ID != want[i].ID {
+			t.Errorf("%s: flow %d is ID %d (%s), want ID %d (%s)\n got %s\nwant %s",
+				what, i, got[i].ID, got[i].Key, want[i].ID, want[i].Key, ids(got[i:]), ids(want[i:]))
+			return
+		}
+		d := diff(got[i], want[i])
+		if brief {
+			d = briefDiff(got[i], want[i])
+		}
+		if d != "" {
+			t.Errorf("%s: flow %d (ID %d): %s", what, i, want[i].ID, d)
+			return
+		}
+	}
+}
+
+// checkFilter checks Flows(f) and CountFlows(f) against the reference
+// over all.
+func checkFilter(t *testing.T, s flow.Store, name string, all []flow.Flow, f flow.Filter) {
+	t.Helper()
+	sameFlows(t, name, readAll(t, s, f), selectFlows(all, f), f.Brief)
+	unlimited := f
+	unlimited.Limit = 0
+	if n, want := count(t, s, f), len(selectFlows(all, unlimited)); n != want {
+		t.Errorf("%s: CountFlows = %d, want %d", name, n, want)
+	}
+}
+
+// stored checks that s holds exactly want (matched by Key, which callers
+// keep unique), every flow with an ID of its own, read back in (Start, ID)
+// order, and returns want with the IDs the store gave.
+func stored(t *testing.T, s flow.Store, want []flow.Flow) []flow.Flow {
+	t.Helper()
+	got := readAll(t, s, flow.Filter{})
+	byKey := make(map[string]flow.Flow, len(got))
+	owner := make(map[int64]string, len(got))
+	for _, g := range got {
+		if g.ID == 0 {
+			t.Fatalf("flow %s read back without an ID", g.Key)
+		}
+		if k, dup := owner[g.ID]; dup {
+			t.Fatalf("ID %d read back for both %s and %s", g.ID, k, g.Key)
+		}
+		owner[g.ID] = g.Key
+		if _, dup := byKey[g.Key]; dup {
+			t.Fatalf("flow %s read back twice", g.Key)
+		}
+		byKey[g.Key] = g
+	}
+	out := make([]flow.Flow, len(want))
+	wanted := make(map[string]bool, len(want))
+	bad := 0
+	for i, w := range want {
+		wanted[w.Key] = true
+		g, ok := byKey[w.Key]
+		if !ok {
+			t.Errorf("flow %s not read back", w.Key)
+			bad++
+		} else if d := diff(g, w); d != "" {
+			t.Errorf("flow %s: %s", w.Key, d)
+			bad++
+		}
+		if bad > 5 {
+			t.FailNow()
+		}
+		w.ID = g.ID
+		out[i] = w
+	}
+	for _, g := range got {
+		if !wanted[g.Key] {
+			t.Errorf("flow %s (ID %d) read back but not expected", g.Key, g.ID)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	sameFlows(t, "Flows in start order", got, selectFlows(out, flow.Filter{}), false)
+	return out
+}
+
+// idsByKey maps each flow's Key to its ID.
+func idsByKey(fs []flow.Flow) map[string]int64 {
+	m := make(map[string]int64, len(fs))
+	for _, f := range fs {
+		m[f.Key] = f.ID
+	}
+	return m
+}
+
+// maxID is the greatest ID in fs.
+func maxID(fs []flow.Flow) int64 {
+	var m int64
+	for _, f := range fs {
+		m = max(m, f.ID)
+	}
+	return m
+}
+
+// mixedStore fills s with flows from PutFlows and from two imported files
+// (three parts, each given out of start order), written interleaved, all
+// over the same minute with ties on start across and within them, and
+// returns every flow with its ID.
+func mixedStore(t *testing.T, s flow.Store) []flow.Flow {
+	t.Helper()
+	rows := generated("live", flow.SourceProxy, 30, 1)
+	a0 := generated("a0", flow.SourceHAR, 40, 2)
+	a1 := generated("a1", flow.SourceHAR, 30, 3)
+	b0 := generated("b0", flow.SourceSquid, 25, 4)
+	tie(&a0[3], rows[5].Start)
+	tie(&b0[0], rows[5].Start)
+	tie(&a1[2], rows[5].Start)
+	tie(&a0[7], a0[8].Start)
+	tie(&rows[9], a1[4].Start)
+	tie(&rows[10], a1[4].Start)
+	putRows(t, s, rows[:15])
+	putFile(t, s, "sha256:aaaa", 0, shuffled(a0, 1))
+	putRows(t, s, rows[15:])
+	putFile(t, s, "sha256:aaaa", 1, shuffled(a1, 2))
+	putFile(t, s, "sha256:bbbb", 0, shuffled(b0, 3))
+	endFile(t, s, "sha256:aaaa", 2)
+	endFile(t, s, "sha256:bbbb", 1)
+	return stored(t, s, slices.Concat(rows, a0, a1, b0))
+}
+
+func testFileRoundTrip(t *testing.T, s flow.Store) {
+	minus7 := time.FixedZone("PDT", -7*3600)
+	nepal := time.FixedZone("", 5*3600+45*60)
+	lmt := time.FixedZone("LMT", 561) // an offset in seconds, as old zones have
+	t0 := time.Date(2023, 3, 29, 16, 58, 59, 303000007, minus7)
+	full := flow.Flow{
+		Key: "f0", Start: t0, End: t0.Add(1500*time.Millisecond + 3),
+		Client: "10.105.21.199", ClientPort: 50123, Device: "LAB-VM-07", Session: "enrol",
+		Source: flow.SourceHAR, SourceFile: `C:\caps\enrol.har`,
+		Kind: flow.KindHTTP, Method: "POST", Scheme: "https", Host: "login.microsoftonline.com", Port: 443,
+		URL:    "https://login.microsoftonline.com/common/oauth2/token?a=1&b=%20",
+		Status: 200, BytesUp: 4096, BytesDown: 123456789012,
+		SNI: "login.microsoftonline.com", ALPN: "h2,http/1.1", TLSVersion: "1.3",
+		Error: `tls: "bad" record, mac`, Decision: flow.DecisionAllowed, Reason: "client closed", Note: "host named from DNS",
+	}
+	open := full
+	open.Key, open.Start, open.End = "f1", time.Date(2023, 3, 30, 8, 0, 0, 1, nepal), time.Time{}
+	open.ClientPort, open.Port, open.Status, open.BytesUp, open.BytesDown = -1, -1, -1, -1, math.MaxInt64
+	open.Decision, open.Note = flow.DecisionDenied, "ünïcode\nline two\ttab"
+	old := flow.Flow{ // before 1970, and ending before it starts (a skewed clock)
+		Key: "f2", Start: time.Date(1969, 7, 20, 20, 17, 40, 999999999, time.UTC),
+		End: time.Date(1969, 7, 20, 20, 17, 39, 0, time.UTC), Source: flow.SourcePcap, Kind: flow.KindTCP,
+		BytesUp: math.MinInt64 + 1,
+	}
+	bare := flow.Flow{Key: "f3", Start: t0.Add(time.Hour)} // every other field zero
+	long := full
+	long.Key, long.Start, long.End = "f4", t0.In(lmt), t0.Add(time.Minute).In(lmt)
+	long.URL = "https://xn--bcher-kva.example/" + strings.Repeat("päth/", 2000)
+	long.Host, long.Device = "xn--bcher-kva.example", ""
+	same := full // the same instant as f0 in another zone: a tie on start
+	same.Key, same.Start, same.End, same.Session = "f5", t0.UTC(), t0.Add(time.Second).UTC(), ""
+	future := full
+	future.Key, future.Start, future.End = "f6", time.Date(2200, 1, 1, 0, 0, 0, 5, nepal), time.Date(2200, 1, 1, 0, 0, 1, 0, nepal)
+
+	part0 := []flow.Flow{bare, open, full, future}
+	part1 := []flow.Flow{same, old, long}
+	putFile(t, s, "sha256:0123", 0, part0)
+	putFile(t, s, "sha256:0123", 1, part1)
+	endFile(t, s, "sha256:0123", 2)
+	got := stored(t, s, slices.Concat(part0, part1))
+	if got[0].ID == got[len(got)-1].ID {
+		t.Errorf("IDs not unique: %s", ids(got))
+	}
+	if n := count(t, s, flow.Filter{}); n != 7 {
+		t.Errorf("CountFlows = %d, want 7", n)
+	}
+	// A Brief read of file flows gets the listed fields right too.
+	sameFlows(t, "Brief read", readAll(t, s, flow.Filter{Brief: true}), selectFlows(got, flow.Filter{}), true)
+}
+
+func testFileOrder(t *testing.T, s flow.Store) {
+	all := mixedStore(t, s) // checks ascending order, IDs unique
+	sameFlows(t, "Newest", readAll(t, s, flow.Filter{Newest: true}), selectFlows(all, flow.Filter{Newest: true}), false)
+	// The ties mixedStore made are there, so order by ID was tested.
+	starts := make(map[int64]int)
+	for _, f := range all {
+		starts[f.Start.UnixNano()]++
+	}
+	if n := starts[all[slices.IndexFunc(all, func(f flow.Flow) bool { return f.Key == "live/5" })].Start.UnixNano()]; n != 4 {
+		t.Fatalf("test data: %d flows start with live/5, want 4", n)
+	}
+}
+
+func testFileFilters(t *testing.T, s flow.Store) {
+	all := mixedStore(t, s)
+	sorted := selectFlows(all, flow.Filter{})
+	mid := sorted[len(sorted)/2].Start
+	byID := slices.Clone(all)
+	slices.SortFunc(byID, func(a, b flow.Flow) int { return cmp.Compare(a.ID, b.ID) })
+	afterID := byID[len(byID)/3].ID
+	cases := []struct {
+		name string
+		f    flow.Filter
+	}{
+		{"all", flow.Filter{}},
+		{"client address", flow.Filter{Client: "192.168.1.2"}},
+		{"client device", flow.Filter{Client: "VM7"}},
+		{"client old device", flow.Filter{Client: "OLD-3"}},
+		{"client unknown", flow.Filter{Client: "192.168.1.9"}},
+		{"host exact", flow.Filter{Host: "manage.microsoft.com"}},
+		{"host exact upper", flow.Filter{Host: "LOGIN.MicrosoftOnline.com"}},
+		{"host glob", flow.Filter{Host: "*.manage.microsoft.com"}},
+		{"host glob upper", flow.Filter{Host: "*.MANAGE.microsoft.com"}},
+		{"host glob prefix", flow.Filter{Host: "login.*"}},
+		{"host glob middle", flow.Filter{Host: "*windows*"}},
+		{"source har", flow.Filter{Source: flow.SourceHAR}},
+		{"source squid", flow.Filter{Source: flow.SourceSquid}},
+		{"source proxy", flow.Filter{Source: flow.SourceProxy}},
+		{"source none", flow.Filter{Source: flow.SourceNetlog}},
+		{"since", flow.Filter{Since: mid}},
+		{"since in a zone", flow.Filter{Since: mid.In(genZones[1])}},
+		{"until", flow.Filter{Until: mid}},
+		{"since until", flow.Filter{Since: genBase.Add(20 * time.Second), Until: genBase.Add(40 * time.Second)}},
+		{"after id", flow.Filter{AfterID: afterID}},
+		{"after id newest", flow.Filter{AfterID: afterID, Newest: true}},
+		{"limit", flow.Filter{Limit: 7}},
+		{"limit newest", flow.Filter{Limit: 7, Newest: true}},
+		{"limit over", flow.Filter{Limit: 1000}},
+		{"newest", flow.Filter{Newest: true}},
+		{"combined", flow.Filter{Client: "VM8", Host: "*.microsoft*", Since: genBase.Add(10 * time.Second), Limit: 5}},
+		{"combined newest", flow.Filter{Client: "192.168.1.1", Source: flow.SourceHAR, Until: mid, AfterID: afterID, Limit: 4, Newest: true}},
+		{"brief", flow.Filter{Brief: true}},
+		{"brief client", flow.Filter{Brief: true, Client: "VM9"}},
+		{"brief newest limit", flow.Filter{Brief: true, Newest: true, Limit: 9, Source: flow.SourceSquid}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			unlimited := c.f
+			unlimited.Limit = 0
+			if n := len(selectFlows(all, unlimited)); c.name != "client unknown" && c.name != "source none" &&
+				(n == 0 || n == len(all) && c.f != (flow.Filter{}) && !c.f.Newest && !c.f.Brief) {
+				t.Fatalf("test data: filter selects %d of %d flows, so it tests nothing", n, len(all))
+			}
+			checkFilter(t, s, c.name, all, c.f)
+		})
+	}
+}
+
+func testFileReimport(t *testing.T, s flow.Store) {
+	f0 := generated("f0", flow.SourceHAR, 5, 10)
+	f1 := generated("f1", flow.SourceHAR, 4, 11)
+	f2 := generated("f2", flow.SourceHAR, 3, 12)
+	g0 := generated("g0", flow.SourceSquid, 2, 13)
+	rows := generated("live", flow.SourceProxy, 3, 14)
+	putFile(t, s, "F", 0, f0)
+	putFile(t, s, "F", 1, f1)
+	putFile(t, s, "F", 2, f2)
+	endFile(t, s, "F", 3)
+	putFile(t, s, "G", 0, g0)
+	endFile(t, s, "G", 1)
+	putRows(t, s, rows)
+	before := stored(t, s, slices.Concat(f0, f1, f2, g0, rows))
+
+	// The same part again: nothing duplicated, every ID kept.
+	putFile(t, s, "F", 0, f0)
+	again := stored(t, s, slices.Concat(f0, f1, f2, g0, rows))
+	sameFlows(t, "after importing part 0 again", again, before, false)
+
+	// As many flows as before, changed: the IDs stay, the contents change.
+	f1b := slices.Clone(f1)
+	for i := range f1b {
+		f1b[i].End = f1b[i].Start.Add(time.Duration(i+1) * time.Second)
+		f1b[i].BytesDown += 7
+		f1b[i].Note = "re-read"
+	}
+	putFile(t, s, "F", 1, f1b)
+	changed := stored(t, s, slices.Concat(f0, f1b, f2, g0, rows))
+	if got, want := idsByKey(changed), idsByKey(before); !maps.Equal(got, want) {
+		t.Errorf("a part re-imported with as many flows changed IDs:\n got %v\nwant %v", got, want)
+	}
+
+	// Fewer flows in a part: the part's old flows are gone, no other flow
+	// changes.
+	f2b := generated("f2b", flow.SourceHAR, 2, 15)
+	putFile(t, s, "F", 2, f2b)
+	fewer := stored(t, s, slices.Concat(f0, f1b, f2b, g0, rows))
+	kept := idsByKey(changed)
+	for _, f := range fewer {
+		if strings.HasPrefix(f.Key, "f2b/") {
+			continue
+		}
+		if f.ID != kept[f.Key] {
+			t.Errorf("replacing part 2 changed the ID of %s: %d -> %d", f.Key, kept[f.Key], f.ID)
+		}
+	}
+
+	// An import that ends after two parts drops the earlier third part,
+	// and only that.
+	putFile(t, s, "F", 0, f0)
+	putFile(t, s, "F", 1, f1b)
+	endFile(t, s, "F", 2)
+	two := stored(t, s, slices.Concat(f0, f1b, g0, rows))
+	sameFlows(t, "after an import of two parts", two, selectFlows(slices.DeleteFunc(slices.Clone(fewer), func(f flow.Flow) bool {
+		return strings.HasPrefix(f.Key, "f2b/")
+	}), flow.Filter{}), false)
+
+	// Another file's parts and ends never touch F.
+	g0b := generated("g0b", flow.SourceSquid, 6, 16)
+	putFile(t, s, "G", 0, g0b)
+	putFile(t, s, "G", 3, g0)
+	endFile(t, s, "G", 4)
+	endFile(t, s, "H", 0) // a file never imported
+	withG := stored(t, s, slices.Concat(f0, f1b, g0b, g0, rows))
+	fIDs := idsByKey(two)
+	for _, f := range withG {
+		if !strings.HasPrefix(f.Key, "g0") && f.ID != fIDs[f.Key] {
+			t.Errorf("writing file G changed the ID of %s: %d -> %d", f.Key, fIDs[f.Key], f.ID)
+		}
+	}
+
+	// Ending F at zero parts removes all of F and nothing else.
+	endFile(t, s, "F", 0)
+	rest := stored(t, s, slices.Concat(g0b, g0, rows))
+	sameFlows(t, "after ending F at 0 parts", rest, selectFlows(slices.DeleteFunc(slices.Clone(withG), func(f flow.Flow) bool {
+		return strings.HasPrefix(f.Key, "f")
+	}), flow.Filter{}), false)
+	if n := count(t, s, flow.Filter{}); n != len(g0b)+len(g0)+len(rows) {
+		t.Errorf("CountFlows = %d, want %d", n, len(g0b)+len(g0)+len(rows))
+	}
+}
+
+func testFileKeysIndependent(t *testing.T, s flow.Store) {
+	// File flows are matched by file and part: the same Key twice in a
+	// part, in another file, or in a row written by PutFlows is another
+	// flow each time.
+	mk := func(note string, sec int) flow.Flow {
+		f := generated("k", flow.SourceHAR, 1, uint64(sec))[0]
+		f.Key, f.Note, f.Start = "same-key", note, genBase.Add(time.Duration(sec)*time.Second)
+		f.End = f.Start.Add(time.Second)
+		return f
+	}
+	notes := func(t *testing.T) (string, map[string]int64) {
+		t.Helper()
+		var got []string
+		idOf := map[string]int64{}
+		for _, f := range readAll(t, s, flow.Filter{}) {
+			if f.Key != "same-key" {
+				t.Errorf("flow %d has Key %q, want %q", f.ID, f.Key, "same-key")
+			}
+			got = append(got, f.Note)
+			idOf[f.Note] = f.ID
+		}
+		return strings.Join(got, " "), idOf
+	}
+	putFile(t, s, "F", 0, []flow.Flow{mk("F0b", 2), mk("F0a", 1)})
+	putFile(t, s, "G", 0, []flow.Flow{mk("G0", 3)})
+	putRows(t, s, []flow.Flow{mk("row", 4)})
+	got, first := notes(t)
+	if want := "F0a F0b G0 row"; got != want {
+		t.Fatalf("flows = %q, want %q", got, want)
+	}
+	putRows(t, s, []flow.Flow{mk("row2", 5)}) // replaces the row only
+	putFile(t, s, "F", 0, []flow.Flow{mk("F0b", 2), mk("F0a", 1)})
+	got, second := notes(t)
+	if want := "F0a F0b G0 row2"; got != want {
+		t.Fatalf("after PutFlows and re-import: flows = %q, want %q", got, want)
+	}
+	for _, n := range []string{"F0a", "F0b", "G0"} {
+		if first[n] != second[n] {
+			t.Errorf("%s: ID %d -> %d", n, first[n], second[n])
+		}
+	}
+	if first["row"] != second["row2"] {
+		t.Errorf("PutFlows of the same Key changed the row's ID %d -> %d", first["row"], second["row2"])
+	}
+	endFile(t, s, "F", 0)
+	if got, _ := notes(t); got != "G0 row2" {
+		t.Errorf("after ending F: flows = %q, want %q", got, "G0 row2")
+	}
+}
+
+func testFileIDsGrow(t *testing.T, s flow.Store) {
+	// A reader that has seen IDs up to M asks for AfterID: M and must get
+	// exactly the flows written since, however they were written.
+	var all []flow.Flow
+	var seen int64
+	step := func(name string, added []flow.Flow, removed string) {
+		t.Helper()
+		var want []flow.Flow
+		for _, f := range all {
+			if removed == "" || !strings.HasPrefix(f.Key, removed) {
+				want = append(want, f)
+			}
+		}
+		want = stored(t, s, append(want, added...))
+		all = want
+		var fresh []flow.Flow
+		isNew := make(map[string]bool)
+		for _, f := range added {
+			isNew[f.Key] = true
+		}
+		for _, f := range want {
+			if isNew[f.Key] {
+				fresh = append(fresh, f)
+			}
+		}
+		sameFlows(t, name+": AfterID of the last ID seen", readAll(t, s, flow.Filter{AfterID: seen}), selectFlows(fresh, flow.Filter{}), false)
+		seen = max(seen, maxID(want))
+	}
+	a0 := generated("a0", flow.SourceHAR, 5, 20)
+	putFile(t, s, "A", 0, a0)
+	step("first part", a0, "")
+	r1 := generated("r1", flow.SourceProxy, 3, 21)
+	putRows(t, s, r1)
+	step("rows after a part", r1, "")
+	b0 := generated("b0", flow.SourceSquid, 4, 22)
+	putFile(t, s, "B", 0, b0)
+	step("part after rows", b0, "")
+	a1 := generated("a1", flow.SourceHAR, 3, 23)
+	putFile(t, s, "A", 1, a1)
+	step("second part", a1, "")
+	r2 := generated("r2", flow.SourceProxy, 2, 24)
+	putRows(t, s, r2)
+	step("more rows", r2, "")
+	endFile(t, s, "A", 2)
+	step("end", nil, "")
+	putFile(t, s, "A", 0, a0)
+	step("same part again", nil, "")
+	a1b := generated("a1b", flow.SourceHAR, 2, 25)
+	putFile(t, s, "A", 1, a1b)
+	step("part replaced by fewer flows", a1b, "a1/")
+	r3 := generated("r3", flow.SourceProxy, 1, 26)
+	putRows(t, s, r3)
+	step("rows after a replaced part", r3, "")
+	endFile(t, s, "A", 1)
+	step("end dropping a part", nil, "a1b/")
+	a1c := generated("a1c", flow.SourceHAR, 4, 27)
+	putFile(t, s, "A", 1, a1c)
+	step("part written again after it was dropped", a1c, "")
+}
+
+// wantClients is the reference of Clients(f) over all. alt holds, per
+// client, the newest label of all its flows, selected or not: the
+// contract does not say which of the two a store must give.
+func wantClients(all []flow.Flow, f flow.Filter) (want []flow.ClientSummary, alt map[string]string) {
+	newest := func(fs []flow.Flow, client string) string {
+		var label string
+		var at time.Time
+		for _, fl := range fs {
+			if fl.Client == client && fl.Device != "" && (label == "" || fl.Start.After(at)) {
+				label, at = fl.Device, fl.Start
+			}
+		}
+		return label
+	}
+	f.Limit, f.Newest = 0, false
+	sel := selectFlows(all, f)
+	byClient := map[string]*flow.ClientSummary{}
+	for _, fl := range sel {
+		c := byClient[fl.Client]
+		if c == nil {
+			c = &flow.ClientSummary{Client: fl.Client, Device: newest(sel, fl.Client), First: fl.Start, Last: fl.Start}
+			byClient[fl.Client] = c
+		}
+		last := fl.End
+		if fl.Open() {
+			last = fl.Start
+		}
+		if last.After(c.Last) {
+			c.Last = last
+		}
+		if fl.Start.Before(c.First) {
+			c.First = fl.Start
+		}
+		c.Flows++
+		c.Bytes += fl.Bytes()
+	}
+	alt = map[string]string{}
+	for _, c := range byClient {
+		want = append(want, *c)
+		alt[c.Client] = newest(all, c.Client)
+	}
+	slices.SortFunc(want, func(a, b flow.ClientSummary) int { return b.Last.Compare(a.Last) })
+	return want, alt
+}
+
+func testFileClients(t *testing.T, s flow.Store) {
+	all := mixedStore(t, s)
+	cases := []struct {
+		name string
+		f    flow.Filter
+	}{
+		{"all", flow.Filter{}},
+		{"source", flow.Filter{Source: flow.SourceHAR}},
+		{"host glob", flow.Filter{Host: "*.manage.microsoft.com"}},
+		{"device", flow.Filter{Client: "VM8"}},
+		{"since until", flow.Filter{Since: genBase.Add(20 * time.Second), Until: genBase.Add(40 * time.Second)}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want, alt := wantClients(all, c.f)
+			if len(want) == 0 {
+				t.Fatal("test data: no client selected")
+			}
+			for i := 1; i < len(want); i++ {
+				if want[i].Last.Equal(want[i-1].Last) {
+					t.Fatalf("test data: clients %s and %s tie on Last", want[i-1].Client, want[i].Client)
+				}
+			}
+			got, err := s.Clients(context.Background(), c.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("got %d clients, want %d:\n got %+v\nwant %+v", len(got), len(want), got, want)
+			}
+			for i, g := range got {
+				w := want[i]
+				if g.Client != w.Client || g.Flows != w.Flows || g.Bytes != w.Bytes || !g.First.Equal(w.First) ||
+					!g.Last.Equal(w.Last) || g.Device != w.Device && g.Device != alt[w.Client] {
+					t.Errorf("client %d:\n got %+v\nwant %+v", i, g, w)
+				}
+			}
+		})
+	}
+}
+
+func testFileEmpty(t *testing.T, s flow.Store) {
+	putFile(t, s, "E", 0, nil)
+	putFile(t, s, "E", 1, []flow.Flow{})
+	endFile(t, s, "E", 2)
+	if n := count(t, s, flow.Filter{}); n != 0 {
+		t.Fatalf("CountFlows after empty parts = %d, want 0", n)
+	}
+	// An empty part replaces the part of an earlier import like any other.
+	f0 := generated("f0", flow.SourceHAR, 3, 30)
+	f1 := generated("f1", flow.SourceHAR, 2, 31)
+	putFile(t, s, "F", 0, f0)
+	putFile(t, s, "F", 1, f1)
+	endFile(t, s, "F", 2)
+	stored(t, s, slices.Concat(f0, f1))
+	putFile(t, s, "F", 0, nil)
+	putFile(t, s, "F", 1, f1)
+	endFile(t, s, "F", 2)
+	stored(t, s, f1)
+}
+
+func testFileCancel(t *testing.T, s flow.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	big := generated("c0", flow.SourceHAR, 3000, 40)
+	if err := s.PutFileFlows(ctx, "C", 0, big); !errors.Is(err, context.Canceled) {
+		t.Errorf("PutFileFlows with a cancelled context = %v, want an error wrapping context.Canceled", err)
+	}
+	if n := count(t, s, flow.Filter{}); n != 0 {
+		t.Fatalf("a cancelled PutFileFlows stored %d flows", n)
+	}
+	// A cancelled re-import leaves the earlier import as it was.
+	small := generated("c1", flow.SourceHAR, 4, 41)
+	putFile(t, s, "C", 0, small)
+	before := stored(t, s, small)
+	if err := s.PutFileFlows(ctx, "C", 0, big); !errors.Is(err, context.Canceled) {
+		t.Errorf("PutFileFlows with a cancelled context over a stored part = %v, want an error wrapping context.Canceled", err)
+	}
+	sameFlows(t, "after a cancelled re-import", stored(t, s, small), before, false)
+}
+
+func testFileLarge(t *testing.T, s flow.Store) {
+	p0 := generated("p0", flow.SourceSquid, 20000, 50)
+	p1 := generated("p1", flow.SourceSquid, 3000, 51)
+	p2 := generated("p2", flow.SourceSquid, 1, 52)
+	putFile(t, s, "L", 0, shuffled(p0, 5))
+	putFile(t, s, "L", 1, p1)
+	putFile(t, s, "L", 2, p2)
+	endFile(t, s, "L", 3)
+	all := stored(t, s, slices.Concat(p0, p1, p2))
+	checkFilter(t, s, "newest host glob", all, flow.Filter{Host: "*.manage.microsoft.com", Newest: true, Limit: 5000})
+	checkFilter(t, s, "brief client", all, flow.Filter{Client: "VM9", Brief: true})
 }
