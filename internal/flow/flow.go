@@ -114,7 +114,7 @@ func (f *Flow) Bytes() int64 { return f.BytesUp + f.BytesDown }
 // Filter selects flows. Zero fields select everything.
 type Filter struct {
 	Client  string    // exact client address, or device label
-	Host    string    // host glob: "*.manage.microsoft.com", "login.*"; exact when no '*'
+	Host    string    // host glob: "*.manage.microsoft.com", "login.*", "h?.example.*" ('?' is one character); exact when no '*'
 	Source  Source    // only flows from this source
 	Since   time.Time // flows that started at or after Since
 	Until   time.Time // flows that started before Until
@@ -145,6 +145,24 @@ type Store interface {
 	// PutFlows writes flows in one transaction. A flow whose Key is already
 	// stored replaces the stored one, keeping its ID.
 	PutFlows(ctx context.Context, flows []Flow) error
+	// PutFileFlows writes one part of the flows imported from a file, in
+	// one transaction. file identifies the file (the importer's identity,
+	// the same for the same content under any name); parts are numbered
+	// from 0 in the order the file was read, and the flows of a part may
+	// come in any order. Part k replaces part k of an earlier import of the
+	// same file, so importing a file again does not duplicate it; when the
+	// part holds as many flows as before, they keep their IDs. A file's
+	// flows are matched by file and part, not by Key: their Keys are kept
+	// and read back, but PutFlows never replaces them.
+	//
+	// This is how imports are stored: a store may keep a part as one
+	// record instead of one per flow, which makes bulk imports several
+	// times faster.
+	PutFileFlows(ctx context.Context, file string, part int, flows []Flow) error
+	// EndFileFlows ends an import of file that wrote parts 0 to parts-1:
+	// flows that an earlier import of the same file left in later parts
+	// are deleted.
+	EndFileFlows(ctx context.Context, file string, parts int) error
 	// Flows calls fn for each flow that f selects, ordered by start time
 	// (then ID), oldest first unless f.Newest. It stops at the first error
 	// fn returns and returns it.

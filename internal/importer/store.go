@@ -21,10 +21,12 @@ type Stored struct {
 	New int64
 }
 
-// Import reads the file at path into st: flows are written in batches of
-// batch flows (DefaultBatch when batch ≤ 0), one transaction each, by a
-// second goroutine so that reading and writing overlap. Re-importing a file
-// replaces its flows instead of adding them again (see File identity).
+// Import reads the file at path into st: flows are written in parts of
+// batch flows (DefaultBatch when batch ≤ 0) with st.PutFileFlows, one
+// transaction each, by a second goroutine so that reading and writing
+// overlap. Re-importing a file replaces its flows instead of adding them
+// again (see File identity): part by part, and once the file has been read
+// to its end, EndFileFlows drops what an earlier import left beyond.
 //
 // New is worked out by counting the store's flows of the file's source
 // before and after, so it is exact only while no one else writes flows of
@@ -34,13 +36,11 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 		batch = DefaultBatch
 	}
 	out := Stored{Result: Result{File: path}}
-	if opt.Format == "" || opt.Format == FormatAuto {
-		format, err := detectFile(path)
-		if err != nil {
-			return out, err
-		}
-		opt.Format = format
+	format, ident, err := inspectFile(path, opt.Format)
+	if err != nil {
+		return out, err
 	}
+	opt.Format = format
 	src := sourceOf(opt.Format)
 	before, err := st.CountFlows(ctx, flow.Filter{Source: src})
 	if err != nil {
@@ -51,13 +51,15 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 	defer cancel()
 	batches := make(chan []flow.Flow, 2)
 	writeErr := make(chan error, 1)
+	parts := 0
 	go func() {
 		var err error
 		for b := range batches {
 			if err == nil {
-				if err = st.PutFlows(ctx, b); err != nil {
+				if err = st.PutFileFlows(ctx, ident, parts, b); err != nil {
 					cancel() // stop the reader
 				}
+				parts++
 			}
 		}
 		writeErr <- err
@@ -87,6 +89,13 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 	if err != nil {
 		return out, err
 	}
+	// Only a file read to its end may drop what an earlier import of it
+	// stored beyond the parts written now.
+	if res.StoppedAt == "" {
+		if err := st.EndFileFlows(ctx, ident, parts); err != nil {
+			return out, fmt.Errorf("import %s: %w", path, err)
+		}
+	}
 	after, err := st.CountFlows(context.WithoutCancel(ctx), flow.Filter{Source: src})
 	if err != nil {
 		return out, fmt.Errorf("import %s: %w", path, err)
@@ -95,26 +104,32 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 	return out, nil
 }
 
-// detectFile detects the format of the file at path.
-func detectFile(path string) (Format, error) {
+// inspectFile works out the identity of the file at path and, when format
+// is "" or FormatAuto, detects its format.
+func inspectFile(path string, format Format) (Format, string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("import %s: %w", path, err)
+		return "", "", fmt.Errorf("import %s: %w", path, err)
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.IsDir() {
-		return "", fmt.Errorf("import %s: is a directory", path)
+	st, err := f.Stat()
+	if err != nil {
+		return "", "", fmt.Errorf("import %s: %w", path, err)
+	}
+	if st.IsDir() {
+		return "", "", fmt.Errorf("import %s: is a directory", path)
 	}
 	head := make([]byte, headSize)
 	n, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("import %s: %w", path, err)
+		return "", "", fmt.Errorf("import %s: %w", path, err)
 	}
-	format, err := Detect(head[:n])
-	if err != nil {
-		return "", fmt.Errorf("import %s: %w", path, err)
+	if format == "" || format == FormatAuto {
+		if format, err = Detect(head[:n]); err != nil {
+			return "", "", fmt.Errorf("import %s: %w", path, err)
+		}
 	}
-	return format, nil
+	return format, identity(head[:n], st.Size()), nil
 }
 
 // sourceOf is the flow.Source a format's reader sets.

@@ -273,3 +273,123 @@ func (in interner) get(view string) string {
 	}
 	return s
 }
+
+// getBytes is get for bytes that are about to change: a value seen before
+// costs no allocation.
+func (in interner) getBytes(view []byte) string {
+	if len(view) == 0 {
+		return ""
+	}
+	if s, ok := in[string(view)]; ok {
+		return s
+	}
+	s := string(view)
+	if len(in) < maxInterned && len(s) <= 256 {
+		in[s] = s
+	}
+	return s
+}
+
+// blob binds b, copied into the connection's buffer (see text).
+func (b *binder) blob(i int32, v []byte) {
+	p := b.c.buf + uintptr(b.off)
+	if len(v) > 0 {
+		copy(unsafe.Slice((*byte)(cptr(p)), len(v)), v)
+		b.off += len(v)
+	}
+	if rc := lib.Xsqlite3_bind_blob(b.c.tls, b.st, i, p, int32(len(v)), 0); rc != lib.SQLITE_OK && b.rc == 0 {
+		b.rc = rc
+	}
+}
+
+// bindArgs binds args (strings, integers and byte slices) to st's
+// parameters 1, 2, …
+func (c *rawConn) bindArgs(st uintptr, args []any) error {
+	n := 0
+	for _, a := range args {
+		switch v := a.(type) {
+		case string:
+			n += len(v)
+		case []byte:
+			n += len(v)
+		}
+	}
+	if err := c.reserve(n); err != nil {
+		return err
+	}
+	b := binder{c: c, st: st}
+	for i, a := range args {
+		switch v := a.(type) {
+		case string:
+			b.text(int32(i+1), v)
+		case []byte:
+			b.blob(int32(i+1), v)
+		case int64:
+			b.int(int32(i+1), v)
+		case int:
+			b.int(int32(i+1), int64(v))
+		default:
+			return fmt.Errorf("cannot bind %T", a)
+		}
+	}
+	if b.rc != 0 {
+		return c.err(b.rc)
+	}
+	return nil
+}
+
+// run runs one statement, kept prepared, with args, and calls row (when
+// not nil) for each row it returns.
+func (c *rawConn) run(sql string, args []any, row func(st uintptr) error) error {
+	st, err := c.prepare(sql, true)
+	if err != nil {
+		return err
+	}
+	defer lib.Xsqlite3_reset(c.tls, st)
+	if err := c.bindArgs(st, args); err != nil {
+		return err
+	}
+	for {
+		switch rc := lib.Xsqlite3_step(c.tls, st); rc {
+		case lib.SQLITE_ROW:
+			if row != nil {
+				if err := row(st); err != nil {
+					return err
+				}
+			}
+		case lib.SQLITE_DONE:
+			return nil
+		default:
+			return c.err(rc)
+		}
+	}
+}
+
+// nextID is the ID the next new flow gets; setNextID moves it on. Both run
+// inside the write transaction that hands the IDs out.
+func (c *rawConn) nextID() (int64, error) {
+	var next int64
+	err := c.run(`SELECT value FROM counters WHERE name = 'next_flow_id'`, nil, func(st uintptr) error {
+		next = c.columnInt(st, 0)
+		return nil
+	})
+	if err == nil && next <= 0 {
+		err = errors.New("the flow ID counter is missing")
+	}
+	return next, err
+}
+
+func (c *rawConn) setNextID(next int64) error {
+	return c.run(`UPDATE counters SET value = ? WHERE name = 'next_flow_id'`, []any{next}, nil)
+}
+
+// columnBlob is column i of the current row as bytes, pointing into
+// SQLite's memory: valid only until the next step.
+func (c *rawConn) columnBlob(st uintptr, i int32) []byte {
+	p := lib.Xsqlite3_column_blob(c.tls, st, i)
+	n := lib.Xsqlite3_column_bytes(c.tls, st, i)
+	if p == 0 || n <= 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(cptr(p)), int(n))
+}

@@ -157,8 +157,10 @@ func (s *DB) migrate(ctx context.Context) error {
 
 const columns = `id, key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note`
 
-const upsert = `INSERT INTO flows (key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+// upsert writes one flow. Its ID (the last parameter) is used only when the
+// Key is new: an update keeps the stored ID.
+const upsert = `INSERT INTO flows (key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note, id)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT(key) DO UPDATE SET start_ns=excluded.start_ns, start_tz=excluded.start_tz, end_ns=excluded.end_ns, client=excluded.client, client_port=excluded.client_port, device=excluded.device, session=excluded.session, source=excluded.source, source_file=excluded.source_file, kind=excluded.kind, method=excluded.method, scheme=excluded.scheme, host=excluded.host, port=excluded.port, url=excluded.url, status=excluded.status, bytes_up=excluded.bytes_up, bytes_down=excluded.bytes_down, sni=excluded.sni, alpn=excluded.alpn, tls_version=excluded.tls_version, error=excluded.error, decision=excluded.decision, reason=excluded.reason, note=excluded.note`
 
 // PutFlows writes flows in one transaction, replacing stored flows with the
@@ -209,6 +211,10 @@ func (c *rawConn) putFlows(ctx context.Context, flows []flow.Flow) (err error) {
 	if err != nil {
 		return err
 	}
+	next, err := c.nextID()
+	if err != nil {
+		return err
+	}
 	for i := range flows {
 		if i%512 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -223,6 +229,7 @@ func (c *rawConn) putFlows(ctx context.Context, flows []flow.Flow) (err error) {
 		}
 		b := binder{c: c, st: st}
 		bindFlow(&b, f)
+		b.int(27, next)
 		rc := b.rc
 		if rc == 0 {
 			rc = lib.Xsqlite3_step(c.tls, st)
@@ -233,6 +240,13 @@ func (c *rawConn) putFlows(ctx context.Context, flows []flow.Flow) (err error) {
 			return fmt.Errorf("flow %s: %w", f.Key, err)
 		}
 		lib.Xsqlite3_reset(c.tls, st)
+		// An update leaves the last inserted rowid as it was, below next.
+		if lib.Xsqlite3_last_insert_rowid(c.tls, c.db) == next {
+			next++
+		}
+	}
+	if err := c.setNextID(next); err != nil {
+		return err
 	}
 	return c.exec("COMMIT")
 }
@@ -270,251 +284,4 @@ func bindFlow(b *binder, f *flow.Flow) {
 	b.text(24, string(f.Decision))
 	b.text(25, f.Reason)
 	b.text(26, f.Note)
-}
-
-// where turns a filter into a WHERE clause and its arguments.
-func where(f flow.Filter) (string, []any) {
-	var conds []string
-	var args []any
-	if f.Client != "" {
-		conds = append(conds, `(client = ? OR device = ?)`)
-		args = append(args, f.Client, f.Client)
-	}
-	if f.Host != "" {
-		if strings.Contains(f.Host, "*") {
-			conds = append(conds, `host GLOB ?`)
-			args = append(args, strings.ToLower(f.Host))
-		} else {
-			conds = append(conds, `host = ?`)
-			args = append(args, strings.ToLower(f.Host))
-		}
-	}
-	if f.Source != "" {
-		conds = append(conds, `source = ?`)
-		args = append(args, string(f.Source))
-	}
-	if !f.Since.IsZero() {
-		conds = append(conds, `start_ns >= ?`)
-		args = append(args, f.Since.UnixNano())
-	}
-	if !f.Until.IsZero() {
-		conds = append(conds, `start_ns < ?`)
-		args = append(args, f.Until.UnixNano())
-	}
-	if f.AfterID > 0 {
-		conds = append(conds, `id > ?`)
-		args = append(args, f.AfterID)
-	}
-	if len(conds) == 0 {
-		return "", nil
-	}
-	return " WHERE " + strings.Join(conds, " AND "), args
-}
-
-// Flows calls fn for each selected flow, in start order.
-//
-// A report reads a million flows through here, so Flows reads them on a raw
-// connection (see rawConn): text is copied out of SQLite only for values
-// not seen before in this call (except the key and URL, which rarely
-// repeat), and each zone's *time.Location is made once per call.
-func (s *DB) Flows(ctx context.Context, f flow.Filter, fn func(flow.Flow) error) error {
-	w, args := where(f)
-	order := " ORDER BY start_ns, id"
-	if f.Newest {
-		order = " ORDER BY start_ns DESC, id DESC"
-	}
-	cols := columns
-	if f.Brief {
-		cols = briefColumns
-	}
-	q := `SELECT ` + cols + ` FROM flows` + w + order
-	if f.Limit > 0 {
-		q += ` LIMIT ?`
-		args = append(args, f.Limit)
-	}
-	c, err := s.getRaw()
-	if err != nil {
-		return fmt.Errorf("read flows: %w", err)
-	}
-	stop := c.interruptOn(ctx)
-	var fnErr error
-	err = c.readFlows(ctx, q, args, f.Brief, func(fl flow.Flow) error {
-		fnErr = fn(fl)
-		return fnErr
-	})
-	interrupted := !stop()
-	s.putRaw(c, (err == nil || fnErr != nil) && !interrupted)
-	switch {
-	case err == nil:
-		return nil
-	case fnErr != nil:
-		return fnErr // fn's own error, as it gave it
-	}
-	return fmt.Errorf("read flows: %w", err)
-}
-
-// briefColumns are the columns a Brief read selects.
-const briefColumns = `id, start_ns, start_tz, end_ns, client, device, session, bytes_up, bytes_down`
-
-// readFlows runs the query q and calls fn for each flow, stopping at fn's
-// first error. q selects columns, or briefColumns when brief is set.
-func (c *rawConn) readFlows(ctx context.Context, q string, args []any, brief bool, fn func(flow.Flow) error) error {
-	if err := c.useCache(readCacheKiB); err != nil {
-		return err
-	}
-	st, err := c.prepare(q, false)
-	if err != nil {
-		return err
-	}
-	defer lib.Xsqlite3_finalize(c.tls, st)
-	n := 0
-	for _, a := range args {
-		if s, ok := a.(string); ok {
-			n += len(s)
-		}
-	}
-	if err := c.reserve(n); err != nil {
-		return err
-	}
-	b := binder{c: c, st: st}
-	for i, a := range args {
-		switch v := a.(type) {
-		case string:
-			b.text(int32(i+1), v)
-		case int64:
-			b.int(int32(i+1), v)
-		case int:
-			b.int(int32(i+1), int64(v))
-		default:
-			return fmt.Errorf("cannot bind %T", a)
-		}
-	}
-	if b.rc != 0 {
-		return c.err(b.rc)
-	}
-	var (
-		zones = zoneCache{}
-		in    = interner{}
-	)
-	for n := 0; ; n++ {
-		if n%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		switch rc := lib.Xsqlite3_step(c.tls, st); rc {
-		case lib.SQLITE_ROW:
-		case lib.SQLITE_DONE:
-			return nil
-		default:
-			return c.err(rc)
-		}
-		var fl flow.Flow
-		if brief {
-			fl.ID = c.columnInt(st, 0)
-			loc := zones.get(c.columnInt(st, 2))
-			fl.Start = time.Unix(0, c.columnInt(st, 1)).In(loc)
-			if !c.columnNull(st, 3) {
-				fl.End = time.Unix(0, c.columnInt(st, 3)).In(loc)
-			}
-			fl.Client = in.get(c.columnView(st, 4))
-			fl.Device = in.get(c.columnView(st, 5))
-			fl.Session = in.get(c.columnView(st, 6))
-			fl.BytesUp = c.columnInt(st, 7)
-			fl.BytesDown = c.columnInt(st, 8)
-		} else {
-			fl.ID = c.columnInt(st, 0)
-			fl.Key = strings.Clone(c.columnView(st, 1))
-			loc := zones.get(c.columnInt(st, 3))
-			fl.Start = time.Unix(0, c.columnInt(st, 2)).In(loc)
-			if !c.columnNull(st, 4) {
-				fl.End = time.Unix(0, c.columnInt(st, 4)).In(loc)
-			}
-			fl.Client = in.get(c.columnView(st, 5))
-			fl.ClientPort = int(c.columnInt(st, 6))
-			fl.Device = in.get(c.columnView(st, 7))
-			fl.Session = in.get(c.columnView(st, 8))
-			fl.Source = flow.Source(in.get(c.columnView(st, 9)))
-			fl.SourceFile = in.get(c.columnView(st, 10))
-			fl.Kind = flow.Kind(in.get(c.columnView(st, 11)))
-			fl.Method = in.get(c.columnView(st, 12))
-			fl.Scheme = in.get(c.columnView(st, 13))
-			fl.Host = in.get(c.columnView(st, 14))
-			fl.Port = int(c.columnInt(st, 15))
-			fl.URL = strings.Clone(c.columnView(st, 16))
-			fl.Status = int(c.columnInt(st, 17))
-			fl.BytesUp = c.columnInt(st, 18)
-			fl.BytesDown = c.columnInt(st, 19)
-			fl.SNI = in.get(c.columnView(st, 20))
-			fl.ALPN = in.get(c.columnView(st, 21))
-			fl.TLSVersion = in.get(c.columnView(st, 22))
-			fl.Error = in.get(c.columnView(st, 23))
-			fl.Decision = flow.Decision(in.get(c.columnView(st, 24)))
-			fl.Reason = in.get(c.columnView(st, 25))
-			fl.Note = in.get(c.columnView(st, 26))
-		}
-		if err := fn(fl); err != nil {
-			return err
-		}
-	}
-}
-
-// zoneCache holds one *time.Location per zone offset met in one read:
-// time.FixedZone allocates, and a capture has one or two zones.
-type zoneCache map[int64]*time.Location
-
-func (z zoneCache) get(offset int64) *time.Location {
-	if offset == 0 {
-		return time.UTC
-	}
-	loc, ok := z[offset]
-	if !ok {
-		loc = time.FixedZone("", int(offset))
-		z[offset] = loc
-	}
-	return loc
-}
-
-// CountFlows counts the selected flows.
-func (s *DB) CountFlows(ctx context.Context, f flow.Filter) (int64, error) {
-	w, args := where(f)
-	var n int64
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM flows`+w, args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count flows: %w", err)
-	}
-	return n, nil
-}
-
-// Clients summarises each client, newest activity first.
-func (s *DB) Clients(ctx context.Context, f flow.Filter) ([]flow.ClientSummary, error) {
-	w, args := where(f)
-	// The newest device label of each client (of all its flows, selected
-	// or not) comes from a second grouping, not from a subquery per client,
-	// which without an index on client would scan every flow once per
-	// client. SQLite gives the bare columns of an aggregate query with
-	// MAX() the values of the row that holds the maximum.
-	q := `SELECT a.client, COALESCE(d.device, ''), a.first, a.last, a.n, a.bytes FROM
-		(SELECT client, MIN(start_ns) AS first, MAX(COALESCE(end_ns, start_ns)) AS last, COUNT(*) AS n,
-			SUM(bytes_up + bytes_down) AS bytes FROM flows` + w + ` GROUP BY client) a
-		LEFT JOIN (SELECT client, device, MAX(start_ns) FROM flows WHERE device != '' GROUP BY client) d ON d.client = a.client
-		ORDER BY a.last DESC`
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list clients: %w", err)
-	}
-	defer rows.Close()
-	var out []flow.ClientSummary
-	for rows.Next() {
-		var c flow.ClientSummary
-		var first, last int64
-		if err := rows.Scan(&c.Client, &c.Device, &first, &last, &c.Flows, &c.Bytes); err != nil {
-			return nil, fmt.Errorf("list clients: %w", err)
-		}
-		c.First, c.Last = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list clients: %w", err)
-	}
-	return out, nil
 }

@@ -1,0 +1,686 @@
+package sqlite
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+	lib "modernc.org/sqlite/lib"
+)
+
+// Flows live in two places: live flows one per row of the flows table,
+// imported files as segments (segment.go). Every read runs in one read
+// transaction, so it sees both as of one moment, and merges them: the rows
+// come from SQLite in start order, each segment is sorted already, and a
+// segment is decoded only when the merge reaches its first start time. A
+// read holds the decoded segments whose time ranges overlap the flow it is
+// at: one or two for a log read after another, more when several imported
+// captures cover the same hours.
+
+// where turns a filter into a WHERE clause on the flows table and its
+// arguments.
+func where(f flow.Filter) (string, []any) {
+	var conds []string
+	var args []any
+	if f.Client != "" {
+		conds = append(conds, `(client = ? OR device = ?)`)
+		args = append(args, f.Client, f.Client)
+	}
+	if f.Host != "" {
+		if strings.Contains(f.Host, "*") {
+			conds = append(conds, `host GLOB ?`)
+			args = append(args, sqlGlob(strings.ToLower(f.Host)))
+		} else {
+			conds = append(conds, `host = ?`)
+			args = append(args, strings.ToLower(f.Host))
+		}
+	}
+	if f.Source != "" {
+		conds = append(conds, `source = ?`)
+		args = append(args, string(f.Source))
+	}
+	if !f.Since.IsZero() {
+		conds = append(conds, `start_ns >= ?`)
+		args = append(args, f.Since.UnixNano())
+	}
+	if !f.Until.IsZero() {
+		conds = append(conds, `start_ns < ?`)
+		args = append(args, f.Until.UnixNano())
+	}
+	if f.AfterID > 0 {
+		conds = append(conds, `id > ?`)
+		args = append(args, f.AfterID)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// sqlGlob turns a host pattern, where '*' and '?' are special, into an
+// SQLite GLOB pattern, where '[' is too.
+func sqlGlob(p string) string {
+	return strings.ReplaceAll(p, "[", "[[]")
+}
+
+// globMatch reports whether host matches pattern, where '*' matches any run
+// of bytes (dots too), '?' any one byte, and everything else only itself,
+// as SQLite's GLOB does for the patterns sqlGlob makes. Host names are
+// ASCII (IDNA), so bytes are characters.
+func globMatch(pattern, host string) bool {
+	// The classic linear matcher: on a mismatch, go back to just after
+	// the last '*' and let it swallow one more byte.
+	p, h := 0, 0
+	star, mark := -1, 0
+	for h < len(host) {
+		switch {
+		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == host[h]) && pattern[p] != '*':
+			p++
+			h++
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, h
+			p++
+		case star >= 0:
+			mark++
+			p, h = star+1, mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
+// matcher is the filter f as a Go test of one flow, for segment flows. It
+// ignores Limit, Newest and Brief.
+func matcher(f flow.Filter) func(*flow.Flow) bool {
+	host := strings.ToLower(f.Host)
+	glob := strings.Contains(host, "*")
+	since, until := int64(0), int64(0)
+	if !f.Since.IsZero() {
+		since = f.Since.UnixNano()
+	}
+	if !f.Until.IsZero() {
+		until = f.Until.UnixNano()
+	}
+	return func(fl *flow.Flow) bool {
+		switch {
+		case f.Client != "" && fl.Client != f.Client && fl.Device != f.Client,
+			f.Source != "" && fl.Source != f.Source,
+			f.AfterID > 0 && fl.ID <= f.AfterID,
+			!f.Since.IsZero() && fl.Start.UnixNano() < since,
+			!f.Until.IsZero() && fl.Start.UnixNano() >= until:
+			return false
+		case host == "":
+			return true
+		case glob:
+			return globMatch(host, fl.Host)
+		}
+		return fl.Host == host
+	}
+}
+
+// segmentsFor lists the segments that may hold flows f selects, those with
+// the smallest start first (the largest first when desc), judged by what
+// the segments table holds beside each blob.
+func (c *rawConn) segmentsFor(f flow.Filter, desc bool) ([]segmentInfo, error) {
+	var conds []string
+	var args []any
+	if f.Source != "" {
+		conds = append(conds, `source IN ('', ?)`)
+		args = append(args, string(f.Source))
+	}
+	if !f.Since.IsZero() {
+		conds = append(conds, `start_max >= ?`)
+		args = append(args, f.Since.UnixNano())
+	}
+	if !f.Until.IsZero() {
+		conds = append(conds, `start_min < ?`)
+		args = append(args, f.Until.UnixNano())
+	}
+	if f.AfterID > 0 {
+		conds = append(conds, `first_id + n - 1 > ?`)
+		args = append(args, f.AfterID)
+	}
+	q := `SELECT id, first_id, n, start_min, start_max, source FROM segments`
+	if len(conds) > 0 {
+		q += ` WHERE ` + strings.Join(conds, " AND ")
+	}
+	if desc {
+		q += ` ORDER BY start_max DESC, id`
+	} else {
+		q += ` ORDER BY start_min, id`
+	}
+	var out []segmentInfo
+	err := c.run(q, args, func(st uintptr) error {
+		out = append(out, segmentInfo{
+			rowid: c.columnInt(st, 0), firstID: c.columnInt(st, 1), n: int(c.columnInt(st, 2)),
+			startMin: c.columnInt(st, 3), startMax: c.columnInt(st, 4), source: flow.Source(strings.Clone(c.columnView(st, 5))),
+		})
+		return nil
+	})
+	return out, err
+}
+
+// loadSegment decodes the segment with the given row ID, keeping the flows
+// keep accepts.
+func (c *rawConn) loadSegment(seg segmentInfo, in interner, zones zoneCache, keep func(*flow.Flow) bool) ([]flow.Flow, error) {
+	var flows []flow.Flow
+	found := false
+	err := c.run(`SELECT data FROM segments WHERE id = ?`, []any{seg.rowid}, func(st uintptr) error {
+		found = true
+		var err error
+		flows, err = decodeSegment(c.columnBlob(st, 0), seg.firstID, in, zones, keep)
+		return err
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("segment %d vanished", seg.rowid)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("segment %d (IDs %d–%d): %w", seg.rowid, seg.firstID, seg.firstID+int64(seg.n)-1, err)
+	}
+	return flows, nil
+}
+
+// readTx runs fn in a read transaction: everything fn reads comes from one
+// snapshot of the database.
+func (c *rawConn) readTx(fn func() error) error {
+	if err := c.useCache(readCacheKiB); err != nil {
+		return err
+	}
+	if err := c.exec("BEGIN"); err != nil {
+		return err
+	}
+	err := fn()
+	if cerr := c.exec("COMMIT"); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Flows calls fn for each selected flow, in start order.
+//
+// A report reads a million flows through here, so Flows reads them on a raw
+// connection (see rawConn): text is copied out of SQLite only for values
+// not seen before in this call (except the key and URL, which rarely
+// repeat), and each zone's *time.Location is made once per call.
+func (s *DB) Flows(ctx context.Context, f flow.Filter, fn func(flow.Flow) error) error {
+	c, err := s.getRaw()
+	if err != nil {
+		return fmt.Errorf("read flows: %w", err)
+	}
+	stop := c.interruptOn(ctx)
+	var fnErr error
+	err = c.readTx(func() error {
+		return c.readFlows(ctx, f, func(fl flow.Flow) error {
+			fnErr = fn(fl)
+			return fnErr
+		})
+	})
+	interrupted := !stop()
+	s.putRaw(c, (err == nil || fnErr != nil) && !interrupted)
+	switch {
+	case err == nil:
+		return nil
+	case fnErr != nil:
+		return fnErr // fn's own error, as it gave it
+	}
+	return fmt.Errorf("read flows: %w", err)
+}
+
+// readFlows merges the selected rows and segment flows into fn.
+func (c *rawConn) readFlows(ctx context.Context, f flow.Filter, fn func(flow.Flow) error) error {
+	segs, err := c.segmentsFor(f, f.Newest)
+	if err != nil {
+		return err
+	}
+	rows, err := c.queryRows(f)
+	if err != nil {
+		return err
+	}
+	defer rows.close()
+	m := merge{desc: f.Newest}
+	keep := matcher(f)
+	if err := rows.next(); err != nil {
+		return err
+	}
+	for n := 0; f.Limit <= 0 || n < f.Limit; n++ {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		// Open every segment that may hold a flow at or before the
+		// next one to give.
+		for len(segs) > 0 {
+			head, ok := m.head(rows)
+			if ok && !m.mayPrecede(segs[0], head) {
+				break
+			}
+			flows, err := c.loadSegment(segs[0], rows.in, rows.zones, keep)
+			if err != nil {
+				return err
+			}
+			segs = segs[1:]
+			if len(flows) > 0 {
+				m.push(flows)
+			}
+		}
+		fl, fromRows, ok := m.pop(rows)
+		if !ok {
+			return nil
+		}
+		if err := fn(*fl); err != nil {
+			return err
+		}
+		if fromRows {
+			if err := rows.next(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// merge orders the flows of the row cursor and of the open segments.
+type merge struct {
+	desc bool
+	segs segHeap
+}
+
+// before reports whether a comes before b in the read's order.
+func (m *merge) before(a, b *flow.Flow) bool {
+	as, bs := a.Start.UnixNano(), b.Start.UnixNano()
+	if as != bs {
+		return (as < bs) != m.desc
+	}
+	return (a.ID < b.ID) != m.desc
+}
+
+// mayPrecede reports whether seg may hold a flow that comes before f.
+func (m *merge) mayPrecede(seg segmentInfo, f *flow.Flow) bool {
+	if m.desc {
+		return seg.startMax >= f.Start.UnixNano()
+	}
+	return seg.startMin <= f.Start.UnixNano()
+}
+
+func (m *merge) push(flows []flow.Flow) {
+	sc := &segCursor{flows: flows}
+	if m.desc {
+		slices.Reverse(flows)
+	}
+	m.segs.m = m
+	heap.Push(&m.segs, sc)
+}
+
+// head is the next flow to give, if any.
+func (m *merge) head(rows *rowCursor) (*flow.Flow, bool) {
+	var best *flow.Flow
+	if rows.ok {
+		best = &rows.cur
+	}
+	if len(m.segs.c) > 0 {
+		top := m.segs.c[0].cur()
+		if best == nil || m.before(top, best) {
+			best = top
+		}
+	}
+	return best, best != nil
+}
+
+// pop takes the next flow: the row cursor's (fromRows; the caller moves it
+// on) or a segment's.
+func (m *merge) pop(rows *rowCursor) (fl *flow.Flow, fromRows, ok bool) {
+	if len(m.segs.c) == 0 || (rows.ok && m.before(&rows.cur, m.segs.c[0].cur())) {
+		return &rows.cur, true, rows.ok
+	}
+	sc := m.segs.c[0]
+	fl = sc.cur()
+	sc.i++
+	if sc.i == len(sc.flows) {
+		heap.Pop(&m.segs)
+	} else {
+		heap.Fix(&m.segs, 0)
+	}
+	return fl, false, true
+}
+
+// segCursor walks the flows of one decoded segment, already in the read's
+// order.
+type segCursor struct {
+	flows []flow.Flow
+	i     int
+}
+
+func (s *segCursor) cur() *flow.Flow { return &s.flows[s.i] }
+
+// segHeap is a heap of segment cursors by their current flow.
+type segHeap struct {
+	c []*segCursor
+	m *merge
+}
+
+func (h *segHeap) Len() int           { return len(h.c) }
+func (h *segHeap) Less(i, j int) bool { return h.m.before(h.c[i].cur(), h.c[j].cur()) }
+func (h *segHeap) Swap(i, j int)      { h.c[i], h.c[j] = h.c[j], h.c[i] }
+func (h *segHeap) Push(x any)         { h.c = append(h.c, x.(*segCursor)) }
+func (h *segHeap) Pop() any {
+	x := h.c[len(h.c)-1]
+	h.c[len(h.c)-1] = nil
+	h.c = h.c[:len(h.c)-1]
+	return x
+}
+
+// rowCursor steps through the selected rows of the flows table.
+type rowCursor struct {
+	c     *rawConn
+	st    uintptr
+	brief bool
+	zones zoneCache
+	in    interner
+	cur   flow.Flow // the current row, when ok
+	ok    bool
+}
+
+// briefColumns are the columns a Brief read selects.
+const briefColumns = `id, start_ns, start_tz, end_ns, client, device, session, bytes_up, bytes_down`
+
+// queryRows starts the query of the rows f selects.
+func (c *rawConn) queryRows(f flow.Filter) (*rowCursor, error) {
+	w, args := where(f)
+	order := " ORDER BY start_ns, id"
+	if f.Newest {
+		order = " ORDER BY start_ns DESC, id DESC"
+	}
+	cols := columns
+	if f.Brief {
+		cols = briefColumns
+	}
+	q := `SELECT ` + cols + ` FROM flows` + w + order
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	st, err := c.prepare(q, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.bindArgs(st, args); err != nil {
+		lib.Xsqlite3_finalize(c.tls, st)
+		return nil, err
+	}
+	return &rowCursor{c: c, st: st, brief: f.Brief, zones: zoneCache{}, in: interner{}}, nil
+}
+
+func (r *rowCursor) close() { lib.Xsqlite3_finalize(r.c.tls, r.st) }
+
+// next moves to the next row; ok is false after the last.
+func (r *rowCursor) next() error {
+	c, st := r.c, r.st
+	switch rc := lib.Xsqlite3_step(c.tls, st); rc {
+	case lib.SQLITE_ROW:
+	case lib.SQLITE_DONE:
+		r.ok = false
+		return nil
+	default:
+		r.ok = false
+		return c.err(rc)
+	}
+	r.ok = true
+	in := r.in
+	fl := &r.cur
+	*fl = flow.Flow{}
+	if r.brief {
+		fl.ID = c.columnInt(st, 0)
+		loc := r.zones.get(c.columnInt(st, 2))
+		fl.Start = time.Unix(0, c.columnInt(st, 1)).In(loc)
+		if !c.columnNull(st, 3) {
+			fl.End = time.Unix(0, c.columnInt(st, 3)).In(loc)
+		}
+		fl.Client = in.get(c.columnView(st, 4))
+		fl.Device = in.get(c.columnView(st, 5))
+		fl.Session = in.get(c.columnView(st, 6))
+		fl.BytesUp = c.columnInt(st, 7)
+		fl.BytesDown = c.columnInt(st, 8)
+		return nil
+	}
+	fl.ID = c.columnInt(st, 0)
+	fl.Key = strings.Clone(c.columnView(st, 1))
+	loc := r.zones.get(c.columnInt(st, 3))
+	fl.Start = time.Unix(0, c.columnInt(st, 2)).In(loc)
+	if !c.columnNull(st, 4) {
+		fl.End = time.Unix(0, c.columnInt(st, 4)).In(loc)
+	}
+	fl.Client = in.get(c.columnView(st, 5))
+	fl.ClientPort = int(c.columnInt(st, 6))
+	fl.Device = in.get(c.columnView(st, 7))
+	fl.Session = in.get(c.columnView(st, 8))
+	fl.Source = flow.Source(in.get(c.columnView(st, 9)))
+	fl.SourceFile = in.get(c.columnView(st, 10))
+	fl.Kind = flow.Kind(in.get(c.columnView(st, 11)))
+	fl.Method = in.get(c.columnView(st, 12))
+	fl.Scheme = in.get(c.columnView(st, 13))
+	fl.Host = in.get(c.columnView(st, 14))
+	fl.Port = int(c.columnInt(st, 15))
+	fl.URL = strings.Clone(c.columnView(st, 16))
+	fl.Status = int(c.columnInt(st, 17))
+	fl.BytesUp = c.columnInt(st, 18)
+	fl.BytesDown = c.columnInt(st, 19)
+	fl.SNI = in.get(c.columnView(st, 20))
+	fl.ALPN = in.get(c.columnView(st, 21))
+	fl.TLSVersion = in.get(c.columnView(st, 22))
+	fl.Error = in.get(c.columnView(st, 23))
+	fl.Decision = flow.Decision(in.get(c.columnView(st, 24)))
+	fl.Reason = in.get(c.columnView(st, 25))
+	fl.Note = in.get(c.columnView(st, 26))
+	return nil
+}
+
+// zoneCache holds one *time.Location per zone offset met in one read:
+// time.FixedZone allocates, and a capture has one or two zones.
+type zoneCache map[int64]*time.Location
+
+func (z zoneCache) get(offset int64) *time.Location {
+	if offset == 0 {
+		return time.UTC
+	}
+	loc, ok := z[offset]
+	if !ok {
+		loc = time.FixedZone("", int(offset))
+		z[offset] = loc
+	}
+	return loc
+}
+
+// CountFlows counts the selected flows. A segment wholly selected counts
+// by the number the segments table keeps; only one that a filter cuts into
+// is decoded.
+func (s *DB) CountFlows(ctx context.Context, f flow.Filter) (int64, error) {
+	c, err := s.getRaw()
+	if err != nil {
+		return 0, fmt.Errorf("count flows: %w", err)
+	}
+	stop := c.interruptOn(ctx)
+	var n int64
+	err = c.readTx(func() error {
+		w, args := where(f)
+		if err := c.run(`SELECT COUNT(*) FROM flows`+w, args, func(st uintptr) error {
+			n = c.columnInt(st, 0)
+			return nil
+		}); err != nil {
+			return err
+		}
+		segs, err := c.segmentsFor(f, false)
+		if err != nil {
+			return err
+		}
+		keep := matcher(f)
+		in, zones := interner{}, zoneCache{}
+		for i, seg := range segs {
+			if i%16 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if wholly(f, seg) {
+				n += int64(seg.n)
+				continue
+			}
+			flows, err := c.loadSegment(seg, in, zones, keep)
+			if err != nil {
+				return err
+			}
+			n += int64(len(flows))
+		}
+		return nil
+	})
+	interrupted := !stop()
+	s.putRaw(c, err == nil && !interrupted)
+	if err != nil {
+		return 0, fmt.Errorf("count flows: %w", err)
+	}
+	return n, nil
+}
+
+// wholly reports whether f selects every flow of seg.
+func wholly(f flow.Filter, seg segmentInfo) bool {
+	return f.Client == "" && f.Host == "" &&
+		(f.Source == "" || f.Source == seg.source) &&
+		(f.Since.IsZero() || seg.startMin >= f.Since.UnixNano()) &&
+		(f.Until.IsZero() || seg.startMax < f.Until.UnixNano()) &&
+		f.AfterID < seg.firstID
+}
+
+// Clients summarises each client, newest activity first (then by address).
+func (s *DB) Clients(ctx context.Context, f flow.Filter) ([]flow.ClientSummary, error) {
+	c, err := s.getRaw()
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	stop := c.interruptOn(ctx)
+	var out []flow.ClientSummary
+	err = c.readTx(func() error {
+		var err error
+		out, err = c.clients(ctx, f)
+		return err
+	})
+	interrupted := !stop()
+	s.putRaw(c, err == nil && !interrupted)
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	return out, nil
+}
+
+// clientSum is a ClientSummary being added up, with the start of the flow
+// its Device label came from.
+type clientSum struct {
+	flow.ClientSummary
+	first, last int64
+	deviceAt    int64
+	hasDevice   bool
+	selected    bool
+}
+
+func (c *rawConn) clients(ctx context.Context, f flow.Filter) ([]flow.ClientSummary, error) {
+	sums := map[string]*clientSum{}
+	get := func(client string) *clientSum {
+		cs := sums[client]
+		if cs == nil {
+			cs = &clientSum{}
+			cs.Client = client
+			sums[client] = cs
+		}
+		return cs
+	}
+	device := func(cs *clientSum, device string, at int64) {
+		if device != "" && (!cs.hasDevice || at > cs.deviceAt || (at == cs.deviceAt && device > cs.Device)) {
+			cs.Device, cs.deviceAt, cs.hasDevice = device, at, true
+		}
+	}
+	add := func(cs *clientSum, first, last, n, bytes int64) {
+		if !cs.selected || first < cs.first {
+			cs.first = first
+		}
+		if !cs.selected || last > cs.last {
+			cs.last = last
+		}
+		cs.Flows += n
+		cs.Bytes += bytes
+		cs.selected = true
+	}
+
+	// Rows: selected flows grouped by client; the newest device label of
+	// each client comes from all its flows, selected or not. SQLite gives
+	// the bare columns of an aggregate query with MAX() the values of the
+	// row that holds the maximum.
+	w, args := where(f)
+	if err := c.run(`SELECT client, MIN(start_ns), MAX(COALESCE(end_ns, start_ns)), COUNT(*), SUM(bytes_up + bytes_down) FROM flows`+w+` GROUP BY client`,
+		args, func(st uintptr) error {
+			cs := get(strings.Clone(c.columnView(st, 0)))
+			add(cs, c.columnInt(st, 1), c.columnInt(st, 2), c.columnInt(st, 3), c.columnInt(st, 4))
+			return nil
+		}); err != nil {
+		return nil, err
+	}
+	if err := c.run(`SELECT client, device, MAX(start_ns) FROM flows WHERE device != '' GROUP BY client`, nil, func(st uintptr) error {
+		device(get(strings.Clone(c.columnView(st, 0))), strings.Clone(c.columnView(st, 1)), c.columnInt(st, 2))
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+
+	// Segments: all of them, for the device labels.
+	segs, err := c.segmentsFor(flow.Filter{}, false)
+	if err != nil {
+		return nil, err
+	}
+	keep := matcher(f)
+	in, zones := interner{}, zoneCache{}
+	for _, seg := range segs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		flows, err := c.loadSegment(seg, in, zones, nil)
+		if err != nil {
+			return nil, err
+		}
+		for i := range flows {
+			fl := &flows[i]
+			cs := get(fl.Client)
+			start := fl.Start.UnixNano()
+			device(cs, fl.Device, start)
+			if keep(fl) {
+				last := start
+				if !fl.End.IsZero() {
+					last = fl.End.UnixNano()
+				}
+				add(cs, start, last, 1, fl.Bytes())
+			}
+		}
+	}
+
+	var out []flow.ClientSummary
+	for _, cs := range sums {
+		if !cs.selected {
+			continue
+		}
+		cs.First, cs.Last = time.Unix(0, cs.first).UTC(), time.Unix(0, cs.last).UTC()
+		out = append(out, cs.ClientSummary)
+	}
+	slices.SortFunc(out, func(a, b flow.ClientSummary) int {
+		if c := b.Last.Compare(a.Last); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Client, b.Client)
+	})
+	return out, nil
+}

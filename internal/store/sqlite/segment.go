@@ -1,0 +1,327 @@
+package sqlite
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// A segment is one part of an imported file (see flow.Store.PutFileFlows)
+// kept as one row of the segments table: its flows encoded into one blob,
+// sorted by start time. One row per flow costs SQLite a B-tree insert per
+// flow and per index, which caps an import near 100,000 flows/s on the
+// pure-Go SQLite; one row per few thousand flows costs the encoding alone.
+//
+// The blob, all integers varints:
+//
+//	version (1)
+//	n, the count of flows
+//	the string table: a count, then each string as length and bytes;
+//	  entry 0 is always ""
+//	n flows, oldest first (ties by ID), each:
+//	  ID − the segment's first ID
+//	  key, front coded: bytes shared with the previous flow's key, then
+//	    the length and bytes of the rest
+//	  start − the previous flow's start (the first: start itself), zigzag
+//	  zone offset in seconds, zigzag
+//	  end: 0 when open, else 1 + zigzag(end − start)
+//	  client port, port, status, bytes up and bytes down, zigzag
+//	  the string table index of client, device, session, source, source
+//	    file, kind, method, scheme, host, SNI, ALPN, TLS version, error,
+//	    decision, reason and note
+//	  URL as length and bytes
+//
+// Strings that repeat from flow to flow are written once per segment, so a
+// segment of Squid flows takes less room than the same flows as rows.
+const segmentVersion = 1
+
+// segmentInfo is what the segments table holds beside the blob, so reads can
+// skip segments without decoding them.
+type segmentInfo struct {
+	rowid    int64
+	firstID  int64
+	n        int
+	startMin int64
+	startMax int64
+	source   flow.Source // of all its flows; "" when they are mixed
+}
+
+// encodeSegment encodes flows (in any order) as a segment whose first ID
+// will be the ID of flows[0]; the flow at index i gets first ID + i. It
+// returns the blob and the start range.
+func encodeSegment(flows []flow.Flow) (blob []byte, startMin, startMax int64) {
+	order := make([]int32, len(flows))
+	starts := make([]int64, len(flows))
+	for i := range flows {
+		order[i] = int32(i)
+		starts[i] = flows[i].Start.UnixNano()
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		if starts[a] != starts[b] {
+			if starts[a] < starts[b] {
+				return -1
+			}
+			return 1
+		}
+		return int(a - b)
+	})
+	if len(flows) > 0 {
+		startMin, startMax = starts[order[0]], starts[order[len(order)-1]]
+	}
+
+	e := segmentEncoder{index: map[string]uint64{"": 0}, table: []string{""}}
+	body := make([]byte, 0, 96*len(flows))
+	var prevKey string
+	var prevStart int64
+	var last [16]string
+	var lastRef [16]uint64 // all "", string 0
+	for _, i := range order {
+		f := &flows[i]
+		body = binary.AppendUvarint(body, uint64(i))
+		shared := commonPrefix(prevKey, f.Key)
+		body = binary.AppendUvarint(body, uint64(shared))
+		body = appendString(body, f.Key[shared:])
+		prevKey = f.Key
+		start := starts[i]
+		body = binary.AppendVarint(body, start-prevStart)
+		prevStart = start
+		_, tz := f.Start.Zone()
+		body = binary.AppendVarint(body, int64(tz))
+		if f.End.IsZero() {
+			body = append(body, 0)
+		} else {
+			body = binary.AppendUvarint(body, 1+zigzag(f.End.UnixNano()-start))
+		}
+		body = binary.AppendVarint(body, int64(f.ClientPort))
+		body = binary.AppendVarint(body, int64(f.Port))
+		body = binary.AppendVarint(body, int64(f.Status))
+		body = binary.AppendVarint(body, f.BytesUp)
+		body = binary.AppendVarint(body, f.BytesDown)
+		for col, s := range [...]string{f.Client, f.Device, f.Session, string(f.Source), f.SourceFile, string(f.Kind),
+			f.Method, f.Scheme, f.Host, f.SNI, f.ALPN, f.TLSVersion, f.Error, string(f.Decision), f.Reason, f.Note} {
+			// Most columns repeat the previous flow's value: a string
+			// comparison (of the same pointer, often) saves a map lookup.
+			if s != last[col] {
+				last[col], lastRef[col] = s, e.ref(s)
+			}
+			body = binary.AppendUvarint(body, lastRef[col])
+		}
+		body = appendString(body, f.URL)
+	}
+
+	size := 1 + binary.MaxVarintLen64*2 + e.size + len(body)
+	blob = make([]byte, 0, size)
+	blob = append(blob, segmentVersion)
+	blob = binary.AppendUvarint(blob, uint64(len(flows)))
+	blob = binary.AppendUvarint(blob, uint64(len(e.table)))
+	for _, s := range e.table {
+		blob = appendString(blob, s)
+	}
+	return append(blob, body...), startMin, startMax
+}
+
+// segmentEncoder builds a segment's string table.
+type segmentEncoder struct {
+	index map[string]uint64
+	table []string
+	size  int // bytes the table takes, roughly
+}
+
+func (e *segmentEncoder) ref(s string) uint64 {
+	if s == "" {
+		return 0
+	}
+	if i, ok := e.index[s]; ok {
+		return i
+	}
+	i := uint64(len(e.table))
+	e.index[s] = i
+	e.table = append(e.table, s)
+	e.size += len(s) + binary.MaxVarintLen32
+	return i
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func commonPrefix(a, b string) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
+
+func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
+
+// errSegment is wrapped by every error about a damaged segment blob.
+var errSegment = errors.New("damaged segment")
+
+// segmentDecoder reads a segment blob. It never panics on a damaged blob:
+// every read is bounds-checked and the first error sticks.
+type segmentDecoder struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (d *segmentDecoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s at byte %d", errSegment, what, d.off)
+	}
+}
+
+func (d *segmentDecoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *segmentDecoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b[d.off:])
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+// bytes returns the next length-prefixed bytes, in place.
+func (d *segmentDecoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)-d.off) {
+		d.fail("string past the end")
+		return nil
+	}
+	s := d.b[d.off : d.off+int(n)]
+	d.off += int(n)
+	return s
+}
+
+// decodeSegment decodes a segment's blob into flows, in the order stored
+// (by start, then ID); IDs are firstID plus the stored offsets, which must
+// be below n. Strings repeated across segments come from in; zones from
+// zones. keep, when not nil, drops the flows it returns false for before
+// their key and URL are copied out of the blob.
+func decodeSegment(blob []byte, firstID int64, in interner, zones zoneCache, keep func(*flow.Flow) bool) ([]flow.Flow, error) {
+	d := segmentDecoder{b: blob}
+	if len(blob) == 0 || blob[0] != segmentVersion {
+		return nil, fmt.Errorf("%w: unknown version", errSegment)
+	}
+	d.off = 1
+	n := d.uvarint()
+	ns := d.uvarint()
+	// Each flow takes at least 24 bytes and each string at least one, so
+	// counts beyond the blob's size are damage, not a reason to allocate.
+	if d.err == nil && (n > uint64(len(blob)) || ns > uint64(len(blob)) || ns == 0) {
+		d.fail("counts larger than the blob")
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	table := make([]string, ns)
+	for i := range table {
+		b := d.bytes()
+		if d.err != nil {
+			return nil, d.err
+		}
+		table[i] = in.getBytes(b)
+	}
+	if table[0] != "" {
+		d.fail("string 0 is not empty")
+		return nil, d.err
+	}
+	str := func() string {
+		i := d.uvarint()
+		if i >= uint64(len(table)) {
+			d.fail("string index out of range")
+			return ""
+		}
+		return table[i]
+	}
+	out := make([]flow.Flow, 0, n)
+	var key []byte
+	var start int64
+	for range n {
+		var f flow.Flow
+		off := d.uvarint()
+		if d.err == nil && off >= n {
+			d.fail("ID offset out of range")
+		}
+		f.ID = firstID + int64(off)
+		shared := d.uvarint()
+		if d.err == nil && shared > uint64(len(key)) {
+			d.fail("key prefix longer than the previous key")
+		}
+		if d.err != nil {
+			return nil, d.err
+		}
+		key = append(key[:shared], d.bytes()...)
+		start += d.varint()
+		loc := zones.get(d.varint())
+		f.Start = time.Unix(0, start).In(loc)
+		if e := d.uvarint(); e != 0 {
+			f.End = time.Unix(0, start+unzigzag(e-1)).In(loc)
+		}
+		f.ClientPort = int(d.varint())
+		f.Port = int(d.varint())
+		f.Status = int(d.varint())
+		f.BytesUp = d.varint()
+		f.BytesDown = d.varint()
+		f.Client = str()
+		f.Device = str()
+		f.Session = str()
+		f.Source = flow.Source(str())
+		f.SourceFile = str()
+		f.Kind = flow.Kind(str())
+		f.Method = str()
+		f.Scheme = str()
+		f.Host = str()
+		f.SNI = str()
+		f.ALPN = str()
+		f.TLSVersion = str()
+		f.Error = str()
+		f.Decision = flow.Decision(str())
+		f.Reason = str()
+		f.Note = str()
+		url := d.bytes()
+		if d.err != nil {
+			return nil, d.err
+		}
+		if keep != nil && !keep(&f) {
+			continue
+		}
+		f.Key = string(key)
+		f.URL = string(url)
+		out = append(out, f)
+	}
+	if d.off != len(blob) {
+		d.fail("bytes after the last flow")
+		return nil, d.err
+	}
+	return out, nil
+}

@@ -1,0 +1,120 @@
+package sqlite
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// segmentFlows is a part of a file as an importer gives it: out of start
+// order, with ties, zones, open flows and empty strings.
+func segmentFlows() []flow.Flow {
+	base := time.Date(2026, 11, 25, 17, 28, 0, 0, time.FixedZone("", 3600))
+	var out []flow.Flow
+	for i := range 50 {
+		f := flow.Flow{
+			Key:    fmt.Sprintf("3f9c0d2a51e8b7a4/line:%d", i+1),
+			Start:  base.Add(time.Duration((i*7919)%50) * 13 * time.Millisecond),
+			Client: fmt.Sprintf("10.0.0.%d", i%3), ClientPort: 50000 + i, Device: "LAB-VM-07",
+			Source: flow.SourceSquid, SourceFile: "/tmp/access.log", Kind: flow.KindConnect, Method: "CONNECT",
+			Host: fmt.Sprintf("h%d.manage.microsoft.com", i%5), Port: 443, Status: 200,
+			BytesUp: int64(i) * 1000, BytesDown: -int64(i), URL: fmt.Sprintf("h%d:443", i%5),
+		}
+		if i%4 != 0 {
+			f.End = f.Start.Add(time.Duration(i-10) * time.Millisecond) // some end before they start
+		}
+		if i%10 == 3 {
+			f.Start = f.Start.UTC()
+			f.End = f.End.UTC()
+			f.Start = out[0].Start.UTC() // a tie with the first flow, in another zone
+			f.Error, f.Reason, f.Note, f.Decision = "refused", "ACL", "ü ✓", flow.DecisionDenied
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func TestSegmentRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		flows []flow.Flow
+	}{
+		{"empty", nil},
+		{"one", segmentFlows()[:1]},
+		{"mixed", segmentFlows()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			blob, lo, hi := encodeSegment(tc.flows)
+			got, err := decodeSegment(blob, 100, interner{}, zoneCache{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.flows) {
+				t.Fatalf("decoded %d flows, want %d", len(got), len(tc.flows))
+			}
+			for i, g := range got {
+				if i > 0 {
+					p := got[i-1]
+					if g.Start.Before(p.Start) || g.Start.Equal(p.Start) && g.ID <= p.ID {
+						t.Errorf("flow %d (ID %d, %v) after ID %d, %v: not in (start, ID) order", i, g.ID, g.Start, p.ID, p.Start)
+					}
+				}
+				want := tc.flows[g.ID-100]
+				if !g.Start.Equal(want.Start) || !g.End.Equal(want.End) {
+					t.Errorf("ID %d: %v..%v, want %v..%v", g.ID, g.Start, g.End, want.Start, want.End)
+				}
+				if g.Start.Format(time.RFC3339Nano) != want.Start.Format(time.RFC3339Nano) {
+					t.Errorf("ID %d: start %s, want %s (zone kept)", g.ID, g.Start.Format(time.RFC3339Nano), want.Start.Format(time.RFC3339Nano))
+				}
+				g.ID, g.Start, g.End = 0, want.Start, want.End
+				if !reflect.DeepEqual(g, want) {
+					t.Errorf("flow %d:\n got %+v\nwant %+v", i, g, want)
+				}
+			}
+			if len(got) > 0 && (lo != got[0].Start.UnixNano() || hi != got[len(got)-1].Start.UnixNano()) {
+				t.Errorf("range %d..%d, want %d..%d", lo, hi, got[0].Start.UnixNano(), got[len(got)-1].Start.UnixNano())
+			}
+		})
+	}
+}
+
+// TestSegmentDamage cuts and corrupts a real segment: every result is an
+// error that says it is a damaged segment, never a panic.
+func TestSegmentDamage(t *testing.T) {
+	blob, _, _ := encodeSegment(segmentFlows())
+	for n := range len(blob) {
+		if _, err := decodeSegment(blob[:n], 1, interner{}, zoneCache{}, nil); !errors.Is(err, errSegment) {
+			t.Fatalf("blob cut at %d of %d: error %v, want a damaged segment", n, len(blob), err)
+		}
+	}
+	if _, err := decodeSegment(append(blob[:len(blob):len(blob)], 0), 1, interner{}, zoneCache{}, nil); !errors.Is(err, errSegment) {
+		t.Errorf("trailing byte: error %v", err)
+	}
+}
+
+func FuzzDecodeSegment(f *testing.F) {
+	blob, _, _ := encodeSegment(segmentFlows())
+	f.Add(blob)
+	one, _, _ := encodeSegment(segmentFlows()[:1])
+	f.Add(one)
+	f.Add([]byte{segmentVersion, 1, 1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		flows, err := decodeSegment(b, 1, interner{}, zoneCache{}, nil)
+		if err != nil {
+			if !errors.Is(err, errSegment) {
+				t.Fatalf("error %v is not a damaged segment", err)
+			}
+			return
+		}
+		// What decodes must encode to a blob that decodes the same.
+		again, _, _ := encodeSegment(flows)
+		back, err := decodeSegment(again, 1, interner{}, zoneCache{}, nil)
+		if err != nil || len(back) != len(flows) {
+			t.Fatalf("re-encoded %d flows: %d back, %v", len(flows), len(back), err)
+		}
+	})
+}
