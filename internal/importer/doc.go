@@ -24,10 +24,12 @@
 //
 // A file is recognised by the SHA-256 of its first MiB together with its
 // size in bytes (the first 16 hex digits of it are the identity, e.g.
-// "3f9c0d2a51e8b7a4"). Every Key is "<identity>/<local key>", so importing the same
-// file twice (under any name or path) upserts the same rows instead of
-// duplicating them, while two different captures never collide. A file that
+// "3f9c0d2a51e8b7a4"). Import stores a file's flows through
+// flow.Store.PutFileFlows under that identity, part by part (5,000 flows a
+// part), so importing the same file twice (under any name or path)
+// replaces its parts instead of duplicating them, while two different
+// captures never collide. Every Key is "<identity>/<local key>". A file that
 // grows (a live access.log imported again later) gets a new identity: its
-// flows are then imported again under new keys. That is the price of not
-// hashing whole multi-GiB captures.
+// flows are then imported again as a new file, beside the first import.
+// That is the price of not hashing whole multi-GiB captures.
 package importer
