@@ -258,6 +258,7 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 		{"FileCancel", testFileCancel},
 		{"FileLarge", testFileLarge},
 		{"FileConcurrent", testFileConcurrent},
+		{"FileStop", testFileStop},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
@@ -1177,6 +1178,30 @@ func testFileConcurrent(t *testing.T, s flow.Store) {
 			t.Errorf("polling by AfterID missed %s (ID %d)", f.Key, f.ID)
 		} else if id != f.ID {
 			t.Errorf("polling read %s as ID %d, it is ID %d", f.Key, id, f.ID)
+		}
+	}
+}
+
+func testFileStop(t *testing.T, s flow.Store) {
+	// Flows stops at fn's first error, in the middle of a part too, and
+	// returns that error.
+	all := mixedStore(t, s)
+	stop := errors.New("enough")
+	for _, f := range []flow.Filter{{}, {Newest: true}, {Brief: true}, {Source: flow.SourceHAR}} {
+		want := selectFlows(all, f)
+		for _, n := range []int{1, 3, 50, len(want)} {
+			var got []flow.Flow
+			err := s.Flows(context.Background(), f, func(fl flow.Flow) error {
+				got = append(got, fl)
+				if len(got) == n {
+					return stop
+				}
+				return nil
+			})
+			if err != stop {
+				t.Errorf("Flows(%+v) stopped at flow %d returned %v, want fn's error %v", f, n, err, stop)
+			}
+			sameFlows(t, fmt.Sprintf("Flows stopped at flow %d", n), got, want[:n], f.Brief)
 		}
 	}
 }
