@@ -151,7 +151,8 @@ type Store interface {
 	// from 0 in the order the file was read, and the flows of a part may
 	// come in any order. Part k replaces part k of an earlier import of the
 	// same file, so importing a file again does not duplicate it; when the
-	// part holds as many flows as before, they keep their IDs. A file's
+	// part holds as many flows as before, they keep their IDs, otherwise
+	// they get new ones, greater than every ID given before. A file's
 	// flows are matched by file and part, not by Key: their Keys are kept
 	// and read back, but PutFlows never replaces them.
 	//
