@@ -13,10 +13,23 @@ import (
 	"github.com/pilotwire/pilotwire/internal/store/sqlite"
 )
 
-// BenchmarkPutFlows measures bulk writes the way an import makes them:
-// batches of 5,000 new flows with realistic strings, into a store that
-// grows from empty.
+// BenchmarkPutFlows measures bulk writes of rows: batches of 5,000 new
+// flows with realistic strings, into a store that grows from empty.
 func BenchmarkPutFlows(b *testing.B) {
+	benchPut(b, func(ctx context.Context, db *sqlite.DB, _ int, batch []flow.Flow) error {
+		return db.PutFlows(ctx, batch)
+	})
+}
+
+// BenchmarkPutFileFlows measures the same writes the way an import makes
+// them: each batch one part of a file.
+func BenchmarkPutFileFlows(b *testing.B) {
+	benchPut(b, func(ctx context.Context, db *sqlite.DB, part int, batch []flow.Flow) error {
+		return db.PutFileFlows(ctx, "3f9a0c1d2e4b5a69", part, batch)
+	})
+}
+
+func benchPut(b *testing.B, put func(ctx context.Context, db *sqlite.DB, part int, batch []flow.Flow) error) {
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "pw.db"))
 	if err != nil {
@@ -25,7 +38,7 @@ func BenchmarkPutFlows(b *testing.B) {
 	defer db.Close()
 	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	batch := make([]flow.Flow, 5000)
-	n := 0
+	n, part := 0, 0
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
@@ -41,9 +54,10 @@ func BenchmarkPutFlows(b *testing.B) {
 			}
 		}
 		b.StartTimer()
-		if err := db.PutFlows(ctx, batch); err != nil {
+		if err := put(ctx, db, part, batch); err != nil {
 			b.Fatal(err)
 		}
+		part++
 	}
 	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "flows/s")
 }
@@ -52,15 +66,16 @@ func BenchmarkPutFlows(b *testing.B) {
 // issue's large session.
 const readRows = 1_000_000
 
-// filled is a store of readRows flows shared by the read benchmarks (and
-// -count repetitions): it takes a while to build and reads do not change it.
+// filled holds the stores of readRows flows shared by the read benchmarks
+// (and -count repetitions), one kept as rows and one as the parts of a
+// file: they take a while to build and reads do not change them.
 var filled struct {
 	once sync.Once
 	dir  string
 	err  error
 }
 
-// TestMain removes the shared store.
+// TestMain removes the shared stores.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if filled.dir != "" {
@@ -83,36 +98,44 @@ func benchFlow(n int) flow.Flow {
 	}
 }
 
-// openFilled opens the shared store of readRows flows, building it the
-// first time.
-func openFilled(b *testing.B) *sqlite.DB {
+// openFilled opens the shared store of readRows flows kept the given way
+// ("rows" or "file"), building both the first time.
+func openFilled(b *testing.B, kind string) *sqlite.DB {
 	b.Helper()
 	ctx := context.Background()
 	filled.once.Do(func() {
 		if filled.dir, filled.err = os.MkdirTemp("", "pwbench"); filled.err != nil {
 			return
 		}
-		db, err := sqlite.Open(ctx, filepath.Join(filled.dir, "pw.db"))
-		if err != nil {
-			filled.err = err
-			return
-		}
-		defer db.Close()
-		batch := make([]flow.Flow, 0, 5000)
-		for n := range readRows {
-			batch = append(batch, benchFlow(n))
-			if len(batch) == cap(batch) || n == readRows-1 {
-				if filled.err = db.PutFlows(ctx, batch); filled.err != nil {
-					return
-				}
-				batch = batch[:0]
+		for _, kind := range []string{"rows", "file"} {
+			db, err := sqlite.Open(ctx, filepath.Join(filled.dir, kind+".db"))
+			if err != nil {
+				filled.err = err
+				return
 			}
+			batch := make([]flow.Flow, 0, 5000)
+			for n := range readRows {
+				batch = append(batch, benchFlow(n))
+				if len(batch) == cap(batch) || n == readRows-1 {
+					if kind == "rows" {
+						filled.err = db.PutFlows(ctx, batch)
+					} else {
+						filled.err = db.PutFileFlows(ctx, "3f9a0c1d2e4b5a69", n/cap(batch), batch)
+					}
+					if filled.err != nil {
+						db.Close()
+						return
+					}
+					batch = batch[:0]
+				}
+			}
+			db.Close()
 		}
 	})
 	if filled.err != nil {
 		b.Fatal(filled.err)
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(filled.dir, "pw.db"))
+	db, err := sqlite.Open(ctx, filepath.Join(filled.dir, kind+".db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -120,40 +143,30 @@ func openFilled(b *testing.B) *sqlite.DB {
 }
 
 // BenchmarkFlowsRead streams a million flows out of the store, as a report
-// or the sessions listing does.
+// or the sessions listing does, from rows and from the parts of a file.
 func BenchmarkFlowsRead(b *testing.B) {
-	db := openFilled(b)
-	defer db.Close()
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		n := 0
-		var bytes int64
-		if err := db.Flows(ctx, flow.Filter{}, func(f flow.Flow) error {
-			n++
-			bytes += f.Bytes()
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-		if n != readRows {
-			b.Fatalf("read %d flows, want %d", n, readRows)
-		}
+	for _, kind := range []string{"rows", "file"} {
+		b.Run(kind, func(b *testing.B) { benchRead(b, kind, flow.Filter{}) })
 	}
-	b.ReportMetric(float64(b.N*readRows)/b.Elapsed().Seconds(), "flows/s")
 }
 
 // BenchmarkFlowsReadBrief streams a million flows with Filter.Brief, as the
 // sessions listing can.
 func BenchmarkFlowsReadBrief(b *testing.B) {
-	db := openFilled(b)
+	for _, kind := range []string{"rows", "file"} {
+		b.Run(kind, func(b *testing.B) { benchRead(b, kind, flow.Filter{Brief: true}) })
+	}
+}
+
+func benchRead(b *testing.B, kind string, f flow.Filter) {
+	db := openFilled(b, kind)
 	defer db.Close()
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		n := 0
 		var bytes int64
-		if err := db.Flows(ctx, flow.Filter{Brief: true}, func(f flow.Flow) error {
+		if err := db.Flows(ctx, f, func(f flow.Flow) error {
 			n++
 			bytes += f.Bytes()
 			return nil

@@ -169,15 +169,14 @@ func (c *rawConn) segmentsFor(f flow.Filter, desc bool) ([]segmentInfo, error) {
 	return out, err
 }
 
-// loadSegment decodes the segment with the given row ID, keeping the flows
-// keep accepts.
-func (c *rawConn) loadSegment(seg segmentInfo, in interner, zones zoneCache, keep func(*flow.Flow) bool) ([]flow.Flow, error) {
+// loadSegment decodes the segment seg into dst[:0] (see decodeSegment).
+func (c *rawConn) loadSegment(seg segmentInfo, dst []flow.Flow, o *decodeOpts) ([]flow.Flow, error) {
 	var flows []flow.Flow
 	found := false
 	err := c.run(`SELECT data FROM segments WHERE id = ?`, []any{seg.rowid}, func(st uintptr) error {
 		found = true
 		var err error
-		flows, err = decodeSegment(c.columnBlob(st, 0), seg.firstID, in, zones, keep)
+		flows, err = decodeSegment(c.columnBlob(st, 0), seg.firstID, dst, o)
 		return err
 	})
 	if err == nil && !found {
@@ -247,7 +246,7 @@ func (c *rawConn) readFlows(ctx context.Context, f flow.Filter, fn func(flow.Flo
 	}
 	defer rows.close()
 	m := merge{desc: f.Newest}
-	keep := matcher(f)
+	opts := &decodeOpts{in: rows.in, zones: rows.zones, keep: matcher(f), brief: f.Brief}
 	if err := rows.next(); err != nil {
 		return err
 	}
@@ -264,13 +263,15 @@ func (c *rawConn) readFlows(ctx context.Context, f flow.Filter, fn func(flow.Flo
 			if ok && !m.mayPrecede(segs[0], head) {
 				break
 			}
-			flows, err := c.loadSegment(segs[0], rows.in, rows.zones, keep)
+			flows, err := c.loadSegment(segs[0], m.spare(), opts)
 			if err != nil {
 				return err
 			}
 			segs = segs[1:]
 			if len(flows) > 0 {
 				m.push(flows)
+			} else {
+				m.free = append(m.free, flows)
 			}
 		}
 		fl, fromRows, ok := m.pop(rows)
@@ -293,6 +294,20 @@ func (c *rawConn) readFlows(ctx context.Context, f flow.Filter, fn func(flow.Flo
 type merge struct {
 	desc bool
 	segs segHeap
+	// free holds the flows of segments read to their end, for the next
+	// segment to be decoded into: fn was given copies of them.
+	free [][]flow.Flow
+	done []flow.Flow // the flows of the segment last read to its end
+}
+
+// spare is a slice to decode a segment into.
+func (m *merge) spare() []flow.Flow {
+	if len(m.free) == 0 {
+		return nil
+	}
+	s := m.free[len(m.free)-1]
+	m.free = m.free[:len(m.free)-1]
+	return s
 }
 
 // before reports whether a comes before b in the read's order.
@@ -347,6 +362,12 @@ func (m *merge) pop(rows *rowCursor) (fl *flow.Flow, fromRows, ok bool) {
 	sc.i++
 	if sc.i == len(sc.flows) {
 		heap.Pop(&m.segs)
+		// fl points into sc.flows: it must not be decoded over before the
+		// caller has used it, so the slice is freed on the next pop.
+		if m.done != nil {
+			m.free = append(m.free, m.done)
+		}
+		m.done = sc.flows
 	} else {
 		heap.Fix(&m.segs, 0)
 	}
@@ -522,8 +543,8 @@ func (s *DB) CountFlows(ctx context.Context, f flow.Filter) (int64, error) {
 		if err != nil {
 			return err
 		}
-		keep := matcher(f)
-		in, zones := interner{}, zoneCache{}
+		opts := &decodeOpts{keep: matcher(f), brief: true}
+		var flows []flow.Flow
 		for i, seg := range segs {
 			if i%16 == 0 {
 				if err := ctx.Err(); err != nil {
@@ -534,8 +555,7 @@ func (s *DB) CountFlows(ctx context.Context, f flow.Filter) (int64, error) {
 				n += int64(seg.n)
 				continue
 			}
-			flows, err := c.loadSegment(seg, in, zones, keep)
-			if err != nil {
+			if flows, err = c.loadSegment(seg, flows, opts); err != nil {
 				return err
 			}
 			n += int64(len(flows))
@@ -644,13 +664,13 @@ func (c *rawConn) clients(ctx context.Context, f flow.Filter) ([]flow.ClientSumm
 		return nil, err
 	}
 	keep := matcher(f)
-	in, zones := interner{}, zoneCache{}
+	opts := &decodeOpts{brief: true}
+	var flows []flow.Flow
 	for _, seg := range segs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		flows, err := c.loadSegment(seg, in, zones, nil)
-		if err != nil {
+		if flows, err = c.loadSegment(seg, flows, opts); err != nil {
 			return nil, err
 		}
 		for i := range flows {

@@ -222,12 +222,29 @@ func (d *segmentDecoder) bytes() []byte {
 	return s
 }
 
-// decodeSegment decodes a segment's blob into flows, in the order stored
-// (by start, then ID); IDs are firstID plus the stored offsets, which must
-// be below n. Strings repeated across segments come from in; zones from
-// zones. keep, when not nil, drops the flows it returns false for before
-// their key and URL are copied out of the blob.
-func decodeSegment(blob []byte, firstID int64, in interner, zones zoneCache, keep func(*flow.Flow) bool) ([]flow.Flow, error) {
+// decodeOpts say how decodeSegment decodes.
+type decodeOpts struct {
+	in    interner  // strings repeated across segments; made when nil
+	zones zoneCache // made when nil
+	// keep, when not nil, drops the flows it returns false for, before
+	// their key and URL are copied out of the blob (they are empty when
+	// keep sees them).
+	keep func(*flow.Flow) bool
+	// brief leaves Key and URL empty (see flow.Filter.Brief).
+	brief bool
+}
+
+// decodeSegment decodes a segment's blob, appending its flows to dst[:0]
+// in the order stored (by start, then ID); IDs are firstID plus the stored
+// offsets, which must be below n.
+func decodeSegment(blob []byte, firstID int64, dst []flow.Flow, o *decodeOpts) ([]flow.Flow, error) {
+	if o.in == nil {
+		o.in = interner{}
+	}
+	if o.zones == nil {
+		o.zones = zoneCache{}
+	}
+	in, zones, keep := o.in, o.zones, o.keep
 	d := segmentDecoder{b: blob}
 	if len(blob) == 0 || blob[0] != segmentVersion {
 		return nil, fmt.Errorf("%w: unknown version", errSegment)
@@ -263,11 +280,17 @@ func decodeSegment(blob []byte, firstID int64, in interner, zones zoneCache, kee
 		}
 		return table[i]
 	}
-	out := make([]flow.Flow, 0, n)
+	out := dst[:0]
+	if uint64(cap(out)) < n {
+		out = make([]flow.Flow, 0, n)
+	}
 	var key []byte
 	var start int64
 	for range n {
-		var f flow.Flow
+		// Decoded in place: a local Flow handed to keep would escape,
+		// one allocation per flow.
+		out = append(out, flow.Flow{})
+		f := &out[len(out)-1]
 		off := d.uvarint()
 		if d.err == nil && off >= n {
 			d.fail("ID offset out of range")
@@ -312,12 +335,14 @@ func decodeSegment(blob []byte, firstID int64, in interner, zones zoneCache, kee
 		if d.err != nil {
 			return nil, d.err
 		}
-		if keep != nil && !keep(&f) {
+		if keep != nil && !keep(f) {
+			out = out[:len(out)-1]
 			continue
 		}
-		f.Key = string(key)
-		f.URL = string(url)
-		out = append(out, f)
+		if !o.brief {
+			f.Key = string(key)
+			f.URL = string(url)
+		}
 	}
 	if d.off != len(blob) {
 		d.fail("bytes after the last flow")

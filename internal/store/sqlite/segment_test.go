@@ -49,7 +49,7 @@ func TestSegmentRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			blob, lo, hi := encodeSegment(tc.flows)
-			got, err := decodeSegment(blob, 100, interner{}, zoneCache{}, nil)
+			got, err := decodeSegment(blob, 100, nil, &decodeOpts{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,11 +87,11 @@ func TestSegmentRoundTrip(t *testing.T) {
 func TestSegmentDamage(t *testing.T) {
 	blob, _, _ := encodeSegment(segmentFlows())
 	for n := range len(blob) {
-		if _, err := decodeSegment(blob[:n], 1, interner{}, zoneCache{}, nil); !errors.Is(err, errSegment) {
+		if _, err := decodeSegment(blob[:n], 1, nil, &decodeOpts{}); !errors.Is(err, errSegment) {
 			t.Fatalf("blob cut at %d of %d: error %v, want a damaged segment", n, len(blob), err)
 		}
 	}
-	if _, err := decodeSegment(append(blob[:len(blob):len(blob)], 0), 1, interner{}, zoneCache{}, nil); !errors.Is(err, errSegment) {
+	if _, err := decodeSegment(append(blob[:len(blob):len(blob)], 0), 1, nil, &decodeOpts{}); !errors.Is(err, errSegment) {
 		t.Errorf("trailing byte: error %v", err)
 	}
 }
@@ -103,7 +103,7 @@ func FuzzDecodeSegment(f *testing.F) {
 	f.Add(one)
 	f.Add([]byte{segmentVersion, 1, 1, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		flows, err := decodeSegment(b, 1, interner{}, zoneCache{}, nil)
+		flows, err := decodeSegment(b, 1, nil, &decodeOpts{})
 		if err != nil {
 			if !errors.Is(err, errSegment) {
 				t.Fatalf("error %v is not a damaged segment", err)
@@ -112,7 +112,7 @@ func FuzzDecodeSegment(f *testing.F) {
 		}
 		// What decodes must encode to a blob that decodes the same.
 		again, _, _ := encodeSegment(flows)
-		back, err := decodeSegment(again, 1, interner{}, zoneCache{}, nil)
+		back, err := decodeSegment(again, 1, nil, &decodeOpts{})
 		if err != nil || len(back) != len(flows) {
 			t.Fatalf("re-encoded %d flows: %d back, %v", len(flows), len(back), err)
 		}
