@@ -3,9 +3,17 @@
 // WAL mode with synchronous=NORMAL: a committed batch survives a crash of
 // the process. The schema comes from embedded, numbered migrations.
 //
-// The two loops that move every flow, PutFlows and Flows, bypass
-// database/sql and call SQLite's C API as modernc compiles it to Go (see
-// rawConn in raw.go); the rest goes through database/sql.
+// Live flows (PutFlows) are one row each in the flows table, upserted by
+// Key. Imported files (PutFileFlows) are kept as segments, one row per part
+// of a file holding its flows encoded together (segment.go): a row per flow
+// capped an import near 100,000 flows/s, a segment per 5,000 flows writes
+// over 700,000/s and reads back five times faster. Every read merges both in
+// start order (read.go). Flow IDs come from one counter, so a flow written
+// later has a greater ID whichever way it is kept.
+//
+// The loops that move every flow bypass database/sql and call SQLite's C
+// API as modernc compiles it to Go (see rawConn in raw.go); schema changes
+// and the rest go through database/sql.
 package sqlite
 
 import (
