@@ -1,0 +1,88 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/store/sqlite"
+)
+
+// TestUpgradeFromRows opens a store written before segments existed, where
+// imports were rows keyed "<identity>/…": the upgrade keeps every flow and
+// ID, new flows get greater IDs, and importing the same file again replaces
+// its old rows instead of adding to them.
+func TestUpgradeFromRows(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	schema, err := os.ReadFile("migrations/0001_flows.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		string(schema),
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`,
+		`INSERT INTO schema_migrations VALUES (1, '2026-11-25T10:00:00Z')`,
+		`INSERT INTO flows (id, key, start_ns, source, host) VALUES
+			(1, 'a1b2c3d4e5f60718/line:1', 1000, 'squid', 'one.example'),
+			(2, 'a1b2c3d4e5f60718/line:2', 2000, 'squid', 'two.example'),
+			(5, 'tunnel-9', 1500, 'proxy', 'live.example'),
+			(6, 'a1b2c3d4e5f607189/line:1', 3000, 'squid', 'other-file.example')`,
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	old.Close()
+
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ids := func() map[string]int64 {
+		t.Helper()
+		out := map[string]int64{}
+		if err := db.Flows(ctx, flow.Filter{}, func(f flow.Flow) error { out[f.Host] = f.ID; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := ids(); len(got) != 4 || got["one.example"] != 1 || got["live.example"] != 5 || got["other-file.example"] != 6 {
+		t.Fatalf("after the upgrade: %v", got)
+	}
+
+	again := []flow.Flow{
+		{Key: "a1b2c3d4e5f60718/line:1", Start: time.Unix(0, 1000), Source: flow.SourceSquid, Host: "one.example"},
+		{Key: "a1b2c3d4e5f60718/line:2", Start: time.Unix(0, 2000), Source: flow.SourceSquid, Host: "two.example"},
+	}
+	if err := db.PutFileFlows(ctx, "a1b2c3d4e5f60718", 0, again); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutFlows(ctx, []flow.Flow{{Key: "tunnel-10", Start: time.Unix(0, 4000), Source: flow.SourceProxy, Host: "new.example"}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.CountFlows(ctx, flow.Filter{}); err != nil || n != 5 {
+		t.Fatalf("CountFlows = %d, %v; want 5 (the old rows of the file replaced)", n, err)
+	}
+	got := ids()
+	// The file's rows became its segment (IDs 7 and 8, after every ID of
+	// the old store); the live row and the other file's row stay.
+	want := map[string]int64{"one.example": 7, "two.example": 8, "live.example": 5, "other-file.example": 6, "new.example": 9}
+	if len(got) != len(want) {
+		t.Fatalf("flows %v, want %v", got, want)
+	}
+	for h, id := range want {
+		if got[h] != id {
+			t.Errorf("%s: ID %d, want %d (all: %v)", h, got[h], id, got)
+		}
+	}
+}
