@@ -7,6 +7,7 @@
 //	go run ./bench/report -n 200000 -format html -o /tmp/big.html
 //	go run ./bench/report -store /tmp/1m.db   # also write the flows to an SQLite store,
 //	                                          # to time `pilotwire --store /tmp/1m.db report`
+//	go run ./bench/report -store /tmp/1mf.db -as-file   # the same, kept as an import is
 package main
 
 import (
@@ -32,14 +33,15 @@ func main() {
 	format := flag.String("format", "json", "report format")
 	out := flag.String("o", "", "write the report to this file (default: discard)")
 	store := flag.String("store", "", "also write the flows to a new SQLite store at this path")
+	asFile := flag.Bool("as-file", false, "write the store the way an import does (PutFileFlows), not as live rows")
 	flag.Parse()
-	if err := run(*n, *span, *format, *out, *store); err != nil {
+	if err := run(*n, *span, *format, *out, *store, *asFile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/report:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, span time.Duration, format, out, store string) error {
+func run(n int, span time.Duration, format, out, store string, asFile bool) error {
 	cat := catalog.Default()
 	t0 := time.Now()
 	flows := synth.Flows(n, time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), span)
@@ -80,13 +82,14 @@ func run(n int, span time.Duration, format, out, store string) error {
 	fmt.Printf("peak RSS         %s (whole process, flows included)\n", mib(peakRSS()))
 	fmt.Printf("Go heap          %s in use, %s obtained from the OS\n", mib(int64(ms.HeapAlloc)), mib(int64(ms.HeapSys)))
 	if store != "" {
-		return writeStore(store, flows)
+		return writeStore(store, flows, asFile)
 	}
 	return nil
 }
 
-// writeStore puts the flows into a new SQLite store, in batches.
-func writeStore(path string, flows []flow.Flow) error {
+// writeStore puts the flows into a new SQLite store, in batches: as rows,
+// or as the parts of one imported file.
+func writeStore(path string, flows []flow.Flow, asFile bool) error {
 	if _, err := os.Stat(path); err == nil {
 		return fmt.Errorf("%s exists; give a new path", path)
 	}
@@ -101,7 +104,13 @@ func writeStore(path string, flows []flow.Flow) error {
 		for j := range batch {
 			batch[j].ID = 0
 		}
-		if err := st.PutFlows(ctx, batch); err != nil {
+		put := st.PutFlows
+		if asFile {
+			put = func(ctx context.Context, batch []flow.Flow) error {
+				return st.PutFileFlows(ctx, "benchreport00000", i/10000, batch)
+			}
+		}
+		if err := put(ctx, batch); err != nil {
 			st.Close()
 			return err
 		}
