@@ -169,23 +169,67 @@ func (c *rawConn) segmentsFor(f flow.Filter, desc bool) ([]segmentInfo, error) {
 	return out, err
 }
 
-// loadSegment decodes the segment seg into dst[:0] (see decodeSegment).
-func (c *rawConn) loadSegment(seg segmentInfo, dst []flow.Flow, o *decodeOpts) ([]flow.Flow, error) {
-	var flows []flow.Flow
+// withSegment calls fn with the blob of the segment seg, which points into
+// SQLite's memory and is valid only during the call.
+func (c *rawConn) withSegment(seg segmentInfo, fn func(blob []byte) error) error {
 	found := false
 	err := c.run(`SELECT data FROM segments WHERE id = ?`, []any{seg.rowid}, func(st uintptr) error {
 		found = true
-		var err error
-		flows, err = decodeSegment(c.columnBlob(st, 0), seg.firstID, dst, o)
-		return err
+		return fn(c.columnBlob(st, 0))
 	})
 	if err == nil && !found {
 		err = fmt.Errorf("segment %d vanished", seg.rowid)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("segment %d (IDs %d–%d): %w", seg.rowid, seg.firstID, seg.firstID+int64(seg.n)-1, err)
+		return fmt.Errorf("segment %d (IDs %d–%d): %w", seg.rowid, seg.firstID, seg.firstID+int64(seg.n)-1, err)
 	}
-	return flows, nil
+	return nil
+}
+
+// loadSegment decodes the segment seg into dst[:0] (see decodeSegment).
+func (c *rawConn) loadSegment(seg segmentInfo, dst []flow.Flow, o *decodeOpts) ([]flow.Flow, error) {
+	var flows []flow.Flow
+	err := c.withSegment(seg, func(blob []byte) error {
+		var err error
+		flows, err = decodeSegment(blob, seg.firstID, dst, o)
+		return err
+	})
+	return flows, err
+}
+
+// openCursor opens a cursor on the flows of seg that opts keep, in the
+// read's order, or returns nil when it holds none. Oldest first, the
+// cursor decodes one flow at a time from a copy of the blob (about 60 bytes
+// a flow); newest first, it decodes the segment whole into a spare slice.
+func (c *rawConn) openCursor(seg segmentInfo, m *merge, opts *decodeOpts) (*segCursor, error) {
+	sc := &segCursor{}
+	if m.desc {
+		flows, err := c.loadSegment(seg, m.spare(), opts)
+		if err != nil {
+			return nil, err
+		}
+		if len(flows) == 0 {
+			m.free = append(m.free, flows)
+			return nil, nil
+		}
+		slices.Reverse(flows)
+		sc.flows = flows
+		return sc, nil
+	}
+	var ok bool
+	err := c.withSegment(seg, func(blob []byte) error {
+		r, err := openSegment(append(m.spareBlob(), blob...), seg.firstID, opts)
+		if err != nil {
+			return err
+		}
+		sc.r = r
+		ok, err = r.next(&sc.cur)
+		return err
+	})
+	if err != nil || !ok {
+		return nil, err
+	}
+	return sc, nil
 }
 
 // readTx runs fn in a read transaction: everything fn reads comes from one
@@ -245,7 +289,8 @@ func (c *rawConn) readFlows(ctx context.Context, f flow.Filter, fn func(flow.Flo
 		return err
 	}
 	defer rows.close()
-	m := merge{desc: f.Newest}
+	m := &merge{desc: f.Newest}
+	m.segs.m = m
 	opts := &decodeOpts{in: rows.in, zones: rows.zones, keep: matcher(f), brief: f.Brief}
 	if err := rows.next(); err != nil {
 		return err
@@ -259,32 +304,32 @@ func (c *rawConn) readFlows(ctx context.Context, f flow.Filter, fn func(flow.Flo
 		// Open every segment that may hold a flow at or before the
 		// next one to give.
 		for len(segs) > 0 {
-			head, ok := m.head(rows)
-			if ok && !m.mayPrecede(segs[0], head) {
+			if head, _ := m.head(rows); head != nil && !m.mayPrecede(segs[0], head) {
 				break
 			}
-			flows, err := c.loadSegment(segs[0], m.spare(), opts)
+			sc, err := c.openCursor(segs[0], m, opts)
 			if err != nil {
 				return err
 			}
 			segs = segs[1:]
-			if len(flows) > 0 {
-				m.push(flows)
-			} else {
-				m.free = append(m.free, flows)
+			if sc != nil {
+				heap.Push(&m.segs, sc)
 			}
 		}
-		fl, fromRows, ok := m.pop(rows)
-		if !ok {
+		fl, sc := m.head(rows)
+		if fl == nil {
 			return nil
 		}
 		if err := fn(*fl); err != nil {
 			return err
 		}
-		if fromRows {
-			if err := rows.next(); err != nil {
-				return err
-			}
+		if sc == nil {
+			err = rows.next()
+		} else {
+			err = m.advance(sc)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -294,10 +339,21 @@ func (c *rawConn) readFlows(ctx context.Context, f flow.Filter, fn func(flow.Flo
 type merge struct {
 	desc bool
 	segs segHeap
-	// free holds the flows of segments read to their end, for the next
-	// segment to be decoded into: fn was given copies of them.
-	free [][]flow.Flow
-	done []flow.Flow // the flows of the segment last read to its end
+	// free holds the slices of segments read to their end, for the next
+	// segment to be decoded into; freeBlobs their blobs, for the next to be
+	// copied into.
+	free      [][]flow.Flow
+	freeBlobs [][]byte
+}
+
+// spareBlob is an empty slice to copy a blob into.
+func (m *merge) spareBlob() []byte {
+	if len(m.freeBlobs) == 0 {
+		return nil
+	}
+	b := m.freeBlobs[len(m.freeBlobs)-1]
+	m.freeBlobs = m.freeBlobs[:len(m.freeBlobs)-1]
+	return b[:0]
 }
 
 // spare is a slice to decode a segment into.
@@ -327,61 +383,64 @@ func (m *merge) mayPrecede(seg segmentInfo, f *flow.Flow) bool {
 	return seg.startMin <= f.Start.UnixNano()
 }
 
-func (m *merge) push(flows []flow.Flow) {
-	sc := &segCursor{flows: flows}
-	if m.desc {
-		slices.Reverse(flows)
-	}
-	m.segs.m = m
-	heap.Push(&m.segs, sc)
-}
-
-// head is the next flow to give, if any.
-func (m *merge) head(rows *rowCursor) (*flow.Flow, bool) {
-	var best *flow.Flow
+// head is the next flow to give and the segment cursor it is from (nil
+// for the row cursor); fl is nil when there is none.
+func (m *merge) head(rows *rowCursor) (fl *flow.Flow, sc *segCursor) {
 	if rows.ok {
-		best = &rows.cur
+		fl = &rows.cur
 	}
 	if len(m.segs.c) > 0 {
-		top := m.segs.c[0].cur()
-		if best == nil || m.before(top, best) {
-			best = top
+		top := m.segs.c[0]
+		if fl == nil || m.before(top.current(), fl) {
+			return top.current(), top
 		}
 	}
-	return best, best != nil
+	return fl, nil
 }
 
-// pop takes the next flow: the row cursor's (fromRows; the caller moves it
-// on) or a segment's.
-func (m *merge) pop(rows *rowCursor) (fl *flow.Flow, fromRows, ok bool) {
-	if len(m.segs.c) == 0 || (rows.ok && m.before(&rows.cur, m.segs.c[0].cur())) {
-		return &rows.cur, true, rows.ok
+// advance moves sc, the cursor at the top of the heap, to its next flow.
+func (m *merge) advance(sc *segCursor) error {
+	ok, err := sc.advance()
+	if err != nil {
+		return err
 	}
-	sc := m.segs.c[0]
-	fl = sc.cur()
-	sc.i++
-	if sc.i == len(sc.flows) {
-		heap.Pop(&m.segs)
-		// fl points into sc.flows: it must not be decoded over before the
-		// caller has used it, so the slice is freed on the next pop.
-		if m.done != nil {
-			m.free = append(m.free, m.done)
-		}
-		m.done = sc.flows
-	} else {
+	if ok {
 		heap.Fix(&m.segs, 0)
+		return nil
 	}
-	return fl, false, true
+	heap.Pop(&m.segs)
+	if sc.flows != nil {
+		m.free = append(m.free, sc.flows)
+	}
+	if sc.r != nil {
+		m.freeBlobs = append(m.freeBlobs, sc.r.d.b)
+	}
+	return nil
 }
 
-// segCursor walks the flows of one decoded segment, already in the read's
-// order.
+// segCursor walks the selected flows of one segment in the read's order:
+// decoded one at a time (r) or all at once (flows).
 type segCursor struct {
+	r     *segReader
+	cur   flow.Flow // r's current flow
 	flows []flow.Flow
 	i     int
 }
 
-func (s *segCursor) cur() *flow.Flow { return &s.flows[s.i] }
+func (s *segCursor) current() *flow.Flow {
+	if s.r != nil {
+		return &s.cur
+	}
+	return &s.flows[s.i]
+}
+
+func (s *segCursor) advance() (bool, error) {
+	if s.r != nil {
+		return s.r.next(&s.cur)
+	}
+	s.i++
+	return s.i < len(s.flows), nil
+}
 
 // segHeap is a heap of segment cursors by their current flow.
 type segHeap struct {
@@ -390,7 +449,7 @@ type segHeap struct {
 }
 
 func (h *segHeap) Len() int           { return len(h.c) }
-func (h *segHeap) Less(i, j int) bool { return h.m.before(h.c[i].cur(), h.c[j].cur()) }
+func (h *segHeap) Less(i, j int) bool { return h.m.before(h.c[i].current(), h.c[j].current()) }
 func (h *segHeap) Swap(i, j int)      { h.c[i], h.c[j] = h.c[j], h.c[i] }
 func (h *segHeap) Push(x any)         { h.c = append(h.c, x.(*segCursor)) }
 func (h *segHeap) Pop() any {

@@ -235,118 +235,156 @@ type decodeOpts struct {
 }
 
 // decodeSegment decodes a segment's blob, appending its flows to dst[:0]
-// in the order stored (by start, then ID); IDs are firstID plus the stored
-// offsets, which must be below n.
+// in the order stored (by start, then ID).
 func decodeSegment(blob []byte, firstID int64, dst []flow.Flow, o *decodeOpts) ([]flow.Flow, error) {
+	r, err := openSegment(blob, firstID, o)
+	if err != nil {
+		return nil, err
+	}
+	out := dst[:0]
+	if uint64(cap(out)) < r.n {
+		out = make([]flow.Flow, 0, r.n)
+	}
+	for {
+		// Decoded in place: a local Flow handed to keep would escape,
+		// one allocation per flow.
+		out = append(out, flow.Flow{})
+		ok, err := r.next(&out[len(out)-1])
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return out[:len(out)-1], nil
+		}
+	}
+}
+
+// segReader decodes the flows of a segment one at a time, in the order
+// stored, so that a read holds a segment as its compact blob, not as
+// decoded flows. It never panics on a damaged blob: every read is
+// bounds-checked and the first error sticks.
+type segReader struct {
+	d       segmentDecoder
+	o       *decodeOpts
+	firstID int64
+	n, i    uint64 // flows in the segment, flows decoded so far
+	table   []string
+	key     []byte // the previous flow's key
+	start   int64  // the previous flow's start
+}
+
+// openSegment reads a segment's header and string table. IDs are firstID
+// plus the stored offsets, which must be below the segment's count.
+func openSegment(blob []byte, firstID int64, o *decodeOpts) (*segReader, error) {
 	if o.in == nil {
 		o.in = interner{}
 	}
 	if o.zones == nil {
 		o.zones = zoneCache{}
 	}
-	in, zones, keep := o.in, o.zones, o.keep
-	d := segmentDecoder{b: blob}
+	r := &segReader{d: segmentDecoder{b: blob}, o: o, firstID: firstID}
+	d := &r.d
 	if len(blob) == 0 || blob[0] != segmentVersion {
 		return nil, fmt.Errorf("%w: unknown version", errSegment)
 	}
 	d.off = 1
-	n := d.uvarint()
+	r.n = d.uvarint()
 	ns := d.uvarint()
-	// Each flow takes at least 24 bytes and each string at least one, so
-	// counts beyond the blob's size are damage, not a reason to allocate.
-	if d.err == nil && (n > uint64(len(blob)) || ns > uint64(len(blob)) || ns == 0) {
+	// Each flow and each string takes at least one byte, so counts
+	// beyond the blob's size are damage, not a reason to allocate.
+	if d.err == nil && (r.n > uint64(len(blob)) || ns > uint64(len(blob)) || ns == 0) {
 		d.fail("counts larger than the blob")
 	}
 	if d.err != nil {
 		return nil, d.err
 	}
-	table := make([]string, ns)
-	for i := range table {
+	r.table = make([]string, ns)
+	for i := range r.table {
 		b := d.bytes()
 		if d.err != nil {
 			return nil, d.err
 		}
-		table[i] = in.getBytes(b)
+		r.table[i] = o.in.getBytes(b)
 	}
-	if table[0] != "" {
+	if r.table[0] != "" {
 		d.fail("string 0 is not empty")
 		return nil, d.err
 	}
-	str := func() string {
-		i := d.uvarint()
-		if i >= uint64(len(table)) {
-			d.fail("string index out of range")
-			return ""
-		}
-		return table[i]
+	return r, nil
+}
+
+func (r *segReader) str() string {
+	i := r.d.uvarint()
+	if i >= uint64(len(r.table)) {
+		r.d.fail("string index out of range")
+		return ""
 	}
-	out := dst[:0]
-	if uint64(cap(out)) < n {
-		out = make([]flow.Flow, 0, n)
-	}
-	var key []byte
-	var start int64
-	for range n {
-		// Decoded in place: a local Flow handed to keep would escape,
-		// one allocation per flow.
-		out = append(out, flow.Flow{})
-		f := &out[len(out)-1]
+	return r.table[i]
+}
+
+// next decodes the next flow that opts.keep accepts into *f, overwriting
+// all of it; it reports false after the last.
+func (r *segReader) next(f *flow.Flow) (bool, error) {
+	d, o := &r.d, r.o
+	for r.i < r.n {
+		r.i++
+		*f = flow.Flow{}
 		off := d.uvarint()
-		if d.err == nil && off >= n {
+		if d.err == nil && off >= r.n {
 			d.fail("ID offset out of range")
 		}
-		f.ID = firstID + int64(off)
+		f.ID = r.firstID + int64(off)
 		shared := d.uvarint()
-		if d.err == nil && shared > uint64(len(key)) {
+		if d.err == nil && shared > uint64(len(r.key)) {
 			d.fail("key prefix longer than the previous key")
 		}
 		if d.err != nil {
-			return nil, d.err
+			return false, d.err
 		}
-		key = append(key[:shared], d.bytes()...)
-		start += d.varint()
-		loc := zones.get(d.varint())
-		f.Start = time.Unix(0, start).In(loc)
+		r.key = append(r.key[:shared], d.bytes()...)
+		r.start += d.varint()
+		loc := o.zones.get(d.varint())
+		f.Start = time.Unix(0, r.start).In(loc)
 		if e := d.uvarint(); e != 0 {
-			f.End = time.Unix(0, start+unzigzag(e-1)).In(loc)
+			f.End = time.Unix(0, r.start+unzigzag(e-1)).In(loc)
 		}
 		f.ClientPort = int(d.varint())
 		f.Port = int(d.varint())
 		f.Status = int(d.varint())
 		f.BytesUp = d.varint()
 		f.BytesDown = d.varint()
-		f.Client = str()
-		f.Device = str()
-		f.Session = str()
-		f.Source = flow.Source(str())
-		f.SourceFile = str()
-		f.Kind = flow.Kind(str())
-		f.Method = str()
-		f.Scheme = str()
-		f.Host = str()
-		f.SNI = str()
-		f.ALPN = str()
-		f.TLSVersion = str()
-		f.Error = str()
-		f.Decision = flow.Decision(str())
-		f.Reason = str()
-		f.Note = str()
+		f.Client = r.str()
+		f.Device = r.str()
+		f.Session = r.str()
+		f.Source = flow.Source(r.str())
+		f.SourceFile = r.str()
+		f.Kind = flow.Kind(r.str())
+		f.Method = r.str()
+		f.Scheme = r.str()
+		f.Host = r.str()
+		f.SNI = r.str()
+		f.ALPN = r.str()
+		f.TLSVersion = r.str()
+		f.Error = r.str()
+		f.Decision = flow.Decision(r.str())
+		f.Reason = r.str()
+		f.Note = r.str()
 		url := d.bytes()
 		if d.err != nil {
-			return nil, d.err
+			return false, d.err
 		}
-		if keep != nil && !keep(f) {
-			out = out[:len(out)-1]
+		if o.keep != nil && !o.keep(f) {
 			continue
 		}
 		if !o.brief {
-			f.Key = string(key)
+			f.Key = string(r.key)
 			f.URL = string(url)
 		}
+		return true, nil
 	}
-	if d.off != len(blob) {
+	if d.off != len(d.b) {
 		d.fail("bytes after the last flow")
-		return nil, d.err
+		return false, d.err
 	}
-	return out, nil
+	return false, nil
 }
