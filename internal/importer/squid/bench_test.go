@@ -57,3 +57,46 @@ func BenchmarkSquidParse(b *testing.B) {
 		b.ReportMetric(float64(total)/cpu.Seconds(), "lines/cpu-s")
 	}
 }
+
+// BenchmarkSquidProduce measures the reading goroutine alone: cutting the
+// input into chunks of whole lines, with nothing parsed.
+func BenchmarkSquidProduce(b *testing.B) {
+	const lines = 200_000
+	data := generateLog(lines)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	total := 0
+	for b.Loop() {
+		stop := make(chan struct{})
+		order := make(chan *chunk, 8)
+		work := make(chan *chunk, 8)
+		free := make(chan *chunk, 16)
+		go func() {
+			defer close(order)
+			defer close(work)
+			produce(bytes.NewReader(data), stop, free, order, work)
+		}()
+		go func() {
+			for range work {
+			}
+		}()
+		next := 1
+		for c := range order {
+			if c.first != next {
+				b.Fatalf("chunk starts at line %d, want %d", c.first, next)
+			}
+			next = c.next
+			select {
+			case free <- c:
+			default:
+			}
+		}
+		close(stop)
+		if next != lines+1 {
+			b.Fatalf("read %d lines, want %d", next-1, lines)
+		}
+		total += lines
+	}
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "lines/s")
+}

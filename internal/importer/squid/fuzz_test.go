@@ -3,7 +3,10 @@ package squid
 import (
 	"bytes"
 	"context"
+	"io"
+	"slices"
 	"testing"
+	"testing/iotest"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 )
@@ -47,6 +50,27 @@ func FuzzSquidLine(f *testing.F) {
 		}
 		if !bytes.Equal(orig, data) {
 			t.Error("Read modified its input")
+		}
+	})
+}
+
+// FuzzReadSizes reads the same text whole and in reads of a fuzzed size
+// (down to one byte): the flows, skips, line numbers and error must not
+// depend on where the reads end.
+func FuzzReadSizes(f *testing.F) {
+	f.Add([]byte("1157689312.049   5006 10.105.21.199 TCP_MISS/200 19763 CONNECT login.yahoo.com:443 badeyek DIRECT/175.16.199.115 -\ngarbage\n\n#c\r\n1.0 1 a TCP_HIT/200 1 GET http://b/ - NONE/- -"), uint16(1))
+	f.Add([]byte("a\nb\r\n\n\n1.0 1 a TCP_HIT/200 1 GET http://b/ - NONE/- -\n"), uint16(7))
+	f.Add([]byte("1.0 1 a TCP_HIT/200 1 GET http://b/ - NONE/- -\n1.0 1 a TCP_HIT/200 1 GET http://c/ - NONE/- -\n"), uint16(48))
+	f.Fuzz(func(t *testing.T, data []byte, size uint16) {
+		whole := readResult(t, bytes.NewReader(data))
+		for _, r := range []io.Reader{
+			sizedReader{bytes.NewReader(data), int(size%512) + 1},
+			iotest.DataErrReader(sizedReader{bytes.NewReader(data), int(size%64) + 1}),
+		} {
+			got := readResult(t, r)
+			if got.err != whole.err || !slices.Equal(got.flows, whole.flows) || !slices.Equal(got.skips, whole.skips) {
+				t.Fatalf("reads of %d bytes:\n got %v\nwant %v", size, got, whole)
+			}
 		}
 	})
 }
