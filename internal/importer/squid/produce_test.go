@@ -342,9 +342,9 @@ func TestNoProgress(t *testing.T) {
 }
 
 // Cancelling ctx or failing emit stops the reading goroutine too (Read
-// waits for it), even in the middle of an endless file. (Not yet inside
-// an endless line: the reading goroutine looks at stop only when it hands
-// on a chunk, and Read waits for a chunk before it looks at ctx.)
+// waits for it), even in the middle of an endless line or file. (Read
+// waits for a chunk before it looks at ctx, so an endless first line is
+// not stopped by ctx alone.)
 func TestStopEndlessInput(t *testing.T) {
 	line := []byte(goodLine + "\n")
 	endless := func() io.Reader {
@@ -368,6 +368,10 @@ func TestStopEndlessInput(t *testing.T) {
 	}{
 		{"emit error", endless(), func(flow.Flow) error { return full }, full},
 		{"cancel in endless lines", endless(), func(flow.Flow) error { return nil }, context.DeadlineExceeded},
+		// The first line is emitted once the buffer is full; then the
+		// reader is stopped inside a line it is dropping.
+		{"emit error before an endless line", io.MultiReader(strings.NewReader(goodLine+"\n"), &repeatReader{b: 'x', n: -1}),
+			func(flow.Flow) error { return full }, full},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

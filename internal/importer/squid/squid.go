@@ -20,7 +20,7 @@
 package squid
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -82,7 +82,19 @@ func ReadLayout(ctx context.Context, r io.Reader, layout *Layout, emit func(flow
 	defer wg.Wait()
 	defer close(stop)
 
-	for c := range order {
+	for {
+		// Waiting for the next chunk watches ctx too: a reader that
+		// blocks (a pipe, a slow share) must not hold up a cancel.
+		var c *chunk
+		select {
+		case next, ok := <-order:
+			if !ok {
+				return nil
+			}
+			c = next
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		select {
 		case <-c.done:
 		case <-ctx.Done():
@@ -111,7 +123,6 @@ func ReadLayout(ctx context.Context, r io.Reader, layout *Layout, emit func(flow
 		default:
 		}
 	}
-	return nil
 }
 
 // chunk is a run of lines parsed together.
@@ -135,28 +146,41 @@ type lineSkip struct {
 	err  error
 }
 
+// chunkBytes is how much a chunk holds, unless one line needs more.
 const chunkBytes = 256 << 10
 
 // produce cuts r into chunks of whole lines and hands each to the workers
 // and, in order, to the emitter.
+//
+// It reads blocks straight into the chunk's buffer and cuts at the last
+// newline, carrying the unfinished line over to the next chunk, so a line
+// costs no copy and no search of its own here: bytes.Count keeps the line
+// numbers. A line that does not fit makes the buffer grow, up to maxLine;
+// past that the line is read and dropped, leaving an empty line in its
+// place and its number in chunk.long.
 func produce(r io.Reader, stop <-chan struct{}, free <-chan *chunk, order, work chan<- *chunk) {
-	br := bufio.NewReaderSize(r, 256<<10)
-	lineNo := 0
-	newChunk := func() *chunk {
+	newChunk := func(first int) *chunk {
 		select {
 		case c := <-free:
 			*c = chunk{data: c.data[:0], flows: c.flows[:0], flowLines: c.flowLines[:0], skips: c.skips[:0], long: c.long[:0],
 				keys: c.keys[:0], keyEnds: c.keyEnds[:0]}
-			c.first = lineNo + 1
+			c.first = first
 			c.done = make(chan struct{})
 			return c
 		default:
-			return &chunk{first: lineNo + 1, data: make([]byte, 0, chunkBytes+4096), done: make(chan struct{})}
+			return &chunk{first: first, data: make([]byte, 0, chunkBytes+4096), done: make(chan struct{})}
 		}
 	}
-	c := newChunk()
+	c := newChunk(1)
+	// c.data is c.data[:whole], lines - c.first of them, then the start
+	// of an unfinished line. The buffer is full at want bytes.
+	whole, lines, want := 0, 0, chunkBytes
+	// send hands c on and starts the next chunk with the unfinished line.
 	send := func() bool {
-		c.next = lineNo + 1
+		c.next = c.first + lines
+		nc := newChunk(c.next)
+		nc.data = append(nc.data, c.data[whole:]...)
+		c.data = c.data[:whole]
 		select {
 		case order <- c:
 		case <-stop:
@@ -167,32 +191,133 @@ func produce(r io.Reader, stop <-chan struct{}, free <-chan *chunk, order, work 
 		case <-stop:
 			return false
 		}
-		c = newChunk()
+		c, whole, lines, want = nc, 0, 0, chunkBytes
 		return true
 	}
+	// markLong puts an empty line in c.data[:whole] for the line too long
+	// to keep, followed by rest.
+	markLong := func(rest []byte) {
+		c.long = append(c.long, c.first+lines)
+		c.data = append(append(c.data[:whole], '\n'), rest...)
+		whole++
+		lines++
+	}
+	// finish sends the last chunk, ended by err (io.EOF at the end of r).
+	finish := func(err error) {
+		if len(c.data) > whole {
+			// The last line has no newline.
+			if len(c.data)-whole >= maxLine {
+				c.data = c.data[:whole]
+				markLong(nil)
+			} else {
+				c.data = append(c.data, '\n')
+				whole = len(c.data)
+				lines++
+			}
+		}
+		if err != io.EOF {
+			c.err = err
+		}
+		send()
+	}
+	empty := 0
 	for {
-		line, err := readLine(br)
-		switch {
-		case errors.Is(err, errLongLine):
-			lineNo++
-			c.long = append(c.long, lineNo)
-			c.data = append(c.data, '\n')
-			err = nil
-		case len(line) > 0 || err == nil:
-			lineNo++
-			c.data = append(append(c.data, line...), '\n')
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if len(c.data) >= want {
+			switch {
+			case whole > 0:
+				if !send() {
+					return
+				}
+			case len(c.data) < maxLine:
+				// One unfinished line fills the buffer: let it grow.
+				want = min(2*want, maxLine)
+				if cap(c.data) < want {
+					c.data = append(make([]byte, 0, want), c.data...)
+				}
+			default:
+				// The line is at least maxLine long: drop it.
+				rest, err := discardLine(r, c.data[:cap(c.data)], stop)
+				if errors.Is(err, errStopped) {
+					return
+				}
+				markLong(rest)
+				if i := bytes.LastIndexByte(c.data, '\n'); i >= whole {
+					lines += bytes.Count(c.data[whole:i+1], []byte{'\n'})
+					whole = i + 1
+				}
+				want = chunkBytes
+				if err != nil {
+					finish(err)
+					return
+				}
+			}
+			continue
+		}
+		n, err := r.Read(c.data[len(c.data):want])
+		if n > 0 {
+			empty = 0
+			read := c.data[len(c.data) : len(c.data)+n]
+			c.data = c.data[:len(c.data)+n]
+			if i := bytes.LastIndexByte(read, '\n'); i >= 0 {
+				end := len(c.data) - n + i + 1
+				if whole == 0 && want > chunkBytes {
+					// The line the buffer grew for is done; it may
+					// still be too long by its last bytes.
+					if j := bytes.IndexByte(c.data, '\n'); j+1 >= maxLine {
+						rest := c.data[j+1:]
+						end -= j
+						markLong(rest)
+						whole--
+						lines--
+					}
+				}
+				lines += bytes.Count(c.data[whole:end], []byte{'\n'})
+				whole = end
+			}
+		} else if err == nil {
+			if empty++; empty >= 100 {
+				err = io.ErrNoProgress
+			}
 		}
 		if err != nil {
-			if err != io.EOF {
-				c.err = err
-			}
-			send()
+			finish(err)
 			return
 		}
-		if len(c.data) >= chunkBytes {
-			if !send() {
-				return
+	}
+}
+
+var errStopped = errors.New("stopped")
+
+// discardLine reads r into buf until a newline, returning what followed
+// the newline in buf. It returns the read error that came first, or
+// errStopped once stop is closed.
+func discardLine(r io.Reader, buf []byte, stop <-chan struct{}) ([]byte, error) {
+	empty := 0
+	for {
+		select {
+		case <-stop:
+			return nil, errStopped
+		default:
+		}
+		n, err := r.Read(buf)
+		if i := bytes.IndexByte(buf[:n], '\n'); i >= 0 {
+			return buf[i+1 : n], err
+		}
+		if n == 0 && err == nil {
+			if empty++; empty >= 100 {
+				err = io.ErrNoProgress
 			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			empty = 0
 		}
 	}
 }
@@ -244,35 +369,6 @@ func (c *chunk) parse(p *Parser) {
 }
 
 var errLongLine = fmt.Errorf("line longer than %d bytes", maxLine)
-
-// readLine returns the next line without its newline. A line longer than
-// maxLine is consumed and reported as errLongLine.
-func readLine(br *bufio.Reader) ([]byte, error) {
-	line, err := br.ReadSlice('\n')
-	if err == nil {
-		return line[:len(line)-1], nil
-	}
-	if !errors.Is(err, bufio.ErrBufferFull) {
-		return line, err
-	}
-	buf := append([]byte(nil), line...)
-	for {
-		line, err = br.ReadSlice('\n')
-		if len(buf) < maxLine {
-			buf = append(buf, line...)
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if len(buf) >= maxLine {
-			return nil, errLongLine
-		}
-		if err == nil {
-			return buf[:len(buf)-1], nil
-		}
-		return buf, err
-	}
-}
 
 // Parser parses single lines. It keeps small caches that make repeated
 // clients, methods and codes cost no allocation; the zero value is ready.
