@@ -330,7 +330,9 @@ func (c *chunk) parse(p *Parser) {
 	lineNo := c.first
 	longs := c.long
 	keyBuf := c.keys[:0]
-	if lines := strings.Count(data, "\n"); cap(c.flows) < lines {
+	if cap(c.flows) == 0 {
+		// A fresh chunk; a reused one keeps the room it grew to.
+		lines := strings.Count(data, "\n")
 		c.flows = make([]flow.Flow, 0, lines)
 		c.flowLines = make([]int, 0, lines)
 	}
@@ -345,18 +347,22 @@ func (c *chunk) parse(p *Parser) {
 			c.skips = append(c.skips, lineSkip{n, errLongLine})
 			continue
 		}
-		line = strings.TrimSpace(line)
+		if len(line) == 0 || !trimmed(line[0]) || !trimmed(line[len(line)-1]) {
+			line = strings.TrimSpace(line)
+		}
 		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
-		var f flow.Flow
-		if err := p.ParseLine(line, &f); err != nil {
+		// Parse straight into the slice: a flow is a few hundred bytes,
+		// not worth copying in.
+		c.flows = append(c.flows, flow.Flow{})
+		if err := p.ParseLine(line, &c.flows[len(c.flows)-1]); err != nil {
+			c.flows = c.flows[:len(c.flows)-1]
 			c.skips = append(c.skips, lineSkip{n, err})
 			continue
 		}
 		keyBuf = strconv.AppendInt(append(keyBuf, "line:"...), int64(n), 10)
 		c.keyEnds = append(c.keyEnds, len(keyBuf))
-		c.flows = append(c.flows, f)
 		c.flowLines = append(c.flowLines, n)
 	}
 	keys := string(keyBuf)
@@ -367,6 +373,11 @@ func (c *chunk) parse(p *Parser) {
 	}
 	c.keys = keyBuf
 }
+
+// trimmed reports whether a line starting or ending in b needs no
+// strings.TrimSpace: b is printable ASCII other than a space (Unicode
+// spaces end in a byte of 0x80 or more).
+func trimmed(b byte) bool { return b > ' ' && b < 0x7f }
 
 var errLongLine = fmt.Errorf("line longer than %d bytes", maxLine)
 
@@ -380,6 +391,43 @@ type Parser struct {
 	recent [256]string
 	strs   map[string]string
 	buf    []byte
+	hosts  [256]hostEntry
+}
+
+// hostEntry is a slot of Parser.hosts: a host as logged and lower-cased.
+// Both are copies, never slices of a line, so the cache keeps no chunk of
+// the file alive.
+type hostEntry struct{ raw, lower string }
+
+// slot picks the cache slot of b, a non-empty string, from its length
+// and a few of its bytes: the first, the middle and the last four (where
+// client addresses and notes with a peer address differ).
+func slot[T string | []byte](b T) uint {
+	n := len(b)
+	x := uint32(n) ^ uint32(b[0])<<8 ^ uint32(b[n/2])<<16
+	if n >= 4 {
+		x ^= uint32(b[n-4]) | uint32(b[n-3])<<8 | uint32(b[n-2])<<16 | uint32(b[n-1])<<24
+	} else {
+		x ^= uint32(b[n-1]) << 24
+	}
+	return uint((x * 0x9E3779B1) >> 24) // 256 slots
+}
+
+// host returns h lower-cased, as lowerASCII does. Hosts repeat on almost
+// every line, so a direct-mapped cache answers most calls with one string
+// comparison instead of a scan of the host.
+func (p *Parser) host(h string) string {
+	if len(h) == 0 || len(h) > 96 {
+		return lowerASCII(h)
+	}
+	e := &p.hosts[slot(h)]
+	if e.raw == h {
+		return e.lower
+	}
+	raw := strings.Clone(h)
+	lower := lowerASCII(raw)
+	*e = hostEntry{raw, lower}
+	return lower
 }
 
 // intern returns b as a string, sharing the string for repeated values
@@ -393,7 +441,7 @@ func (p *Parser) intern(b []byte) string {
 	if len(b) > 96 {
 		return string(b)
 	}
-	h := (uint(len(b))*31 + uint(b[0])*7 + uint(b[len(b)-1])*131 + uint(b[len(b)/2])*17) % uint(len(p.recent))
+	h := slot(b)
 	if s := p.recent[h]; s == string(b) {
 		return s
 	}
@@ -536,7 +584,7 @@ func (p *Parser) parseNative(fs []string, overflow bool, f *flow.Flow) error {
 	p.buf = b
 	f.Note = p.intern(b)
 	if len(fs) == 11 && fs[10] != "-" {
-		f.SNI = lowerASCII(fs[10])
+		f.SNI = p.host(fs[10])
 	}
 	return nil
 }
@@ -557,7 +605,7 @@ func (p *Parser) request(method, u string, f *flow.Flow) {
 	if method == "CONNECT" {
 		f.Kind = flow.KindConnect
 		host, port := splitHostPort(u)
-		f.Host = lowerASCII(host)
+		f.Host = p.host(host)
 		f.Port = port
 		if f.Port == 0 {
 			f.Port = 443
@@ -580,7 +628,15 @@ func (p *Parser) request(method, u string, f *flow.Flow) {
 	}
 	f.URL = u
 	rest := u
-	if i := strings.Index(u, "://"); i > 0 {
+	// Nearly every URL starts with a lower-case http:// or https://:
+	// skip the search for "://" for those.
+	if strings.HasPrefix(u, "http://") {
+		f.Scheme = "http"
+		rest = u[len("http://"):]
+	} else if strings.HasPrefix(u, "https://") {
+		f.Scheme = "https"
+		rest = u[len("https://"):]
+	} else if i := strings.Index(u, "://"); i > 0 {
 		switch sch := lowerASCII(u[:i]); sch {
 		case "http":
 			f.Scheme = "http"
@@ -593,8 +649,9 @@ func (p *Parser) request(method, u string, f *flow.Flow) {
 	} else if u[0] == '/' {
 		return // origin-form: Squid as an accelerator, host unknown
 	}
-	for i, c := range rest {
-		if c == '/' || c == '?' || c == '#' {
+	// A byte loop: '/', '?' and '#' are never part of a UTF-8 sequence.
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; c == '/' || c == '?' || c == '#' {
 			rest = rest[:i]
 			break
 		}
@@ -603,7 +660,7 @@ func (p *Parser) request(method, u string, f *flow.Flow) {
 		rest = rest[i+1:]
 	}
 	host, port := splitHostPort(rest)
-	f.Host = lowerASCII(host)
+	f.Host = p.host(host)
 	f.Port = port
 	if f.Port == 0 {
 		switch f.Scheme {
@@ -620,16 +677,18 @@ func (p *Parser) request(method, u string, f *flow.Flow) {
 // outcome sets Decision, Reason and Error from Squid's result code.
 func (p *Parser) outcome(code string, status int, f *flow.Flow) {
 	switch {
-	case strings.Contains(code, "DENIED"):
+	case hasDenied(code):
 		f.Decision = flow.DecisionDenied
-		p.buf = strconv.AppendInt(append(append(append(p.buf[:0], "squid "...), code...), '/'), int64(status), 10)
-		f.Reason = p.intern(p.buf)
+		// The whole reason is built in p.buf and interned: denials repeat.
+		b := strconv.AppendInt(append(append(append(p.buf[:0], "squid "...), code...), '/'), int64(status), 10)
 		switch status {
 		case 407:
-			f.Reason += " (proxy authentication required)"
+			b = append(b, " (proxy authentication required)"...)
 		case 403:
-			f.Reason += " (forbidden by access rules)"
+			b = append(b, " (forbidden by access rules)"...)
 		}
+		p.buf = b
+		f.Reason = p.intern(b)
 	case f.Kind == flow.KindTCP:
 		// No request, so nothing was decided.
 	default:
@@ -640,6 +699,17 @@ func (p *Parser) outcome(code string, status int, f *flow.Flow) {
 			f.Error = "no reply (squid " + code + "/000)"
 		}
 	}
+}
+
+// hasDenied is strings.Contains(code, "DENIED") for a short code, without
+// the general search.
+func hasDenied(code string) bool {
+	for i := 0; i+len("DENIED") <= len(code); i++ {
+		if code[i] == 'D' && code[i:i+len("DENIED")] == "DENIED" {
+			return true
+		}
+	}
+	return false
 }
 
 // codeStatus splits "TCP_MISS/200".
