@@ -239,7 +239,7 @@ func (p *Parser) parseLayout(line string, f *flow.Flow) error {
 				f.ClientPort = int(n)
 			}
 		case roleCodeStatus:
-			if code, status, err = p.codeStatus(v); err != nil {
+			if code, _, status, err = p.codeStatus(v); err != nil {
 				return where(err)
 			}
 		case roleCode:
@@ -290,7 +290,7 @@ func (p *Parser) parseLayout(line string, f *flow.Flow) error {
 	f.Start = end.Add(-time.Duration(elapsed) * time.Millisecond)
 	f.Status = status
 	p.request(method, u, f)
-	p.outcome(code, status, f)
+	p.outcome(code, p.codeKind(code), status, f)
 	note := "squid"
 	if code != "" {
 		note += " " + code

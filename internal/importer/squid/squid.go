@@ -330,6 +330,10 @@ func (c *chunk) parse(p *Parser) {
 	lineNo := c.first
 	longs := c.long
 	keyBuf := c.keys[:0]
+	// The number in a key, in decimal: counted up from the previous
+	// key's rather than formatted afresh for every line.
+	var digitsBuf [24]byte
+	digits, digitsOf := strconv.AppendInt(digitsBuf[:0], int64(lineNo), 10), lineNo
 	if cap(c.flows) == 0 {
 		// A fresh chunk; a reused one keeps the room it grew to.
 		lines := strings.Count(data, "\n")
@@ -361,7 +365,13 @@ func (c *chunk) parse(p *Parser) {
 			c.skips = append(c.skips, lineSkip{n, err})
 			continue
 		}
-		keyBuf = strconv.AppendInt(append(keyBuf, "line:"...), int64(n), 10)
+		if n-digitsOf > 16 {
+			digits, digitsOf = strconv.AppendInt(digits[:0], int64(n), 10), n
+		}
+		for ; digitsOf < n; digitsOf++ {
+			digits = incDecimal(digits)
+		}
+		keyBuf = append(append(keyBuf, "line:"...), digits...)
 		c.keyEnds = append(c.keyEnds, len(keyBuf))
 		c.flowLines = append(c.flowLines, n)
 	}
@@ -372,6 +382,21 @@ func (c *chunk) parse(p *Parser) {
 		from = to
 	}
 	c.keys = keyBuf
+}
+
+// incDecimal adds one to the positive decimal number in d.
+func incDecimal(d []byte) []byte {
+	for i := len(d) - 1; i >= 0; i-- {
+		if d[i] != '9' {
+			d[i]++
+			return d
+		}
+		d[i] = '0'
+	}
+	// All nines, now all zeros: one digit more.
+	d = append(d, '0')
+	d[0] = '1'
+	return d
 }
 
 // trimmed reports whether a line starting or ending in b needs no
@@ -388,10 +413,11 @@ type Parser struct {
 	// Layout, when set, is the custom logformat every line follows.
 	Layout *Layout
 
-	recent [256]string
+	recent [1024]string // by hash(…) >> 22
 	strs   map[string]string
 	buf    []byte
-	hosts  [256]hostEntry
+	hosts  [256]hostEntry // by hash(…) >> 24
+	codes  [32]codeEntry  // by hash(…) >> 27
 }
 
 // hostEntry is a slot of Parser.hosts: a host as logged and lower-cased.
@@ -399,10 +425,11 @@ type Parser struct {
 // the file alive.
 type hostEntry struct{ raw, lower string }
 
-// slot picks the cache slot of b, a non-empty string, from its length
+// hash picks the cache slot of b, a non-empty string, from its length
 // and a few of its bytes: the first, the middle and the last four (where
-// client addresses and notes with a peer address differ).
-func slot[T string | []byte](b T) uint {
+// client addresses and notes with a peer address differ). Its top bits
+// are the best mixed: a table of 1<<k slots takes hash(b) >> (32-k).
+func hash[T string | []byte](b T) uint32 {
 	n := len(b)
 	x := uint32(n) ^ uint32(b[0])<<8 ^ uint32(b[n/2])<<16
 	if n >= 4 {
@@ -410,7 +437,7 @@ func slot[T string | []byte](b T) uint {
 	} else {
 		x ^= uint32(b[n-1]) << 24
 	}
-	return uint((x * 0x9E3779B1) >> 24) // 256 slots
+	return x * 0x9E3779B1
 }
 
 // host returns h lower-cased, as lowerASCII does. Hosts repeat on almost
@@ -420,7 +447,7 @@ func (p *Parser) host(h string) string {
 	if len(h) == 0 || len(h) > 96 {
 		return lowerASCII(h)
 	}
-	e := &p.hosts[slot(h)]
+	e := &p.hosts[hash(h)>>24]
 	if e.raw == h {
 		return e.lower
 	}
@@ -441,7 +468,7 @@ func (p *Parser) intern(b []byte) string {
 	if len(b) > 96 {
 		return string(b)
 	}
-	h := slot(b)
+	h := hash(b) >> 22
 	if s := p.recent[h]; s == string(b) {
 		return s
 	}
@@ -471,8 +498,11 @@ func (p *Parser) ParseLine(line string, f *flow.Flow) error {
 	if n == 0 {
 		return errors.New("empty line")
 	}
-	if isNumber(fields[0], true) {
-		return p.parseNative(fields[:n], n == len(fields), f)
+	// A field parseUnix reads is a number, so most lines read their time
+	// once; isNumber sends the other numbers to parseNative for its error.
+	end, err := parseUnix(fields[0])
+	if err == nil || isNumber(fields[0], true) {
+		return p.parseNative(fields[:n], n == len(fields), end, err, f)
 	}
 	if n >= 4 && len(fields[3]) > 0 && fields[3][0] == '[' {
 		return p.parseCommon(line, f)
@@ -536,11 +566,12 @@ func splitFieldsSlow(line string, out []string) int {
 	return n
 }
 
-func (p *Parser) parseNative(fs []string, overflow bool, f *flow.Flow) error {
+// parseNative reads a native line split into fs; end and err are what
+// parseUnix returned for fs[0].
+func (p *Parser) parseNative(fs []string, overflow bool, end time.Time, err error, f *flow.Flow) error {
 	if len(fs) < 10 {
 		return fmt.Errorf("native line has %d fields, want 10 (time elapsed client code/status bytes method URL user hierarchy/peer type) or 11 (… sni)", len(fs))
 	}
-	end, err := parseUnix(fs[0])
 	if err != nil {
 		return fmt.Errorf("field 1 (time) %q: %w", clip(fs[0]), err)
 	}
@@ -551,7 +582,7 @@ func (p *Parser) parseNative(fs []string, overflow bool, f *flow.Flow) error {
 			return fmt.Errorf("field 2 (elapsed ms) %q: %w", clip(fs[1]), err)
 		}
 	}
-	code, status, err := p.codeStatus(fs[3])
+	code, kind, status, err := p.codeStatus(fs[3])
 	if err != nil {
 		return fmt.Errorf("field 4 (result code/status) %q: %w (a custom logformat? see docs/squid.md)", clip(fs[3]), err)
 	}
@@ -572,7 +603,7 @@ func (p *Parser) parseNative(fs []string, overflow bool, f *flow.Flow) error {
 	f.Status = status
 	f.BytesDown = size
 	p.request(fs[5], fs[6], f)
-	p.outcome(code, status, f)
+	p.outcome(code, kind, status, f)
 	// The note keeps what has no field of its own: result code,
 	// hierarchy/peer and user, e.g. "squid TCP_MISS DIRECT/175.16.199.115
 	// user badeyek". It repeats a lot, so it is interned.
@@ -674,10 +705,11 @@ func (p *Parser) request(method, u string, f *flow.Flow) {
 	}
 }
 
-// outcome sets Decision, Reason and Error from Squid's result code.
-func (p *Parser) outcome(code string, status int, f *flow.Flow) {
+// outcome sets Decision, Reason and Error from Squid's result code, of
+// kind p.codeKind(code).
+func (p *Parser) outcome(code string, kind codeKind, status int, f *flow.Flow) {
 	switch {
-	case hasDenied(code):
+	case kind&codeDenied != 0:
 		f.Decision = flow.DecisionDenied
 		// The whole reason is built in p.buf and interned: denials repeat.
 		b := strconv.AppendInt(append(append(append(p.buf[:0], "squid "...), code...), '/'), int64(status), 10)
@@ -693,42 +725,83 @@ func (p *Parser) outcome(code string, status int, f *flow.Flow) {
 		// No request, so nothing was decided.
 	default:
 		f.Decision = flow.DecisionAllowed
-		if strings.Contains(code, "ABORTED") {
-			f.Error = "aborted (squid " + code + ")"
-		} else if status == 0 && !strings.HasPrefix(code, "UDP_") {
-			f.Error = "no reply (squid " + code + "/000)"
+		if kind&codeAborted != 0 {
+			p.buf = append(append(append(p.buf[:0], "aborted (squid "...), code...), ')')
+			f.Error = p.intern(p.buf)
+		} else if status == 0 && kind&codeUDP == 0 {
+			p.buf = append(append(append(p.buf[:0], "no reply (squid "...), code...), "/000)"...)
+			f.Error = p.intern(p.buf)
 		}
 	}
 }
 
-// hasDenied is strings.Contains(code, "DENIED") for a short code, without
-// the general search.
-func hasDenied(code string) bool {
-	for i := 0; i+len("DENIED") <= len(code); i++ {
-		if code[i] == 'D' && code[i:i+len("DENIED")] == "DENIED" {
-			return true
-		}
-	}
-	return false
+// codeKind says what outcome and codeStatus need to know of a result code.
+type codeKind uint8
+
+const (
+	codeValid   codeKind = 1 << iota // only A-Z, 0-9 and _, as Squid writes codes
+	codeDenied                       // has DENIED: the proxy refused
+	codeAborted                      // has ABORTED
+	codeUDP                          // starts with UDP_ (ICP, no reply expected)
+)
+
+// codeEntry is a slot of Parser.codes: a result code, copied, and its kind.
+type codeEntry struct {
+	code string
+	kind codeKind
 }
 
-// codeStatus splits "TCP_MISS/200".
-func (p *Parser) codeStatus(b string) (string, int, error) {
-	i := strings.IndexByte(b, '/')
-	if i <= 0 {
-		return "", 0, errors.New("want CODE/STATUS such as TCP_MISS/200")
+// codeKind classifies code. A handful of codes make up every log, so a
+// small direct-mapped cache answers with one comparison.
+func (p *Parser) codeKind(code string) codeKind {
+	if len(code) == 0 || len(code) > 48 {
+		return classifyCode(code)
 	}
-	code := b[:i]
+	e := &p.codes[hash(code)>>27]
+	if e.code == code {
+		return e.kind
+	}
+	k := classifyCode(code)
+	*e = codeEntry{strings.Clone(code), k}
+	return k
+}
+
+func classifyCode(code string) codeKind {
+	k := codeValid
 	for _, c := range []byte(code) {
 		if !(c >= 'A' && c <= 'Z' || c == '_' || c >= '0' && c <= '9') {
-			return "", 0, errors.New("want CODE/STATUS such as TCP_MISS/200")
+			k = 0
+			break
 		}
+	}
+	if strings.Contains(code, "DENIED") {
+		k |= codeDenied
+	}
+	if strings.Contains(code, "ABORTED") {
+		k |= codeAborted
+	}
+	if strings.HasPrefix(code, "UDP_") {
+		k |= codeUDP
+	}
+	return k
+}
+
+// codeStatus splits "TCP_MISS/200", and says what kind of code it has.
+func (p *Parser) codeStatus(b string) (string, codeKind, int, error) {
+	i := strings.IndexByte(b, '/')
+	if i <= 0 {
+		return "", 0, 0, errors.New("want CODE/STATUS such as TCP_MISS/200")
+	}
+	code := b[:i]
+	kind := p.codeKind(code)
+	if kind&codeValid == 0 {
+		return "", 0, 0, errors.New("want CODE/STATUS such as TCP_MISS/200")
 	}
 	st, err := parseUint(b[i+1:])
 	if err != nil || st > 999 {
-		return "", 0, errors.New("status is not a 3-digit number")
+		return "", 0, 0, errors.New("status is not a 3-digit number")
 	}
-	return code, int(st), nil
+	return code, kind, int(st), nil
 }
 
 // parseCommon reads the common and combined logformats.
@@ -796,7 +869,7 @@ func (p *Parser) parseCommon(line string, f *flow.Flow) error {
 	} else {
 		code = ""
 	}
-	p.outcome(code, f.Status, f)
+	p.outcome(code, p.codeKind(code), f.Status, f)
 	note := "squid common log, duration unknown"
 	if code != "" {
 		note = "squid " + code + ", duration unknown"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -307,4 +308,42 @@ func mapsEqual(a, b map[string]int) bool {
 		}
 	}
 	return true
+}
+
+func TestIncDecimal(t *testing.T) {
+	for _, n := range []int{1, 8, 9, 10, 99, 199, 999, 1009, 99999, 123456789} {
+		got := string(incDecimal([]byte(strconv.Itoa(n))))
+		if want := strconv.Itoa(n + 1); got != want {
+			t.Errorf("incDecimal(%d) = %s, want %s", n, got, want)
+		}
+	}
+}
+
+// TestKeysAcrossGaps checks the keys, whose numbers are counted up rather
+// than formatted, across runs of blank lines short and long and across
+// the points where the number gains a digit.
+func TestKeysAcrossGaps(t *testing.T) {
+	const line = "1157689312.049 5006 10.105.21.199 TCP_MISS/200 19763 CONNECT login.yahoo.com:443 - DIRECT/175.16.199.115 -"
+	at := []int{1, 2, 9, 10, 11, 27, 99, 100, 101, 999, 1000, 1001, 20000, 20001, 99999, 100000, 100017}
+	var b strings.Builder
+	var want []string
+	n := 0
+	for _, l := range at {
+		for n++; n < l; n++ {
+			b.WriteString("\n")
+		}
+		b.WriteString(line + "\n")
+		want = append(want, "line:"+strconv.Itoa(l))
+	}
+	var got []string
+	err := Read(context.Background(), strings.NewReader(b.String()), func(f flow.Flow) error {
+		got = append(got, f.Key)
+		return nil
+	}, func(w string, err error) { t.Errorf("%s: %v", w, err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("keys\n got %v\nwant %v", got, want)
+	}
 }
