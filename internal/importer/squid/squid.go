@@ -418,6 +418,7 @@ type Parser struct {
 	buf    []byte
 	hosts  [256]hostEntry // by hash(…) >> 24
 	codes  [32]codeEntry  // by hash(…) >> 27
+	auths  [256]authEntry // by hash(…) >> 24
 }
 
 // hostEntry is a slot of Parser.hosts: a host as logged and lower-cased.
@@ -438,6 +439,45 @@ func hash[T string | []byte](b T) uint32 {
 		x ^= uint32(b[n-1]) << 24
 	}
 	return x * 0x9E3779B1
+}
+
+// authEntry is a slot of Parser.auths: an authority as logged, copied,
+// whether a user part was cut, and what authority made of it.
+type authEntry struct {
+	raw      string
+	userinfo bool
+	host     string
+	port     int
+}
+
+// authority splits a, the "host:port" of a CONNECT or the authority of a
+// URL (which may start with "user@" when userinfo is set), into its host,
+// lower-cased, and its port (0 when it has none). Each line has one and
+// they repeat, so a direct-mapped cache answers most calls with one
+// string comparison.
+func (p *Parser) authority(a string, userinfo bool) (string, int) {
+	if len(a) == 0 || len(a) > 96 {
+		return splitAuthority(a, userinfo)
+	}
+	e := &p.auths[hash(a)>>24]
+	if e.raw == a && e.userinfo == userinfo {
+		return e.host, e.port
+	}
+	raw := strings.Clone(a)
+	host, port := splitAuthority(raw, userinfo)
+	*e = authEntry{raw, userinfo, host, port}
+	return host, port
+}
+
+// splitAuthority is authority without the cache.
+func splitAuthority(a string, userinfo bool) (string, int) {
+	if userinfo {
+		if i := strings.LastIndexByte(a, '@'); i >= 0 {
+			a = a[i+1:]
+		}
+	}
+	host, port := splitHostPort(a)
+	return lowerASCII(host), port
 }
 
 // host returns h lower-cased, as lowerASCII does. Hosts repeat on almost
@@ -635,9 +675,7 @@ func (p *Parser) request(method, u string, f *flow.Flow) {
 	}
 	if method == "CONNECT" {
 		f.Kind = flow.KindConnect
-		host, port := splitHostPort(u)
-		f.Host = p.host(host)
-		f.Port = port
+		f.Host, f.Port = p.authority(u, false)
 		if f.Port == 0 {
 			f.Port = 443
 		}
@@ -687,12 +725,7 @@ func (p *Parser) request(method, u string, f *flow.Flow) {
 			break
 		}
 	}
-	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
-		rest = rest[i+1:]
-	}
-	host, port := splitHostPort(rest)
-	f.Host = p.host(host)
-	f.Port = port
+	f.Host, f.Port = p.authority(rest, true)
 	if f.Port == 0 {
 		switch f.Scheme {
 		case "https", "wss":
