@@ -219,7 +219,7 @@ func (p *Parser) parseLayout(line string, f *flow.Flow) error {
 		where := func(err error) error { return fmt.Errorf("field %d %q: %w", i+1, clip(v), err) }
 		switch r {
 		case roleUnixTime:
-			if end, err = parseUnix(v); err != nil {
+			if end, err = p.unixTime(v); err != nil {
 				return where(err)
 			}
 		case roleLocalTime:

@@ -419,6 +419,9 @@ type Parser struct {
 	hosts  [256]hostEntry // by hash(…) >> 24
 	codes  [32]codeEntry  // by hash(…) >> 27
 	auths  [256]authEntry // by hash(…) >> 24
+
+	sec      string // the whole seconds of the last Unix time read, copied
+	secValue int64
 }
 
 // hostEntry is a slot of Parser.hosts: a host as logged and lower-cased.
@@ -540,7 +543,7 @@ func (p *Parser) ParseLine(line string, f *flow.Flow) error {
 	}
 	// A field parseUnix reads is a number, so most lines read their time
 	// once; isNumber sends the other numbers to parseNative for its error.
-	end, err := parseUnix(fields[0])
+	end, err := p.unixTime(fields[0])
 	if err == nil || isNumber(fields[0], true) {
 		return p.parseNative(fields[:n], n == len(fields), end, err, f)
 	}
@@ -917,7 +920,6 @@ func (p *Parser) parseCommon(line string, f *flow.Flow) error {
 // parseUnix reads "1157689312.049" as a UTC time (Squid logs Unix time).
 func parseUnix(b string) (time.Time, error) {
 	var sec, frac int64
-	digits := 0
 	i := 0
 	for ; i < len(b) && b[i] != '.'; i++ {
 		c := b[i]
@@ -930,21 +932,50 @@ func parseUnix(b string) (time.Time, error) {
 		return time.Time{}, errors.New("not a Unix time")
 	}
 	if i < len(b) {
-		for i++; i < len(b); i++ {
-			c := b[i]
-			if c < '0' || c > '9' {
-				return time.Time{}, errors.New("not a Unix time")
-			}
-			if digits < 9 {
-				frac = frac*10 + int64(c-'0')
-				digits++
-			}
+		var ok bool
+		if frac, ok = parseFrac(b[i+1:]); !ok {
+			return time.Time{}, errors.New("not a Unix time")
+		}
+	}
+	return time.Unix(sec, frac).UTC(), nil
+}
+
+// parseFrac reads the digits after a Unix time's dot as nanoseconds.
+func parseFrac(b string) (int64, bool) {
+	var frac int64
+	digits := 0
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if digits < 9 {
+			frac = frac*10 + int64(c-'0')
+			digits++
 		}
 	}
 	for ; digits < 9; digits++ {
 		frac *= 10
 	}
-	return time.Unix(sec, frac).UTC(), nil
+	return frac, true
+}
+
+// unixTime is parseUnix remembering the last whole second it read, which
+// the next lines mostly share: their time costs a comparison and the
+// fraction.
+func (p *Parser) unixTime(b string) (time.Time, error) {
+	if n := len(p.sec); n > 0 && len(b) > n && b[n] == '.' && b[:n] == p.sec {
+		frac, ok := parseFrac(b[n+1:])
+		if !ok {
+			return time.Time{}, errors.New("not a Unix time")
+		}
+		return time.Unix(p.secValue, frac).UTC(), nil
+	}
+	t, err := parseUnix(b)
+	if i := strings.IndexByte(b, '.'); err == nil && i > 0 {
+		p.sec, p.secValue = strings.Clone(b[:i]), t.Unix()
+	}
+	return t, err
 }
 
 func parseUint(b string) (int64, error) {

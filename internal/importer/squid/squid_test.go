@@ -347,3 +347,21 @@ func TestKeysAcrossGaps(t *testing.T) {
 		t.Errorf("keys\n got %v\nwant %v", got, want)
 	}
 }
+
+// TestUnixTimeCache reads times one after another with one Parser, which
+// remembers the last whole second: every answer must be parseUnix's.
+func TestUnixTimeCache(t *testing.T) {
+	in := []string{
+		"1700000000.123", "1700000000.999", "1700000000.", "1700000000", "1700000000.1234567891",
+		"1700000000.12x", "1700000000.1.2", ".5", "1700000000.5", "17000000000.5", "1700000001.000",
+		"170000000.5", "1700000001.5", "x1700000001.5", "123456789012.1", "1234567890123.1", "1700000001.-",
+	}
+	var p Parser
+	for _, b := range in {
+		got, gotErr := p.unixTime(b)
+		want, wantErr := parseUnix(b)
+		if got != want || (gotErr == nil) != (wantErr == nil) {
+			t.Errorf("unixTime(%q) = %v, %v; parseUnix: %v, %v", b, got, gotErr, want, wantErr)
+		}
+	}
+}
