@@ -111,18 +111,41 @@ const headSize = 1 << 20
 // error: Result says where it stopped, and the flows read before that were
 // emitted.
 func ReadFile(ctx context.Context, path string, opt Options, emit func(flow.Flow) error) (Result, error) {
+	o, res, err := openFile(path, opt.Format)
+	if err != nil {
+		return res, err
+	}
+	defer o.f.Close()
+	return o.read(ctx, opt, emit)
+}
+
+// openedFile is a file opened for reading, its identity and format worked
+// out from its first MiB.
+type openedFile struct {
+	f   *os.File
+	res Result // File, Size, Identity and Format set
+	abs string // the absolute path, for Flow.SourceFile
+}
+
+// openFile opens the file at path and works out its identity and, when
+// format is "" or FormatAuto, its format. The Result says as much as was
+// found before an error.
+func openFile(path string, format Format) (*openedFile, Result, error) {
 	res := Result{File: path}
 	f, err := os.Open(path)
 	if err != nil {
-		return res, fmt.Errorf("import %s: %w", path, err)
+		return nil, res, fmt.Errorf("import %s: %w", path, err)
 	}
-	defer f.Close()
+	fail := func(err error) (*openedFile, Result, error) {
+		f.Close()
+		return nil, res, fmt.Errorf("import %s: %w", path, err)
+	}
 	st, err := f.Stat()
 	if err != nil {
-		return res, fmt.Errorf("import %s: %w", path, err)
+		return fail(err)
 	}
 	if st.IsDir() {
-		return res, fmt.Errorf("import %s: is a directory", path)
+		return fail(errors.New("is a directory"))
 	}
 	res.Size = st.Size()
 	abs, err := filepath.Abs(path)
@@ -133,23 +156,26 @@ func ReadFile(ctx context.Context, path string, opt Options, emit func(flow.Flow
 	head := make([]byte, headSize)
 	n, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return res, fmt.Errorf("import %s: %w", path, err)
+		return fail(err)
 	}
 	head = head[:n]
 	res.Identity = identity(head, res.Size)
-
-	format := opt.Format
 	if format == "" || format == FormatAuto {
-		format, err = Detect(head)
-		if err != nil {
-			return res, fmt.Errorf("import %s: %w", path, err)
+		if format, err = Detect(head); err != nil {
+			return fail(err)
 		}
 	}
 	res.Format = format
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return res, fmt.Errorf("import %s: %w", path, err)
+		return fail(err)
 	}
+	return &openedFile{f: f, res: res, abs: abs}, res, nil
+}
 
+// read reads the opened file: see ReadFile.
+func (o *openedFile) read(ctx context.Context, opt Options, emit func(flow.Flow) error) (Result, error) {
+	res, abs, path, format, f := o.res, o.abs, o.res.File, o.res.Format, o.f
+	var err error
 	prefix := res.Identity + "/"
 	prog := &progress{total: res.Size, fn: opt.Progress}
 	var layout *squid.Layout

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 )
@@ -35,13 +33,14 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 	if batch <= 0 {
 		batch = DefaultBatch
 	}
-	out := Stored{Result: Result{File: path}}
-	format, ident, err := inspectFile(path, opt.Format)
+	o, res, err := openFile(path, opt.Format)
 	if err != nil {
-		return out, err
+		return Stored{Result: res}, err
 	}
-	opt.Format = format
-	src := sourceOf(opt.Format)
+	defer o.f.Close()
+	out := Stored{Result: res}
+	ident := res.Identity
+	src := sourceOf(res.Format)
 	before, err := st.CountFlows(ctx, flow.Filter{Source: src})
 	if err != nil {
 		return out, fmt.Errorf("import %s: %w", path, err)
@@ -66,7 +65,7 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 	}()
 	var errWrite = errors.New("store write failed")
 	cur := make([]flow.Flow, 0, batch)
-	res, err := ReadFile(ctx, path, opt, func(f flow.Flow) error {
+	res, err = o.read(ctx, opt, func(f flow.Flow) error {
 		cur = append(cur, f)
 		if len(cur) == batch {
 			select {
@@ -102,34 +101,6 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 	}
 	out.New = after - before
 	return out, nil
-}
-
-// inspectFile works out the identity of the file at path and, when format
-// is "" or FormatAuto, detects its format.
-func inspectFile(path string, format Format) (Format, string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", "", fmt.Errorf("import %s: %w", path, err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", "", fmt.Errorf("import %s: %w", path, err)
-	}
-	if st.IsDir() {
-		return "", "", fmt.Errorf("import %s: is a directory", path)
-	}
-	head := make([]byte, headSize)
-	n, err := io.ReadFull(f, head)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return "", "", fmt.Errorf("import %s: %w", path, err)
-	}
-	if format == "" || format == FormatAuto {
-		if format, err = Detect(head[:n]); err != nil {
-			return "", "", fmt.Errorf("import %s: %w", path, err)
-		}
-	}
-	return format, identity(head[:n], st.Size()), nil
 }
 
 // sourceOf is the flow.Source a format's reader sets.
