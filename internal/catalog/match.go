@@ -7,58 +7,16 @@ import (
 	"golang.org/x/net/idna"
 )
 
-// node is one label of the trie over reversed labels: the root's children
-// are top-level domains, their children second-level labels, and so on.
-type node struct {
-	kids     []child          // literal labels, when few (a scan beats hashing)
-	children map[string]*node // literal labels, when many
-	star     *node            // an inner "*" label: one or more labels, any text
-	globs    []glob           // leftmost labels with '*' inside ("kv*"): pattern ends here
-	exact    int              // entry index+1 of the pattern that ends here; 0 for none
-	wild     int              // entry index+1 of "*.<this node>": any depth under it; 0 for none
-}
-
-// smallFanout is the number of children up to which a node scans a slice
-// instead of hashing the label.
-const smallFanout = 8
-
-type child struct {
-	label string
-	n     *node
-}
-
-// child returns the child for label, or nil.
-func (n *node) child(label []byte) *node {
-	if n.children != nil {
-		return n.children[string(label)]
-	}
-	for i := range n.kids {
-		if len(n.kids[i].label) == len(label) && n.kids[i].label == string(label) {
-			return n.kids[i].n
-		}
-	}
-	return nil
-}
-
-// addChild returns the child for label, creating it.
-func (n *node) addChild(label string) *node {
-	if c := n.child([]byte(label)); c != nil {
-		return c
-	}
-	c := &node{}
-	if n.children != nil {
-		n.children[label] = c
-		return c
-	}
-	n.kids = append(n.kids, child{label, c})
-	if len(n.kids) > smallFanout {
-		n.children = map[string]*node{}
-		for _, k := range n.kids {
-			n.children[k.label] = k.n
-		}
-		n.kids = nil
-	}
-	return c
+// suffix is what the catalog knows about one DNS suffix: the literal
+// labels right of a pattern's '*' (or the whole of an exact pattern), and
+// the last two labels of each, which tell Lookup early that a host's domain
+// is one no pattern names.
+type suffix struct {
+	depth int    // number of labels
+	exact int    // entry index+1 of the exact pattern equal to this suffix; 0 for none
+	wild  int    // entry index+1 of "*.<suffix>": one or more labels under it; 0 for none
+	globs []glob // "kv*.<suffix>": one leftmost label matched by a glob
+	stars []star // "fef.*.<suffix>": literal leftmost labels, then one or more labels
 }
 
 type glob struct {
@@ -66,43 +24,72 @@ type glob struct {
 	entry   int // entry index
 }
 
+// star is a pattern with an inner "*" label, as seen from its suffix.
+type star struct {
+	prefix string // the literal labels left of the '*', with a trailing dot: "portal.fei."
+	score  int
+	entry  int // entry index
+}
+
 // Scores rank candidate matches: an exact pattern beats every wildcard, and
 // among wildcards more literal labels (a longer suffix) win. A label glob
 // ("kv*") counts a little more than nothing.
 const scoreExact = 1 << 20
+
+// suffixFor returns the suffix record for s, creating it.
+func (c *Catalog) suffixFor(s string) *suffix {
+	x := c.suffixes[s]
+	if x == nil {
+		x = &suffix{depth: strings.Count(s, ".") + 1}
+		c.suffixes[s] = x
+	}
+	return x
+}
 
 func (c *Catalog) insert(i int, pattern string) {
 	if first, ok := strings.CutSuffix(pattern, ".*"); ok {
 		c.prefix[first] = i
 		return
 	}
-	n := c.root
-	rest := pattern
-	for rest != "" {
+	var x *suffix
+	var rest string // the pattern's literal labels right of its '*', if any
+	score := scoreExact
+	if k := strings.IndexByte(pattern, '*'); k < 0 {
+		rest = pattern
+		x = c.suffixFor(pattern)
+		x.exact = i + 1
+	} else {
+		// The '*' is in the first label, or is a whole inner label (the
+		// loader checked): the labels right of its label are literal.
+		ls := strings.LastIndexByte(pattern[:k], '.') + 1
+		left := pattern[:ls] // "portal.fei." or ""
 		var label string
-		if j := strings.LastIndexByte(rest, '.'); j >= 0 {
-			label, rest = rest[j+1:], rest[:j]
-		} else {
-			label, rest = rest, ""
-		}
-		leftmost := rest == ""
+		label, rest, _ = strings.Cut(pattern[ls:], ".")
+		x = c.suffixFor(rest)
 		switch {
-		case leftmost && label == "*":
-			n.wild = i + 1
-			return
-		case leftmost && strings.Contains(label, "*"):
-			n.globs = append(n.globs, glob{label, i})
-			return
+		case left != "":
+			score = 2 * (strings.Count(left, ".") + x.depth)
+			x.stars = append(x.stars, star{prefix: left, score: score, entry: i})
 		case label == "*":
-			if n.star == nil {
-				n.star = &node{}
-			}
-			n = n.star
+			score = 2 * x.depth
+			x.wild = i + 1
 		default:
-			n = n.addChild(label)
+			score = 2*x.depth + 1
+			x.globs = append(x.globs, glob{label, i})
 		}
 	}
-	n.exact = i + 1
+	for len(c.bound) <= x.depth {
+		c.bound = append(c.bound, -1)
+	}
+	if score != scoreExact {
+		c.bound[x.depth] = max(c.bound[x.depth], score)
+	}
+	// Every pattern ends in two literal labels; mark the domain.
+	if j := strings.LastIndexByte(rest, '.'); j >= 0 {
+		if j = strings.LastIndexByte(rest[:j], '.'); j >= 0 {
+			c.suffixFor(rest[j+1:])
+		}
+	}
 }
 
 func (b *builder) build() *Catalog {
@@ -110,20 +97,24 @@ func (b *builder) build() *Catalog {
 		entries:  b.entries,
 		services: b.services,
 		svcIndex: b.svcIndex,
-		root:     &node{},
-		exact:    map[string]int{},
+		suffixes: map[string]*suffix{},
+		bound:    []int{-1},
 		regional: make([]bool, len(b.entries)),
 		svcOf:    make([]int, len(b.entries)),
+		matches:  make([]Match, len(b.entries)),
 		prefix:   map[string]int{},
 	}
 	for i, e := range c.entries {
 		c.insert(i, e.Pattern)
-		if !hasStar(e.Pattern) {
-			c.exact[e.Pattern] = i
-		}
 		c.svcOf[i] = c.svcIndex[e.Service] // the loader checked that it exists
+		c.matches[i] = Match{Entry: e, Service: c.services[c.svcOf[i]]}
 		c.regional[i] = region([]byte(strings.ReplaceAll(e.Pattern, "*", "msua01"))) != "" ||
 			region([]byte(e.Example)) != ""
+	}
+	// bound[d] becomes the best wildcard score any suffix of at most d
+	// labels can give, so that Lookup stops probing shorter suffixes.
+	for d := 1; d < len(c.bound); d++ {
+		c.bound[d] = max(c.bound[d], c.bound[d-1])
 	}
 	return c
 }
@@ -138,77 +129,118 @@ const maxHost = 253
 // Lookup does not allocate for ASCII names (except to upper-case a region
 // token it has not seen before).
 func (c *Catalog) Lookup(host string) (Match, bool) {
+	var dots dotList
+	n, ok := plainName(host, &dots)
+	if !ok {
+		return c.lookupSlow(host)
+	}
+	best := find(c, host, dots[:n])
+	if best < 0 {
+		return Match{}, false
+	}
+	m := c.matches[best]
+	if c.regional[best] {
+		m.Region = region(host)
+	}
+	return m, true
+}
+
+// lookupSlow is Lookup for a host that needs normalizing first. It is a
+// function of its own so that the fast path does not clear the buffer.
+//
+//go:noinline
+func (c *Catalog) lookupSlow(host string) (Match, bool) {
 	var buf [maxHost]byte
 	name, ok := normalize(host, &buf)
 	if !ok {
 		return Match{}, false
 	}
-	// An exact pattern beats every wildcard, so a hit in the exact map
-	// needs no walk.
-	best, ok := c.exact[string(name)]
-	if !ok {
-		best = -1
-		bestScore := -1
-		c.walk(c.root, name, 0, false, &best, &bestScore)
+	var dots dotList
+	n := 0
+	for k, b := range name {
+		if b == '.' {
+			dots[n] = uint8(k)
+			n++
+		}
 	}
+	best := find(c, name, dots[:n])
 	if best < 0 {
-		first := name
-		if i := indexByte(name, '.'); i >= 0 {
-			first = name[:i]
-		}
-		i, ok := c.prefix[string(first)]
-		if !ok {
-			return Match{}, false
-		}
-		best = i
+		return Match{}, false
 	}
-	m := Match{Entry: c.entries[best], Service: c.services[c.svcOf[best]]}
+	m := c.matches[best]
 	if c.regional[best] {
 		m.Region = region(name)
 	}
 	return m, true
 }
 
-// walk descends the trie consuming labels of rest from the right; lit is the
-// number of literal labels matched so far, and starred says an inner "*"
-// was crossed (so the pattern is a wildcard even if it ends here).
-func (c *Catalog) walk(n *node, rest []byte, lit int, starred bool, best, bestScore *int) {
-	if len(rest) == 0 {
-		if n.exact > 0 {
-			score := scoreExact
-			if starred {
-				score = 2 * lit
+// dotList holds the offsets of the dots of a normalized name: at most 126
+// in its 253 bytes.
+type dotList [maxHost/2 + 1]uint8
+
+// find returns the index of the best entry for the normalized name, whose
+// dots are at the offsets dots, or -1.
+func find[S string | []byte](c *Catalog, name S, dots []uint8) int {
+	// An exact pattern beats every wildcard.
+	x := c.suffixes[string(name)]
+	if x != nil && x.exact > 0 {
+		return x.exact - 1
+	}
+	best, bestScore := -1, -1
+	// A host whose last two labels no pattern ends in matches no pattern
+	// but a prefix one.
+	if n := len(dots); n >= 2 {
+		if tail := c.suffixes[string(name[dots[n-2]+1:])]; tail != nil {
+			// Probe the proper suffixes from the longest down, while one
+			// of d labels can still give (at most bound[d]) the best score.
+			for k := 0; k <= n-2; k++ {
+				d := n - k
+				if c.bound[min(d, len(c.bound)-1)] < bestScore {
+					break
+				}
+				x := tail
+				if k < n-2 {
+					x = c.suffixes[string(name[dots[k]+1:])]
+				}
+				if x != nil {
+					weigh(x, name, int(dots[k])+1, d, &best, &bestScore)
+				}
 			}
-			consider(n.exact-1, score, best, bestScore)
 		}
-		return
 	}
-	if n.wild > 0 {
-		consider(n.wild-1, 2*lit, best, bestScore)
+	if best >= 0 {
+		return best
 	}
-	j := lastIndexByte(rest, '.')
-	label, next := rest[j+1:], rest[:max(j, 0)]
-	if j < 0 {
-		for _, g := range n.globs {
-			if globMatch(g.pattern, label) {
-				consider(g.entry, 2*lit+1, best, bestScore)
+	first := name
+	if len(dots) > 0 {
+		first = name[:dots[0]]
+	}
+	if i, ok := c.prefix[string(first)]; ok {
+		return i
+	}
+	return -1
+}
+
+// weigh considers the wildcard patterns of suffix x (of d labels) for name,
+// whose first left bytes ("fef.msua01.", ending in a dot) precede x.
+func weigh[S string | []byte](x *suffix, name S, left, d int, best, bestScore *int) {
+	if x.wild > 0 {
+		consider(x.wild-1, 2*d, best, bestScore)
+	}
+	if len(x.globs) > 0 {
+		if label := name[:left-1]; indexByte(label, '.') < 0 {
+			for _, g := range x.globs {
+				if globMatch(g.pattern, label) {
+					consider(g.entry, 2*d+1, best, bestScore)
+				}
 			}
 		}
 	}
-	if child := n.child(label); child != nil {
-		c.walk(child, next, lit+1, starred, best, bestScore)
-	}
-	if s := n.star; s != nil {
-		// The "*" takes this label and possibly more; a literal child of
-		// the "*" node must match one of the labels left of it. (A "*"
-		// node only has literal children: a pattern holds one '*' label.)
-		for r := next; len(r) > 0; {
-			k := lastIndexByte(r, '.')
-			l, nx := r[k+1:], r[:max(k, 0)]
-			if child := s.child(l); child != nil {
-				c.walk(child, nx, lit+1, true, best, bestScore)
-			}
-			r = nx
+	for _, s := range x.stars {
+		// The literal labels left of the '*' are the host's first ones, and
+		// the '*' takes at least one label.
+		if left > len(s.prefix) && string(name[:len(s.prefix)]) == s.prefix {
+			consider(s.entry, s.score, best, bestScore)
 		}
 	}
 }
@@ -218,6 +250,60 @@ func consider(entry, score int, best, bestScore *int) {
 		*best, *bestScore = entry, score
 	}
 }
+
+// plainName reports whether host is already a normalized name: lower-case
+// letters, digits, '-' and '_' in labels of 1 to 63 bytes, at most 253 bytes
+// in all, and a last label that is not all digits. Most hosts are, and
+// Lookup then needs no copy. It notes the offsets of the dots in dots and
+// returns their number.
+func plainName(host string, dots *dotList) (int, bool) {
+	if len(host) == 0 || len(host) > maxHost {
+		return 0, false
+	}
+	n, start := 0, 0
+	for k := 0; k < len(host); k++ {
+		if t := plainByte[host[k]]; t != plainOK {
+			if t != plainDot || k == start || k-start > 63 {
+				return 0, false
+			}
+			dots[n] = uint8(k) // n < len(dots): labels are not empty
+			n++
+			start = k + 1
+		}
+	}
+	last := host[start:]
+	if len(last) == 0 || len(last) > 63 {
+		return 0, false
+	}
+	for k := 0; k < len(last); k++ {
+		if c := last[k]; c < '0' || c > '9' {
+			return n, true
+		}
+	}
+	return 0, false // an IPv4 address, or all digits anyway
+}
+
+// The classes of plainByte.
+const (
+	plainOK = iota
+	plainDot
+	plainOther
+)
+
+// plainByte classes the bytes of host names: those a normalized name holds
+// as they are (lower-case letters, digits, '-' and '_'), the dot, and the
+// others.
+var plainByte = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case c == '.':
+			t[c] = plainDot
+		case c == 0 || hostByte[c] != byte(c):
+			t[c] = plainOther
+		}
+	}
+	return t
+}()
 
 // normalize turns host into a lower-case ASCII DNS name in buf: port and
 // trailing dot removed, IDNA labels converted. It refuses IP literals and
@@ -330,17 +416,8 @@ var hostByte = func() (t [256]byte) {
 	return t
 }()
 
-func indexByte(b []byte, c byte) int {
-	for i := range b {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
-}
-
-func lastIndexByte(b []byte, c byte) int {
-	for i := len(b) - 1; i >= 0; i-- {
+func indexByte[S string | []byte](b S, c byte) int {
+	for i := 0; i < len(b); i++ {
 		if b[i] == c {
 			return i
 		}
@@ -350,7 +427,7 @@ func lastIndexByte(b []byte, c byte) int {
 
 // globMatch matches one label against a glob where '*' stands for any run
 // of characters (never a dot: labels hold none).
-func globMatch(pattern string, label []byte) bool {
+func globMatch[S string | []byte](pattern string, label S) bool {
 	p, l := 0, 0
 	starP, starL := -1, 0
 	for l < len(label) {
@@ -436,8 +513,8 @@ func validPattern(p string) string {
 }
 
 // matchPattern reports whether host (already normalized) matches pattern.
-// It is the plain statement of the matching rules that the trie implements
-// faster; tests compare the two.
+// It is the plain statement of the matching rules that the suffix index
+// implements faster; tests compare the two.
 func matchPattern(pattern, host string) bool {
 	if first, ok := strings.CutSuffix(pattern, ".*"); ok {
 		h, _, _ := strings.Cut(host, ".")
@@ -484,7 +561,7 @@ func labelsMatch(pl, hl []string) bool {
 	return true
 }
 
-// patternScore ranks a pattern the way walk does.
+// patternScore ranks a pattern the way Lookup does, for the tests' oracle.
 func patternScore(pattern string) int {
 	if !hasStar(pattern) {
 		return scoreExact

@@ -1,26 +1,25 @@
 package catalog
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 )
 
 // regionSuffixes are the Intune service domains whose hosts name the
 // tenant's scale unit (ASU) in a label: fef.msua01.manage.microsoft.com.
-var regionSuffixes = [][]byte{
-	[]byte(".manage.microsoft.com"),
-	[]byte(".manage.microsoft.us"),
-	[]byte(".manage.microsoftonline.cn"),
-	[]byte(".manage.microsoft.cn"),
+var regionSuffixes = []string{
+	".manage.microsoft.com",
+	".manage.microsoft.us",
+	".manage.microsoftonline.cn",
+	".manage.microsoft.cn",
 }
 
 // region returns the scale-unit token in an Intune host name, upper-cased
 // ("MSUA01", "AMSUA0602", "CNPASU01"), or "".
-func region(name []byte) string {
-	var rest []byte
+func region[S string | []byte](name S) string {
+	var rest S
 	for _, s := range regionSuffixes {
-		if bytes.HasSuffix(name, s) {
+		if len(name) >= len(s) && string(name[len(name)-len(s):]) == s {
 			rest = name[:len(name)-len(s)]
 			break
 		}
@@ -30,7 +29,7 @@ func region(name []byte) string {
 		if i := indexByte(rest, '.'); i >= 0 {
 			label, rest = rest[:i], rest[i+1:]
 		} else {
-			rest = nil
+			rest = rest[:0]
 		}
 		if !isRegionToken(label) {
 			continue
@@ -46,14 +45,14 @@ func region(name []byte) string {
 // isRegionToken reports whether label is a scale-unit token: "msu" or
 // "amsu" (also "emsu", unverified but asked about) plus a region letter and
 // 2 to 4 digits, or the 21Vianet form "cnpasu" plus digits.
-func isRegionToken(label []byte) bool {
-	var rest []byte
+func isRegionToken[S string | []byte](label S) bool {
+	var rest S
 	switch {
-	case bytes.HasPrefix(label, []byte("msu")):
+	case hasPrefix(label, "msu"):
 		rest = label[3:]
-	case bytes.HasPrefix(label, []byte("amsu")), bytes.HasPrefix(label, []byte("emsu")):
+	case hasPrefix(label, "amsu"), hasPrefix(label, "emsu"):
 		rest = label[4:]
-	case bytes.HasPrefix(label, []byte("cnpasu")):
+	case hasPrefix(label, "cnpasu"):
 		return digits(label[6:], 2, 4)
 	default:
 		return false
@@ -61,12 +60,16 @@ func isRegionToken(label []byte) bool {
 	return len(rest) >= 3 && rest[0] >= 'a' && rest[0] <= 'z' && digits(rest[1:], 2, 4)
 }
 
-func digits(b []byte, min, max int) bool {
+func hasPrefix[S string | []byte](s S, prefix string) bool {
+	return len(s) >= len(prefix) && string(s[:len(prefix)]) == prefix
+}
+
+func digits[S string | []byte](b S, min, max int) bool {
 	if len(b) < min || len(b) > max {
 		return false
 	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; c < '0' || c > '9' {
 			return false
 		}
 	}
