@@ -36,17 +36,18 @@ type star struct {
 // ("kv*") counts a little more than nothing.
 const scoreExact = 1 << 20
 
-// suffixFor returns the suffix record for s, creating it.
-func (c *Catalog) suffixFor(s string) *suffix {
-	x := c.suffixes[s]
+// suffixFor returns the suffix record for s in m, creating it.
+func suffixFor(m map[string]*suffix, s string) *suffix {
+	x := m[s]
 	if x == nil {
 		x = &suffix{depth: strings.Count(s, ".") + 1}
-		c.suffixes[s] = x
+		m[s] = x
 	}
 	return x
 }
 
-func (c *Catalog) insert(i int, pattern string) {
+// insert adds entry i, of pattern, to the suffix records in m.
+func (c *Catalog) insert(m map[string]*suffix, i int, pattern string) {
 	if first, ok := strings.CutSuffix(pattern, ".*"); ok {
 		c.prefix[first] = i
 		return
@@ -56,7 +57,7 @@ func (c *Catalog) insert(i int, pattern string) {
 	score := scoreExact
 	if k := strings.IndexByte(pattern, '*'); k < 0 {
 		rest = pattern
-		x = c.suffixFor(pattern)
+		x = suffixFor(m, pattern)
 		x.exact = i + 1
 	} else {
 		// The '*' is in the first label, or is a whole inner label (the
@@ -65,7 +66,7 @@ func (c *Catalog) insert(i int, pattern string) {
 		left := pattern[:ls] // "portal.fei." or ""
 		var label string
 		label, rest, _ = strings.Cut(pattern[ls:], ".")
-		x = c.suffixFor(rest)
+		x = suffixFor(m, rest)
 		switch {
 		case left != "":
 			score = 2 * (strings.Count(left, ".") + x.depth)
@@ -87,7 +88,7 @@ func (c *Catalog) insert(i int, pattern string) {
 	// Every pattern ends in two literal labels; mark the domain.
 	if j := strings.LastIndexByte(rest, '.'); j >= 0 {
 		if j = strings.LastIndexByte(rest[:j], '.'); j >= 0 {
-			c.suffixFor(rest[j+1:])
+			suffixFor(m, rest[j+1:])
 		}
 	}
 }
@@ -97,20 +98,21 @@ func (b *builder) build() *Catalog {
 		entries:  b.entries,
 		services: b.services,
 		svcIndex: b.svcIndex,
-		suffixes: map[string]*suffix{},
 		bound:    []int{-1},
 		regional: make([]bool, len(b.entries)),
 		svcOf:    make([]int, len(b.entries)),
 		matches:  make([]Match, len(b.entries)),
 		prefix:   map[string]int{},
 	}
+	m := map[string]*suffix{}
 	for i, e := range c.entries {
-		c.insert(i, e.Pattern)
+		c.insert(m, i, e.Pattern)
 		c.svcOf[i] = c.svcIndex[e.Service] // the loader checked that it exists
 		c.matches[i] = Match{Entry: e, Service: c.services[c.svcOf[i]]}
 		c.regional[i] = region([]byte(strings.ReplaceAll(e.Pattern, "*", "msua01"))) != "" ||
 			region([]byte(e.Example)) != ""
 	}
+	c.suffixes = newSuffixTable(m)
 	// bound[d] becomes the best wildcard score any suffix of at most d
 	// labels can give, so that Lookup stops probing shorter suffixes.
 	for d := 1; d < len(c.bound); d++ {
@@ -175,14 +177,15 @@ func (c *Catalog) lookupSlow(host string) (Match, bool) {
 }
 
 // dotList holds the offsets of the dots of a normalized name: at most 126
-// in its 253 bytes.
-type dotList [maxHost/2 + 1]uint8
+// in its 253 bytes. Its length is a power of two so that plainName can index
+// it without a bounds check.
+type dotList [128]uint8
 
 // find returns the index of the best entry for the normalized name, whose
 // dots are at the offsets dots, or -1.
 func find[S string | []byte](c *Catalog, name S, dots []uint8) int {
 	// An exact pattern beats every wildcard.
-	x := c.suffixes[string(name)]
+	x := get(&c.suffixes, name)
 	if x != nil && x.exact > 0 {
 		return x.exact - 1
 	}
@@ -190,7 +193,7 @@ func find[S string | []byte](c *Catalog, name S, dots []uint8) int {
 	// A host whose last two labels no pattern ends in matches no pattern
 	// but a prefix one.
 	if n := len(dots); n >= 2 {
-		if tail := c.suffixes[string(name[dots[n-2]+1:])]; tail != nil {
+		if tail := get(&c.suffixes, name[dots[n-2]+1:]); tail != nil {
 			// Probe the proper suffixes from the longest down, while one
 			// of d labels can still give (at most bound[d]) the best score.
 			for k := 0; k <= n-2; k++ {
@@ -200,7 +203,7 @@ func find[S string | []byte](c *Catalog, name S, dots []uint8) int {
 				}
 				x := tail
 				if k < n-2 {
-					x = c.suffixes[string(name[dots[k]+1:])]
+					x = get(&c.suffixes, name[dots[k]+1:])
 				}
 				if x != nil {
 					weigh(x, name, int(dots[k])+1, d, &best, &bestScore)
@@ -260,16 +263,25 @@ func plainName(host string, dots *dotList) (int, bool) {
 	if len(host) == 0 || len(host) > maxHost {
 		return 0, false
 	}
-	n, start := 0, 0
+	// One pass without branches on the bytes (the dots of a name fall
+	// where a branch predictor cannot guess), then the labels' lengths.
+	var bad uint8
+	n := 0
 	for k := 0; k < len(host); k++ {
-		if t := plainByte[host[k]]; t != plainOK {
-			if t != plainDot || k == start || k-start > 63 {
-				return 0, false
-			}
-			dots[n] = uint8(k) // n < len(dots): labels are not empty
-			n++
-			start = k + 1
+		t := plainByte[host[k]]
+		bad |= t
+		dots[n&(len(dots)-1)] = uint8(k)
+		n += int(t & plainDot)
+	}
+	if bad&plainOther != 0 || n >= len(dots) {
+		return 0, false // more dots than a name of non-empty labels can hold
+	}
+	start := 0
+	for _, d := range dots[:n] {
+		if l := int(d) - start; l == 0 || l > 63 {
+			return 0, false
 		}
+		start = int(d) + 1
 	}
 	last := host[start:]
 	if len(last) == 0 || len(last) > 63 {
@@ -285,9 +297,9 @@ func plainName(host string, dots *dotList) (int, bool) {
 
 // The classes of plainByte.
 const (
-	plainOK = iota
-	plainDot
-	plainOther
+	plainOK    = 0
+	plainDot   = 1
+	plainOther = 2
 )
 
 // plainByte classes the bytes of host names: those a normalized name holds
