@@ -61,15 +61,16 @@ type Match struct {
 // Catalog maps host names to entries. It is immutable and safe for
 // concurrent use.
 type Catalog struct {
-	entries  []Entry
-	services []Service
-	svcIndex map[string]int
-	suffixes suffixTable    // literal pattern suffixes and their last two labels
-	bound    []int          // bound[d]: the best wildcard score of a suffix of ≤ d labels
-	regional []bool         // per entry: its hosts may carry an Intune scale-unit token
-	svcOf    []int          // per entry: index of its service in services
-	matches  []Match        // per entry: its Lookup answer but the region
-	prefix   map[string]int // first label → entry index, for "label.*" patterns
+	entries    []Entry
+	services   []Service
+	svcIndex   map[string]int
+	suffixes   suffixTable    // literal pattern suffixes and their last two labels
+	bound      []int          // bound[d]: the best wildcard score of a suffix of ≤ d labels
+	regional   []bool         // per entry: its hosts may carry an Intune scale-unit token
+	svcOf      []int          // per entry: index of its service in services
+	matches    []Match        // per entry: its Lookup answer but the region
+	prefix     map[string]int // first label → entry index, for "label.*" patterns
+	prefixLens uint64         // bit n set: prefix holds a label of n bytes
 }
 
 // phases are the provisioning phases, in the order a device meets them.

@@ -20,8 +20,9 @@ type suffix struct {
 }
 
 type glob struct {
-	pattern string
-	entry   int // entry index
+	pattern  string
+	pre, suf string // the literal text before the first '*' and after the last
+	entry    int    // entry index
 }
 
 // star is a pattern with an inner "*" label, as seen from its suffix.
@@ -50,6 +51,7 @@ func suffixFor(m map[string]*suffix, s string) *suffix {
 func (c *Catalog) insert(m map[string]*suffix, i int, pattern string) {
 	if first, ok := strings.CutSuffix(pattern, ".*"); ok {
 		c.prefix[first] = i
+		c.prefixLens |= 1 << len(first) // a label is at most 63 bytes
 		return
 	}
 	var x *suffix
@@ -76,7 +78,12 @@ func (c *Catalog) insert(m map[string]*suffix, i int, pattern string) {
 			x.wild = i + 1
 		default:
 			score = 2*x.depth + 1
-			x.globs = append(x.globs, glob{label, i})
+			x.globs = append(x.globs, glob{
+				pattern: label,
+				pre:     label[:strings.IndexByte(label, '*')],
+				suf:     label[strings.LastIndexByte(label, '*')+1:],
+				entry:   i,
+			})
 		}
 	}
 	for len(c.bound) <= x.depth {
@@ -140,10 +147,11 @@ func (c *Catalog) Lookup(host string) (Match, bool) {
 	if best < 0 {
 		return Match{}, false
 	}
-	m := c.matches[best]
-	if c.regional[best] {
-		m.Region = region(host)
+	if !c.regional[best] {
+		return c.matches[best], true
 	}
+	m := c.matches[best]
+	m.Region = region(host)
 	return m, true
 }
 
@@ -218,6 +226,9 @@ func find[S string | []byte](c *Catalog, name S, dots []uint8) int {
 	if len(dots) > 0 {
 		first = name[:dots[0]]
 	}
+	if c.prefixLens&(1<<(len(first)&63)) == 0 {
+		return -1 // no prefix pattern has a first label this long
+	}
 	if i, ok := c.prefix[string(first)]; ok {
 		return i
 	}
@@ -233,7 +244,10 @@ func weigh[S string | []byte](x *suffix, name S, left, d int, best, bestScore *i
 	if len(x.globs) > 0 {
 		if label := name[:left-1]; indexByte(label, '.') < 0 {
 			for _, g := range x.globs {
-				if globMatch(g.pattern, label) {
+				// Most globs are "kv*" or "*-my": the literal ends decide
+				// before globMatch need run.
+				if len(label) >= len(g.pre)+len(g.suf) && string(label[:len(g.pre)]) == g.pre &&
+					string(label[len(label)-len(g.suf):]) == g.suf && globMatch(g.pattern, label) {
 					consider(g.entry, 2*d+1, best, bestScore)
 				}
 			}
@@ -267,6 +281,7 @@ func plainName(host string, dots *dotList) (int, bool) {
 	// where a branch predictor cannot guess), then the labels' lengths.
 	var bad uint8
 	n := 0
+	_ = dots[0] // one nil check, not one per byte
 	for k := 0; k < len(host); k++ {
 		t := plainByte[host[k]]
 		bad |= t
