@@ -1,6 +1,10 @@
 package catalog
 
-import "math/bits"
+import (
+	"maps"
+	"math/bits"
+	"slices"
+)
 
 // suffixTable maps the catalog's suffix strings to their records. It does
 // what a map[string]*suffix does, faster for Lookup: the hash reads two
@@ -22,7 +26,10 @@ func newSuffixTable(m map[string]*suffix) suffixTable {
 		size *= 2
 	}
 	t := suffixTable{slots: make([]suffixSlot, size), shift: uint(64 - bits.TrailingZeros(uint(size)))}
-	for k, x := range m {
+	// Insert in key order, so that every process lays the table out alike
+	// (map order is random; colliding keys would swap slots run to run).
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		x := m[k]
 		i := suffixHash(k) >> t.shift
 		for t.slots[i].x != nil {
 			i = (i + 1) & uint64(size-1)
