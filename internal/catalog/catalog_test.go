@@ -251,7 +251,7 @@ func TestLookup(t *testing.T) {
 	}
 }
 
-// TestLookupMatchesOracle compares the trie with the plain statement of the
+// TestLookupMatchesOracle compares Lookup with the plain statement of the
 // rules (matchPattern over every entry, best score wins) on every example
 // host and on variations of it.
 func TestLookupMatchesOracle(t *testing.T) {
