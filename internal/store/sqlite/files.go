@@ -32,14 +32,9 @@ func (s *DB) PutFileFlows(ctx context.Context, file string, part int, flows []fl
 			}
 		}
 	}
-	c, err := s.getRaw()
-	if err != nil {
-		return fmt.Errorf("put file flows %s part %d: %w", file, part, err)
-	}
-	stop := c.interruptOn(ctx)
-	err = c.putSegment(ctx, file, part, len(flows), source, blob, startMin, startMax)
-	interrupted := !stop()
-	s.putRaw(c, err == nil && !interrupted)
+	err := s.withRaw(ctx, func(c *rawConn) error {
+		return c.putSegment(ctx, file, part, len(flows), source, blob, startMin, startMax)
+	}, nil)
 	if err != nil {
 		return fmt.Errorf("put file flows %s part %d: %w", file, part, err)
 	}

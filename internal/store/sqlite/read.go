@@ -255,20 +255,15 @@ func (c *rawConn) readTx(fn func() error) error {
 // not seen before in this call (except the key and URL, which rarely
 // repeat), and each zone's *time.Location is made once per call.
 func (s *DB) Flows(ctx context.Context, f flow.Filter, fn func(flow.Flow) error) error {
-	c, err := s.getRaw()
-	if err != nil {
-		return fmt.Errorf("read flows: %w", err)
-	}
-	stop := c.interruptOn(ctx)
 	var fnErr error
-	err = c.readTx(func() error {
-		return c.readFlows(ctx, f, func(fl flow.Flow) error {
-			fnErr = fn(fl)
-			return fnErr
+	err := s.withRaw(ctx, func(c *rawConn) error {
+		return c.readTx(func() error {
+			return c.readFlows(ctx, f, func(fl flow.Flow) error {
+				fnErr = fn(fl)
+				return fnErr
+			})
 		})
-	})
-	interrupted := !stop()
-	s.putRaw(c, (err == nil || fnErr != nil) && !interrupted)
+	}, func(error) bool { return fnErr != nil })
 	switch {
 	case err == nil:
 		return nil
@@ -584,47 +579,49 @@ func (z zoneCache) get(offset int64) *time.Location {
 // by the number the segments table keeps; only one that a filter cuts into
 // is decoded.
 func (s *DB) CountFlows(ctx context.Context, f flow.Filter) (int64, error) {
-	c, err := s.getRaw()
+	var n int64
+	err := s.withRaw(ctx, func(c *rawConn) error {
+		return c.readTx(func() error {
+			var err error
+			n, err = c.countFlows(ctx, f)
+			return err
+		})
+	}, nil)
 	if err != nil {
 		return 0, fmt.Errorf("count flows: %w", err)
 	}
-	stop := c.interruptOn(ctx)
+	return n, nil
+}
+
+func (c *rawConn) countFlows(ctx context.Context, f flow.Filter) (int64, error) {
 	var n int64
-	err = c.readTx(func() error {
-		w, args := where(f)
-		if err := c.run(`SELECT COUNT(*) FROM flows`+w, args, func(st uintptr) error {
-			n = c.columnInt(st, 0)
-			return nil
-		}); err != nil {
-			return err
-		}
-		segs, err := c.segmentsFor(f, false)
-		if err != nil {
-			return err
-		}
-		opts := &decodeOpts{keep: matcher(f), brief: true}
-		var flows []flow.Flow
-		for i, seg := range segs {
-			if i%16 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			if wholly(f, seg) {
-				n += int64(seg.n)
-				continue
-			}
-			if flows, err = c.loadSegment(seg, flows, opts); err != nil {
-				return err
-			}
-			n += int64(len(flows))
-		}
+	w, args := where(f)
+	if err := c.run(`SELECT COUNT(*) FROM flows`+w, args, func(st uintptr) error {
+		n = c.columnInt(st, 0)
 		return nil
-	})
-	interrupted := !stop()
-	s.putRaw(c, err == nil && !interrupted)
+	}); err != nil {
+		return 0, err
+	}
+	segs, err := c.segmentsFor(f, false)
 	if err != nil {
-		return 0, fmt.Errorf("count flows: %w", err)
+		return 0, err
+	}
+	opts := &decodeOpts{keep: matcher(f), brief: true}
+	var flows []flow.Flow
+	for i, seg := range segs {
+		if i%16 == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+		}
+		if wholly(f, seg) {
+			n += int64(seg.n)
+			continue
+		}
+		if flows, err = c.loadSegment(seg, flows, opts); err != nil {
+			return 0, err
+		}
+		n += int64(len(flows))
 	}
 	return n, nil
 }
@@ -640,19 +637,14 @@ func wholly(f flow.Filter, seg segmentInfo) bool {
 
 // Clients summarises each client, newest activity first (then by address).
 func (s *DB) Clients(ctx context.Context, f flow.Filter) ([]flow.ClientSummary, error) {
-	c, err := s.getRaw()
-	if err != nil {
-		return nil, fmt.Errorf("list clients: %w", err)
-	}
-	stop := c.interruptOn(ctx)
 	var out []flow.ClientSummary
-	err = c.readTx(func() error {
-		var err error
-		out, err = c.clients(ctx, f)
-		return err
-	})
-	interrupted := !stop()
-	s.putRaw(c, err == nil && !interrupted)
+	err := s.withRaw(ctx, func(c *rawConn) error {
+		return c.readTx(func() error {
+			var err error
+			out, err = c.clients(ctx, f)
+			return err
+		})
+	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}

@@ -118,6 +118,23 @@ func (s *DB) putRaw(c *rawConn, reusable bool) {
 	c.close()
 }
 
+// withRaw runs fn on an idle raw connection (see getRaw), with ctx's end
+// interrupting its statement. The connection goes back for reuse unless fn
+// failed or was interrupted; sound, when not nil, names errors of fn that
+// leave the connection as good as before (the caller's own callback
+// stopping a read).
+func (s *DB) withRaw(ctx context.Context, fn func(c *rawConn) error, sound func(error) bool) error {
+	c, err := s.getRaw()
+	if err != nil {
+		return err
+	}
+	stop := c.interruptOn(ctx)
+	err = fn(c)
+	interrupted := !stop()
+	s.putRaw(c, (err == nil || sound != nil && sound(err)) && !interrupted)
+	return err
+}
+
 func (s *DB) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -188,14 +205,7 @@ func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 			return fmt.Errorf("put flows: flow %d has no key", i)
 		}
 	}
-	c, err := s.getRaw()
-	if err != nil {
-		return fmt.Errorf("put flows: %w", err)
-	}
-	stop := c.interruptOn(ctx)
-	err = c.putFlows(ctx, flows)
-	interrupted := !stop()
-	s.putRaw(c, err == nil && !interrupted)
+	err := s.withRaw(ctx, func(c *rawConn) error { return c.putFlows(ctx, flows) }, nil)
 	if err != nil {
 		return fmt.Errorf("put flows: %w", err)
 	}
