@@ -10,7 +10,6 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
-	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -250,6 +249,7 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 		{"FileRoundTrip", testFileRoundTrip},
 		{"FileOrder", testFileOrder},
 		{"FileFilters", testFileFilters},
+		{"FilterProperty", testFilterProperty},
 		{"FileReimport", testFileReimport},
 		{"FileKeysIndependent", testFileKeysIndependent},
 		{"FileIDsGrow", testFileIDsGrow},
@@ -460,25 +460,7 @@ func putRows(t *testing.T, s flow.Store, fs []flow.Flow) {
 }
 
 // matches is the reference of what Filter f selects, minus Limit.
-func matches(f flow.Filter, fl flow.Flow) bool {
-	if f.Client != "" && fl.Client != f.Client && fl.Device != f.Client {
-		return false
-	}
-	if f.Host != "" {
-		h := strings.ToLower(f.Host)
-		if strings.Contains(h, "*") {
-			if ok, _ := path.Match(h, fl.Host); !ok {
-				return false
-			}
-		} else if fl.Host != h {
-			return false
-		}
-	}
-	return (f.Source == "" || fl.Source == f.Source) &&
-		(f.Since.IsZero() || !fl.Start.Before(f.Since)) &&
-		(f.Until.IsZero() || fl.Start.Before(f.Until)) &&
-		fl.ID > f.AfterID
-}
+func matches(f flow.Filter, fl flow.Flow) bool { return f.Match(&fl) }
 
 // byStart orders flows by start time then ID, oldest first.
 func byStart(a, b flow.Flow) int {
@@ -770,6 +752,76 @@ func testFileFilters(t *testing.T, s flow.Store) {
 			}
 			checkFilter(t, s, c.name, all, c.f)
 		})
+	}
+}
+
+// testFilterProperty: random filters over a store of rows and file parts
+// select exactly what flow.Filter.Match selects, in order and number. The
+// host patterns are cut from the stored hosts (pieces replaced by '*' or
+// '?', case changed) so that most of them match something.
+func testFilterProperty(t *testing.T, s flow.Store) {
+	all := mixedStore(t, s)
+	r := rand.New(rand.NewPCG(7, 7))
+	sorted := selectFlows(all, flow.Filter{})
+	pick := func() flow.Flow { return sorted[r.IntN(len(sorted))] }
+	hostPattern := func() string {
+		h := []byte(pick().Host)
+		switch r.IntN(6) {
+		case 0:
+			return ""
+		case 1:
+			return strings.ToUpper(string(h))
+		}
+		for range 1 + r.IntN(3) {
+			i := r.IntN(len(h))
+			j := i + r.IntN(len(h)-i+1)
+			switch r.IntN(3) {
+			case 0:
+				h = slices.Concat(h[:i], []byte("*"), h[j:])
+			case 1:
+				h[i] = '?'
+			default:
+				h = slices.Concat(h[:i], []byte("*"), h[i:]) // a star that matches nothing
+			}
+		}
+		return string(h)
+	}
+	selected := 0
+	for i := range 300 {
+		var f flow.Filter
+		if r.IntN(3) == 0 {
+			f.Client = []string{pick().Client, pick().Device, "VM7", "192.168.1.9"}[r.IntN(4)]
+		}
+		f.Host = hostPattern()
+		if r.IntN(4) == 0 {
+			f.Source = []flow.Source{flow.SourceHAR, flow.SourceSquid, flow.SourceProxy}[r.IntN(3)]
+		}
+		if r.IntN(3) == 0 {
+			f.Since = pick().Start
+		}
+		if r.IntN(3) == 0 {
+			f.Until = pick().Start.Add(time.Duration(r.IntN(3)-1) * time.Nanosecond)
+		}
+		if r.IntN(4) == 0 {
+			f.AfterID = pick().ID
+		}
+		if r.IntN(3) == 0 {
+			f.Limit = 1 + r.IntN(20)
+		}
+		f.Newest = r.IntN(2) == 0
+		f.Brief = r.IntN(4) == 0
+		checkFilter(t, s, fmt.Sprintf("random filter %d %+v", i, f), all, f)
+		unlimited := f
+		unlimited.Limit = 0
+		if len(selectFlows(all, unlimited)) > 0 {
+			selected++
+		}
+		if t.Failed() {
+			return
+		}
+	}
+	if selected < 100 {
+		t.Errorf("test data: only %d of 300 random filters select anything", selected)
 	}
 }
 

@@ -1,0 +1,293 @@
+// Package mem implements flow.Store in memory: the store of `serve` over
+// capture files (nothing written to disk) and of tests that need a store
+// but not a file. It keeps the whole contract of flow.Store, proved by the
+// same storetest suite as the SQLite store, so code written against it
+// behaves the same on a real store.
+//
+// It imports only internal/flow.
+package mem
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// Store is a flow.Store in memory. The zero value is not ready; use New.
+type Store struct {
+	mu     sync.Mutex
+	lastID int64
+	byID   map[int64]*flow.Flow
+	rows   map[string]int64        // Key → ID of flows written by PutFlows
+	files  map[string]map[int]part // file → part number → its flows
+	// order lists every ID by (start, ID); nil when a write has changed
+	// it since it was last sorted.
+	order  []int64
+	closed bool
+}
+
+// part is one part of an imported file: its flows' IDs in start order.
+type part struct{ ids []int64 }
+
+var _ flow.Store = (*Store)(nil)
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{byID: map[int64]*flow.Flow{}, rows: map[string]int64{}, files: map[string]map[int]part{}}
+}
+
+var errClosed = errors.New("mem store: closed")
+
+// PutFlows writes flows; a flow whose Key was written by PutFlows before
+// replaces it and keeps its ID.
+func (s *Store) PutFlows(ctx context.Context, flows []flow.Flow) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for i := range flows {
+		if flows[i].Key == "" {
+			return errors.New("mem store: a flow without a Key")
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	for _, f := range flows {
+		if id, ok := s.rows[f.Key]; ok {
+			f.ID = id
+			*s.byID[id] = f
+			s.order = nil // its start may have changed
+			continue
+		}
+		s.lastID++
+		f.ID = s.lastID
+		s.rows[f.Key] = f.ID
+		s.byID[f.ID] = &f
+		s.order = nil
+	}
+	return nil
+}
+
+// PutFileFlows writes part k of the flows imported from file, replacing
+// the part an earlier import wrote. A part with as many flows as before
+// keeps its IDs (given in start order); otherwise its flows get new ones.
+func (s *Store) PutFileFlows(ctx context.Context, file string, k int, flows []flow.Flow) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sorted := slices.Clone(flows)
+	slices.SortStableFunc(sorted, func(a, b flow.Flow) int { return a.Start.Compare(b.Start) })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	parts := s.files[file]
+	if parts == nil {
+		parts = map[int]part{}
+		s.files[file] = parts
+	}
+	old, had := parts[k]
+	reuse := had && len(old.ids) == len(sorted)
+	if had && !reuse {
+		s.drop(old)
+	}
+	p := part{ids: make([]int64, len(sorted))}
+	for i := range sorted {
+		f := sorted[i]
+		if reuse {
+			f.ID = old.ids[i]
+		} else {
+			s.lastID++
+			f.ID = s.lastID
+		}
+		p.ids[i] = f.ID
+		s.byID[f.ID] = &f
+	}
+	parts[k] = p
+	s.order = nil
+	return nil
+}
+
+// EndFileFlows drops the parts from parts on that an earlier import of
+// file left.
+func (s *Store) EndFileFlows(ctx context.Context, file string, parts int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	for k, p := range s.files[file] {
+		if k >= parts {
+			s.drop(p)
+			delete(s.files[file], k)
+		}
+	}
+	if len(s.files[file]) == 0 {
+		delete(s.files, file)
+	}
+	return nil
+}
+
+// drop forgets a part's flows. s.mu is held.
+func (s *Store) drop(p part) {
+	for _, id := range p.ids {
+		delete(s.byID, id)
+	}
+	s.order = nil
+}
+
+// sortedIDs returns every ID by (start, ID). s.mu is held.
+func (s *Store) sortedIDs() []int64 {
+	if s.order == nil {
+		s.order = make([]int64, 0, len(s.byID))
+		for id := range s.byID {
+			s.order = append(s.order, id)
+		}
+		slices.SortFunc(s.order, func(a, b int64) int {
+			if c := s.byID[a].Start.Compare(s.byID[b].Start); c != 0 {
+				return c
+			}
+			return cmp.Compare(a, b)
+		})
+	}
+	return s.order
+}
+
+// selected copies the flows f selects, in the order and number it asks
+// for. Copying under the lock makes a read a snapshot, as a transaction is,
+// and lets fn write to the store.
+func (s *Store) selected(f flow.Filter) ([]flow.Flow, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	ids := s.sortedIDs()
+	var out []flow.Flow
+	take := func(id int64) bool {
+		fl := s.byID[id]
+		if f.Match(fl) {
+			out = append(out, *fl)
+		}
+		return f.Limit <= 0 || len(out) < f.Limit
+	}
+	if f.Newest {
+		for _, id := range slices.Backward(ids) {
+			if !take(id) {
+				break
+			}
+		}
+	} else {
+		for _, id := range ids {
+			if !take(id) {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// Flows calls fn for each flow f selects, by start time then ID.
+func (s *Store) Flows(ctx context.Context, f flow.Filter, fn func(flow.Flow) error) error {
+	out, err := s.selected(f)
+	if err != nil {
+		return err
+	}
+	for i, fl := range out {
+		if i%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err := fn(fl); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// CountFlows returns how many flows f selects, ignoring f.Limit.
+func (s *Store) CountFlows(ctx context.Context, f flow.Filter) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, errClosed
+	}
+	var n int64
+	for _, fl := range s.byID {
+		if f.Match(fl) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Clients summarises each client with flows f selects, newest activity
+// first; a client's label is its newest non-empty one among them.
+func (s *Store) Clients(ctx context.Context, f flow.Filter) ([]flow.ClientSummary, error) {
+	f.Limit, f.Newest = 0, false
+	sel, err := s.selected(f)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	by := map[string]*flow.ClientSummary{}
+	var list []*flow.ClientSummary
+	for i := range sel { // oldest first: the last label seen is the newest
+		fl := &sel[i]
+		c := by[fl.Client]
+		if c == nil {
+			c = &flow.ClientSummary{Client: fl.Client, First: fl.Start, Last: fl.Start}
+			by[fl.Client] = c
+			list = append(list, c)
+		}
+		last := fl.End
+		if fl.Open() {
+			last = fl.Start
+		}
+		c.Last = maxTime(c.Last, last)
+		if fl.Device != "" {
+			c.Device = fl.Device
+		}
+		c.Flows++
+		c.Bytes += fl.Bytes()
+	}
+	out := make([]flow.ClientSummary, len(list))
+	for i, c := range list {
+		out[i] = *c
+	}
+	slices.SortStableFunc(out, func(a, b flow.ClientSummary) int { return b.Last.Compare(a.Last) })
+	return out, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// Close releases the store's flows; later calls fail.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.byID, s.rows, s.files, s.order = nil, nil, nil, nil
+	return nil
+}
