@@ -34,6 +34,26 @@ func Missing(t testing.TB, reason string) {
 	t.Skip(reason)
 }
 
+// ArtifactsEnv names the directory where tests leave files for people to
+// look at after the run (screenshots); unset, it is
+// os.TempDir()/pilotwire-artifacts.
+const ArtifactsEnv = "PILOTWIRE_ARTIFACTS"
+
+// ArtifactDir returns the directory sub of the artifacts directory (see
+// ArtifactsEnv), creating it. Artifacts outlive the test on purpose.
+func ArtifactDir(t testing.TB, sub string) string {
+	t.Helper()
+	root := os.Getenv(ArtifactsEnv)
+	if root == "" {
+		root = filepath.Join(os.TempDir(), "pilotwire-artifacts")
+	}
+	dir := filepath.Join(root, sub)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("artifacts directory: %v", err)
+	}
+	return dir
+}
+
 // SharedPath returns the path of rel inside ../shared beside the
 // repository's root (the project's shared folder: reference documents and
 // third-party captures that may not be copied into the repository), and
