@@ -110,8 +110,8 @@ func writeHTML(t *testing.T, tl *timeline.Timeline) string {
 
 // TestHTMLInChromium loads the seed's HTML report in headless Chromium: no
 // console errors or exceptions, one swimlane lane per service seen, one
-// marker per milestone. It leaves a screenshot in the temp directory for
-// people to look at.
+// marker per milestone. TestHTMLLayoutInChromium checks how it looks and
+// keeps the screenshots.
 func TestHTMLInChromium(t *testing.T) {
 	b := newBrowser(t)
 	tl := seedTimeline(t)
@@ -126,14 +126,10 @@ func TestHTMLInChromium(t *testing.T) {
 		}
 		return n
 	}
-	lanes, markers := count("#swimlane g.lane"), count("#swimlane g.marker")
-	phaseRows, bars := count("table.phases tbody tr"), count("#bytes g.bar")
+	lanes, markers := count("#swimlane .lane"), count("#swimlane .marker")
+	phaseRows, bars := count("table.phases tbody tr"), count("#bytes .bar")
 	laneIDs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](
-		`Array.from(document.querySelectorAll('#swimlane g.lane')).map(g => g.dataset.service)`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		`Array.from(document.querySelectorAll('#swimlane .lane')).map(g => g.dataset.service)`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,10 +148,6 @@ func TestHTMLInChromium(t *testing.T) {
 	}
 	if p := b.seen(); len(p) > 0 {
 		t.Errorf("the page logged problems: %q", p)
-	}
-	shotPath := filepath.Join(os.TempDir(), "pilotwire-report-seed.png")
-	if err := os.WriteFile(shotPath, shot, 0o644); err == nil {
-		t.Logf("screenshot: %s", shotPath)
 	}
 }
 

@@ -7,10 +7,12 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/pilotwire/pilotwire/internal/timeline"
 )
@@ -39,7 +41,37 @@ func color(c string) string {
 	return "#8a8a8a"
 }
 
-type htmlHost struct{ Name, What, Purpose, URL string }
+// htmlHost is a host as the tables show it: its name in labels, so that
+// it wraps only after a dot (see hostName).
+type htmlHost struct {
+	Name          []hostLabel
+	Plain         bool // seen as plain HTTP: shown with http://
+	What, Purpose string
+	URL           string
+}
+
+// hostLabel is one label of a host name with the dot after it. Whole
+// labels are kept on one line; a "label" longer than DNS allows (63
+// bytes) is not a host name's and may break anywhere, so that hostile
+// input cannot push the page wider than the window.
+type hostLabel struct {
+	Text  string
+	Whole bool
+}
+
+// hostName cuts a host name after each dot.
+func hostName(h string) []hostLabel {
+	var out []hostLabel
+	for h != "" {
+		i := strings.IndexByte(h, '.') + 1
+		if i == 0 {
+			i = len(h)
+		}
+		out = append(out, hostLabel{Text: h[:i], Whole: len(strings.TrimSuffix(h[:i], ".")) <= 63})
+		h = h[i:]
+	}
+	return out
+}
 
 type htmlMilestone struct {
 	Num           int
@@ -65,63 +97,84 @@ type htmlShare struct{ Name, Color, Bytes, Active string }
 type htmlService struct {
 	Name, ID, Color, First, Last, Bytes, Content string
 	Flows                                        int64
-	Hosts                                        string
+	Hosts                                        [][]hostLabel
+	MoreHosts                                    int
 }
 
 type htmlAttention struct {
-	Offset, Kind, KindID, Host, What, Detail, Impact, FlowIDs string
-	Flows                                                     int
+	Offset, Kind, KindID, What, Detail, Impact, FlowIDs string
+	Host                                                []hostLabel
+	Flows                                               int
 }
 
+// The swimlane is an HTML grid: a column of lane names (HTML text, which
+// wraps rather than being cut) beside a column of SVG rows. The SVGs have
+// no viewBox: their x coordinates are percentages of the plot column's
+// width and their text keeps its CSS size at any window width. What
+// cannot scale (marker rows, label positions) is laid out for the
+// narrowest plot the stylesheet allows, minPlotW, which keeps it apart at
+// every wider width too.
+const (
+	minPlotW  = 480.0 // px; the stylesheet's .swim min-width keeps the plot column at least this wide
+	widePlotW = 740.0 // px; the plot is at least this wide in a window of 1200 px or more
+	wideW     = 3000.0
+	tickFont  = 11.0                // px, svg .muted in the stylesheet
+	inset     = 10 / minPlotW * 100 // % kept free at each end, so markers at the ends stay whole
+	laneRow0  = 3                   // grid row of the first lane: markers and phase names come first
+)
+
 type tick struct {
-	X     float64
-	Label string
+	X      float64 // %
+	Anchor string
+	Label  string
+	T      float64 // seconds from T0
+	Minor  bool    // labelled only in a wide window
 }
 
 type svgRect struct {
-	X, W  float64
+	X, W  float64 // %
 	Title string
 }
 
 type lane struct {
 	ID, Name, Color, Title string
-	Y, TextY, SwatchY      float64
-	SpanY, SpanH           float64
+	Row                    int
 	Spans                  []svgRect
 }
 
 type marker struct {
-	Num                 int
-	X, Y, LabelY        float64
-	LineTop, LineBottom float64
-	Title               string
-	Likely              bool
+	Num     int
+	X       float64 // %
+	Y       float64 // px
+	LineTop float64 // px
+	Title   string
+	Likely  bool
 }
 
 type phaseBand struct {
-	X, W, LabelX float64
+	X, W, LabelX float64 // %
+	LabelY       float64 // px
+	Anchor       string  // text-anchor of the name: it starts at the band or ends at its end
 	Name, Title  string
 	Odd          bool
 }
 
 type swim struct {
-	Width, Height, PlotX0, PlotX1, LaneH float64
-	AxisY, LanesY, MarkerY, PhaseY       float64
-	PhaseLabelY, TickLabelY, PhaseH      float64
-	Ticks                                []tick
-	Lanes                                []lane
-	Markers                              []marker
-	Phases                               []phaseBand
+	MarkerH, PhaseH float64 // px heights of the marker row and the phase name row
+	AxisRow         int     // grid row of the time axis
+	Ticks           []tick
+	Lanes           []lane
+	Markers         []marker
+	Phases          []phaseBand
 }
 
 type bar struct {
-	Name, Color, Label string
-	Y, W, TextY        float64
+	ID, Name, Color, Label string
+	Frac                   float64 // of the widest bar
 }
 
 type bars struct {
-	Width, Height, X0 float64
-	Bars              []bar
+	Bars []bar
 }
 
 type htmlView struct {
@@ -163,11 +216,8 @@ func view(tl *timeline.Timeline, opt Options) htmlView {
 			if j == 0 {
 				hm.Color = colors[h.Service]
 			}
-			name := h.Host
-			if h.PlainHTTP {
-				name = "http://" + name
-			}
-			hm.Hosts = append(hm.Hosts, htmlHost{Name: safe(name), What: what(h), Purpose: h.Purpose, URL: safe(h.URL)})
+			hm.Hosts = append(hm.Hosts, htmlHost{Name: hostName(safe(h.Host)), Plain: h.PlainHTTP, What: what(h),
+				Purpose: h.Purpose, URL: safe(h.URL)})
 		}
 		v.Milestones = append(v.Milestones, hm)
 	}
@@ -189,21 +239,17 @@ func view(tl *timeline.Timeline, opt Options) htmlView {
 		if b.Transfers > 0 {
 			content = fmt.Sprintf("%d at %s", b.Transfers, timeline.FormatRate(b.Throughput))
 		}
-		var hosts []string
-		for _, h := range b.Hosts {
-			hosts = append(hosts, safe(h.Host))
-		}
-		hs := strings.Join(hosts, ", ")
-		if b.HostCount > len(hosts) {
-			hs += fmt.Sprintf(" and %d more", b.HostCount-len(hosts))
-		}
-		v.Services = append(v.Services, htmlService{Name: b.Service.Name, ID: b.Service.ID, Color: color(b.Service.Color),
+		hs := htmlService{Name: b.Service.Name, ID: b.Service.ID, Color: color(b.Service.Color),
 			First: timeline.FormatOffset(b.First.Sub(tl.T0)), Last: timeline.FormatOffset(b.Last.Sub(tl.T0)),
-			Bytes: timeline.FormatBytes(b.Bytes()), Content: content, Flows: b.Flows, Hosts: hs})
+			Bytes: timeline.FormatBytes(b.Bytes()), Content: content, Flows: b.Flows, MoreHosts: max(b.HostCount-len(b.Hosts), 0)}
+		for _, h := range b.Hosts {
+			hs.Hosts = append(hs.Hosts, hostName(safe(h.Host)))
+		}
+		v.Services = append(v.Services, hs)
 	}
 	for _, a := range tl.Attention {
 		v.Attention = append(v.Attention, htmlAttention{Offset: timeline.FormatOffset(a.Offset), Kind: kindName(a.Kind),
-			KindID: a.Kind, Host: safe(a.Host.Host), What: what(a.Host), Detail: safe(a.Detail), Impact: hurts(a),
+			KindID: a.Kind, Host: hostName(safe(a.Host.Host)), What: what(a.Host), Detail: safe(a.Detail), Impact: hurts(a),
 			FlowIDs: ids(a.FlowIDs, a.Flows), Flows: a.Flows})
 	}
 	if !v.Empty {
@@ -213,127 +259,239 @@ func view(tl *timeline.Timeline, opt Options) htmlView {
 	return v
 }
 
-// swimlane lays out the SVG: one lane per service, phases shaded behind,
-// milestone markers on top, a time axis below.
+// swimlane lays out the chart of services over time: one lane per service,
+// phases shaded behind with their names above, milestone markers on top,
+// a time axis below. Positions along time are percentages (see minPlotW).
 func swimlane(tl *timeline.Timeline) swim {
 	const (
-		width  = 1200.0
-		labelW = 250.0
-		right  = 20.0
-		laneH  = 22.0
-		phaseH = 20.0
+		markerRowH = 15.0 // a marker's circle is 14 px across
+		phaseRowH  = 14.0
+		phaseFont  = 11.0 // px, svg .muted in the stylesheet
 	)
-	s := swim{Width: width, PlotX0: labelW, PlotX1: width - right, LaneH: laneH}
 	lo := math.Min(0, tl.Session.Start.Sub(tl.T0).Seconds())
 	hi := tl.Session.End.Sub(tl.T0).Seconds()
 	if hi <= lo {
 		hi = lo + 1
 	}
-	x := func(sec float64) float64 { return s.PlotX0 + (sec-lo)/(hi-lo)*(s.PlotX1-s.PlotX0) }
-	s.MarkerY = 4
-	rows, nrows := markerRows(tl, x)
-	markerH := s.MarkerY + 8 + float64(nrows)*15
-	top := markerH + phaseH
-	s.LanesY = top
-	s.PhaseY = markerH
-	s.PhaseLabelY = markerH + 14
+	x := func(sec float64) float64 { return pct(inset + (sec-lo)/(hi-lo)*(100-2*inset)) }
+	var s swim
+
+	marks := make([]extent, len(tl.Milestones))
+	for i, m := range tl.Milestones {
+		marks[i] = extent{P: x(m.Offset.Seconds()), L: -8.5, R: 8.5}
+	}
+	rows, n := stack(marks)
+	s.MarkerH = float64(n)*markerRowH + 4
+	for i, m := range tl.Milestones {
+		s.Markers = append(s.Markers, marker{Num: i + 1, X: marks[i].P, Y: 9 + float64(rows[i])*markerRowH, LineTop: 16 + float64(rows[i])*markerRowH,
+			Title: timeline.FormatOffset(m.Offset) + " " + m.Title, Likely: m.Likely})
+	}
+
+	// A phase's name starts at its band when it fits in the plot from
+	// there, else it ends at the band's end; names that would run into
+	// each other go on rows of their own. A name wider than its band
+	// runs on over the next bands: it is never cut or dropped.
+	names := make([]extent, len(tl.Phases))
+	anchors := make([]string, len(tl.Phases))
+	for i, p := range tl.Phases {
+		x0, x1 := x(p.StartOffset.Seconds()), x(p.EndOffset.Seconds())
+		w := textWidth(p.Name, phaseFont)
+		names[i], anchors[i] = extent{P: x0, L: 3, R: 3 + w}, "start"
+		if x0/100*minPlotW+3+w > minPlotW && x1/100*minPlotW-3-w >= 0 {
+			names[i], anchors[i] = extent{P: x1, L: -3 - w, R: -3}, "end"
+		}
+	}
+	rows, n = stack(names)
+	s.PhaseH = float64(n)*phaseRowH + 6
+	for i, p := range tl.Phases {
+		x0, x1 := x(p.StartOffset.Seconds()), x(p.EndOffset.Seconds())
+		lx := x0
+		if anchors[i] == "end" {
+			lx = x1
+		}
+		s.Phases = append(s.Phases, phaseBand{X: x0, W: pct(math.Max(x1-x0, 0)), LabelX: lx, Anchor: anchors[i],
+			LabelY: 11 + float64(rows[i])*phaseRowH, Name: p.Name, Odd: i%2 == 1,
+			Title: fmt.Sprintf("%s %s–%s", p.Name, timeline.FormatOffset(p.StartOffset), timeline.FormatOffset(p.EndOffset))})
+	}
+
 	for i, b := range tl.Services {
-		y := top + float64(i)*laneH
-		l := lane{ID: b.Service.ID, Name: fitLabel(b.Service.Name, labelW-30), Color: color(b.Service.Color), Y: y,
-			TextY: y + laneH/2 + 4, SwatchY: y + laneH/2 - 5, SpanY: y + 4, SpanH: laneH - 8,
+		l := lane{ID: b.Service.ID, Name: b.Service.Name, Color: color(b.Service.Color), Row: laneRow0 + i,
 			Title: fmt.Sprintf("%s: %d flows, %s, %s to %s", b.Service.Name, b.Flows, timeline.FormatBytes(b.Bytes()),
 				timeline.FormatOffset(b.First.Sub(tl.T0)), timeline.FormatOffset(b.Last.Sub(tl.T0)))}
 		for _, sp := range b.Activity {
 			x0, x1 := x(sp.Start.Seconds()), x(sp.End.Seconds())
-			l.Spans = append(l.Spans, svgRect{X: x0, W: math.Max(x1-x0, 2),
+			l.Spans = append(l.Spans, svgRect{X: x0, W: pct(x1 - x0),
 				Title: fmt.Sprintf("%s %s–%s", b.Service.Name, timeline.FormatOffset(sp.Start), timeline.FormatOffset(sp.End))})
 		}
 		s.Lanes = append(s.Lanes, l)
 	}
-	bottom := top + float64(len(tl.Services))*laneH
-	s.AxisY = bottom
-	s.TickLabelY = bottom + 16
-	s.PhaseH = bottom - s.PhaseY
-	s.Height = bottom + 26
-	for i, p := range tl.Phases {
-		x0, x1 := x(p.StartOffset.Seconds()), x(p.EndOffset.Seconds())
-		s.Phases = append(s.Phases, phaseBand{X: x0, W: math.Max(x1-x0, 0), LabelX: x0 + 3, Name: fitLabel(p.Name, x1-x0),
-			Title: fmt.Sprintf("%s %s–%s", p.Name, timeline.FormatOffset(p.StartOffset), timeline.FormatOffset(p.EndOffset)),
-			Odd:   i%2 == 1})
-	}
-	step := tickStep(hi - lo)
-	for t := math.Ceil(lo/step) * step; t <= hi; t += step {
-		s.Ticks = append(s.Ticks, tick{X: x(t), Label: timeline.FormatOffset(time.Duration(t) * time.Second)})
-	}
-	for i, m := range tl.Milestones {
-		mx, row := x(m.Offset.Seconds()), rows[i]
-		y := s.MarkerY + 8 + float64(row)*15
-		s.Markers = append(s.Markers, marker{Num: i + 1, X: mx, Y: y, LabelY: y + 4, LineTop: y + 7, LineBottom: bottom,
-			Title: timeline.FormatOffset(m.Offset) + " " + m.Title, Likely: m.Likely})
-	}
+	s.AxisRow = laneRow0 + len(tl.Services)
+
+	s.Ticks = axisTicks(lo, hi, x)
 	return s
 }
 
-// markerRows puts each milestone marker on the first row where it does not
-// overlap the previous marker of that row; when all six rows are crowded it
-// takes the row free the longest. It returns the rows and how many are used.
-func markerRows(tl *timeline.Timeline, x func(float64) float64) ([]int, int) {
-	lastX := make([]float64, 6)
-	for r := range lastX {
-		lastX[r] = math.Inf(-1)
-	}
-	rows := make([]int, len(tl.Milestones))
-	used := 0
-	for i, m := range tl.Milestones {
-		mx := x(m.Offset.Seconds())
-		row := -1
-		for r := range lastX {
-			if mx-lastX[r] >= 16 {
-				row = r
-				break
-			}
+// pct rounds a percentage to what a pixel can show, so the page does not
+// carry float noise.
+func pct(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// extent is a thing drawn along the plot: at plot width W it covers
+// [P/100·W + L, P/100·W + R] px.
+type extent struct{ P, L, R float64 }
+
+// apart reports whether a and b keep apart at every plot width from
+// minPlotW to wideW (see apartFrom).
+func apart(a, b extent) bool { return apartFrom(a, b, minPlotW) }
+
+// apartFrom reports whether a and b keep apart at every plot width from
+// narrowest to wideW: the gap between them changes linearly with the
+// width, so apart at both ends is apart everywhere between.
+func apartFrom(a, b extent, narrowest float64) bool {
+	for _, w := range []float64{narrowest, wideW} {
+		if a.P/100*w+a.R > b.P/100*w+b.L && b.P/100*w+b.R > a.P/100*w+a.L {
+			return false
 		}
-		if row < 0 {
-			row = 0
-			for r := range lastX {
-				if lastX[r] < lastX[row] {
-					row = r
+	}
+	return true
+}
+
+// maxRows caps the rows of markers or names: past it, a crowd overlaps on
+// the row free the longest rather than growing the chart without end (the
+// tables below list everything).
+const maxRows = 12
+
+// stack puts each extent on the first row where it is apart from all
+// others there, and returns the rows and how many are used.
+func stack(items []extent) ([]int, int) {
+	var rows [][]extent
+	out := make([]int, len(items))
+	for i, it := range items {
+		r := slices.IndexFunc(rows, func(row []extent) bool {
+			return !slices.ContainsFunc(row, func(o extent) bool { return !apart(it, o) })
+		})
+		switch {
+		case r >= 0:
+		case len(rows) < maxRows:
+			r = len(rows)
+			rows = append(rows, nil)
+		default:
+			r = 0
+			for j := range rows {
+				if last(rows[j]) < last(rows[r]) {
+					r = j
 				}
 			}
 		}
-		lastX[row] = mx
-		rows[i] = row
-		used = max(used, row+1)
+		rows[r] = append(rows[r], it)
+		out[i] = r
 	}
-	return rows, used
+	return out, len(rows)
 }
 
-// fitLabel shortens a phase name to what fits in w pixels.
-func fitLabel(name string, w float64) string {
-	n := int(w / 6.5)
-	r := []rune(name)
-	switch {
-	case n >= len(r):
-		return name
-	case n < 4:
-		return ""
+// last is where a row's items end at the narrowest plot.
+func last(row []extent) float64 {
+	end := math.Inf(-1)
+	for _, e := range row {
+		end = math.Max(end, e.P/100*minPlotW+e.R)
 	}
-	return string(r[:n-1]) + "…"
+	return end
 }
 
-// tickStep picks a tick interval (seconds) that gives at most ~12 ticks.
-func tickStep(span float64) float64 {
-	for _, m := range []float64{1, 2, 5, 10, 15, 30, 60, 120, 180, 240, 360, 720, 1440} {
-		if span/(m*60) <= 12 {
-			return m * 60
+// textWidth estimates, from above, how wide s is in px when set at size
+// px in a sans-serif face: the per-character widths are a little over
+// those of DejaVu Sans, the widest common one, so that names laid out
+// apart stay apart in whatever face the browser picks.
+func textWidth(s string, size float64) float64 {
+	em := 0.0
+	for _, r := range s {
+		switch {
+		case r >= 0x1100:
+			em += 1.05 // wide scripts (CJK, Hangul) and symbols
+		case r > 0x7f:
+			em += 0.85
+		case strings.ContainsRune(" .,:;'|!()[]ijlft", r):
+			em += 0.42
+		case strings.ContainsRune("mwMW@%", r):
+			em += 1.02
+		case unicode.IsUpper(r):
+			em += 0.82
+		default:
+			em += 0.68
 		}
 	}
-	return math.Ceil(span/12/86400) * 86400
+	return em * size
+}
+
+// tickSteps are the intervals the time axis may use, in seconds.
+var tickSteps = []float64{10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400}
+
+// axisTicks picks the time axis's ticks: every fine step when the window
+// is wide (the stylesheet shows minor labels from 1200 px, where the plot
+// is at least widePlotW), every major step (a multiple of the fine one)
+// at any width, each as often as keeps the labels apart.
+func axisTicks(lo, hi float64, x func(float64) float64) []tick {
+	ticks := func(step float64) []tick {
+		var out []tick
+		for t := math.Ceil(lo/step) * step; t <= hi && len(out) <= 200; t += step {
+			lb := timeline.FormatOffset(time.Duration(t) * time.Second)
+			c, w := x(t)/100*minPlotW, textWidth(lb, tickFont)
+			anchor := "middle"
+			switch {
+			case c-w/2 < 0:
+				anchor = "start"
+			case c+w/2 > minPlotW:
+				anchor = "end"
+			}
+			out = append(out, tick{X: x(t), Anchor: anchor, Label: lb, T: t})
+		}
+		return out
+	}
+	fits := func(ts []tick, narrowest float64) bool {
+		if len(ts) > 100 {
+			return false
+		}
+		for i := 1; i < len(ts); i++ {
+			if !apartFrom(ts[i-1].extent(), ts[i].extent(), narrowest) {
+				return false
+			}
+		}
+		return true
+	}
+	fine := tickSteps[len(tickSteps)-1]
+	for _, st := range tickSteps {
+		if fits(ticks(st), widePlotW) {
+			fine = st
+			break
+		}
+	}
+	major := fine
+	for k := 1.0; k <= 1000; k++ {
+		if fits(ticks(k*fine), minPlotW) {
+			major = k * fine
+			break
+		}
+	}
+	out := ticks(fine)
+	for i := range out {
+		out[i].Minor = math.Mod(out[i].T, major) != 0
+	}
+	return out
+}
+
+// extent is where a tick's label is drawn, with a little room around it.
+func (t tick) extent() extent {
+	w := textWidth(t.Label, tickFont)
+	switch t.Anchor {
+	case "start":
+		return extent{P: t.X, L: -4, R: w + 4}
+	case "end":
+		return extent{P: t.X, L: -w - 4, R: 4}
+	}
+	return extent{P: t.X, L: -w/2 - 4, R: w/2 + 4}
 }
 
 // byteBars lays out the bytes-per-service chart, largest first.
 func byteBars(tl *timeline.Timeline) bars {
-	const width, x0, barH = 1200.0, 250.0, 18.0
 	bs := make([]timeline.Band, len(tl.Services))
 	copy(bs, tl.Services)
 	sort.SliceStable(bs, func(i, j int) bool { return bs[i].Bytes() > bs[j].Bytes() })
@@ -341,12 +499,10 @@ func byteBars(tl *timeline.Timeline) bars {
 	for _, b := range bs {
 		most = max(most, b.Bytes())
 	}
-	out := bars{Width: width, X0: x0, Height: float64(len(bs))*(barH+4) + 4}
-	for i, b := range bs {
-		y := 4 + float64(i)*(barH+4)
-		w := float64(b.Bytes()) / float64(most) * (width - x0 - 120)
-		out.Bars = append(out.Bars, bar{Name: b.Service.Name, Color: color(b.Service.Color), Y: y, W: math.Max(w, 1),
-			TextY: y + barH/2 + 4, Label: timeline.FormatBytes(b.Bytes())})
+	var out bars
+	for _, b := range bs {
+		out.Bars = append(out.Bars, bar{ID: b.Service.ID, Name: b.Service.Name, Color: color(b.Service.Color),
+			Frac: math.Round(float64(b.Bytes())/float64(most)*1e4) / 1e4, Label: timeline.FormatBytes(b.Bytes())})
 	}
 	return out
 }
