@@ -143,29 +143,33 @@ type lane struct {
 }
 
 type marker struct {
-	Num     int
-	X       float64 // %
-	Y       float64 // px
-	LineTop float64 // px
-	Title   string
-	Likely  bool
+	Num    int
+	X      float64 // %
+	Rows   rowPair
+	Title  string
+	Likely bool
 }
+
+// rowPair is a row (or a count of rows) of markers or phase names in a
+// narrow window and in a wide one (1200 px or more): the stylesheet picks
+// one, so a wide chart is not as tall as a narrow one needs to be.
+type rowPair struct{ Narrow, Wide int }
 
 type phaseBand struct {
 	X, W, LabelX float64 // %
-	LabelY       float64 // px
-	Anchor       string  // text-anchor of the name: it starts at the band or ends at its end
+	Rows         rowPair
+	Anchor       string // text-anchor of the name: it starts at the band or ends at its end
 	Name, Title  string
 	Odd          bool
 }
 
 type swim struct {
-	MarkerH, PhaseH float64 // px heights of the marker row and the phase name row
-	AxisRow         int     // grid row of the time axis
-	Ticks           []tick
-	Lanes           []lane
-	Markers         []marker
-	Phases          []phaseBand
+	MarkerRows, PhaseRows rowPair // how many rows of markers and of phase names
+	AxisRow               int     // grid row of the time axis
+	Ticks                 []tick
+	Lanes                 []lane
+	Markers               []marker
+	Phases                []phaseBand
 }
 
 type bar struct {
@@ -263,11 +267,7 @@ func view(tl *timeline.Timeline, opt Options) htmlView {
 // phases shaded behind with their names above, milestone markers on top,
 // a time axis below. Positions along time are percentages (see minPlotW).
 func swimlane(tl *timeline.Timeline) swim {
-	const (
-		markerRowH = 15.0 // a marker's circle is 14 px across
-		phaseRowH  = 14.0
-		phaseFont  = 11.0 // px, svg .muted in the stylesheet
-	)
+	const phaseFont = 11.0 // px, svg .muted in the stylesheet
 	lo := math.Min(0, tl.Session.Start.Sub(tl.T0).Seconds())
 	hi := tl.Session.End.Sub(tl.T0).Seconds()
 	if hi <= lo {
@@ -280,10 +280,10 @@ func swimlane(tl *timeline.Timeline) swim {
 	for i, m := range tl.Milestones {
 		marks[i] = extent{P: x(m.Offset.Seconds()), L: -8.5, R: 8.5}
 	}
-	rows, n := stack(marks)
-	s.MarkerH = float64(n)*markerRowH + 4
+	rows, n := stackBoth(marks)
+	s.MarkerRows = n
 	for i, m := range tl.Milestones {
-		s.Markers = append(s.Markers, marker{Num: i + 1, X: marks[i].P, Y: 9 + float64(rows[i])*markerRowH, LineTop: 16 + float64(rows[i])*markerRowH,
+		s.Markers = append(s.Markers, marker{Num: i + 1, X: marks[i].P, Rows: rows[i],
 			Title: timeline.FormatOffset(m.Offset) + " " + m.Title, Likely: m.Likely})
 	}
 
@@ -301,8 +301,8 @@ func swimlane(tl *timeline.Timeline) swim {
 			names[i], anchors[i] = extent{P: x1, L: -3 - w, R: -3}, "end"
 		}
 	}
-	rows, n = stack(names)
-	s.PhaseH = float64(n)*phaseRowH + 6
+	rows, n = stackBoth(names)
+	s.PhaseRows = n
 	for i, p := range tl.Phases {
 		x0, x1 := x(p.StartOffset.Seconds()), x(p.EndOffset.Seconds())
 		lx := x0
@@ -310,7 +310,7 @@ func swimlane(tl *timeline.Timeline) swim {
 			lx = x1
 		}
 		s.Phases = append(s.Phases, phaseBand{X: x0, W: pct(math.Max(x1-x0, 0)), LabelX: lx, Anchor: anchors[i],
-			LabelY: 11 + float64(rows[i])*phaseRowH, Name: p.Name, Odd: i%2 == 1,
+			Rows: rows[i], Name: p.Name, Odd: i%2 == 1,
 			Title: fmt.Sprintf("%s %s–%s", p.Name, timeline.FormatOffset(p.StartOffset), timeline.FormatOffset(p.EndOffset))})
 	}
 
@@ -339,10 +339,6 @@ func pct(v float64) float64 { return math.Round(v*1000) / 1000 }
 // [P/100·W + L, P/100·W + R] px.
 type extent struct{ P, L, R float64 }
 
-// apart reports whether a and b keep apart at every plot width from
-// minPlotW to wideW (see apartFrom).
-func apart(a, b extent) bool { return apartFrom(a, b, minPlotW) }
-
 // apartFrom reports whether a and b keep apart at every plot width from
 // narrowest to wideW: the gap between them changes linearly with the
 // width, so apart at both ends is apart everywhere between.
@@ -360,14 +356,26 @@ func apartFrom(a, b extent, narrowest float64) bool {
 // tables below list everything).
 const maxRows = 12
 
+// stackBoth stacks items for a narrow and for a wide window.
+func stackBoth(items []extent) ([]rowPair, rowPair) {
+	narrow, n := stack(items, minPlotW)
+	wide, w := stack(items, widePlotW)
+	out := make([]rowPair, len(items))
+	for i := range out {
+		out[i] = rowPair{narrow[i], wide[i]}
+	}
+	return out, rowPair{n, w}
+}
+
 // stack puts each extent on the first row where it is apart from all
-// others there, and returns the rows and how many are used.
-func stack(items []extent) ([]int, int) {
+// others there at plot widths from narrowest up, and returns the rows and
+// how many are used.
+func stack(items []extent, narrowest float64) ([]int, int) {
 	var rows [][]extent
 	out := make([]int, len(items))
 	for i, it := range items {
 		r := slices.IndexFunc(rows, func(row []extent) bool {
-			return !slices.ContainsFunc(row, func(o extent) bool { return !apart(it, o) })
+			return !slices.ContainsFunc(row, func(o extent) bool { return !apartFrom(it, o, narrowest) })
 		})
 		switch {
 		case r >= 0:
