@@ -115,8 +115,11 @@ func (b *builder) pass() {
 		}
 	}
 	for i := range rules {
-		if rules[i].Kind == KindLastFlow {
+		switch rules[i].Kind {
+		case KindLastFlow:
 			done = append(done, b.lastFlow(&rules[i]))
+		case KindProxyConfig:
+			done = append(done, b.proxyConfig(&rules[i]))
 		}
 	}
 	order := map[string]int{}
@@ -216,6 +219,26 @@ func (b *builder) lastFlow(r *Rule) *occurrence {
 	f := &b.flows[i]
 	o := b.open(r, f.Start)
 	b.gather(o, b.host(f), f, i)
+	return o
+}
+
+// proxyConfig is the device fetching the proxy's PAC file: one line at the
+// first fetch, naming the file served, with no host (the proxy is not a
+// service the device talks to).
+func (b *builder) proxyConfig(r *Rule) *occurrence {
+	if len(b.pac) == 0 {
+		return nil
+	}
+	o := b.open(r, b.pac[0].Start)
+	for _, f := range b.pac {
+		o.m.Flows++
+		if len(o.m.FlowIDs) < b.maxIDs {
+			o.m.FlowIDs = append(o.m.FlowIDs, f.ID)
+		}
+		if o.file == "" {
+			o.file = fileName(f.URL)
+		}
+	}
 	return o
 }
 

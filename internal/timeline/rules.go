@@ -51,6 +51,10 @@ const (
 	KindFirstFlow = "first-flow" // the session's first flow
 	KindLastFlow  = "last-flow"  // the session's last flow
 	KindReboot    = "reboot"     // silence, then a connectivity probe and a new burst
+	// KindProxyConfig is the device fetching pilotwire's own PAC file
+	// (flow.KindPAC flows inside the session): one line, never a
+	// service, band or phase.
+	KindProxyConfig = "proxy-config"
 )
 
 // Rule is one kind of milestone.
@@ -212,7 +216,7 @@ func (r *Rules) compile() error {
 			if len(m.Match) == 0 {
 				return fmt.Errorf("%s: no match", where)
 			}
-		case KindFirstFlow, KindLastFlow:
+		case KindFirstFlow, KindLastFlow, KindProxyConfig:
 			if len(m.Match) != 0 {
 				return fmt.Errorf("%s: kind %s takes no match", where, m.Kind)
 			}
@@ -221,7 +225,7 @@ func (r *Rules) compile() error {
 				return fmt.Errorf("%s: a reboot rule needs probe, silence, probe_within, burst_within and burst_flows", where)
 			}
 		default:
-			return fmt.Errorf("%s: unknown kind %q (want first-flow, last-flow, reboot or none)", where, m.Kind)
+			return fmt.Errorf("%s: unknown kind %q (want first-flow, last-flow, reboot, proxy-config or none)", where, m.Kind)
 		}
 		if m.Window == 0 {
 			m.Window = Duration(5 * time.Second)

@@ -205,6 +205,7 @@ type builder struct {
 	opt     Options
 	tl      *Timeline
 	flows   []flow.Flow
+	pac     []flow.Flow          // the proxy's own PAC answers inside the session
 	hosts   map[string]*hostInfo // by normalised name
 	byRaw   map[string]*hostInfo // by Flow.Host as given, see host
 	bandOf  []int32              // band of each flow, filled by pass
@@ -243,7 +244,8 @@ func Build(flows []flow.Flow, cat *catalog.Catalog, opt Options) (*Timeline, err
 		flows = slices.Clone(flows)
 		slices.SortStableFunc(flows, func(a, b flow.Flow) int { return a.Start.Compare(b.Start) })
 	}
-	b := &builder{cat: cat, rules: rules, opt: opt, tl: &Timeline{}, flows: flows,
+	flows, pac := splitPAC(flows)
+	b := &builder{cat: cat, rules: rules, opt: opt, tl: &Timeline{}, flows: flows, pac: pac,
 		hosts: make(map[string]*hostInfo), byRaw: make(map[string]*hostInfo), firedAt: make(map[string]time.Time), maxIDs: opt.MaxFlowIDs}
 	if b.maxIDs <= 0 {
 		b.maxIDs = 20
@@ -252,11 +254,38 @@ func Build(flows []flow.Flow, cat *catalog.Catalog, opt Options) (*Timeline, err
 		return b.tl, nil
 	}
 	b.summarise()
+	b.pac = slices.DeleteFunc(b.pac, func(f flow.Flow) bool {
+		return f.Start.Before(b.tl.Session.Start) || f.Start.After(b.tl.Session.End)
+	})
 	b.flatten()
 	b.pass()
 	b.phases()
 	b.finishAttention()
 	return b.tl, nil
+}
+
+// splitPAC separates pilotwire's own PAC answers (flow.KindPAC) from the
+// device's flows. They are the proxy's traffic: the device's session,
+// bands, milestones and attention are made of the others, and a PAC fetch
+// inside the session is one line of its own. Flows without a store ID get
+// their 1-based position in the input first, so IDs still point at the
+// input after the split.
+func splitPAC(flows []flow.Flow) (dev, pac []flow.Flow) {
+	if !slices.ContainsFunc(flows, func(f flow.Flow) bool { return f.Kind == flow.KindPAC }) {
+		return flows, nil
+	}
+	dev = make([]flow.Flow, 0, len(flows))
+	for i, f := range flows {
+		if f.ID == 0 {
+			f.ID = int64(i) + 1
+		}
+		if f.Kind == flow.KindPAC {
+			pac = append(pac, f)
+		} else {
+			dev = append(dev, f)
+		}
+	}
+	return dev, pac
 }
 
 func sortedByStart(flows []flow.Flow) bool {
