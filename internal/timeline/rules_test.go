@@ -74,8 +74,37 @@ func TestURLPath(t *testing.T) {
 			t.Errorf("urlPath(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if got := fileName("http://dl.google.com/release2/update2/x/GoogleUpdateSetup.exe"); got != "GoogleUpdateSetup.exe" {
-		t.Errorf("fileName = %q", got)
+}
+
+// TestFileName: "File: NAME" names only a real file: the last path segment,
+// a name, a dot and an extension of 1 to 10 letters and digits that is not
+// only digits.
+func TestFileName(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://dl.google.com/release2/update2/x/GoogleUpdateSetup.exe":              "GoogleUpdateSetup.exe",
+		"http://ctldl.windowsupdate.com/msdownload/authrootstl.cab?6d6d6e6f5d3e1a2b": "authrootstl.cab",
+		"http://officecdn.microsoft.com/pr/x/Office/Data/v64.cab":                    "v64.cab",
+		"http://x.example/a/stream.x64.x-none.12.dat":                                "stream.x64.x-none.12.dat",
+		"http://x.example/app.intunewin":                                             "app.intunewin",
+		"http://x.example/pkg.tar.gz#frag":                                           "pkg.tar.gz",
+		"/proxy.pac":                                                                 "proxy.pac",
+		"http://x.example/update/current":                                            "",
+		"http://x.example/api/v1":                                                    "",
+		"http://x.example/api/v1/":                                                   "",
+		"http://x.example/":                                                          "",
+		"http://x.example":                                                           "",
+		"http://x.example/?file=setup.exe":                                           "",
+		"http://x.example/Office/Data/16.0.11929.20254":                              "",
+		"http://x.example/.hidden":                                                   "",
+		"http://x.example/name.":                                                     "",
+		"http://x.example/a.verylongextension":                                       "",
+		"http://x.example/a.ex%65":                                                   "",
+		"http://ocsp.digicert.com/MFEwTzBNMEswSTAJBgUrDgMCGgUABBSAUQYBMq2awn1Rh6Doh%2FsB": "",
+		"": "",
+	} {
+		if got := fileName(in); got != want {
+			t.Errorf("fileName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

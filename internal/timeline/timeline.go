@@ -518,11 +518,36 @@ func urlPath(u string) string {
 	return u
 }
 
-// fileName is the last element of a URL's path.
+// fileName is the file a URL names: the last element of its path (never
+// the query) when it reads name.ext, with a non-empty name and an
+// extension of 1 to 10 ASCII letters and digits that are not all digits
+// (setup.exe, authrootstl.cab, app.intunewin, not "current", "v1" or a
+// version number like 16.0.11929.20254). Otherwise "".
 func fileName(u string) string {
 	p := urlPath(u)
 	if i := strings.LastIndexByte(p, '/'); i >= 0 {
 		p = p[i+1:]
+	}
+	dot := strings.LastIndexByte(p, '.')
+	if dot <= 0 {
+		return ""
+	}
+	ext := p[dot+1:]
+	if len(ext) < 1 || len(ext) > 10 {
+		return ""
+	}
+	letter := false
+	for i := 0; i < len(ext); i++ {
+		switch c := ext[i] | 0x20; {
+		case c >= 'a' && c <= 'z':
+			letter = true
+		case ext[i] >= '0' && ext[i] <= '9':
+		default:
+			return ""
+		}
+	}
+	if !letter {
+		return ""
 	}
 	return p
 }
