@@ -203,7 +203,7 @@ func view(tl *timeline.Timeline, opt Options) htmlView {
 	}
 	for _, a := range tl.Attention {
 		v.Attention = append(v.Attention, htmlAttention{Offset: timeline.FormatOffset(a.Offset), Kind: kindName(a.Kind),
-			KindID: a.Kind, Host: safe(a.Host.Host), What: what(a.Host), Detail: safe(a.Detail), Impact: hurts(a),
+			KindID: a.Kind, Host: safe(a.Host.Host), What: what(a.Host), Detail: safe(detail(a)), Impact: impact(a),
 			FlowIDs: ids(a.FlowIDs, a.Flows), Flows: a.Flows})
 	}
 	if !v.Empty {

@@ -86,7 +86,7 @@ func Markdown(w io.Writer, tl *timeline.Timeline, opt Options) error {
 	shown, left := trimAttention(tl.Attention)
 	for _, a := range shown {
 		p("| %s | %s | %s | %s | %d | %s |\n", timeline.FormatOffset(a.Offset), kindName(a.Kind), mdCode(a.Host.Host),
-			mdText(a.Detail), a.Flows, mdText(hurts(a)))
+			mdText(detail(a)), a.Flows, mdText(impact(a)))
 	}
 	if l := leftOut(left); l != "" {
 		p("\n%s\n", mdText(l))

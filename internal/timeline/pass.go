@@ -65,9 +65,20 @@ func (b *builder) pass() {
 		b.bandOf[i] = int32(hi.band)
 		b.account(hi, f)
 		t := f.Start
+		out, why := judge(f)
+		blocks := -1
 		for _, r := range hi.rules {
 			rule := &rules[r]
 			if !b.matches(r, hi, f) {
+				continue
+			}
+			if out == refused || out == failed {
+				if blocks < 0 {
+					blocks = r
+				}
+				continue
+			}
+			if out != succeeded || f.Kind == flow.KindDNS && !b.dnsRule[r] {
 				continue
 			}
 			run := &runs[r]
@@ -98,8 +109,8 @@ func (b *builder) pass() {
 			}
 			run.matched, run.last = true, t
 		}
-		if !hi.ref.Known || f.Error != "" || f.Decision == flow.DecisionDenied || f.Status >= 400 || f.SNI != "" {
-			b.problems(hi, f, i, att, &attOrder)
+		if out == refused || out == failed || !hi.ref.Known || f.SNI != "" {
+			b.problems(hi, f, i, out, why, blocks, att, &attOrder)
 		}
 		if d := f.Duration(); f.BytesDown >= b.rules.Content.MinBytes && d > 0 {
 			transfers = append(transfers, transfer{flow: i, hi: hi, rate: float64(f.BytesDown) / d.Seconds()})
@@ -264,7 +275,7 @@ func (b *builder) reboots(r *Rule) []*occurrence {
 			if d <= time.Duration(r.BurstWithin) {
 				burst++
 			}
-			if probe < 0 && d <= time.Duration(r.ProbeWithin) && b.matches(idx, b.host(&b.flows[j]), &b.flows[j]) {
+			if probe < 0 && d <= time.Duration(r.ProbeWithin) && b.matches(idx, b.host(&b.flows[j]), &b.flows[j]) && b.evidence(idx, &b.flows[j]) {
 				probe = j
 			}
 		}
@@ -370,10 +381,12 @@ func (b *builder) finishBands() {
 	slices.SortStableFunc(b.tl.Services, func(x, y Band) int { return x.First.Compare(y.First) })
 }
 
-// problems records what is wrong with a flow as attention items.
-func (b *builder) problems(hi *hostInfo, f *flow.Flow, i int, att map[attKey]*Attention, order *[]*Attention) {
+// problems records what is wrong with a flow as attention items: its
+// refusal or failure (out, why; see judge), naming the milestone rule it
+// matched (blocks, -1 for none), an unknown host, a mismatched SNI.
+func (b *builder) problems(hi *hostInfo, f *flow.Flow, i int, out outcome, why string, blocks int, att map[attKey]*Attention, order *[]*Attention) {
 	host := hi.ref.Host
-	note := func(k attKey) {
+	note := func(k attKey) *Attention {
 		a := att[k]
 		if a == nil {
 			a = &Attention{Kind: k.kind, Host: hi.ref, Detail: k.detail, First: f.Start, Offset: f.Start.Sub(b.tl.T0)}
@@ -382,25 +395,21 @@ func (b *builder) problems(hi *hostInfo, f *flow.Flow, i int, att map[attKey]*At
 		}
 		a.Flows++
 		a.Bytes += f.Bytes()
+		a.Last, a.LastOffset = f.Start, f.Start.Sub(b.tl.T0)
 		if len(a.FlowIDs) < b.maxIDs {
 			a.FlowIDs = append(a.FlowIDs, b.id(i))
 		}
+		return a
 	}
-	switch {
-	case f.Decision == flow.DecisionDenied:
-		d := "refused by the proxy"
-		if f.Reason != "" {
-			d += ": " + f.Reason
+	if out == refused || out == failed {
+		kind := AttentionFailed
+		if out == refused {
+			kind = AttentionRefused
 		}
-		note(attKey{AttentionRefused, host, d})
-	case f.Error != "":
-		note(attKey{AttentionFailed, host, f.Error})
-	case f.Status >= 400 && f.Status != 401:
-		d := "HTTP " + strconv.Itoa(f.Status)
-		if f.Status == 407 {
-			d += " (proxy authentication: provisioning runs as SYSTEM and cannot answer)"
+		a := note(attKey{kind, host, why})
+		if a.Blocks == "" && blocks >= 0 {
+			a.Blocks, a.BlocksTitle = b.rules.Milestones[blocks].ID, b.rules.Milestones[blocks].Title
 		}
-		note(attKey{AttentionFailed, host, d})
 	}
 	if !hi.ref.Known {
 		note(attKey{AttentionUnknownHost, host, ""})
@@ -434,6 +443,7 @@ func (b *builder) slow(ts []transfer, att map[attKey]*Attention, order *[]*Atten
 		}
 		a.Flows++
 		a.Bytes += f.Bytes()
+		a.Last, a.LastOffset = f.Start, f.Start.Sub(b.tl.T0)
 		slowest[a] = min(slowest[a], t.rate)
 		if len(a.FlowIDs) < b.maxIDs {
 			a.FlowIDs = append(a.FlowIDs, b.id(t.flow))
@@ -458,6 +468,9 @@ func (b *builder) finishAttention() {
 	}
 	for i := range b.tl.Attention {
 		a := &b.tl.Attention[i]
+		if a.Blocks != "" {
+			_, a.BlocksFired = b.firedAt[a.Blocks]
+		}
 		if hi := b.hosts[a.Host.Host]; hi != nil {
 			a.Hurts = b.rules.Hurts[hi.phase]
 			a.HurtsName = names[a.Hurts]

@@ -160,6 +160,17 @@ type Attention struct {
 	Bytes  int64
 	First  time.Time
 	Offset time.Duration
+	// Last and LastOffset are the start of its last flow.
+	Last       time.Time
+	LastOffset time.Duration
+	// Blocks is the milestone rule that a refused or failed flow matched:
+	// the milestone its failure kept from firing; "" when it matched
+	// none. BlocksTitle is the rule's title. BlocksFired says that the
+	// milestone fired anyway, on other flows of the session (a retry
+	// that worked, or before the failure).
+	Blocks      string
+	BlocksTitle string
+	BlocksFired bool
 	// Hurts is the phase a failure of this host would hurt (from the
 	// catalog's phase for the host and Rules.Hurts), "" when none known.
 	Hurts     string
@@ -212,6 +223,7 @@ type builder struct {
 	bands   []*bandAcc
 	mIndex  [][]int // rule index → indices of its matchers in the flattened list
 	mAll    []*Matcher
+	dnsRule []bool // rule i has a matcher that names the dns kind
 	firedAt map[string]time.Time
 	maxIDs  int
 }
@@ -332,6 +344,7 @@ func lastMoment(f *flow.Flow) time.Time {
 // against all of them when first seen.
 func (b *builder) flatten() {
 	b.mIndex = make([][]int, len(b.rules.Milestones))
+	b.dnsRule = make([]bool, len(b.rules.Milestones))
 	for i := range b.rules.Milestones {
 		r := &b.rules.Milestones[i]
 		ms := r.Match
@@ -339,6 +352,7 @@ func (b *builder) flatten() {
 			ms = r.Probe
 		}
 		for j := range ms {
+			b.dnsRule[i] = b.dnsRule[i] || slices.Contains(ms[j].Kinds, string(flow.KindDNS))
 			b.mIndex[i] = append(b.mIndex[i], len(b.mAll))
 			b.mAll = append(b.mAll, &ms[j])
 		}
@@ -560,6 +574,13 @@ func (b *builder) matches(r int, hi *hostInfo, f *flow.Flow) bool {
 		}
 	}
 	return false
+}
+
+// evidence reports whether flow f, which rule r matches, shows the rule's
+// milestone happened (see judge).
+func (b *builder) evidence(r int, f *flow.Flow) bool {
+	out, _ := judge(f)
+	return out == succeeded && (f.Kind != flow.KindDNS || b.dnsRule[r])
 }
 
 // id is the reference of a flow: its store ID, or its position.
