@@ -99,6 +99,7 @@ func (b *builder) pass() {
 			if rule.QuietBefore > 0 && run.matched && t.Sub(run.last) < time.Duration(rule.QuietBefore) {
 				ok = false
 			}
+			ok = ok && b.inContext(r, t)
 			if ok {
 				run.cur = b.open(rule, t)
 				b.gather(run.cur, hi, f, i)
@@ -143,6 +144,10 @@ func (b *builder) pass() {
 		}
 	}
 	slices.SortStableFunc(b.tl.Milestones, cmpMilestones(order))
+	b.tl.Provisioning = !b.rules.canTell
+	for _, m := range b.tl.Milestones {
+		b.tl.Provisioning = b.tl.Provisioning || rules[order[m.ID]].Provisioning
+	}
 	b.finishBands()
 	b.slow(transfers, att, &attOrder)
 	for _, a := range attOrder {
@@ -279,7 +284,7 @@ func (b *builder) reboots(r *Rule) []*occurrence {
 				probe = j
 			}
 		}
-		if probe < 0 || burst < r.BurstFlows {
+		if probe < 0 || burst < r.BurstFlows || !b.inContext(idx, t) {
 			continue
 		}
 		o := b.open(r, t)

@@ -43,6 +43,11 @@ type Rules struct {
 	// Content is when a flow counts as a content transfer, and when one is
 	// slow.
 	Content ContentRule `yaml:"content"`
+
+	// canTell: some rule is marked provisioning, so a session where none
+	// fired can be said not to look like provisioning. Rules that mark
+	// none (an older user file) cannot tell, and every session counts.
+	canTell bool
 }
 
 // Kinds of milestone rule.
@@ -75,6 +80,17 @@ type Rule struct {
 	// Likely marks milestones inferred from circumstantial evidence; the
 	// report says "likely".
 	Likely bool `yaml:"likely"`
+	// Provisioning marks milestones that only provisioning shows
+	// (Autopilot, enrollment, ESP). A session where none fired does not
+	// look like provisioning: it gets no phases, and the report says so.
+	Provisioning bool `yaml:"provisioning"`
+	// Context, when set, is traffic that must come with the milestone:
+	// a flow that Context.Match selects, and that succeeded, within
+	// Context.Within before or after the flow that would fire it. It
+	// keeps a milestone whose hosts an ordinary PC also uses (a
+	// Microsoft account sign-in, Windows Update) from firing outside
+	// provisioning. Match and reboot rules may have one.
+	Context *Context `yaml:"context"`
 	// Match selects flows: a flow matches when any of the matchers
 	// accepts it.
 	Match []Matcher `yaml:"match"`
@@ -120,6 +136,12 @@ type Matcher struct {
 
 	hosts []hostPattern
 	paths []string
+}
+
+// Context is traffic a milestone needs around it (see Rule.Context).
+type Context struct {
+	Within Duration  `yaml:"within"`
+	Match  []Matcher `yaml:"match"`
 }
 
 // PhaseRule is one provisioning phase. Phases follow one another in the
@@ -240,6 +262,19 @@ func (r *Rules) compile() error {
 				return fmt.Errorf("%s: probe %d: %w", where, j+1, err)
 			}
 		}
+		if c := m.Context; c != nil {
+			if m.Kind != KindMatch && m.Kind != KindReboot {
+				return fmt.Errorf("%s: kind %s takes no context", where, m.Kind)
+			}
+			if c.Within <= 0 || len(c.Match) == 0 {
+				return fmt.Errorf("%s: context needs within (a duration like 10m) and match", where)
+			}
+			for j := range c.Match {
+				if err := c.Match[j].compile(); err != nil {
+					return fmt.Errorf("%s: context match %d: %w", where, j+1, err)
+				}
+			}
+		}
 	}
 	phases := map[string]bool{}
 	for i, p := range r.Phases {
@@ -267,6 +302,10 @@ func (r *Rules) compile() error {
 	}
 	if r.Content.MinBytes < 0 || r.Content.SlowFactor < 0 {
 		return errors.New("content: min_bytes and slow_factor must not be negative")
+	}
+	r.canTell = false
+	for _, m := range r.Milestones {
+		r.canTell = r.canTell || m.Provisioning
 	}
 	if r.Content.MinBytes == 0 {
 		r.Content.MinBytes = 1 << 20

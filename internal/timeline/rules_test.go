@@ -152,6 +152,9 @@ func TestParseRulesErrors(t *testing.T) {
 		{"first phase", "version: 1\nmilestones: [{id: x, title: X, kind: first-flow}]\nphases: [{id: a, name: A, start: [x]}]", "session-start"},
 		{"hurts", "version: 1\nmilestones: [{id: x, title: X, kind: first-flow}]" + phases + "hurts: {profile: nowhere}", "no phase"},
 		{"not yaml", "version: [", "rules.yaml"},
+		{"context within", "version: 1\nmilestones: [{id: x, title: X, match: [{services: [a]}], context: {match: [{services: [b]}]}}]" + phases, "context needs within"},
+		{"context kind", "version: 1\nmilestones: [{id: x, title: X, kind: first-flow, context: {within: 1m, match: [{services: [b]}]}}]" + phases, "takes no context"},
+		{"context matcher", "version: 1\nmilestones: [{id: x, title: X, match: [{services: [a]}], context: {within: 1m, match: [{}]}}]" + phases, "context match 1: empty matcher"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ParseRules("rules.yaml", []byte(tt.yaml))

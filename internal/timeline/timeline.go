@@ -41,6 +41,10 @@ type Timeline struct {
 	// BestThroughput is the fastest content transfer of the session, in
 	// bytes per second (0 when there was none).
 	BestThroughput float64
+	// Provisioning says the session looks like provisioning: a milestone
+	// that only provisioning shows fired (Rule.Provisioning). When false
+	// the session has no phases.
+	Provisioning bool
 }
 
 // HostRef is a host as a milestone or attention item shows it.
@@ -202,9 +206,11 @@ type hostInfo struct {
 	// hit[i] says whether matcher i (flattened over all rules) accepts
 	// the host on services and host patterns alone; rules lists the match
 	// rules with such a matcher, in rule order, so a flow is tested only
-	// against rules that can select it.
+	// against rules that can select it; ctx lists the rules whose context
+	// matchers can.
 	hit   []bool
 	rules []int
+	ctx   []int
 	// bytes and flows per host for the band's host list.
 	flows, bytes int64
 }
@@ -223,7 +229,9 @@ type builder struct {
 	bands   []*bandAcc
 	mIndex  [][]int // rule index → indices of its matchers in the flattened list
 	mAll    []*Matcher
-	dnsRule []bool // rule i has a matcher that names the dns kind
+	cIndex  [][]int  // rule index → indices of its context matchers in mAll
+	ctxRuns [][]Span // rule index → stretches where its context allows it, as offsets from the session start
+	dnsRule []bool   // rule i has a matcher that names the dns kind
 	firedAt map[string]time.Time
 	maxIDs  int
 }
@@ -270,6 +278,7 @@ func Build(flows []flow.Flow, cat *catalog.Catalog, opt Options) (*Timeline, err
 		return f.Start.Before(b.tl.Session.Start) || f.Start.After(b.tl.Session.End)
 	})
 	b.flatten()
+	b.context()
 	b.pass()
 	b.phases()
 	b.finishAttention()
@@ -357,6 +366,79 @@ func (b *builder) flatten() {
 			b.mAll = append(b.mAll, &ms[j])
 		}
 	}
+	b.cIndex = make([][]int, len(b.rules.Milestones))
+	for i := range b.rules.Milestones {
+		if c := b.rules.Milestones[i].Context; c != nil {
+			for j := range c.Match {
+				b.cIndex[i] = append(b.cIndex[i], len(b.mAll))
+				b.mAll = append(b.mAll, &c.Match[j])
+			}
+		}
+	}
+}
+
+// context finds, for each rule with a Context, the stretches of time in
+// which its milestone may fire: Within either side of every succeeded
+// flow that its context matchers select. It is a pass of its own, before
+// the main one, because the context may come after the milestone (a
+// registration lookup comes just before the profile download).
+func (b *builder) context() {
+	b.ctxRuns = make([][]Span, len(b.rules.Milestones))
+	if !slices.ContainsFunc(b.cIndex, func(c []int) bool { return len(c) > 0 }) {
+		return
+	}
+	t0 := b.tl.Session.Start
+	for i := range b.flows {
+		f := &b.flows[i]
+		hi := b.host(f)
+		if len(hi.ctx) == 0 {
+			continue
+		}
+		if out, _ := judge(f); out != succeeded {
+			continue
+		}
+		for _, r := range hi.ctx {
+			ok := false
+			for _, mi := range b.cIndex[r] {
+				m := b.mAll[mi]
+				if hi.hit[mi] && m.flowOK(f) && (f.Kind != flow.KindDNS || slices.Contains(m.Kinds, string(flow.KindDNS))) {
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				continue
+			}
+			w := time.Duration(b.rules.Milestones[r].Context.Within)
+			at := f.Start.Sub(t0)
+			runs := b.ctxRuns[r]
+			if n := len(runs); n > 0 && at-w <= runs[n-1].End {
+				runs[n-1].End = at + w
+			} else {
+				runs = append(runs, Span{at - w, at + w})
+			}
+			b.ctxRuns[r] = runs
+		}
+	}
+}
+
+// inContext reports whether rule r's milestone may fire at t: the rule
+// has no Context, or its context traffic came within Within of t.
+func (b *builder) inContext(r int, t time.Time) bool {
+	if b.rules.Milestones[r].Context == nil {
+		return true
+	}
+	at := t.Sub(b.tl.Session.Start)
+	runs := b.ctxRuns[r]
+	// The runs are in time order and do not overlap: the first that ends
+	// at or after t is the only one that can hold it.
+	i, _ := slices.BinarySearchFunc(runs, at, func(s Span, at time.Duration) int {
+		if s.End < at {
+			return -1
+		}
+		return 1
+	})
+	return i < len(runs) && runs[i].Start <= at
 }
 
 // hostName is the name a flow is known by: its host, or its SNI when the
@@ -429,6 +511,14 @@ func (b *builder) newHost(name string) *hostInfo {
 		for _, mi := range ms {
 			if hi.hit[mi] {
 				hi.rules = append(hi.rules, r)
+				break
+			}
+		}
+	}
+	for r, ms := range b.cIndex {
+		for _, mi := range ms {
+			if hi.hit[mi] {
+				hi.ctx = append(hi.ctx, r)
 				break
 			}
 		}
