@@ -82,6 +82,16 @@ func title(tl *timeline.Timeline) string {
 	return head + ": " + who
 }
 
+// verdict says plainly when a session does not look like provisioning (no
+// Autopilot, enrollment or ESP milestone fired), and is "" otherwise and
+// for an empty session.
+func verdict(tl *timeline.Timeline) string {
+	if tl.Provisioning || tl.Session.Flows == 0 {
+		return ""
+	}
+	return "This session does not look like Autopilot provisioning: no Autopilot, enrollment or ESP traffic was seen."
+}
+
 // summary is one line on the session.
 func summary(tl *timeline.Timeline) string {
 	s := tl.Session

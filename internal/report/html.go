@@ -126,6 +126,7 @@ type bars struct {
 
 type htmlView struct {
 	Title, Summary, T0Note, Source, Generator string
+	Verdict                                   string // see verdict
 	Milestones                                []htmlMilestone
 	Phases                                    []htmlPhase
 	Services                                  []htmlService
@@ -150,7 +151,7 @@ func ids(v []int64, total int) string {
 }
 
 func view(tl *timeline.Timeline, opt Options) htmlView {
-	v := htmlView{Title: safe(title(tl)), Summary: summary(tl), T0Note: t0Note(tl), Source: safe(opt.Source),
+	v := htmlView{Title: safe(title(tl)), Summary: summary(tl), T0Note: t0Note(tl), Verdict: verdict(tl), Source: safe(opt.Source),
 		Generator: opt.Generator, Empty: len(tl.Milestones) == 0}
 	colors := map[string]string{}
 	for _, b := range tl.Services {

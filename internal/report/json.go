@@ -27,6 +27,8 @@ type jsonDoc struct {
 	Services       []jsonService   `json:"services"`
 	Attention      []jsonAttention `json:"attention"`
 	BestThroughput float64         `json:"best_throughput_bytes_per_second"`
+	Provisioning   bool            `json:"provisioning"`
+	Verdict        string          `json:"verdict,omitempty"`
 }
 
 // SessionJSON is a session as the JSON report (and `pilotwire sessions
@@ -181,7 +183,7 @@ func document(tl *timeline.Timeline, opt Options) jsonDoc {
 		SchemaVersion: SchemaVersion, Generator: opt.Generator, Source: opt.Source, T0: tl.T0,
 		Session:    NewSessionJSON(s),
 		Milestones: []jsonMilestone{}, Phases: []jsonPhase{}, Services: []jsonService{}, Attention: []jsonAttention{},
-		BestThroughput: tl.BestThroughput,
+		BestThroughput: tl.BestThroughput, Provisioning: tl.Provisioning, Verdict: verdict(tl),
 	}
 	for _, m := range tl.Milestones {
 		jm := jsonMilestone{ID: m.ID, Title: m.Title, Text: m.Text, Time: m.Time, Offset: timeline.FormatOffset(m.Offset),

@@ -21,6 +21,9 @@ func Markdown(w io.Writer, tl *timeline.Timeline, opt Options) error {
 		p(" Source: %s.", mdCode(opt.Source))
 	}
 	p("\n\n")
+	if v := verdict(tl); v != "" {
+		p("**%s**\n\n", mdText(v))
+	}
 	if len(tl.Milestones) == 0 {
 		p("No flows in this session.\n")
 		return bw.Flush()

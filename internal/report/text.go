@@ -33,6 +33,10 @@ func Text(w io.Writer, tl *timeline.Timeline, opt Options) error {
 	if opt.Source != "" {
 		p.wrap("", "Source: "+opt.Source+".")
 	}
+	if v := verdict(tl); v != "" {
+		p.line("")
+		p.wrap("", v)
+	}
 	if len(tl.Milestones) == 0 {
 		p.line("")
 		p.line("No flows in this session.")
