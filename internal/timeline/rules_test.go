@@ -201,3 +201,30 @@ func FuzzParseRules(f *testing.F) {
 		}
 	})
 }
+
+// TestParseRulesErrorsSayWhere: a bad --rules file is reported as
+// file:line and what was expected, in words, never a Go type name.
+func TestParseRulesErrorsSayWhere(t *testing.T) {
+	const head = "version: 1\nmilestones:\n  - id: x\n    title: X\n"
+	const phases = "phases:\n  - {id: a, name: A, start: [session-start]}\n"
+	for _, tt := range []struct{ yaml, want string }{
+		{head + "    match: foo\n", "my.yaml:5: match: got text (foo), want a list of matchers, each a mapping of services, hosts, paths, schemes or kinds"},
+		{head + "    colour: red\n", "my.yaml:5: unknown field \"colour\" in a milestone rule (known: id, title, text, region_text, file_text, kind, likely, provisioning, context, match, after, quiet_before, repeat_after, window, silence, probe, probe_within, burst_within, burst_flows)"},
+		{"version: one\n", "my.yaml:1: version: got text (one), want a whole number"},
+		{head + "    kind: first-flow\n    window: soon\n", "my.yaml:6: window: \"soon\" is not a duration (want one like 30s, 5m or 1h)"},
+		{"version: [", "my.yaml:1: not valid YAML: did not find expected node content"},
+		{head + phases, "my.yaml:3: milestone 1 (\"x\"): no match"},
+		{"- a\n- b\n", "my.yaml:1: got a list, want a mapping with version, milestones, phases, hurts and content"},
+		{head + "    match:\n      - hosts: a.b\n", "my.yaml:6: hosts: got text (a.b), want a list, e.g. [a, b]"},
+		{head + "    likely: maybe\n    kind: first-flow\n", "my.yaml:5: likely: got text (maybe), want true or false"},
+		{head + "    kind: first-flow\n" + "phases:\n  - {id: a, name: A, start: [session-start]}\n  - {id: b, name: B, start: [nope]}\n", "my.yaml:8: phase 2 (\"b\"): start \"nope\": no such milestone"},
+	} {
+		_, err := ParseRules("my.yaml", []byte(tt.yaml))
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("ParseRules(%q):\n got %v\nwant %s", tt.yaml, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "timeline.") {
+			t.Errorf("error names a Go type: %v", err)
+		}
+	}
+}
