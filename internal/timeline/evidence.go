@@ -103,12 +103,15 @@ func httpStatus(code int) string {
 // errorClasses name the failures that every source words its own way
 // (Go's resolver, Chromium's net errors, pcap's DNS codes, Squid), so
 // that the attempts of one host group into one line.
-var errorClasses = []struct{ phrase, words string }{
-	{"name not resolved", "no such host|name_not_resolved|name not resolved|nxdomain|name or service not known|servfail|server misbehaving"},
-	{"connection refused", "connection refused|connection_refused|econnrefused"},
-	{"connection reset", "connection reset|connection_reset|econnreset"},
-	{"timed out", "timeout|timed out|timed_out|deadline exceeded"},
-	{"host unreachable", "no route to host|network is unreachable|address_unreachable|host unreachable"},
+var errorClasses = []struct {
+	phrase string
+	words  []string
+}{
+	{"name not resolved", []string{"no such host", "name_not_resolved", "name not resolved", "nxdomain", "name or service not known", "servfail", "server misbehaving"}},
+	{"connection refused", []string{"connection refused", "connection_refused", "econnrefused"}},
+	{"connection reset", []string{"connection reset", "connection_reset", "econnreset"}},
+	{"timed out", []string{"timeout", "timed out", "timed_out", "deadline exceeded"}},
+	{"host unreachable", []string{"no route to host", "network is unreachable", "address_unreachable", "host unreachable"}},
 }
 
 // plainError says an error in a few words when it is one of the common
@@ -116,7 +119,7 @@ var errorClasses = []struct{ phrase, words string }{
 func plainError(e string) string {
 	l := strings.ToLower(e)
 	for _, c := range errorClasses {
-		for _, w := range strings.Split(c.words, "|") {
+		for _, w := range c.words {
 			if strings.Contains(l, w) {
 				return c.phrase
 			}

@@ -61,7 +61,12 @@ func (b *builder) pass() {
 	b.bandOf = make([]int32, len(b.flows))
 	for i := range b.flows {
 		f := &b.flows[i]
-		hi := b.host(f)
+		var hi *hostInfo
+		if b.hostOf != nil {
+			hi = b.hostOf[i]
+		} else {
+			hi = b.host(f)
+		}
 		b.bandOf[i] = int32(hi.band)
 		b.account(hi, f)
 		t := f.Start
@@ -143,6 +148,7 @@ func (b *builder) pass() {
 			b.tl.Milestones = append(b.tl.Milestones, b.finish(o))
 		}
 	}
+	b.hostOf = nil // 8 bytes a flow, not needed any more
 	slices.SortStableFunc(b.tl.Milestones, cmpMilestones(order))
 	b.tl.Provisioning = !b.rules.canTell
 	for _, m := range b.tl.Milestones {

@@ -232,6 +232,9 @@ type builder struct {
 	cIndex  [][]int  // rule index → indices of its context matchers in mAll
 	ctxRuns [][]Span // rule index → stretches where its context allows it, as offsets from the session start
 	dnsRule []bool   // rule i has a matcher that names the dns kind
+	// hostOf is the host of each flow, when the context pass looked them
+	// up, so that the main pass need not look them up again.
+	hostOf  []*hostInfo
 	firedAt map[string]time.Time
 	maxIDs  int
 }
@@ -292,7 +295,15 @@ func Build(flows []flow.Flow, cat *catalog.Catalog, opt Options) (*Timeline, err
 // their 1-based position in the input first, so IDs still point at the
 // input after the split.
 func splitPAC(flows []flow.Flow) (dev, pac []flow.Flow) {
-	if !slices.ContainsFunc(flows, func(f flow.Flow) bool { return f.Kind == flow.KindPAC }) {
+	// An index loop: a func(flow.Flow) would copy every flow.
+	has := false
+	for i := range flows {
+		if flows[i].Kind == flow.KindPAC {
+			has = true
+			break
+		}
+	}
+	if !has {
 		return flows, nil
 	}
 	dev = make([]flow.Flow, 0, len(flows))
@@ -388,9 +399,11 @@ func (b *builder) context() {
 		return
 	}
 	t0 := b.tl.Session.Start
+	b.hostOf = make([]*hostInfo, len(b.flows))
 	for i := range b.flows {
 		f := &b.flows[i]
 		hi := b.host(f)
+		b.hostOf[i] = hi
 		if len(hi.ctx) == 0 {
 			continue
 		}
