@@ -128,9 +128,10 @@ type Filter struct {
 	// Newest returns the newest flows first instead of the oldest.
 	Newest bool
 	// Brief asks only for the fields that splitting flows into sessions
-	// needs: ID, Start, End, Client, Device, Session, BytesUp and
-	// BytesDown; the others may be left zero, which lets a store read
-	// less. A store may ignore Brief and fill every field.
+	// needs: ID, Start, End, Client, Device, Session, BytesUp, BytesDown
+	// and Kind (the splitter leaves KindPAC flows out); the others may be
+	// left zero, which lets a store read less. A store may ignore Brief
+	// and fill every field.
 	Brief bool
 }
 

@@ -82,6 +82,16 @@ func title(tl *timeline.Timeline) string {
 	return head + ": " + who
 }
 
+// verdict says plainly when a session does not look like provisioning (no
+// Autopilot, enrollment or ESP milestone fired), and is "" otherwise and
+// for an empty session.
+func verdict(tl *timeline.Timeline) string {
+	if tl.Provisioning || tl.Session.Flows == 0 {
+		return ""
+	}
+	return "This session does not look like Autopilot provisioning: no Autopilot, enrollment or ESP traffic was seen."
+}
+
 // summary is one line on the session.
 func summary(tl *timeline.Timeline) string {
 	s := tl.Session
@@ -165,6 +175,51 @@ func hurts(a timeline.Attention) string {
 		return "provisioning does not depend on it"
 	}
 	return ""
+}
+
+// failure reports whether an attention item is about refused or failed
+// attempts (rather than an unknown host, a mismatched SNI, slow content).
+func failure(a timeline.Attention) bool {
+	return a.Kind == timeline.AttentionRefused || a.Kind == timeline.AttentionFailed
+}
+
+// detail is an attention item's detail. For refusals and failures it says
+// how many attempts there were and when: "name not resolved, 3 attempts
+// from 02:01 to 02:05".
+func detail(a timeline.Attention) string {
+	if !failure(a) {
+		return a.Detail
+	}
+	s := plural(int64(a.Flows), "attempt", "attempts")
+	switch {
+	case a.Flows == 1:
+		s += " at " + timeline.FormatOffset(a.Offset)
+	case timeline.FormatOffset(a.LastOffset) == timeline.FormatOffset(a.Offset):
+		s += " at " + timeline.FormatOffset(a.Offset)
+	default:
+		s += " from " + timeline.FormatOffset(a.Offset) + " to " + timeline.FormatOffset(a.LastOffset)
+	}
+	if a.Detail == "" {
+		return s
+	}
+	return a.Detail + ", " + s
+}
+
+// impact says what a problem did and would do: the milestone a failure
+// blocked, and the phase it would hurt.
+func impact(a timeline.Attention) string {
+	var parts []string
+	switch {
+	case a.Blocks == "":
+	case a.BlocksFired:
+		parts = append(parts, "for "+a.BlocksTitle+" (seen on other flows)")
+	default:
+		parts = append(parts, "blocked "+a.BlocksTitle)
+	}
+	if h := hurts(a); h != "" {
+		parts = append(parts, h)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // kindName is an attention kind for people.

@@ -183,6 +183,7 @@ type bars struct {
 
 type htmlView struct {
 	Title, Summary, T0Note, Source, Generator string
+	Verdict                                   string // see verdict
 	Milestones                                []htmlMilestone
 	Phases                                    []htmlPhase
 	Services                                  []htmlService
@@ -207,7 +208,7 @@ func ids(v []int64, total int) string {
 }
 
 func view(tl *timeline.Timeline, opt Options) htmlView {
-	v := htmlView{Title: safe(title(tl)), Summary: summary(tl), T0Note: t0Note(tl), Source: safe(opt.Source),
+	v := htmlView{Title: safe(title(tl)), Summary: summary(tl), T0Note: t0Note(tl), Verdict: verdict(tl), Source: safe(opt.Source),
 		Generator: opt.Generator, Empty: len(tl.Milestones) == 0}
 	colors := map[string]string{}
 	for _, b := range tl.Services {
@@ -253,7 +254,7 @@ func view(tl *timeline.Timeline, opt Options) htmlView {
 	}
 	for _, a := range tl.Attention {
 		v.Attention = append(v.Attention, htmlAttention{Offset: timeline.FormatOffset(a.Offset), Kind: kindName(a.Kind),
-			KindID: a.Kind, Host: hostName(safe(a.Host.Host)), What: what(a.Host), Detail: safe(a.Detail), Impact: hurts(a),
+			KindID: a.Kind, Host: hostName(safe(a.Host.Host)), What: what(a.Host), Detail: safe(detail(a)), Impact: impact(a),
 			FlowIDs: ids(a.FlowIDs, a.Flows), Flows: a.Flows})
 	}
 	if !v.Empty {

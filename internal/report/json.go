@@ -27,6 +27,8 @@ type jsonDoc struct {
 	Services       []jsonService   `json:"services"`
 	Attention      []jsonAttention `json:"attention"`
 	BestThroughput float64         `json:"best_throughput_bytes_per_second"`
+	Provisioning   bool            `json:"provisioning"`
+	Verdict        string          `json:"verdict,omitempty"`
 }
 
 // SessionJSON is a session as the JSON report (and `pilotwire sessions
@@ -138,6 +140,12 @@ type jsonAttention struct {
 	First         time.Time `json:"first"`
 	Offset        string    `json:"offset"`
 	OffsetSeconds float64   `json:"offset_seconds"`
+	Last          time.Time `json:"last"`
+	LastOffset    string    `json:"last_offset"`
+	LastSeconds   float64   `json:"last_offset_seconds"`
+	Blocks        string    `json:"blocks,omitempty"`
+	BlocksTitle   string    `json:"blocks_title,omitempty"`
+	BlocksFired   bool      `json:"blocks_fired,omitempty"`
 	Hurts         string    `json:"hurts,omitempty"`
 	HurtsName     string    `json:"hurts_name,omitempty"`
 	FlowIDs       []int64   `json:"flow_ids"`
@@ -175,7 +183,7 @@ func document(tl *timeline.Timeline, opt Options) jsonDoc {
 		SchemaVersion: SchemaVersion, Generator: opt.Generator, Source: opt.Source, T0: tl.T0,
 		Session:    NewSessionJSON(s),
 		Milestones: []jsonMilestone{}, Phases: []jsonPhase{}, Services: []jsonService{}, Attention: []jsonAttention{},
-		BestThroughput: tl.BestThroughput,
+		BestThroughput: tl.BestThroughput, Provisioning: tl.Provisioning, Verdict: verdict(tl),
 	}
 	for _, m := range tl.Milestones {
 		jm := jsonMilestone{ID: m.ID, Title: m.Title, Text: m.Text, Time: m.Time, Offset: timeline.FormatOffset(m.Offset),
@@ -214,7 +222,8 @@ func document(tl *timeline.Timeline, opt Options) jsonDoc {
 	for _, a := range tl.Attention {
 		d.Attention = append(d.Attention, jsonAttention{Kind: a.Kind, Host: hostJSON(a.Host), Detail: a.Detail, Flows: a.Flows,
 			Bytes: a.Bytes, First: a.First, Offset: timeline.FormatOffset(a.Offset), OffsetSeconds: secs(a.Offset),
-			Hurts: a.Hurts, HurtsName: a.HurtsName, FlowIDs: orEmpty(a.FlowIDs)})
+			Last: a.Last, LastOffset: timeline.FormatOffset(a.LastOffset), LastSeconds: secs(a.LastOffset),
+			Blocks: a.Blocks, BlocksTitle: a.BlocksTitle, BlocksFired: a.BlocksFired, Hurts: a.Hurts, HurtsName: a.HurtsName, FlowIDs: orEmpty(a.FlowIDs)})
 	}
 	return d
 }

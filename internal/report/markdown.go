@@ -21,6 +21,9 @@ func Markdown(w io.Writer, tl *timeline.Timeline, opt Options) error {
 		p(" Source: %s.", mdCode(opt.Source))
 	}
 	p("\n\n")
+	if v := verdict(tl); v != "" {
+		p("**%s**\n\n", mdText(v))
+	}
 	if len(tl.Milestones) == 0 {
 		p("No flows in this session.\n")
 		return bw.Flush()
@@ -86,7 +89,7 @@ func Markdown(w io.Writer, tl *timeline.Timeline, opt Options) error {
 	shown, left := trimAttention(tl.Attention)
 	for _, a := range shown {
 		p("| %s | %s | %s | %s | %d | %s |\n", timeline.FormatOffset(a.Offset), kindName(a.Kind), mdCode(a.Host.Host),
-			mdText(a.Detail), a.Flows, mdText(hurts(a)))
+			mdText(detail(a)), a.Flows, mdText(impact(a)))
 	}
 	if l := leftOut(left); l != "" {
 		p("\n%s\n", mdText(l))

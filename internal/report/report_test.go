@@ -288,3 +288,41 @@ func TestJSONSchemaDocumented(t *testing.T) {
 		t.Errorf("docs/report-json.md does not give schema_version %d", report.SchemaVersion)
 	}
 }
+
+// TestNotProvisioning: a session with no Autopilot, enrollment or ESP
+// milestone says so plainly in every format; the seed's does not.
+func TestNotProvisioning(t *testing.T) {
+	const sentence = "This session does not look like Autopilot provisioning: no Autopilot, enrollment or ESP traffic was seen."
+	flows := readJSONL(t, "../timeline/testdata/negative/consumer-signin.jsonl")
+	tl, err := timeline.Build(flows, catalog.Default(), timeline.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := seedTimeline(t)
+	for _, format := range report.Formats {
+		var buf, seedBuf bytes.Buffer
+		if err := report.Render(&buf, format, tl, report.Options{Width: 200}); err != nil {
+			t.Fatal(err)
+		}
+		if err := report.Render(&seedBuf, format, seed, report.Options{Width: 200}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(buf.String(), sentence) {
+			t.Errorf("%s report of a consumer sign-in does not say %q", format, sentence)
+		}
+		if strings.Contains(seedBuf.String(), "does not look like") {
+			t.Errorf("%s report of the seed says it does not look like provisioning", format)
+		}
+	}
+	var doc struct {
+		Provisioning *bool  `json:"provisioning"`
+		Verdict      string `json:"verdict"`
+	}
+	var buf bytes.Buffer
+	if err := report.JSON(&buf, tl, report.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil || doc.Provisioning == nil || *doc.Provisioning || doc.Verdict != sentence {
+		t.Errorf("JSON provisioning=%v verdict=%q (%v); want false and the sentence", doc.Provisioning, doc.Verdict, err)
+	}
+}

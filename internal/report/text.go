@@ -33,6 +33,10 @@ func Text(w io.Writer, tl *timeline.Timeline, opt Options) error {
 	if opt.Source != "" {
 		p.wrap("", "Source: "+opt.Source+".")
 	}
+	if v := verdict(tl); v != "" {
+		p.line("")
+		p.wrap("", v)
+	}
 	if len(tl.Milestones) == 0 {
 		p.line("")
 		p.line("No flows in this session.")
@@ -115,11 +119,13 @@ func Text(w io.Writer, tl *timeline.Timeline, opt Options) error {
 	for _, a := range shown {
 		s := fmt.Sprintf("%s  %-14s %s", timeline.FormatOffset(a.Offset), kindName(a.Kind), a.Host.Host)
 		var tail []string
-		if a.Detail != "" {
-			tail = append(tail, a.Detail)
+		if d := detail(a); d != "" {
+			tail = append(tail, d)
 		}
-		tail = append(tail, plural(int64(a.Flows), "flow", "flows"))
-		if h := hurts(a); h != "" {
+		if !failure(a) {
+			tail = append(tail, plural(int64(a.Flows), "flow", "flows"))
+		}
+		if h := impact(a); h != "" {
 			tail = append(tail, h)
 		}
 		p.wrap(strings.Repeat(" ", ow+2+15), s+" — "+strings.Join(tail, "; "))

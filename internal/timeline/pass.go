@@ -61,13 +61,29 @@ func (b *builder) pass() {
 	b.bandOf = make([]int32, len(b.flows))
 	for i := range b.flows {
 		f := &b.flows[i]
-		hi := b.host(f)
+		var hi *hostInfo
+		if b.hostOf != nil {
+			hi = b.hostOf[i]
+		} else {
+			hi = b.host(f)
+		}
 		b.bandOf[i] = int32(hi.band)
 		b.account(hi, f)
 		t := f.Start
+		out, why := judge(f)
+		blocks := -1
 		for _, r := range hi.rules {
 			rule := &rules[r]
 			if !b.matches(r, hi, f) {
+				continue
+			}
+			if out == refused || out == failed {
+				if blocks < 0 {
+					blocks = r
+				}
+				continue
+			}
+			if out != succeeded || f.Kind == flow.KindDNS && !b.dnsRule[r] {
 				continue
 			}
 			run := &runs[r]
@@ -88,6 +104,7 @@ func (b *builder) pass() {
 			if rule.QuietBefore > 0 && run.matched && t.Sub(run.last) < time.Duration(rule.QuietBefore) {
 				ok = false
 			}
+			ok = ok && b.inContext(r, t)
 			if ok {
 				run.cur = b.open(rule, t)
 				b.gather(run.cur, hi, f, i)
@@ -98,8 +115,8 @@ func (b *builder) pass() {
 			}
 			run.matched, run.last = true, t
 		}
-		if !hi.ref.Known || f.Error != "" || f.Decision == flow.DecisionDenied || f.Status >= 400 || f.SNI != "" {
-			b.problems(hi, f, i, att, &attOrder)
+		if out == refused || out == failed || !hi.ref.Known || f.SNI != "" {
+			b.problems(hi, f, i, out, why, blocks, att, &attOrder)
 		}
 		if d := f.Duration(); f.BytesDown >= b.rules.Content.MinBytes && d > 0 {
 			transfers = append(transfers, transfer{flow: i, hi: hi, rate: float64(f.BytesDown) / d.Seconds()})
@@ -115,8 +132,11 @@ func (b *builder) pass() {
 		}
 	}
 	for i := range rules {
-		if rules[i].Kind == KindLastFlow {
+		switch rules[i].Kind {
+		case KindLastFlow:
 			done = append(done, b.lastFlow(&rules[i]))
+		case KindProxyConfig:
+			done = append(done, b.proxyConfig(&rules[i]))
 		}
 	}
 	order := map[string]int{}
@@ -128,7 +148,12 @@ func (b *builder) pass() {
 			b.tl.Milestones = append(b.tl.Milestones, b.finish(o))
 		}
 	}
+	b.hostOf = nil // 8 bytes a flow, not needed any more
 	slices.SortStableFunc(b.tl.Milestones, cmpMilestones(order))
+	b.tl.Provisioning = !b.rules.canTell
+	for _, m := range b.tl.Milestones {
+		b.tl.Provisioning = b.tl.Provisioning || rules[order[m.ID]].Provisioning
+	}
 	b.finishBands()
 	b.slow(transfers, att, &attOrder)
 	for _, a := range attOrder {
@@ -219,6 +244,26 @@ func (b *builder) lastFlow(r *Rule) *occurrence {
 	return o
 }
 
+// proxyConfig is the device fetching the proxy's PAC file: one line at the
+// first fetch, naming the file served, with no host (the proxy is not a
+// service the device talks to).
+func (b *builder) proxyConfig(r *Rule) *occurrence {
+	if len(b.pac) == 0 {
+		return nil
+	}
+	o := b.open(r, b.pac[0].Start)
+	for _, f := range b.pac {
+		o.m.Flows++
+		if len(o.m.FlowIDs) < b.maxIDs {
+			o.m.FlowIDs = append(o.m.FlowIDs, f.ID)
+		}
+		if o.file == "" {
+			o.file = fileName(f.URL)
+		}
+	}
+	return o
+}
+
 // reboots finds likely reboots: a silence of at least r.Silence with no new
 // flow, then, within r.ProbeWithin, a flow the probe matchers select (the
 // connectivity check Windows makes as the network comes up), and a new
@@ -241,11 +286,11 @@ func (b *builder) reboots(r *Rule) []*occurrence {
 			if d <= time.Duration(r.BurstWithin) {
 				burst++
 			}
-			if probe < 0 && d <= time.Duration(r.ProbeWithin) && b.matches(idx, b.host(&b.flows[j]), &b.flows[j]) {
+			if probe < 0 && d <= time.Duration(r.ProbeWithin) && b.matches(idx, b.host(&b.flows[j]), &b.flows[j]) && b.evidence(idx, &b.flows[j]) {
 				probe = j
 			}
 		}
-		if probe < 0 || burst < r.BurstFlows {
+		if probe < 0 || burst < r.BurstFlows || !b.inContext(idx, t) {
 			continue
 		}
 		o := b.open(r, t)
@@ -347,10 +392,12 @@ func (b *builder) finishBands() {
 	slices.SortStableFunc(b.tl.Services, func(x, y Band) int { return x.First.Compare(y.First) })
 }
 
-// problems records what is wrong with a flow as attention items.
-func (b *builder) problems(hi *hostInfo, f *flow.Flow, i int, att map[attKey]*Attention, order *[]*Attention) {
+// problems records what is wrong with a flow as attention items: its
+// refusal or failure (out, why; see judge), naming the milestone rule it
+// matched (blocks, -1 for none), an unknown host, a mismatched SNI.
+func (b *builder) problems(hi *hostInfo, f *flow.Flow, i int, out outcome, why string, blocks int, att map[attKey]*Attention, order *[]*Attention) {
 	host := hi.ref.Host
-	note := func(k attKey) {
+	note := func(k attKey) *Attention {
 		a := att[k]
 		if a == nil {
 			a = &Attention{Kind: k.kind, Host: hi.ref, Detail: k.detail, First: f.Start, Offset: f.Start.Sub(b.tl.T0)}
@@ -359,25 +406,21 @@ func (b *builder) problems(hi *hostInfo, f *flow.Flow, i int, att map[attKey]*At
 		}
 		a.Flows++
 		a.Bytes += f.Bytes()
+		a.Last, a.LastOffset = f.Start, f.Start.Sub(b.tl.T0)
 		if len(a.FlowIDs) < b.maxIDs {
 			a.FlowIDs = append(a.FlowIDs, b.id(i))
 		}
+		return a
 	}
-	switch {
-	case f.Decision == flow.DecisionDenied:
-		d := "refused by the proxy"
-		if f.Reason != "" {
-			d += ": " + f.Reason
+	if out == refused || out == failed {
+		kind := AttentionFailed
+		if out == refused {
+			kind = AttentionRefused
 		}
-		note(attKey{AttentionRefused, host, d})
-	case f.Error != "":
-		note(attKey{AttentionFailed, host, f.Error})
-	case f.Status >= 400 && f.Status != 401:
-		d := "HTTP " + strconv.Itoa(f.Status)
-		if f.Status == 407 {
-			d += " (proxy authentication: provisioning runs as SYSTEM and cannot answer)"
+		a := note(attKey{kind, host, why})
+		if a.Blocks == "" && blocks >= 0 {
+			a.Blocks, a.BlocksTitle = b.rules.Milestones[blocks].ID, b.rules.Milestones[blocks].Title
 		}
-		note(attKey{AttentionFailed, host, d})
 	}
 	if !hi.ref.Known {
 		note(attKey{AttentionUnknownHost, host, ""})
@@ -411,6 +454,7 @@ func (b *builder) slow(ts []transfer, att map[attKey]*Attention, order *[]*Atten
 		}
 		a.Flows++
 		a.Bytes += f.Bytes()
+		a.Last, a.LastOffset = f.Start, f.Start.Sub(b.tl.T0)
 		slowest[a] = min(slowest[a], t.rate)
 		if len(a.FlowIDs) < b.maxIDs {
 			a.FlowIDs = append(a.FlowIDs, b.id(t.flow))
@@ -435,6 +479,9 @@ func (b *builder) finishAttention() {
 	}
 	for i := range b.tl.Attention {
 		a := &b.tl.Attention[i]
+		if a.Blocks != "" {
+			_, a.BlocksFired = b.firedAt[a.Blocks]
+		}
 		if hi := b.hosts[a.Host.Host]; hi != nil {
 			a.Hurts = b.rules.Hurts[hi.phase]
 			a.HurtsName = names[a.Hurts]

@@ -7,7 +7,13 @@ import (
 
 // phases places the phase boundaries at their milestones and measures what
 // each phase spent on which service.
+//
+// A session that does not look like provisioning has no phases: a PC in
+// ordinary use is not in "OOBE and Autopilot".
 func (b *builder) phases() {
+	if !b.tl.Provisioning {
+		return
+	}
 	s := b.tl.Session
 	var out []Phase
 	for _, pr := range b.rules.Phases {

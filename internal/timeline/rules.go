@@ -43,6 +43,11 @@ type Rules struct {
 	// Content is when a flow counts as a content transfer, and when one is
 	// slow.
 	Content ContentRule `yaml:"content"`
+
+	// canTell: some rule is marked provisioning, so a session where none
+	// fired can be said not to look like provisioning. Rules that mark
+	// none (an older user file) cannot tell, and every session counts.
+	canTell bool
 }
 
 // Kinds of milestone rule.
@@ -51,6 +56,10 @@ const (
 	KindFirstFlow = "first-flow" // the session's first flow
 	KindLastFlow  = "last-flow"  // the session's last flow
 	KindReboot    = "reboot"     // silence, then a connectivity probe and a new burst
+	// KindProxyConfig is the device fetching pilotwire's own PAC file
+	// (flow.KindPAC flows inside the session): one line, never a
+	// service, band or phase.
+	KindProxyConfig = "proxy-config"
 )
 
 // Rule is one kind of milestone.
@@ -71,6 +80,17 @@ type Rule struct {
 	// Likely marks milestones inferred from circumstantial evidence; the
 	// report says "likely".
 	Likely bool `yaml:"likely"`
+	// Provisioning marks milestones that only provisioning shows
+	// (Autopilot, enrollment, ESP). A session where none fired does not
+	// look like provisioning: it gets no phases, and the report says so.
+	Provisioning bool `yaml:"provisioning"`
+	// Context, when set, is traffic that must come with the milestone:
+	// a flow that Context.Match selects, and that succeeded, within
+	// Context.Within before or after the flow that would fire it. It
+	// keeps a milestone whose hosts an ordinary PC also uses (a
+	// Microsoft account sign-in, Windows Update) from firing outside
+	// provisioning. Match and reboot rules may have one.
+	Context *Context `yaml:"context"`
 	// Match selects flows: a flow matches when any of the matchers
 	// accepts it.
 	Match []Matcher `yaml:"match"`
@@ -118,6 +138,12 @@ type Matcher struct {
 	paths []string
 }
 
+// Context is traffic a milestone needs around it (see Rule.Context).
+type Context struct {
+	Within Duration  `yaml:"within"`
+	Match  []Matcher `yaml:"match"`
+}
+
 // PhaseRule is one provisioning phase. Phases follow one another in the
 // order given; each starts at the earliest of its Start milestones
 // ("session-start" is the session's first flow) and ends where the next
@@ -150,15 +176,15 @@ type Duration time.Duration
 // UnmarshalYAML reads a Go duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	var s string
-	if err := n.Decode(&s); err != nil {
-		return err
+	if n.Kind != yaml.ScalarNode || n.Decode(&s) != nil {
+		return &lineError{line: n.Line, msg: "want a duration like 30s, 5m or 1h", value: true}
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return &lineError{line: n.Line, msg: fmt.Sprintf("%q is not a duration (want one like 30s, 5m or 1h)", s), value: true}
 	}
 	if v < 0 {
-		return fmt.Errorf("line %d: duration %s is negative", n.Line, s)
+		return &lineError{line: n.Line, msg: fmt.Sprintf("duration %s is negative", s), value: true}
 	}
 	*d = Duration(v)
 	return nil
@@ -174,95 +200,117 @@ func ParseRules(name string, data []byte) (*Rules, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: no rules (empty file)", name)
 		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, explain(name, data, err)
 	}
-	if err := r.compile(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if err := r.compile(newRuleLines(data)); err != nil {
+		return nil, explain(name, data, err)
 	}
 	return &r, nil
 }
 
-// compile checks the rules and prepares their matchers.
-func (r *Rules) compile() error {
+// compile checks the rules and prepares their matchers. lines says where
+// the parts are, for errors.
+func (r *Rules) compile(lines ruleLines) error {
 	if r.Version != 1 {
-		return fmt.Errorf("version %d: want 1", r.Version)
+		return errAt(max(1, lines.item("version", 0)), "version %d: want 1", r.Version)
 	}
 	if len(r.Milestones) == 0 {
-		return errors.New("no milestones")
+		return errAt(max(1, lines.item("milestones", 0)), "no milestones")
 	}
 	seen := map[string]bool{SessionStart: true}
 	for i := range r.Milestones {
 		m := &r.Milestones[i]
 		where := fmt.Sprintf("milestone %d (%q)", i+1, m.ID)
+		line := lines.item("milestones", i)
+		errorf := func(format string, a ...any) error { return errAt(line, where+": "+format, a...) }
 		if m.ID == "" || strings.ContainsAny(m.ID, " \t\n") {
-			return fmt.Errorf("%s: id must be a non-empty word", where)
+			return errorf("id must be a non-empty word")
 		}
 		if seen[m.ID] {
-			return fmt.Errorf("%s: duplicate id", where)
+			return errorf("duplicate id")
 		}
 		if m.Title == "" {
-			return fmt.Errorf("%s: no title", where)
+			return errorf("no title")
 		}
 		if m.After != "" && !seen[m.After] {
-			return fmt.Errorf("%s: after %q: no such milestone before it", where, m.After)
+			return errorf("after %q: no such milestone before it", m.After)
 		}
 		seen[m.ID] = true
 		switch m.Kind {
 		case KindMatch:
 			if len(m.Match) == 0 {
-				return fmt.Errorf("%s: no match", where)
+				return errorf("no match")
 			}
-		case KindFirstFlow, KindLastFlow:
+		case KindFirstFlow, KindLastFlow, KindProxyConfig:
 			if len(m.Match) != 0 {
-				return fmt.Errorf("%s: kind %s takes no match", where, m.Kind)
+				return errorf("kind %s takes no match", m.Kind)
 			}
 		case KindReboot:
 			if len(m.Probe) == 0 || m.Silence <= 0 || m.ProbeWithin <= 0 || m.BurstWithin <= 0 || m.BurstFlows <= 0 {
-				return fmt.Errorf("%s: a reboot rule needs probe, silence, probe_within, burst_within and burst_flows", where)
+				return errorf("a reboot rule needs probe, silence, probe_within, burst_within and burst_flows")
 			}
 		default:
-			return fmt.Errorf("%s: unknown kind %q (want first-flow, last-flow, reboot or none)", where, m.Kind)
+			return errorf("unknown kind %q (want first-flow, last-flow, reboot, proxy-config or none)", m.Kind)
 		}
 		if m.Window == 0 {
 			m.Window = Duration(5 * time.Second)
 		}
 		for j := range m.Match {
 			if err := m.Match[j].compile(); err != nil {
-				return fmt.Errorf("%s: match %d: %w", where, j+1, err)
+				return errorf("match %d: %v", j+1, err)
 			}
 		}
 		for j := range m.Probe {
 			if err := m.Probe[j].compile(); err != nil {
-				return fmt.Errorf("%s: probe %d: %w", where, j+1, err)
+				return errorf("probe %d: %v", j+1, err)
+			}
+		}
+		if c := m.Context; c != nil {
+			if m.Kind != KindMatch && m.Kind != KindReboot {
+				return errorf("kind %s takes no context", m.Kind)
+			}
+			if c.Within <= 0 || len(c.Match) == 0 {
+				return errorf("context needs within (a duration like 10m) and match")
+			}
+			for j := range c.Match {
+				if err := c.Match[j].compile(); err != nil {
+					return errorf("context match %d: %v", j+1, err)
+				}
 			}
 		}
 	}
 	phases := map[string]bool{}
 	for i, p := range r.Phases {
 		where := fmt.Sprintf("phase %d (%q)", i+1, p.ID)
+		line := lines.item("phases", i)
+		errorf := func(format string, a ...any) error { return errAt(line, where+": "+format, a...) }
 		if p.ID == "" || p.Name == "" || phases[p.ID] {
-			return fmt.Errorf("%s: needs a unique id and a name", where)
+			return errorf("needs a unique id and a name")
 		}
 		phases[p.ID] = true
 		if len(p.Start) == 0 {
-			return fmt.Errorf("%s: no start milestone", where)
+			return errorf("no start milestone")
 		}
 		for _, s := range p.Start {
 			if !seen[s] {
-				return fmt.Errorf("%s: start %q: no such milestone", where, s)
+				return errorf("start %q: no such milestone", s)
 			}
 		}
 	}
 	if len(r.Phases) == 0 || r.Phases[0].Start[0] != SessionStart {
-		return errors.New("the first phase must start at session-start")
+		return errAt(max(1, lines.item("phases", 0)), "the first phase must start at session-start")
 	}
 	for cp, id := range r.Hurts {
 		if id != "" && !phases[id] {
-			return fmt.Errorf("hurts %s: no phase %q", cp, id)
+			return errAt(max(1, lines.item("hurts", 0)), "hurts %s: no phase %q", cp, id)
 		}
 	}
 	if r.Content.MinBytes < 0 || r.Content.SlowFactor < 0 {
-		return errors.New("content: min_bytes and slow_factor must not be negative")
+		return errAt(max(1, lines.item("content", 0)), "content: min_bytes and slow_factor must not be negative")
+	}
+	r.canTell = false
+	for _, m := range r.Milestones {
+		r.canTell = r.canTell || m.Provisioning
 	}
 	if r.Content.MinBytes == 0 {
 		r.Content.MinBytes = 1 << 20

@@ -74,8 +74,37 @@ func TestURLPath(t *testing.T) {
 			t.Errorf("urlPath(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if got := fileName("http://dl.google.com/release2/update2/x/GoogleUpdateSetup.exe"); got != "GoogleUpdateSetup.exe" {
-		t.Errorf("fileName = %q", got)
+}
+
+// TestFileName: "File: NAME" names only a real file: the last path segment,
+// a name, a dot and an extension of 1 to 10 letters and digits that is not
+// only digits.
+func TestFileName(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://dl.google.com/release2/update2/x/GoogleUpdateSetup.exe":              "GoogleUpdateSetup.exe",
+		"http://ctldl.windowsupdate.com/msdownload/authrootstl.cab?6d6d6e6f5d3e1a2b": "authrootstl.cab",
+		"http://officecdn.microsoft.com/pr/x/Office/Data/v64.cab":                    "v64.cab",
+		"http://x.example/a/stream.x64.x-none.12.dat":                                "stream.x64.x-none.12.dat",
+		"http://x.example/app.intunewin":                                             "app.intunewin",
+		"http://x.example/pkg.tar.gz#frag":                                           "pkg.tar.gz",
+		"/proxy.pac":                                                                 "proxy.pac",
+		"http://x.example/update/current":                                            "",
+		"http://x.example/api/v1":                                                    "",
+		"http://x.example/api/v1/":                                                   "",
+		"http://x.example/":                                                          "",
+		"http://x.example":                                                           "",
+		"http://x.example/?file=setup.exe":                                           "",
+		"http://x.example/Office/Data/16.0.11929.20254":                              "",
+		"http://x.example/.hidden":                                                   "",
+		"http://x.example/name.":                                                     "",
+		"http://x.example/a.verylongextension":                                       "",
+		"http://x.example/a.ex%65":                                                   "",
+		"http://ocsp.digicert.com/MFEwTzBNMEswSTAJBgUrDgMCGgUABBSAUQYBMq2awn1Rh6Doh%2FsB": "",
+		"": "",
+	} {
+		if got := fileName(in); got != want {
+			t.Errorf("fileName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 
@@ -123,6 +152,9 @@ func TestParseRulesErrors(t *testing.T) {
 		{"first phase", "version: 1\nmilestones: [{id: x, title: X, kind: first-flow}]\nphases: [{id: a, name: A, start: [x]}]", "session-start"},
 		{"hurts", "version: 1\nmilestones: [{id: x, title: X, kind: first-flow}]" + phases + "hurts: {profile: nowhere}", "no phase"},
 		{"not yaml", "version: [", "rules.yaml"},
+		{"context within", "version: 1\nmilestones: [{id: x, title: X, match: [{services: [a]}], context: {match: [{services: [b]}]}}]" + phases, "context needs within"},
+		{"context kind", "version: 1\nmilestones: [{id: x, title: X, kind: first-flow, context: {within: 1m, match: [{services: [b]}]}}]" + phases, "takes no context"},
+		{"context matcher", "version: 1\nmilestones: [{id: x, title: X, match: [{services: [a]}], context: {within: 1m, match: [{}]}}]" + phases, "context match 1: empty matcher"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ParseRules("rules.yaml", []byte(tt.yaml))
@@ -168,4 +200,31 @@ func FuzzParseRules(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParseRulesErrorsSayWhere: a bad --rules file is reported as
+// file:line and what was expected, in words, never a Go type name.
+func TestParseRulesErrorsSayWhere(t *testing.T) {
+	const head = "version: 1\nmilestones:\n  - id: x\n    title: X\n"
+	const phases = "phases:\n  - {id: a, name: A, start: [session-start]}\n"
+	for _, tt := range []struct{ yaml, want string }{
+		{head + "    match: foo\n", "my.yaml:5: match: got text (foo), want a list of matchers, each a mapping of services, hosts, paths, schemes or kinds"},
+		{head + "    colour: red\n", "my.yaml:5: unknown field \"colour\" in a milestone rule (known: id, title, text, region_text, file_text, kind, likely, provisioning, context, match, after, quiet_before, repeat_after, window, silence, probe, probe_within, burst_within, burst_flows)"},
+		{"version: one\n", "my.yaml:1: version: got text (one), want a whole number"},
+		{head + "    kind: first-flow\n    window: soon\n", "my.yaml:6: window: \"soon\" is not a duration (want one like 30s, 5m or 1h)"},
+		{"version: [", "my.yaml:1: not valid YAML: did not find expected node content"},
+		{head + phases, "my.yaml:3: milestone 1 (\"x\"): no match"},
+		{"- a\n- b\n", "my.yaml:1: got a list, want a mapping with version, milestones, phases, hurts and content"},
+		{head + "    match:\n      - hosts: a.b\n", "my.yaml:6: hosts: got text (a.b), want a list, e.g. [a, b]"},
+		{head + "    likely: maybe\n    kind: first-flow\n", "my.yaml:5: likely: got text (maybe), want true or false"},
+		{head + "    kind: first-flow\n" + "phases:\n  - {id: a, name: A, start: [session-start]}\n  - {id: b, name: B, start: [nope]}\n", "my.yaml:8: phase 2 (\"b\"): start \"nope\": no such milestone"},
+	} {
+		_, err := ParseRules("my.yaml", []byte(tt.yaml))
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("ParseRules(%q):\n got %v\nwant %s", tt.yaml, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "timeline.") {
+			t.Errorf("error names a Go type: %v", err)
+		}
+	}
 }

@@ -37,7 +37,10 @@ type Session struct {
 func (s Session) Duration() time.Duration { return s.End.Sub(s.Start) }
 
 // Contains reports whether f belongs to s. Sessions of one client and name
-// never overlap in time, so client, name and start decide it.
+// never overlap in time, so client, name and start decide it. A PAC flow
+// (flow.KindPAC) of the client inside the session's time belongs to it
+// too, though it never made the session: the timeline shows it as one
+// line.
 func (s Session) Contains(f *flow.Flow) bool {
 	return f.Client == s.Client && f.Session == s.Name && !f.Start.Before(s.Start) && !f.Start.After(s.End)
 }
@@ -72,7 +75,15 @@ func NewSplitter(gap time.Duration) *Splitter {
 // flows in start order, sessions are created in the order of their starts,
 // so the creation number is Number-1 unless two sessions start at the very
 // same instant (Sessions then orders them by client).
+//
+// A flow of kind flow.KindPAC is pilotwire's own answer (PAC file, WPAD,
+// status page), not the device's conversation: it joins no session, never
+// starts or extends one, and Add returns -1 for it. A report still shows
+// one that falls inside a session (see Session.Contains).
 func (sp *Splitter) Add(f *flow.Flow) int {
+	if f.Kind == flow.KindPAC {
+		return -1
+	}
 	k := splitKey{f.Client, f.Session}
 	last := f.Start
 	if f.End.After(last) {

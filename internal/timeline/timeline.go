@@ -41,6 +41,10 @@ type Timeline struct {
 	// BestThroughput is the fastest content transfer of the session, in
 	// bytes per second (0 when there was none).
 	BestThroughput float64
+	// Provisioning says the session looks like provisioning: a milestone
+	// that only provisioning shows fired (Rule.Provisioning). When false
+	// the session has no phases.
+	Provisioning bool
 }
 
 // HostRef is a host as a milestone or attention item shows it.
@@ -160,6 +164,17 @@ type Attention struct {
 	Bytes  int64
 	First  time.Time
 	Offset time.Duration
+	// Last and LastOffset are the start of its last flow.
+	Last       time.Time
+	LastOffset time.Duration
+	// Blocks is the milestone rule that a refused or failed flow matched:
+	// the milestone its failure kept from firing; "" when it matched
+	// none. BlocksTitle is the rule's title. BlocksFired says that the
+	// milestone fired anyway, on other flows of the session (a retry
+	// that worked, or before the failure).
+	Blocks      string
+	BlocksTitle string
+	BlocksFired bool
 	// Hurts is the phase a failure of this host would hurt (from the
 	// catalog's phase for the host and Rules.Hurts), "" when none known.
 	Hurts     string
@@ -191,9 +206,11 @@ type hostInfo struct {
 	// hit[i] says whether matcher i (flattened over all rules) accepts
 	// the host on services and host patterns alone; rules lists the match
 	// rules with such a matcher, in rule order, so a flow is tested only
-	// against rules that can select it.
+	// against rules that can select it; ctx lists the rules whose context
+	// matchers can.
 	hit   []bool
 	rules []int
+	ctx   []int
 	// bytes and flows per host for the band's host list.
 	flows, bytes int64
 }
@@ -205,12 +222,19 @@ type builder struct {
 	opt     Options
 	tl      *Timeline
 	flows   []flow.Flow
+	pac     []flow.Flow          // the proxy's own PAC answers inside the session
 	hosts   map[string]*hostInfo // by normalised name
 	byRaw   map[string]*hostInfo // by Flow.Host as given, see host
 	bandOf  []int32              // band of each flow, filled by pass
 	bands   []*bandAcc
 	mIndex  [][]int // rule index → indices of its matchers in the flattened list
 	mAll    []*Matcher
+	cIndex  [][]int  // rule index → indices of its context matchers in mAll
+	ctxRuns [][]Span // rule index → stretches where its context allows it, as offsets from the session start
+	dnsRule []bool   // rule i has a matcher that names the dns kind
+	// hostOf is the host of each flow, when the context pass looked them
+	// up, so that the main pass need not look them up again.
+	hostOf  []*hostInfo
 	firedAt map[string]time.Time
 	maxIDs  int
 }
@@ -243,7 +267,8 @@ func Build(flows []flow.Flow, cat *catalog.Catalog, opt Options) (*Timeline, err
 		flows = slices.Clone(flows)
 		slices.SortStableFunc(flows, func(a, b flow.Flow) int { return a.Start.Compare(b.Start) })
 	}
-	b := &builder{cat: cat, rules: rules, opt: opt, tl: &Timeline{}, flows: flows,
+	flows, pac := splitPAC(flows)
+	b := &builder{cat: cat, rules: rules, opt: opt, tl: &Timeline{}, flows: flows, pac: pac,
 		hosts: make(map[string]*hostInfo), byRaw: make(map[string]*hostInfo), firedAt: make(map[string]time.Time), maxIDs: opt.MaxFlowIDs}
 	if b.maxIDs <= 0 {
 		b.maxIDs = 20
@@ -252,11 +277,47 @@ func Build(flows []flow.Flow, cat *catalog.Catalog, opt Options) (*Timeline, err
 		return b.tl, nil
 	}
 	b.summarise()
+	b.pac = slices.DeleteFunc(b.pac, func(f flow.Flow) bool {
+		return f.Start.Before(b.tl.Session.Start) || f.Start.After(b.tl.Session.End)
+	})
 	b.flatten()
+	b.context()
 	b.pass()
 	b.phases()
 	b.finishAttention()
 	return b.tl, nil
+}
+
+// splitPAC separates pilotwire's own PAC answers (flow.KindPAC) from the
+// device's flows. They are the proxy's traffic: the device's session,
+// bands, milestones and attention are made of the others, and a PAC fetch
+// inside the session is one line of its own. Flows without a store ID get
+// their 1-based position in the input first, so IDs still point at the
+// input after the split.
+func splitPAC(flows []flow.Flow) (dev, pac []flow.Flow) {
+	// An index loop: a func(flow.Flow) would copy every flow.
+	has := false
+	for i := range flows {
+		if flows[i].Kind == flow.KindPAC {
+			has = true
+			break
+		}
+	}
+	if !has {
+		return flows, nil
+	}
+	dev = make([]flow.Flow, 0, len(flows))
+	for i, f := range flows {
+		if f.ID == 0 {
+			f.ID = int64(i) + 1
+		}
+		if f.Kind == flow.KindPAC {
+			pac = append(pac, f)
+		} else {
+			dev = append(dev, f)
+		}
+	}
+	return dev, pac
 }
 
 func sortedByStart(flows []flow.Flow) bool {
@@ -303,6 +364,7 @@ func lastMoment(f *flow.Flow) time.Time {
 // against all of them when first seen.
 func (b *builder) flatten() {
 	b.mIndex = make([][]int, len(b.rules.Milestones))
+	b.dnsRule = make([]bool, len(b.rules.Milestones))
 	for i := range b.rules.Milestones {
 		r := &b.rules.Milestones[i]
 		ms := r.Match
@@ -310,10 +372,86 @@ func (b *builder) flatten() {
 			ms = r.Probe
 		}
 		for j := range ms {
+			b.dnsRule[i] = b.dnsRule[i] || slices.Contains(ms[j].Kinds, string(flow.KindDNS))
 			b.mIndex[i] = append(b.mIndex[i], len(b.mAll))
 			b.mAll = append(b.mAll, &ms[j])
 		}
 	}
+	b.cIndex = make([][]int, len(b.rules.Milestones))
+	for i := range b.rules.Milestones {
+		if c := b.rules.Milestones[i].Context; c != nil {
+			for j := range c.Match {
+				b.cIndex[i] = append(b.cIndex[i], len(b.mAll))
+				b.mAll = append(b.mAll, &c.Match[j])
+			}
+		}
+	}
+}
+
+// context finds, for each rule with a Context, the stretches of time in
+// which its milestone may fire: Within either side of every succeeded
+// flow that its context matchers select. It is a pass of its own, before
+// the main one, because the context may come after the milestone (a
+// registration lookup comes just before the profile download).
+func (b *builder) context() {
+	b.ctxRuns = make([][]Span, len(b.rules.Milestones))
+	if !slices.ContainsFunc(b.cIndex, func(c []int) bool { return len(c) > 0 }) {
+		return
+	}
+	t0 := b.tl.Session.Start
+	b.hostOf = make([]*hostInfo, len(b.flows))
+	for i := range b.flows {
+		f := &b.flows[i]
+		hi := b.host(f)
+		b.hostOf[i] = hi
+		if len(hi.ctx) == 0 {
+			continue
+		}
+		if out, _ := judge(f); out != succeeded {
+			continue
+		}
+		for _, r := range hi.ctx {
+			ok := false
+			for _, mi := range b.cIndex[r] {
+				m := b.mAll[mi]
+				if hi.hit[mi] && m.flowOK(f) && (f.Kind != flow.KindDNS || slices.Contains(m.Kinds, string(flow.KindDNS))) {
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				continue
+			}
+			w := time.Duration(b.rules.Milestones[r].Context.Within)
+			at := f.Start.Sub(t0)
+			runs := b.ctxRuns[r]
+			if n := len(runs); n > 0 && at-w <= runs[n-1].End {
+				runs[n-1].End = at + w
+			} else {
+				runs = append(runs, Span{at - w, at + w})
+			}
+			b.ctxRuns[r] = runs
+		}
+	}
+}
+
+// inContext reports whether rule r's milestone may fire at t: the rule
+// has no Context, or its context traffic came within Within of t.
+func (b *builder) inContext(r int, t time.Time) bool {
+	if b.rules.Milestones[r].Context == nil {
+		return true
+	}
+	at := t.Sub(b.tl.Session.Start)
+	runs := b.ctxRuns[r]
+	// The runs are in time order and do not overlap: the first that ends
+	// at or after t is the only one that can hold it.
+	i, _ := slices.BinarySearchFunc(runs, at, func(s Span, at time.Duration) int {
+		if s.End < at {
+			return -1
+		}
+		return 1
+	})
+	return i < len(runs) && runs[i].Start <= at
 }
 
 // hostName is the name a flow is known by: its host, or its SNI when the
@@ -386,6 +524,14 @@ func (b *builder) newHost(name string) *hostInfo {
 		for _, mi := range ms {
 			if hi.hit[mi] {
 				hi.rules = append(hi.rules, r)
+				break
+			}
+		}
+	}
+	for r, ms := range b.cIndex {
+		for _, mi := range ms {
+			if hi.hit[mi] {
+				hi.ctx = append(hi.ctx, r)
 				break
 			}
 		}
@@ -489,11 +635,36 @@ func urlPath(u string) string {
 	return u
 }
 
-// fileName is the last element of a URL's path.
+// fileName is the file a URL names: the last element of its path (never
+// the query) when it reads name.ext, with a non-empty name and an
+// extension of 1 to 10 ASCII letters and digits that are not all digits
+// (setup.exe, authrootstl.cab, app.intunewin, not "current", "v1" or a
+// version number like 16.0.11929.20254). Otherwise "".
 func fileName(u string) string {
 	p := urlPath(u)
 	if i := strings.LastIndexByte(p, '/'); i >= 0 {
 		p = p[i+1:]
+	}
+	dot := strings.LastIndexByte(p, '.')
+	if dot <= 0 {
+		return ""
+	}
+	ext := p[dot+1:]
+	if len(ext) < 1 || len(ext) > 10 {
+		return ""
+	}
+	letter := false
+	for i := 0; i < len(ext); i++ {
+		switch c := ext[i] | 0x20; {
+		case c >= 'a' && c <= 'z':
+			letter = true
+		case ext[i] >= '0' && ext[i] <= '9':
+		default:
+			return ""
+		}
+	}
+	if !letter {
+		return ""
 	}
 	return p
 }
@@ -506,6 +677,13 @@ func (b *builder) matches(r int, hi *hostInfo, f *flow.Flow) bool {
 		}
 	}
 	return false
+}
+
+// evidence reports whether flow f, which rule r matches, shows the rule's
+// milestone happened (see judge).
+func (b *builder) evidence(r int, f *flow.Flow) bool {
+	out, _ := judge(f)
+	return out == succeeded && (f.Kind != flow.KindDNS || b.dnsRule[r])
 }
 
 // id is the reference of a flow: its store ID, or its position.

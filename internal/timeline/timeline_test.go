@@ -233,3 +233,81 @@ func boolInt(b bool) int64 {
 	}
 	return 0
 }
+
+// pacFlow is pilotwire's own answer to a client asking the proxy for its
+// PAC file.
+func pacFlow(client, start string) flow.Flow {
+	s := at(start)
+	return flow.Flow{Client: client, Start: s, End: s.Add(5 * time.Millisecond), Kind: flow.KindPAC, Method: "GET",
+		Scheme: "http", Host: "127.0.0.1", Port: 8080, URL: "http://127.0.0.1:8080/proxy.pac", Status: 200,
+		BytesUp: 300, BytesDown: 900, Source: flow.SourceProxy}
+}
+
+// TestPACIsNotADevice: the proxy's own PAC answers never start, extend or
+// count in a session, and are never the newest session.
+func TestPACIsNotADevice(t *testing.T) {
+	dev := func(start string) flow.Flow {
+		s := at(start)
+		return flow.Flow{Client: "10.0.0.23", Start: s, End: s.Add(time.Second), Kind: flow.KindConnect, Host: "ztd.dds.microsoft.com",
+			Port: 443, Status: 200, SNI: "ztd.dds.microsoft.com", BytesUp: 2000, BytesDown: 9000}
+	}
+	flows := []flow.Flow{
+		pacFlow("10.0.0.23", "2026-01-01T09:59:00Z"), // before the device's run: not its start
+		dev("2026-01-01T10:00:00Z"),
+		pacFlow("10.0.0.23", "2026-01-01T10:00:05Z"),
+		dev("2026-01-01T10:00:10Z"),
+		pacFlow("10.0.0.23", "2026-01-01T10:00:40Z"), // after its last flow: no extension
+		pacFlow("127.0.0.1", "2026-01-01T11:00:00Z"), // the proxy's own machine: no session
+	}
+	got := timeline.Split(flows, 30*time.Minute)
+	if len(got) != 1 {
+		t.Fatalf("got %d sessions, want 1 (the device's): %+v", len(got), got)
+	}
+	s := got[0]
+	if s.Client != "10.0.0.23" || !s.Start.Equal(at("2026-01-01T10:00:00Z")) || !s.End.Equal(at("2026-01-01T10:00:11Z")) ||
+		s.Flows != 2 || s.Bytes != 22000 {
+		t.Errorf("session %+v: want 10.0.0.23 from 10:00:00 to 10:00:11, 2 flows, 22000 bytes", s)
+	}
+	sp := timeline.NewSplitter(0)
+	if n := sp.Add(&flows[5]); n != -1 || len(sp.Sessions()) != 0 {
+		t.Errorf("Add(PAC flow) = %d, %d sessions; want -1 and none", n, len(sp.Sessions()))
+	}
+
+	tl, err := timeline.Build(flows[:5], catalog.Default(), timeline.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tl.Session.Flows != 2 || !tl.Session.Start.Equal(s.Start) || !tl.Session.End.Equal(s.End) {
+		t.Errorf("timeline session %+v, want the device's two flows only", tl.Session)
+	}
+	var ms []string
+	for _, m := range tl.Milestones {
+		ms = append(ms, timeline.FormatOffset(m.Offset)+" "+m.ID)
+		for _, h := range m.Hosts {
+			if h.Host == "127.0.0.1" {
+				t.Errorf("milestone %s names the proxy's own address", m.ID)
+			}
+		}
+	}
+	want := []string{"00:00 first-flow", "00:00 profile-download", "00:05 proxy-config", "00:10 last-flow"}
+	if !slices.Equal(ms, want) {
+		t.Errorf("milestones %q, want %q", ms, want)
+	}
+	for _, m := range tl.Milestones {
+		if m.ID == "proxy-config" && (m.Title != "Proxy auto-config fetched" || m.Flows != 1 || !slices.Equal(m.FlowIDs, []int64{3})) {
+			t.Errorf("PAC milestone %+v: want one line for flow 3", m)
+		}
+	}
+	for _, a := range tl.Attention {
+		t.Errorf("attention %s %s: the PAC flow is not the device's", a.Kind, a.Host.Host)
+	}
+	for _, b := range tl.Services {
+		if b.Flows != 2 || b.Service.ID != "autopilot" {
+			t.Errorf("band %s with %d flows: want the autopilot band only", b.Service.ID, b.Flows)
+		}
+	}
+	// The proxy's machine alone is nobody: an empty timeline.
+	if tl, err := timeline.Build(flows[5:], catalog.Default(), timeline.Options{}); err != nil || len(tl.Milestones) != 0 || tl.Session.Flows != 0 {
+		t.Errorf("PAC flows alone: %+v, %v; want an empty timeline", tl, err)
+	}
+}
