@@ -44,6 +44,12 @@ const endpointsExamples = `  pilotwire endpoints                                
 `
 
 func runEndpoints(ctx context.Context, g *globals, args []string) error {
+	// Global flags may come between "endpoints" and its subcommand
+	// ("endpoints --catalog mine.yaml lookup HOST"), as after any command.
+	args, err := takeGlobals(g, args)
+	if err != nil {
+		return err
+	}
 	if len(args) > 0 {
 		switch args[0] {
 		case "lookup":
@@ -423,7 +429,7 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 		number                            int
 		client, since, until, format, out string
 		proxy, others                     string
-		unlisted                          bool
+		unlisted, strict                  bool
 		gap                               time.Duration
 	)
 	fs.IntVar(&number, "session", 0, "only the flows of session `N` (see pilotwire sessions)")
@@ -436,6 +442,7 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 	fs.StringVar(&proxy, "proxy", "", "PAC only: send the observed hosts to this proxy `HOST:PORT`")
 	fs.StringVar(&others, "others", "DIRECT", "PAC only: where every other host goes (`ROUTE`)")
 	fs.StringVar(&out, "o", "", "write to `FILE` instead of standard output")
+	addStrictFlag(fs, &strict)
 	pos, err := parseInterleaved(g, fs, args)
 	if err != nil {
 		return err
@@ -468,7 +475,7 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 	if err != nil {
 		return err
 	}
-	src, err := openSource(ctx, g, first(pos))
+	src, err := openSource(ctx, g, first(pos), strict)
 	if err != nil {
 		return err
 	}

@@ -53,14 +53,21 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 	}
 	defer st.Close()
 
+	n := 0
 	if asJSON {
 		enc := json.NewEncoder(g.stdout)
-		return st.Flows(ctx, f, func(fl flow.Flow) error { return enc.Encode(flowJSON(fl)) })
+		err = st.Flows(ctx, f, func(fl flow.Flow) error { n++; return enc.Encode(flowJSON(fl)) })
+		if err != nil {
+			return err
+		}
+		return noFlows(g, n)
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTART\tCLIENT\tKIND\tMETHOD\tTARGET\tSTATUS\tUP\tDOWN\tDURATION\tNOTE")
-	n := 0
 	err = st.Flows(ctx, f, func(fl flow.Flow) error {
+		if n == 0 {
+			// No header over an empty result: stdout stays empty.
+			fmt.Fprintln(tw, "ID\tSTART\tCLIENT\tKIND\tMETHOD\tTARGET\tSTATUS\tUP\tDOWN\tDURATION\tNOTE")
+		}
 		n++
 		dur := "open"
 		if !fl.Open() {
@@ -84,10 +91,15 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if n == 0 {
-		fmt.Fprintf(g.stderr, "no flows in %s match\n", g.store)
+	return noFlows(g, n)
+}
+
+// noFlows is the empty result of flows: success, said on stderr.
+func noFlows(g *globals, n int) error {
+	if n > 0 {
+		return nil
 	}
-	return nil
+	return emptyf("no flows in %s match", g.store)
 }
 
 // flowJSON is the stable JSON shape of a flow for `flows --json`.

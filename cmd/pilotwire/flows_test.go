@@ -29,9 +29,9 @@ func TestFlowsCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		args := append([]string{"--store", db, "flows", "--json"}, tt.args...)
-		out, _, err := runCmd(t, args...)
-		if err != nil {
-			t.Fatalf("%v: %v", tt.args, err)
+		out, stderr, code := pw(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", tt.args, code, stderr)
 		}
 		n := 0
 		sc := bufio.NewScanner(strings.NewReader(out))
@@ -48,11 +48,11 @@ func TestFlowsCommand(t *testing.T) {
 		if n != tt.want {
 			t.Errorf("flows %v: %d JSON lines, want %d", tt.args, n, tt.want)
 		}
-		table, _, err := runCmd(t, append([]string{"--store", db, "flows"}, tt.args...)...)
-		if err != nil {
-			t.Fatal(err)
+		table, stderr, code := pw(t, append([]string{"--store", db, "flows"}, tt.args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", tt.args, code, stderr)
 		}
-		if rows := strings.Count(table, "\n") - 1; rows != tt.want {
+		if rows := max(strings.Count(table, "\n")-1, 0); rows != tt.want {
 			t.Errorf("flows %v: %d table rows, want %d", tt.args, rows, tt.want)
 		}
 	}

@@ -30,6 +30,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 		number                          int
 		client, format, out, t0s, rules string
 		gap                             time.Duration
+		strict                          bool
 	)
 	fs.IntVar(&number, "session", 0, "report session `N` (see pilotwire sessions; default: the newest)")
 	fs.StringVar(&client, "client", "", "report the newest session of this client `ADDR` or device label")
@@ -40,6 +41,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	fs.DurationVar(&gap, "gap", timeline.DefaultGap, "idle `TIME` that ends a session")
 	fs.StringVar(&rules, "rules", "", "milestone and phase rules from `FILE` instead of the built-in ones\n"+
 		"(YAML, like internal/timeline/milestones.yaml)")
+	addStrictFlag(fs, &strict)
 	pos, err := parseInterleaved(g, fs, args)
 	if err != nil {
 		return err
@@ -67,7 +69,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 			return err
 		}
 	}
-	src, err := openSource(ctx, g, first(pos))
+	src, err := openSource(ctx, g, first(pos), strict)
 	if err != nil {
 		return err
 	}
