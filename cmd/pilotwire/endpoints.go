@@ -84,6 +84,9 @@ func runEndpoints(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	if len(entries) == 0 {
+		return emptyf("none of the %d catalog entries match", len(cat.Entries()))
+	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PATTERN\tSERVICE\tPHASE\tREQUIRED\tPURPOSE")
 	for _, e := range entries {
@@ -280,7 +283,14 @@ func runEndpointsExport(g *globals, args []string) error {
 		return err
 	}
 	opt.Title = "pilotwire endpoints export " + strings.Join(args, " ")
-	return writeOutput(g, out, func(w io.Writer) error { return cat.Export(w, format, entries, opt) })
+	if err := writeOutput(g, out, func(w io.Writer) error { return cat.Export(w, format, entries, opt) }); err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		// The allowlist is still written (a valid, empty one).
+		return emptyf("none of the %d catalog entries match: the %s allowlist is empty", len(cat.Entries()), format)
+	}
+	return nil
 }
 
 // pacOptions turns --proxy and --others into PAC routes.
@@ -506,6 +516,9 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 	hosts := obs.Hosts()
 	if unlisted {
 		hosts = slices.DeleteFunc(hosts, func(o catalog.Observation) bool { return !o.Unlisted() })
+	}
+	if len(hosts) == 0 && format == "table" {
+		return emptyf("no hosts in %s match", src.Name())
 	}
 	if format == "table" {
 		err = writeOutput(g, out, func(w io.Writer) error { return observedTable(w, hosts) })
