@@ -18,6 +18,7 @@ type exitFixtures struct {
 	db, emptyDB, dir           string // a store with the seed's flows, a store with none, a directory
 	har, emptyHAR, junk, empty string // capture files: good, no entries, not a capture, 0 bytes
 	cutPcap, badCatalog        string // a pcap cut inside a packet, a catalog file that is not one
+	noEntries                  string // a JSON object with a "log" but no entries
 }
 
 func newExitFixtures(t *testing.T) exitFixtures {
@@ -25,7 +26,7 @@ func newExitFixtures(t *testing.T) exitFixtures {
 	dir := t.TempDir()
 	f := exitFixtures{db: seedStore(t), emptyDB: filepath.Join(dir, "empty.db"), dir: dir, har: harFile,
 		emptyHAR: filepath.Join(dir, "none.har"), junk: filepath.Join(dir, "notes.txt"), empty: filepath.Join(dir, "zero.log"),
-		cutPcap: filepath.Join(dir, "cut.pcap"), badCatalog: filepath.Join(dir, "bad.yaml")}
+		cutPcap: filepath.Join(dir, "cut.pcap"), badCatalog: filepath.Join(dir, "bad.yaml"), noEntries: filepath.Join(dir, "pages.har")}
 	st, err := sqlite.Open(t.Context(), f.emptyDB)
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +39,7 @@ func newExitFixtures(t *testing.T) exitFixtures {
 	for name, data := range map[string]string{
 		f.emptyHAR:   `{"log": {"version": "1.2", "creator": {"name": "x", "version": "1"}, "entries": []}}`,
 		f.junk:       "dear support, the device is stuck\n",
+		f.noEntries:  `{"log": {"version": "1.2", "pages": [{"id": "p", "x": {"y": {}}}]}}`,
 		f.empty:      "",
 		f.cutPcap:    string(pcap[:9000]),
 		f.badCatalog: "entries:\n  - pattern: a.example\n    service: [autopilot]\n",
@@ -76,6 +78,8 @@ func TestExitCodes(t *testing.T) {
 			"pilotwire: import " + f.cutPcap + ": not read whole (strict): read 1 flow of a 9,000-byte file, then stopped early: pcap: packet 9 at offset 3659 (0xe4b): file ends inside it: unexpected EOF; nothing stored\n"},
 		{"import empty file", []string{"--store", f.db, "import", f.empty}, 1, none, "pilotwire: " + f.empty + " is empty (0 bytes): nothing to read\n"},
 		{"import not a capture", []string{"--store", f.db, "import", f.junk}, 1, none, "not a supported format"},
+		{"import HAR without entries", []string{"--store", f.db, "import", f.noEntries}, 1, none,
+			"pilotwire: import " + f.noEntries + " as har: not a HAR: no log.entries array\n"},
 		{"import no file", []string{"--store", f.db, "import"}, 2, none, "import: no file given"},
 		{"import bad format", []string{"--store", f.db, "import", "--format", "csv", f.har}, 2, none, `unknown format "csv"`},
 
@@ -298,5 +302,30 @@ func TestImportStrictStoresNothing(t *testing.T) {
 	}
 	if out, stderr, code := pw(t, "--store", db, "import", "--strict", good); code != 0 || !strings.Contains(out, "6 flows (6 new), 0 skipped") {
 		t.Errorf("import --strict of a whole file: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// TestImportEndlessZeros: import --format squid /dev/zero gives up after
+// 64 MiB with no line in it, naming the offset (it used to run forever).
+func TestImportEndlessZeros(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero here")
+	}
+	db := filepath.Join(t.TempDir(), "pilotwire.db")
+	done := make(chan struct{})
+	var stderr string
+	var code int
+	go func() {
+		defer close(done)
+		_, stderr, code = pw(t, "--store", db, "import", "--format", "squid", "/dev/zero")
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("import --format squid /dev/zero still running after 2 minutes")
+	}
+	want := "pilotwire: import /dev/zero as squid: offset 67108864: no readable record in 64 MiB (since line 1, offset 0): giving up; is the rest a Squid access.log?\n"
+	if code != 1 || !strings.HasPrefix(stderr, want) {
+		t.Errorf("exit %d, stderr %q; want 1, %q", code, stderr, want)
 	}
 }

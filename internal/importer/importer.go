@@ -285,6 +285,10 @@ func (o *openedFile) read(ctx context.Context, opt Options, emit func(flow.Flow)
 		return res, fmt.Errorf("import %s: %w", path, emitErr)
 	case ctx.Err() != nil:
 		return res, fmt.Errorf("import %s: %w", path, ctx.Err())
+	case err != nil && res.Flows == 0 && res.SkipCount > 0:
+		// The first skipped part usually says why nothing was readable
+		// (a custom logformat, the wrong --format).
+		return res, fmt.Errorf("import %s as %s: %w (first skipped: %s: %s)", path, format, err, res.Skipped[0].Where, res.Skipped[0].Reason)
 	case err != nil && res.Flows == 0:
 		return res, fmt.Errorf("import %s as %s: %w", path, format, err)
 	case err != nil:
