@@ -533,6 +533,10 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 	if err != nil {
 		return err
 	}
+	if len(hosts) == 0 {
+		// The allowlist is still written (a valid, empty one).
+		return emptyf("no hosts in %s match: the %s allowlist is empty", src.Name(), format)
+	}
 	unknown, unlistedN := 0, 0
 	for _, o := range hosts {
 		if !o.Known {

@@ -119,6 +119,7 @@ func TestExitCodes(t *testing.T) {
 		{"endpoints export bad format", []string{"endpoints", "export", "--format", "xls"}, 2, none, `--format "xls"`},
 		{"endpoints observed", []string{"--store", f.db, "endpoints", "observed"}, 0, "FIRST SEEN", "hosts from"},
 		{"endpoints observed empty store", []string{"--store", f.emptyDB, "endpoints", "observed"}, 0, none, "no hosts in"},
+		{"endpoints observed empty allowlist", []string{"--store", f.emptyDB, "endpoints", "observed", "--format", "squid"}, 0, "# ", "the squid allowlist is empty"},
 		{"endpoints observed not a capture", []string{"endpoints", "observed", f.junk}, 1, none, "not a supported format"},
 		{"endpoints observed bad format", []string{"endpoints", "observed", "--format", "xls"}, 2, none, `--format "xls"`},
 		{"endpoints services", []string{"endpoints", "services"}, 0, "autopilot", none},
