@@ -48,9 +48,7 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 		// damaged file leaves the store as it was. It costs a second read;
 		// the other way, rolling back stored parts, would also drop an
 		// earlier import of the same file.
-		check := opt
-		check.Progress = nil
-		checked, err := o.read(ctx, check, func(flow.Flow) error { return nil })
+		checked, err := o.read(ctx, opt, func(flow.Flow) error { return nil })
 		if err != nil {
 			out.Result = checked
 			if errors.Is(err, ErrDamaged) {
