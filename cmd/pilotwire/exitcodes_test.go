@@ -87,7 +87,11 @@ func TestExitCodes(t *testing.T) {
 		{"flows empty store", []string{"--store", f.emptyDB, "flows"}, 0, none, "pilotwire: no flows in " + f.emptyDB + " match\n"},
 		{"flows no match", []string{"--store", f.db, "flows", "--client", "10.9.9.9"}, 0, none, "no flows in"},
 		{"flows store is a directory", []string{"--store", f.dir, "flows"}, 1, none, f.dir},
-		{"flows extra arg", []string{"--store", f.db, "flows", "x.har"}, 2, none, `flows: unexpected argument "x.har"`},
+		{"flows two files", []string{"--store", f.db, "flows", "x.har", "y.har"}, 2, none, `flows: one capture file at most, got ["x.har" "y.har"]`},
+		{"flows capture file", []string{"flows", f.har, "--host", "*.google.com", "--limit", "1"}, 0, "google.com", none},
+		{"flows capture no match", []string{"flows", f.har, "--host", "*.nowhere.example"}, 0, none, "pilotwire: no flows in " + f.har + " match\n"},
+		{"flows partly read", []string{"flows", f.cutPcap}, 0, "bro.org", "partly read: read 1 flow"},
+		{"flows strict", []string{"flows", "--strict", f.cutPcap}, 1, none, "not read whole (strict)"},
 		{"flows bad time", []string{"--store", f.db, "flows", "--since", "yesterday"}, 2, none, `--since "yesterday"`},
 
 		{"sessions", []string{"--store", f.db, "sessions"}, 0, "10.0.0.23", none},

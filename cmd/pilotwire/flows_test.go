@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -74,10 +76,34 @@ func TestFlowsTableCutsLongURLs(t *testing.T) {
 }
 
 func TestFlowsBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"flows", "--since", "yesterday"}, {"flows", "extra"}, {"flows", "--bogus"}} {
+	for _, args := range [][]string{{"flows", "--since", "yesterday"}, {"flows", "a.har", "b.har"}, {"flows", "--bogus"}} {
 		_, _, err := runCmd(t, args...)
 		if err == nil || !strings.Contains(err.Error(), "flows") || exitCode(err, io.Discard) != 2 {
 			t.Errorf("%v: error %v, want a usage error naming flows", args, err)
+		}
+	}
+}
+
+// TestFlowsFromCaptureFile: flows over a capture file selects what flows
+// over the store holding that file selects, for every filter.
+func TestFlowsFromCaptureFile(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "pilotwire.db")
+	if _, stderr, code := pw(t, "--store", db, "import", seedExample); code != 0 {
+		t.Fatalf("import: %s", stderr)
+	}
+	dropIDs := regexp.MustCompile(`"id":\d+,`)
+	for _, args := range [][]string{
+		{"--newest", "--limit", "5"},
+		{"--host", "*.manage.microsoft.com"},
+		{"--host", "login.microsoftonline.com", "--newest"},
+		{"--since", "2019-09-03T15:10:00Z", "--until", "2019-09-03T15:12:00Z"},
+		{"--client", "10.0.0.23", "--limit", "7"},
+		{"--source", "har"},
+	} {
+		fromStore, _, code1 := pw(t, append([]string{"--store", db, "flows", "--json"}, args...)...)
+		fromFile, _, code2 := pw(t, append([]string{"flows", "--json", seedExample}, args...)...)
+		if code1 != 0 || code2 != 0 || dropIDs.ReplaceAllString(fromStore, "") != dropIDs.ReplaceAllString(fromFile, "") {
+			t.Errorf("flows %q: exit %d and %d\nstore:\n%s\nfile:\n%s", args, code1, code2, fromStore, fromFile)
 		}
 	}
 }

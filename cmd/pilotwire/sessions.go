@@ -179,22 +179,29 @@ func readCapture(ctx context.Context, g *globals, path string, strict bool) (*fi
 	return src, nil
 }
 
+// Each selects as a store does (flow.Filter.Match, Newest, Limit), so a
+// capture file answers every filter the store answers.
 func (s *fileSource) Each(ctx context.Context, f flow.Filter, fn func(*flow.Flow) error) error {
-	for i := range s.flows {
-		fl := &s.flows[i]
-		if f.Client != "" && fl.Client != f.Client && fl.Device != f.Client {
-			continue
+	n := 0
+	for k := range s.flows {
+		i := k
+		if f.Newest {
+			i = len(s.flows) - 1 - k
 		}
-		if (!f.Since.IsZero() && fl.Start.Before(f.Since)) || (!f.Until.IsZero() && !fl.Start.Before(f.Until)) {
+		fl := &s.flows[i]
+		if k%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if !f.Match(fl) {
 			continue
 		}
 		if err := fn(fl); err != nil {
 			return err
 		}
-		if i%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+		if n++; f.Limit > 0 && n == f.Limit {
+			return nil
 		}
 	}
 	return nil
