@@ -44,6 +44,13 @@ const (
 	// proxy's traffic, not the device's: it never starts or extends a
 	// session and never fires a milestone.
 	KindPAC Kind = "pac"
+	// KindLost records flows that were seen but never stored: the Recorder
+	// dropped them because the store could not be written for so long that
+	// its backlog reached its bound. Lost says how many, Start and End
+	// when, Client whose; the other fields are empty. It is not a
+	// conversation and never starts a session, but a session it falls in
+	// counts it.
+	KindLost Kind = "lost"
 )
 
 // Decision is what the proxy decided about a flow.
@@ -100,6 +107,10 @@ type Flow struct {
 	Decision Decision // the proxy's decision
 	Reason   string   // why the proxy refused, or how a tunnel ended
 	Note     string   // anything else worth saying (e.g. "host named from DNS")
+
+	// Lost is, for a KindLost flow, how many flows of Client that started
+	// between Start and End were dropped before they could be stored.
+	Lost int64
 }
 
 // Open reports whether the flow has not ended yet.

@@ -3,10 +3,19 @@ package flow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
+
+// DefaultMaxBacklog bounds the flows a Recorder keeps waiting for a store
+// that cannot be written: about ten minutes of a busy lab proxy (200 flows a
+// second at some 500 bytes each) fit in it.
+const DefaultMaxBacklog = 64 << 20
 
 // RecorderOptions tune a Recorder. Zero values take the defaults.
 type RecorderOptions struct {
@@ -16,12 +25,23 @@ type RecorderOptions struct {
 	// MaxBatch makes the Recorder flush early once this many flows wait. If
 	// zero, 2000.
 	MaxBatch int
+	// MaxBacklog bounds, in bytes (an estimate of the flows' size in
+	// memory), what may wait while the store cannot be written. Past it the
+	// oldest waiting flows are dropped, counted per client, and stored as
+	// KindLost flows once the store can be written again. If zero,
+	// DefaultMaxBacklog.
+	MaxBacklog int64
 	// Publish, if set, is called with every batch after it was stored (and
 	// with the IDs the store gave). It must not block for long.
 	Publish func([]Flow)
-	// Logger receives write errors. If nil, they are discarded (but still
-	// counted and returned by Close).
+	// Logger receives write errors: the moment the store stops taking
+	// flows ("NOT RECORDING since …"), a reminder every RemindEvery while it
+	// does not, and the moment it takes them again. If nil, they are
+	// discarded (but still counted, shown by Health and returned by Close).
 	Logger *slog.Logger
+	// RemindEvery is how often a failing store is logged again. If zero,
+	// 30s.
+	RemindEvery time.Duration
 }
 
 // Recorder batches flows into a Store off the caller's path. Record never
@@ -29,16 +49,29 @@ type RecorderOptions struct {
 // disk delays writes but never traffic. A flow recorded again with the same
 // Key before it was flushed replaces the waiting one, so an open tunnel that
 // closes quickly is written once.
+//
+// While the store fails (a full disk, a database that went away), flows
+// keep waiting, up to MaxBacklog; then the oldest are dropped and counted,
+// so a long outage costs bounded memory and its losses are on record.
 type Recorder struct {
 	store Store
 	opts  RecorderOptions
 
-	mu      sync.Mutex
-	pending []Flow
-	spare   []Flow         // the last written batch, reused when nothing kept it
-	byKey   map[string]int // index into pending
-	failed  error          // first write error, returned by Close
-	closed  bool
+	mu           sync.Mutex
+	pending      []Flow
+	pendingBytes int64          // flowSize of pending
+	flushing     int64          // flowSize of the batch being written
+	spare        []Flow         // the last written batch, reused when nothing kept it
+	byKey        map[string]int // index into pending
+	failed       error          // first write error, returned by Close
+	closed       bool
+
+	// While writes fail: since when, the last error, when it was last
+	// logged; and what was dropped, by client, until it is stored.
+	failingSince time.Time
+	lastErr      error
+	lastLogged   time.Time
+	lost         map[string]*Flow
 
 	kick chan struct{}
 	done chan struct{}
@@ -53,6 +86,41 @@ type RecorderStats struct {
 	Written  int64 // flows written (after coalescing)
 	Batches  int64
 	Errors   int64 // failed batch writes
+	Dropped  int64 // flows dropped because the backlog reached MaxBacklog
+}
+
+// RecorderHealth says whether a Recorder is storing what it records.
+type RecorderHealth struct {
+	// Recording is false from the first failed write until a write
+	// succeeds again.
+	Recording bool
+	Since     time.Time // when writes started failing; zero while recording
+	Err       error     // the last write error; nil while recording
+	Waiting   int       // flows waiting to be written
+	Dropped   int64     // flows dropped since the Recorder started
+}
+
+// String says it in one line for a log or a status page:
+// "recording" or "NOT RECORDING since 14:02:11: disk full; 1,457 flows waiting".
+func (h RecorderHealth) String() string {
+	var b strings.Builder
+	if h.Recording {
+		b.WriteString("recording")
+	} else {
+		fmt.Fprintf(&b, "NOT RECORDING since %s: %v; %s flows waiting", h.Since.Format("15:04:05"), h.Err, thousands(int64(h.Waiting)))
+	}
+	if h.Dropped > 0 {
+		fmt.Fprintf(&b, "; %s flows dropped (backlog full)", thousands(h.Dropped))
+	}
+	return b.String()
+}
+
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // NewRecorder starts a Recorder writing to s. Call Close to flush and stop it.
@@ -63,16 +131,30 @@ func NewRecorder(s Store, opts RecorderOptions) *Recorder {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 2000
 	}
+	if opts.MaxBacklog <= 0 {
+		opts.MaxBacklog = DefaultMaxBacklog
+	}
+	if opts.RemindEvery <= 0 {
+		opts.RemindEvery = 30 * time.Second
+	}
 	r := &Recorder{
 		store: s,
 		opts:  opts,
 		byKey: make(map[string]int),
+		lost:  make(map[string]*Flow),
 		kick:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 		stop:  make(chan struct{}),
 	}
 	go r.loop()
 	return r
+}
+
+// flowSize estimates what f holds in memory: the struct and its strings.
+func flowSize(f *Flow) int64 {
+	return int64(unsafe.Sizeof(*f)) + int64(len(f.Key)+len(f.Client)+len(f.Device)+len(f.Session)+len(f.SourceFile)+
+		len(f.Method)+len(f.Scheme)+len(f.Host)+len(f.URL)+len(f.SNI)+len(f.ALPN)+len(f.TLSVersion)+
+		len(f.Error)+len(f.Reason)+len(f.Note))
 }
 
 // Record queues f for writing. It is safe for concurrent use and returns at
@@ -84,11 +166,17 @@ func (r *Recorder) Record(f Flow) {
 		return
 	}
 	r.stats.Recorded++
+	size := flowSize(&f)
 	if i, ok := r.byKey[f.Key]; ok && f.Key != "" {
+		r.pendingBytes += size - flowSize(&r.pending[i])
 		r.pending[i] = f
 	} else {
 		r.byKey[f.Key] = len(r.pending)
 		r.pending = append(r.pending, f)
+		r.pendingBytes += size
+	}
+	if r.pendingBytes+r.flushing > r.opts.MaxBacklog {
+		r.dropOldest()
 	}
 	full := len(r.pending) >= r.opts.MaxBatch
 	r.mu.Unlock()
@@ -100,11 +188,70 @@ func (r *Recorder) Record(f Flow) {
 	}
 }
 
+// dropOldest drops the oldest waiting flows until the backlog is back under
+// seven eighths of MaxBacklog (so that a full backlog is not trimmed, and
+// re-indexed, at every Record), counting them by client. r.mu is held.
+func (r *Recorder) dropOldest() {
+	target := r.opts.MaxBacklog / 8 * 7
+	n := 0
+	for n < len(r.pending) && r.pendingBytes+r.flushing > target {
+		f := &r.pending[n]
+		r.pendingBytes -= flowSize(f)
+		r.noteLost(f)
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	r.stats.Dropped += int64(n)
+	kept := copy(r.pending, r.pending[n:])
+	clear(r.pending[kept:]) // let the dropped flows' strings go
+	r.pending = r.pending[:kept]
+	clear(r.byKey)
+	for i := range r.pending {
+		r.byKey[r.pending[i].Key] = i
+	}
+}
+
+// noteLost counts f as dropped in its client's KindLost record.
+func (r *Recorder) noteLost(f *Flow) {
+	l := r.lost[f.Client]
+	if l == nil {
+		l = &Flow{Kind: KindLost, Client: f.Client, Start: f.Start, End: f.Start}
+		r.lost[f.Client] = l
+	}
+	l.Lost++
+	if f.Start.Before(l.Start) {
+		l.Start = f.Start
+	}
+	if f.Start.After(l.End) {
+		l.End = f.Start
+	}
+	if f.Device != "" {
+		l.Device = f.Device
+	}
+}
+
 // Stats returns what the Recorder did so far.
 func (r *Recorder) Stats() RecorderStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.stats
+}
+
+// Health says whether the Recorder is storing flows, and what waits.
+func (r *Recorder) Health() RecorderHealth {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.healthLocked()
+}
+
+func (r *Recorder) healthLocked() RecorderHealth {
+	h := RecorderHealth{Recording: r.failingSince.IsZero(), Waiting: len(r.pending), Dropped: r.stats.Dropped}
+	if !h.Recording {
+		h.Since, h.Err = r.failingSince, r.lastErr
+	}
+	return h
 }
 
 func (r *Recorder) loop() {
@@ -130,6 +277,14 @@ func (r *Recorder) flush() {
 	batch := r.pending
 	r.pending, r.spare = r.spare[:0], nil
 	clear(r.byKey)
+	r.flushing, r.pendingBytes = r.pendingBytes, 0
+	// What was dropped goes with the first batch that can be written.
+	lostAt := len(batch)
+	for client, l := range r.lost {
+		l.Key = "lost/" + client + "/" + strconv.FormatInt(l.Start.UnixNano(), 10)
+		l.Note = "flows dropped before they could be stored: the store could not be written"
+		batch = append(batch, *l)
+	}
 	r.mu.Unlock()
 	if len(batch) == 0 {
 		return
@@ -139,36 +294,61 @@ func (r *Recorder) flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	err := r.store.PutFlows(ctx, batch)
 	cancel()
+	now := time.Now()
 	r.mu.Lock()
+	r.flushing = 0
 	if err != nil {
 		r.stats.Errors++
 		if r.failed == nil {
 			r.failed = err
 		}
+		r.lastErr = err
+		first := r.failingSince.IsZero()
+		if first {
+			r.failingSince = now
+		}
 		// Put the batch back in front of what arrived meanwhile, keeping the
-		// newer version of any flow recorded again.
+		// newer version of any flow recorded again. The lost records stay
+		// in r.lost, where drops keep adding to them.
 		newer := r.pending
-		r.pending = batch
+		r.pending = batch[:lostAt]
 		clear(r.byKey)
-		for i, f := range r.pending {
-			r.byKey[f.Key] = i
+		r.pendingBytes = 0
+		for i := range r.pending {
+			r.byKey[r.pending[i].Key] = i
+			r.pendingBytes += flowSize(&r.pending[i])
 		}
 		for _, f := range newer {
+			r.pendingBytes += flowSize(&f)
 			if i, ok := r.byKey[f.Key]; ok && f.Key != "" {
+				r.pendingBytes -= flowSize(&r.pending[i])
 				r.pending[i] = f
 			} else {
 				r.byKey[f.Key] = len(r.pending)
 				r.pending = append(r.pending, f)
 			}
 		}
+		if r.pendingBytes > r.opts.MaxBacklog {
+			r.dropOldest()
+		}
+		remind := first || now.Sub(r.lastLogged) >= r.opts.RemindEvery
+		if remind {
+			r.lastLogged = now
+		}
+		h := r.healthLocked()
 		r.mu.Unlock()
-		if r.opts.Logger != nil {
-			r.opts.Logger.Error("storing flows", "flows", len(batch), "err", err)
+		if remind && r.opts.Logger != nil {
+			r.opts.Logger.Error(h.String())
 		}
 		return
 	}
-	r.stats.Written += int64(len(batch))
+	r.stats.Written += int64(lostAt)
 	r.stats.Batches++
+	clear(r.lost)
+	recovered := !r.failingSince.IsZero()
+	outage := now.Sub(r.failingSince)
+	r.failingSince, r.lastErr = time.Time{}, nil
+	dropped := r.stats.Dropped
 	if r.opts.Publish == nil {
 		// Nobody kept the batch: its array holds the next one, so a busy
 		// proxy does not grow a new slice from nothing after every flush.
@@ -176,6 +356,9 @@ func (r *Recorder) flush() {
 		r.spare = batch
 	}
 	r.mu.Unlock()
+	if recovered && r.opts.Logger != nil {
+		r.opts.Logger.Info("recording again", "after", outage.Round(time.Second), "stored", lostAt, "dropped_so_far", dropped)
+	}
 	if r.opts.Publish != nil {
 		r.opts.Publish(batch)
 	}
