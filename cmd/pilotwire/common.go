@@ -55,6 +55,30 @@ func openStore(ctx context.Context, g *globals) (flow.Store, error) {
 	return sqlite.Open(ctx, g.store)
 }
 
+// takeGlobals consumes the global flags (--store, --catalog) at the start
+// of args, for a command that reads a subcommand name before its own flags.
+func takeGlobals(g *globals, args []string) ([]string, error) {
+	for len(args) > 0 {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+		if !strings.HasPrefix(args[0], "-") || (name != "store" && name != "catalog") {
+			return args, nil
+		}
+		args = args[1:]
+		if !hasValue {
+			if len(args) == 0 {
+				return nil, usagef("flag needs an argument: --%s (see pilotwire help)", name)
+			}
+			value, args = args[0], args[1:]
+		}
+		if name == "store" {
+			g.store = value
+		} else {
+			g.catalog = value
+		}
+	}
+	return args, nil
+}
+
 // multiFlag collects a repeatable flag.
 type multiFlag []string
 

@@ -44,6 +44,12 @@ const endpointsExamples = `  pilotwire endpoints                                
 `
 
 func runEndpoints(ctx context.Context, g *globals, args []string) error {
+	// Global flags may come between "endpoints" and its subcommand
+	// ("endpoints --catalog mine.yaml lookup HOST"), as after any command.
+	args, err := takeGlobals(g, args)
+	if err != nil {
+		return err
+	}
 	if len(args) > 0 {
 		switch args[0] {
 		case "lookup":
@@ -77,6 +83,9 @@ func runEndpoints(ctx context.Context, g *globals, args []string) error {
 	cat, entries, err := selectEntries(g, sel)
 	if err != nil {
 		return err
+	}
+	if len(entries) == 0 {
+		return emptyf("none of the %d catalog entries match", len(cat.Entries()))
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PATTERN\tSERVICE\tPHASE\tREQUIRED\tPURPOSE")
@@ -274,7 +283,14 @@ func runEndpointsExport(g *globals, args []string) error {
 		return err
 	}
 	opt.Title = "pilotwire endpoints export " + strings.Join(args, " ")
-	return writeOutput(g, out, func(w io.Writer) error { return cat.Export(w, format, entries, opt) })
+	if err := writeOutput(g, out, func(w io.Writer) error { return cat.Export(w, format, entries, opt) }); err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		// The allowlist is still written (a valid, empty one).
+		return emptyf("none of the %d catalog entries match: the %s allowlist is empty", len(cat.Entries()), format)
+	}
+	return nil
 }
 
 // pacOptions turns --proxy and --others into PAC routes.
@@ -423,7 +439,7 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 		number                            int
 		client, since, until, format, out string
 		proxy, others                     string
-		unlisted                          bool
+		unlisted, strict                  bool
 		gap                               time.Duration
 	)
 	fs.IntVar(&number, "session", 0, "only the flows of session `N` (see pilotwire sessions)")
@@ -436,6 +452,7 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 	fs.StringVar(&proxy, "proxy", "", "PAC only: send the observed hosts to this proxy `HOST:PORT`")
 	fs.StringVar(&others, "others", "DIRECT", "PAC only: where every other host goes (`ROUTE`)")
 	fs.StringVar(&out, "o", "", "write to `FILE` instead of standard output")
+	addStrictFlag(fs, &strict)
 	pos, err := parseInterleaved(g, fs, args)
 	if err != nil {
 		return err
@@ -468,7 +485,7 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 	if err != nil {
 		return err
 	}
-	src, err := openSource(ctx, g, first(pos))
+	src, err := openSource(ctx, g, first(pos), strict)
 	if err != nil {
 		return err
 	}
@@ -500,6 +517,9 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 	if unlisted {
 		hosts = slices.DeleteFunc(hosts, func(o catalog.Observation) bool { return !o.Unlisted() })
 	}
+	if len(hosts) == 0 && format == "table" {
+		return emptyf("no hosts in %s match", src.Name())
+	}
 	if format == "table" {
 		err = writeOutput(g, out, func(w io.Writer) error { return observedTable(w, hosts) })
 	} else {
@@ -512,6 +532,10 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 	}
 	if err != nil {
 		return err
+	}
+	if len(hosts) == 0 {
+		// The allowlist is still written (a valid, empty one).
+		return emptyf("no hosts in %s match: the %s allowlist is empty", src.Name(), format)
 	}
 	unknown, unlistedN := 0, 0
 	for _, o := range hosts {

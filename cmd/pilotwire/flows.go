@@ -15,14 +15,15 @@ const flowsExamples = `  pilotwire flows                              # every fl
   pilotwire flows --client 10.0.0.23 --since 1h # one device, the last hour
   pilotwire flows --host '*.manage.microsoft.com' --json | jq .
   pilotwire flows --limit 20 --newest
+  pilotwire flows customer.har --host '*.microsoft.com' --strict   # straight from a capture file
 `
 
 func runFlows(ctx context.Context, g *globals, args []string) error {
-	fs := newFlagSet(g, "flows", "flows [flags]", flowsExamples)
+	fs := newFlagSet(g, "flows", "flows [flags] [CAPTURE-FILE]", flowsExamples)
 	var (
 		client, host, source, since, until string
 		limit                              int
-		asJSON, newest, wide               bool
+		asJSON, newest, wide, strict       bool
 	)
 	fs.StringVar(&client, "client", "", "only flows of this client `ADDR` or device label")
 	fs.StringVar(&host, "host", "", "only flows to hosts matching this `GLOB` (e.g. '*.microsoft.com')")
@@ -33,34 +34,42 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 	fs.BoolVar(&newest, "newest", false, "newest first")
 	fs.BoolVar(&asJSON, "json", false, "print JSON lines instead of a table")
 	fs.BoolVar(&wide, "wide", false, "print whole URLs in the table (they are cut to 72 characters otherwise)")
-	if err := parseFlags(g, fs, args); err != nil {
+	addStrictFlag(fs, &strict)
+	pos, err := parseInterleaved(g, fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("flows: unexpected argument %q", fs.Arg(0))
+	if len(pos) > 1 {
+		return usagef("flows: one capture file at most, got %q", pos)
 	}
 	f := flow.Filter{Client: client, Host: host, Source: flow.Source(source), Limit: limit, Newest: newest}
-	var err error
 	if f.Since, err = parseTimeFlag("since", since, time.Now()); err != nil {
 		return usagef("flows: %v", err)
 	}
 	if f.Until, err = parseTimeFlag("until", until, time.Now()); err != nil {
 		return usagef("flows: %v", err)
 	}
-	st, err := openStore(ctx, g)
+	src, err := openSource(ctx, g, first(pos), strict)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer src.Close()
 
+	n := 0
 	if asJSON {
 		enc := json.NewEncoder(g.stdout)
-		return st.Flows(ctx, f, func(fl flow.Flow) error { return enc.Encode(flowJSON(fl)) })
+		err = src.Each(ctx, f, func(fl *flow.Flow) error { n++; return enc.Encode(flowJSON(*fl)) })
+		if err != nil {
+			return err
+		}
+		return noFlows(src, n)
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTART\tCLIENT\tKIND\tMETHOD\tTARGET\tSTATUS\tUP\tDOWN\tDURATION\tNOTE")
-	n := 0
-	err = st.Flows(ctx, f, func(fl flow.Flow) error {
+	err = src.Each(ctx, f, func(fl *flow.Flow) error {
+		if n == 0 {
+			// No header over an empty result: stdout stays empty.
+			fmt.Fprintln(tw, "ID\tSTART\tCLIENT\tKIND\tMETHOD\tTARGET\tSTATUS\tUP\tDOWN\tDURATION\tNOTE")
+		}
 		n++
 		dur := "open"
 		if !fl.Open() {
@@ -75,7 +84,7 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 			status = fmt.Sprint(fl.Status)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", fl.ID, fl.Start.Format("2006-01-02 15:04:05.000"),
-			client, fl.Kind, dash(fl.Method), shorten(target(fl), wide), status, humanBytes(fl.BytesUp), humanBytes(fl.BytesDown), dur, flowNote(fl))
+			client, fl.Kind, dash(fl.Method), shorten(target(*fl), wide), status, humanBytes(fl.BytesUp), humanBytes(fl.BytesDown), dur, flowNote(*fl))
 		return nil
 	})
 	if err != nil {
@@ -84,10 +93,15 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if n == 0 {
-		fmt.Fprintf(g.stderr, "no flows in %s match\n", g.store)
+	return noFlows(src, n)
+}
+
+// noFlows is the empty result of flows: success, said on stderr.
+func noFlows(src flowSource, n int) error {
+	if n > 0 {
+		return nil
 	}
-	return nil
+	return emptyf("no flows in %s match", src.Name())
 }
 
 // flowJSON is the stable JSON shape of a flow for `flows --json`.

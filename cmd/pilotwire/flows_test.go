@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -29,9 +31,9 @@ func TestFlowsCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		args := append([]string{"--store", db, "flows", "--json"}, tt.args...)
-		out, _, err := runCmd(t, args...)
-		if err != nil {
-			t.Fatalf("%v: %v", tt.args, err)
+		out, stderr, code := pw(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", tt.args, code, stderr)
 		}
 		n := 0
 		sc := bufio.NewScanner(strings.NewReader(out))
@@ -48,11 +50,11 @@ func TestFlowsCommand(t *testing.T) {
 		if n != tt.want {
 			t.Errorf("flows %v: %d JSON lines, want %d", tt.args, n, tt.want)
 		}
-		table, _, err := runCmd(t, append([]string{"--store", db, "flows"}, tt.args...)...)
-		if err != nil {
-			t.Fatal(err)
+		table, stderr, code := pw(t, append([]string{"--store", db, "flows"}, tt.args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", tt.args, code, stderr)
 		}
-		if rows := strings.Count(table, "\n") - 1; rows != tt.want {
+		if rows := max(strings.Count(table, "\n")-1, 0); rows != tt.want {
 			t.Errorf("flows %v: %d table rows, want %d", tt.args, rows, tt.want)
 		}
 	}
@@ -74,10 +76,34 @@ func TestFlowsTableCutsLongURLs(t *testing.T) {
 }
 
 func TestFlowsBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"flows", "--since", "yesterday"}, {"flows", "extra"}, {"flows", "--bogus"}} {
+	for _, args := range [][]string{{"flows", "--since", "yesterday"}, {"flows", "a.har", "b.har"}, {"flows", "--bogus"}} {
 		_, _, err := runCmd(t, args...)
 		if err == nil || !strings.Contains(err.Error(), "flows") || exitCode(err, io.Discard) != 2 {
 			t.Errorf("%v: error %v, want a usage error naming flows", args, err)
+		}
+	}
+}
+
+// TestFlowsFromCaptureFile: flows over a capture file selects what flows
+// over the store holding that file selects, for every filter.
+func TestFlowsFromCaptureFile(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "pilotwire.db")
+	if _, stderr, code := pw(t, "--store", db, "import", seedExample); code != 0 {
+		t.Fatalf("import: %s", stderr)
+	}
+	dropIDs := regexp.MustCompile(`"id":\d+,`)
+	for _, args := range [][]string{
+		{"--newest", "--limit", "5"},
+		{"--host", "*.manage.microsoft.com"},
+		{"--host", "login.microsoftonline.com", "--newest"},
+		{"--since", "2019-09-03T15:10:00Z", "--until", "2019-09-03T15:12:00Z"},
+		{"--client", "10.0.0.23", "--limit", "7"},
+		{"--source", "har"},
+	} {
+		fromStore, _, code1 := pw(t, append([]string{"--store", db, "flows", "--json"}, args...)...)
+		fromFile, _, code2 := pw(t, append([]string{"flows", "--json", seedExample}, args...)...)
+		if code1 != 0 || code2 != 0 || dropIDs.ReplaceAllString(fromStore, "") != dropIDs.ReplaceAllString(fromFile, "") {
+			t.Errorf("flows %q: exit %d and %d\nstore:\n%s\nfile:\n%s", args, code1, code2, fromStore, fromFile)
 		}
 	}
 }

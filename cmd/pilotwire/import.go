@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,16 +32,18 @@ func runImport(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "import", "import [flags] FILE...", importExamples)
 	var formatFlag, device, logformat string
 	var batch int
-	var quiet bool
+	var quiet, strict bool
 	fs.StringVar(&formatFlag, "format", "auto", "file `FORMAT`: auto (detect from the content), squid, har, saz, pcap (also pcapng) or netlog")
 	fs.StringVar(&device, "device", "", "label every imported flow with this device `NAME` (e.g. LAB-VM-07)")
 	fs.StringVar(&logformat, "squid-logformat", "", "the custom Squid `LOGFORMAT` the log was written with (squid.conf format string; see docs/squid.md)")
 	fs.IntVar(&batch, "batch", importer.DefaultBatch, "`N` flows written per store transaction")
 	fs.BoolVar(&quiet, "quiet", false, "no progress display, even on a terminal")
-	if err := parseFlags(g, fs, args); err != nil {
+	addStrictFlag(fs, &strict)
+	files, err := parseInterleaved(g, fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	if len(files) == 0 {
 		return usagef("import: no file given (see pilotwire import --help)")
 	}
 	format, err := importer.ParseFormat(formatFlag)
@@ -59,14 +62,14 @@ func runImport(ctx context.Context, g *globals, args []string) error {
 	defer st.Close()
 
 	failed := 0
-	for _, path := range fs.Args() {
+	for _, path := range files {
 		prog := newProgress(g.stderr, filepath.Base(path), quiet)
-		opt := importer.Options{Format: format, Device: device, SquidLogformat: logformat, Progress: prog.update}
+		opt := importer.Options{Format: format, Device: device, SquidLogformat: logformat, Strict: strict, Progress: prog.update}
 		start := time.Now()
 		res, err := importer.Import(ctx, st, path, opt, batch)
 		prog.done()
 		if errors.Is(err, context.Canceled) {
-			fmt.Fprintf(g.stdout, "%s: interrupted after %d flows\n", path, res.Flows)
+			fmt.Fprintf(g.stderr, "pilotwire: %s: interrupted after %d flows\n", path, res.Flows)
 			return err
 		}
 		if err != nil {
@@ -75,20 +78,36 @@ func runImport(ctx context.Context, g *globals, args []string) error {
 			printSkips(g.stderr, res.Result)
 			continue
 		}
-		printResult(g.stdout, path, res, time.Since(start))
+		// The summary is the command's result (stdout); what went wrong
+		// reading the file is a warning (stderr).
+		fmt.Fprintf(g.stdout, "%s: %s, %d flows (%d new), %d skipped, %s\n", path, res.Format, res.Flows, res.New, res.SkipCount,
+			time.Since(start).Round(time.Millisecond))
+		warnPartial(g.stderr, res.Result)
+		if res.Flows == 0 {
+			fmt.Fprintf(g.stderr, "pilotwire: %s: no flows in it, nothing imported\n", path)
+		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("import: %d of %d files could not be read", failed, fs.NArg())
+		return fmt.Errorf("import: %d of %d files could not be read", failed, len(files))
 	}
 	return nil
 }
 
-func printResult(w io.Writer, path string, res importer.Stored, took time.Duration) {
-	fmt.Fprintf(w, "%s: %s, %d flows (%d new), %d skipped, %s\n", path, res.Format, res.Flows, res.New, res.SkipCount,
-		took.Round(time.Millisecond))
-	printSkips(w, res.Result)
-	if res.StoppedAt != "" {
-		fmt.Fprintf(w, "  stopped early: %s (the %d flows before it were imported; the rest of the file is not readable)\n", res.StoppedAt, res.Flows)
+// addStrictFlag adds --strict to a command that reads capture files.
+func addStrictFlag(fs *flag.FlagSet, strict *bool) {
+	what := "fail (exit 1) when a capture file cannot be read whole: a damaged part skipped, or a read\nthat stops early"
+	if fs.Name() == "import" {
+		what += "; such a file is then not stored at all (it is read through once first)"
+	}
+	fs.BoolVar(strict, "strict", false, what)
+}
+
+// warnPartial says on w how much of a file that could not be read whole was
+// read, and lists the first parts skipped.
+func warnPartial(w io.Writer, res importer.Result) {
+	if p := res.Partial(); p != "" {
+		fmt.Fprintf(w, "pilotwire: %s: partly read: %s\n", res.File, p)
+		printSkips(w, res)
 	}
 }
 

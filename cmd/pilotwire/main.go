@@ -30,9 +30,23 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
+// emptyResult ends a command that found nothing to show: not a failure
+// (exit status 0), but said on standard error, with the way to get data.
+type emptyResult struct{ msg string }
+
+func (e emptyResult) Error() string { return e.msg }
+
+func emptyf(format string, args ...any) error { return emptyResult{fmt.Sprintf(format, args...)} }
+
+// exitCode is the one rule every command follows (README: "Exit codes and
+// messages"): 0 success, an empty result included; 1 failure; 2 a mistake
+// in the command line; 130 interrupted. Messages go to stderr.
 func exitCode(err error, stderr io.Writer) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(emptyResult)):
+		fmt.Fprintf(stderr, "pilotwire: %v\n", err)
 		return 0
 	case errors.As(err, new(usageError)):
 		fmt.Fprintf(stderr, "pilotwire: %v\n", err)
@@ -115,9 +129,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "endpoints":
 		return runEndpoints(ctx, g, rest)
 	case "version":
+		fs := newFlagSet(g, "version", "version", "  pilotwire version\n")
+		if err := parseFlags(g, fs, rest); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return usagef("version: unexpected argument %q", fs.Arg(0))
+		}
 		fmt.Fprintf(stdout, "pilotwire %s\n", version)
 		return nil
 	case "help", "-h", "--help":
+		if len(rest) > 0 && cmd == "help" {
+			// "pilotwire help import" is "pilotwire import --help".
+			return run(ctx, []string{rest[0], "--help"}, stdin, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,6 +32,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 		number                          int
 		client, format, out, t0s, rules string
 		gap                             time.Duration
+		strict                          bool
 	)
 	fs.IntVar(&number, "session", 0, "report session `N` (see pilotwire sessions; default: the newest)")
 	fs.StringVar(&client, "client", "", "report the newest session of this client `ADDR` or device label")
@@ -40,6 +43,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	fs.DurationVar(&gap, "gap", timeline.DefaultGap, "idle `TIME` that ends a session")
 	fs.StringVar(&rules, "rules", "", "milestone and phase rules from `FILE` instead of the built-in ones\n"+
 		"(YAML, like internal/timeline/milestones.yaml)")
+	addStrictFlag(fs, &strict)
 	pos, err := parseInterleaved(g, fs, args)
 	if err != nil {
 		return err
@@ -67,7 +71,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 			return err
 		}
 	}
-	src, err := openSource(ctx, g, first(pos))
+	src, err := openSource(ctx, g, first(pos), strict)
 	if err != nil {
 		return err
 	}
@@ -93,26 +97,76 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 }
 
 // writeFileAtomic writes a file through a temporary one beside it, so a
-// failed report never leaves half a file under the name asked for.
+// failed report never leaves half a file under the name asked for. Errors
+// name the file the user gave, never the temporary one. A name that is a
+// device or a pipe (-o /dev/stdout, a fifo) is written to directly:
+// renaming over it would replace it.
 func writeFileAtomic(name string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	fail := func(err error) error { return fmt.Errorf("write %s: %w", name, withoutPath(err)) }
+	if fi, err := os.Stat(name); err == nil && !fi.Mode().IsRegular() {
+		if fi.IsDir() {
+			return fmt.Errorf("write %s: it is a directory; give a file name", name)
+		}
+		f, err := os.OpenFile(name, os.O_WRONLY, 0)
+		if err != nil {
+			return fail(err)
+		}
+		if err := write(pathlessWriter{f}); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		if err := f.Close(); err != nil {
+			return fail(err)
+		}
+		return nil
+	}
+	dir := filepath.Dir(name)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*")
 	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("write %s: directory %s does not exist", name, dir)
+		}
+		return fail(err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
+	if err := write(pathlessWriter{tmp}); err != nil {
+		// pathlessWriter already took the temporary name out.
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := tmp.Chmod(0o644); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write %s: %w", name, err)
+		return fail(err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+		return fail(err)
 	}
 	if err := os.Rename(tmp.Name(), name); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+		return fail(err)
 	}
 	return nil
+}
+
+// pathlessWriter drops the file name from write errors ("write
+// /d/.out.html.12345: no space left on device"): the caller names the file
+// the user asked for.
+type pathlessWriter struct{ f *os.File }
+
+func (w pathlessWriter) Write(b []byte) (int, error) {
+	n, err := w.f.Write(b)
+	return n, withoutPath(err)
+}
+
+// withoutPath returns the reason inside an error that names a file (a
+// *fs.PathError or *os.LinkError), or err itself.
+func withoutPath(err error) error {
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Err
+	case errors.As(err, &le):
+		return le.Err
+	}
+	return err
 }

@@ -26,11 +26,12 @@ const sessionsExamples = `  pilotwire sessions                       # every dev
 func runSessions(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "sessions", "sessions [flags] [CAPTURE-FILE]", sessionsExamples)
 	var (
-		client string
-		gap    time.Duration
-		asJSON bool
+		client         string
+		gap            time.Duration
+		asJSON, strict bool
 	)
 	fs.StringVar(&client, "client", "", "only sessions of this client `ADDR` or device label")
+	addStrictFlag(fs, &strict)
 	fs.DurationVar(&gap, "gap", timeline.DefaultGap, "idle `TIME` that ends a session")
 	fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	pos, err := parseInterleaved(g, fs, args)
@@ -43,7 +44,7 @@ func runSessions(ctx context.Context, g *globals, args []string) error {
 	if gap <= 0 {
 		return usagef("sessions: --gap %s: want a positive duration like 30m", gap)
 	}
-	src, err := openSource(ctx, g, first(pos))
+	src, err := openSource(ctx, g, first(pos), strict)
 	if err != nil {
 		return err
 	}
@@ -59,20 +60,24 @@ func runSessions(ctx context.Context, g *globals, args []string) error {
 		}
 	}
 	if asJSON {
+		// An empty list is still a JSON document: "[]".
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
 		out := make([]report.SessionJSON, 0, len(list))
 		for _, s := range list {
 			out = append(out, report.NewSessionJSON(s))
 		}
-		return enc.Encode(out)
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
 	}
 	if len(list) == 0 {
 		if client != "" {
-			fmt.Fprintf(g.stderr, "no sessions of %s in %s\n", client, src.Name())
-		} else {
-			fmt.Fprintf(g.stderr, "no flows in %s yet: run pilotwire proxy or pilotwire import first\n", src.Name())
+			return emptyf("no sessions of %s in %s", client, src.Name())
 		}
+		return emptyf("no flows in %s: no sessions (capture with pilotwire proxy, or read a capture file with pilotwire import FILE)", src.Name())
+	}
+	if asJSON {
 		return nil
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -128,7 +133,8 @@ type flowSource interface {
 }
 
 // openSource opens the capture file path, or the store when path is "".
-func openSource(ctx context.Context, g *globals, path string) (flowSource, error) {
+// strict makes a capture file that cannot be read whole an error.
+func openSource(ctx context.Context, g *globals, path string, strict bool) (flowSource, error) {
 	if path == "" {
 		st, err := openStore(ctx, g)
 		if err != nil {
@@ -136,7 +142,7 @@ func openSource(ctx context.Context, g *globals, path string) (flowSource, error
 		}
 		return storeSource{st: st, name: g.store}, nil
 	}
-	return readCapture(ctx, g, path)
+	return readCapture(ctx, g, path, strict)
 }
 
 type storeSource struct {
@@ -158,9 +164,9 @@ type fileSource struct {
 	flows []flow.Flow
 }
 
-func readCapture(ctx context.Context, g *globals, path string) (*fileSource, error) {
+func readCapture(ctx context.Context, g *globals, path string, strict bool) (*fileSource, error) {
 	src := &fileSource{path: path}
-	res, err := importer.ReadFile(ctx, path, importer.Options{}, func(f flow.Flow) error {
+	res, err := importer.ReadFile(ctx, path, importer.Options{Strict: strict}, func(f flow.Flow) error {
 		f.ID = int64(len(src.flows) + 1)
 		src.flows = append(src.flows, f)
 		return nil
@@ -168,33 +174,34 @@ func readCapture(ctx context.Context, g *globals, path string) (*fileSource, err
 	if err != nil {
 		return nil, err
 	}
-	if res.SkipCount > 0 {
-		fmt.Fprintf(g.stderr, "pilotwire: %s: skipped %d damaged part(s), first at %s: %s\n", path, res.SkipCount,
-			res.Skipped[0].Where, res.Skipped[0].Reason)
-	}
-	if res.StoppedAt != "" {
-		fmt.Fprintf(g.stderr, "pilotwire: %s: read stopped early (%s); using the %d flows before it\n", path, res.StoppedAt, res.Flows)
-	}
+	warnPartial(g.stderr, res)
 	slices.SortStableFunc(src.flows, func(a, b flow.Flow) int { return a.Start.Compare(b.Start) })
 	return src, nil
 }
 
+// Each selects as a store does (flow.Filter.Match, Newest, Limit), so a
+// capture file answers every filter the store answers.
 func (s *fileSource) Each(ctx context.Context, f flow.Filter, fn func(*flow.Flow) error) error {
-	for i := range s.flows {
-		fl := &s.flows[i]
-		if f.Client != "" && fl.Client != f.Client && fl.Device != f.Client {
-			continue
+	n := 0
+	for k := range s.flows {
+		i := k
+		if f.Newest {
+			i = len(s.flows) - 1 - k
 		}
-		if (!f.Since.IsZero() && fl.Start.Before(f.Since)) || (!f.Until.IsZero() && !fl.Start.Before(f.Until)) {
+		fl := &s.flows[i]
+		if k%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if !f.Match(fl) {
 			continue
 		}
 		if err := fn(fl); err != nil {
 			return err
 		}
-		if i%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+		if n++; f.Limit > 0 && n == f.Limit {
+			return nil
 		}
 	}
 	return nil
@@ -219,7 +226,7 @@ func listSessions(ctx context.Context, src flowSource, gap time.Duration) ([]tim
 // newest of client, else the newest of all.
 func pickSession(all []timeline.Session, n int, client, where string) (timeline.Session, error) {
 	if len(all) == 0 {
-		return timeline.Session{}, fmt.Errorf("no flows in %s yet: run pilotwire proxy or pilotwire import first", where)
+		return timeline.Session{}, emptyf("no flows in %s: nothing to report (capture with pilotwire proxy, or read a capture file with pilotwire import FILE)", where)
 	}
 	if n != 0 {
 		if n < 1 || n > len(all) {

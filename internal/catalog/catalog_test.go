@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"golang.org/x/net/idna"
+	"gopkg.in/yaml.v3"
 )
 
 // TestEmbeddedParses reports a broken catalog.yaml as an error with its
@@ -478,7 +479,8 @@ func TestLoadErrors(t *testing.T) {
 		reason     string
 	}{
 		{"not yaml", "entries: [\n", 1, "not valid YAML"},
-		{"tabs", "entries:\n\t- pattern: x\n", 2, "not valid YAML"},
+		{"tabs", "entries:\n\t- pattern: x\n", 2, "not valid YAML: found character that cannot start any token (a tab: YAML indents with spaces only)"},
+		{"colon in value", "entries:\n  - pattern: a.example\n    purpose: note: this\n", 3, `mapping values are not allowed in this context (a value holding ": " needs quotes`},
 		{"empty", "", 0, "file is empty"},
 		{"scalar", "hello\n", 1, "top level must be a mapping"},
 		{"unknown top", "entries: []\nhosts: []\n", 2, `unknown key "hosts"`},
@@ -519,6 +521,25 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestYAMLTypeErrorWords: a yaml.v3 type error never reaches the user with
+// a YAML tag or a Go type name in it.
+func TestYAMLTypeErrorWords(t *testing.T) {
+	for _, tt := range []struct {
+		msg  string
+		line int
+		want string
+	}{
+		{"line 3: cannot unmarshal !!str `abc` into catalog.entry", 3, "found a single value `abc` where a mapping was expected"},
+		{"line 9: cannot unmarshal !!map into []catalog.entry", 9, "found a mapping where a list was expected"},
+		{"line 2: cannot unmarshal !!seq into string", 2, "found a list where a single value was expected"},
+	} {
+		line, got := yamlErrorLine(&yaml.TypeError{Errors: []string{tt.msg}}, nil)
+		if line != tt.line || got != tt.want {
+			t.Errorf("%q: line %d, %q; want line %d, %q", tt.msg, line, got, tt.line, tt.want)
+		}
 	}
 }
 

@@ -1,9 +1,11 @@
 package catalog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -51,7 +53,7 @@ func (b *builder) add(file string, data []byte, builtin bool) (err error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		line, reason := yamlErrorLine(err)
+		line, reason := yamlErrorLine(err, data)
 		return fail(line, "not valid YAML: %s", reason)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -385,19 +387,74 @@ func fallbackColor(id string) string {
 }
 
 // yamlErrorLine pulls the line number out of a yaml.v3 error message
-// ("yaml: line 7: …").
-func yamlErrorLine(err error) (int, string) {
+// ("yaml: line 7: …") and says it in the words of a catalog file: a type
+// error names a YAML tag and a Go type ("cannot unmarshal !!str `abc` into
+// catalog.entry"), which becomes what was found and what was expected; a
+// syntax error gets a hint at its usual cause.
+func yamlErrorLine(err error, data []byte) (int, string) {
 	msg := err.Error()
 	var te *yaml.TypeError
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		msg = te.Errors[0]
 	}
 	msg = strings.TrimPrefix(msg, "yaml: ")
-	var line int
+	line := 0
 	if n, _ := fmt.Sscanf(msg, "line %d:", &line); n == 1 {
 		if i := strings.Index(msg, ":"); i >= 0 {
-			return line, strings.TrimSpace(msg[i+1:])
+			msg = strings.TrimSpace(msg[i+1:])
 		}
 	}
-	return 0, msg
+	if m := typeErrRE.FindStringSubmatch(msg); m != nil {
+		msg = fmt.Sprintf("found %s%s where %s was expected", tagName(m[1]), m[2], goKindName(m[3]))
+	}
+	switch {
+	case strings.Contains(msg, "cannot start any token") && line > 0 && bytes.Contains(lineOf(data, line), []byte("\t")):
+		msg += " (a tab: YAML indents with spaces only)"
+	case strings.Contains(msg, "mapping values are not allowed"):
+		msg += " (a value holding \": \" needs quotes; or the indentation is off)"
+	case strings.Contains(msg, "did not find expected key"), strings.Contains(msg, "did not find expected '-'"):
+		msg += " (check the indentation of this line and the one before)"
+	}
+	return line, msg
+}
+
+// typeErrRE matches a yaml.v3 type error: its tag, value and Go type.
+var typeErrRE = regexp.MustCompile("^cannot unmarshal !!(\\w+)( `[^`]*`)? into (\\S+)$")
+
+// tagName says what a YAML tag (without "!!") is in a catalog's words.
+func tagName(tag string) string {
+	switch tag {
+	case "seq":
+		return "a list"
+	case "map":
+		return "a mapping"
+	}
+	return "a single value"
+}
+
+// goKindName says what shape of YAML a Go type takes.
+func goKindName(typ string) string {
+	switch {
+	case strings.HasPrefix(typ, "[]"):
+		return "a list"
+	case strings.HasPrefix(typ, "map["), strings.Contains(typ, "."):
+		// A map, or a named (struct) type of the package.
+		return "a mapping"
+	}
+	return "a single value"
+}
+
+// lineOf returns line n (1-based) of data.
+func lineOf(data []byte, n int) []byte {
+	for i := 1; i < n; i++ {
+		j := bytes.IndexByte(data, '\n')
+		if j < 0 {
+			return nil
+		}
+		data = data[j+1:]
+	}
+	if j := bytes.IndexByte(data, '\n'); j >= 0 {
+		data = data[:j]
+	}
+	return data
 }

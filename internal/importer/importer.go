@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,10 @@ type Options struct {
 	// written with (squid.conf's format string, e.g. "%ts.%03tu %6tr %>a
 	// %>p %Ss/%03>Hs …"); see squid.ParseLogformat. Only used for Squid logs.
 	SquidLogformat string
+	// Strict makes a file that cannot be read whole an error (wrapping
+	// ErrDamaged): one damaged part skipped, or a read that stops before
+	// the end. Import in strict mode stores nothing from such a file.
+	Strict bool
 	// Progress, when set, is called from time to time (at most 10 times a
 	// second, and once at the end) with the bytes read so far, the file's
 	// size and the flows emitted so far. It may run on a goroutine of the
@@ -96,6 +101,59 @@ type Result struct {
 // ErrUnknownFormat is returned (wrapped) for a file that is none of the
 // supported formats.
 var ErrUnknownFormat = errors.New("not a supported format")
+
+// ErrEmpty is returned (wrapped) for a file of 0 bytes.
+var ErrEmpty = errors.New("is empty")
+
+// ErrDamaged is returned (wrapped) in strict mode for a file that could
+// not be read whole.
+var ErrDamaged = errors.New("not read whole")
+
+// Partial says how much of a file that could not be read whole was read:
+// "read 12,345 flows of a 987,654-byte file, then stopped early: line
+// 20001: …; skipped 3 damaged parts (first: line 12: …)". The reason a
+// reader stopped names where (a line, an entry, an offset). It is "" for a
+// file read whole.
+func (r Result) Partial() string {
+	if r.StoppedAt == "" && r.SkipCount == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "read %s of a %s-byte file", plural(r.Flows, "flow"), thousands(r.Size))
+	if r.StoppedAt != "" {
+		fmt.Fprintf(&b, ", then stopped early: %s", r.StoppedAt)
+	}
+	if r.SkipCount > 0 {
+		fmt.Fprintf(&b, "; skipped %s (first: %s: %s)", plural(r.SkipCount, "damaged part"), r.Skipped[0].Where, r.Skipped[0].Reason)
+	}
+	return b.String()
+}
+
+// plural is "1 flow", "2 flows", "12,345 flows".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return thousands(int64(n)) + " " + what + "s"
+}
+
+// thousands writes n with a comma every three digits: 12,345.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b = append(b, ',')
+		}
+		b = append(b, s[i])
+	}
+	if neg {
+		return "-" + string(b)
+	}
+	return string(b)
+}
 
 // headSize is how much of a file Detect looks at and the identity hashes.
 const headSize = 1 << 20
@@ -148,6 +206,12 @@ func openFile(path string, format Format) (*openedFile, Result, error) {
 		return fail(errors.New("is a directory"))
 	}
 	res.Size = st.Size()
+	if res.Size == 0 && st.Mode().IsRegular() {
+		// Said plainly: no format can be detected in, or read from, no
+		// bytes (a pipe reports size 0 too, so only regular files).
+		f.Close()
+		return nil, res, fmt.Errorf("%s %w (0 bytes): nothing to read", path, ErrEmpty)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		abs = path
@@ -221,6 +285,10 @@ func (o *openedFile) read(ctx context.Context, opt Options, emit func(flow.Flow)
 		return res, fmt.Errorf("import %s: %w", path, emitErr)
 	case ctx.Err() != nil:
 		return res, fmt.Errorf("import %s: %w", path, ctx.Err())
+	case err != nil && res.Flows == 0 && res.SkipCount > 0:
+		// The first skipped part usually says why nothing was readable
+		// (a custom logformat, the wrong --format).
+		return res, fmt.Errorf("import %s as %s: %w (first skipped: %s: %s)", path, format, err, res.Skipped[0].Where, res.Skipped[0].Reason)
 	case err != nil && res.Flows == 0:
 		return res, fmt.Errorf("import %s as %s: %w", path, format, err)
 	case err != nil:
@@ -228,6 +296,9 @@ func (o *openedFile) read(ctx context.Context, opt Options, emit func(flow.Flow)
 	case res.Flows == 0 && res.SkipCount > 0:
 		return res, fmt.Errorf("import %s as %s: nothing readable, all %d parts skipped (first: %s: %s)",
 			path, format, res.SkipCount, res.Skipped[0].Where, res.Skipped[0].Reason)
+	}
+	if opt.Strict && res.Partial() != "" {
+		return res, fmt.Errorf("import %s: %w (strict): %s", path, ErrDamaged, res.Partial())
 	}
 	return res, nil
 }

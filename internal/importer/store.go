@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 )
@@ -26,6 +27,9 @@ type Stored struct {
 // again (see File identity): part by part, and once the file has been read
 // to its end, EndFileFlows drops what an earlier import left beyond.
 //
+// With opt.Strict the file is read through once before anything is stored,
+// and a file that cannot be read whole stores nothing (see Options.Strict).
+//
 // New is worked out by counting the store's flows of the file's source
 // before and after, so it is exact only while no one else writes flows of
 // that source at the same time.
@@ -39,6 +43,23 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 	}
 	defer o.f.Close()
 	out := Stored{Result: res}
+	if opt.Strict {
+		// Strict: read the whole file once before storing anything, so a
+		// damaged file leaves the store as it was. It costs a second read;
+		// the other way, rolling back stored parts, would also drop an
+		// earlier import of the same file.
+		checked, err := o.read(ctx, opt, func(flow.Flow) error { return nil })
+		if err != nil {
+			out.Result = checked
+			if errors.Is(err, ErrDamaged) {
+				return out, fmt.Errorf("%w; nothing stored", err)
+			}
+			return out, err
+		}
+		if _, err := o.f.Seek(0, io.SeekStart); err != nil {
+			return out, fmt.Errorf("import %s: %w", path, err)
+		}
+	}
 	ident := res.Identity
 	src := sourceOf(res.Format)
 	before, err := st.CountFlows(ctx, flow.Filter{Source: src})
@@ -50,7 +71,7 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 	defer cancel()
 	batches := make(chan []flow.Flow, 2)
 	writeErr := make(chan error, 1)
-	parts := 0
+	parts, stored := 0, 0
 	go func() {
 		var err error
 		for b := range batches {
@@ -59,6 +80,7 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 					cancel() // stop the reader
 				}
 				parts++
+				stored += len(b)
 			}
 		}
 		writeErr <- err
@@ -85,6 +107,10 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 		return Stored{Result: res}, fmt.Errorf("import %s: %w", path, werr)
 	}
 	out.Result = res
+	if errors.Is(err, ErrDamaged) {
+		// The check above read the file whole: it changed since.
+		return out, fmt.Errorf("%w; the file changed while it was imported: %d flows of it are stored, import it again", err, stored)
+	}
 	if err != nil {
 		return out, err
 	}

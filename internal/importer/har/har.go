@@ -28,6 +28,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/importer/internal/jsontok"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/stretch"
 	"github.com/pilotwire/pilotwire/internal/importer/internal/target"
 )
 
@@ -69,7 +70,9 @@ type entry struct {
 // wrong types or that lacks a usable startedDateTime or URL is reported
 // through skip ("entry 3") and reading goes on. A JSON syntax error or a
 // truncated file stops reading: the error says at which entry and byte
-// offset.
+// offset. So does a long run of unreadable entries (see package stretch).
+// A JSON object with a "log" but no "log.entries" array is not a HAR: an
+// error, not a file of no flows.
 func Read(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip func(where string, err error)) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if b, err := br.Peek(3); err == nil && string(b) == "\xef\xbb\xbf" {
@@ -86,7 +89,7 @@ func Read(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip fun
 		return at(fmt.Errorf("not a HAR file: %w", err))
 	}
 	// Top level: find "log".
-	found := false
+	found, entries := false, false
 	for dec.More() {
 		key, err := jsontok.ObjectKey(dec)
 		if err != nil {
@@ -113,6 +116,7 @@ func Read(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip fun
 				}
 				continue
 			}
+			entries = true
 			if err := readEntries(ctx, dec, emit, skip); err != nil {
 				return err
 			}
@@ -124,6 +128,11 @@ func Read(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip fun
 	if !found {
 		return errors.New("not a HAR file: no \"log\" object")
 	}
+	if !entries {
+		// A JSON object with a "log" but no entries is some other
+		// document, not an empty capture.
+		return errors.New("not a HAR: no log.entries array")
+	}
 	return nil
 }
 
@@ -132,6 +141,16 @@ func readEntries(ctx context.Context, dec *json.Decoder, emit func(flow.Flow) er
 		return fmt.Errorf("log.entries at offset %#x: %w", dec.InputOffset(), err)
 	}
 	n := 0
+	bound := stretch.Bound{Unit: "entry", What: "HAR entries"}
+	// skipEntry reports entry n as skipped, unless it ends a run of
+	// unreadable entries too long to go on with.
+	skipEntry := func(err error) error {
+		if berr := bound.Check(n, dec.InputOffset()); berr != nil {
+			return berr
+		}
+		skip(fmt.Sprintf("entry %d", n), err)
+		return nil
+	}
 	for dec.More() {
 		n++
 		if err := ctx.Err(); err != nil {
@@ -150,7 +169,9 @@ func readEntries(ctx context.Context, dec *json.Decoder, emit func(flow.Flow) er
 			ignored = typeErr.Field
 		case err != nil && !errors.As(err, &syntaxErr) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF):
 			// Read whole, but not into an entry (e.g. a bare string).
-			skip(fmt.Sprintf("entry %d", n), err)
+			if err := skipEntry(err); err != nil {
+				return err
+			}
 			continue
 		case err != nil:
 			if errors.Is(err, io.EOF) {
@@ -160,7 +181,9 @@ func readEntries(ctx context.Context, dec *json.Decoder, emit func(flow.Flow) er
 		}
 		f, err := toFlow(&e)
 		if err != nil {
-			skip(fmt.Sprintf("entry %d", n), err)
+			if err := skipEntry(err); err != nil {
+				return err
+			}
 			continue
 		}
 		if ignored != "" {
@@ -170,6 +193,7 @@ func readEntries(ctx context.Context, dec *json.Decoder, emit func(flow.Flow) er
 		if err := emit(f); err != nil {
 			return err
 		}
+		bound.Good(n, dec.InputOffset())
 	}
 	if _, err := dec.Token(); err != nil { // ']'
 		if errors.Is(err, io.EOF) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/importer/internal/importtest"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/stretch"
 )
 
 type skipped = importtest.Skip
@@ -223,6 +224,17 @@ func TestDamaged(t *testing.T) {
 			input:     `{"foo":[1,2,{"x":3}]}`,
 			errPrefix: `not a HAR file: no "log" object`,
 		},
+		{
+			// Issue 19: nested objects under "log" and no entries read as
+			// a HAR of 0 flows.
+			name:      "log without entries",
+			input:     `{"log":{"version":"1.2","creator":{"name":"x"},"pages":[{"id":"p","x":{"y":{"z":{}}}}]},"other":{"entries":[]}}`,
+			errPrefix: "not a HAR: no log.entries array",
+		},
+		{
+			name:  "no entries in log.entries",
+			input: `{"log":{"version":"1.2","entries":[]}}`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -261,5 +273,35 @@ func TestEmitError(t *testing.T) {
 	err := Read(context.Background(), bytes.NewReader(data), func(flow.Flow) error { n++; return stop }, func(string, error) {})
 	if !errors.Is(err, stop) || n != 1 {
 		t.Errorf("err %v after %d, want stop after 1", err, n)
+	}
+}
+
+// A long run of entries that are not entries ends the read, naming where
+// the run began; a shorter one is skipped.
+func TestUnreadableRun(t *testing.T) {
+	good := `{"startedDateTime":"2024-01-02T03:04:05Z","request":{"method":"GET","url":"http://a.example/"},"response":{"status":200}}`
+	for _, tt := range []struct {
+		bad   int
+		keys  []string
+		skips int
+		err   string
+	}{
+		{stretch.MaxRecords + 5, []string{"entry:1"}, stretch.MaxRecords - 1,
+			"entry 100001: no readable record in 100000 entries (since entry 2, offset 140): giving up; is the rest HAR entries?"},
+		{stretch.MaxRecords - 1, []string{"entry:1", "entry:100001"}, stretch.MaxRecords - 1, ""},
+	} {
+		input := `{"log":{"entries":[` + good + strings.Repeat(",1", tt.bad) + "," + good + "]}}"
+		flows, skips, err := readBytes(t, []byte(input))
+		var keys []string
+		for _, f := range flows {
+			keys = append(keys, f.Key)
+		}
+		gotErr := ""
+		if err != nil {
+			gotErr = err.Error()
+		}
+		if !slices.Equal(keys, tt.keys) || len(skips) != tt.skips || gotErr != tt.err {
+			t.Errorf("%d bad entries: keys %v, %d skips, error %q; want %v, %d, %q", tt.bad, keys, len(skips), gotErr, tt.keys, tt.skips, tt.err)
+		}
 	}
 }

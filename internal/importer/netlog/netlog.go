@@ -31,6 +31,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/importer/internal/jsontok"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/stretch"
 	"github.com/pilotwire/pilotwire/internal/importer/internal/target"
 )
 
@@ -169,6 +170,16 @@ func (rd *reader) readEvents(ctx context.Context, dec *json.Decoder, skip func(s
 		return fmt.Errorf("events at offset %#x: %w", dec.InputOffset(), err)
 	}
 	n := 0
+	// Events of types the reader does not use are readable records too;
+	// only a run of damaged ones ends the read (see package stretch).
+	bound := stretch.Bound{Unit: "event", What: "net-log events"}
+	skipEvent := func(err error) error {
+		if berr := bound.Check(n, dec.InputOffset()); berr != nil {
+			return berr
+		}
+		skip(fmt.Sprintf("event %d", n), err)
+		return nil
+	}
 	for dec.More() {
 		n++
 		if n&1023 == 0 {
@@ -182,7 +193,9 @@ func (rd *reader) readEvents(ctx context.Context, dec *json.Decoder, skip func(s
 			var syntaxErr *json.SyntaxError
 			if !errors.As(err, &syntaxErr) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 				// The event was read whole but a field did not fit.
-				skip(fmt.Sprintf("event %d", n), err)
+				if err := skipEvent(err); err != nil {
+					return err
+				}
 				continue
 			}
 			if errors.Is(err, io.EOF) {
@@ -193,11 +206,14 @@ func (rd *reader) readEvents(ctx context.Context, dec *json.Decoder, skip func(s
 		if err := rd.event(&ev, n); err != nil {
 			var skipErr skipError
 			if errors.As(err, &skipErr) {
-				skip(fmt.Sprintf("event %d", n), err)
+				if err := skipEvent(err); err != nil {
+					return err
+				}
 				continue
 			}
 			return err
 		}
+		bound.Good(n, dec.InputOffset())
 	}
 	if _, err := dec.Token(); err != nil { // ']'
 		if errors.Is(err, io.EOF) {

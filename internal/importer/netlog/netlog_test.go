@@ -14,6 +14,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/importer/internal/importtest"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/stretch"
 )
 
 type skipped = importtest.Skip
@@ -164,3 +165,28 @@ func TestEmitError(t *testing.T) {
 
 func itoa(n int) string     { return strconv.Itoa(n) }
 func quote(s string) string { return strconv.Quote(s) }
+
+// A long run of damaged events ends the read, naming where the run began;
+// events of types the reader does not use are not damaged.
+func TestUnreadableRun(t *testing.T) {
+	start := `{"type":1,"phase":1,"time":"11","source":{"id":5,"type":1},"params":{"method":"GET","url":"https://a.example/"}}`
+	other := `{"type":9,"phase":0,"time":"12","source":{"id":6,"type":1}}`
+	for _, tt := range []struct {
+		input string
+		flows int
+		err   string
+	}{
+		{miniConstants + start + strings.Repeat(",1", stretch.MaxRecords+5) + "]}", 1,
+			"event 100001: no readable record in 100000 events (since event 2, offset " + itoa(len(miniConstants+start)) + "): giving up; is the rest net-log events?"},
+		{miniConstants + start + strings.Repeat(","+other, stretch.MaxRecords+5) + "]}", 1, ""},
+	} {
+		flows, _, err := readBytes(t, []byte(tt.input))
+		gotErr := ""
+		if err != nil {
+			gotErr = err.Error()
+		}
+		if len(flows) != tt.flows || gotErr != tt.err {
+			t.Errorf("%d flows, error %q; want %d, %q", len(flows), gotErr, tt.flows, tt.err)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/importer/internal/importtest"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/stretch"
 )
 
 // goodLine is a native line that parses, without its newline.
@@ -401,3 +402,71 @@ func TestStopEndlessInput(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// A stretch of input with no readable record ends the read once it is
+// stretch.MaxRecords lines or maxGapBytes bytes long, naming where the stretch
+// began, and the input past it is not read (issue 19: import --format
+// squid /dev/zero ran forever).
+func TestGiveUpOnUnreadableStretch(t *testing.T) {
+	good := goodLine + "\n"
+	tests := []struct {
+		name      string
+		r         io.Reader
+		keys      []string
+		skips     int
+		err       string
+		maxRead   int64
+		totalSize int64
+	}{
+		{"zeros", &repeatReader{b: 0, n: 200 << 20}, nil, 0,
+			"offset 67108864: no readable record in 64 MiB (since line 1, offset 0): giving up; is the rest a Squid access.log?",
+			70 << 20, 200 << 20},
+		{"zeros after a line", io.MultiReader(strings.NewReader(good), &repeatReader{b: 0, n: 200 << 20}), []string{"line:1"}, 0,
+			fmt.Sprintf("offset %d: no readable record in 64 MiB (since line 2, offset %d): giving up; is the rest a Squid access.log?", len(good)+64<<20, len(good)),
+			70 << 20, 200 << 20},
+		{"garbage lines", io.MultiReader(strings.NewReader(good), strings.NewReader(strings.Repeat("garbage\n", 5_000_000)), strings.NewReader(good)),
+			[]string{"line:1"}, stretch.MaxRecords - 1,
+			fmt.Sprintf("line 100001: no readable record in 100000 lines (since line 2, offset %d): giving up; is the rest a Squid access.log?", len(good)),
+			16 << 20, 40_000_000},
+		{"blank lines", io.MultiReader(strings.NewReader(strings.Repeat("\n", 3_000_000)), strings.NewReader(good)), nil, 0,
+			"line 100000: no readable record in 100000 lines (since line 1, offset 0): giving up; is the rest a Squid access.log?",
+			16 << 20, 3_000_000},
+		// Below both bounds the read goes on past the stretch.
+		{"long damaged stretch", io.MultiReader(strings.NewReader(good), strings.NewReader(strings.Repeat("garbage\n", stretch.MaxRecords-2)), strings.NewReader(good)),
+			[]string{"line:1", fmt.Sprintf("line:%d", stretch.MaxRecords)}, stretch.MaxRecords - 2, "", 1 << 30, 0},
+		{"50 MiB line", io.MultiReader(strings.NewReader(good), &repeatReader{b: 'x', n: 50 << 20}, strings.NewReader("\n"+good)),
+			[]string{"line:1", "line:3"}, 1, "", 1 << 30, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cr := &countingReader{r: tt.r}
+			var c importtest.Collector
+			err := Read(context.Background(), cr, c.Emit, c.Skip)
+			got := result{skips: c.Skips}
+			for _, f := range c.Flows {
+				got.flows = append(got.flows, fmt.Sprintf("%+v", f))
+			}
+			if err != nil {
+				got.err = err.Error()
+			}
+			if !slices.Equal(got.keys(), tt.keys) || got.err != tt.err || len(got.skips) != tt.skips {
+				t.Errorf("keys %v, %d skips, err %q\nwant %v, %d skips, err %q", got.keys(), len(got.skips), got.err, tt.keys, tt.skips, tt.err)
+			}
+			if cr.n > tt.maxRead {
+				t.Errorf("read %d bytes of %d, want at most %d", cr.n, tt.totalSize, tt.maxRead)
+			}
+		})
+	}
+}

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/stretch"
 )
 
 // maxLine bounds one line; Squid truncates URLs far below this.
@@ -82,6 +83,9 @@ func ReadLayout(ctx context.Context, r io.Reader, layout *Layout, emit func(flow
 	defer wg.Wait()
 	defer close(stop)
 
+	// A long run of lines that are not a log ends the read (a wrong
+	// file, /dev/zero): see package stretch.
+	bound := stretch.Bound{Unit: "line", What: "a Squid access.log"}
 	for {
 		// Waiting for the next chunk watches ctx too: a reader that
 		// blocks (a pipe, a slow share) must not hold up a cancel.
@@ -106,14 +110,24 @@ func ReadLayout(ctx context.Context, r io.Reader, layout *Layout, emit func(flow
 		fi, si := 0, 0
 		for fi < len(c.flows) || si < len(c.skips) {
 			if si < len(c.skips) && (fi == len(c.flows) || c.skips[si].line < c.flowLines[fi]) {
-				skip(fmt.Sprintf("line %d", c.skips[si].line), c.skips[si].err)
+				sk := c.skips[si]
+				if err := bound.Check(sk.line, sk.end); err != nil {
+					return err
+				}
+				skip(fmt.Sprintf("line %d", sk.line), sk.err)
 				si++
 				continue
 			}
 			if err := emit(c.flows[fi]); err != nil {
 				return err
 			}
+			bound.Good(c.flowLines[fi], c.flowEnds[fi])
 			fi++
+		}
+		// Blank and comment lines leave no skip: the chunk's end
+		// measures them.
+		if err := bound.Check(c.next-1, c.end); err != nil {
+			return err
 		}
 		if c.err != nil {
 			return fmt.Errorf("line %d: %w", c.next, c.err)
@@ -130,12 +144,18 @@ type chunk struct {
 	data  []byte // lines, each ending in '\n'
 	first int    // number of the first line in data
 	long  []int  // lines that were too long: data holds an empty line for each
-	next  int    // number of the line after the chunk
-	err   error  // the read error that ended the file after this chunk
+	// longBytes holds, for each of long, how many bytes of the file its
+	// empty line in data stands for beyond the newline.
+	longBytes []int64
+	start     int64 // file offset of data[0]
+	end       int64 // file offset after the chunk's last line
+	next      int   // number of the line after the chunk
+	err       error // the read error that ended the file after this chunk
 
 	flows     []flow.Flow
 	flowLines []int
-	keys      []byte // the flows' keys, end to end
+	flowEnds  []int64 // file offset after each flow's line
+	keys      []byte  // the flows' keys, end to end
 	keyEnds   []int
 	skips     []lineSkip
 	done      chan struct{}
@@ -144,6 +164,7 @@ type chunk struct {
 type lineSkip struct {
 	line int
 	err  error
+	end  int64 // file offset after the line
 }
 
 // chunkBytes is how much a chunk holds, unless one line needs more.
@@ -162,8 +183,8 @@ func produce(r io.Reader, stop <-chan struct{}, free <-chan *chunk, order, work 
 	newChunk := func(first int) *chunk {
 		select {
 		case c := <-free:
-			*c = chunk{data: c.data[:0], flows: c.flows[:0], flowLines: c.flowLines[:0], skips: c.skips[:0], long: c.long[:0],
-				keys: c.keys[:0], keyEnds: c.keyEnds[:0]}
+			*c = chunk{data: c.data[:0], flows: c.flows[:0], flowLines: c.flowLines[:0], flowEnds: c.flowEnds[:0], skips: c.skips[:0],
+				long: c.long[:0], longBytes: c.longBytes[:0], keys: c.keys[:0], keyEnds: c.keyEnds[:0]}
 			c.first = first
 			c.done = make(chan struct{})
 			return c
@@ -173,12 +194,16 @@ func produce(r io.Reader, stop <-chan struct{}, free <-chan *chunk, order, work 
 	}
 	c := newChunk(1)
 	// c.data is c.data[:whole], lines - c.first of them, then the start
-	// of an unfinished line. The buffer is full at want bytes.
+	// of an unfinished line. The buffer is full at want bytes. extra is
+	// what c's long lines add to its length in the file.
 	whole, lines, want := 0, 0, chunkBytes
+	var extra int64
 	// send hands c on and starts the next chunk with the unfinished line.
 	send := func() bool {
 		c.next = c.first + lines
+		c.end = c.start + int64(whole) + extra
 		nc := newChunk(c.next)
+		nc.start = c.end
 		nc.data = append(nc.data, c.data[whole:]...)
 		c.data = c.data[:whole]
 		select {
@@ -191,13 +216,15 @@ func produce(r io.Reader, stop <-chan struct{}, free <-chan *chunk, order, work 
 		case <-stop:
 			return false
 		}
-		c, whole, lines, want = nc, 0, 0, chunkBytes
+		c, whole, lines, want, extra = nc, 0, 0, chunkBytes, 0
 		return true
 	}
 	// markLong puts an empty line in c.data[:whole] for the line too long
-	// to keep, followed by rest.
-	markLong := func(rest []byte) {
+	// to keep, n bytes long without its newline, followed by rest.
+	markLong := func(rest []byte, n int64) {
 		c.long = append(c.long, c.first+lines)
+		c.longBytes = append(c.longBytes, n)
+		extra += n
 		c.data = append(append(c.data[:whole], '\n'), rest...)
 		whole++
 		lines++
@@ -206,9 +233,9 @@ func produce(r io.Reader, stop <-chan struct{}, free <-chan *chunk, order, work 
 	finish := func(err error) {
 		if len(c.data) > whole {
 			// The last line has no newline.
-			if len(c.data)-whole >= maxLine {
+			if n := len(c.data) - whole; n >= maxLine {
 				c.data = c.data[:whole]
-				markLong(nil)
+				markLong(nil, int64(n-1)) // its newline is the one added here
 			} else {
 				c.data = append(c.data, '\n')
 				whole = len(c.data)
@@ -240,12 +267,14 @@ func produce(r io.Reader, stop <-chan struct{}, free <-chan *chunk, order, work 
 					c.data = append(make([]byte, 0, want), c.data...)
 				}
 			default:
-				// The line is at least maxLine long: drop it.
-				rest, err := discardLine(r, c.data[:cap(c.data)], stop)
+				// The line is at least maxLine long: drop it, up to
+				// the longest stretch of input without a record.
+				held := len(c.data) - whole
+				rest, dropped, err := discardLine(r, c.data[:cap(c.data)], stop, stretch.MaxBytes-int64(held))
 				if errors.Is(err, errStopped) {
 					return
 				}
-				markLong(rest)
+				markLong(rest, int64(held)+dropped)
 				if i := bytes.LastIndexByte(c.data, '\n'); i >= whole {
 					lines += bytes.Count(c.data[whole:i+1], []byte{'\n'})
 					whole = i + 1
@@ -271,7 +300,7 @@ func produce(r io.Reader, stop <-chan struct{}, free <-chan *chunk, order, work 
 					if j := bytes.IndexByte(c.data, '\n'); j+1 >= maxLine {
 						rest := c.data[j+1:]
 						end -= j
-						markLong(rest)
+						markLong(rest, int64(j))
 						whole--
 						lines--
 					}
@@ -294,27 +323,33 @@ func produce(r io.Reader, stop <-chan struct{}, free <-chan *chunk, order, work 
 var errStopped = errors.New("stopped")
 
 // discardLine reads r into buf until a newline, returning what followed
-// the newline in buf. It returns the read error that came first, or
-// errStopped once stop is closed.
-func discardLine(r io.Reader, buf []byte, stop <-chan struct{}) ([]byte, error) {
+// the newline in buf and how many bytes came before it. It returns the read
+// error that came first, errStopped once stop is closed, or errNoLineEnd
+// once limit bytes went by without a newline.
+func discardLine(r io.Reader, buf []byte, stop <-chan struct{}, limit int64) ([]byte, int64, error) {
 	empty := 0
+	var dropped int64
 	for {
 		select {
 		case <-stop:
-			return nil, errStopped
+			return nil, dropped, errStopped
 		default:
 		}
 		n, err := r.Read(buf)
 		if i := bytes.IndexByte(buf[:n], '\n'); i >= 0 {
-			return buf[i+1 : n], err
+			return buf[i+1 : n], dropped + int64(i), err
 		}
+		dropped += int64(n)
 		if n == 0 && err == nil {
 			if empty++; empty >= 100 {
 				err = io.ErrNoProgress
 			}
 		}
+		if err == nil && dropped >= limit {
+			err = errNoLineEnd
+		}
 		if err != nil {
-			return nil, err
+			return nil, dropped, err
 		}
 		if n > 0 {
 			empty = 0
@@ -322,13 +357,19 @@ func discardLine(r io.Reader, buf []byte, stop <-chan struct{}) ([]byte, error) 
 	}
 }
 
+// errNoLineEnd ends a read inside a line longer than any stretch of input
+// without a record may be; the emitter says so with the place (see gap in
+// ReadLayout), since the line's end offset makes that run too long.
+var errNoLineEnd = errors.New("no line end")
+
 // parse turns the chunk's lines into flows and skips.
 func (c *chunk) parse(p *Parser) {
 	// One string for the whole chunk: every flow's strings are slices of
 	// it (or of the key arena below), so a line costs no allocation.
 	data := string(c.data)
 	lineNo := c.first
-	longs := c.long
+	longs, longBytes := c.long, c.longBytes
+	pos := c.start // file offset of the line read next
 	keyBuf := c.keys[:0]
 	// The number in a key, in decimal: counted up from the previous
 	// key's rather than formatted afresh for every line.
@@ -346,9 +387,11 @@ func (c *chunk) parse(p *Parser) {
 		data = data[i+1:]
 		n := lineNo
 		lineNo++
+		pos += int64(i) + 1
 		if len(longs) > 0 && longs[0] == n {
-			longs = longs[1:]
-			c.skips = append(c.skips, lineSkip{n, errLongLine})
+			pos += longBytes[0]
+			longs, longBytes = longs[1:], longBytes[1:]
+			c.skips = append(c.skips, lineSkip{n, errLongLine, pos})
 			continue
 		}
 		if len(line) == 0 || !trimmed(line[0]) || !trimmed(line[len(line)-1]) {
@@ -362,7 +405,7 @@ func (c *chunk) parse(p *Parser) {
 		c.flows = append(c.flows, flow.Flow{})
 		if err := p.ParseLine(line, &c.flows[len(c.flows)-1]); err != nil {
 			c.flows = c.flows[:len(c.flows)-1]
-			c.skips = append(c.skips, lineSkip{n, err})
+			c.skips = append(c.skips, lineSkip{n, err, pos})
 			continue
 		}
 		if n-digitsOf > 16 {
@@ -374,6 +417,7 @@ func (c *chunk) parse(p *Parser) {
 		keyBuf = append(append(keyBuf, "line:"...), digits...)
 		c.keyEnds = append(c.keyEnds, len(keyBuf))
 		c.flowLines = append(c.flowLines, n)
+		c.flowEnds = append(c.flowEnds, pos)
 	}
 	keys := string(keyBuf)
 	from := 0
