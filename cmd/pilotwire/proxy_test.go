@@ -326,6 +326,7 @@ func TestProxyFlagErrors(t *testing.T) {
 		{[]string{"--connect-ports", "443,https"}, `--connect-ports: "https" is not a port`},
 		{[]string{"--max-header-bytes", "10"}, "limits must be positive"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"--pac-fallback", "proxy"}, `--pac-fallback "proxy": want none or direct`},
 	}
 	for _, tc := range cases {
 		var stdout, stderr bytes.Buffer
@@ -354,7 +355,7 @@ func TestProxyInProcess(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() {
 		errc <- run(ctx, []string{"--store", store, "proxy", "--listen", "127.0.0.1:0", "--ui", "", "--allow-private-targets",
-			"--device", "lab-vm=127.0.0.1"}, nil, pw, io.Discard)
+			"--device", "lab-vm=127.0.0.1", "--pac-fallback", "direct"}, nil, pw, io.Discard)
 		pw.Close()
 	}()
 	sc := bufio.NewScanner(pr)
@@ -382,7 +383,7 @@ func TestProxyInProcess(t *testing.T) {
 	}
 	pac, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.Header.Get("Content-Type") != "application/x-ns-proxy-autoconfig" || !strings.Contains(string(pac), `"PROXY `+addr+`"`) {
+	if resp.Header.Get("Content-Type") != "application/x-ns-proxy-autoconfig" || !strings.Contains(string(pac), `"PROXY `+addr+`; DIRECT"`) {
 		t.Errorf("PAC: %s\n%s", resp.Header.Get("Content-Type"), pac)
 	}
 	if err := get(proxyClient(t, addr, nil), plain.URL+"/x"); err != nil {
@@ -393,7 +394,24 @@ func TestProxyInProcess(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	flows := proxyStoreFlows(t, store)
-	if len(flows) != 2 || flows[1].URL != plain.URL+"/x" || flows[1].Device != "lab-vm" || flows[0].Note != "PAC file served by the proxy" {
+	if len(flows) != 2 || flows[1].URL != plain.URL+"/x" || flows[1].Device != "lab-vm" || flows[0].Note != "PAC file served by the proxy" ||
+		flows[0].Kind != flow.KindPAC || flows[0].URL != "/proxy.pac" || flows[1].Kind != flow.KindHTTP {
 		t.Errorf("flows: %+v", flows)
+	}
+	// `pilotwire flows` shows the PAC fetch with its own kind.
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--store", store, "flows"}, nil, &stdout, io.Discard); err != nil {
+		t.Fatalf("flows: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 3 || strings.Fields(lines[0])[3] != "KIND" {
+		t.Fatalf("flows output:\n%s", stdout.String())
+	}
+	// ID, date, time, client, kind, method, target, status.
+	if f := strings.Fields(lines[1]); f[4] != "pac" || f[5] != "GET" || f[7] != "200" {
+		t.Errorf("PAC line of flows: %q", lines[1])
+	}
+	if f := strings.Fields(lines[2]); f[4] != "http" {
+		t.Errorf("forwarded line of flows: %q", lines[2])
 	}
 }

@@ -283,8 +283,11 @@ func (c *conn) dispatch(req *http.Request, f *flow.Flow, up0, down0 int64) bool 
 		}
 		f.Host, f.Port = host, port
 	} else {
-		f.Kind = flow.KindHTTP
+		// Origin form: a request for the proxy itself (PAC, WPAD, the
+		// help page), answered by serveLocal.
+		f.Kind = flow.KindPAC
 		f.Scheme = "http"
+		f.URL = req.URL.Path
 		f.Host = strings.ToLower(req.Host)
 		if h, port, err := net.SplitHostPort(req.Host); err == nil {
 			f.Host = strings.ToLower(h)
@@ -296,7 +299,9 @@ func (c *conn) dispatch(req *http.Request, f *flow.Flow, up0, down0 int64) bool 
 		return c.refuse(req, f, up0, down0, http.StatusForbidden,
 			fmt.Sprintf("client %s is not in the allowed networks", c.client.Addr()), nil)
 	}
-	if p.AuthUser != "" && c.user == "" {
+	// The proxy's own answers need no proxy credentials: a device fetches
+	// its PAC file directly, without them, and they hold nothing secret.
+	if p.AuthUser != "" && c.user == "" && f.Kind != flow.KindPAC {
 		user, ok := checkBasic(req.Header.Get("Proxy-Authorization"), p.AuthUser, p.AuthPass)
 		if !ok {
 			reason := "proxy authentication required"

@@ -49,6 +49,10 @@ type Proxy struct {
 	// AllowPrivateTargets allows targets on loopback, link-local and
 	// unspecified addresses. Cloud metadata addresses stay refused.
 	AllowPrivateTargets bool
+	// PACFallbackDirect makes the PAC file offer DIRECT after the proxy
+	// ("PROXY host:port; DIRECT"): a device that cannot reach the proxy
+	// goes straight to the internet, uncaptured, instead of failing.
+	PACFallbackDirect bool
 	// Devices names clients by address, for Flow.Device. Without an entry,
 	// the Basic-auth user name is the device.
 	Devices map[netip.Addr]string

@@ -296,15 +296,78 @@ func TestPAC(t *testing.T) {
 	if !strings.HasPrefix(out, "HTTP/1.1 404") || !strings.Contains(out, "/proxy.pac") {
 		t.Errorf("help page:\n%s", out)
 	}
+	// The proxy's own answers are flows of their own kind, with the
+	// client and the file served: never a device's traffic.
 	flows := e.flows()
-	if len(flows) != 4 || flows[0].Note != "PAC file served by the proxy" || flows[3].Status != 404 {
+	want := []struct {
+		url    string
+		status int
+		note   string
+	}{
+		{"/proxy.pac", 200, "PAC file served by the proxy"},
+		{"/wpad.dat", 200, "PAC file served by the proxy"},
+		{"/wpad.dat", 200, "PAC file served by the proxy"},
+		{"/other", 404, "answered by the proxy"},
+	}
+	if len(flows) != len(want) {
+		t.Fatalf("%d flows, want %d: %+v", len(flows), len(want), flows)
+	}
+	for i, w := range want {
+		f := flows[i]
+		if f.Kind != flow.KindPAC || f.URL != w.url || f.Status != w.status || f.Note != w.note ||
+			f.Client != "127.0.0.1" || f.Decision != flow.DecisionAllowed || f.Method != "GET" || f.Open() {
+			t.Errorf("flow %d: %+v, want a %s flow of %s, %d", i, f, flow.KindPAC, w.url, w.status)
+		}
+	}
+}
+
+// TestPACFallback: with PACFallbackDirect the PAC lets a device go direct
+// when the proxy does not answer.
+func TestPACFallback(t *testing.T) {
+	e := newEnv(t, func(p *Proxy) { p.PACFallbackDirect = true })
+	out := e.rawRequest("GET /proxy.pac HTTP/1.1\r\nHost: " + e.addr + "\r\nConnection: close\r\n\r\n")
+	_, pac, _ := strings.Cut(out, "\r\n\r\n")
+	if !strings.Contains(pac, `return "PROXY `+e.addr+`; DIRECT";`) {
+		t.Fatalf("PAC with fallback:\n%s", out)
+	}
+	checkPACWithNode(t, pac, e.addr+"; DIRECT")
+}
+
+// TestPACWithAuth: a device fetches the PAC without proxy credentials, so
+// /proxy.pac and /wpad.dat answer without 407; the client ACL still applies
+// to them, and forwarding still needs credentials.
+func TestPACWithAuth(t *testing.T) {
+	e := newEnv(t, func(p *Proxy) { p.AuthUser, p.AuthPass = "lab", "s3cret" })
+	for _, path := range []string{"/proxy.pac", "/wpad.dat"} {
+		out := e.rawRequest("GET " + path + " HTTP/1.1\r\nHost: " + e.addr + "\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(out, "HTTP/1.1 200 ") || !strings.Contains(out, `"PROXY `+e.addr+`"`) {
+			t.Errorf("%s without credentials: %q", path, out)
+		}
+	}
+	if out := e.rawRequest("GET http://" + plainHost + "/bytes?n=1 HTTP/1.1\r\nHost: " + plainHost + "\r\n\r\n"); !strings.HasPrefix(out, "HTTP/1.1 407 ") {
+		t.Errorf("forwarding without credentials: %q", out)
+	}
+	flows := e.flows()
+	if len(flows) != 3 || flows[0].Kind != flow.KindPAC || flows[0].Status != 200 || flows[1].Status != 200 || flows[2].Status != 407 {
 		t.Errorf("flows: %+v", flows)
+	}
+
+	outside := newEnv(t, func(p *Proxy) {
+		p.AuthUser, p.AuthPass = "lab", "s3cret"
+		p.AllowClients, _ = ParsePrefixes("10.0.0.0/8")
+	})
+	if out := outside.rawRequest("GET /proxy.pac HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(out, "HTTP/1.1 403 ") {
+		t.Errorf("PAC for a client outside the allowed networks: %q", out)
+	}
+	if f := outside.flows(); len(f) != 1 || f[0].Decision != flow.DecisionDenied || f[0].Kind != flow.KindPAC ||
+		f[0].Reason != "client 127.0.0.1 is not in the allowed networks" {
+		t.Errorf("refused PAC flow: %+v", f)
 	}
 }
 
 // checkPACWithNode runs the PAC file's function in node, with the two PAC
 // helpers it uses.
-func checkPACWithNode(t *testing.T, pac, addr string) {
+func checkPACWithNode(t *testing.T, pac, proxies string) {
 	node := testutil.LookPath(t, "node")
 	script := pac + `
 function isPlainHostName(h) { return h.indexOf(".") < 0; }
@@ -315,7 +378,7 @@ console.log(FindProxyForURL("http://intranet/", "intranet"));
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)
 	}
-	if want := "PROXY " + addr + "\nDIRECT\n"; string(out) != want {
+	if want := "PROXY " + proxies + "\nDIRECT\n"; string(out) != want {
 		t.Errorf("PAC in node says %q, want %q", out, want)
 	}
 }
