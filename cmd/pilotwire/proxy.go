@@ -35,10 +35,10 @@ Point a Windows device at it (pilotwire prints the addresses when it starts):
 // proxyOptions are the flags of the proxy command.
 type proxyOptions struct {
 	listen, ui, connectPorts, upstream, allowClients, auth, pacFallback string
-	allowPrivate, record                                   bool
-	devices                                                multiFlag
-	maxHeaderBytes, maxConns                               int
-	headerTimeout, idleTimeout, grace, flushInterval       time.Duration
+	allowPrivate, record                                                bool
+	devices                                                             multiFlag
+	maxHeaderBytes, maxConns                                            int
+	headerTimeout, idleTimeout, grace, flushInterval                    time.Duration
 }
 
 func runProxy(ctx context.Context, g *globals, args []string) error {
