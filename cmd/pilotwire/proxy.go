@@ -95,6 +95,13 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 		}
 		return fmt.Errorf("proxy: listen on %s: %w", o.listen, err)
 	}
+	if err := p.CheckUpstream(ctx, ln.Addr()); err != nil {
+		ln.Close()
+		if rec != nil {
+			rec.Close()
+		}
+		return usagef("proxy: --upstream %s: %v", o.upstream, err)
+	}
 	var ui *http.Server
 	var uiLn net.Listener
 	if o.ui != "" {

@@ -344,6 +344,29 @@ func TestProxyFlagErrors(t *testing.T) {
 	}
 }
 
+// TestProxyUpstreamIsSelf: an --upstream that is the proxy's own listener,
+// under any spelling, is refused at start (exit 2) before anything is
+// forwarded.
+func TestProxyUpstreamIsSelf(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	for _, up := range []string{"127.0.0.1", "localhost", "0.0.0.0", "[::]"} {
+		upstream := "http://" + up + ":" + port
+		var stderr bytes.Buffer
+		err := run(context.Background(), []string{"--store", filepath.Join(t.TempDir(), "x.db"), "proxy", "--listen", "127.0.0.1:" + port,
+			"--ui", "", "--upstream", upstream}, nil, io.Discard, &stderr)
+		want := "proxy: --upstream " + upstream + ": upstream " + up + ":" + port + " is this proxy's own listener 127.0.0.1:" + port +
+			": every request would come back to it"
+		if code := exitCode(err, io.Discard); code != 2 || err.Error() != want {
+			t.Errorf("--upstream %s: exit %d, %v; want 2, %q", upstream, code, err, want)
+		}
+	}
+}
+
 // TestProxyInProcess runs the command in this process: PAC and status page
 // answer, flows land in the store, and cancelling the context stops it
 // with a nil error (exit status 0).

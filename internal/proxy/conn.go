@@ -299,6 +299,9 @@ func (c *conn) dispatch(req *http.Request, f *flow.Flow, up0, down0 int64) bool 
 		return c.refuse(req, f, up0, down0, http.StatusForbidden,
 			fmt.Sprintf("client %s is not in the allowed networks", c.client.Addr()), nil)
 	}
+	if p.looped(req.Header) {
+		return c.refuse(req, f, up0, down0, http.StatusLoopDetected, "forwarding loop", nil)
+	}
 	// The proxy's own answers need no proxy credentials: a device fetches
 	// its PAC file directly, without them, and they hold nothing secret.
 	if p.AuthUser != "" && c.user == "" && f.Kind != flow.KindPAC {

@@ -115,6 +115,7 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 		out.Host = req.URL.Host
 	}
 	removeHopHeaders(out.Header)
+	p.addVia(out.Header, req)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = []string{""} // the Transport would add its own
 	}

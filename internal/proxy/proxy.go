@@ -89,6 +89,11 @@ type Proxy struct {
 
 	initOnce  sync.Once
 	keyPrefix string
+	// viaName is this proxy's name in Via headers, "pilotwire-" and a
+	// random id; via10 and via11 are the Via values it adds to requests
+	// received as HTTP/1.0 and 1.1 (shared, never modified).
+	viaName      string
+	via10, via11 []string
 	transport *http.Transport
 	pool      upPool          // server connections of the direct path
 	ctx       context.Context // cancelled when Shutdown gives up waiting
@@ -128,7 +133,11 @@ func (p *Proxy) init() {
 	p.initOnce.Do(func() {
 		var b [4]byte
 		_, _ = rand.Read(b[:])
-		p.keyPrefix = "px-" + hex.EncodeToString(b[:]) + "-"
+		id := hex.EncodeToString(b[:])
+		p.keyPrefix = "px-" + id + "-"
+		p.viaName = "pilotwire-" + id
+		p.via10 = []string{"1.0 " + p.viaName}
+		p.via11 = []string{"1.1 " + p.viaName}
 		p.started = time.Now()
 		p.ctx, p.cancel = context.WithCancel(context.Background())
 		p.listeners = make(map[net.Listener]struct{})
@@ -149,6 +158,9 @@ func (p *Proxy) init() {
 		}
 		if p.Upstream != nil {
 			p.transport.Proxy = http.ProxyURL(p.Upstream)
+			// The Transport's own CONNECTs (for https:// requests)
+			// carry the Via too, so a loop of proxies ends.
+			p.transport.ProxyConnectHeader = http.Header{"Via": p.via11}
 		}
 	})
 }

@@ -65,7 +65,7 @@ func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
 // if the tunnel did not open (the flow is then recorded).
 func (c *conn) openTunnel(req *http.Request, f *flow.Flow, up0, down0 int64) *tunnel {
 	p := c.p
-	server, early, err := p.dialTunnel(p.ctx, f.Host, f.Port)
+	server, early, err := p.dialTunnel(p.ctx, f.Host, f.Port, req.Header["Via"])
 	if err != nil {
 		var r *refusal
 		if errors.As(err, &r) {
