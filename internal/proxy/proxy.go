@@ -94,10 +94,10 @@ type Proxy struct {
 	// received as HTTP/1.0 and 1.1 (shared, never modified).
 	viaName      string
 	via10, via11 []string
-	transport *http.Transport
-	pool      upPool          // server connections of the direct path
-	ctx       context.Context // cancelled when Shutdown gives up waiting
-	cancel    context.CancelFunc
+	transport    *http.Transport
+	pool         upPool          // server connections of the direct path
+	ctx          context.Context // cancelled when Shutdown gives up waiting
+	cancel       context.CancelFunc
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
