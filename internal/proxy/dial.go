@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,7 +39,7 @@ func (p *Proxy) dialTarget(ctx context.Context, host string, port int) (net.Conn
 	defer cancel()
 	addrs, err := p.resolve(ctx, host)
 	if err != nil {
-		return nil, fmt.Errorf("resolve %s: %w", host, err)
+		return nil, &dialError{op: "resolve", target: host, err: err}
 	}
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("resolve %s: no addresses", host)
@@ -67,7 +69,52 @@ func (p *Proxy) dialTarget(ctx context.Context, host string, port int) (net.Conn
 		}
 		return nil, &refusal{refused}
 	}
-	return nil, fmt.Errorf("dial %s: %w", host, errors.Join(errs...))
+	return nil, &dialError{op: "dial", target: net.JoinHostPort(host, strconv.Itoa(port)), err: errors.Join(errs...)}
+}
+
+// dialError is a failed resolve or dial, said in one phrase that names
+// the target and the cause the system gave: "dial
+// enrollment.manage.microsoft.com:443: connection refused", not the
+// layers of net's error ("dial tcp 1.2.3.4:443: connect: …").
+type dialError struct {
+	op, target string
+	err        error
+}
+
+func (e *dialError) Error() string { return e.op + " " + e.target + ": " + cause(e.err) }
+func (e *dialError) Unwrap() error { return e.err }
+
+// cause is what err says, without net's wrapping: a system error's text,
+// a DNS answer's, or "timed out"; several different causes (one per
+// address) are joined with "; ".
+func cause(err error) string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range j.Unwrap() {
+			if c := cause(e); !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+		return strings.Join(out, "; ")
+	}
+	var se *os.SyscallError
+	var de *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.As(err, &se):
+		return se.Err.Error()
+	case errors.As(err, &de):
+		if de.IsTimeout {
+			return "timed out"
+		}
+		return de.Err
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	}
+	if oe, ok := err.(*net.OpError); ok && oe.Err != nil {
+		return oe.Err.Error()
+	}
+	return err.Error()
 }
 
 // dialAddr dials addr, an "ip:port"; check says whether to apply the
@@ -117,7 +164,7 @@ func (p *Proxy) dialUpstream(ctx context.Context) (net.Conn, error) {
 		}
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("upstream proxy %s: %w", p.Upstream.Host, errors.Join(errs...))
+	return nil, &dialError{op: "dial upstream proxy", target: p.Upstream.Host, err: errors.Join(errs...)}
 }
 
 // upstreamPort is the port of the upstream proxy at u: 8080 when u names

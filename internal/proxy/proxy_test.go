@@ -787,3 +787,41 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("stats after shutdown: %+v", got)
 	}
 }
+
+// TestFailedDial: a target that refuses the connection is said in one
+// phrase naming the target, for CONNECT and plain HTTP alike, in the answer
+// and in the flow (which has no tunnel-end Reason: nothing opened).
+func TestFailedDial(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ps, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close() // nothing listens there now: connection refused
+	const host = "enrollment.manage.microsoft.com"
+	var port int
+	fmt.Sscan(ps, &port)
+	e := newEnv(t, func(p *Proxy) {
+		p.AllowPrivateTargets = true
+		p.ConnectPorts = []int{port}
+	})
+	e.net.Point(host, netip.MustParseAddr("127.0.0.1"))
+	want := "dial " + host + ":" + ps + ": connection refused"
+	for _, req := range []string{
+		"CONNECT " + host + ":" + ps + " HTTP/1.1\r\nHost: " + host + ":" + ps + "\r\n\r\n",
+		"GET http://" + host + ":" + ps + "/ HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n",
+	} {
+		if out := e.rawRequest(req); !strings.HasPrefix(out, "HTTP/1.1 502 ") || !strings.HasSuffix(out, "pilotwire: 502 Bad Gateway: "+want+"\n") {
+			t.Errorf("answer: %q", out)
+		}
+	}
+	flows := e.flows()
+	if len(flows) != 2 {
+		t.Fatalf("flows: %+v", flows)
+	}
+	for _, f := range flows {
+		if f.Error != want || f.Reason != "" || f.Status != 502 || f.Decision != flow.DecisionAllowed {
+			t.Errorf("flow %s: error %q reason %q status %d; want error %q and no reason", f.Method, f.Error, f.Reason, f.Status, want)
+		}
+	}
+}

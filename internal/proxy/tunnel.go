@@ -72,10 +72,13 @@ func (c *conn) openTunnel(req *http.Request, f *flow.Flow, up0, down0 int64) *tu
 			c.refuse(req, f, up0, down0, http.StatusForbidden, r.reason, nil)
 			return nil
 		}
+		// The tunnel never opened: no Reason (how it ended), only the
+		// one phrase that says why.
 		c.writeError(http.StatusBadGateway, err.Error(), nil, true)
 		f.Status = http.StatusBadGateway
 		f.Error = err.Error()
-		f.Reason = endError
+		f.BytesUp = c.upCount() - up0
+		f.BytesDown = c.cc.wn - down0
 		f.End = time.Now()
 		p.record(f)
 		return nil
