@@ -86,6 +86,9 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 		defer st.Close()
 		rec = flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: o.flushInterval, Logger: logger})
 		p.Record = rec.Record
+		// Open tunnels show their bytes so far as often as flows are
+		// stored.
+		p.ProgressEvery = o.flushInterval
 	}
 
 	ln, err := net.Listen("tcp", o.listen)

@@ -29,6 +29,7 @@ const (
 	DefaultIdleTimeout    = 5 * time.Minute
 	DefaultMaxConns       = 10000
 	DefaultDialTimeout    = 30 * time.Second
+	DefaultProgressEvery  = time.Second
 )
 
 // Proxy is a forward proxy that records flows. Set its fields, then call
@@ -83,12 +84,17 @@ type Proxy struct {
 	// opens and again (same Key) when it ends, everything else once. It
 	// must not block (flow.Recorder.Record does not).
 	Record func(flow.Flow)
+	// ProgressEvery is how often open tunnels that carried bytes since
+	// are recorded again (same Key) with their counts so far. If zero,
+	// DefaultProgressEvery; pilotwire proxy sets its flush interval.
+	ProgressEvery time.Duration
 	// Logger receives errors of the proxy itself (not of exchanges). If
 	// nil, they are discarded.
 	Logger *slog.Logger
 
-	initOnce  sync.Once
-	keyPrefix string
+	initOnce     sync.Once
+	progressOnce sync.Once
+	keyPrefix    string
 	// viaName is this proxy's name in Via headers, "pilotwire-" and a
 	// random id; via10 and via11 are the Via values it adds to requests
 	// received as HTTP/1.0 and 1.1 (shared, never modified).
@@ -237,6 +243,9 @@ var ErrClosed = errors.New("proxy: closed")
 // several listeners at once.
 func (p *Proxy) Serve(ln net.Listener) error {
 	p.init()
+	if p.Record != nil {
+		p.progressOnce.Do(func() { go p.progressLoop() })
+	}
 	p.mu.Lock()
 	if p.shutting.Load() {
 		p.mu.Unlock()
@@ -345,6 +354,40 @@ wait:
 	p.transport.CloseIdleConnections()
 	p.pool.closeIdle(true)
 	return err
+}
+
+// progressLoop re-records the open tunnels that carried bytes, every
+// ProgressEvery, until the proxy has shut down. It reads the tunnels'
+// atomic counters: the relays take no lock per byte for it.
+func (p *Proxy) progressLoop() {
+	every := p.ProgressEvery
+	if every <= 0 {
+		every = DefaultProgressEvery
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var open []*tunnel
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		open = open[:0]
+		p.mu.Lock()
+		for c := range p.conns {
+			c.mu.Lock()
+			if c.tun != nil {
+				open = append(open, c.tun)
+			}
+			c.mu.Unlock()
+		}
+		p.mu.Unlock()
+		for i, t := range open {
+			t.progress()
+			open[i] = nil
+		}
+	}
 }
 
 func (p *Proxy) forget(c *conn) {

@@ -825,3 +825,42 @@ func TestFailedDial(t *testing.T) {
 		}
 	}
 }
+
+// TestTunnelProgress: a tunnel held open shows in the store the bytes it
+// carried so far, before it closes.
+func TestTunnelProgress(t *testing.T) {
+	e := newEnv(t, func(p *Proxy) { p.ProgressEvery = 50 * time.Millisecond })
+	const n = 100000
+	c := e.connectRaw(ztdHost + ":443")
+	defer c.Close()
+	tc := tls.Client(c, &tls.Config{ServerName: ztdHost, RootCAs: e.net.CertPool(), NextProtos: []string{"http/1.1"}})
+	fmt.Fprintf(tc, "GET /bytes?n=%d HTTP/1.1\r\nHost: %s\r\n\r\n", n, ztdHost)
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.Copy(io.Discard, resp.Body); err != nil || got != n {
+		t.Fatalf("body: %d bytes, %v", got, err)
+	}
+	// The tunnel stays open (keep-alive); its flow must show ≥ n bytes
+	// down within a few flush intervals.
+	var last flow.Flow
+	for range 100 {
+		err := e.store.Flows(t.Context(), flow.Filter{}, func(f flow.Flow) error { last = f; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last.BytesDown >= n {
+			break
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	if !last.Open() || last.Kind != flow.KindConnect || last.BytesDown < n || last.BytesUp == 0 || last.SNI != ztdHost {
+		t.Errorf("open tunnel in the store: %+v, want open with ≥ %d bytes down", last, n)
+	}
+	c.Close()
+	flows := e.flows()
+	if len(flows) != 1 || flows[0].Open() || flows[0].BytesDown < n || flows[0].Reason != endClient {
+		t.Errorf("after close: %+v", flows)
+	}
+}

@@ -40,9 +40,15 @@ type tunnel struct {
 	down    atomic.Int64 // server → client payload bytes
 	last    atomic.Int64 // time of the last byte either way, Unix ns
 
+	// mu guards reason and err, and *f once the tunnel runs: the progress
+	// ticker copies f while the relay sets what the ClientHello said and,
+	// at the end, how the tunnel ended. Every record of the flow is made
+	// under mu, so that a progress record never lands after the final one.
 	mu     sync.Mutex
 	reason string
 	err    string
+	ended  bool     // the final record was made
+	shown  [2]int64 // bytes up and down of the last record
 }
 
 // end sets how the tunnel ended; the first call wins.
@@ -136,7 +142,29 @@ func (t *tunnel) run() {
 // opened counts and records the open tunnel: visible while it lasts.
 func (t *tunnel) opened() {
 	t.c.p.tunnels.Add(1)
+	t.mu.Lock()
+	t.recordLocked()
+	t.mu.Unlock()
+}
+
+// recordLocked records the flow with the bytes relayed so far. t.mu must
+// be held.
+func (t *tunnel) recordLocked() {
+	t.shown = [2]int64{t.up.Load(), t.down.Load()}
+	t.f.BytesUp, t.f.BytesDown = t.shown[0], t.shown[1]
 	t.c.p.record(t.f)
+}
+
+// progress records the open tunnel again if it carried bytes since its
+// last record, so that the store shows what a long tunnel carried so far.
+// The proxy's progress ticker calls it; the relay only adds to atomic
+// counters.
+func (t *tunnel) progress() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.ended && (t.up.Load() != t.shown[0] || t.down.Load() != t.shown[1]) {
+		t.recordLocked()
+	}
 }
 
 // relayUp relays client to server, reading the ClientHello on the way.
@@ -154,11 +182,10 @@ func (t *tunnel) closed() {
 	c, p, f := t.c, t.c.p, t.f
 	t.mu.Lock()
 	f.Reason, f.Error = t.reason, t.err
-	t.mu.Unlock()
-	f.BytesUp = t.up.Load()
-	f.BytesDown = t.down.Load()
 	f.End = time.Now()
-	p.record(f)
+	t.ended = true
+	t.recordLocked()
+	t.mu.Unlock()
 	t.server.Close()
 	c.close()
 	p.tunnels.Add(-1)
@@ -306,6 +333,11 @@ func (t *tunnel) readHelloMore(f *flow.Flow, hello *[]byte) (done, ok bool) {
 func (t *tunnel) parseHello(f *flow.Flow, hello []byte) (done, ok bool) {
 	limit := MaxClientHello + 4<<10 // the hello and its record headers
 	h, err := ParseClientHello(hello)
+	if errors.Is(err, ErrNeedMore) && len(hello) < limit {
+		return false, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	switch {
 	case err == nil:
 		f.SNI = h.SNI
@@ -318,12 +350,10 @@ func (t *tunnel) parseHello(f *flow.Flow, hello []byte) (done, ok bool) {
 		f.Note = "tunnel does not start with a TLS ClientHello"
 	case !errors.Is(err, ErrNeedMore):
 		f.Note = "malformed ClientHello: " + err.Error()
-	case len(hello) >= limit:
-		f.Note = fmt.Sprintf("ClientHello over %d bytes", limit)
 	default:
-		return false, false
+		f.Note = fmt.Sprintf("ClientHello over %d bytes", limit)
 	}
-	t.c.p.record(f)
+	t.recordLocked()
 	return true, true
 }
 
