@@ -353,7 +353,11 @@ func (c *conn) dispatch(req *http.Request, f *flow.Flow, up0, down0 int64) bool 
 		f.Kind = flow.KindHTTP
 		f.Scheme = strings.ToLower(req.URL.Scheme)
 		f.URL = req.URL.String()
-		host, port, err := splitTarget(req.URL.Host, 80)
+		def := 80
+		if f.Scheme == "https" {
+			def = 443
+		}
+		host, port, err := splitTarget(req.URL.Host, def)
 		if err != nil {
 			return c.refuse(req, f, up0, down0, http.StatusBadRequest, "bad target: "+err.Error(), nil)
 		}
@@ -406,9 +410,14 @@ func (c *conn) dispatch(req *http.Request, f *flow.Flow, up0, down0 int64) bool 
 		return false
 	case f.Kind == flow.KindHTTP && f.Scheme == "http" && (req.URL.IsAbs() || req.URL.Host != ""):
 		return c.forward(req, f, up0, down0)
+	case f.Scheme == "https" && req.URL.IsAbs():
+		// A client that sends "GET https://host/" instead of a CONNECT:
+		// forwarded over TLS, the server's certificate verified, as
+		// Squid does.
+		return c.forward(req, f, up0, down0)
 	case req.URL.IsAbs():
 		return c.refuse(req, f, up0, down0, http.StatusBadRequest,
-			fmt.Sprintf("scheme %q is not proxied; use CONNECT for https", req.URL.Scheme), nil)
+			fmt.Sprintf("scheme %q is not proxied (only http and https)", req.URL.Scheme), nil)
 	default:
 		return c.serveLocal(req, f, up0, down0)
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -132,7 +133,7 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 	var resp *http.Response
 	var direct *upConn
 	var err error
-	if body == nil && p.Upstream == nil {
+	if body == nil && p.Upstream == nil && f.Scheme == "http" {
 		resp, direct, err = c.roundTripDirect(out, f.Host, f.Port)
 	} else {
 		ctx, cancel := context.WithCancel(p.ctx)
@@ -151,6 +152,12 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 		var r *refusal
 		if errors.As(err, &r) {
 			return c.refuse(req, f, up0, down0, http.StatusForbidden, r.reason, nil) && complete
+		}
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			// The server is not who it says: refused, not just failed.
+			reason := fmt.Sprintf("TLS certificate of %s not valid: %v", f.Host, cv.Err)
+			return c.refuse(req, f, up0, down0, http.StatusBadGateway, reason, nil) && complete
 		}
 		status := http.StatusBadGateway
 		var ne net.Error

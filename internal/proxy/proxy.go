@@ -74,6 +74,11 @@ type Proxy struct {
 	// DialTimeout limits connecting to a target. If zero, DefaultDialTimeout.
 	DialTimeout time.Duration
 
+	// TLSConfig, if set, is used for the TLS connections the proxy makes
+	// itself, for requests in absolute https:// form (tests trust their
+	// own CA here). If nil, the system's roots; certificates are always
+	// verified.
+	TLSConfig *tls.Config
 	// Resolve, if set, replaces DNS: it returns the addresses of host.
 	// Tests and the demo use it to reach a stand-in internet.
 	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
@@ -155,12 +160,16 @@ func (p *Proxy) init() {
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: 0, // a slow server is the server's business
 			ExpectContinueTimeout: time.Second,
+			TLSHandshakeTimeout:   p.dialTimeout(),
 			DisableCompression:    true, // bytes pass as they are
 			ReadBufferSize:        16 << 10,
 			WriteBufferSize:       16 << 10,
 			// HTTP/2 only ever runs inside tunnels, never between us and a
 			// plain-HTTP server.
 			TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
+		}
+		if p.TLSConfig != nil {
+			p.transport.TLSClientConfig = p.TLSConfig.Clone()
 		}
 		if p.Upstream != nil {
 			p.transport.Proxy = http.ProxyURL(p.Upstream)

@@ -438,7 +438,8 @@ func TestRefusedTargets(t *testing.T) {
 		{"link-local", "CONNECT [fe80::1]:443 HTTP/1.1\r\n\r\n", "target fe80::1 is a link-local address"},
 		{"unspecified", "GET http://0.0.0.0:" + port + "/ HTTP/1.1\r\nHost: x\r\n\r\n", "target 0.0.0.0 is an unspecified address"},
 		{"connect port", "CONNECT " + ztdHost + ":22 HTTP/1.1\r\n\r\n", "CONNECT to port 22 is not allowed"},
-		{"https absolute", "GET https://" + ztdHost + "/ HTTP/1.1\r\nHost: x\r\n\r\n", `scheme "https" is not proxied; use CONNECT for https`},
+		{"ftp absolute", "GET ftp://" + ztdHost + "/ HTTP/1.1\r\nHost: x\r\n\r\n", `scheme "ftp" is not proxied (only http and https)`},
+		{"https absolute to loopback", "GET https://127.0.0.1:" + port + "/ HTTP/1.1\r\nHost: x\r\n\r\n", "target 127.0.0.1 is a loopback address"},
 	}
 	for _, tc := range cases {
 		out := e.rawRequest(tc.request)
@@ -562,10 +563,15 @@ func TestUpstream(t *testing.T) {
 	var mu sync.Mutex
 	var inner []flow.Flow
 	in := startEnv(t, &Proxy{
-		Upstream: outer.url,
-		Record:   func(f flow.Flow) { mu.Lock(); inner = append(inner, f); mu.Unlock() },
+		Upstream:  outer.url,
+		Record:    func(f flow.Flow) { mu.Lock(); inner = append(inner, f); mu.Unlock() },
+		TLSConfig: tlsConfig(outer.net),
 	})
 	in.net = outer.net
+	// An absolute https:// request goes to the upstream as a CONNECT.
+	if out := in.rawRequest("GET https://" + fefHost + "/bytes?n=10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(out, "HTTP/1.1 200 ") || !strings.HasSuffix(out, "pilotwire-") {
+		t.Errorf("absolute https through the upstream: %q", out)
+	}
 	c := in.client()
 	for _, u := range []string{"http://" + plainHost + "/bytes?n=3000", "https://" + ztdHost + "/bytes?n=4000"} {
 		resp, err := c.Get(u)
@@ -581,7 +587,8 @@ func TestUpstream(t *testing.T) {
 	c.CloseIdleConnections()
 	in.stop()
 	flows := outer.flows()
-	if len(flows) != 2 || flows[0].Host != plainHost || flows[0].Status != 200 || flows[1].Host != ztdHost || flows[1].SNI != ztdHost {
+	if len(flows) != 3 || flows[0].Host != fefHost || flows[0].Kind != flow.KindConnect || flows[0].SNI != fefHost ||
+		flows[1].Host != plainHost || flows[1].Status != 200 || flows[2].Host != ztdHost || flows[2].SNI != ztdHost {
 		t.Errorf("outer flows: %+v", flows)
 	}
 	mu.Lock()
@@ -592,7 +599,7 @@ func TestUpstream(t *testing.T) {
 	for _, f := range inner {
 		last[f.Key] = f
 	}
-	if len(last) != 2 {
+	if len(last) != 3 {
 		t.Fatalf("inner flows: %+v", inner)
 	}
 	for _, f := range last {
@@ -862,5 +869,60 @@ func TestTunnelProgress(t *testing.T) {
 	flows := e.flows()
 	if len(flows) != 1 || flows[0].Open() || flows[0].BytesDown < n || flows[0].Reason != endClient {
 		t.Errorf("after close: %+v", flows)
+	}
+}
+
+// TestAbsoluteHTTPS: "GET https://host/ HTTP/1.1" sent to the proxy is
+// forwarded over TLS with the certificate verified, and recorded; a server
+// whose certificate does not verify gets a 502 that says why, recorded as
+// a refusal.
+func TestAbsoluteHTTPS(t *testing.T) {
+	e := newEnv(t, nil)
+	addrs, _ := e.net.Resolve(t.Context(), ztdHost)
+	e.net.Point("wrong-name.example", addrs...) // serves ztdHost's certificate
+
+	get := func(e *env, target string) *http.Response {
+		t.Helper()
+		out := e.rawRequest("GET " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(out)), nil)
+		if err != nil {
+			t.Fatalf("%s: %q: %v", target, out, err)
+		}
+		return resp
+	}
+	resp := get(e, "https://"+ztdHost+"/bytes?n=1234")
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || len(body) != 1234 || resp.Header.Get("X-Test") != "yes" {
+		t.Errorf("valid certificate: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	resp = get(e, "https://wrong-name.example/bytes?n=5")
+	body, _ = io.ReadAll(resp.Body)
+	wantWrong := "TLS certificate of wrong-name.example not valid: x509: certificate is valid for " + ztdHost + ", not wrong-name.example"
+	if resp.StatusCode != 502 || string(body) != "pilotwire: 502 Bad Gateway: "+wantWrong+"\n" {
+		t.Errorf("wrong name: %d %q", resp.StatusCode, body)
+	}
+	// Without the test CA (the system's roots), the sim's certificates do
+	// not verify.
+	e2 := newEnv(t, func(p *Proxy) { p.TLSConfig = nil })
+	resp = get(e2, "https://"+ztdHost+"/bytes?n=5")
+	body, _ = io.ReadAll(resp.Body)
+	wantUnknown := "TLS certificate of " + ztdHost + " not valid: x509: certificate signed by unknown authority"
+	if resp.StatusCode != 502 || !strings.HasPrefix(string(body), "pilotwire: 502 Bad Gateway: "+wantUnknown) {
+		t.Errorf("untrusted: %d %q", resp.StatusCode, body)
+	}
+
+	flows := e.flows()
+	if len(flows) != 2 {
+		t.Fatalf("flows: %+v", flows)
+	}
+	if f := flows[0]; f.Kind != flow.KindHTTP || f.Scheme != "https" || f.Host != ztdHost || f.Port != 443 ||
+		f.URL != "https://"+ztdHost+"/bytes?n=1234" || f.Status != 200 || f.Decision != flow.DecisionAllowed || f.BytesDown < 1234 {
+		t.Errorf("valid: %+v", f)
+	}
+	if f := flows[1]; f.Status != 502 || f.Decision != flow.DecisionDenied || f.Reason != wantWrong || f.Scheme != "https" {
+		t.Errorf("wrong name: %+v", f)
+	}
+	if f := e2.flows(); len(f) != 1 || f[0].Decision != flow.DecisionDenied || !strings.HasPrefix(f[0].Reason, wantUnknown) {
+		t.Errorf("untrusted: %+v", f)
 	}
 }
