@@ -34,6 +34,7 @@ type tunnel struct {
 	c       *conn
 	server  net.Conn
 	f       *flow.Flow
+	plain   bool         // an Upgrade, not a CONNECT: no ClientHello to read
 	pending []byte       // client bytes read with the CONNECT head
 	early   []byte       // server bytes read with the upstream proxy's answer
 	up      atomic.Int64 // client → server payload bytes
@@ -101,7 +102,14 @@ func (c *conn) openTunnel(req *http.Request, f *flow.Flow, up0, down0 int64) *tu
 	}
 	t := &tunnel{c: c, server: server, f: new(flow.Flow), early: early}
 	*t.f = *f
-	// Bytes the client sent right after its CONNECT are the start of the
+	return c.startTunnel(t)
+}
+
+// startTunnel makes t the connection's tunnel, for serve to run; it
+// returns nil (with the flow recorded) if the proxy shut the connection
+// meanwhile.
+func (c *conn) startTunnel(t *tunnel) *tunnel {
+	// Bytes the client sent right after its request are the start of the
 	// tunnel; then the buffers go back to their pools, since a tunnel may
 	// stay open, idle, for a long time.
 	if n := c.br.Buffered(); n > 0 {
@@ -113,10 +121,11 @@ func (c *conn) openTunnel(req *http.Request, f *flow.Flow, up0, down0 int64) *tu
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		server.Close()
+		t.server.Close()
 		t.f.Reason = endShutdown
+		t.f.BytesUp, t.f.BytesDown = t.up.Load(), t.down.Load()
 		t.f.End = time.Now()
-		p.record(t.f)
+		c.p.record(t.f)
 		return nil
 	}
 	c.tun = t
@@ -171,10 +180,33 @@ func (t *tunnel) progress() {
 func (t *tunnel) relayUp() {
 	pending := t.pending
 	t.pending = nil
-	if t.readHello(t.f, pending) {
-		err := t.pipe(t.server, t.c.nc, &t.up)
-		step(func() { t.finish(err, endClient, t.server) })
+	if t.plain {
+		if !t.writePending(pending) {
+			return
+		}
+	} else if !t.readHello(t.f, pending) {
+		return
 	}
+	err := t.pipe(t.server, t.c.nc, &t.up)
+	step(func() { t.finish(err, endClient, t.server) })
+}
+
+// writePending passes on the client's bytes read with its request; it
+// reports whether the up direction should go on.
+func (t *tunnel) writePending(pending []byte) bool {
+	if len(pending) == 0 {
+		return true
+	}
+	ok := true
+	step(func() {
+		n, err := t.server.Write(pending)
+		t.up.Add(int64(n))
+		if err != nil {
+			t.finish(fmt.Errorf("writing to server: %w", err), "", nil)
+			ok = false
+		}
+	})
+	return ok
 }
 
 // closed records the ended tunnel and closes both connections.
