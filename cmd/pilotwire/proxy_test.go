@@ -373,12 +373,19 @@ func TestProxyUpstreamIsSelf(t *testing.T) {
 func TestProxyInProcess(t *testing.T) {
 	store := filepath.Join(t.TempDir(), "flows.db")
 	plain, _ := origin(t)
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	_, closedPort, _ := net.SplitHostPort(closedAddr)
+	closed.Close() // a CONNECT there is refused
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
 		errc <- run(ctx, []string{"--store", store, "proxy", "--listen", "127.0.0.1:0", "--ui", "", "--allow-private-targets",
-			"--device", "lab-vm=127.0.0.1", "--pac-fallback", "direct"}, nil, pw, io.Discard)
+			"--device", "lab-vm=127.0.0.1", "--pac-fallback", "direct", "--connect-ports", "443," + closedPort}, nil, pw, io.Discard)
 		pw.Close()
 	}()
 	sc := bufio.NewScanner(pr)
@@ -412,12 +419,15 @@ func TestProxyInProcess(t *testing.T) {
 	if err := get(proxyClient(t, addr, nil), plain.URL+"/x"); err != nil {
 		t.Fatal(err)
 	}
+	if err := get(proxyClient(t, addr, nil), "https://"+closedAddr+"/"); err == nil || !strings.Contains(err.Error(), "Bad Gateway") {
+		t.Errorf("CONNECT to a closed port: %v", err)
+	}
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	flows := proxyStoreFlows(t, store)
-	if len(flows) != 2 || flows[1].URL != plain.URL+"/x" || flows[1].Device != "lab-vm" || flows[0].Note != "PAC file served by the proxy" ||
+	if len(flows) != 3 || flows[1].URL != plain.URL+"/x" || flows[1].Device != "lab-vm" || flows[0].Note != "PAC file served by the proxy" ||
 		flows[0].Kind != flow.KindPAC || flows[0].URL != "/proxy.pac" || flows[1].Kind != flow.KindHTTP {
 		t.Errorf("flows: %+v", flows)
 	}
@@ -427,7 +437,7 @@ func TestProxyInProcess(t *testing.T) {
 		t.Fatalf("flows: %v", err)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	if len(lines) != 3 || strings.Fields(lines[0])[3] != "KIND" {
+	if len(lines) != 4 || strings.Fields(lines[0])[3] != "KIND" {
 		t.Fatalf("flows output:\n%s", stdout.String())
 	}
 	// ID, date, time, client, kind, method, target, status.
@@ -436,5 +446,9 @@ func TestProxyInProcess(t *testing.T) {
 	}
 	if f := strings.Fields(lines[2]); f[4] != "http" {
 		t.Errorf("forwarded line of flows: %q", lines[2])
+	}
+	// A failed CONNECT's note is one phrase.
+	if want := "  error: dial " + closedAddr + ": connection refused"; !strings.HasSuffix(lines[3], want) || !strings.Contains(lines[3], " connect ") {
+		t.Errorf("failed CONNECT line of flows: %q, want it to end %q", lines[3], want)
 	}
 }
