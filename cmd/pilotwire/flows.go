@@ -47,7 +47,7 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 	if f.Until, err = parseTimeFlag("until", until, time.Now()); err != nil {
 		return usagef("flows: %v", err)
 	}
-	st, err := openStore(ctx, g)
+	st, err := openStoreReadOnly(ctx, g)
 	if err != nil {
 		return err
 	}

@@ -190,7 +190,13 @@ func TestReportCommand(t *testing.T) {
 
 func TestReportCommandErrors(t *testing.T) {
 	db := seedStore(t)
+	// A store with no flows (a missing one is refused: TestReadersNeverWrite).
 	empty := filepath.Join(t.TempDir(), "empty.db")
+	if st, err := sqlite.Open(t.Context(), empty); err != nil {
+		t.Fatal(err)
+	} else {
+		st.Close()
+	}
 	for _, tt := range []struct {
 		args []string
 		want string // in the error

@@ -130,7 +130,7 @@ type flowSource interface {
 // openSource opens the capture file path, or the store when path is "".
 func openSource(ctx context.Context, g *globals, path string) (flowSource, error) {
 	if path == "" {
-		st, err := openStore(ctx, g)
+		st, err := openStoreReadOnly(ctx, g)
 		if err != nil {
 			return nil, err
 		}

@@ -412,7 +412,7 @@ func briefDiff(got, want flow.Flow) string {
 	if got.ID != want.ID || !got.Start.Equal(want.Start) || offset(got.Start) != offset(want.Start) ||
 		!got.End.Equal(want.End) || got.Open() != want.Open() || got.Client != want.Client ||
 		got.Device != want.Device || got.Session != want.Session || got.BytesUp != want.BytesUp ||
-		got.BytesDown != want.BytesDown || got.Kind != want.Kind {
+		got.BytesDown != want.BytesDown || got.Kind != want.Kind || got.SourceFile != want.SourceFile {
 		return fmt.Sprintf("brief read differs:\n got %+v\nwant %+v", got, want)
 	}
 	return ""
@@ -439,19 +439,23 @@ func count(t *testing.T, s flow.Store, f flow.Filter) int {
 }
 
 // putFile writes one part of file.
-func putFile(t *testing.T, s flow.Store, file string, part int, fs []flow.Flow) {
+func putFile(t *testing.T, s flow.Store, file string, part int, fs []flow.Flow) flow.FileChange {
 	t.Helper()
-	if err := s.PutFileFlows(context.Background(), file, part, fs); err != nil {
+	ch, err := s.PutFileFlows(context.Background(), file, part, fs)
+	if err != nil {
 		t.Fatalf("PutFileFlows(%q, %d, %d flows): %v", file, part, len(fs), err)
 	}
+	return ch
 }
 
 // endFile ends an import of file that wrote parts parts.
-func endFile(t *testing.T, s flow.Store, file string, parts int) {
+func endFile(t *testing.T, s flow.Store, file string, parts int) flow.FileChange {
 	t.Helper()
-	if err := s.EndFileFlows(context.Background(), file, parts); err != nil {
+	ch, err := s.EndFileFlows(context.Background(), file, parts)
+	if err != nil {
 		t.Fatalf("EndFileFlows(%q, %d): %v", file, parts, err)
 	}
+	return ch
 }
 
 // putRows writes flows with PutFlows.
@@ -1131,7 +1135,7 @@ func testFileCancel(t *testing.T, s flow.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	big := generated("c0", flow.SourceHAR, 3000, 40)
-	if err := s.PutFileFlows(ctx, "C", 0, big); !errors.Is(err, context.Canceled) {
+	if _, err := s.PutFileFlows(ctx, "C", 0, big); !errors.Is(err, context.Canceled) {
 		t.Errorf("PutFileFlows with a cancelled context = %v, want an error wrapping context.Canceled", err)
 	}
 	if n := count(t, s, flow.Filter{}); n != 0 {
@@ -1141,7 +1145,7 @@ func testFileCancel(t *testing.T, s flow.Store) {
 	small := generated("c1", flow.SourceHAR, 4, 41)
 	putFile(t, s, "C", 0, small)
 	before := stored(t, s, small)
-	if err := s.PutFileFlows(ctx, "C", 0, big); !errors.Is(err, context.Canceled) {
+	if _, err := s.PutFileFlows(ctx, "C", 0, big); !errors.Is(err, context.Canceled) {
 		t.Errorf("PutFileFlows with a cancelled context over a stored part = %v, want an error wrapping context.Canceled", err)
 	}
 	sameFlows(t, "after a cancelled re-import", stored(t, s, small), before, false)
@@ -1177,12 +1181,12 @@ func testFileConcurrent(t *testing.T, s flow.Store) {
 		}
 		wg.Go(func() {
 			for p, fs := range parts {
-				if err := s.PutFileFlows(ctx, file, p, fs); err != nil {
+				if _, err := s.PutFileFlows(ctx, file, p, fs); err != nil {
 					errs <- fmt.Errorf("PutFileFlows(%s, %d): %w", file, p, err)
 					return
 				}
 			}
-			if err := s.EndFileFlows(ctx, file, len(parts)); err != nil {
+			if _, err := s.EndFileFlows(ctx, file, len(parts)); err != nil {
 				errs <- fmt.Errorf("EndFileFlows(%s): %w", file, err)
 			}
 		})

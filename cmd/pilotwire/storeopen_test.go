@@ -1,0 +1,185 @@
+package main
+
+import (
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/store/sqlite"
+
+	_ "modernc.org/sqlite" // database/sql's driver, to write files as another program would
+)
+
+// storeFixture is a file (or no file) at --store, and what a command that
+// only reads a store must answer for it. want and wantErr use PATH for the
+// store's path.
+type storeFixture struct {
+	name string
+	make func(t *testing.T, path string)
+	// readOK: readers succeed and print flowHost; otherwise readErr is
+	// the whole of stderr.
+	readOK  bool
+	readErr string
+}
+
+// The flows of a healthy store, and of the older ones.
+const flowHost = "ztd.dds.microsoft.com"
+
+func healthyStore(t *testing.T, path string) {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	var flows []flow.Flow
+	for i := range 3 {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		flows = append(flows, flow.Flow{Key: fmt.Sprint("k", i), Start: at, End: at.Add(time.Second), Client: "10.0.0.23",
+			Source: flow.SourceProxy, Kind: flow.KindConnect, Method: "CONNECT", Host: flowHost, Port: 443, Status: 200, BytesDown: 5000})
+	}
+	if err := st.PutFlows(t.Context(), flows); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sqlExec runs statements on the SQLite file at path, as another program
+// would (no pilotwire code).
+func sqlExec(t *testing.T, path string, stmts ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// olderStore writes a store of schema 1 (flows as rows, before segments),
+// as the first pilotwire did.
+func olderStore(t *testing.T, path string) {
+	t.Helper()
+	schema, err := os.ReadFile("../../internal/store/sqlite/migrations/0001_flows.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlExec(t, path, string(schema),
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`,
+		`INSERT INTO schema_migrations VALUES (1, '2026-11-25T10:00:00Z')`,
+		`INSERT INTO flows (id, key, start_ns, client, source, kind, method, host, port, status) VALUES
+			(1, 'k1', 1795000000000000000, '10.0.0.23', 'proxy', 'connect', 'CONNECT', '`+flowHost+`', 443, 200)`)
+}
+
+func storeFixtures() []storeFixture {
+	return []storeFixture{
+		{name: "missing", make: func(*testing.T, string) {},
+			readErr: "no pilotwire store at PATH — capture with `pilotwire proxy` or `pilotwire import` first"},
+		{name: "empty", make: func(t *testing.T, p string) { writeFile(t, p, "") },
+			readErr: "PATH is not a pilotwire store (the file is empty)"},
+		{name: "text", make: func(t *testing.T, p string) {
+			writeFile(t, p, "1700000000.000 5 10.1.0.1 TCP_MISS/200 200 GET http://x/ - - -\n")
+		},
+			readErr: "PATH is not a pilotwire store (not an SQLite database)"},
+		{name: "foreign", make: func(t *testing.T, p string) {
+			sqlExec(t, p, `CREATE TABLE notes (body TEXT)`, `CREATE TABLE tags (name TEXT)`, `INSERT INTO notes VALUES ('mine')`)
+		}, readErr: "PATH is not a pilotwire store (an SQLite database without pilotwire's tables; it holds notes, tags)"},
+		{name: "older", make: olderStore, readOK: true},
+		{name: "newer", make: func(t *testing.T, p string) {
+			healthyStore(t, p)
+			sqlExec(t, p, `INSERT INTO schema_migrations VALUES (5, '2030-01-01T00:00:00Z')`)
+		}, readErr: fmt.Sprintf("PATH was written by a newer pilotwire (schema 5; this one knows up to %d)", sqlite.SchemaVersion)},
+		{name: "healthy", make: healthyStore, readOK: true},
+	}
+}
+
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dirState is every file of a directory with its size, mtime and checksum.
+func dirState(t *testing.T, dir string) string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, e := range es {
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		lines = append(lines, fmt.Sprintf("%s %d %s %s", e.Name(), fi.Size(), fi.ModTime().Format(time.RFC3339Nano), hex.EncodeToString(sum[:8])))
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// settle makes the files of dir a day old, so that a write now, however
+// small, shows in the mtime.
+func settle(t *testing.T, dir string) {
+	t.Helper()
+	old := time.Now().Add(-24 * time.Hour).Truncate(time.Second)
+	es, _ := os.ReadDir(dir)
+	for _, e := range es {
+		if err := os.Chtimes(filepath.Join(dir, e.Name()), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestReadersNeverWrite runs every command that only reads a store over
+// each kind of file at --store: the exit status, the message, and the
+// directory (names, sizes, mtimes, checksums) before and after.
+func TestReadersNeverWrite(t *testing.T) {
+	readers := [][]string{{"flows"}, {"sessions"}, {"report"}, {"endpoints", "observed"}}
+	for _, fx := range storeFixtures() {
+		for _, cmd := range readers {
+			t.Run(fx.name+"/"+strings.Join(cmd, "_"), func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "pilotwire.db")
+				fx.make(t, path)
+				settle(t, dir)
+				before := dirState(t, dir)
+				out, errs, code := pw(t, append([]string{"--store", path}, cmd...)...)
+				if fx.readOK {
+					if code != 0 || !strings.Contains(out, flowHost) && !strings.Contains(out, "10.0.0.23") {
+						t.Errorf("exit %d, stdout %q, stderr %q; want 0 and the store's flows", code, out, errs)
+					}
+				} else {
+					want := "pilotwire: " + strings.ReplaceAll(fx.readErr, "PATH", path) + "\n"
+					if code != 1 || errs != want || out != "" {
+						t.Errorf("exit %d, stdout %q, stderr %q\nwant exit 1 and stderr %q", code, out, errs, want)
+					}
+				}
+				if after := dirState(t, dir); after != before {
+					t.Errorf("the directory changed:\nbefore:\n%s\nafter:\n%s", before, after)
+				}
+			})
+		}
+	}
+}
