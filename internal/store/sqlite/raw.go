@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 	"unsafe"
 
 	"modernc.org/libc"
@@ -157,6 +158,30 @@ func (c *rawConn) exec(sql string) error {
 		return c.err(rc)
 	}
 	return nil
+}
+
+// execWaiting is exec for a statement SQLite may refuse with SQLITE_BUSY
+// without calling the busy handler: changing the journal mode, whose
+// SHARED-to-EXCLUSIVE step SQLite will not wait on while another process
+// holds RESERVED (it could deadlock). It tries again for up to the busy
+// timeout.
+func (c *rawConn) execWaiting(sql string) error {
+	csql, err := libc.CString(sql)
+	if err != nil {
+		return err
+	}
+	defer libc.Xfree(c.tls, csql)
+	deadline := time.Now().Add(busyTimeoutMs * time.Millisecond)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		rc := lib.Xsqlite3_exec(c.tls, c.db, csql, 0, 0, 0)
+		if rc == lib.SQLITE_OK {
+			return nil
+		}
+		if rc&0xff != lib.SQLITE_BUSY || time.Now().After(deadline) {
+			return c.err(rc)
+		}
+		time.Sleep(pause)
+	}
 }
 
 // prepare returns a prepared statement for sql, reset and with its bindings

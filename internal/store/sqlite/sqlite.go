@@ -150,7 +150,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		// WAL lets readers and the writer work at once. Set after the
 		// checks, so a refused file is not touched; Close turns it back
 		// (see there).
-		err = c.exec("PRAGMA journal_mode=WAL")
+		err = c.execWaiting("PRAGMA journal_mode=WAL")
 	}
 	if !stop() && err == nil {
 		err = ctx.Err()
@@ -419,7 +419,7 @@ func (s *DB) getRaw() (*rawConn, error) {
 		// The file keeps WAL mode while any connection has it open; this
 		// is for a connection opened after every other closed (and the
 		// file was turned back, see Close).
-		err = c.exec("PRAGMA journal_mode=WAL")
+		err = c.execWaiting("PRAGMA journal_mode=WAL")
 	}
 	if err != nil {
 		c.close()
