@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -175,6 +177,62 @@ func TestReadersNeverWrite(t *testing.T) {
 					if code != 1 || errs != want || out != "" {
 						t.Errorf("exit %d, stdout %q, stderr %q\nwant exit 1 and stderr %q", code, out, errs, want)
 					}
+				}
+				if after := dirState(t, dir); after != before {
+					t.Errorf("the directory changed:\nbefore:\n%s\nafter:\n%s", before, after)
+				}
+			})
+		}
+	}
+}
+
+// TestWritersRefuse: import and proxy create and migrate stores, but not
+// out of a file that is not one, nor a store of a newer pilotwire, nor in a
+// directory that does not exist; the file is left as it was.
+func TestWritersRefuse(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "access.log")
+	writeSquidLog(t, log, 10)
+	writers := map[string][]string{
+		"import": {"import", log},
+		"proxy":  {"proxy", "--listen", "127.0.0.1:0", "--ui", ""},
+	}
+	cases := []struct {
+		name string
+		make func(t *testing.T, path string)
+		want string // the whole of stderr; PATH and DIR for the store's
+	}{
+		{"newer", func(t *testing.T, p string) {
+			healthyStore(t, p)
+			sqlExec(t, p, `INSERT INTO schema_migrations VALUES (5, '2030-01-01T00:00:00Z')`)
+		}, fmt.Sprintf("PATH was written by a newer pilotwire (schema 5; this one knows up to %d)", sqlite.SchemaVersion)},
+		{"foreign", func(t *testing.T, p string) { sqlExec(t, p, `CREATE TABLE notes (body TEXT)`) },
+			"PATH is not a pilotwire store (an SQLite database without pilotwire's tables; it holds notes)"},
+		{"text", func(t *testing.T, p string) { writeFile(t, p, "not a database\n") },
+			"PATH is not a pilotwire store (not an SQLite database)"},
+		{"missing-dir", nil, "create store PATH: directory DIR does not exist"},
+	}
+	for _, c := range cases {
+		for name, args := range writers {
+			t.Run(c.name+"/"+name, func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "pilotwire.db")
+				if c.make == nil {
+					path = filepath.Join(dir, "no-such-dir", "pilotwire.db")
+				} else {
+					c.make(t, path)
+				}
+				settle(t, dir)
+				before := dirState(t, dir)
+				// A proxy that accepted the store would serve until the
+				// context ends.
+				ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+				defer cancel()
+				var out, errb bytes.Buffer
+				err := run(ctx, append([]string{"--store", path}, args...), strings.NewReader(""), &out, &errb)
+				code := exitCode(err, &errb)
+				want := "pilotwire: " + strings.NewReplacer("PATH", path, "DIR", filepath.Dir(path)).Replace(c.want) + "\n"
+				if code != 1 || errb.String() != want {
+					t.Errorf("exit %d, stderr %q\nwant exit 1 and stderr %q", code, errb.String(), want)
 				}
 				if after := dirState(t, dir); after != before {
 					t.Errorf("the directory changed:\nbefore:\n%s\nafter:\n%s", before, after)
