@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/store/sqlite"
+	"github.com/pilotwire/pilotwire/internal/testutil"
 
 	_ "modernc.org/sqlite" // database/sql's driver, to write files as another program would
 )
@@ -235,6 +237,84 @@ func TestWritersRefuse(t *testing.T) {
 					t.Errorf("exit %d, stderr %q\nwant exit 1 and stderr %q", code, errb.String(), want)
 				}
 				if after := dirState(t, dir); after != before {
+					t.Errorf("the directory changed:\nbefore:\n%s\nafter:\n%s", before, after)
+				}
+			})
+		}
+	}
+}
+
+// walModeStore is a healthy store left in WAL mode without a -wal file, as
+// an older pilotwire left every store (and as a copy of a store taken while
+// a proxy ran may be): SQLite reads such a file through -wal and -shm files
+// it creates, unless told that nothing can change it.
+func walModeStore(t *testing.T, path string) {
+	t.Helper()
+	healthyStore(t, path)
+	sqlExec(t, path, `PRAGMA journal_mode=WAL`)
+	if _, err := os.Stat(path + "-wal"); err == nil {
+		t.Fatal("the fixture left a -wal file")
+	}
+}
+
+// runTool runs a command line (program name first) and fails the
+// test, or skips it (testutil.Missing) when the outside program cannot do
+// it here.
+func runTool(t *testing.T, args ...string) {
+	t.Helper()
+	testutil.LookPath(t, args[0])
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		testutil.Missing(t, fmt.Sprintf("%s: %v: %s (it needs root and a file system that supports it)", strings.Join(args, " "), err, out))
+	}
+}
+
+// TestReadEvidenceCopy reads stores that nothing can write: in a read-only
+// mount (a customer's copy on a mounted share) and an immutable file
+// (chattr +i: root's write permission does not override it, as a 0444
+// mode does). Each reader answers as for a writable store and leaves no
+// file behind.
+func TestReadEvidenceCopy(t *testing.T) {
+	readers := [][]string{{"flows"}, {"sessions"}, {"report"}, {"endpoints", "observed"}}
+	type place struct {
+		name string
+		// prepare makes the store at src (in srcDir) unwritable and
+		// returns the path to read it at.
+		prepare func(t *testing.T, srcDir, src string) string
+	}
+	places := []place{
+		{"read-only-mount", func(t *testing.T, srcDir, src string) string {
+			mnt := t.TempDir()
+			runTool(t, "mount", "--bind", srcDir, mnt)
+			t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+			runTool(t, "mount", "-o", "remount,ro,bind", mnt)
+			return filepath.Join(mnt, filepath.Base(src))
+		}},
+		{"immutable-file", func(t *testing.T, _, src string) string {
+			runTool(t, "chattr", "+i", src)
+			t.Cleanup(func() { exec.Command("chattr", "-i", src).Run() })
+			return src
+		}},
+	}
+	fixtures := []struct {
+		name string
+		make func(t *testing.T, path string)
+	}{{"rollback-journal", healthyStore}, {"wal-mode", walModeStore}}
+	for _, pl := range places {
+		for _, fx := range fixtures {
+			t.Run(pl.name+"/"+fx.name, func(t *testing.T) {
+				srcDir := t.TempDir()
+				src := filepath.Join(srcDir, "pilotwire.db")
+				fx.make(t, src)
+				settle(t, srcDir)
+				before := dirState(t, srcDir)
+				path := pl.prepare(t, srcDir, src)
+				for _, cmd := range readers {
+					out, errs, code := pw(t, append([]string{"--store", path}, cmd...)...)
+					if code != 0 || !strings.Contains(out, flowHost) && !strings.Contains(out, "10.0.0.23") {
+						t.Errorf("%s: exit %d, stdout %q, stderr %q; want 0 and the store's flows", cmd, code, out, errs)
+					}
+				}
+				if after := dirState(t, srcDir); after != before {
 					t.Errorf("the directory changed:\nbefore:\n%s\nafter:\n%s", before, after)
 				}
 			})
