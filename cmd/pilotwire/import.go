@@ -84,7 +84,11 @@ func runImport(ctx context.Context, g *globals, args []string) error {
 }
 
 func printResult(w io.Writer, path string, res importer.Stored, took time.Duration) {
-	fmt.Fprintf(w, "%s: %s, %d flows (%d new), %d skipped, %s\n", path, res.Format, res.Flows, res.New, res.SkipCount,
+	dropped := ""
+	if res.Dropped > 0 {
+		dropped = fmt.Sprintf(", %d fewer than before", res.Dropped)
+	}
+	fmt.Fprintf(w, "%s: %s, %d flows (%d new%s), %d skipped, %s\n", path, res.Format, res.Flows, res.New, dropped, res.SkipCount,
 		took.Round(time.Millisecond))
 	printSkips(w, res.Result)
 	if res.StoppedAt != "" {

@@ -10,8 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -319,5 +322,45 @@ func TestReadEvidenceCopy(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestConcurrentImportsCountOnce imports one file twice at once into one
+// store: the store holds its flows once, and the two "N new" figures add
+// up to that, not to twice it.
+func TestConcurrentImportsCountOnce(t *testing.T) {
+	dir := t.TempDir()
+	log, store := filepath.Join(dir, "access.log"), filepath.Join(dir, "pilotwire.db")
+	const lines = 20000
+	writeSquidLog(t, log, lines)
+	newRe := regexp.MustCompile(`, (\d+) flows \((\d+) new\)`)
+	outs := make([]string, 2)
+	var wg sync.WaitGroup
+	for i := range outs {
+		wg.Go(func() {
+			out, errs, code := pw(t, "--store", store, "import", "--batch", "500", log)
+			if code != 0 {
+				t.Errorf("import %d: exit %d: %s", i, code, errs)
+			}
+			outs[i] = out
+		})
+	}
+	wg.Wait()
+	total := 0
+	for i, out := range outs {
+		m := newRe.FindStringSubmatch(out)
+		if m == nil || m[1] != fmt.Sprint(lines) {
+			t.Fatalf("import %d printed %q", i, out)
+		}
+		n, _ := strconv.Atoi(m[2])
+		total += n
+	}
+	if n := len(storeFlows(t, store, flow.Filter{})); n != lines || total != lines {
+		t.Errorf("the store holds %d flows; the imports said %d new between them (%q); want %d each", n, total, outs, lines)
+	}
+	// Once more: nothing new.
+	out, _, _ := pw(t, "--store", store, "import", log)
+	if m := newRe.FindStringSubmatch(out); m == nil || m[2] != "0" {
+		t.Errorf("a third import printed %q, want 0 new", out)
 	}
 }
