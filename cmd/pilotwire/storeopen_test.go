@@ -364,3 +364,64 @@ func TestConcurrentImportsCountOnce(t *testing.T) {
 		t.Errorf("a third import printed %q, want 0 new", out)
 	}
 }
+
+// TestReadWhileWriting: flows and sessions run over and over beside a
+// writer storing batches as fast as it can (a busy proxy's recorder):
+// no reader fails (no "database is locked"), no write fails or waits as
+// long as the busy timeout, and every flow is stored.
+func TestReadWhileWriting(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pilotwire.db")
+	healthyStore(t, path)
+	st, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const batches, per = 150, 200
+	done := make(chan struct{})
+	var slowest time.Duration
+	go func() {
+		defer close(done)
+		t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+		for b := range batches {
+			fs := make([]flow.Flow, per)
+			for i := range fs {
+				at := t0.Add(time.Duration(b*per+i) * time.Millisecond)
+				fs[i] = flow.Flow{Key: fmt.Sprint("w", b, ".", i), Start: at, End: at.Add(time.Millisecond), Client: "10.0.0.50",
+					Source: flow.SourceProxy, Kind: flow.KindConnect, Host: "live.example", Port: 443}
+			}
+			start := time.Now()
+			if err := st.PutFlows(t.Context(), fs); err != nil {
+				t.Errorf("batch %d: %v", b, err)
+				return
+			}
+			slowest = max(slowest, time.Since(start))
+		}
+	}()
+	reads := 0
+	for running := true; running && reads < 1000; reads++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		cmd := []string{"flows", "--newest", "--limit", "20"}
+		if reads%2 == 1 {
+			cmd = []string{"sessions"}
+		}
+		if _, errs, code := pw(t, append([]string{"--store", path}, cmd...)...); code != 0 {
+			t.Fatalf("read %d (%s) beside the writer: exit %d: %s", reads, cmd[0], code, errs)
+		}
+	}
+	<-done
+	n, err := st.CountFlows(t.Context(), flow.Filter{Client: "10.0.0.50"})
+	if err != nil || n != batches*per {
+		t.Errorf("%d flows stored (%v), want %d", n, err, batches*per)
+	}
+	// The busy timeout is 10 s: a write that waited for readers that long
+	// would be a write blocked by them.
+	if slowest >= 10*time.Second {
+		t.Errorf("a batch took %s", slowest)
+	}
+	t.Logf("%d reads beside %d batches of %d flows; slowest batch %s", reads, batches, per, slowest)
+}
