@@ -58,7 +58,17 @@ func runSessions(ctx context.Context, g *globals, args []string) error {
 			list = append(list, s)
 		}
 	}
+	notes, err := incompleteNotes(ctx, src, list)
+	if err != nil {
+		return err
+	}
 	if asJSON {
+		// The JSON shape has no place for notes yet: they go to stderr.
+		for _, s := range list {
+			if n := notes[s.Number]; n != "" {
+				fmt.Fprintf(g.stderr, "pilotwire: session %d: %s\n", s.Number, n)
+			}
+		}
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
 		out := make([]report.SessionJSON, 0, len(list))
@@ -82,8 +92,13 @@ func runSessions(ctx context.Context, g *globals, args []string) error {
 		if s.Name != "" {
 			dev += " [" + s.Name + "]"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t\n", s.Number, s.Client, dev, s.Start.Local().Format("2006-01-02 15:04:05"),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t", s.Number, s.Client, dev, s.Start.Local().Format("2006-01-02 15:04:05"),
 			timeline.FormatOffset(s.Duration()), s.Flows, humanBytes(s.Bytes))
+		// A note ends the row, outside the right-aligned columns.
+		if n := notes[s.Number]; n != "" {
+			fmt.Fprintf(tw, "  %s", n)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

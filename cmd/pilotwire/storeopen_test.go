@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -424,4 +425,98 @@ func TestReadWhileWriting(t *testing.T) {
 		t.Errorf("a batch took %s", slowest)
 	}
 	t.Logf("%d reads beside %d batches of %d flows; slowest batch %s", reads, batches, per, slowest)
+}
+
+// TestInterruptedImport kills an import (kill -9) half way: its session
+// says so in sessions and report, and importing the file again completes
+// it, without duplicates, and the note goes.
+func TestInterruptedImport(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("kill -9 is a Unix signal")
+	}
+	bin := proxyBinary(t)
+	dir := t.TempDir()
+	log, store := filepath.Join(dir, "access.log"), filepath.Join(dir, "pilotwire.db")
+	const lines = 300_000
+	writeSquidLog(t, log, lines)
+	healthyStore(t, store) // another session, which stays complete
+
+	cmd := exec.Command(bin, "--store", store, "import", "--batch", "1000", log)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		st, err := sqlite.OpenReadOnly(t.Context(), store)
+		if err != nil {
+			continue // the import holds the lock while it turns on WAL
+		}
+		u, err := st.UnfinishedImports(t.Context())
+		st.Close()
+		if err == nil && len(u) == 1 && u[0].Flows > 0 {
+			cmd.Process.Kill()
+			killed = true
+			break
+		}
+	}
+	err := cmd.Wait()
+	if !killed {
+		t.Fatalf("the import ended (%v) before it could be killed half way", err)
+	}
+
+	st, err := sqlite.OpenReadOnly(t.Context(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := st.UnfinishedImports(t.Context())
+	st.Close()
+	if err != nil || len(u) != 1 || u[0].Flows <= 0 || u[0].Flows >= lines || u[0].SourceFile != log {
+		t.Fatalf("after kill -9: unfinished imports %+v, %v; want the log's, with some of its flows", u, err)
+	}
+	stored := int64(len(storeFlows(t, store, flow.Filter{Source: flow.SourceSquid})))
+	if stored != u[0].Flows {
+		t.Errorf("the store holds %d of the log's flows; the unfinished import says %d", stored, u[0].Flows)
+	}
+	note := fmt.Sprintf("incomplete: import interrupted after %d flows", stored)
+	out, errs, code := pw(t, "--store", store, "sessions")
+	if code != 0 {
+		t.Fatalf("sessions: exit %d: %s", code, errs)
+	}
+	rows := strings.Split(strings.TrimSpace(out), "\n")[1:]
+	noted := 0
+	for _, r := range rows {
+		switch {
+		case strings.Contains(r, "10.0.0.23"):
+			if strings.Contains(r, "incomplete") {
+				t.Errorf("the other session is noted: %q", r)
+			}
+		case strings.HasSuffix(r, "  "+note):
+			noted++
+		default:
+			t.Errorf("session of the killed import without its note %q: %q", note, r)
+		}
+	}
+	if noted == 0 {
+		t.Errorf("no session says %q:\n%s", note, out)
+	}
+	_, errs, code = pw(t, "--store", store, "report", "--client", "10.1.0.7")
+	if code != 0 || !strings.Contains(errs, ": "+note+"\n") {
+		t.Errorf("report: exit %d, stderr %q; want the note %q", code, errs, note)
+	}
+
+	// The same import again completes it.
+	out, errs, code = pw(t, "--store", store, "import", "--batch", "1000", log)
+	if code != 0 {
+		t.Fatalf("import again: exit %d: %s", code, errs)
+	}
+	if want := fmt.Sprintf("(%d new)", lines-stored); !strings.Contains(out, want) {
+		t.Errorf("import again printed %q, want %q", out, want)
+	}
+	if n := len(storeFlows(t, store, flow.Filter{Source: flow.SourceSquid})); n != lines {
+		t.Errorf("after the import again: %d flows, want %d", n, lines)
+	}
+	out, _, _ = pw(t, "--store", store, "sessions")
+	if strings.Contains(out, "incomplete") {
+		t.Errorf("sessions after the import completed:\n%s", out)
+	}
 }
