@@ -107,7 +107,8 @@ func writeStore(path string, flows []flow.Flow, asFile bool) error {
 		put := st.PutFlows
 		if asFile {
 			put = func(ctx context.Context, batch []flow.Flow) error {
-				return st.PutFileFlows(ctx, "benchreport00000", i/10000, batch)
+				_, err := st.PutFileFlows(ctx, "benchreport00000", i/10000, batch)
+				return err
 			}
 		}
 		if err := put(ctx, batch); err != nil {

@@ -80,7 +80,11 @@ func runImport(ctx context.Context, g *globals, args []string) error {
 		}
 		// The summary is the command's result (stdout); what went wrong
 		// reading the file is a warning (stderr).
-		fmt.Fprintf(g.stdout, "%s: %s, %d flows (%d new), %d skipped, %s\n", path, res.Format, res.Flows, res.New, res.SkipCount,
+		fewer := ""
+		if res.Dropped > 0 {
+			fewer = fmt.Sprintf(", %d fewer than before", res.Dropped)
+		}
+		fmt.Fprintf(g.stdout, "%s: %s, %d flows (%d new%s), %d skipped, %s\n", path, res.Format, res.Flows, res.New, fewer, res.SkipCount,
 			time.Since(start).Round(time.Millisecond))
 		warnPartial(g.stderr, res.Result)
 		if res.Flows == 0 {

@@ -24,6 +24,7 @@ const proxyExamples = `  pilotwire proxy                                  # :808
   pilotwire proxy --upstream http://proxy.corp.example:8080   # chain through the corporate proxy
   pilotwire proxy --allow-clients 192.0.2.0/24     # serve clients outside the private ranges
   pilotwire proxy --record=false --ui ""           # forward only (benchmarking)
+  pilotwire proxy --pac-fallback direct            # PAC says "PROXY ...; DIRECT": devices go direct (uncaptured) if the proxy is down
 
 Point a Windows device at it (pilotwire prints the addresses when it starts):
   Settings > Network & internet > Proxy > Use setup script: http://ADDR:8080/proxy.pac
@@ -33,11 +34,11 @@ Point a Windows device at it (pilotwire prints the addresses when it starts):
 
 // proxyOptions are the flags of the proxy command.
 type proxyOptions struct {
-	listen, ui, connectPorts, upstream, allowClients, auth string
-	allowPrivate, record                                   bool
-	devices                                                multiFlag
-	maxHeaderBytes, maxConns                               int
-	headerTimeout, idleTimeout, grace, flushInterval       time.Duration
+	listen, ui, connectPorts, upstream, allowClients, auth, pacFallback string
+	allowPrivate, record                                                bool
+	devices                                                             multiFlag
+	maxHeaderBytes, maxConns                                            int
+	headerTimeout, idleTimeout, grace, flushInterval                    time.Duration
 }
 
 func runProxy(ctx context.Context, g *globals, args []string) error {
@@ -49,6 +50,7 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	fs.StringVar(&o.upstream, "upstream", "", "send everything through the proxy at `URL` (http://[user:pass@]host:port)")
 	fs.StringVar(&o.allowClients, "allow-clients", "", "serve clients in these `CIDRS` (comma separated) instead of loopback and private networks")
 	fs.StringVar(&o.auth, "auth", "", "require Basic proxy authentication with `USER:PASS`")
+	fs.StringVar(&o.pacFallback, "pac-fallback", "none", "what the PAC file offers when the proxy is down: `none` (devices fail) or direct (devices go direct, uncaptured)")
 	fs.BoolVar(&o.allowPrivate, "allow-private-targets", false, "allow targets on loopback, link-local and unspecified addresses (cloud metadata stays refused)")
 	fs.Var(&o.devices, "device", "name the client at an address: `NAME=ADDR` (repeatable)")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", proxy.DefaultMaxHeaderBytes, "limit of a request's line and headers, in `BYTES`")
@@ -84,6 +86,9 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 		defer st.Close()
 		rec = flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: o.flushInterval, Logger: logger})
 		p.Record = rec.Record
+		// Open tunnels show their bytes so far as often as flows are
+		// stored.
+		p.ProgressEvery = o.flushInterval
 	}
 
 	ln, err := net.Listen("tcp", o.listen)
@@ -92,6 +97,13 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 			rec.Close()
 		}
 		return fmt.Errorf("proxy: listen on %s: %w", o.listen, err)
+	}
+	if err := p.CheckUpstream(ctx, ln.Addr()); err != nil {
+		ln.Close()
+		if rec != nil {
+			rec.Close()
+		}
+		return usagef("proxy: --upstream %s: %v", o.upstream, err)
 	}
 	var ui *http.Server
 	var uiLn net.Listener
@@ -154,6 +166,13 @@ func (o *proxyOptions) proxy() (*proxy.Proxy, error) {
 	}
 	if o.maxHeaderBytes < 1024 || o.headerTimeout <= 0 || o.idleTimeout <= 0 || o.maxConns < 1 || o.grace < 0 {
 		return nil, usagef("proxy: limits must be positive (--max-header-bytes at least 1024)")
+	}
+	switch o.pacFallback {
+	case "none":
+	case "direct":
+		p.PACFallbackDirect = true
+	default:
+		return nil, usagef("proxy: --pac-fallback %q: want none or direct", o.pacFallback)
 	}
 	for part := range strings.SplitSeq(o.connectPorts, ",") {
 		part = strings.TrimSpace(part)

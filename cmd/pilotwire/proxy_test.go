@@ -326,6 +326,7 @@ func TestProxyFlagErrors(t *testing.T) {
 		{[]string{"--connect-ports", "443,https"}, `--connect-ports: "https" is not a port`},
 		{[]string{"--max-header-bytes", "10"}, "limits must be positive"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"--pac-fallback", "proxy"}, `--pac-fallback "proxy": want none or direct`},
 	}
 	for _, tc := range cases {
 		var stdout, stderr bytes.Buffer
@@ -343,18 +344,48 @@ func TestProxyFlagErrors(t *testing.T) {
 	}
 }
 
+// TestProxyUpstreamIsSelf: an --upstream that is the proxy's own listener,
+// under any spelling, is refused at start (exit 2) before anything is
+// forwarded.
+func TestProxyUpstreamIsSelf(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	for _, up := range []string{"127.0.0.1", "localhost", "0.0.0.0", "[::]"} {
+		upstream := "http://" + up + ":" + port
+		var stderr bytes.Buffer
+		err := run(context.Background(), []string{"--store", filepath.Join(t.TempDir(), "x.db"), "proxy", "--listen", "127.0.0.1:" + port,
+			"--ui", "", "--upstream", upstream}, nil, io.Discard, &stderr)
+		want := "proxy: --upstream " + upstream + ": upstream " + up + ":" + port + " is this proxy's own listener 127.0.0.1:" + port +
+			": every request would come back to it"
+		if code := exitCode(err, io.Discard); code != 2 || err.Error() != want {
+			t.Errorf("--upstream %s: exit %d, %v; want 2, %q", upstream, code, err, want)
+		}
+	}
+}
+
 // TestProxyInProcess runs the command in this process: PAC and status page
 // answer, flows land in the store, and cancelling the context stops it
 // with a nil error (exit status 0).
 func TestProxyInProcess(t *testing.T) {
 	store := filepath.Join(t.TempDir(), "flows.db")
 	plain, _ := origin(t)
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	_, closedPort, _ := net.SplitHostPort(closedAddr)
+	closed.Close() // a CONNECT there is refused
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
 		errc <- run(ctx, []string{"--store", store, "proxy", "--listen", "127.0.0.1:0", "--ui", "", "--allow-private-targets",
-			"--device", "lab-vm=127.0.0.1"}, nil, pw, io.Discard)
+			"--device", "lab-vm=127.0.0.1", "--pac-fallback", "direct", "--connect-ports", "443," + closedPort}, nil, pw, io.Discard)
 		pw.Close()
 	}()
 	sc := bufio.NewScanner(pr)
@@ -382,18 +413,42 @@ func TestProxyInProcess(t *testing.T) {
 	}
 	pac, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.Header.Get("Content-Type") != "application/x-ns-proxy-autoconfig" || !strings.Contains(string(pac), `"PROXY `+addr+`"`) {
+	if resp.Header.Get("Content-Type") != "application/x-ns-proxy-autoconfig" || !strings.Contains(string(pac), `"PROXY `+addr+`; DIRECT"`) {
 		t.Errorf("PAC: %s\n%s", resp.Header.Get("Content-Type"), pac)
 	}
 	if err := get(proxyClient(t, addr, nil), plain.URL+"/x"); err != nil {
 		t.Fatal(err)
+	}
+	if err := get(proxyClient(t, addr, nil), "https://"+closedAddr+"/"); err == nil || !strings.Contains(err.Error(), "Bad Gateway") {
+		t.Errorf("CONNECT to a closed port: %v", err)
 	}
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	flows := proxyStoreFlows(t, store)
-	if len(flows) != 2 || flows[1].URL != plain.URL+"/x" || flows[1].Device != "lab-vm" || flows[0].Note != "PAC file served by the proxy" {
+	if len(flows) != 3 || flows[1].URL != plain.URL+"/x" || flows[1].Device != "lab-vm" || flows[0].Note != "PAC file served by the proxy" ||
+		flows[0].Kind != flow.KindPAC || flows[0].URL != "/proxy.pac" || flows[1].Kind != flow.KindHTTP {
 		t.Errorf("flows: %+v", flows)
+	}
+	// `pilotwire flows` shows the PAC fetch with its own kind.
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--store", store, "flows"}, nil, &stdout, io.Discard); err != nil {
+		t.Fatalf("flows: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 4 || strings.Fields(lines[0])[3] != "KIND" {
+		t.Fatalf("flows output:\n%s", stdout.String())
+	}
+	// ID, date, time, client, kind, method, target, status.
+	if f := strings.Fields(lines[1]); f[4] != "pac" || f[5] != "GET" || f[7] != "200" {
+		t.Errorf("PAC line of flows: %q", lines[1])
+	}
+	if f := strings.Fields(lines[2]); f[4] != "http" {
+		t.Errorf("forwarded line of flows: %q", lines[2])
+	}
+	// A failed CONNECT's note is one phrase.
+	if want := "  error: dial " + closedAddr + ": connection refused"; !strings.HasSuffix(lines[3], want) || !strings.Contains(lines[3], " connect ") {
+		t.Errorf("failed CONNECT line of flows: %q, want it to end %q", lines[3], want)
 	}
 }

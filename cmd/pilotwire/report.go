@@ -80,6 +80,12 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The report has no place for notes yet: stderr.
+	if notes, err := incompleteNotes(ctx, src, []timeline.Session{s}); err != nil {
+		return err
+	} else if n := notes[s.Number]; n != "" {
+		fmt.Fprintf(g.stderr, "pilotwire: session %d: %s\n", s.Number, n)
+	}
 	t0, err := timeline.ParseT0(t0s, s.Start)
 	if err != nil {
 		return usagef("report: %v", err)

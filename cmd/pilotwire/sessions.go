@@ -59,7 +59,17 @@ func runSessions(ctx context.Context, g *globals, args []string) error {
 			list = append(list, s)
 		}
 	}
+	notes, err := incompleteNotes(ctx, src, list)
+	if err != nil {
+		return err
+	}
 	if asJSON {
+		// The JSON shape has no place for notes yet: they go to stderr.
+		for _, s := range list {
+			if n := notes[s.Number]; n != "" {
+				fmt.Fprintf(g.stderr, "pilotwire: session %d: %s\n", s.Number, n)
+			}
+		}
 		// An empty list is still a JSON document: "[]".
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
@@ -87,8 +97,13 @@ func runSessions(ctx context.Context, g *globals, args []string) error {
 		if s.Name != "" {
 			dev += " [" + s.Name + "]"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t\n", s.Number, s.Client, dev, s.Start.Local().Format("2006-01-02 15:04:05"),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t", s.Number, s.Client, dev, s.Start.Local().Format("2006-01-02 15:04:05"),
 			timeline.FormatOffset(s.Duration()), s.Flows, humanBytes(s.Bytes))
+		// A note ends the row, outside the right-aligned columns.
+		if n := notes[s.Number]; n != "" {
+			fmt.Fprintf(tw, "  %s", n)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
@@ -136,7 +151,7 @@ type flowSource interface {
 // strict makes a capture file that cannot be read whole an error.
 func openSource(ctx context.Context, g *globals, path string, strict bool) (flowSource, error) {
 	if path == "" {
-		st, err := openStore(ctx, g)
+		st, err := openStoreReadOnly(ctx, g)
 		if err != nil {
 			return nil, err
 		}

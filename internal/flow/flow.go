@@ -139,10 +139,11 @@ type Filter struct {
 	// Newest returns the newest flows first instead of the oldest.
 	Newest bool
 	// Brief asks only for the fields that splitting flows into sessions
-	// needs: ID, Start, End, Client, Device, Session, BytesUp, BytesDown
-	// and Kind (the splitter leaves KindPAC flows out); the others may be
-	// left zero, which lets a store read less. A store may ignore Brief
-	// and fill every field.
+	// needs: ID, Start, End, Client, Device, Session, BytesUp, BytesDown,
+	// Kind (the splitter leaves KindPAC flows out) and SourceFile (a
+	// session holding flows of an unfinished import says so); the others
+	// may be left zero, which lets a store read less. A store may ignore
+	// Brief and fill every field.
 	Brief bool
 }
 
@@ -155,6 +156,22 @@ type ClientSummary struct {
 	Last   time.Time
 	Flows  int64
 	Bytes  int64
+}
+
+// FileChange is what one write of a file's flows did to a store's count
+// of flows (see Store.PutFileFlows).
+type FileChange struct {
+	Added   int64 // flows the store holds now and did not hold before
+	Dropped int64 // flows of an earlier import of the file it no longer holds
+}
+
+// UnfinishedImport is an import of a file that began and did not end: it
+// was killed or cancelled half way, or it is still running.
+type UnfinishedImport struct {
+	File       string    // the file's identity, as given to PutFileFlows
+	SourceFile string    // the Flow.SourceFile of its flows
+	Flows      int64     // flows it wrote before it stopped
+	Started    time.Time // when it wrote its first part
 }
 
 // Store keeps flows. Implementations are safe for concurrent use.
@@ -173,14 +190,28 @@ type Store interface {
 	// flows are matched by file and part, not by Key: their Keys are kept
 	// and read back, but PutFlows never replaces them.
 	//
+	// Part 0 marks an import of file as begun, and EndFileFlows as ended;
+	// an import that never ends (killed, cancelled) is listed by
+	// UnfinishedImports until the same file is imported again.
+	//
+	// The FileChange says how many flows the part added to the store and
+	// how many of an earlier import's it dropped, as the store saw them in
+	// the transaction: two imports of one file at once add its flows once
+	// between them.
+	//
 	// This is how imports are stored: a store may keep a part as one
 	// record instead of one per flow, which makes bulk imports several
 	// times faster.
-	PutFileFlows(ctx context.Context, file string, part int, flows []Flow) error
+	PutFileFlows(ctx context.Context, file string, part int, flows []Flow) (FileChange, error)
 	// EndFileFlows ends an import of file that wrote parts 0 to parts-1:
 	// flows that an earlier import of the same file left in later parts
-	// are deleted.
-	EndFileFlows(ctx context.Context, file string, parts int) error
+	// are deleted (counted as Dropped), and the import is no longer
+	// unfinished. parts < 0 ends it and deletes nothing (an import that
+	// stopped early at damage, keeping what earlier imports stored).
+	EndFileFlows(ctx context.Context, file string, parts int) (FileChange, error)
+	// UnfinishedImports lists the imports that began (PutFileFlows) and
+	// did not end (EndFileFlows), oldest first.
+	UnfinishedImports(ctx context.Context) ([]UnfinishedImport, error)
 	// Flows calls fn for each flow that f selects, ordered by start time
 	// (then ID), oldest first unless f.Newest. It stops at the first error
 	// fn returns and returns it.

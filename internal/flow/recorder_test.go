@@ -44,11 +44,14 @@ func (m *memStore) CountFlows(context.Context, flow.Filter) (int64, error) {
 func (m *memStore) Clients(context.Context, flow.Filter) ([]flow.ClientSummary, error) {
 	return nil, nil
 }
-func (m *memStore) PutFileFlows(context.Context, string, int, []flow.Flow) error {
-	return errors.New("the recorder wrote file flows")
+func (m *memStore) PutFileFlows(context.Context, string, int, []flow.Flow) (flow.FileChange, error) {
+	return flow.FileChange{}, errors.New("the recorder wrote file flows")
 }
-func (m *memStore) EndFileFlows(context.Context, string, int) error {
-	return errors.New("the recorder ended a file")
+func (m *memStore) EndFileFlows(context.Context, string, int) (flow.FileChange, error) {
+	return flow.FileChange{}, errors.New("the recorder ended a file")
+}
+func (m *memStore) UnfinishedImports(context.Context) ([]flow.UnfinishedImport, error) {
+	return nil, nil
 }
 func (m *memStore) Close() error { return nil }
 

@@ -15,9 +15,13 @@ const DefaultBatch = 5000
 // Stored is what Import adds to a Result.
 type Stored struct {
 	Result
-	// New counts the flows the store did not hold before (the rest
-	// replaced flows of an earlier import of the same file).
-	New int64
+	// New counts the flows the store holds after the import and did not
+	// hold before (the rest replaced flows of an earlier import of the same
+	// file); Dropped, when a file imported again gave fewer flows than
+	// before, how many fewer. Both come from what the store counted in its
+	// write transactions (flow.FileChange), so two imports of one file at
+	// once add its flows once between them.
+	New, Dropped int64
 }
 
 // Import reads the file at path into st: flows are written in parts of
@@ -30,9 +34,8 @@ type Stored struct {
 // With opt.Strict the file is read through once before anything is stored,
 // and a file that cannot be read whole stores nothing (see Options.Strict).
 //
-// New is worked out by counting the store's flows of the file's source
-// before and after, so it is exact only while no one else writes flows of
-// that source at the same time.
+// A file read only up to damage (StoppedAt) is ended without dropping
+// anything, so its import does not stay listed as unfinished.
 func Import(ctx context.Context, st flow.Store, path string, opt Options, batch int) (Stored, error) {
 	if batch <= 0 {
 		batch = DefaultBatch
@@ -61,24 +64,23 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 		}
 	}
 	ident := res.Identity
-	src := sourceOf(res.Format)
-	before, err := st.CountFlows(ctx, flow.Filter{Source: src})
-	if err != nil {
-		return out, fmt.Errorf("import %s: %w", path, err)
-	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan []flow.Flow, 2)
 	writeErr := make(chan error, 1)
 	parts, stored := 0, 0
+	var change flow.FileChange // written by the writer until writeErr
 	go func() {
 		var err error
 		for b := range batches {
 			if err == nil {
-				if err = st.PutFileFlows(ctx, ident, parts, b); err != nil {
+				var ch flow.FileChange
+				if ch, err = st.PutFileFlows(ctx, ident, parts, b); err != nil {
 					cancel() // stop the reader
 				}
+				change.Added += ch.Added
+				change.Dropped += ch.Dropped
 				parts++
 				stored += len(b)
 			}
@@ -107,6 +109,16 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 		return Stored{Result: res}, fmt.Errorf("import %s: %w", path, werr)
 	}
 	out.Result = res
+	// A part may be replaced by one of another size (a different batch);
+	// what the import did to the file's flows is the balance.
+	balance := func() {
+		if d := change.Added - change.Dropped; d >= 0 {
+			out.New, out.Dropped = d, 0
+		} else {
+			out.New, out.Dropped = 0, -d
+		}
+	}
+	balance()
 	if errors.Is(err, ErrDamaged) {
 		// The check above read the file whole: it changed since.
 		return out, fmt.Errorf("%w; the file changed while it was imported: %d flows of it are stored, import it again", err, stored)
@@ -116,32 +128,15 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 	}
 	// Only a file read to its end may drop what an earlier import of it
 	// stored beyond the parts written now.
-	if res.StoppedAt == "" {
-		if err := st.EndFileFlows(ctx, ident, parts); err != nil {
-			return out, fmt.Errorf("import %s: %w", path, err)
-		}
+	end := parts
+	if res.StoppedAt != "" {
+		end = -1
 	}
-	after, err := st.CountFlows(context.WithoutCancel(ctx), flow.Filter{Source: src})
+	ch, err := st.EndFileFlows(ctx, ident, end)
 	if err != nil {
 		return out, fmt.Errorf("import %s: %w", path, err)
 	}
-	out.New = after - before
+	change.Dropped += ch.Dropped
+	balance()
 	return out, nil
-}
-
-// sourceOf is the flow.Source a format's reader sets.
-func sourceOf(f Format) flow.Source {
-	switch f {
-	case FormatSquid:
-		return flow.SourceSquid
-	case FormatHAR:
-		return flow.SourceHAR
-	case FormatSAZ:
-		return flow.SourceSAZ
-	case FormatPcap:
-		return flow.SourcePcap
-	case FormatNetlog:
-		return flow.SourceNetlog
-	}
-	return ""
 }

@@ -26,33 +26,48 @@ func (m *memStore) PutFlows(context.Context, []flow.Flow) error {
 	return errors.New("Import wrote with PutFlows")
 }
 
-func (m *memStore) PutFileFlows(_ context.Context, file string, part int, fs []flow.Flow) error {
+func (m *memStore) PutFileFlows(_ context.Context, file string, part int, fs []flow.Flow) (flow.FileChange, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.puts++
 	if m.puts == m.failAt {
-		return errors.New("database is locked")
+		return flow.FileChange{}, errors.New("database is locked")
 	}
 	m.maxSize = max(m.maxSize, len(fs))
 	if m.parts == nil {
 		m.parts = map[string][]flow.Flow{}
 	}
-	m.parts[fmt.Sprint(file, "/", part)] = fs
-	return nil
+	k := fmt.Sprint(file, "/", part)
+	d := int64(len(fs) - len(m.parts[k]))
+	m.parts[k] = fs
+	if d >= 0 {
+		return flow.FileChange{Added: d}, nil
+	}
+	return flow.FileChange{Dropped: -d}, nil
 }
 
-func (m *memStore) dropPart(file string, part int) bool {
-	_, ok := m.parts[fmt.Sprint(file, "/", part)]
+func (m *memStore) dropPart(file string, part int) (int, bool) {
+	fs, ok := m.parts[fmt.Sprint(file, "/", part)]
 	delete(m.parts, fmt.Sprint(file, "/", part))
-	return ok
+	return len(fs), ok
 }
 
-func (m *memStore) EndFileFlows(_ context.Context, file string, parts int) error {
+func (m *memStore) EndFileFlows(_ context.Context, file string, parts int) (flow.FileChange, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for p := parts; m.dropPart(file, p); p++ {
+	var ch flow.FileChange
+	for p := parts; p >= 0; p++ {
+		n, ok := m.dropPart(file, p)
+		if !ok {
+			break
+		}
+		ch.Dropped += int64(n)
 	}
-	return nil
+	return ch, nil
+}
+
+func (m *memStore) UnfinishedImports(context.Context) ([]flow.UnfinishedImport, error) {
+	return nil, nil
 }
 
 // count is how many flows the store holds.

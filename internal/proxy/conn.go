@@ -57,12 +57,65 @@ type conn struct {
 type countConn struct {
 	net.Conn
 	rn, wn int64
+	// While recording, head collects what Read returns: serveOne keeps the
+	// bytes of the request head it is reading (and what the same reads
+	// brought after it), to look at fields net/http drops.
+	head      []byte
+	recording bool
 }
 
 func (c *countConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	c.rn += int64(n)
+	if c.recording {
+		c.head = append(c.head, b[:n]...)
+	}
 	return n, err
+}
+
+// maxKeptHead is the largest head buffer a connection keeps between
+// requests; a larger one (a request with huge headers) is let go.
+const maxKeptHead = 8 << 10
+
+// hasLengthAndEncoding reports whether the request head holds both a
+// Content-Length and a Transfer-Encoding field. net/http reads such a
+// request by its Transfer-Encoding and removes the Content-Length, so
+// only the head itself tells.
+func hasLengthAndEncoding(head []byte) bool {
+	var cl, te bool
+	for len(head) > 0 {
+		line := head
+		if i := bytes.IndexByte(head, '\n'); i >= 0 {
+			line, head = head[:i], head[i+1:]
+		} else {
+			head = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break // end of the head
+		}
+		cl = cl || hasFieldName(line, "content-length:")
+		te = te || hasFieldName(line, "transfer-encoding:")
+	}
+	return cl && te
+}
+
+// checkFieldNames refuses a field name with whitespace before its colon,
+// which net/http keeps as a name of its own ("Transfer-Encoding "): a
+// server that trims it would read a body the proxy did not see, and take
+// the next request for it (RFC 9112 section 5.1 requires a 400).
+func checkFieldNames(h http.Header) error {
+	for k := range h {
+		if strings.ContainsAny(k, " \t") {
+			return fmt.Errorf("whitespace between header field name %q and its colon", strings.TrimRight(k, " \t"))
+		}
+	}
+	return nil
+}
+
+// hasFieldName reports whether line starts with name, in any case.
+func hasFieldName(line []byte, name string) bool {
+	return len(line) >= len(name) && strings.EqualFold(string(line[:len(name)]), name)
 }
 
 func (c *countConn) Write(b []byte) (int, error) {
@@ -160,6 +213,7 @@ func (c *conn) upCount() int64 {
 }
 
 func (c *conn) releaseBuffers() {
+	c.cc.head = nil
 	if c.br != nil {
 		c.br.Reset(nil)
 		readerPool.Put(c.br)
@@ -222,7 +276,16 @@ func (c *conn) serveOne() bool {
 		_ = c.nc.SetReadDeadline(start.Add(p.headerTimeout()))
 	}
 	c.lr.N = int64(p.maxHeaderBytes()) + int64(c.br.Buffered())
+	// Keep the head's bytes: those already buffered, and what the reads
+	// for the rest bring.
+	pre, _ := c.br.Peek(c.br.Buffered())
+	c.cc.head = append(c.cc.head[:0], pre...)
+	c.cc.recording = true
 	req, err := http.ReadRequest(c.br)
+	c.cc.recording = false
+	if err == nil {
+		err = checkFieldNames(req.Header)
+	}
 	p.requests.Add(1)
 	f := c.newFlow(start)
 	if err != nil {
@@ -235,6 +298,19 @@ func (c *conn) serveOne() bool {
 		return false
 	}
 	c.lr.N = math.MaxInt64
+	if len(req.TransferEncoding) > 0 || !req.Close && !req.ProtoAtLeast(1, 1) {
+		// A request with both Content-Length and Transfer-Encoding may be
+		// an attempt at request smuggling: whoever sent it may disagree
+		// on where it ends, so the connection closes after the answer
+		// (RFC 9112 section 6.1).
+		head := c.cc.head[:min(len(c.cc.head), int(c.upCount()-up0))]
+		if hasLengthAndEncoding(head) {
+			req.Close = true
+		}
+	}
+	if cap(c.cc.head) > maxKeptHead {
+		c.cc.head = nil
+	}
 	if req.Body != http.NoBody {
 		// The body is read without a time limit, as long as it flows.
 		// Bodiless requests read nothing more: the next read is the
@@ -277,14 +353,21 @@ func (c *conn) dispatch(req *http.Request, f *flow.Flow, up0, down0 int64) bool 
 		f.Kind = flow.KindHTTP
 		f.Scheme = strings.ToLower(req.URL.Scheme)
 		f.URL = req.URL.String()
-		host, port, err := splitTarget(req.URL.Host, 80)
+		def := 80
+		if f.Scheme == "https" {
+			def = 443
+		}
+		host, port, err := splitTarget(req.URL.Host, def)
 		if err != nil {
 			return c.refuse(req, f, up0, down0, http.StatusBadRequest, "bad target: "+err.Error(), nil)
 		}
 		f.Host, f.Port = host, port
 	} else {
-		f.Kind = flow.KindHTTP
+		// Origin form: a request for the proxy itself (PAC, WPAD, the
+		// help page), answered by serveLocal.
+		f.Kind = flow.KindPAC
 		f.Scheme = "http"
+		f.URL = req.URL.Path
 		f.Host = strings.ToLower(req.Host)
 		if h, port, err := net.SplitHostPort(req.Host); err == nil {
 			f.Host = strings.ToLower(h)
@@ -296,7 +379,12 @@ func (c *conn) dispatch(req *http.Request, f *flow.Flow, up0, down0 int64) bool 
 		return c.refuse(req, f, up0, down0, http.StatusForbidden,
 			fmt.Sprintf("client %s is not in the allowed networks", c.client.Addr()), nil)
 	}
-	if p.AuthUser != "" && c.user == "" {
+	if p.looped(req.Header) {
+		return c.refuse(req, f, up0, down0, http.StatusLoopDetected, "forwarding loop", nil)
+	}
+	// The proxy's own answers need no proxy credentials: a device fetches
+	// its PAC file directly, without them, and they hold nothing secret.
+	if p.AuthUser != "" && c.user == "" && f.Kind != flow.KindPAC {
 		user, ok := checkBasic(req.Header.Get("Proxy-Authorization"), p.AuthUser, p.AuthPass)
 		if !ok {
 			reason := "proxy authentication required"
@@ -322,9 +410,14 @@ func (c *conn) dispatch(req *http.Request, f *flow.Flow, up0, down0 int64) bool 
 		return false
 	case f.Kind == flow.KindHTTP && f.Scheme == "http" && (req.URL.IsAbs() || req.URL.Host != ""):
 		return c.forward(req, f, up0, down0)
+	case f.Scheme == "https" && req.URL.IsAbs():
+		// A client that sends "GET https://host/" instead of a CONNECT:
+		// forwarded over TLS, the server's certificate verified, as
+		// Squid does.
+		return c.forward(req, f, up0, down0)
 	case req.URL.IsAbs():
 		return c.refuse(req, f, up0, down0, http.StatusBadRequest,
-			fmt.Sprintf("scheme %q is not proxied; use CONNECT for https", req.URL.Scheme), nil)
+			fmt.Sprintf("scheme %q is not proxied (only http and https)", req.URL.Scheme), nil)
 	default:
 		return c.serveLocal(req, f, up0, down0)
 	}

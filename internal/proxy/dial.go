@@ -9,6 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,7 +39,7 @@ func (p *Proxy) dialTarget(ctx context.Context, host string, port int) (net.Conn
 	defer cancel()
 	addrs, err := p.resolve(ctx, host)
 	if err != nil {
-		return nil, fmt.Errorf("resolve %s: %w", host, err)
+		return nil, &dialError{op: "resolve", target: host, err: err}
 	}
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("resolve %s: no addresses", host)
@@ -66,48 +69,56 @@ func (p *Proxy) dialTarget(ctx context.Context, host string, port int) (net.Conn
 		}
 		return nil, &refusal{refused}
 	}
-	return nil, fmt.Errorf("dial %s: %w", host, errors.Join(errs...))
+	return nil, &dialError{op: "dial", target: net.JoinHostPort(host, strconv.Itoa(port)), err: errors.Join(errs...)}
+}
+
+// dialError is a failed resolve or dial, said in one phrase that names
+// the target and the cause the system gave: "dial
+// enrollment.manage.microsoft.com:443: connection refused", not the
+// layers of net's error ("dial tcp 1.2.3.4:443: connect: …").
+type dialError struct {
+	op, target string
+	err        error
+}
+
+func (e *dialError) Error() string { return e.op + " " + e.target + ": " + cause(e.err) }
+func (e *dialError) Unwrap() error { return e.err }
+
+// cause is what err says, without net's wrapping: a system error's text,
+// a DNS answer's, or "timed out"; several different causes (one per
+// address) are joined with "; ".
+func cause(err error) string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range j.Unwrap() {
+			if c := cause(e); !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+		return strings.Join(out, "; ")
+	}
+	var se *os.SyscallError
+	var de *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.As(err, &se):
+		return se.Err.Error()
+	case errors.As(err, &de):
+		if de.IsTimeout {
+			return "timed out"
+		}
+		return de.Err
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	}
+	if oe, ok := err.(*net.OpError); ok && oe.Err != nil {
+		return oe.Err.Error()
+	}
+	return err.Error()
 }
 
 // dialAddr dials addr, an "ip:port"; check says whether to apply the
 // target rules to the socket's address too.
-// isSelf reports whether ap is one of the proxy's own listening
-// addresses: forwarding there would loop until the connection limit.
-func (p *Proxy) isSelf(ap netip.AddrPort) bool {
-	p.mu.Lock()
-	var wild bool
-	for ln := range p.listeners {
-		lap := addrPort(ln.Addr())
-		if lap.Port() != ap.Port() {
-			continue
-		}
-		if lap.Addr() == ap.Addr() {
-			p.mu.Unlock()
-			return true
-		}
-		wild = wild || lap.Addr().IsUnspecified()
-	}
-	p.mu.Unlock()
-	if !wild {
-		return false
-	}
-	if ap.Addr().IsLoopback() || ap.Addr().IsUnspecified() {
-		return true
-	}
-	ifaddrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return false
-	}
-	for _, ia := range ifaddrs {
-		if pn, ok := ia.(*net.IPNet); ok {
-			if a, ok := netip.AddrFromSlice(pn.IP); ok && a.Unmap() == ap.Addr() {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func (p *Proxy) dialAddr(ctx context.Context, addr string, check bool) (net.Conn, error) {
 	if p.Dial != nil {
 		return p.Dial(ctx, "tcp", addr)
@@ -137,30 +148,43 @@ func (p *Proxy) dialControl(network, address string, _ syscall.RawConn) error {
 func (p *Proxy) dialUpstream(ctx context.Context) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.dialTimeout())
 	defer cancel()
-	host := p.Upstream.Hostname()
-	port := p.Upstream.Port()
-	if port == "" {
-		port = "8080"
+	port, err := upstreamPort(p.Upstream)
+	if err != nil {
+		return nil, err
 	}
-	addrs, err := p.resolve(ctx, host)
+	addrs, err := p.resolve(ctx, p.Upstream.Hostname())
 	if err != nil {
 		return nil, fmt.Errorf("upstream proxy %s: %w", p.Upstream.Host, err)
 	}
 	var errs []error
 	for _, a := range addrs {
-		nc, err := p.dialAddr(ctx, net.JoinHostPort(a.String(), port), false)
+		nc, err := p.dialAddr(ctx, netip.AddrPortFrom(a.Unmap(), port).String(), false)
 		if err == nil {
 			return nc, nil
 		}
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("upstream proxy %s: %w", p.Upstream.Host, errors.Join(errs...))
+	return nil, &dialError{op: "dial upstream proxy", target: p.Upstream.Host, err: errors.Join(errs...)}
+}
+
+// upstreamPort is the port of the upstream proxy at u: 8080 when u names
+// none.
+func upstreamPort(u *url.URL) (uint16, error) {
+	if u.Port() == "" {
+		return 8080, nil
+	}
+	n, err := strconv.ParseUint(u.Port(), 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("upstream proxy %s: bad port %q", u.Host, u.Port())
+	}
+	return uint16(n), nil
 }
 
 // dialTunnel opens the server side of a CONNECT tunnel: directly, or with
-// a CONNECT through the upstream proxy. early holds bytes the upstream
-// proxy sent after its answer (the server spoke first), to pass on.
-func (p *Proxy) dialTunnel(ctx context.Context, host string, port int) (nc net.Conn, early []byte, err error) {
+// a CONNECT through the upstream proxy, carrying the client's Via values
+// (via) and this proxy's. early holds bytes the upstream proxy sent after
+// its answer (the server spoke first), to pass on.
+func (p *Proxy) dialTunnel(ctx context.Context, host string, port int, via []string) (nc net.Conn, early []byte, err error) {
 	if p.Upstream == nil {
 		nc, err := p.dialTarget(ctx, host, port)
 		return nc, nil, err
@@ -179,6 +203,10 @@ func (p *Proxy) dialTunnel(ctx context.Context, host string, port int) (nc net.C
 	target := net.JoinHostPort(host, strconv.Itoa(port))
 	var b strings.Builder
 	fmt.Fprintf(&b, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n", target, target)
+	for _, v := range via {
+		fmt.Fprintf(&b, "Via: %s\r\n", v)
+	}
+	fmt.Fprintf(&b, "Via: %s\r\n", p.via11[0])
 	if u := p.Upstream.User; u != nil {
 		pass, _ := u.Password()
 		fmt.Fprintf(&b, "Proxy-Authorization: Basic %s\r\n", base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass)))

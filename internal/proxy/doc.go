@@ -3,7 +3,10 @@
 //
 // Plain HTTP requests in absolute form are forwarded with their bodies
 // streamed both ways in constant memory (keep-alive on both sides, chunked
-// encoding, Expect: 100-continue, hop-by-hop headers removed). CONNECT
+// encoding, Expect: 100-continue, hop-by-hop headers removed); so are
+// requests in absolute https:// form, over TLS with the server's
+// certificate verified. An Upgrade (WebSocket) over plain HTTP is passed
+// on, and after the server's 101 relayed both ways like a tunnel. CONNECT
 // tunnels are never decrypted: the proxy reads the TLS ClientHello as it
 // passes, unchanged, to learn the server name, ALPN and TLS version, and
 // then relays bytes (on Linux with splice, holding no buffer or pipe while a

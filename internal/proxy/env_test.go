@@ -124,7 +124,9 @@ func newEnv(t *testing.T, configure func(*Proxy)) *env {
 	}
 	t.Cleanup(func() { st.Close() })
 	rec := flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: 50 * time.Millisecond})
-	p := &Proxy{Resolve: in.Resolve, Dial: in.Dial, Record: rec.Record}
+	// The proxy trusts the stand-in internet's CA, as a real one trusts
+	// the system's roots.
+	p := &Proxy{Resolve: in.Resolve, Dial: in.Dial, Record: rec.Record, TLSConfig: tlsConfig(in)}
 	if configure != nil {
 		configure(p)
 	}

@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -114,7 +117,18 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 	if req.URL.Host != "" {
 		out.Host = req.URL.Host
 	}
+	// An Upgrade (WebSocket, …) of a bodiless request is passed on; after
+	// a 101 the connection becomes a relay of both directions.
+	var upgrade []string
+	if req.ContentLength == 0 && headerHasToken(req.Header, "Connection", "upgrade") {
+		upgrade = req.Header["Upgrade"]
+	}
 	removeHopHeaders(out.Header)
+	if len(upgrade) > 0 {
+		out.Header["Connection"] = []string{"Upgrade"}
+		out.Header["Upgrade"] = upgrade
+	}
+	p.addVia(out.Header, req)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = []string{""} // the Transport would add its own
 	}
@@ -131,9 +145,12 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 	var resp *http.Response
 	var direct *upConn
 	var err error
-	if body == nil && p.Upstream == nil {
+	switch {
+	case len(upgrade) > 0 && f.Scheme == "http":
+		resp, direct, err = c.roundTripUpgrade(out, f.Host, f.Port)
+	case body == nil && p.Upstream == nil && f.Scheme == "http":
 		resp, direct, err = c.roundTripDirect(out, f.Host, f.Port)
-	} else {
+	default:
 		ctx, cancel := context.WithCancel(p.ctx)
 		defer cancel()
 		resp, err = p.transport.RoundTrip(out.WithContext(ctx))
@@ -151,6 +168,12 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 		if errors.As(err, &r) {
 			return c.refuse(req, f, up0, down0, http.StatusForbidden, r.reason, nil) && complete
 		}
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			// The server is not who it says: refused, not just failed.
+			reason := fmt.Sprintf("TLS certificate of %s not valid: %v", f.Host, cv.Err)
+			return c.refuse(req, f, up0, down0, http.StatusBadGateway, reason, nil) && complete
+		}
 		status := http.StatusBadGateway
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
@@ -167,6 +190,10 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 	}
 	defer resp.Body.Close()
 	f.Status = resp.StatusCode
+	if len(upgrade) > 0 && resp.StatusCode == http.StatusSwitchingProtocols && direct != nil {
+		c.opened = c.upgraded(resp, direct, f, up0, down0)
+		return false
+	}
 
 	noBody := req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
 		resp.StatusCode == http.StatusNotModified || resp.StatusCode < 200
@@ -239,6 +266,90 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 	// A server may answer before reading the whole request body (a 413, a
 	// 401); what is left of it would be taken for the next request.
 	return keep && complete
+}
+
+// headerHasToken reports whether a comma-separated field of h holds token,
+// in any case.
+func headerHasToken(h http.Header, field, token string) bool {
+	for _, v := range h[field] {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(textproto.TrimString(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// roundTripUpgrade sends an Upgrade request on a server connection of its
+// own (it may become a relay): to the server, or through the upstream
+// proxy. The caller must call upDone unless the answer is a 101.
+func (c *conn) roundTripUpgrade(out *http.Request, host string, port int) (*http.Response, *upConn, error) {
+	p := c.p
+	if p.Upstream == nil {
+		return c.roundTripDirect(out, host, port)
+	}
+	nc, err := p.dialUpstream(p.ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	uc := &upConn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10), upstream: true}
+	if !c.setUp(uc) {
+		nc.Close()
+		return nil, nil, net.ErrClosed
+	}
+	if u := p.Upstream.User; u != nil {
+		pass, _ := u.Password()
+		out.Header["Proxy-Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass))}
+	}
+	resp, err := uc.send(out)
+	if err != nil {
+		c.setUp(nil)
+		nc.Close()
+		return nil, nil, err
+	}
+	return resp, uc, nil
+}
+
+// upgraded answers the client's Upgrade with the server's 101 and turns
+// the exchange into a relay of both directions (a tunnel without a
+// ClientHello), recorded as the one flow of the exchange. It returns the
+// tunnel for serve to run, or nil.
+func (c *conn) upgraded(resp *http.Response, uc *upConn, f *flow.Flow, up0, down0 int64) *tunnel {
+	c.setUp(nil)
+	upgrade := resp.Header["Upgrade"]
+	removeHopHeaders(resp.Header)
+	bw := c.bw
+	bw.WriteString("HTTP/1.1 ")
+	bw.WriteString(resp.Status)
+	bw.WriteString("\r\nConnection: Upgrade\r\n")
+	for _, v := range upgrade {
+		bw.WriteString("Upgrade: ")
+		bw.WriteString(v)
+		bw.WriteString("\r\n")
+	}
+	_ = resp.Header.Write(bw)
+	bw.WriteString("\r\n")
+	if err := bw.Flush(); err != nil {
+		uc.nc.Close()
+		f.Error = "writing to client: " + err.Error()
+		f.BytesUp = c.upCount() - up0
+		f.BytesDown = c.cc.wn - down0
+		f.End = time.Now()
+		c.p.record(f)
+		return nil
+	}
+	t := &tunnel{c: c, server: uc.nc, f: new(flow.Flow), plain: true}
+	*t.f = *f
+	// Bytes the server sent after its 101 are the start of the relay.
+	if n := uc.br.Buffered(); n > 0 {
+		t.early = make([]byte, n)
+		_, _ = io.ReadFull(uc.br, t.early)
+	}
+	// The flow counts the exchange's heads too.
+	t.up.Store(c.upCount() - up0)
+	t.down.Store(c.cc.wn - down0)
+	return c.startTunnel(t)
 }
 
 // openAfter is how long a plain-HTTP exchange runs before its flow is

@@ -13,17 +13,26 @@ import (
 )
 
 // PAC returns a proxy auto-config file that sends everything but plain
-// host names and loopback through the proxy at hostport.
-func PAC(hostport string) string {
+// host names and loopback through the proxy at hostport. With
+// fallbackDirect, a client that cannot reach the proxy goes direct instead
+// of failing (and that traffic is not captured).
+func PAC(hostport string, fallbackDirect bool) string {
+	proxies := "PROXY " + hostport
+	if fallbackDirect {
+		proxies += "; DIRECT"
+	}
 	return `// pilotwire: proxy auto-config
 function FindProxyForURL(url, host) {
   if (isPlainHostName(host) || host == "localhost" || host == "127.0.0.1" || host == "[::1]") {
     return "DIRECT";
   }
-  return "PROXY ` + hostport + `";
+  return "` + proxies + `";
 }
 `
 }
+
+// isPACPath reports whether path is one the PAC file is served at.
+func isPACPath(path string) bool { return path == "/proxy.pac" || path == "/wpad.dat" }
 
 // pacAddr is the address a client reached the proxy on: the Host header
 // it used, with the connection's local port when the header has none.
@@ -54,15 +63,16 @@ its auto-config script:
 `
 
 // serveLocal answers a request in origin form, meant for the proxy itself.
+// Its flow is of Kind flow.KindPAC (set by dispatch), with the path served
+// as URL: the proxy's own traffic, not the device's.
 func (c *conn) serveLocal(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 	addr := c.pacAddr(req)
 	f.Note = "answered by the proxy"
 	var status int
 	var ctype, body string
 	switch {
-	case (req.Method == http.MethodGet || req.Method == http.MethodHead) &&
-		(req.URL.Path == "/proxy.pac" || req.URL.Path == "/wpad.dat"):
-		status, ctype, body = http.StatusOK, "application/x-ns-proxy-autoconfig", PAC(addr)
+	case (req.Method == http.MethodGet || req.Method == http.MethodHead) && isPACPath(req.URL.Path):
+		status, ctype, body = http.StatusOK, "application/x-ns-proxy-autoconfig", PAC(addr, c.p.PACFallbackDirect)
 		f.Note = "PAC file served by the proxy"
 	case req.URL.Path == "/":
 		status, ctype, body = http.StatusOK, "text/plain; charset=utf-8", fmt.Sprintf(helpPage, addr)

@@ -29,6 +29,7 @@ const (
 	DefaultIdleTimeout    = 5 * time.Minute
 	DefaultMaxConns       = 10000
 	DefaultDialTimeout    = 30 * time.Second
+	DefaultProgressEvery  = time.Second
 )
 
 // Proxy is a forward proxy that records flows. Set its fields, then call
@@ -49,6 +50,10 @@ type Proxy struct {
 	// AllowPrivateTargets allows targets on loopback, link-local and
 	// unspecified addresses. Cloud metadata addresses stay refused.
 	AllowPrivateTargets bool
+	// PACFallbackDirect makes the PAC file offer DIRECT after the proxy
+	// ("PROXY host:port; DIRECT"): a device that cannot reach the proxy
+	// goes straight to the internet, uncaptured, instead of failing.
+	PACFallbackDirect bool
 	// Devices names clients by address, for Flow.Device. Without an entry,
 	// the Basic-auth user name is the device.
 	Devices map[netip.Addr]string
@@ -69,6 +74,11 @@ type Proxy struct {
 	// DialTimeout limits connecting to a target. If zero, DefaultDialTimeout.
 	DialTimeout time.Duration
 
+	// TLSConfig, if set, is used for the TLS connections the proxy makes
+	// itself, for requests in absolute https:// form (tests trust their
+	// own CA here). If nil, the system's roots; certificates are always
+	// verified.
+	TLSConfig *tls.Config
 	// Resolve, if set, replaces DNS: it returns the addresses of host.
 	// Tests and the demo use it to reach a stand-in internet.
 	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
@@ -79,16 +89,26 @@ type Proxy struct {
 	// opens and again (same Key) when it ends, everything else once. It
 	// must not block (flow.Recorder.Record does not).
 	Record func(flow.Flow)
+	// ProgressEvery is how often open tunnels that carried bytes since
+	// are recorded again (same Key) with their counts so far. If zero,
+	// DefaultProgressEvery; pilotwire proxy sets its flush interval.
+	ProgressEvery time.Duration
 	// Logger receives errors of the proxy itself (not of exchanges). If
 	// nil, they are discarded.
 	Logger *slog.Logger
 
-	initOnce  sync.Once
-	keyPrefix string
-	transport *http.Transport
-	pool      upPool          // server connections of the direct path
-	ctx       context.Context // cancelled when Shutdown gives up waiting
-	cancel    context.CancelFunc
+	initOnce     sync.Once
+	progressOnce sync.Once
+	keyPrefix    string
+	// viaName is this proxy's name in Via headers, "pilotwire-" and a
+	// random id; via10 and via11 are the Via values it adds to requests
+	// received as HTTP/1.0 and 1.1 (shared, never modified).
+	viaName      string
+	via10, via11 []string
+	transport    *http.Transport
+	pool         upPool          // server connections of the direct path
+	ctx          context.Context // cancelled when Shutdown gives up waiting
+	cancel       context.CancelFunc
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -124,7 +144,11 @@ func (p *Proxy) init() {
 	p.initOnce.Do(func() {
 		var b [4]byte
 		_, _ = rand.Read(b[:])
-		p.keyPrefix = "px-" + hex.EncodeToString(b[:]) + "-"
+		id := hex.EncodeToString(b[:])
+		p.keyPrefix = "px-" + id + "-"
+		p.viaName = "pilotwire-" + id
+		p.via10 = []string{"1.0 " + p.viaName}
+		p.via11 = []string{"1.1 " + p.viaName}
 		p.started = time.Now()
 		p.ctx, p.cancel = context.WithCancel(context.Background())
 		p.listeners = make(map[net.Listener]struct{})
@@ -136,6 +160,7 @@ func (p *Proxy) init() {
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: 0, // a slow server is the server's business
 			ExpectContinueTimeout: time.Second,
+			TLSHandshakeTimeout:   p.dialTimeout(),
 			DisableCompression:    true, // bytes pass as they are
 			ReadBufferSize:        16 << 10,
 			WriteBufferSize:       16 << 10,
@@ -143,8 +168,14 @@ func (p *Proxy) init() {
 			// plain-HTTP server.
 			TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
 		}
+		if p.TLSConfig != nil {
+			p.transport.TLSClientConfig = p.TLSConfig.Clone()
+		}
 		if p.Upstream != nil {
 			p.transport.Proxy = http.ProxyURL(p.Upstream)
+			// The Transport's own CONNECTs (for https:// requests)
+			// carry the Via too, so a loop of proxies ends.
+			p.transport.ProxyConnectHeader = http.Header{"Via": p.via11}
 		}
 	})
 }
@@ -221,6 +252,9 @@ var ErrClosed = errors.New("proxy: closed")
 // several listeners at once.
 func (p *Proxy) Serve(ln net.Listener) error {
 	p.init()
+	if p.Record != nil {
+		p.progressOnce.Do(func() { go p.progressLoop() })
+	}
 	p.mu.Lock()
 	if p.shutting.Load() {
 		p.mu.Unlock()
@@ -329,6 +363,40 @@ wait:
 	p.transport.CloseIdleConnections()
 	p.pool.closeIdle(true)
 	return err
+}
+
+// progressLoop re-records the open tunnels that carried bytes, every
+// ProgressEvery, until the proxy has shut down. It reads the tunnels'
+// atomic counters: the relays take no lock per byte for it.
+func (p *Proxy) progressLoop() {
+	every := p.ProgressEvery
+	if every <= 0 {
+		every = DefaultProgressEvery
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var open []*tunnel
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		open = open[:0]
+		p.mu.Lock()
+		for c := range p.conns {
+			c.mu.Lock()
+			if c.tun != nil {
+				open = append(open, c.tun)
+			}
+			c.mu.Unlock()
+		}
+		p.mu.Unlock()
+		for i, t := range open {
+			t.progress()
+			open[i] = nil
+		}
+	}
 }
 
 func (p *Proxy) forget(c *conn) {

@@ -296,15 +296,78 @@ func TestPAC(t *testing.T) {
 	if !strings.HasPrefix(out, "HTTP/1.1 404") || !strings.Contains(out, "/proxy.pac") {
 		t.Errorf("help page:\n%s", out)
 	}
+	// The proxy's own answers are flows of their own kind, with the
+	// client and the file served: never a device's traffic.
 	flows := e.flows()
-	if len(flows) != 4 || flows[0].Note != "PAC file served by the proxy" || flows[3].Status != 404 {
+	want := []struct {
+		url    string
+		status int
+		note   string
+	}{
+		{"/proxy.pac", 200, "PAC file served by the proxy"},
+		{"/wpad.dat", 200, "PAC file served by the proxy"},
+		{"/wpad.dat", 200, "PAC file served by the proxy"},
+		{"/other", 404, "answered by the proxy"},
+	}
+	if len(flows) != len(want) {
+		t.Fatalf("%d flows, want %d: %+v", len(flows), len(want), flows)
+	}
+	for i, w := range want {
+		f := flows[i]
+		if f.Kind != flow.KindPAC || f.URL != w.url || f.Status != w.status || f.Note != w.note ||
+			f.Client != "127.0.0.1" || f.Decision != flow.DecisionAllowed || f.Method != "GET" || f.Open() {
+			t.Errorf("flow %d: %+v, want a %s flow of %s, %d", i, f, flow.KindPAC, w.url, w.status)
+		}
+	}
+}
+
+// TestPACFallback: with PACFallbackDirect the PAC lets a device go direct
+// when the proxy does not answer.
+func TestPACFallback(t *testing.T) {
+	e := newEnv(t, func(p *Proxy) { p.PACFallbackDirect = true })
+	out := e.rawRequest("GET /proxy.pac HTTP/1.1\r\nHost: " + e.addr + "\r\nConnection: close\r\n\r\n")
+	_, pac, _ := strings.Cut(out, "\r\n\r\n")
+	if !strings.Contains(pac, `return "PROXY `+e.addr+`; DIRECT";`) {
+		t.Fatalf("PAC with fallback:\n%s", out)
+	}
+	checkPACWithNode(t, pac, e.addr+"; DIRECT")
+}
+
+// TestPACWithAuth: a device fetches the PAC without proxy credentials, so
+// /proxy.pac and /wpad.dat answer without 407; the client ACL still applies
+// to them, and forwarding still needs credentials.
+func TestPACWithAuth(t *testing.T) {
+	e := newEnv(t, func(p *Proxy) { p.AuthUser, p.AuthPass = "lab", "s3cret" })
+	for _, path := range []string{"/proxy.pac", "/wpad.dat"} {
+		out := e.rawRequest("GET " + path + " HTTP/1.1\r\nHost: " + e.addr + "\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(out, "HTTP/1.1 200 ") || !strings.Contains(out, `"PROXY `+e.addr+`"`) {
+			t.Errorf("%s without credentials: %q", path, out)
+		}
+	}
+	if out := e.rawRequest("GET http://" + plainHost + "/bytes?n=1 HTTP/1.1\r\nHost: " + plainHost + "\r\n\r\n"); !strings.HasPrefix(out, "HTTP/1.1 407 ") {
+		t.Errorf("forwarding without credentials: %q", out)
+	}
+	flows := e.flows()
+	if len(flows) != 3 || flows[0].Kind != flow.KindPAC || flows[0].Status != 200 || flows[1].Status != 200 || flows[2].Status != 407 {
 		t.Errorf("flows: %+v", flows)
+	}
+
+	outside := newEnv(t, func(p *Proxy) {
+		p.AuthUser, p.AuthPass = "lab", "s3cret"
+		p.AllowClients, _ = ParsePrefixes("10.0.0.0/8")
+	})
+	if out := outside.rawRequest("GET /proxy.pac HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(out, "HTTP/1.1 403 ") {
+		t.Errorf("PAC for a client outside the allowed networks: %q", out)
+	}
+	if f := outside.flows(); len(f) != 1 || f[0].Decision != flow.DecisionDenied || f[0].Kind != flow.KindPAC ||
+		f[0].Reason != "client 127.0.0.1 is not in the allowed networks" {
+		t.Errorf("refused PAC flow: %+v", f)
 	}
 }
 
 // checkPACWithNode runs the PAC file's function in node, with the two PAC
 // helpers it uses.
-func checkPACWithNode(t *testing.T, pac, addr string) {
+func checkPACWithNode(t *testing.T, pac, proxies string) {
 	node := testutil.LookPath(t, "node")
 	script := pac + `
 function isPlainHostName(h) { return h.indexOf(".") < 0; }
@@ -315,7 +378,7 @@ console.log(FindProxyForURL("http://intranet/", "intranet"));
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)
 	}
-	if want := "PROXY " + addr + "\nDIRECT\n"; string(out) != want {
+	if want := "PROXY " + proxies + "\nDIRECT\n"; string(out) != want {
 		t.Errorf("PAC in node says %q, want %q", out, want)
 	}
 }
@@ -375,7 +438,8 @@ func TestRefusedTargets(t *testing.T) {
 		{"link-local", "CONNECT [fe80::1]:443 HTTP/1.1\r\n\r\n", "target fe80::1 is a link-local address"},
 		{"unspecified", "GET http://0.0.0.0:" + port + "/ HTTP/1.1\r\nHost: x\r\n\r\n", "target 0.0.0.0 is an unspecified address"},
 		{"connect port", "CONNECT " + ztdHost + ":22 HTTP/1.1\r\n\r\n", "CONNECT to port 22 is not allowed"},
-		{"https absolute", "GET https://" + ztdHost + "/ HTTP/1.1\r\nHost: x\r\n\r\n", `scheme "https" is not proxied; use CONNECT for https`},
+		{"ftp absolute", "GET ftp://" + ztdHost + "/ HTTP/1.1\r\nHost: x\r\n\r\n", `scheme "ftp" is not proxied (only http and https)`},
+		{"https absolute to loopback", "GET https://127.0.0.1:" + port + "/ HTTP/1.1\r\nHost: x\r\n\r\n", "target 127.0.0.1 is a loopback address"},
 	}
 	for _, tc := range cases {
 		out := e.rawRequest(tc.request)
@@ -499,10 +563,15 @@ func TestUpstream(t *testing.T) {
 	var mu sync.Mutex
 	var inner []flow.Flow
 	in := startEnv(t, &Proxy{
-		Upstream: outer.url,
-		Record:   func(f flow.Flow) { mu.Lock(); inner = append(inner, f); mu.Unlock() },
+		Upstream:  outer.url,
+		Record:    func(f flow.Flow) { mu.Lock(); inner = append(inner, f); mu.Unlock() },
+		TLSConfig: tlsConfig(outer.net),
 	})
 	in.net = outer.net
+	// An absolute https:// request goes to the upstream as a CONNECT.
+	if out := in.rawRequest("GET https://" + fefHost + "/bytes?n=10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(out, "HTTP/1.1 200 ") || !strings.HasSuffix(out, "pilotwire-") {
+		t.Errorf("absolute https through the upstream: %q", out)
+	}
 	c := in.client()
 	for _, u := range []string{"http://" + plainHost + "/bytes?n=3000", "https://" + ztdHost + "/bytes?n=4000"} {
 		resp, err := c.Get(u)
@@ -518,7 +587,8 @@ func TestUpstream(t *testing.T) {
 	c.CloseIdleConnections()
 	in.stop()
 	flows := outer.flows()
-	if len(flows) != 2 || flows[0].Host != plainHost || flows[0].Status != 200 || flows[1].Host != ztdHost || flows[1].SNI != ztdHost {
+	if len(flows) != 3 || flows[0].Host != fefHost || flows[0].Kind != flow.KindConnect || flows[0].SNI != fefHost ||
+		flows[1].Host != plainHost || flows[1].Status != 200 || flows[2].Host != ztdHost || flows[2].SNI != ztdHost {
 		t.Errorf("outer flows: %+v", flows)
 	}
 	mu.Lock()
@@ -529,7 +599,7 @@ func TestUpstream(t *testing.T) {
 	for _, f := range inner {
 		last[f.Key] = f
 	}
-	if len(last) != 2 {
+	if len(last) != 3 {
 		t.Fatalf("inner flows: %+v", inner)
 	}
 	for _, f := range last {
@@ -722,5 +792,137 @@ func TestShutdown(t *testing.T) {
 	}
 	if got := e.p.Stats(); got.OpenTunnels != 0 || got.OpenConns != 0 {
 		t.Errorf("stats after shutdown: %+v", got)
+	}
+}
+
+// TestFailedDial: a target that refuses the connection is said in one
+// phrase naming the target, for CONNECT and plain HTTP alike, in the answer
+// and in the flow (which has no tunnel-end Reason: nothing opened).
+func TestFailedDial(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ps, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close() // nothing listens there now: connection refused
+	const host = "enrollment.manage.microsoft.com"
+	var port int
+	fmt.Sscan(ps, &port)
+	e := newEnv(t, func(p *Proxy) {
+		p.AllowPrivateTargets = true
+		p.ConnectPorts = []int{port}
+	})
+	e.net.Point(host, netip.MustParseAddr("127.0.0.1"))
+	want := "dial " + host + ":" + ps + ": connection refused"
+	for _, req := range []string{
+		"CONNECT " + host + ":" + ps + " HTTP/1.1\r\nHost: " + host + ":" + ps + "\r\n\r\n",
+		"GET http://" + host + ":" + ps + "/ HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n",
+	} {
+		if out := e.rawRequest(req); !strings.HasPrefix(out, "HTTP/1.1 502 ") || !strings.HasSuffix(out, "pilotwire: 502 Bad Gateway: "+want+"\n") {
+			t.Errorf("answer: %q", out)
+		}
+	}
+	flows := e.flows()
+	if len(flows) != 2 {
+		t.Fatalf("flows: %+v", flows)
+	}
+	for _, f := range flows {
+		if f.Error != want || f.Reason != "" || f.Status != 502 || f.Decision != flow.DecisionAllowed {
+			t.Errorf("flow %s: error %q reason %q status %d; want error %q and no reason", f.Method, f.Error, f.Reason, f.Status, want)
+		}
+	}
+}
+
+// TestTunnelProgress: a tunnel held open shows in the store the bytes it
+// carried so far, before it closes.
+func TestTunnelProgress(t *testing.T) {
+	e := newEnv(t, func(p *Proxy) { p.ProgressEvery = 50 * time.Millisecond })
+	const n = 100000
+	c := e.connectRaw(ztdHost + ":443")
+	defer c.Close()
+	tc := tls.Client(c, &tls.Config{ServerName: ztdHost, RootCAs: e.net.CertPool(), NextProtos: []string{"http/1.1"}})
+	fmt.Fprintf(tc, "GET /bytes?n=%d HTTP/1.1\r\nHost: %s\r\n\r\n", n, ztdHost)
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.Copy(io.Discard, resp.Body); err != nil || got != n {
+		t.Fatalf("body: %d bytes, %v", got, err)
+	}
+	// The tunnel stays open (keep-alive); its flow must show ≥ n bytes
+	// down within a few flush intervals.
+	var last flow.Flow
+	for range 100 {
+		err := e.store.Flows(t.Context(), flow.Filter{}, func(f flow.Flow) error { last = f; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last.BytesDown >= n {
+			break
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	if !last.Open() || last.Kind != flow.KindConnect || last.BytesDown < n || last.BytesUp == 0 || last.SNI != ztdHost {
+		t.Errorf("open tunnel in the store: %+v, want open with ≥ %d bytes down", last, n)
+	}
+	c.Close()
+	flows := e.flows()
+	if len(flows) != 1 || flows[0].Open() || flows[0].BytesDown < n || flows[0].Reason != endClient {
+		t.Errorf("after close: %+v", flows)
+	}
+}
+
+// TestAbsoluteHTTPS: "GET https://host/ HTTP/1.1" sent to the proxy is
+// forwarded over TLS with the certificate verified, and recorded; a server
+// whose certificate does not verify gets a 502 that says why, recorded as
+// a refusal.
+func TestAbsoluteHTTPS(t *testing.T) {
+	e := newEnv(t, nil)
+	addrs, _ := e.net.Resolve(t.Context(), ztdHost)
+	e.net.Point("wrong-name.example", addrs...) // serves ztdHost's certificate
+
+	get := func(e *env, target string) *http.Response {
+		t.Helper()
+		out := e.rawRequest("GET " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(out)), nil)
+		if err != nil {
+			t.Fatalf("%s: %q: %v", target, out, err)
+		}
+		return resp
+	}
+	resp := get(e, "https://"+ztdHost+"/bytes?n=1234")
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || len(body) != 1234 || resp.Header.Get("X-Test") != "yes" {
+		t.Errorf("valid certificate: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	resp = get(e, "https://wrong-name.example/bytes?n=5")
+	body, _ = io.ReadAll(resp.Body)
+	wantWrong := "TLS certificate of wrong-name.example not valid: x509: certificate is valid for " + ztdHost + ", not wrong-name.example"
+	if resp.StatusCode != 502 || string(body) != "pilotwire: 502 Bad Gateway: "+wantWrong+"\n" {
+		t.Errorf("wrong name: %d %q", resp.StatusCode, body)
+	}
+	// Without the test CA (the system's roots), the sim's certificates do
+	// not verify.
+	e2 := newEnv(t, func(p *Proxy) { p.TLSConfig = nil })
+	resp = get(e2, "https://"+ztdHost+"/bytes?n=5")
+	body, _ = io.ReadAll(resp.Body)
+	wantUnknown := "TLS certificate of " + ztdHost + " not valid: x509: certificate signed by unknown authority"
+	if resp.StatusCode != 502 || !strings.HasPrefix(string(body), "pilotwire: 502 Bad Gateway: "+wantUnknown) {
+		t.Errorf("untrusted: %d %q", resp.StatusCode, body)
+	}
+
+	flows := e.flows()
+	if len(flows) != 2 {
+		t.Fatalf("flows: %+v", flows)
+	}
+	if f := flows[0]; f.Kind != flow.KindHTTP || f.Scheme != "https" || f.Host != ztdHost || f.Port != 443 ||
+		f.URL != "https://"+ztdHost+"/bytes?n=1234" || f.Status != 200 || f.Decision != flow.DecisionAllowed || f.BytesDown < 1234 {
+		t.Errorf("valid: %+v", f)
+	}
+	if f := flows[1]; f.Status != 502 || f.Decision != flow.DecisionDenied || f.Reason != wantWrong || f.Scheme != "https" {
+		t.Errorf("wrong name: %+v", f)
+	}
+	if f := e2.flows(); len(f) != 1 || f[0].Decision != flow.DecisionDenied || !strings.HasPrefix(f[0].Reason, wantUnknown) {
+		t.Errorf("untrusted: %+v", f)
 	}
 }

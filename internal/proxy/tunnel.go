@@ -34,15 +34,22 @@ type tunnel struct {
 	c       *conn
 	server  net.Conn
 	f       *flow.Flow
+	plain   bool         // an Upgrade, not a CONNECT: no ClientHello to read
 	pending []byte       // client bytes read with the CONNECT head
 	early   []byte       // server bytes read with the upstream proxy's answer
 	up      atomic.Int64 // client → server payload bytes
 	down    atomic.Int64 // server → client payload bytes
 	last    atomic.Int64 // time of the last byte either way, Unix ns
 
+	// mu guards reason and err, and *f once the tunnel runs: the progress
+	// ticker copies f while the relay sets what the ClientHello said and,
+	// at the end, how the tunnel ended. Every record of the flow is made
+	// under mu, so that a progress record never lands after the final one.
 	mu     sync.Mutex
 	reason string
 	err    string
+	ended  bool     // the final record was made
+	shown  [2]int64 // bytes up and down of the last record
 }
 
 // end sets how the tunnel ended; the first call wins.
@@ -65,17 +72,20 @@ func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
 // if the tunnel did not open (the flow is then recorded).
 func (c *conn) openTunnel(req *http.Request, f *flow.Flow, up0, down0 int64) *tunnel {
 	p := c.p
-	server, early, err := p.dialTunnel(p.ctx, f.Host, f.Port)
+	server, early, err := p.dialTunnel(p.ctx, f.Host, f.Port, req.Header["Via"])
 	if err != nil {
 		var r *refusal
 		if errors.As(err, &r) {
 			c.refuse(req, f, up0, down0, http.StatusForbidden, r.reason, nil)
 			return nil
 		}
+		// The tunnel never opened: no Reason (how it ended), only the
+		// one phrase that says why.
 		c.writeError(http.StatusBadGateway, err.Error(), nil, true)
 		f.Status = http.StatusBadGateway
 		f.Error = err.Error()
-		f.Reason = endError
+		f.BytesUp = c.upCount() - up0
+		f.BytesDown = c.cc.wn - down0
 		f.End = time.Now()
 		p.record(f)
 		return nil
@@ -92,7 +102,14 @@ func (c *conn) openTunnel(req *http.Request, f *flow.Flow, up0, down0 int64) *tu
 	}
 	t := &tunnel{c: c, server: server, f: new(flow.Flow), early: early}
 	*t.f = *f
-	// Bytes the client sent right after its CONNECT are the start of the
+	return c.startTunnel(t)
+}
+
+// startTunnel makes t the connection's tunnel, for serve to run; it
+// returns nil (with the flow recorded) if the proxy shut the connection
+// meanwhile.
+func (c *conn) startTunnel(t *tunnel) *tunnel {
+	// Bytes the client sent right after its request are the start of the
 	// tunnel; then the buffers go back to their pools, since a tunnel may
 	// stay open, idle, for a long time.
 	if n := c.br.Buffered(); n > 0 {
@@ -104,10 +121,11 @@ func (c *conn) openTunnel(req *http.Request, f *flow.Flow, up0, down0 int64) *tu
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		server.Close()
+		t.server.Close()
 		t.f.Reason = endShutdown
+		t.f.BytesUp, t.f.BytesDown = t.up.Load(), t.down.Load()
 		t.f.End = time.Now()
-		p.record(t.f)
+		c.p.record(t.f)
 		return nil
 	}
 	c.tun = t
@@ -133,17 +151,62 @@ func (t *tunnel) run() {
 // opened counts and records the open tunnel: visible while it lasts.
 func (t *tunnel) opened() {
 	t.c.p.tunnels.Add(1)
+	t.mu.Lock()
+	t.recordLocked()
+	t.mu.Unlock()
+}
+
+// recordLocked records the flow with the bytes relayed so far. t.mu must
+// be held.
+func (t *tunnel) recordLocked() {
+	t.shown = [2]int64{t.up.Load(), t.down.Load()}
+	t.f.BytesUp, t.f.BytesDown = t.shown[0], t.shown[1]
 	t.c.p.record(t.f)
+}
+
+// progress records the open tunnel again if it carried bytes since its
+// last record, so that the store shows what a long tunnel carried so far.
+// The proxy's progress ticker calls it; the relay only adds to atomic
+// counters.
+func (t *tunnel) progress() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.ended && (t.up.Load() != t.shown[0] || t.down.Load() != t.shown[1]) {
+		t.recordLocked()
+	}
 }
 
 // relayUp relays client to server, reading the ClientHello on the way.
 func (t *tunnel) relayUp() {
 	pending := t.pending
 	t.pending = nil
-	if t.readHello(t.f, pending) {
-		err := t.pipe(t.server, t.c.nc, &t.up)
-		step(func() { t.finish(err, endClient, t.server) })
+	if t.plain {
+		if !t.writePending(pending) {
+			return
+		}
+	} else if !t.readHello(t.f, pending) {
+		return
 	}
+	err := t.pipe(t.server, t.c.nc, &t.up)
+	step(func() { t.finish(err, endClient, t.server) })
+}
+
+// writePending passes on the client's bytes read with its request; it
+// reports whether the up direction should go on.
+func (t *tunnel) writePending(pending []byte) bool {
+	if len(pending) == 0 {
+		return true
+	}
+	ok := true
+	step(func() {
+		n, err := t.server.Write(pending)
+		t.up.Add(int64(n))
+		if err != nil {
+			t.finish(fmt.Errorf("writing to server: %w", err), "", nil)
+			ok = false
+		}
+	})
+	return ok
 }
 
 // closed records the ended tunnel and closes both connections.
@@ -151,11 +214,10 @@ func (t *tunnel) closed() {
 	c, p, f := t.c, t.c.p, t.f
 	t.mu.Lock()
 	f.Reason, f.Error = t.reason, t.err
-	t.mu.Unlock()
-	f.BytesUp = t.up.Load()
-	f.BytesDown = t.down.Load()
 	f.End = time.Now()
-	p.record(f)
+	t.ended = true
+	t.recordLocked()
+	t.mu.Unlock()
 	t.server.Close()
 	c.close()
 	p.tunnels.Add(-1)
@@ -303,6 +365,11 @@ func (t *tunnel) readHelloMore(f *flow.Flow, hello *[]byte) (done, ok bool) {
 func (t *tunnel) parseHello(f *flow.Flow, hello []byte) (done, ok bool) {
 	limit := MaxClientHello + 4<<10 // the hello and its record headers
 	h, err := ParseClientHello(hello)
+	if errors.Is(err, ErrNeedMore) && len(hello) < limit {
+		return false, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	switch {
 	case err == nil:
 		f.SNI = h.SNI
@@ -315,12 +382,10 @@ func (t *tunnel) parseHello(f *flow.Flow, hello []byte) (done, ok bool) {
 		f.Note = "tunnel does not start with a TLS ClientHello"
 	case !errors.Is(err, ErrNeedMore):
 		f.Note = "malformed ClientHello: " + err.Error()
-	case len(hello) >= limit:
-		f.Note = fmt.Sprintf("ClientHello over %d bytes", limit)
 	default:
-		return false, false
+		f.Note = fmt.Sprintf("ClientHello over %d bytes", limit)
 	}
-	t.c.p.record(f)
+	t.recordLocked()
 	return true, true
 }
 

@@ -35,6 +35,9 @@ type upConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
+	// upstream: a connection to the upstream proxy (for an Upgrade),
+	// never pooled with the servers' connections.
+	upstream bool
 }
 
 // upPool holds idle server connections by "host:port" (host as the client
@@ -238,7 +241,11 @@ func (c *conn) roundTripDirect(out *http.Request, host string, port int) (*http.
 // send writes out and reads the response head, skipping informational
 // responses other than 101.
 func (uc *upConn) send(out *http.Request) (*http.Response, error) {
-	err := out.Write(uc.bw)
+	write := out.Write
+	if uc.upstream {
+		write = out.WriteProxy // absolute form, for a proxy
+	}
+	err := write(uc.bw)
 	if err == nil {
 		err = uc.bw.Flush()
 	}
@@ -263,7 +270,7 @@ func (uc *upConn) send(out *http.Request) (*http.Response, error) {
 // would otherwise read what is left of the body.
 func (c *conn) upDone(uc *upConn, resp *http.Response, reusable bool) {
 	open := c.setUp(nil)
-	if reusable && open && !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols && uc.br.Buffered() == 0 {
+	if reusable && open && !uc.upstream && !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols && uc.br.Buffered() == 0 {
 		c.p.pool.put(c.upKeyStr, uc)
 		return
 	}

@@ -25,6 +25,8 @@ type Store struct {
 	byID   map[int64]*flow.Flow
 	rows   map[string]int64        // Key → ID of flows written by PutFlows
 	files  map[string]map[int]part // file → part number → its flows
+	// running are the imports begun and not ended, by file.
+	running map[string]*flow.UnfinishedImport
 	// order lists every ID by (start, ID); nil when a write has changed
 	// it since it was last sorted.
 	order  []int64
@@ -38,7 +40,8 @@ var _ flow.Store = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{byID: map[int64]*flow.Flow{}, rows: map[string]int64{}, files: map[string]map[int]part{}}
+	return &Store{byID: map[int64]*flow.Flow{}, rows: map[string]int64{}, files: map[string]map[int]part{},
+		running: map[string]*flow.UnfinishedImport{}}
 }
 
 var errClosed = errors.New("mem store: closed")
@@ -78,17 +81,27 @@ func (s *Store) PutFlows(ctx context.Context, flows []flow.Flow) error {
 // PutFileFlows writes part k of the flows imported from file, replacing
 // the part an earlier import wrote. A part with as many flows as before
 // keeps its IDs (given in start order); otherwise its flows get new ones.
-func (s *Store) PutFileFlows(ctx context.Context, file string, k int, flows []flow.Flow) error {
+// Part 0 (re)starts the file's entry among the unfinished imports.
+func (s *Store) PutFileFlows(ctx context.Context, file string, k int, flows []flow.Flow) (flow.FileChange, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return flow.FileChange{}, err
 	}
 	sorted := slices.Clone(flows)
 	slices.SortStableFunc(sorted, func(a, b flow.Flow) int { return a.Start.Compare(b.Start) })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errClosed
+		return flow.FileChange{}, errClosed
 	}
+	run := s.running[file]
+	if run == nil || k == 0 {
+		run = &flow.UnfinishedImport{File: file, Started: time.Now()}
+		if len(flows) > 0 {
+			run.SourceFile = flows[0].SourceFile
+		}
+		s.running[file] = run
+	}
+	run.Flows += int64(len(flows))
 	parts := s.files[file]
 	if parts == nil {
 		parts = map[int]part{}
@@ -113,22 +126,28 @@ func (s *Store) PutFileFlows(ctx context.Context, file string, k int, flows []fl
 	}
 	parts[k] = p
 	s.order = nil
-	return nil
+	if d := int64(len(sorted) - len(old.ids)); d < 0 {
+		return flow.FileChange{Dropped: -d}, nil
+	} else {
+		return flow.FileChange{Added: d}, nil
+	}
 }
 
-// EndFileFlows drops the parts from parts on that an earlier import of
-// file left.
-func (s *Store) EndFileFlows(ctx context.Context, file string, parts int) error {
+// EndFileFlows drops the parts from parts on (none when parts < 0) that
+// an earlier import of file left, and ends the import.
+func (s *Store) EndFileFlows(ctx context.Context, file string, parts int) (flow.FileChange, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return flow.FileChange{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errClosed
+		return flow.FileChange{}, errClosed
 	}
+	var ch flow.FileChange
 	for k, p := range s.files[file] {
-		if k >= parts {
+		if parts >= 0 && k >= parts {
+			ch.Dropped += int64(len(p.ids))
 			s.drop(p)
 			delete(s.files[file], k)
 		}
@@ -136,7 +155,28 @@ func (s *Store) EndFileFlows(ctx context.Context, file string, parts int) error 
 	if len(s.files[file]) == 0 {
 		delete(s.files, file)
 	}
-	return nil
+	delete(s.running, file)
+	return ch, nil
+}
+
+// UnfinishedImports lists the imports begun and not ended, oldest first.
+func (s *Store) UnfinishedImports(ctx context.Context) ([]flow.UnfinishedImport, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	out := make([]flow.UnfinishedImport, 0, len(s.running))
+	for _, u := range s.running {
+		out = append(out, *u)
+	}
+	slices.SortFunc(out, func(a, b flow.UnfinishedImport) int {
+		return cmp.Or(a.Started.Compare(b.Started), cmp.Compare(a.File, b.File))
+	})
+	return out, nil
 }
 
 // drop forgets a part's flows. s.mu is held.

@@ -25,7 +25,8 @@ func BenchmarkPutFlows(b *testing.B) {
 // them: each batch one part of a file.
 func BenchmarkPutFileFlows(b *testing.B) {
 	benchPut(b, func(ctx context.Context, db *sqlite.DB, part int, batch []flow.Flow) error {
-		return db.PutFileFlows(ctx, "3f9a0c1d2e4b5a69", part, batch)
+		_, err := db.PutFileFlows(ctx, "3f9a0c1d2e4b5a69", part, batch)
+		return err
 	})
 }
 
@@ -120,7 +121,7 @@ func openFilled(b *testing.B, kind string) *sqlite.DB {
 					if kind == "rows" {
 						filled.err = db.PutFlows(ctx, batch)
 					} else {
-						filled.err = db.PutFileFlows(ctx, "3f9a0c1d2e4b5a69", n/cap(batch), batch)
+						_, filled.err = db.PutFileFlows(ctx, "3f9a0c1d2e4b5a69", n/cap(batch), batch)
 					}
 					if filled.err != nil {
 						db.Close()

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"path/filepath"
 	"strings"
+	"time"
 	"unsafe"
 
 	"modernc.org/libc"
@@ -20,7 +23,7 @@ import (
 // and copied only when new, and the connection is NOMUTEX because only one
 // goroutine uses it at a time (DB hands them out from a free list).
 //
-// Everything else (schema, counts, summaries) goes through database/sql.
+// Every connection of a DB is one (see getRaw).
 type rawConn struct {
 	tls   *libc.TLS
 	db    uintptr
@@ -34,8 +37,8 @@ type rawConn struct {
 // the Go heap) into a pointer.
 func cptr(p uintptr) unsafe.Pointer { return unsafe.Add(nil, p) }
 
-// rawPragmas are run on each new raw connection; journal_mode=WAL is kept by
-// the file itself. wal_autocheckpoint is per connection, and it is these
+// rawPragmas are run on each new raw connection; journal_mode is set by the
+// DB (see Open and getRaw). wal_autocheckpoint is per connection, and it is these
 // connections that commit the bulk of the writes: a checkpoint (with its
 // fsync) every 64 MiB of WAL instead of every 4 MiB made BenchmarkPutFlows
 // ~45% faster.
@@ -62,34 +65,63 @@ func (c *rawConn) useCache(kib int) error {
 	return nil
 }
 
-// openRaw opens the database file at path, which Open has already created
-// and migrated.
-func openRaw(path string) (*rawConn, error) {
+// openRaw opens the database file at path: for writing (creating the file
+// if needed), or read-only (mode=ro, and immutable=1 when asked; see
+// OpenReadOnly). The busy timeout is set before anything else runs on the
+// connection, so that even its first statement waits for other processes.
+func openRaw(path string, readOnly, immutable bool) (*rawConn, error) {
 	c := &rawConn{tls: libc.NewTLS(), stmts: map[string]uintptr{}}
-	cpath, err := libc.CString(path)
+	name := path
+	flags := int32(lib.SQLITE_OPEN_READWRITE | lib.SQLITE_OPEN_CREATE | lib.SQLITE_OPEN_NOMUTEX)
+	if readOnly {
+		name = roURI(path, immutable)
+		flags = lib.SQLITE_OPEN_READONLY | lib.SQLITE_OPEN_URI | lib.SQLITE_OPEN_NOMUTEX
+	}
+	cpath, err := libc.CString(name)
 	if err != nil {
 		c.tls.Close()
 		return nil, err
 	}
 	defer libc.Xfree(c.tls, cpath)
 	pdb := c.tls.Alloc(8)
-	rc := lib.Xsqlite3_open_v2(c.tls, cpath, pdb, lib.SQLITE_OPEN_READWRITE|lib.SQLITE_OPEN_NOMUTEX, 0)
+	rc := lib.Xsqlite3_open_v2(c.tls, cpath, pdb, flags, 0)
 	c.db = *(*uintptr)(cptr(pdb))
 	c.tls.Free(8)
 	if rc != lib.SQLITE_OK {
-		err := fmt.Errorf("open %s: sqlite error %d", path, rc)
+		err := fmt.Errorf("sqlite error %d", rc)
 		if c.db != 0 {
 			err = c.err(rc)
 		}
 		c.close()
 		return nil, err
 	}
-	lib.Xsqlite3_busy_timeout(c.tls, c.db, 10000)
+	lib.Xsqlite3_busy_timeout(c.tls, c.db, busyTimeoutMs)
 	if err := c.exec(rawPragmas); err != nil {
 		c.close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// busyTimeoutMs is how long a statement waits for another connection's
+// lock (another process migrating, a checkpoint) before "database is
+// locked".
+const busyTimeoutMs = 10000
+
+// roURI is the SQLite URI that opens path read-only.
+func roURI(path string, immutable bool) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path)}
+	if !strings.HasPrefix(u.Path, "/") {
+		u.Path = "/" + u.Path // a Windows drive: file:///C:/…
+	}
+	q := "mode=ro"
+	if immutable {
+		q += "&immutable=1"
+	}
+	return u.String() + "?" + q
 }
 
 // close finalizes the statements and closes the connection.
@@ -126,6 +158,30 @@ func (c *rawConn) exec(sql string) error {
 		return c.err(rc)
 	}
 	return nil
+}
+
+// execWaiting is exec for a statement SQLite may refuse with SQLITE_BUSY
+// without calling the busy handler: changing the journal mode, whose
+// SHARED-to-EXCLUSIVE step SQLite will not wait on while another process
+// holds RESERVED (it could deadlock). It tries again for up to the busy
+// timeout.
+func (c *rawConn) execWaiting(sql string) error {
+	csql, err := libc.CString(sql)
+	if err != nil {
+		return err
+	}
+	defer libc.Xfree(c.tls, csql)
+	deadline := time.Now().Add(busyTimeoutMs * time.Millisecond)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		rc := lib.Xsqlite3_exec(c.tls, c.db, csql, 0, 0, 0)
+		if rc == lib.SQLITE_OK {
+			return nil
+		}
+		if rc&0xff != lib.SQLITE_BUSY || time.Now().After(deadline) {
+			return c.err(rc)
+		}
+		time.Sleep(pause)
+	}
 }
 
 // prepare returns a prepared statement for sql, reset and with its bindings

@@ -466,7 +466,7 @@ type rowCursor struct {
 }
 
 // briefColumns are the columns a Brief read selects.
-const briefColumns = `id, start_ns, start_tz, end_ns, client, device, session, bytes_up, bytes_down, kind`
+const briefColumns = `id, start_ns, start_tz, end_ns, client, device, session, bytes_up, bytes_down, kind, source_file`
 
 // queryRows starts the query of the rows f selects.
 func (c *rawConn) queryRows(f flow.Filter) (*rowCursor, error) {
@@ -526,6 +526,7 @@ func (r *rowCursor) next() error {
 		fl.BytesUp = c.columnInt(st, 7)
 		fl.BytesDown = c.columnInt(st, 8)
 		fl.Kind = flow.Kind(in.get(c.columnView(st, 9)))
+		fl.SourceFile = in.get(c.columnView(st, 10))
 		return nil
 	}
 	fl.ID = c.columnInt(st, 0)

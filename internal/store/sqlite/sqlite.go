@@ -11,85 +11,392 @@
 // start order (read.go). Flow IDs come from one counter, so a flow written
 // later has a greater ID whichever way it is kept.
 //
-// The loops that move every flow bypass database/sql and call SQLite's C
-// API as modernc compiles it to Go (see rawConn in raw.go); schema changes
-// and the rest go through database/sql.
+// Every connection bypasses database/sql and calls SQLite's C API as
+// modernc compiles it to Go (see rawConn in raw.go).
+//
+// Open is for writers (proxy, import): it creates and migrates. Commands
+// that only read use OpenReadOnly, which never changes the file (see
+// there).
 package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 	lib "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// migration is one embedded schema change.
+type migration struct {
+	version int
+	name    string
+	body    string
+}
+
+// allMigrations are the embedded migrations, oldest first.
+var allMigrations = loadMigrations()
+
+// SchemaVersion is the newest schema this build knows: the number of its
+// last migration. A store whose schema is newer was written by a newer
+// pilotwire; this one neither reads nor writes it.
+var SchemaVersion = allMigrations[len(allMigrations)-1].version
+
+func loadMigrations() []migration {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil || len(names) == 0 {
+		panic(fmt.Sprintf("sqlite: no embedded migrations (%v)", err)) // a broken build, not bad input
+	}
+	sort.Strings(names)
+	var out []migration
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil || v != len(out)+1 {
+			panic(fmt.Sprintf("sqlite: migration %s: want a name starting %04d_", base, len(out)+1))
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, migration{version: v, name: base, body: string(body)})
+	}
+	return out
+}
+
+// ErrNoStore is returned (wrapped) by OpenReadOnly when there is no file
+// at the path.
+var ErrNoStore = errors.New("no store")
+
+// NotStoreError says that a file is not a pilotwire store, and why.
+type NotStoreError struct {
+	Path string
+	Why  string // e.g. "the file is empty", "not an SQLite database"
+}
+
+func (e *NotStoreError) Error() string {
+	return fmt.Sprintf("%s is not a pilotwire store (%s)", e.Path, e.Why)
+}
+
+// NewerSchemaError says that a store was written by a newer pilotwire,
+// whose schema this build does not know.
+type NewerSchemaError struct {
+	Path   string
+	Schema int // the store's
+	Known  int // the newest this build knows (SchemaVersion)
+}
+
+func (e *NewerSchemaError) Error() string {
+	return fmt.Sprintf("%s was written by a newer pilotwire (schema %d; this one knows up to %d)", e.Path, e.Schema, e.Known)
+}
+
 // DB is a flow.Store on one SQLite file.
 type DB struct {
-	db   *sql.DB
 	path string
-	// raws are idle raw connections for PutFlows and Flows (see rawConn).
+	// readOnly DBs come from OpenReadOnly; immutable says SQLite was told
+	// that nothing changes the file (see OpenReadOnly).
+	readOnly, immutable bool
+	// schema is the store's schema version; below SchemaVersion only in
+	// a read-only DB (a writer migrates).
+	schema int
+	// raws are idle raw connections (see rawConn).
 	raws chan *rawConn
 }
 
 var _ flow.Store = (*DB)(nil)
 
-// Open opens (creating if needed) the SQLite database at path and brings its
-// schema up to date.
+// Open opens the SQLite store at path for writing, creating it if needed,
+// and brings its schema up to date. The version check and the migrations
+// run in one BEGIN IMMEDIATE transaction, so when several processes open a
+// new store at once exactly one migrates and the others wait (busy
+// timeout) and find it done. A file that is not a pilotwire store, or a
+// store of a newer schema, is refused and left as it was.
 func Open(ctx context.Context, path string) (*DB, error) {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "foreign_keys(ON)")
-	// Bulk writes and reads go through raw connections with pragmas of
-	// their own (raw.go); these connections only migrate, count and
-	// summarise, so they keep SQLite's default page cache.
-	q.Add("_pragma", "wal_autocheckpoint(16384)")
-	q.Add("_pragma", "temp_store(MEMORY)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("create store %s: directory %s does not exist", path, dir)
+		}
+		return nil, fmt.Errorf("create store %s: %w", path, err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("create store %s: %s is not a directory", path, dir)
+	}
+	if err := checkHeader(path, true); err != nil {
+		return nil, err
+	}
+	c, err := openRaw(path, false, false)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, openError(path, err)
 	}
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+	s := &DB{path: path, raws: make(chan *rawConn, maxIdleRaw)}
+	stop := c.interruptOn(ctx)
+	err = c.migrate(path)
+	if err == nil {
+		// WAL lets readers and the writer work at once. Set after the
+		// checks, so a refused file is not touched; Close turns it back
+		// (see there).
+		err = c.execWaiting("PRAGMA journal_mode=WAL")
 	}
-	s := &DB{db: db, path: path, raws: make(chan *rawConn, maxIdleRaw)}
-	if err := s.migrate(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+	if !stop() && err == nil {
+		err = ctx.Err()
 	}
+	if err != nil {
+		c.close()
+		return nil, openError(path, err)
+	}
+	s.schema = SchemaVersion
+	s.putRaw(c, true)
 	return s, nil
+}
+
+// OpenReadOnly opens the existing store at path for reading only: SQLite
+// mode=ro, no migration, no checkpoint, nothing created beside it. A
+// missing file gives ErrNoStore; a file that is not a pilotwire store a
+// *NotStoreError; a newer schema a *NewerSchemaError. An older schema is
+// read as it is (the tables later migrations add read as empty).
+//
+// When nothing can write the file (it, or its directory while there is no
+// -wal file, is not writable: an evidence copy, a read-only mount), SQLite
+// is told so with immutable=1: it then takes no locks and needs no -shm
+// file, which it could not create there.
+func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		return nil, fmt.Errorf("%w at %s", ErrNoStore, path)
+	case err != nil:
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	case fi.IsDir():
+		return nil, &NotStoreError{Path: path, Why: "a directory"}
+	}
+	if err := checkHeader(path, false); err != nil {
+		return nil, err
+	}
+	s := &DB{path: path, readOnly: true, raws: make(chan *rawConn, maxIdleRaw)}
+	wal := false
+	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
+		wal = true
+	}
+	fileW, dirW := writable(path), writable(filepath.Dir(path))
+	// With a -wal file holding changes, immutable would hide them: read
+	// it the normal way, which works when its -shm file can be used.
+	s.immutable = (!fileW || !dirW) && !wal
+	c, err := openRaw(path, true, s.immutable)
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	stop := c.interruptOn(ctx)
+	s.schema, err = c.checkSchema(path)
+	if err == nil {
+		err = c.compat(s.schema)
+	}
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		c.close()
+		if wal && (!fileW || !dirW) && !isStoreError(err) {
+			return nil, fmt.Errorf("open store %s: %w (its -wal file holds changes not yet in the store; in a read-only place, copy %s and %s-wal to a writable directory and read the copy)",
+				path, err, filepath.Base(path), filepath.Base(path))
+		}
+		return nil, openError(path, err)
+	}
+	s.putRaw(c, true)
+	return s, nil
+}
+
+func isStoreError(err error) bool {
+	return errors.As(err, new(*NotStoreError)) || errors.As(err, new(*NewerSchemaError))
+}
+
+// openError words an error of opening path, keeping the store's own
+// errors as they are.
+func openError(path string, err error) error {
+	if isStoreError(err) {
+		return err
+	}
+	if strings.Contains(err.Error(), "file is not a database") {
+		return &NotStoreError{Path: path, Why: "not an SQLite database"}
+	}
+	return fmt.Errorf("open store %s: %w", path, err)
+}
+
+// sqliteMagic starts every SQLite database file.
+const sqliteMagic = "SQLite format 3\x00"
+
+// checkHeader refuses a file that exists and is not an SQLite database,
+// without letting SQLite near it. An empty file is refused too, unless
+// emptyOK (a writer makes a store of it).
+func checkHeader(path string, emptyOK bool) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", path, err)
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteMagic))
+	n, err := io.ReadFull(f, head)
+	switch {
+	case n == 0 && emptyOK:
+		return nil
+	case n == 0:
+		return &NotStoreError{Path: path, Why: "the file is empty"}
+	case err != nil && !errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("open store %s: %w", path, err)
+	case string(head[:n]) != sqliteMagic:
+		return &NotStoreError{Path: path, Why: "not an SQLite database"}
+	}
+	return nil
+}
+
+// checkSchema reads which schema the store at path has, refusing a file
+// without pilotwire's tables and a newer schema. Run inside the writer's
+// transaction, it returns 0 for a new (empty) database.
+func (c *rawConn) checkSchema(path string) (int, error) {
+	var tables []string
+	err := c.run(`SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`, nil,
+		func(st uintptr) error {
+			tables = append(tables, strings.Clone(c.columnView(st, 0)))
+			return nil
+		})
+	if err != nil {
+		return 0, err
+	}
+	if len(tables) == 0 {
+		return 0, nil
+	}
+	found := false
+	for _, t := range tables {
+		found = found || t == "schema_migrations"
+	}
+	if !found {
+		if len(tables) > 5 {
+			tables = append(tables[:5], "…")
+		}
+		return 0, &NotStoreError{Path: path, Why: "an SQLite database without pilotwire's tables; it holds " + strings.Join(tables, ", ")}
+	}
+	var v int64
+	if err := c.run(`SELECT COALESCE(MAX(version), 0) FROM main.schema_migrations`, nil, func(st uintptr) error {
+		v = c.columnInt(st, 0)
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	if v > int64(SchemaVersion) {
+		return 0, &NewerSchemaError{Path: path, Schema: int(v), Known: SchemaVersion}
+	}
+	return int(v), nil
+}
+
+// migrate checks the store's schema and applies the migrations it lacks,
+// all in one BEGIN IMMEDIATE transaction (see Open).
+func (c *rawConn) migrate(path string) (err error) {
+	if err := c.exec("BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			c.exec("ROLLBACK")
+		}
+	}()
+	current, err := c.checkSchema(path)
+	if err != nil {
+		return err
+	}
+	if current == 0 {
+		if err := c.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	for _, m := range allMigrations[current:] {
+		if err := c.exec(m.body); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if err := c.run(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+			[]any{m.version, time.Now().UTC().Format(time.RFC3339)}, nil); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+	}
+	if err := c.exec("COMMIT"); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// compatTables stand in, on a read-only connection to an older store, for
+// the tables later migrations add: empty TEMP tables (in memory, not in
+// the file) with the columns the reads use, so the read paths need no
+// case of their own for old schemas. Indexed by the version that adds the
+// real table.
+var compatTables = map[int]string{
+	2: `CREATE TEMP TABLE segments (id INTEGER PRIMARY KEY, file TEXT, part INTEGER, first_id INTEGER, n INTEGER,
+		start_min INTEGER, start_max INTEGER, source TEXT, data BLOB)`,
+	3: `CREATE TEMP TABLE imports (file TEXT PRIMARY KEY, source_file TEXT, flows INTEGER, started_ns INTEGER)`,
+}
+
+// compat makes a read-only connection to a store of schema able to run
+// the read paths (see compatTables).
+func (c *rawConn) compat(schema int) error {
+	for v := schema + 1; v <= SchemaVersion; v++ {
+		if q, ok := compatTables[v]; ok {
+			if err := c.exec(q); err != nil {
+				return fmt.Errorf("read schema %d: %w", schema, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Path is the file the store lives in.
 func (s *DB) Path() string { return s.path }
 
-// Close closes the database. Flows and PutFlows must have returned.
+// Close closes the store. Flows and PutFlows must have returned.
+//
+// A writer's Close turns the file back to SQLite's rollback journal when
+// no one else has it open: an idle store is then one self-contained file,
+// which a reader opens read-only without creating -wal and -shm files
+// beside it, and which can be copied alone. While another connection has
+// it open (a proxy, a reader) it stays in WAL mode; the last writer to
+// close turns it.
 func (s *DB) Close() error {
 	for {
 		select {
 		case c := <-s.raws:
 			c.close()
+			continue
 		default:
-			return s.db.Close()
 		}
+		break
 	}
+	if s.readOnly {
+		return nil
+	}
+	c, err := openRaw(s.path, false, false)
+	if err != nil {
+		return nil // the file is gone or unreadable: nothing to turn
+	}
+	defer c.close()
+	// No waiting: another connection means it is not ours to turn.
+	lib.Xsqlite3_busy_timeout(c.tls, c.db, 0)
+	c.exec("PRAGMA journal_mode=DELETE")
+	return nil
 }
 
 // maxIdleRaw is how many idle raw connections a DB keeps.
@@ -101,9 +408,28 @@ func (s *DB) getRaw() (*rawConn, error) {
 	case c := <-s.raws:
 		return c, nil
 	default:
-		return openRaw(s.path)
 	}
+	c, err := openRaw(s.path, s.readOnly, s.immutable)
+	if err != nil {
+		return nil, err
+	}
+	if s.readOnly {
+		err = c.compat(s.schema)
+	} else {
+		// The file keeps WAL mode while any connection has it open; this
+		// is for a connection opened after every other closed (and the
+		// file was turned back, see Close).
+		err = c.execWaiting("PRAGMA journal_mode=WAL")
+	}
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
 }
+
+// errReadOnly is returned by the writing methods of a read-only DB.
+var errReadOnly = errors.New("the store was opened read-only")
 
 // putRaw gives c back for reuse, or closes it when it is not reusable (it
 // failed, or was interrupted) or enough are idle.
@@ -135,51 +461,6 @@ func (s *DB) withRaw(ctx context.Context, fn func(c *rawConn) error, sound func(
 	return err
 }
 
-func (s *DB) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	var current int
-	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("migration %s: bad name", base)
-		}
-		if v <= current {
-			continue
-		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return err
-		}
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("migration %s: %w", base, err)
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %s: %w", base, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, time.Now().UTC().Format(time.RFC3339)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %s: %w", base, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migration %s: %w", base, err)
-		}
-	}
-	return nil
-}
-
 const columns = `id, key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note`
 
 // upsert writes one flow. Its ID (the last parameter) is used only when the
@@ -197,6 +478,9 @@ ON CONFLICT(key) DO UPDATE SET start_ns=excluded.start_ns, start_tz=excluded.sta
 // statement: a statement of several rows that may fail half way needs a
 // statement journal (a copy of every page it changes).
 func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
+	if s.readOnly {
+		return fmt.Errorf("put flows: %w", errReadOnly)
+	}
 	if len(flows) == 0 {
 		return nil
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/store/sqlite"
+
+	_ "modernc.org/sqlite" // the database/sql driver, to write an old store as another program would
 )
 
 // TestUpgradeFromRows opens a store written before segments existed, where
@@ -64,8 +66,14 @@ func TestUpgradeFromRows(t *testing.T) {
 		{Key: "a1b2c3d4e5f60718/line:1", Start: time.Unix(0, 1000), Source: flow.SourceSquid, Host: "one.example"},
 		{Key: "a1b2c3d4e5f60718/line:2", Start: time.Unix(0, 2000), Source: flow.SourceSquid, Host: "two.example"},
 	}
-	if err := db.PutFileFlows(ctx, "a1b2c3d4e5f60718", 0, again); err != nil {
+	ch, err := db.PutFileFlows(ctx, "a1b2c3d4e5f60718", 0, again)
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The two old rows are dropped and the part's two flows added: the
+	// store does not match rows to segment flows.
+	if ch != (flow.FileChange{Added: 2, Dropped: 2}) {
+		t.Errorf("re-import over the old rows: %+v", ch)
 	}
 	if err := db.PutFlows(ctx, []flow.Flow{{Key: "tunnel-10", Start: time.Unix(0, 4000), Source: flow.SourceProxy, Host: "new.example"}}); err != nil {
 		t.Fatal(err)

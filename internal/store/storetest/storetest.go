@@ -262,6 +262,8 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 		{"FileLarge", testFileLarge},
 		{"FileConcurrent", testFileConcurrent},
 		{"FileStop", testFileStop},
+		{"FileChange", testFileChange},
+		{"UnfinishedImports", testUnfinishedImports},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
@@ -412,7 +414,7 @@ func briefDiff(got, want flow.Flow) string {
 	if got.ID != want.ID || !got.Start.Equal(want.Start) || offset(got.Start) != offset(want.Start) ||
 		!got.End.Equal(want.End) || got.Open() != want.Open() || got.Client != want.Client ||
 		got.Device != want.Device || got.Session != want.Session || got.BytesUp != want.BytesUp ||
-		got.BytesDown != want.BytesDown || got.Kind != want.Kind {
+		got.BytesDown != want.BytesDown || got.Kind != want.Kind || got.SourceFile != want.SourceFile {
 		return fmt.Sprintf("brief read differs:\n got %+v\nwant %+v", got, want)
 	}
 	return ""
@@ -439,19 +441,23 @@ func count(t *testing.T, s flow.Store, f flow.Filter) int {
 }
 
 // putFile writes one part of file.
-func putFile(t *testing.T, s flow.Store, file string, part int, fs []flow.Flow) {
+func putFile(t *testing.T, s flow.Store, file string, part int, fs []flow.Flow) flow.FileChange {
 	t.Helper()
-	if err := s.PutFileFlows(context.Background(), file, part, fs); err != nil {
+	ch, err := s.PutFileFlows(context.Background(), file, part, fs)
+	if err != nil {
 		t.Fatalf("PutFileFlows(%q, %d, %d flows): %v", file, part, len(fs), err)
 	}
+	return ch
 }
 
 // endFile ends an import of file that wrote parts parts.
-func endFile(t *testing.T, s flow.Store, file string, parts int) {
+func endFile(t *testing.T, s flow.Store, file string, parts int) flow.FileChange {
 	t.Helper()
-	if err := s.EndFileFlows(context.Background(), file, parts); err != nil {
+	ch, err := s.EndFileFlows(context.Background(), file, parts)
+	if err != nil {
 		t.Fatalf("EndFileFlows(%q, %d): %v", file, parts, err)
 	}
+	return ch
 }
 
 // putRows writes flows with PutFlows.
@@ -1131,7 +1137,7 @@ func testFileCancel(t *testing.T, s flow.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	big := generated("c0", flow.SourceHAR, 3000, 40)
-	if err := s.PutFileFlows(ctx, "C", 0, big); !errors.Is(err, context.Canceled) {
+	if _, err := s.PutFileFlows(ctx, "C", 0, big); !errors.Is(err, context.Canceled) {
 		t.Errorf("PutFileFlows with a cancelled context = %v, want an error wrapping context.Canceled", err)
 	}
 	if n := count(t, s, flow.Filter{}); n != 0 {
@@ -1141,7 +1147,7 @@ func testFileCancel(t *testing.T, s flow.Store) {
 	small := generated("c1", flow.SourceHAR, 4, 41)
 	putFile(t, s, "C", 0, small)
 	before := stored(t, s, small)
-	if err := s.PutFileFlows(ctx, "C", 0, big); !errors.Is(err, context.Canceled) {
+	if _, err := s.PutFileFlows(ctx, "C", 0, big); !errors.Is(err, context.Canceled) {
 		t.Errorf("PutFileFlows with a cancelled context over a stored part = %v, want an error wrapping context.Canceled", err)
 	}
 	sameFlows(t, "after a cancelled re-import", stored(t, s, small), before, false)
@@ -1177,12 +1183,12 @@ func testFileConcurrent(t *testing.T, s flow.Store) {
 		}
 		wg.Go(func() {
 			for p, fs := range parts {
-				if err := s.PutFileFlows(ctx, file, p, fs); err != nil {
+				if _, err := s.PutFileFlows(ctx, file, p, fs); err != nil {
 					errs <- fmt.Errorf("PutFileFlows(%s, %d): %w", file, p, err)
 					return
 				}
 			}
-			if err := s.EndFileFlows(ctx, file, len(parts)); err != nil {
+			if _, err := s.EndFileFlows(ctx, file, len(parts)); err != nil {
 				errs <- fmt.Errorf("EndFileFlows(%s): %w", file, err)
 			}
 		})
@@ -1258,5 +1264,92 @@ func testFileStop(t *testing.T, s flow.Store) {
 			}
 			sameFlows(t, fmt.Sprintf("Flows stopped at flow %d", n), got, want[:n], f.Brief)
 		}
+	}
+}
+
+func testFileChange(t *testing.T, s flow.Store) {
+	// PutFileFlows and EndFileFlows count what they add and drop: a
+	// first import adds every flow, the same parts again add nothing, a
+	// part of another size adds or drops the difference, and the end
+	// drops the parts beyond.
+	p0, p1, p2 := generated("x0", flow.SourceSquid, 30, 90), generated("x1", flow.SourceSquid, 20, 91), generated("x2", flow.SourceSquid, 10, 92)
+	steps := []struct {
+		name string
+		do   func() flow.FileChange
+		want flow.FileChange
+	}{
+		{"part 0", func() flow.FileChange { return putFile(t, s, "X", 0, p0) }, flow.FileChange{Added: 30}},
+		{"part 1", func() flow.FileChange { return putFile(t, s, "X", 1, p1) }, flow.FileChange{Added: 20}},
+		{"part 2", func() flow.FileChange { return putFile(t, s, "X", 2, p2) }, flow.FileChange{Added: 10}},
+		{"end", func() flow.FileChange { return endFile(t, s, "X", 3) }, flow.FileChange{}},
+		{"part 0 again", func() flow.FileChange { return putFile(t, s, "X", 0, p0) }, flow.FileChange{}},
+		{"part 1, larger", func() flow.FileChange { return putFile(t, s, "X", 1, slices.Concat(p1, p2)) }, flow.FileChange{Added: 10}},
+		{"end before part 2", func() flow.FileChange { return endFile(t, s, "X", 2) }, flow.FileChange{Dropped: 10}},
+		{"part 0, smaller", func() flow.FileChange { return putFile(t, s, "X", 0, p0[:5]) }, flow.FileChange{Dropped: 25}},
+		{"end keeping every part", func() flow.FileChange { return endFile(t, s, "X", -1) }, flow.FileChange{}},
+	}
+	for _, st := range steps {
+		if got := st.do(); got != st.want {
+			t.Errorf("%s: %+v, want %+v", st.name, got, st.want)
+		}
+	}
+	if n := count(t, s, flow.Filter{}); n != 35 {
+		t.Errorf("the store holds %d flows, want 35 (5 of part 0, 30 of part 1)", n)
+	}
+}
+
+func testUnfinishedImports(t *testing.T, s flow.Store) {
+	// An import is unfinished from its first part to its end, with the
+	// flows it wrote so far; importing the file again starts the count
+	// anew, and the end takes it off the list, with or without dropping.
+	ctx := context.Background()
+	list := func() []flow.UnfinishedImport {
+		t.Helper()
+		u, err := s.UnfinishedImports(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	if u := list(); len(u) != 0 {
+		t.Fatalf("a new store lists %+v", u)
+	}
+	withFile := func(fs []flow.Flow, name string) []flow.Flow {
+		for i := range fs {
+			fs[i].SourceFile = name
+		}
+		return fs
+	}
+	a0, a1 := withFile(generated("a0", flow.SourceHAR, 7, 70), "/cases/a.har"), withFile(generated("a1", flow.SourceHAR, 5, 71), "/cases/a.har")
+	b0 := withFile(generated("b0", flow.SourceSquid, 3, 72), "/cases/b.log")
+	before := time.Now().Add(-time.Second)
+	putFile(t, s, "A", 0, a0)
+	putFile(t, s, "A", 1, a1)
+	putFile(t, s, "B", 0, b0)
+	u := list()
+	if len(u) != 2 || u[0].File != "A" || u[0].SourceFile != "/cases/a.har" || u[0].Flows != 12 ||
+		u[1].File != "B" || u[1].SourceFile != "/cases/b.log" || u[1].Flows != 3 {
+		t.Fatalf("two imports under way: %+v", u)
+	}
+	if u[0].Started.Before(before) || u[0].Started.After(time.Now()) {
+		t.Errorf("A started at %s", u[0].Started)
+	}
+	// A again (the first was killed): part 0 starts the count anew.
+	putFile(t, s, "A", 0, a0)
+	if u := list(); len(u) != 2 || u[0].File != "A" && u[1].File != "A" {
+		t.Fatalf("A begun again: %+v", u)
+	} else if a := u[slices.IndexFunc(u, func(x flow.UnfinishedImport) bool { return x.File == "A" })]; a.Flows != 7 {
+		t.Errorf("A begun again: %d flows so far, want 7", a.Flows)
+	}
+	endFile(t, s, "A", 2)
+	if u := list(); len(u) != 1 || u[0].File != "B" {
+		t.Errorf("A ended: %+v", u)
+	}
+	endFile(t, s, "B", -1)
+	if u := list(); len(u) != 0 {
+		t.Errorf("both ended: %+v", u)
+	}
+	if n := count(t, s, flow.Filter{}); n != 15 {
+		t.Errorf("the store holds %d flows, want 15", n)
 	}
 }
