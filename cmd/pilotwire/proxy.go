@@ -39,6 +39,7 @@ type proxyOptions struct {
 	devices                                                             multiFlag
 	maxHeaderBytes, maxConns                                            int
 	headerTimeout, idleTimeout, grace, flushInterval                    time.Duration
+	maxBacklogMiB                                                       int
 }
 
 func runProxy(ctx context.Context, g *globals, args []string) error {
@@ -59,6 +60,8 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	fs.IntVar(&o.maxConns, "max-conns", proxy.DefaultMaxConns, "limit of open client connections")
 	fs.DurationVar(&o.grace, "grace", 5*time.Second, "on SIGINT/SIGTERM, time open exchanges get to finish")
 	fs.DurationVar(&o.flushInterval, "flush-interval", 500*time.Millisecond, "store recorded flows at least this often (at most 1s): what a crash may lose")
+	fs.IntVar(&o.maxBacklogMiB, "max-backlog", flow.DefaultMaxBacklog>>20, "while the store cannot be written (disk full), keep at most `MiB` of flows waiting;\n"+
+		"past it the oldest are dropped and counted in the sessions they belong to")
 	fs.BoolVar(&o.record, "record", true, "store flows; --record=false only forwards (for benchmarking)")
 	if err := parseFlags(g, fs, args); err != nil {
 		return err
@@ -69,6 +72,9 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	p, err := o.proxy()
 	if err != nil {
 		return err
+	}
+	if o.maxBacklogMiB <= 0 {
+		return usagef("proxy: --max-backlog %d: want a positive number of MiB", o.maxBacklogMiB)
 	}
 	if o.flushInterval <= 0 || o.flushInterval > time.Second {
 		return usagef("proxy: --flush-interval %s: must be more than 0 and at most 1s", o.flushInterval)
@@ -84,7 +90,8 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 			return err
 		}
 		defer st.Close()
-		rec = flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: o.flushInterval, Logger: logger})
+		rec = flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: o.flushInterval, Logger: logger,
+			MaxBacklog: int64(o.maxBacklogMiB) << 20})
 		p.Record = rec.Record
 		// Open tunnels show their bytes so far as often as flows are
 		// stored.
@@ -144,7 +151,12 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 		s := rec.Stats()
 		// Written counts writes: an open tunnel written again when it ends
 		// counts twice.
-		fmt.Fprintf(g.stderr, "pilotwire proxy: stopped; every flow stored in %s (%d writes in %d batches)\n", g.store, s.Written, s.Batches)
+		if recErr == nil {
+			fmt.Fprintf(g.stderr, "pilotwire proxy: stopped; every flow stored in %s (%d writes in %d batches)\n", g.store, s.Written, s.Batches)
+		}
+		if s.Dropped > 0 {
+			fmt.Fprintf(g.stderr, "pilotwire proxy: %d flows were dropped while the store could not be written (--max-backlog); the sessions they belong to say so\n", s.Dropped)
+		}
 	}
 	if serveErr != nil && !errors.Is(serveErr, proxy.ErrClosed) {
 		return fmt.Errorf("proxy: %w", serveErr)
@@ -288,6 +300,7 @@ func statusHandler(p *proxy.Proxy, rec *flow.Recorder, store string, recording b
 			fmt.Fprintf(w, "flow records      %d (tunnels count at open and at end)\n", s.Flows)
 			fmt.Fprintf(w, "flow writes       %d (in %d batches, %d failed)\n", rs.Written, rs.Batches, rs.Errors)
 			fmt.Fprintf(w, "store             %s\n", store)
+			fmt.Fprintf(w, "recording         %s\n", rec.Health())
 		} else {
 			fmt.Fprintf(w, "flows             not recorded (--record=false)\n")
 		}

@@ -47,9 +47,10 @@ const (
 	// KindLost records flows that were seen but never stored: the Recorder
 	// dropped them because the store could not be written for so long that
 	// its backlog reached its bound. Lost says how many, Start and End
-	// when, Client whose; the other fields are empty. It is not a
-	// conversation and never starts a session, but a session it falls in
-	// counts it.
+	// when (the first and last of their starts), Client whose; the other
+	// fields are empty. It stands for real activity of the client, so
+	// sessions are split as if its flows were there, and count them as
+	// lost.
 	KindLost Kind = "lost"
 )
 
@@ -140,10 +141,10 @@ type Filter struct {
 	Newest bool
 	// Brief asks only for the fields that splitting flows into sessions
 	// needs: ID, Start, End, Client, Device, Session, BytesUp, BytesDown,
-	// Kind (the splitter leaves KindPAC flows out) and SourceFile (a
-	// session holding flows of an unfinished import says so); the others
-	// may be left zero, which lets a store read less. A store may ignore
-	// Brief and fill every field.
+	// Kind (the splitter leaves KindPAC flows out), Lost (of KindLost
+	// flows) and SourceFile (a session holding flows of an unfinished
+	// import says so); the others may be left zero, which lets a store read
+	// less. A store may ignore Brief and fill every field.
 	Brief bool
 }
 
@@ -221,6 +222,13 @@ type Store interface {
 	// Clients summarises each client that has flows f selects, newest
 	// activity first.
 	Clients(ctx context.Context, f Filter) ([]ClientSummary, error)
+	// Activity calls fn with the activity of each client (and explicit
+	// session name) in each ActivityWindow that f selects (see
+	// Filter.MatchActivity; other fields are ignored), in order of First
+	// then Client then Session: what splitting flows into sessions needs,
+	// without reading them. Stores keep it as flows are written; it
+	// equals ActivityOf over every flow, by start, then selected.
+	Activity(ctx context.Context, f Filter, fn func(Activity) error) error
 	// Close releases the store.
 	Close() error
 }

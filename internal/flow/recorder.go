@@ -279,8 +279,10 @@ func (r *Recorder) flush() {
 	clear(r.byKey)
 	r.flushing, r.pendingBytes = r.pendingBytes, 0
 	// What was dropped goes with the first batch that can be written.
-	lostAt := len(batch)
-	for client, l := range r.lost {
+	// Drops while it is written count in a new record.
+	lostAt, lost := len(batch), r.lost
+	r.lost = make(map[string]*Flow)
+	for client, l := range lost {
 		l.Key = "lost/" + client + "/" + strconv.FormatInt(l.Start.UnixNano(), 10)
 		l.Note = "flows dropped before they could be stored: the store could not be written"
 		batch = append(batch, *l)
@@ -307,9 +309,19 @@ func (r *Recorder) flush() {
 		if first {
 			r.failingSince = now
 		}
+		// The lost records go back, with what was dropped meanwhile.
+		for client, l := range lost {
+			if cur := r.lost[client]; cur != nil {
+				l.Lost += cur.Lost
+				l.Start, l.End = minTime(l.Start, cur.Start), maxTime(l.End, cur.End)
+				if cur.Device != "" {
+					l.Device = cur.Device
+				}
+			}
+			r.lost[client] = l
+		}
 		// Put the batch back in front of what arrived meanwhile, keeping the
-		// newer version of any flow recorded again. The lost records stay
-		// in r.lost, where drops keep adding to them.
+		// newer version of any flow recorded again.
 		newer := r.pending
 		r.pending = batch[:lostAt]
 		clear(r.byKey)
@@ -344,7 +356,6 @@ func (r *Recorder) flush() {
 	}
 	r.stats.Written += int64(lostAt)
 	r.stats.Batches++
-	clear(r.lost)
 	recovered := !r.failingSince.IsZero()
 	outage := now.Sub(r.failingSince)
 	r.failingSince, r.lastErr = time.Time{}, nil
@@ -357,7 +368,8 @@ func (r *Recorder) flush() {
 	}
 	r.mu.Unlock()
 	if recovered && r.opts.Logger != nil {
-		r.opts.Logger.Info("recording again", "after", outage.Round(time.Second), "stored", lostAt, "dropped_so_far", dropped)
+		r.opts.Logger.Warn(fmt.Sprintf("recording again after %s: %s waiting flows stored; %s dropped since start",
+			outage.Round(time.Second), thousands(int64(lostAt)), thousands(dropped)))
 	}
 	if r.opts.Publish != nil {
 		r.opts.Publish(batch)
@@ -383,4 +395,18 @@ func (r *Recorder) Close() error {
 		return errors.Join(errors.New("flows not stored at close"), r.failed)
 	}
 	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

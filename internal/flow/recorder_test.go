@@ -54,6 +54,9 @@ func (m *memStore) UnfinishedImports(context.Context) ([]flow.UnfinishedImport, 
 	return nil, nil
 }
 func (m *memStore) Close() error { return nil }
+func (m *memStore) Activity(context.Context, flow.Filter, func(flow.Activity) error) error {
+	return nil
+}
 
 func TestRecorderCoalescesAndFlushesOnClose(t *testing.T) {
 	st := &memStore{flows: map[string]flow.Flow{}}

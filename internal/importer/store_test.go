@@ -96,6 +96,9 @@ func (m *memStore) Clients(context.Context, flow.Filter) ([]flow.ClientSummary, 
 	return nil, nil
 }
 func (m *memStore) Close() error { return nil }
+func (m *memStore) Activity(context.Context, flow.Filter, func(flow.Activity) error) error {
+	return nil
+}
 
 func TestImportTwice(t *testing.T) {
 	st := &memStore{}

@@ -38,7 +38,7 @@ type SessionJSON = jsonSession
 // NewSessionJSON describes s the way the JSON report does.
 func NewSessionJSON(s timeline.Session) SessionJSON {
 	return jsonSession{Number: s.Number, Client: s.Client, Device: s.Device, Name: s.Name, Start: s.Start, End: s.End,
-		Duration: timeline.FormatOffset(s.Duration()), DurationSeconds: secs(s.Duration()), Flows: s.Flows, Bytes: s.Bytes}
+		Duration: timeline.FormatOffset(s.Duration()), DurationSeconds: secs(s.Duration()), Flows: s.Flows, Bytes: s.Bytes, Lost: s.Lost}
 }
 
 type jsonSession struct {
@@ -52,6 +52,7 @@ type jsonSession struct {
 	DurationSeconds float64   `json:"duration_seconds"`
 	Flows           int64     `json:"flows"`
 	Bytes           int64     `json:"bytes"`
+	Lost            int64     `json:"lost,omitempty"`
 }
 
 type jsonHost struct {

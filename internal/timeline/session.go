@@ -29,6 +29,9 @@ type Session struct {
 	End   time.Time `json:"end"`
 	Flows int64     `json:"flows"`
 	Bytes int64     `json:"bytes"`
+	// Lost counts the flows of the session that were seen but never
+	// stored (flow.KindLost: the store could not be written for too long).
+	Lost int64 `json:"lost,omitempty"`
 
 	seq int // creation order in the Splitter
 }
@@ -108,9 +111,49 @@ func (sp *Splitter) Add(f *flow.Flow) int {
 	if f.Device != "" {
 		s.Device = f.Device
 	}
-	s.Flows++
-	s.Bytes += f.Bytes()
+	if f.Kind == flow.KindLost {
+		s.Lost += f.Lost
+	} else {
+		s.Flows++
+		s.Bytes += f.Bytes()
+	}
 	return s.seq
+}
+
+// AddActivity accounts for a window of activity (flow.Store.Activity) as
+// Add would for its flows. Windows must arrive in the order a store gives
+// them; the sessions are then those of Add over the same flows, as long
+// as the splitter's gap is at least flow.ActivityWindow (no gap that ends
+// a session fits inside one window). It reports whether it could:
+// false, and nothing added, when the gap is shorter.
+func (sp *Splitter) AddActivity(a *flow.Activity) bool {
+	if sp.gap < flow.ActivityWindow {
+		return false
+	}
+	k := splitKey{a.Client, a.Session}
+	s := sp.open[k]
+	if s != nil && a.Session == "" && a.First.Sub(s.End) > sp.gap {
+		sp.done = append(sp.done, *s)
+		s = nil
+	}
+	if s == nil {
+		s = &Session{Client: a.Client, Name: a.Session, Start: a.First, End: a.Last, seq: sp.made}
+		sp.made++
+		sp.open[k] = s
+	}
+	if a.First.Before(s.Start) {
+		s.Start = a.First
+	}
+	if a.Last.After(s.End) {
+		s.End = a.Last
+	}
+	if a.Device != "" {
+		s.Device = a.Device
+	}
+	s.Flows += a.Flows
+	s.Bytes += a.Bytes
+	s.Lost += a.Lost
+	return true
 }
 
 // Created is the creation number (see Add) of a session that Sessions

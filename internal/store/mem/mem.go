@@ -331,3 +331,24 @@ func (s *Store) Close() error {
 	s.byID, s.rows, s.files, s.order = nil, nil, nil, nil
 	return nil
 }
+
+// Activity sums every flow up (flow.ActivityOf) and calls fn with what f
+// selects.
+func (s *Store) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity) error) error {
+	all, err := s.selected(flow.Filter{})
+	if err != nil {
+		return err
+	}
+	for _, a := range flow.ActivityOf(all) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !f.MatchActivity(&a) {
+			continue
+		}
+		if err := fn(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}

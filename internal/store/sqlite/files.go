@@ -40,11 +40,12 @@ func (s *DB) PutFileFlows(ctx context.Context, file string, part int, flows []fl
 			}
 		}
 	}
+	acts := flow.ActivityOf(flows)
 	var ch flow.FileChange
 	err := s.withRaw(ctx, func(c *rawConn) error {
 		var err error
 		ch, err = c.putSegment(ctx, segmentWrite{file: file, part: part, n: len(flows), source: source, sourceFile: sourceFile,
-			blob: blob, startMin: startMin, startMax: startMax})
+			blob: blob, startMin: startMin, startMax: startMax, activity: acts})
 		return err
 	}, nil)
 	if err != nil {
@@ -59,6 +60,7 @@ type segmentWrite struct {
 	part, n                  int
 	blob                     []byte
 	startMin, startMax       int64
+	activity                 []flow.Activity // of its flows (flow.ActivityOf)
 }
 
 // The imports table's row of a file: part 0 starts it, later parts add.
@@ -127,6 +129,17 @@ func (c *rawConn) putSegment(ctx context.Context, w segmentWrite) (ch flow.FileC
 		ON CONFLICT (file, part) DO UPDATE SET first_id = excluded.first_id, n = excluded.n, start_min = excluded.start_min,
 			start_max = excluded.start_max, source = excluded.source, data = excluded.data`,
 		[]any{file, part, firstID, n, w.startMin, w.startMax, w.source, w.blob}, nil); err != nil {
+		return ch, err
+	}
+	// A replaced segment keeps its id; a trigger deleted its old activity.
+	var id int64
+	if err := c.run(`SELECT id FROM segments WHERE file = ? AND part = ?`, []any{file, part}, func(st uintptr) error {
+		id = c.columnInt(st, 0)
+		return nil
+	}); err != nil {
+		return ch, err
+	}
+	if err := c.insertSegmentActivity(id, w.activity); err != nil {
 		return ch, err
 	}
 	return ch, c.exec("COMMIT")

@@ -384,6 +384,8 @@ func (c *rawConn) bindArgs(st uintptr, args []any) error {
 			b.int(int32(i+1), v)
 		case int:
 			b.int(int32(i+1), int64(v))
+		case nil:
+			b.null(int32(i + 1))
 		default:
 			return fmt.Errorf("cannot bind %T", a)
 		}

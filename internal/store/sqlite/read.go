@@ -466,7 +466,7 @@ type rowCursor struct {
 }
 
 // briefColumns are the columns a Brief read selects.
-const briefColumns = `id, start_ns, start_tz, end_ns, client, device, session, bytes_up, bytes_down, kind, source_file`
+const briefColumns = `id, start_ns, start_tz, end_ns, client, device, session, bytes_up, bytes_down, kind, source_file, lost`
 
 // queryRows starts the query of the rows f selects.
 func (c *rawConn) queryRows(f flow.Filter) (*rowCursor, error) {
@@ -527,6 +527,7 @@ func (r *rowCursor) next() error {
 		fl.BytesDown = c.columnInt(st, 8)
 		fl.Kind = flow.Kind(in.get(c.columnView(st, 9)))
 		fl.SourceFile = in.get(c.columnView(st, 10))
+		fl.Lost = c.columnInt(st, 11)
 		return nil
 	}
 	fl.ID = c.columnInt(st, 0)
@@ -558,6 +559,7 @@ func (r *rowCursor) next() error {
 	fl.Decision = flow.Decision(in.get(c.columnView(st, 24)))
 	fl.Reason = in.get(c.columnView(st, 25))
 	fl.Note = in.get(c.columnView(st, 26))
+	fl.Lost = c.columnInt(st, 27)
 	return nil
 }
 

@@ -329,6 +329,11 @@ func (c *rawConn) migrate(path string) (err error) {
 		if err := c.exec(m.body); err != nil {
 			return fmt.Errorf("migration %s: %w", m.name, err)
 		}
+		if m.version == activitySchema {
+			if err := c.backfillSegmentActivity(); err != nil {
+				return fmt.Errorf("migration %s: %w", m.name, err)
+			}
+		}
 		if err := c.run(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
 			[]any{m.version, time.Now().UTC().Format(time.RFC3339)}, nil); err != nil {
 			return fmt.Errorf("migration %s: %w", m.name, err)
@@ -349,6 +354,9 @@ var compatTables = map[int]string{
 	2: `CREATE TEMP TABLE segments (id INTEGER PRIMARY KEY, file TEXT, part INTEGER, first_id INTEGER, n INTEGER,
 		start_min INTEGER, start_max INTEGER, source TEXT, data BLOB)`,
 	3: `CREATE TEMP TABLE imports (file TEXT PRIMARY KEY, source_file TEXT, flows INTEGER, started_ns INTEGER)`,
+	// A view named flows is found before the file's table of that name.
+	// (Activity is summed from the flows instead: see activitySchema.)
+	4: `CREATE TEMP VIEW flows AS SELECT *, 0 AS lost FROM main.flows`,
 }
 
 // compat makes a read-only connection to a store of schema able to run
@@ -461,13 +469,13 @@ func (s *DB) withRaw(ctx context.Context, fn func(c *rawConn) error, sound func(
 	return err
 }
 
-const columns = `id, key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note`
+const columns = `id, key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note, lost`
 
 // upsert writes one flow. Its ID (the last parameter) is used only when the
 // Key is new: an update keeps the stored ID.
-const upsert = `INSERT INTO flows (key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note, id)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-ON CONFLICT(key) DO UPDATE SET start_ns=excluded.start_ns, start_tz=excluded.start_tz, end_ns=excluded.end_ns, client=excluded.client, client_port=excluded.client_port, device=excluded.device, session=excluded.session, source=excluded.source, source_file=excluded.source_file, kind=excluded.kind, method=excluded.method, scheme=excluded.scheme, host=excluded.host, port=excluded.port, url=excluded.url, status=excluded.status, bytes_up=excluded.bytes_up, bytes_down=excluded.bytes_down, sni=excluded.sni, alpn=excluded.alpn, tls_version=excluded.tls_version, error=excluded.error, decision=excluded.decision, reason=excluded.reason, note=excluded.note`
+const upsert = `INSERT INTO flows (key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note, lost, id)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+ON CONFLICT(key) DO UPDATE SET start_ns=excluded.start_ns, start_tz=excluded.start_tz, end_ns=excluded.end_ns, client=excluded.client, client_port=excluded.client_port, device=excluded.device, session=excluded.session, source=excluded.source, source_file=excluded.source_file, kind=excluded.kind, method=excluded.method, scheme=excluded.scheme, host=excluded.host, port=excluded.port, url=excluded.url, status=excluded.status, bytes_up=excluded.bytes_up, bytes_down=excluded.bytes_down, sni=excluded.sni, alpn=excluded.alpn, tls_version=excluded.tls_version, error=excluded.error, decision=excluded.decision, reason=excluded.reason, note=excluded.note, lost=excluded.lost`
 
 // PutFlows writes flows in one transaction, replacing stored flows with the
 // same Key; a later flow with the same Key as an earlier one in the same
@@ -531,7 +539,7 @@ func (c *rawConn) putFlows(ctx context.Context, flows []flow.Flow) (err error) {
 		}
 		b := binder{c: c, st: st}
 		bindFlow(&b, f)
-		b.int(27, next)
+		b.int(28, next)
 		rc := b.rc
 		if rc == 0 {
 			rc = lib.Xsqlite3_step(c.tls, st)
@@ -586,4 +594,5 @@ func bindFlow(b *binder, f *flow.Flow) {
 	b.text(24, string(f.Decision))
 	b.text(25, f.Reason)
 	b.text(26, f.Note)
+	b.int(27, f.Lost)
 }

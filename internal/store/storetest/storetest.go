@@ -253,6 +253,7 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 		{"FileOrder", testFileOrder},
 		{"FileFilters", testFileFilters},
 		{"FilterProperty", testFilterProperty},
+		{"Activity", testActivity},
 		{"FileReimport", testFileReimport},
 		{"FileKeysIndependent", testFileKeysIndependent},
 		{"FileIDsGrow", testFileIDsGrow},
@@ -832,6 +833,132 @@ func testFilterProperty(t *testing.T, s flow.Store) {
 	if selected < 100 {
 		t.Errorf("test data: only %d of 300 random filters select anything", selected)
 	}
+}
+
+// spread moves generated flows over ten minutes (generated ones start within
+// one), so that they fall in several activity windows.
+func spread(fs []flow.Flow, seed uint64) []flow.Flow {
+	r := rand.New(rand.NewPCG(seed, 0xac7))
+	for i := range fs {
+		d := time.Duration(r.Int64N(int64(10 * time.Minute)))
+		fs[i].Start = fs[i].Start.Add(d)
+		if !fs[i].End.IsZero() {
+			fs[i].End = fs[i].End.Add(d)
+		}
+		fs[i].Device = genDevice(fs[i].Client, fs[i].Start)
+		if r.IntN(3) == 0 {
+			fs[i].Device = ""
+		}
+	}
+	return fs
+}
+
+// checkActivity compares s.Activity(f) with flow.ActivityOf over every
+// flow of all, then selected by f.
+func checkActivity(t *testing.T, s flow.Store, what string, all []flow.Flow, f flow.Filter) {
+	t.Helper()
+	var want []flow.Activity
+	for _, a := range flow.ActivityOf(selectFlows(all, flow.Filter{})) {
+		if f.MatchActivity(&a) {
+			want = append(want, a)
+		}
+	}
+	var got []flow.Activity
+	if err := s.Activity(context.Background(), f, func(a flow.Activity) error { got = append(got, a); return nil }); err != nil {
+		t.Fatalf("%s: Activity: %v", what, err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d windows of activity, want %d:\n got %+v\nwant %+v", what, len(got), len(want), got, want)
+	}
+	same := func(a, b time.Time) bool {
+		_, ao := a.Zone()
+		_, bo := b.Zone()
+		return a.Equal(b) && ao == bo
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.Client != w.Client || g.Session != w.Session || g.Window != w.Window || !same(g.First, w.First) || !same(g.Last, w.Last) ||
+			g.Flows != w.Flows || g.Bytes != w.Bytes || g.Lost != w.Lost || g.Device != w.Device || !g.DeviceAt.Equal(w.DeviceAt) {
+			t.Fatalf("%s: window %d:\n got %+v\nwant %+v", what, i, g, w)
+		}
+	}
+}
+
+// testActivity: what a store keeps of each client's activity per window
+// follows every way flows are written, replaced and dropped, PAC flows
+// never count and KindLost records count as lost.
+func testActivity(t *testing.T, s flow.Store) {
+	rows := spread(generated("live", flow.SourceProxy, 60, 31), 1)
+	a0 := spread(generated("a0", flow.SourceHAR, 50, 32), 2)
+	a1 := spread(generated("a1", flow.SourceHAR, 40, 33), 3)
+	b0 := spread(generated("b0", flow.SourceSquid, 30, 34), 4)
+	for i := range 5 { // the proxy's own answers
+		rows[i].Kind = flow.KindPAC
+	}
+	rows[5] = flow.Flow{Key: "lost/192.168.1.2/1", Kind: flow.KindLost, Client: "192.168.1.2", Start: rows[5].Start,
+		End: rows[5].Start.Add(40 * time.Second), Lost: 1457, Source: flow.SourceProxy}
+	putRows(t, s, rows[:30])
+	putFile(t, s, "A", 0, shuffled(a0, 1))
+	putRows(t, s, rows[30:])
+	putFile(t, s, "A", 1, shuffled(a1, 2))
+	putFile(t, s, "B", 0, shuffled(b0, 3))
+	endFile(t, s, "A", 2)
+	endFile(t, s, "B", 1)
+	all := stored(t, s, slices.Concat(rows, a0, a1, b0))
+	checkActivity(t, s, "after writing", all, flow.Filter{})
+	mid := selectFlows(all, flow.Filter{})[len(all)/2].Start
+	for _, f := range []flow.Filter{
+		{Client: "192.168.1.2"}, {Client: "192.168.1.9"}, {Since: mid}, {Until: mid}, {Since: genBase.Add(3 * time.Minute), Until: genBase.Add(6 * time.Minute)},
+	} {
+		checkActivity(t, s, fmt.Sprintf("filter %+v", f), all, f)
+	}
+
+	// Tunnels completed and their bytes so far (the end only moves later).
+	var done []flow.Flow
+	for i := 10; i < 40; i++ {
+		f := rows[i]
+		f.End = f.Start.Add(time.Duration(i) * time.Minute / 7)
+		f.BytesDown += int64(i) * 1000
+		done = append(done, f)
+	}
+	putRows(t, s, done)
+	all = stored(t, s, slices.Concat(rows[:10], done, rows[40:], a0, a1, b0))
+	checkActivity(t, s, "after completing rows", all, flow.Filter{})
+
+	// Rows replaced by ones that end earlier, start elsewhere, lose or
+	// change their label, or become the proxy's own: each window they
+	// left is read again.
+	changed := slices.Clone(done[:12])
+	for i := range changed {
+		f := &changed[i]
+		switch i % 6 {
+		case 0:
+			f.End = f.Start
+		case 1:
+			f.Start, f.End = f.Start.Add(3*time.Minute), f.End.Add(3*time.Minute)
+		case 2:
+			f.Device = ""
+		case 3:
+			f.Device = "RENAMED"
+		case 4:
+			f.Kind = flow.KindPAC
+		case 5:
+			f.Start = f.Start.Add(-2 * time.Minute)
+		}
+	}
+	putRows(t, s, changed)
+	all = stored(t, s, slices.Concat(rows[:10], changed, done[12:], rows[40:], a0, a1, b0))
+	checkActivity(t, s, "after changing rows", all, flow.Filter{})
+
+	// A part replaced by fewer flows, a file ended early, another dropped.
+	a1b := spread(generated("a1b", flow.SourceHAR, 7, 35), 5)
+	putFile(t, s, "A", 1, a1b)
+	endFile(t, s, "B", 0)
+	all = stored(t, s, slices.Concat(rows[:10], changed, done[12:], rows[40:], a0, a1b))
+	checkActivity(t, s, "after replacing and dropping parts", all, flow.Filter{})
+	endFile(t, s, "A", 0)
+	all = stored(t, s, slices.Concat(rows[:10], changed, done[12:], rows[40:]))
+	checkActivity(t, s, "after dropping a file", all, flow.Filter{})
 }
 
 func testFileReimport(t *testing.T, s flow.Store) {

@@ -1,0 +1,162 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// activitySchema is the first schema that keeps activity (migration
+// 0004): a read-only store of an older one has none, and Activity sums its
+// flows up instead.
+const activitySchema = 4
+
+// Activity calls fn with the activity f selects (see flow.Store). Rows'
+// activity is kept by triggers on the flows table, segments' is written
+// with each segment; the two meet here, window by window.
+func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity) error) error {
+	if s.schema != 0 && s.schema < activitySchema {
+		return s.activityFromFlows(ctx, f, fn)
+	}
+	var all []flow.Activity
+	err := s.withRaw(ctx, func(c *rawConn) error {
+		all = all[:0]
+		by := map[activityKey]int{}
+		zones := zoneCache{}
+		in := interner{}
+		var conds []string
+		var args []any
+		if f.Client != "" {
+			conds, args = append(conds, `client = ?`), append(args, f.Client)
+		}
+		if !f.Since.IsZero() {
+			conds, args = append(conds, `win >= ?`), append(args, flow.WindowOf(f.Since))
+		}
+		if !f.Until.IsZero() {
+			// A window's first moment is known only once rows and segments
+			// meet: this selects a superset, MatchActivity the rest.
+			conds, args = append(conds, `win <= ?`), append(args, flow.WindowOf(f.Until))
+		}
+		w := ""
+		if len(conds) > 0 {
+			w = ` WHERE ` + strings.Join(conds, " AND ")
+		}
+		const cols = `client, session, win, first_ns, first_tz, last_ns, last_tz, flows, bytes, lost, device, device_ns`
+		q := `SELECT ` + cols + ` FROM activity` + w + ` UNION ALL SELECT ` + cols + ` FROM segment_activity` + w
+		return c.run(q, append(args, args...), func(st uintptr) error {
+			a := flow.Activity{
+				Client:  in.get(c.columnView(st, 0)),
+				Session: in.get(c.columnView(st, 1)),
+				Window:  c.columnInt(st, 2),
+				First:   time.Unix(0, c.columnInt(st, 3)).In(zones.get(c.columnInt(st, 4))),
+				Last:    time.Unix(0, c.columnInt(st, 5)).In(zones.get(c.columnInt(st, 6))),
+				Flows:   c.columnInt(st, 7),
+				Bytes:   c.columnInt(st, 8),
+				Lost:    c.columnInt(st, 9),
+				Device:  in.get(c.columnView(st, 10)),
+			}
+			if !c.columnNull(st, 11) {
+				a.DeviceAt = time.Unix(0, c.columnInt(st, 11))
+			}
+			k := activityKey{a.Client, a.Session, a.Window}
+			if i, ok := by[k]; ok {
+				all[i].Merge(&a)
+				return nil
+			}
+			by[k] = len(all)
+			all = append(all, a)
+			return nil
+		})
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("read activity: %w", err)
+	}
+	flow.SortActivity(all)
+	for _, a := range all {
+		if !f.MatchActivity(&a) {
+			continue
+		}
+		if err := fn(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type activityKey struct {
+	client, session string
+	window          int64
+}
+
+// activityFromFlows sums every flow up (a Brief read), for a store whose
+// schema keeps no activity.
+func (s *DB) activityFromFlows(ctx context.Context, f flow.Filter, fn func(flow.Activity) error) error {
+	var sum flow.ActivitySum
+	err := s.Flows(ctx, flow.Filter{Brief: true}, func(fl flow.Flow) error {
+		sum.Add(&fl)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, a := range sum.Activity() {
+		if !f.MatchActivity(&a) {
+			continue
+		}
+		if err := fn(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertSegmentActivity writes the activity of segment id.
+func (c *rawConn) insertSegmentActivity(id int64, acts []flow.Activity) error {
+	for i := range acts {
+		a := &acts[i]
+		_, firstTZ := a.First.Zone()
+		_, lastTZ := a.Last.Zone()
+		var deviceAt any
+		if a.Device != "" {
+			deviceAt = a.DeviceAt.UnixNano()
+		}
+		if err := c.run(`INSERT INTO segment_activity (segment_id, client, session, win, first_ns, first_tz, last_ns, last_tz, flows, bytes, lost, device, device_ns)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+			[]any{id, a.Client, a.Session, a.Window, a.First.UnixNano(), firstTZ, a.Last.UnixNano(), lastTZ, a.Flows, a.Bytes, a.Lost, a.Device, deviceAt},
+			nil); err != nil {
+			return fmt.Errorf("segment activity: %w", err)
+		}
+	}
+	return nil
+}
+
+// backfillSegmentActivity writes the activity of every segment stored
+// before the schema kept it (the Go side of migration 0004).
+func (c *rawConn) backfillSegmentActivity() error {
+	type seg struct {
+		id, firstID int64
+		blob        []byte
+	}
+	var segs []seg
+	if err := c.run(`SELECT id, first_id, data FROM segments ORDER BY id`, nil, func(st uintptr) error {
+		segs = append(segs, seg{c.columnInt(st, 0), c.columnInt(st, 1), append([]byte(nil), c.columnBlob(st, 2)...)})
+		return nil
+	}); err != nil {
+		return err
+	}
+	var buf []flow.Flow
+	for _, sg := range segs {
+		flows, err := decodeSegment(sg.blob, sg.firstID, buf, &decodeOpts{brief: true})
+		if err != nil {
+			return fmt.Errorf("segment %d: %w", sg.id, err)
+		}
+		if err := c.insertSegmentActivity(sg.id, flow.ActivityOf(flows)); err != nil {
+			return err
+		}
+		buf = flows
+	}
+	return nil
+}
