@@ -116,6 +116,13 @@ func writeStore(path string, flows []flow.Flow, asFile bool) error {
 			return err
 		}
 	}
+	if asFile {
+		// An import ends its file; one left open reads as interrupted.
+		if _, err := st.EndFileFlows(ctx, "benchreport00000", (len(flows)+9999)/10000); err != nil {
+			st.Close()
+			return err
+		}
+	}
 	fmt.Printf("store            %d flows written to %s in %v\n", len(flows), path, time.Since(t).Round(time.Millisecond))
 	return st.Close()
 }

@@ -113,20 +113,51 @@ func (s *DB) activityFromFlows(ctx context.Context, f flow.Filter, fn func(flow.
 	return nil
 }
 
+// activityAdd adds a window's activity to the activity of rows: the same
+// merge as the update trigger's (migration 0004).
+const activityAdd = `INSERT INTO activity (client, session, win, first_ns, first_tz, last_ns, last_tz, flows, bytes, lost, device, device_ns)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+	ON CONFLICT (client, session, win) DO UPDATE SET
+		first_tz = CASE WHEN excluded.first_ns < first_ns THEN excluded.first_tz ELSE first_tz END,
+		first_ns = min(first_ns, excluded.first_ns),
+		last_tz = CASE WHEN excluded.last_ns > last_ns THEN excluded.last_tz ELSE last_tz END,
+		last_ns = max(last_ns, excluded.last_ns),
+		flows = flows + excluded.flows,
+		bytes = bytes + excluded.bytes,
+		lost = lost + excluded.lost,
+		device = CASE WHEN excluded.device_ns >= coalesce(device_ns, excluded.device_ns) THEN excluded.device ELSE device END,
+		device_ns = CASE WHEN excluded.device_ns >= coalesce(device_ns, excluded.device_ns) THEN excluded.device_ns ELSE device_ns END`
+
+// addRowActivity adds the activity of rows just inserted (see activityAdd)
+// and empties sum.
+func (c *rawConn) addRowActivity(sum *flow.ActivitySum) error {
+	for _, a := range sum.Activity() {
+		if err := c.run(activityAdd, activityArgs(nil, &a), nil); err != nil {
+			return fmt.Errorf("activity: %w", err)
+		}
+	}
+	*sum = flow.ActivitySum{}
+	return nil
+}
+
+// activityArgs are a's values in the order of the activity columns from
+// client on, after the leading ones given.
+func activityArgs(lead []any, a *flow.Activity) []any {
+	_, firstTZ := a.First.Zone()
+	_, lastTZ := a.Last.Zone()
+	var deviceAt any
+	if a.Device != "" {
+		deviceAt = a.DeviceAt.UnixNano()
+	}
+	return append(lead, a.Client, a.Session, a.Window, a.First.UnixNano(), firstTZ, a.Last.UnixNano(), lastTZ,
+		a.Flows, a.Bytes, a.Lost, a.Device, deviceAt)
+}
+
 // insertSegmentActivity writes the activity of segment id.
 func (c *rawConn) insertSegmentActivity(id int64, acts []flow.Activity) error {
 	for i := range acts {
-		a := &acts[i]
-		_, firstTZ := a.First.Zone()
-		_, lastTZ := a.Last.Zone()
-		var deviceAt any
-		if a.Device != "" {
-			deviceAt = a.DeviceAt.UnixNano()
-		}
 		if err := c.run(`INSERT INTO segment_activity (segment_id, client, session, win, first_ns, first_tz, last_ns, last_tz, flows, bytes, lost, device, device_ns)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-			[]any{id, a.Client, a.Session, a.Window, a.First.UnixNano(), firstTZ, a.Last.UnixNano(), lastTZ, a.Flows, a.Bytes, a.Lost, a.Device, deviceAt},
-			nil); err != nil {
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, activityArgs([]any{id}, &acts[i]), nil); err != nil {
 			return fmt.Errorf("segment activity: %w", err)
 		}
 	}

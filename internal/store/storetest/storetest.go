@@ -950,14 +950,25 @@ func testActivity(t *testing.T, s flow.Store) {
 	all = stored(t, s, slices.Concat(rows[:10], changed, done[12:], rows[40:], a0, a1, b0))
 	checkActivity(t, s, "after changing rows", all, flow.Filter{})
 
+	// A new key written twice in one batch: only its second form counts.
+	twice := []flow.Flow{rows[45], rows[46]}
+	twice[0].Key, twice[1].Key = "twice", "twice"
+	for i, d := range []time.Duration{20 * time.Minute, 25 * time.Minute} { // windows of their own
+		twice[i].Client, twice[i].Kind = "10.9.9.9", flow.KindConnect
+		twice[i].Start, twice[i].End = genBase.Add(d), genBase.Add(d+time.Second)
+	}
+	putRows(t, s, twice)
+	all = stored(t, s, slices.Concat(rows[:10], changed, done[12:], rows[40:], a0, a1, b0, twice[1:]))
+	checkActivity(t, s, "after a key written twice in a batch", all, flow.Filter{})
+
 	// A part replaced by fewer flows, a file ended early, another dropped.
 	a1b := spread(generated("a1b", flow.SourceHAR, 7, 35), 5)
 	putFile(t, s, "A", 1, a1b)
 	endFile(t, s, "B", 0)
-	all = stored(t, s, slices.Concat(rows[:10], changed, done[12:], rows[40:], a0, a1b))
+	all = stored(t, s, slices.Concat(rows[:10], changed, done[12:], rows[40:], a0, a1b, twice[1:]))
 	checkActivity(t, s, "after replacing and dropping parts", all, flow.Filter{})
 	endFile(t, s, "A", 0)
-	all = stored(t, s, slices.Concat(rows[:10], changed, done[12:], rows[40:]))
+	all = stored(t, s, slices.Concat(rows[:10], changed, done[12:], rows[40:], twice[1:]))
 	checkActivity(t, s, "after dropping a file", all, flow.Filter{})
 }
 

@@ -51,32 +51,15 @@ CREATE TRIGGER segments_activity_delete AFTER DELETE ON segments BEGIN
 	DELETE FROM segment_activity WHERE segment_id = OLD.id;
 END;
 
--- A row adds itself to its window.
-CREATE TRIGGER flows_activity_insert AFTER INSERT ON flows BEGIN
-	INSERT INTO activity (client, session, win, first_ns, first_tz, last_ns, last_tz, flows, bytes, lost, device, device_ns)
-	SELECT NEW.client, NEW.session, (NEW.start_ns - ((NEW.start_ns % 60000000000) + 60000000000) % 60000000000) / 60000000000,
-		NEW.start_ns, NEW.start_tz, max(NEW.start_ns, coalesce(NEW.end_ns, NEW.start_ns)), NEW.start_tz,
-		NEW.kind <> 'lost', CASE WHEN NEW.kind = 'lost' THEN 0 ELSE NEW.bytes_up + NEW.bytes_down END,
-		CASE WHEN NEW.kind = 'lost' THEN NEW.lost ELSE 0 END,
-		NEW.device, CASE WHEN NEW.device <> '' THEN NEW.start_ns END
-	WHERE NEW.kind <> 'pac'
-	ON CONFLICT (client, session, win) DO UPDATE SET
-		first_tz = CASE WHEN excluded.first_ns < first_ns THEN excluded.first_tz ELSE first_tz END,
-		first_ns = min(first_ns, excluded.first_ns),
-		last_tz = CASE WHEN excluded.last_ns > last_ns THEN excluded.last_tz ELSE last_tz END,
-		last_ns = max(last_ns, excluded.last_ns),
-		flows = flows + excluded.flows,
-		bytes = bytes + excluded.bytes,
-		lost = lost + excluded.lost,
-		device = CASE WHEN excluded.device_ns >= coalesce(device_ns, excluded.device_ns) THEN excluded.device ELSE device END,
-		device_ns = CASE WHEN excluded.device_ns >= coalesce(device_ns, excluded.device_ns) THEN excluded.device_ns ELSE device_ns END;
-END;
+-- A new row adds itself to its window: the writer sums a batch's new rows
+-- up in Go and adds each window once (activityAdd in activity.go, the same
+-- upsert as below), which costs far less than a trigger per row.
 
 -- A row that changes (an open tunnel completed, or its bytes so far) or
 -- goes takes itself out of its window: counts are subtracted, and when it
 -- was what set the window's first or last moment or its label, those are
 -- read again from the window's rows (an empty window goes). An update then
--- adds the new row as an insert does. Completing a tunnel only moves its
+-- adds the new row as the writer adds an inserted one. Completing a tunnel only moves its
 -- end later, so the common case reads no rows.
 CREATE TRIGGER flows_activity_update AFTER UPDATE ON flows BEGIN
 	UPDATE activity SET
