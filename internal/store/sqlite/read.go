@@ -68,63 +68,12 @@ func sqlGlob(p string) string {
 	return strings.ReplaceAll(p, "[", "[[]")
 }
 
-// globMatch reports whether host matches pattern, where '*' matches any run
-// of bytes (dots too), '?' any one byte, and everything else only itself,
-// as SQLite's GLOB does for the patterns sqlGlob makes. Host names are
-// ASCII (IDNA), so bytes are characters.
-func globMatch(pattern, host string) bool {
-	// The classic linear matcher: on a mismatch, go back to just after
-	// the last '*' and let it swallow one more byte.
-	p, h := 0, 0
-	star, mark := -1, 0
-	for h < len(host) {
-		switch {
-		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == host[h]) && pattern[p] != '*':
-			p++
-			h++
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, h
-			p++
-		case star >= 0:
-			mark++
-			p, h = star+1, mark
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
-}
-
-// matcher is the filter f as a Go test of one flow, for segment flows. It
-// ignores Limit, Newest and Brief.
+// matcher is the filter f as a Go test of one flow, for segment flows:
+// flow.Filter.Match, the one definition, which the SQL of rows follows
+// too (storetest checks both against it).
 func matcher(f flow.Filter) func(*flow.Flow) bool {
-	host := strings.ToLower(f.Host)
-	glob := strings.Contains(host, "*")
-	since, until := int64(0), int64(0)
-	if !f.Since.IsZero() {
-		since = f.Since.UnixNano()
-	}
-	if !f.Until.IsZero() {
-		until = f.Until.UnixNano()
-	}
-	return func(fl *flow.Flow) bool {
-		switch {
-		case f.Client != "" && fl.Client != f.Client && fl.Device != f.Client,
-			f.Source != "" && fl.Source != f.Source,
-			f.AfterID > 0 && fl.ID <= f.AfterID,
-			!f.Since.IsZero() && fl.Start.UnixNano() < since,
-			!f.Until.IsZero() && fl.Start.UnixNano() >= until:
-			return false
-		case host == "":
-			return true
-		case glob:
-			return globMatch(host, fl.Host)
-		}
-		return fl.Host == host
-	}
+	f.Host = strings.ToLower(f.Host) // once, not per flow
+	return f.Match
 }
 
 // segmentsFor lists the segments that may hold flows f selects, those with
