@@ -6,15 +6,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/pilotwire/pilotwire/internal/flow"
 )
 
 // occurrence is a milestone being gathered.
 type occurrence struct {
 	m       Milestone
 	rule    *Rule
-	start   time.Time
+	start   int64 // Unix nanoseconds
 	hostSet map[string]bool
 	file    string
 }
@@ -24,7 +22,7 @@ type ruleRun struct {
 	cur     *occurrence
 	fired   bool
 	matched bool
-	last    time.Time
+	last    int64 // Unix nanoseconds
 }
 
 // attKey groups attention items.
@@ -38,7 +36,7 @@ type transfer struct {
 }
 
 // pass walks the flows once: bands, match milestones, and attention.
-func (b *builder) pass() {
+func (b *Builder) pass() {
 	rules := b.rules.Milestones
 	var done []*occurrence
 	// Milestones that do not come from matching are found first, so that
@@ -58,19 +56,12 @@ func (b *builder) pass() {
 	att := map[attKey]*Attention{}
 	var attOrder []*Attention
 	var transfers []transfer
-	b.bandOf = make([]int32, len(b.flows))
-	for i := range b.flows {
-		f := &b.flows[i]
-		var hi *hostInfo
-		if b.hostOf != nil {
-			hi = b.hostOf[i]
-		} else {
-			hi = b.host(f)
-		}
-		b.bandOf[i] = int32(hi.band)
+	for i := range b.recs {
+		f := &b.recs[i]
+		hi := b.hostList[f.host]
 		b.account(hi, f)
-		t := f.Start
-		out, why := judge(f)
+		t := f.start
+		out := f.out
 		blocks := -1
 		for _, r := range hi.rules {
 			rule := &rules[r]
@@ -83,12 +74,12 @@ func (b *builder) pass() {
 				}
 				continue
 			}
-			if out != succeeded || f.Kind == flow.KindDNS && !b.dnsRule[r] {
+			if !b.evidence(r, f) {
 				continue
 			}
 			run := &runs[r]
-			if run.cur != nil && t.Sub(run.cur.start) <= time.Duration(rule.Window) {
-				b.gather(run.cur, hi, f, i)
+			if run.cur != nil && sub(t, run.cur.start) <= time.Duration(rule.Window) {
+				b.gather(run.cur, hi, f)
 				run.last = t
 				continue
 			}
@@ -96,33 +87,33 @@ func (b *builder) pass() {
 				done = append(done, run.cur)
 				run.cur = nil
 			}
-			ok := !run.fired || (rule.RepeatAfter > 0 && t.Sub(run.last) >= time.Duration(rule.RepeatAfter))
+			ok := !run.fired || (rule.RepeatAfter > 0 && sub(t, run.last) >= time.Duration(rule.RepeatAfter))
 			if rule.After != "" {
 				at, fired := b.firedAt[rule.After]
-				ok = ok && fired && !at.After(t)
+				ok = ok && fired && nanos(at) <= t
 			}
-			if rule.QuietBefore > 0 && run.matched && t.Sub(run.last) < time.Duration(rule.QuietBefore) {
+			if rule.QuietBefore > 0 && run.matched && sub(t, run.last) < time.Duration(rule.QuietBefore) {
 				ok = false
 			}
 			ok = ok && b.inContext(r, t)
 			if ok {
-				run.cur = b.open(rule, t)
-				b.gather(run.cur, hi, f, i)
+				run.cur = b.open(rule, b.at(t, f.loc))
+				b.gather(run.cur, hi, f)
 				run.fired = true
 				if _, seen := b.firedAt[rule.ID]; !seen {
-					b.firedAt[rule.ID] = t
+					b.firedAt[rule.ID] = run.cur.m.Time
 				}
 			}
 			run.matched, run.last = true, t
 		}
-		if out == refused || out == failed || !hi.ref.Known || f.SNI != "" {
-			b.problems(hi, f, i, out, why, blocks, att, &attOrder)
+		if out == refused || out == failed || !hi.ref.Known || f.sni != 0 {
+			b.problems(hi, f, blocks, att, &attOrder)
 		}
-		if d := f.Duration(); f.BytesDown >= b.rules.Content.MinBytes && d > 0 {
-			transfers = append(transfers, transfer{flow: i, hi: hi, rate: float64(f.BytesDown) / d.Seconds()})
+		if d := f.duration(); f.down >= b.rules.Content.MinBytes && d > 0 {
+			transfers = append(transfers, transfer{flow: i, hi: hi, rate: float64(f.down) / d.Seconds()})
 			bd := &b.bands[hi.band].Band
 			bd.Transfers++
-			bd.TransferBytes += f.BytesDown
+			bd.TransferBytes += f.down
 			bd.TransferTime += d
 		}
 	}
@@ -148,7 +139,6 @@ func (b *builder) pass() {
 			b.tl.Milestones = append(b.tl.Milestones, b.finish(o))
 		}
 	}
-	b.hostOf = nil // 8 bytes a flow, not needed any more
 	slices.SortStableFunc(b.tl.Milestones, cmpMilestones(order))
 	b.tl.Provisioning = !b.rules.canTell
 	for _, m := range b.tl.Milestones {
@@ -162,46 +152,47 @@ func (b *builder) pass() {
 }
 
 // fired records when a rule first fired.
-func (b *builder) fired(o *occurrence) {
+func (b *Builder) fired(o *occurrence) {
 	if o == nil {
 		return
 	}
-	if at, ok := b.firedAt[o.m.ID]; !ok || o.start.Before(at) {
-		b.firedAt[o.m.ID] = o.start
+	if at, ok := b.firedAt[o.m.ID]; !ok || o.m.Time.Before(at) {
+		b.firedAt[o.m.ID] = o.m.Time
 	}
 }
 
-func (b *builder) open(r *Rule, t time.Time) *occurrence {
-	return &occurrence{rule: r, start: t, hostSet: map[string]bool{},
+func (b *Builder) open(r *Rule, t time.Time) *occurrence {
+	return &occurrence{rule: r, start: nanos(t), hostSet: map[string]bool{},
 		m: Milestone{ID: r.ID, Title: r.Title, Time: t, Offset: t.Sub(b.tl.T0), Likely: r.Likely}}
 }
 
 // gather adds a flow to a milestone.
-func (b *builder) gather(o *occurrence, hi *hostInfo, f *flow.Flow, i int) {
+func (b *Builder) gather(o *occurrence, hi *hostInfo, f *rec) {
 	o.m.Flows++
 	if len(o.m.FlowIDs) < b.maxIDs {
-		o.m.FlowIDs = append(o.m.FlowIDs, b.id(i))
+		o.m.FlowIDs = append(o.m.FlowIDs, f.id)
 	}
-	plain := plainHTTP(f)
+	plain := f.flags&flagPlain != 0
+	url := b.strs[f.url]
 	if !o.hostSet[hi.ref.Host] && len(o.m.Hosts) < 8 {
 		o.hostSet[hi.ref.Host] = true
 		ref := hi.ref
 		ref.PlainHTTP = plain
-		if plain && f.URL != "" {
-			ref.URL = f.URL
+		if plain && url != "" {
+			ref.URL = url
 		}
 		o.m.Hosts = append(o.m.Hosts, ref)
 	}
 	if o.m.Region == "" && hi.ref.Region != "" {
 		o.m.Region = hi.ref.Region
 	}
-	if o.file == "" && plain && f.URL != "" {
-		o.file = fileName(f.URL)
+	if o.file == "" && plain && url != "" {
+		o.file = fileName(url)
 	}
 }
 
 // finish fills the placeholders of a milestone's sentence.
-func (b *builder) finish(o *occurrence) Milestone {
+func (b *Builder) finish(o *occurrence) Milestone {
 	m := o.m
 	text := o.rule.Text
 	if m.Region != "" {
@@ -223,42 +214,42 @@ func (b *builder) finish(o *occurrence) Milestone {
 }
 
 // firstFlow is the session's first flow and what came with it.
-func (b *builder) firstFlow(r *Rule) *occurrence {
-	o := b.open(r, b.flows[0].Start)
-	for i := range b.flows {
-		f := &b.flows[i]
-		if f.Start.Sub(o.start) > time.Duration(r.Window) {
+func (b *Builder) firstFlow(r *Rule) *occurrence {
+	f0 := &b.recs[0]
+	o := b.open(r, b.at(f0.start, f0.loc))
+	for i := range b.recs {
+		f := &b.recs[i]
+		if sub(f.start, o.start) > time.Duration(r.Window) {
 			break
 		}
-		b.gather(o, b.host(f), f, i)
+		b.gather(o, b.hostList[f.host], f)
 	}
 	return o
 }
 
 // lastFlow is the session's last flow.
-func (b *builder) lastFlow(r *Rule) *occurrence {
-	i := len(b.flows) - 1
-	f := &b.flows[i]
-	o := b.open(r, f.Start)
-	b.gather(o, b.host(f), f, i)
+func (b *Builder) lastFlow(r *Rule) *occurrence {
+	f := &b.recs[len(b.recs)-1]
+	o := b.open(r, b.at(f.start, f.loc))
+	b.gather(o, b.hostList[f.host], f)
 	return o
 }
 
 // proxyConfig is the device fetching the proxy's PAC file: one line at the
 // first fetch, naming the file served, with no host (the proxy is not a
 // service the device talks to).
-func (b *builder) proxyConfig(r *Rule) *occurrence {
+func (b *Builder) proxyConfig(r *Rule) *occurrence {
 	if len(b.pac) == 0 {
 		return nil
 	}
-	o := b.open(r, b.pac[0].Start)
+	o := b.open(r, b.pac[0].start)
 	for _, f := range b.pac {
 		o.m.Flows++
 		if len(o.m.FlowIDs) < b.maxIDs {
-			o.m.FlowIDs = append(o.m.FlowIDs, f.ID)
+			o.m.FlowIDs = append(o.m.FlowIDs, f.id)
 		}
 		if o.file == "" {
-			o.file = fileName(f.URL)
+			o.file = f.file
 		}
 	}
 	return o
@@ -268,40 +259,41 @@ func (b *builder) proxyConfig(r *Rule) *occurrence {
 // flow, then, within r.ProbeWithin, a flow the probe matchers select (the
 // connectivity check Windows makes as the network comes up), and a new
 // burst of at least r.BurstFlows flows within r.BurstWithin.
-func (b *builder) reboots(r *Rule) []*occurrence {
+func (b *Builder) reboots(r *Rule) []*occurrence {
 	idx := slices.IndexFunc(b.rules.Milestones, func(x Rule) bool { return x.ID == r.ID })
 	var out []*occurrence
-	for i := 1; i < len(b.flows); i++ {
-		silence := b.flows[i].Start.Sub(b.flows[i-1].Start)
+	for i := 1; i < len(b.recs); i++ {
+		silence := sub(b.recs[i].start, b.recs[i-1].start)
 		if silence < time.Duration(r.Silence) {
 			continue
 		}
-		t := b.flows[i].Start
+		t := b.recs[i].start
 		probe, burst := -1, 0
-		for j := i; j < len(b.flows); j++ {
-			d := b.flows[j].Start.Sub(t)
+		for j := i; j < len(b.recs); j++ {
+			d := sub(b.recs[j].start, t)
 			if d > time.Duration(r.BurstWithin) && (probe >= 0 || d > time.Duration(r.ProbeWithin)) {
 				break
 			}
 			if d <= time.Duration(r.BurstWithin) {
 				burst++
 			}
-			if probe < 0 && d <= time.Duration(r.ProbeWithin) && b.matches(idx, b.host(&b.flows[j]), &b.flows[j]) && b.evidence(idx, &b.flows[j]) {
+			if fj := &b.recs[j]; probe < 0 && d <= time.Duration(r.ProbeWithin) && b.matches(idx, b.hostList[fj.host], fj) && b.evidence(idx, fj) {
 				probe = j
 			}
 		}
 		if probe < 0 || burst < r.BurstFlows || !b.inContext(idx, t) {
 			continue
 		}
-		o := b.open(r, t)
+		o := b.open(r, b.at(t, b.recs[i].loc))
 		o.m.Likely = true
-		pf := &b.flows[probe]
+		pf := &b.recs[probe]
+		phi := b.hostList[pf.host]
 		o.m.Why = fmt.Sprintf("no new connection for %s, then the connectivity check (%s) %s and a burst of %s within %s",
-			humanDuration(silence), hostName(pf), afterText(pf.Start.Sub(t)), count(int64(burst), "flow"), humanDuration(time.Duration(r.BurstWithin)))
-		b.gather(o, b.host(pf), pf, probe)
+			humanDuration(silence), phi.ref.Host, afterText(sub(pf.start, t)), count(int64(burst), "flow"), humanDuration(time.Duration(r.BurstWithin)))
+		b.gather(o, phi, pf)
 		o.m.Flows = burst
 		out = append(out, o)
-		rep := strings.NewReplacer("{silence}", humanDuration(silence), "{probe}", hostName(pf), "{burst}", strconv.Itoa(burst))
+		rep := strings.NewReplacer("{silence}", humanDuration(silence), "{probe}", phi.ref.Host, "{burst}", strconv.Itoa(burst))
 		o.rule = &Rule{Text: rep.Replace(r.Text)}
 	}
 	return out
@@ -340,36 +332,39 @@ func humanDuration(d time.Duration) string {
 }
 
 // account adds a flow to its band.
-func (b *builder) account(hi *hostInfo, f *flow.Flow) {
+func (b *Builder) account(hi *hostInfo, f *rec) {
 	bd := b.bands[hi.band]
 	if bd.Flows == 0 {
-		bd.First = f.Start
+		bd.firstNs, bd.firstLoc = f.start, f.loc
 	}
 	bd.Flows++
-	bd.BytesUp += f.BytesUp
-	bd.BytesDown += f.BytesDown
+	bd.BytesUp += f.up
+	bd.BytesDown += f.down
 	hi.flows++
-	hi.bytes += f.Bytes()
+	hi.bytes += f.up + f.down
 	end := lastMoment(f)
-	if end.After(bd.Last) {
-		bd.Last = end
+	if bd.Flows == 1 || end > bd.lastNs {
+		bd.lastNs, bd.lastLoc = end, f.loc
 	}
 	switch {
 	case !bd.open:
-		bd.curStart, bd.curEnd, bd.open = f.Start, end, true
-	case f.Start.Sub(bd.curEnd) > bd.spanGap:
-		bd.Activity = append(bd.Activity, Span{bd.curStart.Sub(b.tl.T0), bd.curEnd.Sub(b.tl.T0)})
-		bd.curStart, bd.curEnd = f.Start, end
-	case end.After(bd.curEnd):
+		bd.curStart, bd.curEnd, bd.open = f.start, end, true
+	case sub(f.start, bd.curEnd) > bd.spanGap:
+		bd.Activity = append(bd.Activity, Span{b.off(bd.curStart), b.off(bd.curEnd)})
+		bd.curStart, bd.curEnd = f.start, end
+	case end > bd.curEnd:
 		bd.curEnd = end
 	}
 }
 
 // finishBands closes the bands' spans and ranks their hosts.
-func (b *builder) finishBands() {
+func (b *Builder) finishBands() {
 	for _, bd := range b.bands {
 		if bd.open {
-			bd.Activity = append(bd.Activity, Span{bd.curStart.Sub(b.tl.T0), bd.curEnd.Sub(b.tl.T0)})
+			bd.Activity = append(bd.Activity, Span{b.off(bd.curStart), b.off(bd.curEnd)})
+		}
+		if bd.Flows > 0 {
+			bd.First, bd.Last = b.at(bd.firstNs, bd.firstLoc), b.at(bd.lastNs, bd.lastLoc)
 		}
 		slices.SortStableFunc(bd.hosts, func(x, y *hostInfo) int {
 			if x.bytes != y.bytes {
@@ -395,24 +390,25 @@ func (b *builder) finishBands() {
 // problems records what is wrong with a flow as attention items: its
 // refusal or failure (out, why; see judge), naming the milestone rule it
 // matched (blocks, -1 for none), an unknown host, a mismatched SNI.
-func (b *builder) problems(hi *hostInfo, f *flow.Flow, i int, out outcome, why string, blocks int, att map[attKey]*Attention, order *[]*Attention) {
+func (b *Builder) problems(hi *hostInfo, f *rec, blocks int, att map[attKey]*Attention, order *[]*Attention) {
 	host := hi.ref.Host
+	start := b.at(f.start, f.loc)
 	note := func(k attKey) *Attention {
 		a := att[k]
 		if a == nil {
-			a = &Attention{Kind: k.kind, Host: hi.ref, Detail: k.detail, First: f.Start, Offset: f.Start.Sub(b.tl.T0)}
+			a = &Attention{Kind: k.kind, Host: hi.ref, Detail: k.detail, First: start, Offset: start.Sub(b.tl.T0)}
 			att[k] = a
 			*order = append(*order, a)
 		}
 		a.Flows++
-		a.Bytes += f.Bytes()
-		a.Last, a.LastOffset = f.Start, f.Start.Sub(b.tl.T0)
+		a.Bytes += f.up + f.down
+		a.Last, a.LastOffset = start, start.Sub(b.tl.T0)
 		if len(a.FlowIDs) < b.maxIDs {
-			a.FlowIDs = append(a.FlowIDs, b.id(i))
+			a.FlowIDs = append(a.FlowIDs, f.id)
 		}
 		return a
 	}
-	if out == refused || out == failed {
+	if out, why := f.out, b.strs[f.why]; out == refused || out == failed {
 		kind := AttentionFailed
 		if out == refused {
 			kind = AttentionRefused
@@ -425,13 +421,13 @@ func (b *builder) problems(hi *hostInfo, f *flow.Flow, i int, out outcome, why s
 	if !hi.ref.Known {
 		note(attKey{AttentionUnknownHost, host, ""})
 	}
-	if f.SNI != "" && f.Host != "" && f.SNI != f.Host && !isAddr(f.Host) && !strings.EqualFold(f.SNI, f.Host) {
-		note(attKey{AttentionSNIMismatch, host, "SNI " + strings.ToLower(f.SNI)})
+	if f.sni != 0 {
+		note(attKey{AttentionSNIMismatch, host, b.strs[f.sni]})
 	}
 }
 
 // slow flags content transfers far below the session's best throughput.
-func (b *builder) slow(ts []transfer, att map[attKey]*Attention, order *[]*Attention) {
+func (b *Builder) slow(ts []transfer, att map[attKey]*Attention, order *[]*Attention) {
 	best := 0.0
 	for _, t := range ts {
 		best = max(best, t.rate)
@@ -443,21 +439,22 @@ func (b *builder) slow(ts []transfer, att map[attKey]*Attention, order *[]*Atten
 		if t.rate >= limit {
 			continue
 		}
-		f := &b.flows[t.flow]
+		f := &b.recs[t.flow]
+		start := b.at(f.start, f.loc)
 		k := attKey{AttentionSlow, t.hi.ref.Host, ""}
 		a := att[k]
 		if a == nil {
-			a = &Attention{Kind: AttentionSlow, Host: t.hi.ref, First: f.Start, Offset: f.Start.Sub(b.tl.T0)}
+			a = &Attention{Kind: AttentionSlow, Host: t.hi.ref, First: start, Offset: start.Sub(b.tl.T0)}
 			att[k] = a
 			*order = append(*order, a)
 			slowest[a] = t.rate
 		}
 		a.Flows++
-		a.Bytes += f.Bytes()
-		a.Last, a.LastOffset = f.Start, f.Start.Sub(b.tl.T0)
+		a.Bytes += f.up + f.down
+		a.Last, a.LastOffset = start, start.Sub(b.tl.T0)
 		slowest[a] = min(slowest[a], t.rate)
 		if len(a.FlowIDs) < b.maxIDs {
-			a.FlowIDs = append(a.FlowIDs, b.id(t.flow))
+			a.FlowIDs = append(a.FlowIDs, f.id)
 		}
 	}
 	for a, r := range slowest {
@@ -468,7 +465,7 @@ func (b *builder) slow(ts []transfer, att map[attKey]*Attention, order *[]*Atten
 
 // finishAttention sorts attention by kind and names the phases failures
 // would hurt.
-func (b *builder) finishAttention() {
+func (b *Builder) finishAttention() {
 	kinds := []string{AttentionRefused, AttentionFailed, AttentionSNIMismatch, AttentionSlow, AttentionUnknownHost}
 	slices.SortStableFunc(b.tl.Attention, func(x, y Attention) int {
 		return slices.Index(kinds, x.Kind) - slices.Index(kinds, y.Kind)

@@ -10,7 +10,7 @@ import (
 //
 // A session that does not look like provisioning has no phases: a PC in
 // ordinary use is not in "OOBE and Autopilot".
-func (b *builder) phases() {
+func (b *Builder) phases() {
 	if !b.tl.Provisioning {
 		return
 	}
@@ -53,34 +53,34 @@ func (b *builder) phases() {
 	type acc struct {
 		Share
 		used       bool
-		start, end time.Time
+		start, end int64
 	}
 	shares := make([][]acc, len(out))
+	starts := make([]int64, len(out)) // Unix nanoseconds
+	ends := make([]int64, len(out))
 	for i := range shares {
 		shares[i] = make([]acc, len(b.bands))
+		starts[i], ends[i] = nanos(out[i].Start), nanos(out[i].End)
 	}
 	p := 0
-	for i := range b.flows {
-		f := &b.flows[i]
-		for p+1 < len(out) && !f.Start.Before(out[p+1].Start) {
+	for i := range b.recs {
+		f := &b.recs[i]
+		for p+1 < len(out) && f.start >= starts[p+1] {
 			p++
 		}
-		a := &shares[p][b.bandOf[i]]
+		a := &shares[p][b.hostList[f.host].band]
 		out[p].Flows++
-		out[p].Bytes += f.Bytes()
+		out[p].Bytes += f.up + f.down
 		a.Flows++
-		a.Bytes += f.Bytes()
-		end := lastMoment(f)
-		if end.After(out[p].End) {
-			end = out[p].End
-		}
+		a.Bytes += f.up + f.down
+		end := min(lastMoment(f), ends[p])
 		switch {
 		case !a.used:
-			a.used, a.start, a.end = true, f.Start, end
-		case f.Start.After(a.end):
-			a.Active += a.end.Sub(a.start)
-			a.start, a.end = f.Start, end
-		case end.After(a.end):
+			a.used, a.start, a.end = true, f.start, end
+		case f.start > a.end:
+			a.Active += sub(a.end, a.start)
+			a.start, a.end = f.start, end
+		case end > a.end:
 			a.end = end
 		}
 	}
@@ -90,7 +90,7 @@ func (b *builder) phases() {
 			if !a.used {
 				continue
 			}
-			a.Active += a.end.Sub(a.start)
+			a.Active += sub(a.end, a.start)
 			a.Service = b.bands[j].Service
 			out[i].Services = append(out[i].Services, a.Share)
 		}

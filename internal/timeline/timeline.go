@@ -3,7 +3,6 @@ package timeline
 import (
 	"cmp"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -198,363 +197,6 @@ func FormatOffset(d time.Duration) string {
 	return fmt.Sprintf("%s%02d:%02d", sign, s/60, s%60)
 }
 
-// hostInfo is what Build knows of one host name, looked up once.
-type hostInfo struct {
-	ref   HostRef
-	phase string // the catalog's phase for the host
-	band  int
-	// hit[i] says whether matcher i (flattened over all rules) accepts
-	// the host on services and host patterns alone; rules lists the match
-	// rules with such a matcher, in rule order, so a flow is tested only
-	// against rules that can select it; ctx lists the rules whose context
-	// matchers can.
-	hit   []bool
-	rules []int
-	ctx   []int
-	// bytes and flows per host for the band's host list.
-	flows, bytes int64
-}
-
-// builder holds the state of one Build.
-type builder struct {
-	cat     *catalog.Catalog
-	rules   *Rules
-	opt     Options
-	tl      *Timeline
-	flows   []flow.Flow
-	pac     []flow.Flow          // the proxy's own PAC answers inside the session
-	hosts   map[string]*hostInfo // by normalised name
-	byRaw   map[string]*hostInfo // by Flow.Host as given, see host
-	bandOf  []int32              // band of each flow, filled by pass
-	bands   []*bandAcc
-	mIndex  [][]int // rule index → indices of its matchers in the flattened list
-	mAll    []*Matcher
-	cIndex  [][]int  // rule index → indices of its context matchers in mAll
-	ctxRuns [][]Span // rule index → stretches where its context allows it, as offsets from the session start
-	dnsRule []bool   // rule i has a matcher that names the dns kind
-	// hostOf is the host of each flow, when the context pass looked them
-	// up, so that the main pass need not look them up again.
-	hostOf  []*hostInfo
-	firedAt map[string]time.Time
-	maxIDs  int
-}
-
-type bandAcc struct {
-	Band
-	hosts    []*hostInfo
-	spanGap  time.Duration
-	curStart time.Time
-	curEnd   time.Time
-	open     bool
-}
-
-// Build makes the timeline of one session's flows. The flows should be in
-// start order (a Store returns them so); they are sorted (in a copy) when
-// not. The catalog names services; rules (opt.Rules, or the embedded
-// ones) find milestones and phases.
-func Build(flows []flow.Flow, cat *catalog.Catalog, opt Options) (*Timeline, error) {
-	if cat == nil {
-		return nil, fmt.Errorf("timeline: no catalog")
-	}
-	rules := opt.Rules
-	if rules == nil {
-		var err error
-		if rules, err = DefaultRules(); err != nil {
-			return nil, fmt.Errorf("timeline: %w", err)
-		}
-	}
-	if !sortedByStart(flows) {
-		flows = slices.Clone(flows)
-		slices.SortStableFunc(flows, func(a, b flow.Flow) int { return a.Start.Compare(b.Start) })
-	}
-	flows, pac := splitPAC(flows)
-	b := &builder{cat: cat, rules: rules, opt: opt, tl: &Timeline{}, flows: flows, pac: pac,
-		hosts: make(map[string]*hostInfo), byRaw: make(map[string]*hostInfo), firedAt: make(map[string]time.Time), maxIDs: opt.MaxFlowIDs}
-	if b.maxIDs <= 0 {
-		b.maxIDs = 20
-	}
-	if len(flows) == 0 {
-		return b.tl, nil
-	}
-	b.summarise()
-	b.pac = slices.DeleteFunc(b.pac, func(f flow.Flow) bool {
-		return f.Start.Before(b.tl.Session.Start) || f.Start.After(b.tl.Session.End)
-	})
-	b.flatten()
-	b.context()
-	b.pass()
-	b.phases()
-	b.finishAttention()
-	return b.tl, nil
-}
-
-// splitPAC separates pilotwire's own PAC answers (flow.KindPAC) from the
-// device's flows. They are the proxy's traffic: the device's session,
-// bands, milestones and attention are made of the others, and a PAC fetch
-// inside the session is one line of its own. Flows without a store ID get
-// their 1-based position in the input first, so IDs still point at the
-// input after the split.
-func splitPAC(flows []flow.Flow) (dev, pac []flow.Flow) {
-	// An index loop: a func(flow.Flow) would copy every flow.
-	has := false
-	for i := range flows {
-		if flows[i].Kind == flow.KindPAC {
-			has = true
-			break
-		}
-	}
-	if !has {
-		return flows, nil
-	}
-	dev = make([]flow.Flow, 0, len(flows))
-	for i, f := range flows {
-		if f.ID == 0 {
-			f.ID = int64(i) + 1
-		}
-		if f.Kind == flow.KindPAC {
-			pac = append(pac, f)
-		} else {
-			dev = append(dev, f)
-		}
-	}
-	return dev, pac
-}
-
-func sortedByStart(flows []flow.Flow) bool {
-	for i := 1; i < len(flows); i++ {
-		if flows[i].Start.Before(flows[i-1].Start) {
-			return false
-		}
-	}
-	return true
-}
-
-// summarise fills in the session and the clock.
-func (b *builder) summarise() {
-	s := &b.tl.Session
-	s.Client, s.Name = b.flows[0].Client, b.flows[0].Session
-	s.Start, s.End = b.flows[0].Start, b.flows[0].Start
-	for i := range b.flows {
-		f := &b.flows[i]
-		if e := lastMoment(f); e.After(s.End) {
-			s.End = e
-		}
-		if f.Device != "" {
-			s.Device = f.Device
-		}
-		s.Flows++
-		s.Bytes += f.Bytes()
-	}
-	b.tl.T0 = s.Start
-	if !b.opt.T0.IsZero() {
-		b.tl.T0 = b.opt.T0
-	}
-}
-
-// lastMoment is when a flow was last active: its end, or its start while
-// open.
-func lastMoment(f *flow.Flow) time.Time {
-	if f.End.After(f.Start) {
-		return f.End
-	}
-	return f.Start
-}
-
-// flatten lists every matcher of every rule once, so a host can be tested
-// against all of them when first seen.
-func (b *builder) flatten() {
-	b.mIndex = make([][]int, len(b.rules.Milestones))
-	b.dnsRule = make([]bool, len(b.rules.Milestones))
-	for i := range b.rules.Milestones {
-		r := &b.rules.Milestones[i]
-		ms := r.Match
-		if r.Kind == KindReboot {
-			ms = r.Probe
-		}
-		for j := range ms {
-			b.dnsRule[i] = b.dnsRule[i] || slices.Contains(ms[j].Kinds, string(flow.KindDNS))
-			b.mIndex[i] = append(b.mIndex[i], len(b.mAll))
-			b.mAll = append(b.mAll, &ms[j])
-		}
-	}
-	b.cIndex = make([][]int, len(b.rules.Milestones))
-	for i := range b.rules.Milestones {
-		if c := b.rules.Milestones[i].Context; c != nil {
-			for j := range c.Match {
-				b.cIndex[i] = append(b.cIndex[i], len(b.mAll))
-				b.mAll = append(b.mAll, &c.Match[j])
-			}
-		}
-	}
-}
-
-// context finds, for each rule with a Context, the stretches of time in
-// which its milestone may fire: Within either side of every succeeded
-// flow that its context matchers select. It is a pass of its own, before
-// the main one, because the context may come after the milestone (a
-// registration lookup comes just before the profile download).
-func (b *builder) context() {
-	b.ctxRuns = make([][]Span, len(b.rules.Milestones))
-	if !slices.ContainsFunc(b.cIndex, func(c []int) bool { return len(c) > 0 }) {
-		return
-	}
-	t0 := b.tl.Session.Start
-	b.hostOf = make([]*hostInfo, len(b.flows))
-	for i := range b.flows {
-		f := &b.flows[i]
-		hi := b.host(f)
-		b.hostOf[i] = hi
-		if len(hi.ctx) == 0 {
-			continue
-		}
-		if out, _ := judge(f); out != succeeded {
-			continue
-		}
-		for _, r := range hi.ctx {
-			ok := false
-			for _, mi := range b.cIndex[r] {
-				m := b.mAll[mi]
-				if hi.hit[mi] && m.flowOK(f) && (f.Kind != flow.KindDNS || slices.Contains(m.Kinds, string(flow.KindDNS))) {
-					ok = true
-					break
-				}
-			}
-			if !ok {
-				continue
-			}
-			w := time.Duration(b.rules.Milestones[r].Context.Within)
-			at := f.Start.Sub(t0)
-			runs := b.ctxRuns[r]
-			if n := len(runs); n > 0 && at-w <= runs[n-1].End {
-				runs[n-1].End = at + w
-			} else {
-				runs = append(runs, Span{at - w, at + w})
-			}
-			b.ctxRuns[r] = runs
-		}
-	}
-}
-
-// inContext reports whether rule r's milestone may fire at t: the rule
-// has no Context, or its context traffic came within Within of t.
-func (b *builder) inContext(r int, t time.Time) bool {
-	if b.rules.Milestones[r].Context == nil {
-		return true
-	}
-	at := t.Sub(b.tl.Session.Start)
-	runs := b.ctxRuns[r]
-	// The runs are in time order and do not overlap: the first that ends
-	// at or after t is the only one that can hold it.
-	i, _ := slices.BinarySearchFunc(runs, at, func(s Span, at time.Duration) int {
-		if s.End < at {
-			return -1
-		}
-		return 1
-	})
-	return i < len(runs) && runs[i].Start <= at
-}
-
-// hostName is the name a flow is known by: its host, or its SNI when the
-// host is missing or an address.
-func hostName(f *flow.Flow) string {
-	h := f.Host
-	if h == "" || isAddr(h) {
-		if f.SNI != "" {
-			h = f.SNI
-		}
-	}
-	if h == "" {
-		return "(no host)"
-	}
-	return strings.ToLower(h)
-}
-
-func isAddr(h string) bool {
-	if h == "" {
-		return false
-	}
-	// A DNS name never ends in a digit (no top-level domain is numeric);
-	// an IPv4 address does, and an IPv6 one has a colon. This keeps the
-	// parser off the hot path.
-	if c := h[len(h)-1]; (c < '0' || c > '9') && c != ']' && strings.IndexByte(h, ':') < 0 {
-		return false
-	}
-	_, err := netip.ParseAddr(strings.Trim(h, "[]"))
-	return err == nil
-}
-
-// host returns what is known of a flow's host, looking it up on first use.
-// A second map keyed by the raw Host spares the hot path the name's
-// normalisation; it holds only hosts whose name the SNI cannot change.
-func (b *builder) host(f *flow.Flow) *hostInfo {
-	if hi, ok := b.byRaw[f.Host]; ok {
-		return hi
-	}
-	name := hostName(f)
-	hi := b.hosts[name]
-	if hi == nil {
-		hi = b.newHost(name)
-		b.hosts[name] = hi
-	}
-	if f.Host != "" && !isAddr(f.Host) {
-		b.byRaw[f.Host] = hi
-	}
-	return hi
-}
-
-// newHost looks a host up in the catalog and against every rule.
-func (b *builder) newHost(name string) *hostInfo {
-	hi := &hostInfo{ref: HostRef{Host: name, Service: UnknownService.ID, ServiceName: UnknownService.Name}}
-	svc := UnknownService
-	if m, ok := b.cat.Lookup(name); ok {
-		svc = m.Service
-		hi.ref = HostRef{Host: name, Service: m.Service.ID, ServiceName: m.Service.Name, Purpose: m.Entry.Purpose,
-			Known: true, Region: m.Region}
-		hi.phase = m.Entry.Phase
-	}
-	hi.band = b.band(svc)
-	hi.hit = make([]bool, len(b.mAll))
-	for i, m := range b.mAll {
-		hi.hit[i] = m.hostOK(name, hi.ref.Service)
-	}
-	for r, ms := range b.mIndex {
-		if b.rules.Milestones[r].Kind != KindMatch {
-			continue
-		}
-		for _, mi := range ms {
-			if hi.hit[mi] {
-				hi.rules = append(hi.rules, r)
-				break
-			}
-		}
-	}
-	for r, ms := range b.cIndex {
-		for _, mi := range ms {
-			if hi.hit[mi] {
-				hi.ctx = append(hi.ctx, r)
-				break
-			}
-		}
-	}
-	b.bands[hi.band].hosts = append(b.bands[hi.band].hosts, hi)
-	return hi
-}
-
-// band returns the index of the service's band, adding it when new.
-func (b *builder) band(svc catalog.Service) int {
-	for i, bd := range b.bands {
-		if bd.Service.ID == svc.ID {
-			return i
-		}
-	}
-	gap := b.tl.Session.Duration() / 500
-	if gap < time.Second {
-		gap = time.Second
-	}
-	b.bands = append(b.bands, &bandAcc{Band: Band{Service: svc}, spanGap: gap})
-	return len(b.bands) - 1
-}
-
 // hostOK tests the host-level fields of a matcher.
 func (m *Matcher) hostOK(host, service string) bool {
 	if len(m.Services) > 0 && !slices.Contains(m.Services, service) {
@@ -575,22 +217,23 @@ func (m *Matcher) hostOK(host, service string) bool {
 	return true
 }
 
-// flowOK tests the flow-level fields of a matcher.
-func (m *Matcher) flowOK(f *flow.Flow) bool {
+// flowOK tests the flow-level fields of a matcher against a flow that is
+// plain HTTP or not, of kind kind, with URL url.
+func (m *Matcher) flowOK(plain bool, kind, url string) bool {
 	if len(m.Schemes) > 0 {
 		want := "https"
-		if plainHTTP(f) {
+		if plain {
 			want = "http"
 		}
 		if !slices.Contains(m.Schemes, want) {
 			return false
 		}
 	}
-	if len(m.Kinds) > 0 && !slices.Contains(m.Kinds, string(f.Kind)) {
+	if len(m.Kinds) > 0 && !slices.Contains(m.Kinds, kind) {
 		return false
 	}
 	if len(m.paths) > 0 {
-		p := strings.ToLower(urlPath(f.URL))
+		p := strings.ToLower(urlPath(url))
 		if p == "" {
 			return false
 		}
@@ -670,28 +313,24 @@ func fileName(u string) string {
 }
 
 // matches reports whether rule r selects flow f.
-func (b *builder) matches(r int, hi *hostInfo, f *flow.Flow) bool {
+func (b *Builder) matches(r int, hi *hostInfo, f *rec) bool {
 	for _, mi := range b.mIndex[r] {
-		if hi.hit[mi] && b.mAll[mi].flowOK(f) {
+		if hi.hit[mi] && b.flowOK(b.mAll[mi], f) {
 			return true
 		}
 	}
 	return false
 }
 
-// evidence reports whether flow f, which rule r matches, shows the rule's
-// milestone happened (see judge).
-func (b *builder) evidence(r int, f *flow.Flow) bool {
-	out, _ := judge(f)
-	return out == succeeded && (f.Kind != flow.KindDNS || b.dnsRule[r])
+// flowOK tests the flow-level fields of matcher m against f.
+func (b *Builder) flowOK(m *Matcher, f *rec) bool {
+	return m.flowOK(f.flags&flagPlain != 0, b.kinds[f.kind], b.strs[f.url])
 }
 
-// id is the reference of a flow: its store ID, or its position.
-func (b *builder) id(i int) int64 {
-	if b.flows[i].ID != 0 {
-		return b.flows[i].ID
-	}
-	return int64(i) + 1
+// evidence reports whether flow f, which rule r matches, shows the rule's
+// milestone happened (see judge).
+func (b *Builder) evidence(r int, f *rec) bool {
+	return f.out == succeeded && (f.flags&flagDNS == 0 || b.dnsRule[r])
 }
 
 func cmpMilestones(order map[string]int) func(a, b Milestone) int {
