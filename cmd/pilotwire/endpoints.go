@@ -500,12 +500,8 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 		if err != nil {
 			return err
 		}
-		flows, err := sessionFlows(ctx, src, s)
-		if err != nil {
+		if err := sessionFlows(ctx, src, s, func(f *flow.Flow) { obs.Add(*f) }); err != nil {
 			return err
-		}
-		for _, f := range flows {
-			obs.Add(f)
 		}
 	} else {
 		err := src.Each(ctx, filter, func(f *flow.Flow) error { obs.Add(*f); return nil })

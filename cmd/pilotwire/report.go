@@ -76,7 +76,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	defer src.Close()
-	s, flows, err := readSession(ctx, src, gap, number, client)
+	s, err := findSession(ctx, src, gap, number, client)
 	if err != nil {
 		return err
 	}
@@ -90,10 +90,16 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return usagef("report: %v", err)
 	}
-	tl, err := timeline.Build(flows, cat, timeline.Options{T0: t0, Rules: rs})
+	// The session's flows go straight into the timeline, one at a time.
+	b, err := timeline.NewBuilder(cat, timeline.Options{T0: t0, Rules: rs})
 	if err != nil {
 		return err
 	}
+	b.Grow(int(s.Flows))
+	if err := sessionFlows(ctx, src, s, b.Add); err != nil {
+		return err
+	}
+	tl := b.Timeline()
 	tl.Session.Number, tl.Session.Name = s.Number, s.Name
 	opt := report.Options{Generator: "pilotwire " + version, Source: src.Name()}
 	if out == "" || out == "-" {

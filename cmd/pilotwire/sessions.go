@@ -174,7 +174,13 @@ type storeSource struct {
 }
 
 func (s storeSource) Each(ctx context.Context, f flow.Filter, fn func(*flow.Flow) error) error {
-	return s.st.Flows(ctx, f, func(fl flow.Flow) error { return fn(&fl) })
+	// One variable for every flow: a pointer to the callback's own
+	// argument would move each flow to the heap (384 bytes a flow).
+	var cur flow.Flow
+	return s.st.Flows(ctx, f, func(fl flow.Flow) error {
+		cur = fl
+		return fn(&cur)
+	})
 }
 func (s storeSource) Name() string { return s.name }
 func (s storeSource) Close() error { return s.st.Close() }
@@ -294,77 +300,37 @@ func pickSession(all []timeline.Session, n int, client, where string) (timeline.
 		strings.Join(clients, ", "), flow.ErrNotFound)
 }
 
-// readSession finds the session a report is about (see pickSession) and
-// reads its flows: a Brief pass over every flow to split sessions, then a
-// read of just that session's time range. Two passes beat one here: a Brief
-// read is several times cheaper than a full one, and only the session's own
-// flows are read in full (a 1M-flow store: 1.1 s + 2.5 s instead of two full
-// passes).
-func readSession(ctx context.Context, src flowSource, gap time.Duration, n int, client string) (timeline.Session, []flow.Flow, error) {
+// findSession finds the session a report is about (see pickSession): a
+// Brief pass over every flow splits the sessions. Its flows are read after
+// (sessionFlows), in full but only in its time range: a Brief read is
+// several times cheaper than a full one.
+func findSession(ctx context.Context, src flowSource, gap time.Duration, n int, client string) (timeline.Session, error) {
 	all, err := listSessions(ctx, src, gap)
 	if err != nil {
-		return timeline.Session{}, nil, err
+		return timeline.Session{}, err
 	}
-	s, err := pickSession(all, n, client, src.Name())
-	if err != nil {
-		return s, nil, err
-	}
-	flows, err := sessionFlows(ctx, src, s)
-	return s, flows, err
+	return pickSession(all, n, client, src.Name())
 }
 
-// sessionFlows reads the flows of one session.
-func sessionFlows(ctx context.Context, src flowSource, s timeline.Session) ([]flow.Flow, error) {
-	// The session says how many flows it has: one allocation, no growing
-	// copies (a million flows are some 400 MiB).
-	out := make([]flow.Flow, 0, s.Flows)
-	in := interner{}
+// sessionFlows calls fn for each flow of session s, in start order (the
+// PAC answers inside it too, see timeline.Session.Contains), one at a time:
+// nothing holds the session's flows, which for a million flows would be
+// some 400 MiB. fn must not keep f.
+func sessionFlows(ctx context.Context, src flowSource, s timeline.Session, fn func(f *flow.Flow)) error {
+	n := 0
 	f := flow.Filter{Client: s.Client, Since: s.Start, Until: s.End.Add(time.Nanosecond)}
 	err := src.Each(ctx, f, func(fl *flow.Flow) error {
 		if s.Contains(fl) {
-			in.flow(fl)
-			out = append(out, *fl)
+			fn(fl)
+			n++
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read session %d from %s: %w", s.Number, src.Name(), err)
+		return fmt.Errorf("read session %d from %s: %w", s.Number, src.Name(), err)
 	}
-	if len(out) == 0 {
-		return nil, errors.New("the session's flows are gone from " + src.Name())
+	if n == 0 {
+		return errors.New("the session's flows are gone from " + src.Name())
 	}
-	return out, nil
-}
-
-// interner shares the copies of strings that repeat from flow to flow (a
-// store hands out a fresh copy of each), so a session of a million flows
-// holds one "CONNECT", one client address and one copy of each host.
-type interner map[string]string
-
-func (in interner) str(s *string) {
-	if len(*s) > 256 {
-		return
-	}
-	if v, ok := in[*s]; ok {
-		*s = v
-		return
-	}
-	if len(in) < 1<<16 {
-		in[*s] = *s
-	}
-}
-
-func (in interner) flow(f *flow.Flow) {
-	for _, s := range []*string{&f.Client, &f.Device, &f.Session, &f.SourceFile, &f.Method, &f.Scheme, &f.Host,
-		&f.SNI, &f.ALPN, &f.TLSVersion, &f.Error, &f.Reason, &f.Note} {
-		in.str(s)
-	}
-	f.Source = flow.Source(in.intern(string(f.Source)))
-	f.Kind = flow.Kind(in.intern(string(f.Kind)))
-	f.Decision = flow.Decision(in.intern(string(f.Decision)))
-}
-
-func (in interner) intern(s string) string {
-	in.str(&s)
-	return s
+	return nil
 }
