@@ -500,7 +500,7 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 		if err != nil {
 			return err
 		}
-		if err := sessionFlows(ctx, src, s, func(f *flow.Flow) { obs.Add(*f) }); err != nil {
+		if err := sessionFlows(ctx, src, s, 0, func(f *flow.Flow) { obs.Add(*f) }); err != nil {
 			return err
 		}
 	} else {

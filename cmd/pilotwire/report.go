@@ -96,7 +96,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	b.Grow(int(s.Flows))
-	if err := sessionFlows(ctx, src, s, b.Add); err != nil {
+	if err := sessionFlows(ctx, src, s, timeline.FlowFields, b.Add); err != nil {
 		return err
 	}
 	tl := b.Timeline()

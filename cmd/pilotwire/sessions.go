@@ -315,10 +315,11 @@ func findSession(ctx context.Context, src flowSource, gap time.Duration, n int, 
 // sessionFlows calls fn for each flow of session s, in start order (the
 // PAC answers inside it too, see timeline.Session.Contains), one at a time:
 // nothing holds the session's flows, which for a million flows would be
-// some 400 MiB. fn must not keep f.
-func sessionFlows(ctx context.Context, src flowSource, s timeline.Session, fn func(f *flow.Flow)) error {
+// some 400 MiB. fields are the fields fn needs (see flow.Filter.Fields;
+// zero for all). fn must not keep f.
+func sessionFlows(ctx context.Context, src flowSource, s timeline.Session, fields flow.Fields, fn func(f *flow.Flow)) error {
 	n := 0
-	f := flow.Filter{Client: s.Client, Since: s.Start, Until: s.End.Add(time.Nanosecond)}
+	f := flow.Filter{Client: s.Client, Since: s.Start, Until: s.End.Add(time.Nanosecond), Fields: fields}
 	err := src.Each(ctx, f, func(fl *flow.Flow) error {
 		if s.Contains(fl) {
 			fn(fl)

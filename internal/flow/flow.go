@@ -146,6 +146,124 @@ type Filter struct {
 	// import says so); the others may be left zero, which lets a store read
 	// less. A store may ignore Brief and fill every field.
 	Brief bool
+	// Fields, when not zero, are the fields the caller needs (ID and
+	// Start always come): the others may be left zero, which lets a store
+	// read less (a report needs 17 of the 26). A store may ignore Fields
+	// and fill every field. Brief, when set, wins.
+	Fields Fields
+}
+
+// Fields is a set of Flow fields, for Filter.Fields.
+type Fields uint32
+
+// The fields of a Flow that Filter.Fields can leave out.
+const (
+	FieldKey Fields = 1 << iota
+	FieldEnd
+	FieldClient
+	FieldClientPort
+	FieldDevice
+	FieldSession
+	FieldSource
+	FieldSourceFile
+	FieldKind
+	FieldMethod
+	FieldScheme
+	FieldHost
+	FieldPort
+	FieldURL
+	FieldStatus
+	FieldBytesUp
+	FieldBytesDown
+	FieldSNI
+	FieldALPN
+	FieldTLSVersion
+	FieldError
+	FieldDecision
+	FieldReason
+	FieldNote
+)
+
+// Trim zeroes the fields of f that are not in fs (ID and Start stay): f as
+// a read that asked for fs may give it. Zero fs keeps every field.
+func (fs Fields) Trim(f *Flow) {
+	if fs == 0 {
+		return
+	}
+	keep := Flow{ID: f.ID, Start: f.Start}
+	if fs&FieldKey != 0 {
+		keep.Key = f.Key
+	}
+	if fs&FieldEnd != 0 {
+		keep.End = f.End
+	}
+	if fs&FieldClient != 0 {
+		keep.Client = f.Client
+	}
+	if fs&FieldClientPort != 0 {
+		keep.ClientPort = f.ClientPort
+	}
+	if fs&FieldDevice != 0 {
+		keep.Device = f.Device
+	}
+	if fs&FieldSession != 0 {
+		keep.Session = f.Session
+	}
+	if fs&FieldSource != 0 {
+		keep.Source = f.Source
+	}
+	if fs&FieldSourceFile != 0 {
+		keep.SourceFile = f.SourceFile
+	}
+	if fs&FieldKind != 0 {
+		keep.Kind = f.Kind
+	}
+	if fs&FieldMethod != 0 {
+		keep.Method = f.Method
+	}
+	if fs&FieldScheme != 0 {
+		keep.Scheme = f.Scheme
+	}
+	if fs&FieldHost != 0 {
+		keep.Host = f.Host
+	}
+	if fs&FieldPort != 0 {
+		keep.Port = f.Port
+	}
+	if fs&FieldURL != 0 {
+		keep.URL = f.URL
+	}
+	if fs&FieldStatus != 0 {
+		keep.Status = f.Status
+	}
+	if fs&FieldBytesUp != 0 {
+		keep.BytesUp = f.BytesUp
+	}
+	if fs&FieldBytesDown != 0 {
+		keep.BytesDown = f.BytesDown
+	}
+	if fs&FieldSNI != 0 {
+		keep.SNI = f.SNI
+	}
+	if fs&FieldALPN != 0 {
+		keep.ALPN = f.ALPN
+	}
+	if fs&FieldTLSVersion != 0 {
+		keep.TLSVersion = f.TLSVersion
+	}
+	if fs&FieldError != 0 {
+		keep.Error = f.Error
+	}
+	if fs&FieldDecision != 0 {
+		keep.Decision = f.Decision
+	}
+	if fs&FieldReason != 0 {
+		keep.Reason = f.Reason
+	}
+	if fs&FieldNote != 0 {
+		keep.Note = f.Note
+	}
+	*f = keep
 }
 
 // ClientSummary is what a Store knows of one client without interpreting

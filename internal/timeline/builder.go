@@ -203,6 +203,13 @@ func NewBuilder(cat *catalog.Catalog, opt Options) (*Builder, error) {
 	return b, nil
 }
 
+// FlowFields are the fields of a flow that Add reads (with ID and Start): a
+// store asked for only these (flow.Filter.Fields) gives the same timeline.
+// Session.Contains needs no others either.
+const FlowFields = flow.FieldEnd | flow.FieldClient | flow.FieldDevice | flow.FieldSession | flow.FieldKind |
+	flow.FieldScheme | flow.FieldHost | flow.FieldPort | flow.FieldURL | flow.FieldStatus | flow.FieldBytesUp |
+	flow.FieldBytesDown | flow.FieldSNI | flow.FieldError | flow.FieldDecision | flow.FieldReason
+
 // Grow makes room for n more flows, so that a caller that knows how many
 // are coming spares the Builder growing its records step by step (which
 // allocates several times their final size).

@@ -120,3 +120,41 @@ func TestBuilderKeepsZones(t *testing.T) {
 		}
 	}
 }
+
+// TestFlowFieldsSuffice: flows with only timeline.FlowFields (and ID and
+// Start), as a store asked for those gives them, make the same timeline as
+// whole flows, over the seed, the negative corpus and the evidence cases.
+func TestFlowFieldsSuffice(t *testing.T) {
+	// Flows whose meaning hangs on a field the corpus leaves alone: a
+	// host known by its SNI, a mismatched SNI, a scheme that overrides the
+	// URL, a port that makes HTTP not plain, a named session.
+	byField := []flow.Flow{tf(0, "198.51.100.7"), tf(1, "ztd.dds.microsoft.com"), tf(2, "officecdn.microsoft.com"),
+		tf(3, "officecdn.microsoft.com"), tf(4, "dl.google.com")}
+	byField[0].SNI = "ztd.dds.microsoft.com"
+	byField[1].SNI = "evil.example"
+	byField[2].Kind, byField[2].Scheme, byField[2].URL = flow.KindHTTP, "https", "http://officecdn.microsoft.com/o/setup.exe"
+	byField[3].Kind, byField[3].Port, byField[3].URL = flow.KindHTTP, 443, "/o/other.exe"
+	byField[4].Kind, byField[4].URL = flow.KindHTTP, "/chrome/setup.msi"
+	for i := range byField {
+		byField[i].Session = "lab-run"
+	}
+	inputs := map[string][]flow.Flow{"seed": loadSeed(t), "evidence": evidenceFlows(), "by field": byField}
+	files, err := filepath.Glob("testdata/negative/*.jsonl")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("negative corpus: %v %v", files, err)
+	}
+	for _, file := range files {
+		if inputs[filepath.Base(file)], err = readJSONL(file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, flows := range inputs {
+		trimmed := slices.Clone(flows)
+		for i := range trimmed {
+			timeline.FlowFields.Trim(&trimmed[i])
+		}
+		if got, want := build(t, trimmed, timeline.Options{}), build(t, flows, timeline.Options{}); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: the timeline of flows with only FlowFields differs:\n got %s\nwant %s", name, brief(got), brief(want))
+		}
+	}
+}

@@ -408,6 +408,9 @@ type rowCursor struct {
 	c     *rawConn
 	st    uintptr
 	brief bool
+	// plan, for a read of some fields (Filter.Fields), is the field of
+	// each column after the first three (id, start_ns, start_tz).
+	plan  []flow.Fields
 	zones zoneCache
 	in    interner
 	cur   flow.Flow // the current row, when ok
@@ -425,8 +428,12 @@ func (c *rawConn) queryRows(f flow.Filter) (*rowCursor, error) {
 		order = " ORDER BY start_ns DESC, id DESC"
 	}
 	cols := columns
-	if f.Brief {
+	var plan []flow.Fields
+	switch {
+	case f.Brief:
 		cols = briefColumns
+	case f.Fields != 0:
+		cols, plan = fieldsColumns(f.Fields)
 	}
 	q := `SELECT ` + cols + ` FROM flows` + w + order
 	if f.Limit > 0 {
@@ -441,7 +448,99 @@ func (c *rawConn) queryRows(f flow.Filter) (*rowCursor, error) {
 		lib.Xsqlite3_finalize(c.tls, st)
 		return nil, err
 	}
-	return &rowCursor{c: c, st: st, brief: f.Brief, zones: zoneCache{}, in: interner{}}, nil
+	return &rowCursor{c: c, st: st, brief: f.Brief, plan: plan, zones: zoneCache{}, in: interner{}}, nil
+}
+
+// fieldColumns are the flows table's columns of the fields that
+// Filter.Fields may leave out.
+var fieldColumns = []struct {
+	field flow.Fields
+	col   string
+}{
+	{flow.FieldKey, "key"}, {flow.FieldEnd, "end_ns"}, {flow.FieldClient, "client"}, {flow.FieldClientPort, "client_port"},
+	{flow.FieldDevice, "device"}, {flow.FieldSession, "session"}, {flow.FieldSource, "source"},
+	{flow.FieldSourceFile, "source_file"}, {flow.FieldKind, "kind"}, {flow.FieldMethod, "method"},
+	{flow.FieldScheme, "scheme"}, {flow.FieldHost, "host"}, {flow.FieldPort, "port"}, {flow.FieldURL, "url"},
+	{flow.FieldStatus, "status"}, {flow.FieldBytesUp, "bytes_up"}, {flow.FieldBytesDown, "bytes_down"},
+	{flow.FieldSNI, "sni"}, {flow.FieldALPN, "alpn"}, {flow.FieldTLSVersion, "tls_version"},
+	{flow.FieldError, "error"}, {flow.FieldDecision, "decision"}, {flow.FieldReason, "reason"}, {flow.FieldNote, "note"},
+}
+
+// fieldsColumns is the column list of a read of fields fs, and the field
+// of each column after id, start_ns and start_tz.
+func fieldsColumns(fs flow.Fields) (string, []flow.Fields) {
+	cols := []string{"id", "start_ns", "start_tz"}
+	plan := make([]flow.Fields, 0, len(fieldColumns)) // not nil: ID and Start alone are a read of some fields too
+	for _, fc := range fieldColumns {
+		if fs&fc.field != 0 {
+			cols = append(cols, fc.col)
+			plan = append(plan, fc.field)
+		}
+	}
+	return strings.Join(cols, ", "), plan
+}
+
+// scanFields fills the fields of the current row that r.plan names.
+func (r *rowCursor) scanFields(fl *flow.Flow) {
+	c, st, in := r.c, r.st, r.in
+	fl.ID = c.columnInt(st, 0)
+	loc := r.zones.get(c.columnInt(st, 2))
+	fl.Start = time.Unix(0, c.columnInt(st, 1)).In(loc)
+	for i, field := range r.plan {
+		col := int32(i + 3)
+		switch field {
+		case flow.FieldKey:
+			fl.Key = strings.Clone(c.columnView(st, col))
+		case flow.FieldEnd:
+			if !c.columnNull(st, col) {
+				fl.End = time.Unix(0, c.columnInt(st, col)).In(loc)
+			}
+		case flow.FieldClient:
+			fl.Client = in.get(c.columnView(st, col))
+		case flow.FieldClientPort:
+			fl.ClientPort = int(c.columnInt(st, col))
+		case flow.FieldDevice:
+			fl.Device = in.get(c.columnView(st, col))
+		case flow.FieldSession:
+			fl.Session = in.get(c.columnView(st, col))
+		case flow.FieldSource:
+			fl.Source = flow.Source(in.get(c.columnView(st, col)))
+		case flow.FieldSourceFile:
+			fl.SourceFile = in.get(c.columnView(st, col))
+		case flow.FieldKind:
+			fl.Kind = flow.Kind(in.get(c.columnView(st, col)))
+		case flow.FieldMethod:
+			fl.Method = in.get(c.columnView(st, col))
+		case flow.FieldScheme:
+			fl.Scheme = in.get(c.columnView(st, col))
+		case flow.FieldHost:
+			fl.Host = in.get(c.columnView(st, col))
+		case flow.FieldPort:
+			fl.Port = int(c.columnInt(st, col))
+		case flow.FieldURL:
+			fl.URL = strings.Clone(c.columnView(st, col))
+		case flow.FieldStatus:
+			fl.Status = int(c.columnInt(st, col))
+		case flow.FieldBytesUp:
+			fl.BytesUp = c.columnInt(st, col)
+		case flow.FieldBytesDown:
+			fl.BytesDown = c.columnInt(st, col)
+		case flow.FieldSNI:
+			fl.SNI = in.get(c.columnView(st, col))
+		case flow.FieldALPN:
+			fl.ALPN = in.get(c.columnView(st, col))
+		case flow.FieldTLSVersion:
+			fl.TLSVersion = in.get(c.columnView(st, col))
+		case flow.FieldError:
+			fl.Error = in.get(c.columnView(st, col))
+		case flow.FieldDecision:
+			fl.Decision = flow.Decision(in.get(c.columnView(st, col)))
+		case flow.FieldReason:
+			fl.Reason = in.get(c.columnView(st, col))
+		case flow.FieldNote:
+			fl.Note = in.get(c.columnView(st, col))
+		}
+	}
 }
 
 func (r *rowCursor) close() { lib.Xsqlite3_finalize(r.c.tls, r.st) }
@@ -462,6 +561,10 @@ func (r *rowCursor) next() error {
 	in := r.in
 	fl := &r.cur
 	*fl = flow.Flow{}
+	if r.plan != nil {
+		r.scanFields(fl)
+		return nil
+	}
 	if r.brief {
 		fl.ID = c.columnInt(st, 0)
 		loc := r.zones.get(c.columnInt(st, 2))
