@@ -148,7 +148,7 @@ type Filter struct {
 	Brief bool
 	// Fields, when not zero, are the fields the caller needs (ID and
 	// Start always come): the others may be left zero, which lets a store
-	// read less (a report needs 17 of the 26). A store may ignore Fields
+	// read less (a report needs 18 of the 27). A store may ignore Fields
 	// and fill every field. Brief, when set, wins.
 	Fields Fields
 }
@@ -182,6 +182,7 @@ const (
 	FieldDecision
 	FieldReason
 	FieldNote
+	FieldLost
 )
 
 // Trim zeroes the fields of f that are not in fs (ID and Start stay): f as
@@ -262,6 +263,9 @@ func (fs Fields) Trim(f *Flow) {
 	}
 	if fs&FieldNote != 0 {
 		keep.Note = f.Note
+	}
+	if fs&FieldLost != 0 {
+		keep.Lost = f.Lost
 	}
 	*f = keep
 }
