@@ -90,6 +90,7 @@ type Builder struct {
 	device             string
 	deviceNs           int64
 	sessFlows, sessByt int64
+	lost               int64 // flows lost, from KindLost records
 
 	mIndex  [][]int // rule index → indices of its matchers in the flattened list
 	mAll    []*Matcher
@@ -208,7 +209,7 @@ func NewBuilder(cat *catalog.Catalog, opt Options) (*Builder, error) {
 // Session.Contains needs no others either.
 const FlowFields = flow.FieldEnd | flow.FieldClient | flow.FieldDevice | flow.FieldSession | flow.FieldKind |
 	flow.FieldScheme | flow.FieldHost | flow.FieldPort | flow.FieldURL | flow.FieldStatus | flow.FieldBytesUp |
-	flow.FieldBytesDown | flow.FieldSNI | flow.FieldError | flow.FieldDecision | flow.FieldReason
+	flow.FieldBytesDown | flow.FieldSNI | flow.FieldError | flow.FieldDecision | flow.FieldReason | flow.FieldLost
 
 // Grow makes room for n more flows, so that a caller that knows how many
 // are coming spares the Builder growing its records step by step (which
@@ -224,15 +225,20 @@ func (b *Builder) Grow(n int) {
 // Flows of kind flow.KindPAC are pilotwire's own PAC answers: the proxy's
 // traffic, not the device's. The session, bands, milestones and attention
 // are made of the others, and a PAC fetch inside the session is one line
-// of its own.
+// of its own. A flow.KindLost record stands for flows that were never
+// stored: they are counted (Session.Lost), and are no traffic.
 func (b *Builder) Add(f *flow.Flow) {
 	b.n++
 	id := f.ID
 	if id == 0 {
 		id = b.n
 	}
-	if f.Kind == flow.KindPAC {
+	switch f.Kind {
+	case flow.KindPAC:
 		b.pac = append(b.pac, pacFetch{start: f.Start, id: id, file: fileName(f.URL)})
+		return
+	case flow.KindLost:
+		b.lost += f.Lost
 		return
 	}
 	hi := b.host(f)
@@ -279,6 +285,7 @@ func (b *Builder) Add(f *flow.Flow) {
 // Timeline finishes the build and returns the timeline.
 func (b *Builder) Timeline() *Timeline {
 	if len(b.recs) == 0 {
+		b.tl.Session.Lost = b.lost
 		return b.tl
 	}
 	if b.unsorted {
@@ -325,7 +332,7 @@ func (b *Builder) summarise() {
 	s.Client, s.Name = b.first.client, b.first.name
 	s.Start, s.End = b.at(b.first.ns, b.first.loc), b.at(b.endNs, b.endLoc)
 	s.Device = b.device
-	s.Flows, s.Bytes = b.sessFlows, b.sessByt
+	s.Flows, s.Bytes, s.Lost = b.sessFlows, b.sessByt, b.lost
 	b.tl.T0 = s.Start
 	if !b.opt.T0.IsZero() {
 		b.tl.T0 = b.opt.T0

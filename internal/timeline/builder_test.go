@@ -127,9 +127,9 @@ func TestBuilderKeepsZones(t *testing.T) {
 func TestFlowFieldsSuffice(t *testing.T) {
 	// Flows whose meaning hangs on a field the corpus leaves alone: a
 	// host known by its SNI, a mismatched SNI, a scheme that overrides the
-	// URL, a port that makes HTTP not plain, a named session.
+	// URL, a port that makes HTTP not plain, a named session, lost flows.
 	byField := []flow.Flow{tf(0, "198.51.100.7"), tf(1, "ztd.dds.microsoft.com"), tf(2, "officecdn.microsoft.com"),
-		tf(3, "officecdn.microsoft.com"), tf(4, "dl.google.com")}
+		tf(3, "officecdn.microsoft.com"), tf(4, "dl.google.com"), {Kind: flow.KindLost, Start: base.Add(5 * time.Second), Lost: 3}}
 	byField[0].SNI = "ztd.dds.microsoft.com"
 	byField[1].SNI = "evil.example"
 	byField[2].Kind, byField[2].Scheme, byField[2].URL = flow.KindHTTP, "https", "http://officecdn.microsoft.com/o/setup.exe"
@@ -155,6 +155,41 @@ func TestFlowFieldsSuffice(t *testing.T) {
 		}
 		if got, want := build(t, trimmed, timeline.Options{}), build(t, flows, timeline.Options{}); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: the timeline of flows with only FlowFields differs:\n got %s\nwant %s", name, brief(got), brief(want))
+		}
+	}
+}
+
+// TestLostFlowsAreNotTraffic: a KindLost record (flows the proxy saw but
+// could not store) is no conversation of the device: no "(no host)" band,
+// attention item or milestone host, no flow of the session; the session
+// says how many flows were lost.
+func TestLostFlowsAreNotTraffic(t *testing.T) {
+	lost := flow.Flow{ID: 7, Kind: flow.KindLost, Client: "10.0.0.5", Start: base.Add(5 * time.Second),
+		End: base.Add(8 * time.Second), Lost: 40}
+	flows := []flow.Flow{tf(0, "ztd.dds.microsoft.com"), lost, tf(10, "login.microsoftonline.com"), lost}
+	flows[3].Start, flows[3].End, flows[3].Lost = base.Add(20*time.Second), base.Add(20*time.Second), 2
+	tl := build(t, flows, timeline.Options{})
+	if tl.Session.Flows != 2 || tl.Session.Lost != 42 {
+		t.Errorf("session: %d flows, %d lost; want 2 flows, 42 lost", tl.Session.Flows, tl.Session.Lost)
+	}
+	if want := base.Add(11 * time.Second); !tl.Session.End.Equal(want) {
+		t.Errorf("session ends %v, want %v (the last flow's end, not the lost record's)", tl.Session.End, want)
+	}
+	for _, b := range tl.Services {
+		for _, h := range b.Hosts {
+			if h.Host == "(no host)" {
+				t.Errorf("band %s has host (no host): %+v", b.Service.ID, b)
+			}
+		}
+	}
+	for _, a := range tl.Attention {
+		t.Errorf("attention %s %s %s: want none", a.Kind, a.Host.Host, a.Detail)
+	}
+	for _, m := range tl.Milestones {
+		for _, h := range m.Hosts {
+			if h.Host == "(no host)" {
+				t.Errorf("milestone %s names host (no host)", m.ID)
+			}
 		}
 	}
 }
