@@ -300,10 +300,9 @@ func pickSession(all []timeline.Session, n int, client, where string) (timeline.
 		strings.Join(clients, ", "), flow.ErrNotFound)
 }
 
-// findSession finds the session a report is about (see pickSession): a
-// Brief pass over every flow splits the sessions. Its flows are read after
-// (sessionFlows), in full but only in its time range: a Brief read is
-// several times cheaper than a full one.
+// findSession finds the session a report is about (see listSessions and
+// pickSession). Its flows are read after, by sessionFlows, only in its time
+// range.
 func findSession(ctx context.Context, src flowSource, gap time.Duration, n int, client string) (timeline.Session, error) {
 	all, err := listSessions(ctx, src, gap)
 	if err != nil {
