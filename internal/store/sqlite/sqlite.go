@@ -465,7 +465,15 @@ func (s *DB) withRaw(ctx context.Context, fn func(c *rawConn) error, sound func(
 	stop := c.interruptOn(ctx)
 	err = fn(c)
 	interrupted := !stop()
-	s.putRaw(c, (err == nil || sound != nil && sound(err)) && !interrupted)
+	soundErr := err == nil || sound != nil && sound(err)
+	s.putRaw(c, soundErr && !interrupted)
+	if err != nil && !soundErr && interrupted {
+		// SQLite's word for an interrupted statement is not always
+		// SQLITE_INTERRUPT: one stopped while it was being prepared can
+		// fail with a parse error of a half-read trigger ("2 columns
+		// assigned 1 values"). The reason is ctx's.
+		return ctx.Err()
+	}
 	return err
 }
 
