@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -76,7 +75,8 @@ func hostileChild(path string) {
 }
 
 // importInChild imports path in a child process and returns what ReadFile
-// said and the child's peak resident set in bytes.
+// said and the child's peak resident set in bytes (-1 where it cannot be
+// measured).
 func importInChild(t *testing.T, path string) (childResult, int64) {
 	t.Helper()
 	// The bound only stops a hang from stalling the suite; each import
@@ -94,11 +94,11 @@ func importInChild(t *testing.T, path string) (childResult, int64) {
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		t.Fatalf("child importing %s: %v in %q", path, err, stdout.Bytes())
 	}
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	rss, ok := peakRSS(cmd.ProcessState)
 	if !ok {
-		t.Skip("no rusage on this system: peak memory cannot be measured")
+		return res, -1 // not measurable here: the messages are still checked
 	}
-	return res, ru.Maxrss * 1024 // kilobytes on Linux
+	return res, rss
 }
 
 // hostile is one hostile file: make writes it at path and returns what
@@ -135,6 +135,9 @@ func TestHostileImports(t *testing.T) {
 			want.Err = strings.ReplaceAll(want.Err, "$FILE", path)
 			if got != want {
 				t.Errorf("import says\n%+v\nwant\n%+v", got, want)
+			}
+			if base < 0 {
+				return
 			}
 			t.Logf("peak RSS %.1f MiB", float64(rss)/(1<<20))
 			if growth := rss - base; growth > maxGrowth {
