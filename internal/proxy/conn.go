@@ -62,6 +62,11 @@ type countConn struct {
 	// brought after it), to look at fields net/http drops.
 	head      []byte
 	recording bool
+	// headErr is the error that ended the reads for a request head, if
+	// one did: net/http parses the partial line a timeout or a close
+	// left it with and reports that ("malformed MIME header: missing
+	// colon"), while the cause was the timeout or the close.
+	headErr error
 }
 
 func (c *countConn) Read(b []byte) (int, error) {
@@ -69,6 +74,9 @@ func (c *countConn) Read(b []byte) (int, error) {
 	c.rn += int64(n)
 	if c.recording {
 		c.head = append(c.head, b[:n]...)
+		if err != nil {
+			c.headErr = err
+		}
 	}
 	return n, err
 }
@@ -280,6 +288,7 @@ func (c *conn) serveOne() bool {
 	// for the rest bring.
 	pre, _ := c.br.Peek(c.br.Buffered())
 	c.cc.head = append(c.cc.head[:0], pre...)
+	c.cc.headErr = nil
 	c.cc.recording = true
 	req, err := http.ReadRequest(c.br)
 	c.cc.recording = false
@@ -470,6 +479,9 @@ func splitTarget(hostport string, def int) (string, int, error) {
 // refuseHead answers a request whose head could not be read, if the client
 // is still there, and records the refusal.
 func (c *conn) refuseHead(f *flow.Flow, err error, up0, down0 int64) {
+	if c.cc.headErr != nil {
+		err = c.cc.headErr // the cause, not what net/http made of the rest
+	}
 	status, reason := http.StatusBadRequest, "bad request: "+err.Error()
 	var ne net.Error
 	switch {

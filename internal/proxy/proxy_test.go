@@ -743,15 +743,32 @@ func TestMaxConns(t *testing.T) {
 	e := newEnv(t, func(p *Proxy) { p.MaxConns = 1 })
 	c := e.connectRaw(ztdHost + ":443")
 	defer c.Close()
-	out := e.rawRequest("GET http://" + plainHost + "/ HTTP/1.1\r\nHost: x\r\n\r\n")
-	if !strings.HasPrefix(out, "HTTP/1.1 503 ") {
-		t.Errorf("over the limit: %q", out)
+	get := "GET http://" + plainHost + "/bytes?n=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	out := e.rawRequest(get)
+	const busy = "pilotwire: too many open connections, try again later\n"
+	if want := fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n"+
+		"Content-Length: %d\r\nRetry-After: 1\r\n\r\n%s", len(busy), busy); out != want {
+		t.Errorf("over the limit: %q, want %q", out, want)
 	}
+	// Once the tunnel closes, service recovers.
 	c.Close()
-	f := findFlow(t, e.flows(), func(f flow.Flow) bool { return f.Status == 503 })
+	recovered := false
+	for range 100 {
+		if out = e.rawRequest(get); strings.HasPrefix(out, "HTTP/1.1 200 ") {
+			recovered = true
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !recovered {
+		t.Errorf("2 s after the tunnel closed: %q", out)
+	}
+	flows := e.flows()
+	f := findFlow(t, flows, func(f flow.Flow) bool { return f.Status == 503 })
 	if f.Reason != "too many open connections (limit 1)" || f.Decision != flow.DecisionDenied {
 		t.Errorf("flow: %+v", f)
 	}
+	findFlow(t, flows, func(f flow.Flow) bool { return f.Status == 200 && f.Kind == flow.KindHTTP })
 }
 
 func TestShutdown(t *testing.T) {

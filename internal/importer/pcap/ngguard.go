@@ -41,6 +41,7 @@ const maxMetaBlock = 1 << 20
 type ngGuard struct {
 	r      *bufio.Reader
 	off    int64  // bytes handed out so far = offset in the file
+	at     int64  // offset of the block next read last: where a file cut short ends
 	cur    []byte // checked bytes of the current block not yet handed out
 	stream int64  // packet bytes after cur that are passed through as they come
 	buf    []byte
@@ -124,6 +125,7 @@ func (g *ngGuard) readFull(b []byte) error {
 // non-packet block, the whole block) and sets cur and stream.
 func (g *ngGuard) next() error {
 	at := g.off
+	g.at = at
 	h := g.hdr[:]
 	if err := g.readFull(h[:8]); err != nil {
 		return err // io.EOF between blocks is the normal end

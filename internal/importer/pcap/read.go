@@ -192,6 +192,13 @@ func read(ctx context.Context, r io.Reader, emit emitFunc, skip func(string, err
 				return ferr
 			}
 			if errors.Is(rerr, io.ErrUnexpectedEOF) {
+				if guard != nil {
+					// NgReader reads the blocks before a packet (an
+					// interface description, statistics) in the same
+					// call, so rd.off may be theirs; the file ends in
+					// the last block the guard began.
+					rd.off = guard.at
+				}
 				return fmt.Errorf("pcap: packet %d at offset %d (%#x): file ends inside it: %w", rd.pkt+1, rd.off, rd.off, io.ErrUnexpectedEOF)
 			}
 			return fmt.Errorf("pcap: packet %d at offset %d (%#x): %w", rd.pkt+1, rd.off, rd.off, rerr)
