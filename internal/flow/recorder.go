@@ -61,6 +61,7 @@ type Recorder struct {
 	pending      []Flow
 	pendingBytes int64          // flowSize of pending
 	flushing     int64          // flowSize of the batch being written
+	flushingN    int            // its flows
 	spare        []Flow         // the last written batch, reused when nothing kept it
 	byKey        map[string]int // index into pending
 	failed       error          // first write error, returned by Close
@@ -96,7 +97,7 @@ type RecorderHealth struct {
 	Recording bool
 	Since     time.Time // when writes started failing; zero while recording
 	Err       error     // the last write error; nil while recording
-	Waiting   int       // flows waiting to be written
+	Waiting   int       // flows waiting to be written, the batch being written included
 	Dropped   int64     // flows dropped since the Recorder started
 }
 
@@ -247,7 +248,7 @@ func (r *Recorder) Health() RecorderHealth {
 }
 
 func (r *Recorder) healthLocked() RecorderHealth {
-	h := RecorderHealth{Recording: r.failingSince.IsZero(), Waiting: len(r.pending), Dropped: r.stats.Dropped}
+	h := RecorderHealth{Recording: r.failingSince.IsZero(), Waiting: len(r.pending) + r.flushingN, Dropped: r.stats.Dropped}
 	if !h.Recording {
 		h.Since, h.Err = r.failingSince, r.lastErr
 	}
@@ -278,6 +279,7 @@ func (r *Recorder) flush() {
 	r.pending, r.spare = r.spare[:0], nil
 	clear(r.byKey)
 	r.flushing, r.pendingBytes = r.pendingBytes, 0
+	r.flushingN = len(batch)
 	// What was dropped goes with the first batch that can be written.
 	// Drops while it is written count in a new record.
 	lostAt, lost := len(batch), r.lost
@@ -298,7 +300,7 @@ func (r *Recorder) flush() {
 	cancel()
 	now := time.Now()
 	r.mu.Lock()
-	r.flushing = 0
+	r.flushing, r.flushingN = 0, 0
 	if err != nil {
 		r.stats.Errors++
 		if r.failed == nil {
