@@ -33,7 +33,7 @@ func runImport(ctx context.Context, g *globals, args []string) error {
 	var formatFlag, device, logformat string
 	var batch int
 	var quiet, strict bool
-	fs.StringVar(&formatFlag, "format", "auto", "file `FORMAT`: auto (detect from the content), squid, har, saz, pcap (also pcapng) or netlog")
+	fs.StringVar(&formatFlag, "format", "auto", "file `FORMAT`: auto (detect from the content), "+importer.FormatList())
 	fs.StringVar(&device, "device", "", "label every imported flow with this device `NAME` (e.g. LAB-VM-07)")
 	fs.StringVar(&logformat, "squid-logformat", "", "the custom Squid `LOGFORMAT` the log was written with (squid.conf format string; see docs/squid.md)")
 	fs.IntVar(&batch, "batch", importer.DefaultBatch, "`N` flows written per store transaction")
@@ -50,8 +50,9 @@ func runImport(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return usagef("import: --format: %v", err)
 	}
+	var squidOpt squid.Options
 	if logformat != "" {
-		if _, err := squid.ParseLogformat(logformat); err != nil {
+		if squidOpt.Layout, err = squid.ParseLogformat(logformat); err != nil {
 			return usagef("import: --squid-logformat: %v", err)
 		}
 	}
@@ -64,7 +65,7 @@ func runImport(ctx context.Context, g *globals, args []string) error {
 	failed := 0
 	for _, path := range files {
 		prog := newProgress(g.stderr, filepath.Base(path), quiet)
-		opt := importer.Options{Format: format, Device: device, SquidLogformat: logformat, Strict: strict, Progress: prog.update}
+		opt := importer.Options{Format: format, Device: device, FormatOptions: []any{squidOpt}, Strict: strict, Progress: prog.update}
 		start := time.Now()
 		res, err := importer.Import(ctx, st, path, opt, batch)
 		prog.done()

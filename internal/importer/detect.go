@@ -5,49 +5,52 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 )
 
-// tried is what Detect says it looked for when nothing matched.
-const tried = "tried pcap and pcapng (magic number), Fiddler SAZ (zip), HAR (JSON object with \"log\"), " +
-	"Chrome/Edge net-log (JSON object with \"constants\" or \"events\"), " +
-	"Squid access.log (native, common or combined lines)"
+// sniffed is what the format detectors look at in a file's head.
+type sniffed struct {
+	raw  []byte // the head as read
+	text []byte // without a UTF-8 byte order mark and leading blanks
+	json bool   // text starts a JSON object
+	key  string // its first key, when json and it could be read
+	// keyErr says why the first key could not be read.
+	keyErr error
+}
+
+func sniff(head []byte) *sniffed {
+	h := &sniffed{raw: head}
+	h.text = bytes.TrimLeft(bytes.TrimPrefix(head, []byte("\xef\xbb\xbf")), " \t\r\n")
+	if len(h.text) > 0 && h.text[0] == '{' {
+		h.json = true
+		h.key, h.keyErr = firstKey(h.text)
+	}
+	return h
+}
 
 // Detect names the format of a file from its first bytes (up to a MiB is
 // plenty; less works for every format but a net-log whose first key comes
-// late). It looks at content only, never at a name: magic numbers for
-// pcap, pcapng and zip (SAZ), the first key of a JSON object for HAR
-// ("log") and net-log ("constants", "events", "polledData"), and the shape
-// of the first lines for Squid. The error lists the formats tried.
+// late). It looks at content only, never at a name, asking each format of
+// the registry in turn: magic numbers for pcap, pcapng and zip (SAZ), the
+// first key of a JSON object for HAR ("log") and net-log ("constants",
+// "events", "polledData"), and the shape of the first lines for Squid. The
+// error lists the formats tried.
 func Detect(head []byte) (Format, error) {
-	if len(head) >= 4 {
-		switch string(head[:4]) {
-		case "\xd4\xc3\xb2\xa1", "\xa1\xb2\xc3\xd4", // pcap, µs
-			"\x4d\x3c\xb2\xa1", "\xa1\xb2\x3c\x4d", // pcap, ns
-			"\x0a\x0d\x0d\x0a": // pcapng section header block
-			return FormatPcap, nil
-		case "PK\x03\x04":
-			return FormatSAZ, nil
+	h := sniff(head)
+	descs := make([]string, len(registry))
+	for i, e := range registry {
+		if e.detect(h) {
+			return e.name, nil
 		}
+		descs[i] = e.tried
 	}
-	body := bytes.TrimPrefix(head, []byte("\xef\xbb\xbf"))
-	body = bytes.TrimLeft(body, " \t\r\n")
-	if len(body) > 0 && body[0] == '{' {
-		key, err := firstKey(body)
-		switch key {
-		case "log":
-			return FormatHAR, nil
-		case "constants", "events", "polledData":
-			return FormatNetlog, nil
-		}
-		if err != nil {
-			return "", fmt.Errorf("%w: JSON that could not be read (%v); %s", ErrUnknownFormat, err, tried)
-		}
-		return "", fmt.Errorf("%w: a JSON object whose first key is %q; %s", ErrUnknownFormat, key, tried)
-	}
-	if looksSquid(body) {
-		return FormatSquid, nil
-	}
-	if len(head) == 0 {
+	tried := "tried " + strings.Join(descs, ", ")
+	switch {
+	case h.json && h.keyErr != nil:
+		return "", fmt.Errorf("%w: JSON that could not be read (%v); %s", ErrUnknownFormat, h.keyErr, tried)
+	case h.json:
+		return "", fmt.Errorf("%w: a JSON object whose first key is %q; %s", ErrUnknownFormat, h.key, tried)
+	case len(head) == 0:
 		return "", fmt.Errorf("%w: the file is empty; %s", ErrUnknownFormat, tried)
 	}
 	return "", fmt.Errorf("%w: %s", ErrUnknownFormat, tried)

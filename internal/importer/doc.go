@@ -16,9 +16,18 @@
 // and deterministic ("line:123", "entry:7", "conn:…"), and imports nothing
 // from the project but internal/flow.
 //
-// This package detects the format from the content (never the name), works
-// out the file's identity, prefixes every Key with it, and stamps each flow
-// with SourceFile and Device.
+// This package owns the registry of formats (formats.go): one entry per
+// format with its name, its detector, its reader and its own options type
+// (squid.Options; Options.FormatOptions carries such values to the
+// reader). Detect, ParseFormat, Formats and the list of formats in error
+// messages all come from the registry, so a new format is one entry there
+// plus its sub-package. This package detects the format from the content
+// (never the name), works out the file's identity, prefixes every Key with
+// it, and stamps each flow with SourceFile and Device.
+//
+// The invariants every format reader keeps (times, byte counts, host
+// names, keys) are checked by importtest.Check, which each sub-package's
+// tests and fuzz targets run.
 //
 // # File identity
 //

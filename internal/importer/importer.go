@@ -16,40 +16,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
-	"github.com/pilotwire/pilotwire/internal/importer/squid"
 )
-
-// Format names a supported file format.
-type Format string
-
-// The supported formats. FormatAuto asks ReadFile to detect the format.
-const (
-	FormatAuto   Format = "auto"
-	FormatSquid  Format = "squid"
-	FormatHAR    Format = "har"
-	FormatSAZ    Format = "saz"
-	FormatPcap   Format = "pcap" // pcap and pcapng
-	FormatNetlog Format = "netlog"
-)
-
-// Formats lists the formats ReadFile reads, in the order Detect tries them.
-func Formats() []Format {
-	return []Format{FormatPcap, FormatSAZ, FormatHAR, FormatNetlog, FormatSquid}
-}
-
-// ParseFormat turns a --format value into a Format.
-func ParseFormat(s string) (Format, error) {
-	f := Format(strings.ToLower(strings.TrimSpace(s)))
-	switch f {
-	case "", FormatAuto:
-		return FormatAuto, nil
-	case "pcapng":
-		return FormatPcap, nil
-	case FormatSquid, FormatHAR, FormatSAZ, FormatPcap, FormatNetlog:
-		return f, nil
-	}
-	return "", fmt.Errorf("unknown format %q (want auto, squid, har, saz, pcap or netlog)", s)
-}
 
 // Options tune ReadFile.
 type Options struct {
@@ -58,10 +25,11 @@ type Options struct {
 	Format Format
 	// Device labels every flow of the file (Flow.Device), e.g. "LAB-VM-07".
 	Device string
-	// SquidLogformat, when set, is the custom Squid logformat the file was
-	// written with (squid.conf's format string, e.g. "%ts.%03tu %6tr %>a
-	// %>p %Ss/%03>Hs …"); see squid.ParseLogformat. Only used for Squid logs.
-	SquidLogformat string
+	// FormatOptions are options of particular formats, each a value of its
+	// format's own options type (squid.Options, with a custom logformat's
+	// Layout): the file's format gets the one of its type and the others
+	// are ignored. A value that is no format's options type is an error.
+	FormatOptions []any
 	// Strict makes a file that cannot be read whole an error (wrapping
 	// ErrDamaged): one damaged part skipped, or a read that stops before
 	// the end. Import in strict mode stores nothing from such a file.
@@ -169,7 +137,7 @@ const headSize = 1 << 20
 // error: Result says where it stopped, and the flows read before that were
 // emitted.
 func ReadFile(ctx context.Context, path string, opt Options, emit func(flow.Flow) error) (Result, error) {
-	o, res, err := openFile(path, opt.Format)
+	o, res, err := openFile(path, opt)
 	if err != nil {
 		return res, err
 	}
@@ -186,10 +154,14 @@ type openedFile struct {
 }
 
 // openFile opens the file at path and works out its identity and, when
-// format is "" or FormatAuto, its format. The Result says as much as was
-// found before an error.
-func openFile(path string, format Format) (*openedFile, Result, error) {
+// opt.Format is "" or FormatAuto, its format. The Result says as much as
+// was found before an error.
+func openFile(path string, opt Options) (*openedFile, Result, error) {
 	res := Result{File: path}
+	if err := checkFormatOptions(opt.FormatOptions); err != nil {
+		return nil, res, fmt.Errorf("import %s: %w", path, err)
+	}
+	format := opt.Format
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, res, fmt.Errorf("import %s: %w", path, err)
@@ -242,11 +214,9 @@ func (o *openedFile) read(ctx context.Context, opt Options, emit func(flow.Flow)
 	var err error
 	prefix := res.Identity + "/"
 	prog := &progress{total: res.Size, fn: opt.Progress}
-	var layout *squid.Layout
-	if opt.SquidLogformat != "" && format == FormatSquid {
-		if layout, err = squid.ParseLogformat(opt.SquidLogformat); err != nil {
-			return res, fmt.Errorf("import %s: %w", path, err)
-		}
+	e := lookup(format)
+	if e == nil {
+		return res, fmt.Errorf("import %s: unknown format %q", path, format)
 	}
 	var emitErr error
 	wrapped := func(fl flow.Flow) error {
@@ -278,7 +248,8 @@ func (o *openedFile) read(ctx context.Context, opt Options, emit func(flow.Flow)
 		}
 	}
 
-	err = readFormat(ctx, format, f, res.Size, prog, layout, wrapped, skip)
+	in := input{r: &countingReader{r: f, p: prog}, at: &countingReaderAt{r: f, p: prog}, size: res.Size}
+	err = e.read(ctx, in, opt.FormatOptions, wrapped, skip)
 	prog.report()
 	switch {
 	case emitErr != nil:
@@ -301,25 +272,6 @@ func (o *openedFile) read(ctx context.Context, opt Options, emit func(flow.Flow)
 		return res, fmt.Errorf("import %s: %w (strict): %s", path, ErrDamaged, res.Partial())
 	}
 	return res, nil
-}
-
-// readFormat dispatches to the format's reader.
-func readFormat(ctx context.Context, format Format, f *os.File, size int64, prog *progress, layout *squid.Layout,
-	emit func(flow.Flow) error, skip func(string, error)) error {
-	r := &countingReader{r: f, p: prog}
-	switch format {
-	case FormatSquid:
-		return squid.ReadLayout(ctx, r, layout, emit, skip)
-	case FormatHAR:
-		return readHAR(ctx, r, emit, skip)
-	case FormatNetlog:
-		return readNetlog(ctx, r, emit, skip)
-	case FormatPcap:
-		return readPcap(ctx, r, emit, skip)
-	case FormatSAZ:
-		return readSAZ(ctx, &countingReaderAt{r: f, p: prog}, size, emit, skip)
-	}
-	return fmt.Errorf("unknown format %q", format)
 }
 
 // identity is the file identity described in the package comment.

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/squid"
 	"github.com/pilotwire/pilotwire/internal/testutil"
 )
 
@@ -323,4 +324,71 @@ func FuzzDetect(f *testing.F) {
 			t.Errorf("error %v is not ErrUnknownFormat", err)
 		}
 	})
+}
+
+// TestRegistry: every format of the registry is listed once for users,
+// under a name ParseFormat takes back, and Detect names it for its sample.
+func TestRegistry(t *testing.T) {
+	samples := map[Format]string{
+		FormatPcap:   "pcap/testdata/zeek_http_proxy.pcap",
+		FormatSAZ:    "saz/testdata/httpbin-test.saz",
+		FormatHAR:    "har/testdata/chrome.har",
+		FormatNetlog: "netlog/testdata/chrome-netlog-google-homepage.json",
+		FormatSquid:  "squid/testdata/sample-access.log",
+	}
+	if got, want := Formats(), []Format{FormatPcap, FormatSAZ, FormatHAR, FormatNetlog, FormatSquid}; !slices.Equal(got, want) {
+		t.Errorf("Formats() = %q, want %q (the detection order)", got, want)
+	}
+	if got, want := FormatList(), "squid, har, saz, pcap (also pcapng) or netlog"; got != want {
+		t.Errorf("FormatList() = %q, want %q", got, want)
+	}
+	listed := map[int]Format{}
+	for _, e := range registry {
+		if other, ok := listed[e.listed]; ok || e.listed < 0 || e.listed >= len(registry) {
+			t.Errorf("%s is listed at %d (taken by %q), want a place of its own in 0..%d", e.name, e.listed, other, len(registry)-1)
+		}
+		listed[e.listed] = e.name
+		if got, err := ParseFormat(strings.ToUpper(string(e.name))); err != nil || got != e.name {
+			t.Errorf("ParseFormat(%q) = %q, %v", e.name, got, err)
+		}
+		sample, ok := samples[e.name]
+		if !ok {
+			t.Errorf("format %s has no sample file in this test", e.name)
+			continue
+		}
+		if got, err := Detect(head(t, sample)); err != nil || got != e.name {
+			t.Errorf("Detect(%s) = %q, %v; want %s", sample, got, err, e.name)
+		}
+	}
+}
+
+// TestFormatOptions: a format's own options reach its reader through the
+// registry; the other formats ignore them; a value that is no format's
+// options is refused, not silently ignored.
+func TestFormatOptions(t *testing.T) {
+	dir := t.TempDir()
+	custom := filepath.Join(dir, "custom.log")
+	writeFile(t, custom, "1700000000.500    250 10.0.0.9 50000 TCP_TUNNEL/200 100 CONNECT x.example:443 - HIER_DIRECT/1.2.3.4 -\n")
+	layout, err := squid.ParseLogformat(`%ts.%03tu %6tr %>a %>p %Ss/%03>Hs %<st %rm %ru %[un %Sh/%<a %mt`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := Options{FormatOptions: []any{squid.Options{Layout: layout}}}
+
+	_, _, err = readFile(t, custom, Options{})
+	if err == nil || !strings.Contains(err.Error(), `(first: line 1: field 4 (result code/status) "50000"`) {
+		t.Errorf("without the layout: error %v", err)
+	}
+	flows, res, err := readFile(t, custom, opt)
+	if err != nil || res.Format != FormatSquid || len(flows) != 1 || flows[0].ClientPort != 50000 || flows[0].Host != "x.example" {
+		t.Errorf("with the layout: %+v, %v, %+v", res, err, flows)
+	}
+	// Squid's options do not bother another format.
+	if flows, _, err := readFile(t, "har/testdata/chrome.har", opt); err != nil || len(flows) != 3 {
+		t.Errorf("HAR with squid options: %d flows, %v", len(flows), err)
+	}
+	_, _, err = readFile(t, custom, Options{FormatOptions: []any{"logformat"}})
+	if want := "import " + custom + ": options of type string are no format's options (want, e.g., squid.Options)"; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
+	}
 }

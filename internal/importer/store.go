@@ -40,7 +40,7 @@ func Import(ctx context.Context, st flow.Store, path string, opt Options, batch 
 	if batch <= 0 {
 		batch = DefaultBatch
 	}
-	o, res, err := openFile(path, opt.Format)
+	o, res, err := openFile(path, opt)
 	if err != nil {
 		return Stored{Result: res}, err
 	}

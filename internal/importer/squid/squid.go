@@ -50,6 +50,15 @@ func Read(ctx context.Context, r io.Reader, emit func(flow.Flow) error, skip fun
 	return ReadLayout(ctx, r, nil, emit, skip)
 }
 
+// Options are the Squid reader's own options, which the importer hands it
+// (importer.Options.FormatOptions).
+type Options struct {
+	// Layout, when set, is the custom logformat the log was written with
+	// (see ParseLogformat); nil reads the native, common and combined
+	// formats.
+	Layout *Layout
+}
+
 // ReadLayout is Read for a log written with a custom logformat: each line
 // is read by layout (see ParseLogformat). A nil layout reads the native,
 // common and combined formats, as Read does.
