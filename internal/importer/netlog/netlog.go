@@ -328,6 +328,12 @@ func (rd *reader) finish(id int64, j *job) error {
 
 func (j *job) finalise() flow.Flow {
 	f := j.f
+	if !f.End.IsZero() && f.End.Before(f.Start) {
+		// Events come in the order Chrome logged them: one dated before
+		// its request began is damage, and a flow never ends before it
+		// starts.
+		f.End = f.Start
+	}
 	if j.quic {
 		f.Note = "over QUIC (HTTP/3)"
 	}

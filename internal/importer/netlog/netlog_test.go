@@ -190,3 +190,23 @@ func TestUnreadableRun(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeGoesBack: events come in the order Chrome logged them, so an
+// event dated before the start of its request is damage; the request then
+// ends where it started, never before (importtest.Check's invariant).
+func TestTimeGoesBack(t *testing.T) {
+	data := miniConstants + `{"type":1,"phase":1,"time":"1500","source":{"id":5},"params":{"url":"http://a.example/"}},` +
+		`{"type":2,"phase":2,"time":"9","source":{"id":5}},` +
+		`{"type":1,"phase":1,"time":"1500","source":{"id":6},"params":{"url":"http://b.example/"}},` +
+		`{"type":1,"phase":1,"time":"9","source":{"id":6},"params":{"url":"http://c.example/"}}]}`
+	flows, skips, err := readBytes(t, []byte(data))
+	if err != nil || len(skips) != 0 || len(flows) != 3 {
+		t.Fatalf("%d flows, skips %v, error %v", len(flows), skips, err)
+	}
+	for _, f := range flows[:2] {
+		if !f.End.Equal(f.Start) {
+			t.Errorf("%s: start %v, end %v; want the end at the start", f.Host, f.Start, f.End)
+		}
+	}
+	importtest.Check(t, flows)
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/importtest"
 )
 
 // FuzzSAZ feeds arbitrary bytes (mostly mutated zips) to Read: no panic,
@@ -26,11 +27,14 @@ func FuzzSAZ(f *testing.F) {
 	}))
 	f.Add([]byte("PK\x03\x04"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		var flows []flow.Flow
 		_ = Read(context.Background(), bytes.NewReader(data), int64(len(data)), func(fl flow.Flow) error {
-			if fl.Key == "" || fl.Source != flow.SourceSAZ || fl.Start.IsZero() {
-				t.Errorf("bad flow %+v", fl)
+			if fl.Source != flow.SourceSAZ {
+				t.Errorf("flow of source %q: %+v", fl.Source, fl)
 			}
+			flows = append(flows, fl)
 			return nil
 		}, func(string, error) {})
+		importtest.Check(t, flows)
 	})
 }

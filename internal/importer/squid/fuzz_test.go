@@ -9,6 +9,7 @@ import (
 	"testing/iotest"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/importtest"
 )
 
 // FuzzSquidLine feeds arbitrary text to Read and, with a custom logformat,
@@ -27,26 +28,19 @@ func FuzzSquidLine(f *testing.F) {
 	f.Add([]byte("1.0 - [::1] TCP_MISS_ABORTED/000 - GET https://[2001:db8::2]:99999/a - HIER_DIRECT/- -\n\n#x\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		orig := bytes.Clone(data)
-		err := Read(context.Background(), bytes.NewReader(data), func(fl flow.Flow) error {
-			if fl.Key == "" || fl.Source != flow.SourceSquid {
-				t.Errorf("flow without key or source: %+v", fl)
+		for _, l := range []*Layout{nil, layout} {
+			var flows []flow.Flow
+			err := ReadLayout(context.Background(), bytes.NewReader(data), l, func(fl flow.Flow) error {
+				if fl.Source != flow.SourceSquid {
+					t.Errorf("flow of source %q: %+v", fl.Source, fl)
+				}
+				flows = append(flows, fl)
+				return nil
+			}, func(string, error) {})
+			if err != nil {
+				t.Errorf("ReadLayout(layout %v) of an in-memory reader failed: %v", l != nil, err)
 			}
-			if fl.Start.After(fl.End) {
-				t.Errorf("start %v after end %v", fl.Start, fl.End)
-			}
-			return nil
-		}, func(string, error) {})
-		if err != nil {
-			t.Errorf("Read of an in-memory reader failed: %v", err)
-		}
-		err = ReadLayout(context.Background(), bytes.NewReader(data), layout, func(fl flow.Flow) error {
-			if fl.Key == "" || fl.Start.After(fl.End) {
-				t.Errorf("bad flow %+v", fl)
-			}
-			return nil
-		}, func(string, error) {})
-		if err != nil {
-			t.Errorf("ReadLayout of an in-memory reader failed: %v", err)
+			importtest.Check(t, flows)
 		}
 		if !bytes.Equal(orig, data) {
 			t.Error("Read modified its input")
