@@ -115,7 +115,7 @@ func hostProblem(h string) string {
 		for j := 0; j < len(label); j++ {
 			c := label[j]
 			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return fmt.Sprintf("has %q at byte %d (not a letter, digit, '-' or '_' of ASCII)", c, off+j)
+				return fmt.Sprintf("has %+q at byte %d (not a letter, digit, '-' or '_' of ASCII)", c, off+j)
 			}
 		}
 		off += len(label) + 1
