@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/importtest"
 	"github.com/pilotwire/pilotwire/internal/testutil"
 )
 
@@ -287,6 +288,11 @@ func TestRealCaptures(t *testing.T) {
 			if len(res.skips) > 0 {
 				t.Errorf("skipped packets: %q", res.skips)
 			}
+			flows := make([]flow.Flow, len(res.flows))
+			for i, g := range res.flows {
+				flows[i] = g.f
+			}
+			importtest.Check(t, flows)
 
 			tcp := hellos(res.flows, false)
 			if g := snis(tcp); !reflect.DeepEqual(g, append([]string{}, tc.tcpSNI...)) {

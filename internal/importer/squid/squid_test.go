@@ -53,6 +53,7 @@ func TestElasticAccessLog(t *testing.T) {
 	if len(flows) != 100 {
 		t.Fatalf("got %d flows, want 100", len(flows))
 	}
+	importtest.Check(t, flows)
 	codes := map[string]int{}
 	methods := map[string]int{}
 	var connects []string
