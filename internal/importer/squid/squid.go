@@ -33,6 +33,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/importer/internal/stretch"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/target"
 )
 
 // maxLine bounds one line; Squid truncates URLs far below this.
@@ -533,7 +534,13 @@ func splitAuthority(a string, userinfo bool) (string, int) {
 		}
 	}
 	host, port := splitHostPort(a)
-	return lowerASCII(host), port
+	host = lowerASCII(host)
+	if target.HostProblem(host) != "" {
+		// Not a host (the line is damaged, or Squid logged what a client
+		// sent): the flow has none rather than keep it.
+		host = ""
+	}
+	return host, port
 }
 
 // host returns h lower-cased, as lowerASCII does. Hosts repeat on almost

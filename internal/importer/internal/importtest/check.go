@@ -2,11 +2,10 @@ package importtest
 
 import (
 	"fmt"
-	"net/netip"
-	"strings"
 	"testing"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/target"
 )
 
 // maxReported bounds how many broken invariants Check reports for one read:
@@ -82,43 +81,10 @@ func Violations(flows []flow.Flow) []string {
 			bad("Status %d out of range", f.Status)
 		}
 		if f.Host != "" {
-			if why := hostProblem(f.Host); why != "" {
+			if why := target.HostProblem(f.Host); why != "" {
 				bad("Host %q %s", f.Host, why)
 			}
 		}
 	}
 	return out
-}
-
-// hostProblem says what is wrong with a flow's Host, or "".
-func hostProblem(h string) string {
-	if _, err := netip.ParseAddr(h); err == nil {
-		if strings.Contains(h, "%") {
-			return "is an IP address with a zone"
-		}
-		return ""
-	}
-	if strings.ToLower(h) != h {
-		return "is not lower-case"
-	}
-	if len(h) > 253 {
-		return fmt.Sprintf("is %d bytes long, more than 253", len(h))
-	}
-	off := 0 // of label in h
-	for _, label := range strings.Split(h, ".") {
-		if label == "" {
-			return "has an empty label"
-		}
-		if len(label) > 63 {
-			return fmt.Sprintf("has a label of %d bytes, more than 63", len(label))
-		}
-		for j := 0; j < len(label); j++ {
-			c := label[j]
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return fmt.Sprintf("has %+q at byte %d (not a letter, digit, '-' or '_' of ASCII)", c, off+j)
-			}
-		}
-		off += len(label) + 1
-	}
-	return ""
 }

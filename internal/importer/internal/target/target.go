@@ -6,6 +6,7 @@ package target
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -23,9 +24,13 @@ func SetURL(f *flow.Flow, raw string) error {
 	if u.Host == "" {
 		return fmt.Errorf("request url %q has no host", Clip(raw))
 	}
+	host := strings.ToLower(u.Hostname())
+	if why := HostProblem(host); why != "" {
+		return fmt.Errorf("request url %q: host %s", Clip(raw), why)
+	}
 	f.URL = raw
 	f.Scheme = strings.ToLower(u.Scheme)
-	f.Host = strings.ToLower(u.Hostname())
+	f.Host = host
 	if p, err := strconv.Atoi(u.Port()); err == nil {
 		f.Port = p
 	} else {
@@ -59,6 +64,10 @@ func SetConnect(f *flow.Flow, authority string) {
 		host, port = authority, "443"
 	}
 	f.Host = strings.ToLower(strings.Trim(host, "[]"))
+	if HostProblem(f.Host) != "" {
+		// Not a host: the flow says it has none rather than keep it.
+		f.Host = ""
+	}
 	f.Port, _ = strconv.Atoi(port)
 }
 
@@ -68,4 +77,41 @@ func Clip(s string) string {
 		return s[:80] + "…"
 	}
 	return s
+}
+
+// HostProblem says what is wrong with h as a flow's Host, or "" when it
+// is valid: an IP address literal (no brackets, no zone), or a name in
+// lower-case ASCII letters, digits, '-' and '_', in dot-separated labels of
+// 1 to 63 bytes, 253 bytes at most. Importers leave out a host that is not
+// (see importtest.Check).
+func HostProblem(h string) string {
+	if _, err := netip.ParseAddr(h); err == nil {
+		if strings.Contains(h, "%") {
+			return "is an IP address with a zone"
+		}
+		return ""
+	}
+	if strings.ToLower(h) != h {
+		return "is not lower-case"
+	}
+	if len(h) > 253 {
+		return fmt.Sprintf("is %d bytes long, more than 253", len(h))
+	}
+	off := 0 // of label in h
+	for _, label := range strings.Split(h, ".") {
+		if label == "" {
+			return "has an empty label"
+		}
+		if len(label) > 63 {
+			return fmt.Sprintf("has a label of %d bytes, more than 63", len(label))
+		}
+		for j := 0; j < len(label); j++ {
+			c := label[j]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return fmt.Sprintf("has %+q at byte %d (not a letter, digit, '-' or '_' of ASCII)", c, off+j)
+			}
+		}
+		off += len(label) + 1
+	}
+	return ""
 }
