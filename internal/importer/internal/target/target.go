@@ -97,8 +97,14 @@ func HostProblem(h string) string {
 	if len(h) > 253 {
 		return fmt.Sprintf("is %d bytes long, more than 253", len(h))
 	}
-	off := 0 // of label in h
-	for _, label := range strings.Split(h, ".") {
+	// Label by label without strings.Split: Squid checks every host it
+	// has not cached, and this should not allocate.
+	for off := 0; off <= len(h); {
+		end := strings.IndexByte(h[off:], '.')
+		if end < 0 {
+			end = len(h) - off
+		}
+		label := h[off : off+end]
 		if label == "" {
 			return "has an empty label"
 		}
@@ -111,7 +117,7 @@ func HostProblem(h string) string {
 				return fmt.Sprintf("has %+q at byte %d (not a letter, digit, '-' or '_' of ASCII)", c, off+j)
 			}
 		}
-		off += len(label) + 1
+		off += end + 1
 	}
 	return ""
 }
