@@ -208,6 +208,9 @@ func readEntries(ctx context.Context, dec *json.Decoder, emit func(flow.Flow) er
 func toFlow(e *entry) (flow.Flow, error) {
 	f := flow.Flow{Source: flow.SourceHAR, Kind: flow.KindHTTP}
 	start, err := parseTime(e.StartedDateTime)
+	if err == nil && start.IsZero() {
+		err = errors.New("the zero time, not a time something was captured")
+	}
 	if err != nil {
 		return f, fmt.Errorf("startedDateTime %q: %w", e.StartedDateTime, err)
 	}
@@ -236,7 +239,12 @@ func toFlow(e *entry) (flow.Flow, error) {
 	}
 
 	f.Status = e.Response.Status
-	if f.Status == 0 {
+	if f.Status < 0 || f.Status > 999 {
+		// Not an HTTP status: say so rather than keep a number that
+		// means nothing.
+		f.Error = fmt.Sprintf("status %d is not an HTTP status", f.Status)
+		f.Status = 0
+	} else if f.Status == 0 {
 		f.Error = "no response (status 0)"
 	}
 	if e.Response.Error != "" {
@@ -257,7 +265,10 @@ func toFlow(e *entry) (flow.Flow, error) {
 	if ip := firstNonEmpty(e.ClientAddress, e.ClientIP); ip != "" {
 		if h, p, err := net.SplitHostPort(ip); err == nil {
 			ip = h
-			f.ClientPort, _ = strconv.Atoi(p)
+			// A port that is no port (":100000") is left unknown.
+			if port, err := strconv.ParseUint(p, 10, 16); err == nil {
+				f.ClientPort = int(port)
+			}
 		}
 		f.Client = strings.Trim(ip, "[]")
 	}

@@ -11,12 +11,14 @@ import (
 	"io"
 	"net/netip"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/internal/target"
 )
 
 // Limits that keep memory bounded by the open connections, whatever the
@@ -265,6 +267,13 @@ func (rd *reader) out(f flow.Flow, hellos []int) {
 	f.Source = flow.SourcePcap
 	if f.End.Before(f.Start) {
 		f.End = f.Start // timestamps that went back in the capture
+	}
+	// Names come off the wire (SNI, Host headers, DNS): one that is no
+	// host name is kept where it was seen (SNI) but names no host.
+	f.Host = strings.ToLower(f.Host)
+	if why := target.HostProblem(f.Host); why != "" {
+		addNote(&f, fmt.Sprintf("host %q %s", target.Clip(f.Host), why))
+		f.Host = ""
 	}
 	if err := rd.emit(f, hellos); err != nil {
 		rd.err = err

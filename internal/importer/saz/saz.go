@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -75,7 +76,8 @@ func Read(ctx context.Context, r io.ReaderAt, size int64, emit func(flow.Flow) e
 	zr, err := zip.NewReader(r, size)
 	if err == nil {
 		for _, zf := range zr.File {
-			members = append(members, member{name: zf.Name, size: int64(zf.UncompressedSize64), open: zf.Open})
+			// A size past int64 is a damaged header, not a size.
+			members = append(members, member{name: zf.Name, size: int64(min(zf.UncompressedSize64, math.MaxInt64)), open: zf.Open})
 		}
 	} else {
 		members, err = scanMembers(ctx, r, size)
@@ -288,7 +290,7 @@ func (s *session) flow(skip func(string, error)) (flow.Flow, *whereErr) {
 	if f.Kind == flow.KindConnect && respHdr != nil {
 		up, errUp := strconv.ParseInt(respHdr["clienttoserverbytes"], 10, 64)
 		down, errDown := strconv.ParseInt(respHdr["servertoclientbytes"], 10, 64)
-		if errUp == nil && errDown == nil {
+		if errUp == nil && errDown == nil && up >= 0 && down >= 0 {
 			f.BytesUp, f.BytesDown = up, down
 		}
 	}

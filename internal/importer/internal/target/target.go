@@ -28,15 +28,28 @@ func SetURL(f *flow.Flow, raw string) error {
 	if why := HostProblem(host); why != "" {
 		return fmt.Errorf("request url %q: host %s", Clip(raw), why)
 	}
+	port := DefaultPort(strings.ToLower(u.Scheme))
+	if p := u.Port(); p != "" {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			return fmt.Errorf("request url %q: port %s is not a port", Clip(raw), p)
+		}
+		port = int(n)
+	}
 	f.URL = raw
 	f.Scheme = strings.ToLower(u.Scheme)
 	f.Host = host
-	if p, err := strconv.Atoi(u.Port()); err == nil {
-		f.Port = p
-	} else {
-		f.Port = DefaultPort(f.Scheme)
-	}
+	f.Port = port
 	return nil
+}
+
+// parsePort is a port number, or 0 when s is none.
+func parsePort(s string) int {
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil {
+		return 0
+	}
+	return int(n)
 }
 
 // DefaultPort is the port a URL of scheme uses when it names none, or 0.
@@ -68,7 +81,7 @@ func SetConnect(f *flow.Flow, authority string) {
 		// Not a host: the flow says it has none rather than keep it.
 		f.Host = ""
 	}
-	f.Port, _ = strconv.Atoi(port)
+	f.Port = parsePort(port)
 }
 
 // Clip shortens s for an error message.
