@@ -42,6 +42,7 @@ type conn struct {
 	reqs      int
 	linger    bool    // an error answer was sent: close gently
 	opened    *tunnel // a tunnel serveOne opened, for serve to run
+	x         exchange
 	// The direct path's last pool key, and what it was made of.
 	upHost, upKeyStr string
 	upPort           int
@@ -49,7 +50,6 @@ type conn struct {
 	mu     sync.Mutex
 	state  int
 	tun    *tunnel
-	up     *upConn // server connection of a direct-path exchange
 	closed bool
 }
 
@@ -153,6 +153,7 @@ func (p *Proxy) newConn(nc net.Conn) *conn {
 		local:  addrPort(nc.LocalAddr()),
 	}
 	c.clientStr = c.client.Addr().String()
+	c.x.c = c
 	c.cc.Conn = nc
 	c.lr.R = &c.cc
 	return c
@@ -190,9 +191,7 @@ func (c *conn) forceClose(reason string) {
 		c.tun.end(reason, nil)
 		c.tun.server.Close()
 	}
-	if c.up != nil {
-		c.up.nc.Close()
-	}
+	c.x.abortLocked()
 	c.nc.Close()
 }
 
@@ -274,8 +273,8 @@ func (c *conn) serveOne() bool {
 	}
 	c.reqs++
 	start := now
-	up0 := c.upCount()
-	down0 := c.cc.wn
+	x := c.begin(start)
+	defer x.end()
 	// The header deadline matters only if reading the head reads the
 	// socket: a keep-alive client's next request usually arrives whole,
 	// and setting a deadline costs two timer updates per request.
@@ -296,14 +295,13 @@ func (c *conn) serveOne() bool {
 		err = checkFieldNames(req.Header)
 	}
 	p.requests.Add(1)
-	f := c.newFlow(start)
 	if err != nil {
-		if errors.Is(err, io.EOF) && c.upCount() == up0 {
+		if up, _ := x.bytes(); errors.Is(err, io.EOF) && up == 0 {
 			// The client closed a keep-alive connection, or connected and
 			// closed without a byte (a port probe): nothing to record.
 			return false
 		}
-		c.refuseHead(&f, err, up0, down0)
+		x.refuseHead(err)
 		return false
 	}
 	c.lr.N = math.MaxInt64
@@ -312,7 +310,8 @@ func (c *conn) serveOne() bool {
 		// an attempt at request smuggling: whoever sent it may disagree
 		// on where it ends, so the connection closes after the answer
 		// (RFC 9112 section 6.1).
-		head := c.cc.head[:min(len(c.cc.head), int(c.upCount()-up0))]
+		up, _ := x.bytes()
+		head := c.cc.head[:min(len(c.cc.head), int(up))]
 		if hasLengthAndEncoding(head) {
 			req.Close = true
 		}
@@ -328,7 +327,8 @@ func (c *conn) serveOne() bool {
 		_ = c.nc.SetReadDeadline(time.Time{})
 	}
 	// (No defer: a tunnel must not keep req alive.)
-	keep := c.dispatch(req, &f, up0, down0)
+	x.req = req
+	keep := x.dispatch()
 	if req.Body != nil {
 		req.Body.Close()
 	}
@@ -344,8 +344,8 @@ func (c *conn) headBuffered() bool {
 
 // dispatch checks a request against the rules and serves it; it reports
 // whether the connection may carry another request.
-func (c *conn) dispatch(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
-	p := c.p
+func (x *exchange) dispatch() bool {
+	c, p, req, f := x.c, x.c.p, x.req, &x.f
 
 	f.Method = req.Method
 	f.URL = req.RequestURI
@@ -355,7 +355,7 @@ func (c *conn) dispatch(req *http.Request, f *flow.Flow, up0, down0 int64) bool 
 		f.URL = ""
 		host, port, err := splitTarget(req.RequestURI, 0)
 		if err != nil {
-			return c.refuse(req, f, up0, down0, http.StatusBadRequest, "bad CONNECT target: "+err.Error(), nil)
+			return x.refuse(http.StatusBadRequest, "bad CONNECT target: "+err.Error(), nil)
 		}
 		f.Host, f.Port = host, port
 	} else if req.URL.IsAbs() || req.URL.Host != "" {
@@ -368,7 +368,7 @@ func (c *conn) dispatch(req *http.Request, f *flow.Flow, up0, down0 int64) bool 
 		}
 		host, port, err := splitTarget(req.URL.Host, def)
 		if err != nil {
-			return c.refuse(req, f, up0, down0, http.StatusBadRequest, "bad target: "+err.Error(), nil)
+			return x.refuse(http.StatusBadRequest, "bad target: "+err.Error(), nil)
 		}
 		f.Host, f.Port = host, port
 	} else {
@@ -385,11 +385,11 @@ func (c *conn) dispatch(req *http.Request, f *flow.Flow, up0, down0 int64) bool 
 	}
 
 	if !p.clientAllowed(c.client.Addr()) {
-		return c.refuse(req, f, up0, down0, http.StatusForbidden,
+		return x.refuse(http.StatusForbidden,
 			fmt.Sprintf("client %s is not in the allowed networks", c.client.Addr()), nil)
 	}
 	if p.looped(req.Header) {
-		return c.refuse(req, f, up0, down0, http.StatusLoopDetected, "forwarding loop", nil)
+		return x.refuse(http.StatusLoopDetected, "forwarding loop", nil)
 	}
 	// The proxy's own answers need no proxy credentials: a device fetches
 	// its PAC file directly, without them, and they hold nothing secret.
@@ -401,7 +401,7 @@ func (c *conn) dispatch(req *http.Request, f *flow.Flow, up0, down0 int64) bool 
 				reason = fmt.Sprintf("wrong proxy credentials (user %q)", user)
 			}
 			h := http.Header{"Proxy-Authenticate": {`Basic realm="pilotwire"`}}
-			return c.refuse(req, f, up0, down0, http.StatusProxyAuthRequired, reason, h)
+			return x.refuse(http.StatusProxyAuthRequired, reason, h)
 		}
 		c.user = user
 		if f.Device == "" {
@@ -412,43 +412,24 @@ func (c *conn) dispatch(req *http.Request, f *flow.Flow, up0, down0 int64) bool 
 	switch {
 	case req.Method == http.MethodConnect:
 		if !p.connectAllowed(f.Port) {
-			return c.refuse(req, f, up0, down0, http.StatusForbidden,
+			return x.refuse(http.StatusForbidden,
 				fmt.Sprintf("CONNECT to port %d is not allowed", f.Port), nil)
 		}
-		c.opened = c.openTunnel(req, f, up0, down0)
+		c.opened = x.openTunnel()
 		return false
 	case f.Kind == flow.KindHTTP && f.Scheme == "http" && (req.URL.IsAbs() || req.URL.Host != ""):
-		return c.forward(req, f, up0, down0)
+		return x.forward()
 	case f.Scheme == "https" && req.URL.IsAbs():
 		// A client that sends "GET https://host/" instead of a CONNECT:
 		// forwarded over TLS, the server's certificate verified, as
 		// Squid does.
-		return c.forward(req, f, up0, down0)
+		return x.forward()
 	case req.URL.IsAbs():
-		return c.refuse(req, f, up0, down0, http.StatusBadRequest,
+		return x.refuse(http.StatusBadRequest,
 			fmt.Sprintf("scheme %q is not proxied (only http and https)", req.URL.Scheme), nil)
 	default:
-		return c.serveLocal(req, f, up0, down0)
+		return x.serveLocal()
 	}
-}
-
-// newFlow starts a flow of this connection.
-func (c *conn) newFlow(start time.Time) flow.Flow {
-	f := flow.Flow{
-		Key:        c.id + "-" + strconv.Itoa(c.reqs),
-		Start:      start,
-		Client:     c.clientStr,
-		ClientPort: int(c.client.Port()),
-		Source:     flow.SourceProxy,
-		Kind:       flow.KindHTTP,
-		Decision:   flow.DecisionAllowed,
-	}
-	if d, ok := c.p.Devices[c.client.Addr()]; ok {
-		f.Device = d
-	} else if c.user != "" {
-		f.Device = c.user
-	}
-	return f
 }
 
 // splitTarget splits "host:port" (port optional when def > 0) into a lower
@@ -478,7 +459,8 @@ func splitTarget(hostport string, def int) (string, int, error) {
 
 // refuseHead answers a request whose head could not be read, if the client
 // is still there, and records the refusal.
-func (c *conn) refuseHead(f *flow.Flow, err error, up0, down0 int64) {
+func (x *exchange) refuseHead(err error) {
+	c, f := x.c, &x.f
 	if c.cc.headErr != nil {
 		err = c.cc.headErr // the cause, not what net/http made of the rest
 	}
@@ -502,30 +484,29 @@ func (c *conn) refuseHead(f *flow.Flow, err error, up0, down0 int64) {
 	if status != 0 {
 		c.writeError(status, reason, nil, true)
 	}
-	f.Status = status
-	c.finishRefusal(f, reason, up0, down0)
+	x.finishRefusal(status, reason)
 }
 
-func (c *conn) finishRefusal(f *flow.Flow, reason string, up0, down0 int64) {
-	f.Decision = flow.DecisionDenied
-	f.Reason = reason
-	f.BytesUp = c.upCount() - up0
-	f.BytesDown = c.cc.wn - down0
-	f.End = time.Now()
-	c.p.record(f)
+// finishRefusal records the exchange as refused with status (0: none
+// was sent) for reason.
+func (x *exchange) finishRefusal(status int, reason string) {
+	x.f.Status = status
+	x.f.Decision = flow.DecisionDenied
+	x.f.Reason = reason
+	x.finish()
 }
 
 // refuse answers req with an error status and records the refusal. It
 // reports whether the connection may carry another request.
-func (c *conn) refuse(req *http.Request, f *flow.Flow, up0, down0 int64, status int, reason string, h http.Header) bool {
+func (x *exchange) refuse(status int, reason string, h http.Header) bool {
+	req := x.req
 	// A request body we do not read would be taken for the next request.
 	// A refused CONNECT ends the connection, except for a 407: the client
 	// retries with credentials on the same connection.
 	keep := !req.Close && req.ContentLength == 0 &&
 		(req.Method != http.MethodConnect || status == http.StatusProxyAuthRequired)
-	c.writeError(status, reason, h, !keep)
-	f.Status = status
-	c.finishRefusal(f, reason, up0, down0)
+	x.c.writeError(status, reason, h, !keep)
+	x.finishRefusal(status, reason)
 	return keep
 }
 

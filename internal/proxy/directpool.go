@@ -168,20 +168,6 @@ func (c *conn) upKey(host string, port int) string {
 	return c.upKeyStr
 }
 
-// setUp sets the server connection the exchange uses, so that a forced
-// close at shutdown closes it too (a server that never answers must not
-// hold the exchange). It reports false if the connection is closed
-// already.
-func (c *conn) setUp(uc *upConn) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed && uc != nil {
-		return false
-	}
-	c.up = uc
-	return !c.closed
-}
-
 // isReplayable reports whether a bodiless request may be sent again after
 // a reused connection failed (RFC 9110 section 9.2.2).
 func isReplayable(method string) bool {
@@ -197,9 +183,9 @@ func isReplayable(method string) bool {
 // a reused connection (the server closed it while idle) is sent once more
 // on a new one if its method allows; one whose method does not is sent on
 // a pooled connection only if that was idle for less than upFreshFor. The
-// caller must call upDone.
-func (c *conn) roundTripDirect(out *http.Request, host string, port int) (*http.Response, *upConn, error) {
-	p := c.p
+// caller must call serverDone.
+func (x *exchange) roundTripDirect(out *http.Request) (*http.Response, *upConn, error) {
+	c, p, host, port := x.c, x.c.p, x.f.Host, x.f.Port
 	key := c.upKey(host, port)
 	replayable := isReplayable(out.Method)
 	for attempt := 0; ; attempt++ {
@@ -216,13 +202,13 @@ func (c *conn) roundTripDirect(out *http.Request, host string, port int) (*http.
 		}
 		reused := uc != nil
 		if uc == nil {
-			nc, err := p.dialTarget(p.ctx, host, port)
+			nc, err := p.dialTarget(x.context(), host, port)
 			if err != nil {
 				return nil, nil, err
 			}
 			uc = &upConn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
 		}
-		if !c.setUp(uc) {
+		if !x.setServer(uc) {
 			uc.nc.Close()
 			return nil, nil, net.ErrClosed
 		}
@@ -230,9 +216,9 @@ func (c *conn) roundTripDirect(out *http.Request, host string, port int) (*http.
 		if err == nil {
 			return resp, uc, nil
 		}
-		c.setUp(nil)
+		x.setServer(nil)
 		uc.nc.Close()
-		if !reused || !replayable || p.ctx.Err() != nil {
+		if !reused || !replayable || x.cancelled() {
 			return nil, nil, err
 		}
 	}
@@ -264,14 +250,14 @@ func (uc *upConn) send(out *http.Request) (*http.Response, error) {
 	return nil, errors.New("too many informational (1xx) responses")
 }
 
-// upDone ends an exchange on the direct path: uc goes back to the pool if
+// serverDone ends an exchange on the direct path: uc goes back to the pool if
 // the response body was read to its end and both sides keep it alive;
 // else it is closed. It must be called before resp.Body.Close, which
 // would otherwise read what is left of the body.
-func (c *conn) upDone(uc *upConn, resp *http.Response, reusable bool) {
-	open := c.setUp(nil)
+func (x *exchange) serverDone(uc *upConn, resp *http.Response, reusable bool) {
+	open := x.setServer(nil)
 	if reusable && open && !uc.upstream && !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols && uc.br.Buffered() == 0 {
-		c.p.pool.put(c.upKeyStr, uc)
+		x.c.p.pool.put(x.c.upKeyStr, uc)
 		return
 	}
 	uc.nc.Close()

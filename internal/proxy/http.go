@@ -15,8 +15,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/pilotwire/pilotwire/internal/flow"
 )
 
 // isHopHeader reports whether the canonical header name k is one of the
@@ -99,8 +97,8 @@ func (b *clientBody) detach() bool {
 
 // forward passes a plain-HTTP request to its server and the response back.
 // It reports whether the client connection may carry another request.
-func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
-	p := c.p
+func (x *exchange) forward() bool {
+	c, p, req, f := x.c, x.c.p, x.req, &x.f
 	keep := !req.Close
 	expect := strings.EqualFold(req.Header.Get("Expect"), "100-continue")
 
@@ -147,13 +145,11 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 	var err error
 	switch {
 	case len(upgrade) > 0 && f.Scheme == "http":
-		resp, direct, err = c.roundTripUpgrade(out, f.Host, f.Port)
+		resp, direct, err = x.roundTripUpgrade(out)
 	case body == nil && p.Upstream == nil && f.Scheme == "http":
-		resp, direct, err = c.roundTripDirect(out, f.Host, f.Port)
+		resp, direct, err = x.roundTripDirect(out)
 	default:
-		ctx, cancel := context.WithCancel(p.ctx)
-		defer cancel()
-		resp, err = p.transport.RoundTrip(out.WithContext(ctx))
+		resp, err = p.transport.RoundTrip(out.WithContext(x.context()))
 	}
 	bodyDone := func() bool {
 		if body == nil {
@@ -166,13 +162,13 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 		complete := bodyDone()
 		var r *refusal
 		if errors.As(err, &r) {
-			return c.refuse(req, f, up0, down0, http.StatusForbidden, r.reason, nil) && complete
+			return x.refuse(http.StatusForbidden, r.reason, nil) && complete
 		}
 		var cv *tls.CertificateVerificationError
 		if errors.As(err, &cv) {
 			// The server is not who it says: refused, not just failed.
 			reason := fmt.Sprintf("TLS certificate of %s not valid: %v", f.Host, cv.Err)
-			return c.refuse(req, f, up0, down0, http.StatusBadGateway, reason, nil) && complete
+			return x.refuse(http.StatusBadGateway, reason, nil) && complete
 		}
 		status := http.StatusBadGateway
 		var ne net.Error
@@ -182,16 +178,13 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 		c.writeError(status, err.Error(), nil, !keep || !complete)
 		f.Status = status
 		f.Error = err.Error()
-		f.BytesUp = c.upCount() - up0
-		f.BytesDown = c.cc.wn - down0
-		f.End = time.Now()
-		p.record(f)
+		x.finish()
 		return keep && complete
 	}
 	defer resp.Body.Close()
 	f.Status = resp.StatusCode
 	if len(upgrade) > 0 && resp.StatusCode == http.StatusSwitchingProtocols && direct != nil {
-		c.opened = c.upgraded(resp, direct, f, up0, down0)
+		c.opened = x.upgraded(resp, direct)
 		return false
 	}
 
@@ -241,19 +234,16 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 
 	var copyErr, writeErr error
 	if !noBody {
-		copyErr, writeErr = c.copyBody(resp, f, chunked, up0, down0)
+		copyErr, writeErr = x.copyBody(resp, chunked)
 	}
 	if direct != nil {
 		// Before resp.Body.Close (deferred), which would drain the rest.
-		c.upDone(direct, resp, copyErr == nil && writeErr == nil)
+		x.serverDone(direct, resp, copyErr == nil && writeErr == nil)
 	}
 	if writeErr == nil {
 		writeErr = bw.Flush()
 	}
 	complete := bodyDone()
-	f.BytesUp = c.upCount() - up0
-	f.BytesDown = c.cc.wn - down0
-	f.End = time.Now()
 	switch {
 	case writeErr != nil:
 		f.Error = "writing to client: " + writeErr.Error()
@@ -262,7 +252,7 @@ func (c *conn) forward(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
 		f.Error = "reading from server: " + copyErr.Error()
 		keep = false
 	}
-	p.record(f)
+	x.finish()
 	// A server may answer before reading the whole request body (a 413, a
 	// 401); what is left of it would be taken for the next request.
 	return keep && complete
@@ -284,17 +274,17 @@ func headerHasToken(h http.Header, field, token string) bool {
 // roundTripUpgrade sends an Upgrade request on a server connection of its
 // own (it may become a relay): to the server, or through the upstream
 // proxy. The caller must call upDone unless the answer is a 101.
-func (c *conn) roundTripUpgrade(out *http.Request, host string, port int) (*http.Response, *upConn, error) {
-	p := c.p
+func (x *exchange) roundTripUpgrade(out *http.Request) (*http.Response, *upConn, error) {
+	p := x.c.p
 	if p.Upstream == nil {
-		return c.roundTripDirect(out, host, port)
+		return x.roundTripDirect(out)
 	}
-	nc, err := p.dialUpstream(p.ctx)
+	nc, err := p.dialUpstream(x.context())
 	if err != nil {
 		return nil, nil, err
 	}
 	uc := &upConn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10), upstream: true}
-	if !c.setUp(uc) {
+	if !x.setServer(uc) {
 		nc.Close()
 		return nil, nil, net.ErrClosed
 	}
@@ -304,7 +294,7 @@ func (c *conn) roundTripUpgrade(out *http.Request, host string, port int) (*http
 	}
 	resp, err := uc.send(out)
 	if err != nil {
-		c.setUp(nil)
+		x.setServer(nil)
 		nc.Close()
 		return nil, nil, err
 	}
@@ -315,8 +305,9 @@ func (c *conn) roundTripUpgrade(out *http.Request, host string, port int) (*http
 // the exchange into a relay of both directions (a tunnel without a
 // ClientHello), recorded as the one flow of the exchange. It returns the
 // tunnel for serve to run, or nil.
-func (c *conn) upgraded(resp *http.Response, uc *upConn, f *flow.Flow, up0, down0 int64) *tunnel {
-	c.setUp(nil)
+func (x *exchange) upgraded(resp *http.Response, uc *upConn) *tunnel {
+	c := x.c
+	x.setServer(nil)
 	upgrade := resp.Header["Upgrade"]
 	removeHopHeaders(resp.Header)
 	bw := c.bw
@@ -332,23 +323,20 @@ func (c *conn) upgraded(resp *http.Response, uc *upConn, f *flow.Flow, up0, down
 	bw.WriteString("\r\n")
 	if err := bw.Flush(); err != nil {
 		uc.nc.Close()
-		f.Error = "writing to client: " + err.Error()
-		f.BytesUp = c.upCount() - up0
-		f.BytesDown = c.cc.wn - down0
-		f.End = time.Now()
-		c.p.record(f)
+		x.f.Error = "writing to client: " + err.Error()
+		x.finish()
 		return nil
 	}
-	t := &tunnel{c: c, server: uc.nc, f: new(flow.Flow), plain: true}
-	*t.f = *f
+	t := &tunnel{c: c, server: uc.nc, f: &x.f, plain: true}
 	// Bytes the server sent after its 101 are the start of the relay.
 	if n := uc.br.Buffered(); n > 0 {
 		t.early = make([]byte, n)
 		_, _ = io.ReadFull(uc.br, t.early)
 	}
 	// The flow counts the exchange's heads too.
-	t.up.Store(c.upCount() - up0)
-	t.down.Store(c.cc.wn - down0)
+	up, down := x.bytes()
+	t.up.Store(up)
+	t.down.Store(down)
 	return c.startTunnel(t)
 }
 
@@ -358,11 +346,11 @@ const openAfter = time.Second
 
 // copyBody copies the response body to the client, flushing after each
 // read so that streamed responses are not held back.
-func (c *conn) copyBody(resp *http.Response, f *flow.Flow, chunked bool, up0, down0 int64) (readErr, writeErr error) {
+func (x *exchange) copyBody(resp *http.Response, chunked bool) (readErr, writeErr error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
-	bw := c.bw
+	bw := x.c.bw
 	recordedOpen := false
 	for {
 		n, err := resp.Body.Read(buf)
@@ -385,12 +373,9 @@ func (c *conn) copyBody(resp *http.Response, f *flow.Flow, chunked bool, up0, do
 		if werr := bw.Flush(); werr != nil {
 			return nil, werr
 		}
-		if !recordedOpen && time.Since(f.Start) > openAfter {
+		if !recordedOpen && time.Since(x.f.Start) > openAfter {
 			recordedOpen = true
-			open := *f
-			open.BytesUp = c.upCount() - up0
-			open.BytesDown = c.cc.wn - down0
-			c.p.record(&open)
+			x.recordOpen()
 		}
 	}
 	if chunked {

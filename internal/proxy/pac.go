@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/pilotwire/pilotwire/internal/flow"
 )
 
 // PAC returns a proxy auto-config file that sends everything but plain
@@ -65,7 +63,8 @@ its auto-config script:
 // serveLocal answers a request in origin form, meant for the proxy itself.
 // Its flow is of Kind flow.KindPAC (set by dispatch), with the path served
 // as URL: the proxy's own traffic, not the device's.
-func (c *conn) serveLocal(req *http.Request, f *flow.Flow, up0, down0 int64) bool {
+func (x *exchange) serveLocal() bool {
+	c, req, f := x.c, x.req, &x.f
 	addr := c.pacAddr(req)
 	f.Note = "answered by the proxy"
 	var status int
@@ -101,13 +100,10 @@ func (c *conn) serveLocal(req *http.Request, f *flow.Flow, up0, down0 int64) boo
 	}
 	err := bw.Flush()
 	f.Status = status
-	f.BytesUp = c.upCount() - up0
-	f.BytesDown = c.cc.wn - down0
-	f.End = time.Now()
 	if err != nil {
 		f.Error = "writing to client: " + err.Error()
 		keep = false
 	}
-	c.p.record(f)
+	x.finish()
 	return keep
 }

@@ -106,9 +106,11 @@ type Proxy struct {
 	viaName      string
 	via10, via11 []string
 	transport    *http.Transport
-	pool         upPool          // server connections of the direct path
-	ctx          context.Context // cancelled when Shutdown gives up waiting
-	cancel       context.CancelFunc
+	pool         upPool // server connections of the direct path
+	// stopped is closed when Shutdown returns: the progress ticker ends.
+	// (What an exchange dials is cancelled through its own context.)
+	stopped  chan struct{}
+	stopOnce sync.Once
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -150,7 +152,7 @@ func (p *Proxy) init() {
 		p.via10 = []string{"1.0 " + p.viaName}
 		p.via11 = []string{"1.1 " + p.viaName}
 		p.started = time.Now()
-		p.ctx, p.cancel = context.WithCancel(context.Background())
+		p.stopped = make(chan struct{})
 		p.listeners = make(map[net.Listener]struct{})
 		p.conns = make(map[*conn]struct{})
 		p.transport = &http.Transport{
@@ -349,7 +351,6 @@ wait:
 			p.mu.Unlock()
 		case <-ctx.Done():
 			err = ctx.Err()
-			p.cancel()
 			p.mu.Lock()
 			for c := range p.conns {
 				c.forceClose("proxy shutdown")
@@ -359,7 +360,7 @@ wait:
 			break wait
 		}
 	}
-	p.cancel()
+	p.stopOnce.Do(func() { close(p.stopped) })
 	p.transport.CloseIdleConnections()
 	p.pool.closeIdle(true)
 	return err
@@ -378,7 +379,7 @@ func (p *Proxy) progressLoop() {
 	var open []*tunnel
 	for {
 		select {
-		case <-p.ctx.Done():
+		case <-p.stopped:
 			return
 		case <-tick.C:
 		}

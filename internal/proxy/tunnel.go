@@ -65,18 +65,24 @@ func (t *tunnel) end(reason string, err error) {
 	}
 }
 
+// count sets the flow's byte counts to the tunnel's so far: the bytes
+// relayed (for an Upgrade, after the heads its exchange counted).
+func (t *tunnel) count() {
+	t.f.BytesUp, t.f.BytesDown = t.up.Load(), t.down.Load()
+}
+
 func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
 
 // openTunnel serves a CONNECT request up to the proxy's 200: dial, answer,
 // and hand the bytes the client already sent to the tunnel. It returns nil
 // if the tunnel did not open (the flow is then recorded).
-func (c *conn) openTunnel(req *http.Request, f *flow.Flow, up0, down0 int64) *tunnel {
-	p := c.p
-	server, early, err := p.dialTunnel(p.ctx, f.Host, f.Port, req.Header["Via"])
+func (x *exchange) openTunnel() *tunnel {
+	c, p, f := x.c, x.c.p, &x.f
+	server, early, err := p.dialTunnel(x.context(), f.Host, f.Port, x.req.Header["Via"])
 	if err != nil {
 		var r *refusal
 		if errors.As(err, &r) {
-			c.refuse(req, f, up0, down0, http.StatusForbidden, r.reason, nil)
+			x.refuse(http.StatusForbidden, r.reason, nil)
 			return nil
 		}
 		// The tunnel never opened: no Reason (how it ended), only the
@@ -84,10 +90,7 @@ func (c *conn) openTunnel(req *http.Request, f *flow.Flow, up0, down0 int64) *tu
 		c.writeError(http.StatusBadGateway, err.Error(), nil, true)
 		f.Status = http.StatusBadGateway
 		f.Error = err.Error()
-		f.BytesUp = c.upCount() - up0
-		f.BytesDown = c.cc.wn - down0
-		f.End = time.Now()
-		p.record(f)
+		x.finish()
 		return nil
 	}
 	f.Status = http.StatusOK
@@ -96,12 +99,10 @@ func (c *conn) openTunnel(req *http.Request, f *flow.Flow, up0, down0 int64) *tu
 		server.Close()
 		f.Error = "writing to client: " + err.Error()
 		f.Reason = endError
-		f.End = time.Now()
-		p.record(f)
+		x.finish()
 		return nil
 	}
-	t := &tunnel{c: c, server: server, f: new(flow.Flow), early: early}
-	*t.f = *f
+	t := &tunnel{c: c, server: server, f: f, early: early}
 	return c.startTunnel(t)
 }
 
@@ -123,7 +124,7 @@ func (c *conn) startTunnel(t *tunnel) *tunnel {
 	if c.closed {
 		t.server.Close()
 		t.f.Reason = endShutdown
-		t.f.BytesUp, t.f.BytesDown = t.up.Load(), t.down.Load()
+		t.count()
 		t.f.End = time.Now()
 		c.p.record(t.f)
 		return nil
@@ -159,8 +160,8 @@ func (t *tunnel) opened() {
 // recordLocked records the flow with the bytes relayed so far. t.mu must
 // be held.
 func (t *tunnel) recordLocked() {
-	t.shown = [2]int64{t.up.Load(), t.down.Load()}
-	t.f.BytesUp, t.f.BytesDown = t.shown[0], t.shown[1]
+	t.count()
+	t.shown = [2]int64{t.f.BytesUp, t.f.BytesDown}
 	t.c.p.record(t.f)
 }
 
