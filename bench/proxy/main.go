@@ -47,14 +47,15 @@ func main() {
 }
 
 type config struct {
-	pilotwire, pprofBin, squid, tinyproxy string
-	pilotwireArgs                         string
-	out, version                          string
-	reps, dlReps, clients, tunnels        int
-	parallel                              int
-	size                                  int64
-	loadDur, latDur, timeout              time.Duration
-	skip                                  string
+	pilotwire, pprofBin, transportBin string
+	squid, tinyproxy                  string
+	pilotwireArgs                     string
+	out, version                      string
+	reps, dlReps, clients, tunnels    int
+	parallel                          int
+	size                              int64
+	loadDur, latDur, timeout          time.Duration
+	skip                              string
 }
 
 func runMain(ctx context.Context, args []string) error {
@@ -63,6 +64,7 @@ func runMain(ctx context.Context, args []string) error {
 	fs.StringVar(&c.pilotwire, "pilotwire", "", "pilotwire binary (empty: leave pilotwire out)")
 	fs.StringVar(&c.pilotwireArgs, "pilotwire-args", "", "extra arguments for \"pilotwire proxy\", space separated")
 	fs.StringVar(&c.pprofBin, "pprof-bin", "", "pilotwire built with the bench pprof listener; when set, profile it under the 64-client load")
+	fs.StringVar(&c.transportBin, "pilotwire-transport", "", "pilotwire built with its direct plain-HTTP path left out (transportonly.go.in); when set, measured beside pilotwire")
 	fs.StringVar(&c.squid, "squid", "", "squid binary (empty: leave Squid out)")
 	fs.StringVar(&c.tinyproxy, "tinyproxy", "", "tinyproxy binary (empty: leave tinyproxy out)")
 	fs.StringVar(&c.out, "out", "", "also write the report to this file")
@@ -229,7 +231,7 @@ func (b *bench) startUpstreams(ctx context.Context) (func(), error) {
 }
 
 // routeOrder is the column order of the report.
-var routeOrder = []string{"direct", "pilotwire", "pilotwire-norec", "squid", "tinyproxy"}
+var routeOrder = []string{"direct", "pilotwire", "pilotwire-norec", "pilotwire-transport", "squid", "tinyproxy"}
 
 func (b *bench) startProxies(ctx context.Context) {
 	c := b.cfg
@@ -245,6 +247,9 @@ func (b *bench) startProxies(ctx context.Context) {
 		}},
 		{"pilotwire-norec", c.pilotwire, func() (*proc, string, error) {
 			return startPilotwire(ctx, c.pilotwire, b.base, "pilotwire-norec", b.up, false, extra, nil)
+		}},
+		{"pilotwire-transport", c.transportBin, func() (*proc, string, error) {
+			return startPilotwire(ctx, c.transportBin, b.base, "pilotwire-transport", b.up, true, extra, nil)
 		}},
 		{"squid", c.squid, func() (*proc, string, error) { return startSquid(ctx, c.squid, b.base, 20000) }},
 		{"tinyproxy", c.tinyproxy, func() (*proc, string, error) {

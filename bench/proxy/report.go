@@ -56,7 +56,7 @@ func fmtNum(v float64, prec int) string {
 	return s
 }
 
-var columnLabel = map[string]string{"pilotwire-norec": "pw-norec"}
+var columnLabel = map[string]string{"pilotwire-norec": "pw-norec", "pilotwire-transport": "pw-transport"}
 
 func (b *bench) report(started time.Time) string {
 	var w strings.Builder
@@ -67,7 +67,11 @@ func (b *bench) report(started time.Time) string {
 		fmt.Fprintf(&w, "measured: %s\n", b.cfg.version)
 	}
 	fmt.Fprintf(&w, "loopback only; each figure is the median of %d runs (downloads: %d) interleaved across proxies; MB = 10^6 bytes, µs = microseconds\n", b.cfg.reps, b.cfg.dlReps)
-	fmt.Fprintf(&w, "pilotwire = recording on; pw-norec = same binary, --record=false\n\n")
+	fmt.Fprintf(&w, "pilotwire = recording on; pw-norec = same binary, --record=false")
+	if _, gone := b.missing["pilotwire-transport"]; !gone {
+		fmt.Fprintf(&w, "; pw-transport = recording on, plain HTTP through net/http's Transport only (no direct path)")
+	}
+	w.WriteString("\n\n")
 
 	var cols []string
 	for _, name := range routeOrder {
@@ -192,7 +196,7 @@ func (b *bench) report(started time.Time) string {
 	}
 
 	w.WriteString("\nother ratios (medians)\n")
-	for _, pair := range [][2]string{{"pilotwire", "direct"}, {"pilotwire", "squid"}, {"pilotwire", "tinyproxy"}, {"squid", "direct"}, {"pilotwire", "pilotwire-norec"}} {
+	for _, pair := range [][2]string{{"pilotwire", "direct"}, {"pilotwire", "squid"}, {"pilotwire", "tinyproxy"}, {"squid", "direct"}, {"pilotwire", "pilotwire-norec"}, {"pilotwire", "pilotwire-transport"}} {
 		var parts []string
 		for _, m := range []struct{ metric, label string }{{"connect", "CONNECT"}, {"plain", "plain"}, {"load-rps", "req/s"}, {"load-p99", "p99"}, {"lat-p50", "1-client p50"}} {
 			if v := ratio(m.metric, pair[0], pair[1]); !math.IsNaN(v) {
@@ -205,7 +209,7 @@ func (b *bench) report(started time.Time) string {
 	}
 
 	w.WriteString("\nproxy CPU ratios (medians; less noisy than throughput on a busy machine; below 1 = cheaper)\n")
-	for _, pair := range [][2]string{{"pilotwire", "squid"}, {"pilotwire", "tinyproxy"}, {"pilotwire", "pilotwire-norec"}} {
+	for _, pair := range [][2]string{{"pilotwire", "squid"}, {"pilotwire", "tinyproxy"}, {"pilotwire", "pilotwire-norec"}, {"pilotwire", "pilotwire-transport"}} {
 		var parts []string
 		for _, m := range []struct{ metric, label string }{{"connect-cpu", "CONNECT s/GiB"}, {"plain-cpu", "plain s/GiB"}, {"load-cpu", "µs/request (64 clients)"}} {
 			if v := ratio(m.metric, pair[0], pair[1]); !math.IsNaN(v) && !math.IsInf(v, 0) {

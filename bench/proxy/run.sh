@@ -55,6 +55,12 @@ if "$work/pilotwire" proxy --help 2>&1 | grep -q -- '--listen'; then
 	if go build -overlay "$work/overlay.json" -o "$work/pilotwire-pprof" ./cmd/pilotwire; then
 		args+=(-pprof-bin "$work/pilotwire-pprof")
 	fi
+	# A third build with the direct plain-HTTP path left out
+	# (bench/proxy/transportonly.go.in): what that path saves.
+	printf '{"Replace":{"%s":"%s"}}\n' "$root/internal/proxy/zz_bench_transportonly.go" "$root/bench/proxy/transportonly.go.in" >"$work/overlay-transport.json"
+	if go build -overlay "$work/overlay-transport.json" -o "$work/pilotwire-transport" ./cmd/pilotwire; then
+		args+=(-pilotwire-transport "$work/pilotwire-transport")
+	fi
 	versions="pilotwire $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- cmd internal || echo '+dirty'), $versions"
 else
 	echo "run.sh: \"pilotwire proxy\" is not built yet; measuring direct, Squid and tinyproxy only" >&2

@@ -96,7 +96,9 @@ func BenchmarkTunnelDownload(b *testing.B) {
 }
 
 // BenchmarkPlainGET measures small GETs through the proxy over keep-alive
-// connections, 64 at a time.
+// connections, 64 at a time, through each of the two plain-HTTP paths
+// (path=direct: the direct pool; path=transport: net/http's Transport).
+// Run with -count to alternate them.
 func BenchmarkPlainGET(b *testing.B) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "13")
@@ -109,41 +111,47 @@ func BenchmarkPlainGET(b *testing.B) {
 	go srv.Serve(ln)
 	defer srv.Close()
 	target := "http://" + ln.Addr().String() + "/"
-	for _, rec := range []bool{false, true} {
-		b.Run(fmt.Sprintf("record=%v", rec), func(b *testing.B) {
-			p := &Proxy{AllowPrivateTargets: true}
-			if rec {
-				st, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "flows.db"))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer st.Close()
-				r := flow.NewRecorder(st, flow.RecorderOptions{})
-				defer r.Close()
-				p.Record = r.Record
-			}
-			e := startEnv(b, p)
-			defer e.stop()
-			tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: e.addr}), MaxIdleConnsPerHost: 64}
-			defer tr.CloseIdleConnections()
-			c := &http.Client{Transport: tr}
-			b.SetParallelism(32)
-			cpu0 := cpuTime()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					resp, err := c.Get(target)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
+	for _, path := range []string{"direct", "transport"} {
+		for _, rec := range []bool{false, true} {
+			b.Run(fmt.Sprintf("path=%s/record=%v", path, rec), func(b *testing.B) {
+				benchPlainGET(b, target, rec, path == "transport")
 			})
-			// Wall time per request says little on a busy machine; the
-			// process's CPU time (client, proxy and server together)
-			// per request says what the proxy's changes cost or save.
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
-		})
+		}
 	}
+}
+
+func benchPlainGET(b *testing.B, target string, rec, transportOnly bool) {
+	p := &Proxy{AllowPrivateTargets: true, transportOnly: transportOnly}
+	if rec {
+		st, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "flows.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		r := flow.NewRecorder(st, flow.RecorderOptions{})
+		defer r.Close()
+		p.Record = r.Record
+	}
+	e := startEnv(b, p)
+	defer e.stop()
+	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: e.addr}), MaxIdleConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	b.SetParallelism(32)
+	cpu0 := cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := c.Get(target)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+	// Wall time per request says little on a busy machine; the
+	// process's CPU time (client, proxy and server together)
+	// per request says what the proxy's changes cost or save.
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 }

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -274,4 +276,84 @@ func (u *upPool) idleCount() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.n
+}
+
+// TestPlainPaths runs one table of bodiless plain-HTTP exchanges on one
+// keep-alive connection through each of the two forwarding paths (the
+// direct pool and net/http's Transport): each answer and each flow,
+// exact byte counts included, must be the same on both.
+func TestPlainPaths(t *testing.T) {
+	cases := []struct {
+		method, path string
+		status, body int
+	}{
+		{"GET", "/bytes?n=1234", 200, 1234},
+		{"GET", "/chunked?n=5000", 200, 5000},
+		{"HEAD", "/bytes?n=777", 200, 0},
+		{"GET", "/status?code=204", 204, 0},
+		{"GET", "/status?code=404", 404, 0},
+		{"DELETE", "/status?code=202", 202, 0},
+		{"GET", "/bytes?n=100000", 200, 100000},
+	}
+	type answer struct {
+		status, body, raw int    // status, body length, bytes on the wire
+		flow              string // the flow's fields that must agree
+	}
+	answers := map[string][]answer{}
+	for _, path := range []string{"direct", "transport"} {
+		t.Run(path, func(t *testing.T) {
+			e := newEnv(t, func(p *Proxy) { p.transportOnly = path == "transport" })
+			c, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			var reqs []string
+			for i, tc := range cases {
+				req := tc.method + " http://" + plainHost + tc.path + " HTTP/1.1\r\nHost: " + plainHost + "\r\n"
+				if i == len(cases)-1 {
+					req += "Connection: close\r\n"
+				}
+				req += "\r\n"
+				reqs = append(reqs, req)
+				if _, err := io.WriteString(c, req); err != nil {
+					t.Fatal(err)
+				}
+				var raw strings.Builder
+				resp, err := http.ReadResponse(bufio.NewReader(io.TeeReader(br, &raw)), &http.Request{Method: tc.method})
+				if err != nil {
+					t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+				}
+				n, err := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatalf("%s %s: body: %v", tc.method, tc.path, err)
+				}
+				if resp.StatusCode != tc.status || int(n) != tc.body {
+					t.Errorf("%s %s: status %d, %d bytes; want %d, %d bytes", tc.method, tc.path, resp.StatusCode, n, tc.status, tc.body)
+				}
+				answers[path] = append(answers[path], answer{status: resp.StatusCode, body: int(n), raw: raw.Len()})
+			}
+			// The direct path keeps its server connection in its pool;
+			// the Transport keeps its own.
+			if idle, want := e.p.pool.idleCount(), map[string]int{"direct": 1, "transport": 0}[path]; idle != want {
+				t.Errorf("%d idle connections in the direct pool, want %d: not the %s path", idle, want, path)
+			}
+			flows := e.flows()
+			if len(flows) != len(cases) {
+				t.Fatalf("%d flows, want %d", len(flows), len(cases))
+			}
+			for i, f := range flows {
+				a := &answers[path][i]
+				if f.BytesUp != int64(len(reqs[i])) || f.BytesDown != int64(a.raw) {
+					t.Errorf("flow %d: up %d down %d, want up %d down %d", i, f.BytesUp, f.BytesDown, len(reqs[i]), a.raw)
+				}
+				a.flow = fmt.Sprintf("%s %s %d %s %s %q %q", f.Method, f.URL, f.Status, f.Kind, f.Decision, f.Error, f.Reason)
+			}
+		})
+	}
+	if d, tr := answers["direct"], answers["transport"]; !slices.Equal(d, tr) {
+		t.Errorf("the paths differ:\ndirect    %v\ntransport %v", d, tr)
+	}
 }

@@ -146,7 +146,7 @@ func (x *exchange) forward() bool {
 	switch {
 	case len(upgrade) > 0 && f.Scheme == "http":
 		resp, direct, err = x.roundTripUpgrade(out)
-	case body == nil && p.Upstream == nil && f.Scheme == "http":
+	case body == nil && p.Upstream == nil && f.Scheme == "http" && !p.transportOnly:
 		resp, direct, err = x.roundTripDirect(out)
 	default:
 		resp, err = p.transport.RoundTrip(out.WithContext(x.context()))

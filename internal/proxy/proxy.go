@@ -107,6 +107,11 @@ type Proxy struct {
 	via10, via11 []string
 	transport    *http.Transport
 	pool         upPool // server connections of the direct path
+	// transportOnly leaves the direct path out: every plain-HTTP request
+	// goes through the Transport. TestPlainPaths runs its table through
+	// both paths, and BenchmarkPlainGET and bench/proxy (a build with
+	// transportonly.go.in) measure what the direct path saves.
+	transportOnly bool
 	// stopped is closed when Shutdown returns: the progress ticker ends.
 	// (What an exchange dials is cancelled through its own context.)
 	stopped  chan struct{}
@@ -125,6 +130,10 @@ type Proxy struct {
 	recorded atomic.Int64
 	started  time.Time
 }
+
+// transportOnlyBuild makes every Proxy transportOnly; only the benchmark's
+// build (bench/proxy/transportonly.go.in) sets it.
+var transportOnlyBuild bool
 
 // Stats is a snapshot of the proxy's activity.
 type Stats struct {
@@ -153,6 +162,7 @@ func (p *Proxy) init() {
 		p.via11 = []string{"1.1 " + p.viaName}
 		p.started = time.Now()
 		p.stopped = make(chan struct{})
+		p.transportOnly = p.transportOnly || transportOnlyBuild
 		p.listeners = make(map[net.Listener]struct{})
 		p.conns = make(map[*conn]struct{})
 		p.transport = &http.Transport{
