@@ -56,7 +56,7 @@ func fmtNum(v float64, prec int) string {
 	return s
 }
 
-var columnLabel = map[string]string{"pilotwire-norec": "pw-norec", "pilotwire-transport": "pw-transport"}
+var columnLabel = map[string]string{"pilotwire-norec": "pw-norec", "pilotwire-transport": "pw-transp"}
 
 func (b *bench) report(started time.Time) string {
 	var w strings.Builder
@@ -69,7 +69,7 @@ func (b *bench) report(started time.Time) string {
 	fmt.Fprintf(&w, "loopback only; each figure is the median of %d runs (downloads: %d) interleaved across proxies; MB = 10^6 bytes, µs = microseconds\n", b.cfg.reps, b.cfg.dlReps)
 	fmt.Fprintf(&w, "pilotwire = recording on; pw-norec = same binary, --record=false")
 	if _, gone := b.missing["pilotwire-transport"]; !gone {
-		fmt.Fprintf(&w, "; pw-transport = recording on, plain HTTP through net/http's Transport only (no direct path)")
+		fmt.Fprintf(&w, "; pw-transp = recording on, plain HTTP through net/http's Transport only (no direct path)")
 	}
 	w.WriteString("\n\n")
 
@@ -204,7 +204,7 @@ func (b *bench) report(started time.Time) string {
 			}
 		}
 		if len(parts) > 0 {
-			fmt.Fprintf(&w, "  %-28s %s\n", pair[0]+" / "+pair[1]+":", strings.Join(parts, ", "))
+			fmt.Fprintf(&w, "  %-32s %s\n", pair[0]+" / "+pair[1]+":", strings.Join(parts, ", "))
 		}
 	}
 
@@ -217,7 +217,7 @@ func (b *bench) report(started time.Time) string {
 			}
 		}
 		if len(parts) > 0 {
-			fmt.Fprintf(&w, "  %-28s %s\n", pair[0]+" / "+pair[1]+":", strings.Join(parts, ", "))
+			fmt.Fprintf(&w, "  %-32s %s\n", pair[0]+" / "+pair[1]+":", strings.Join(parts, ", "))
 		}
 	}
 
@@ -229,7 +229,7 @@ func (b *bench) report(started time.Time) string {
 				for _, x := range v {
 					s = append(s, fmtNum(x, 0))
 				}
-				fmt.Fprintf(&w, "  %-9s %-16s %s\n", metric, c, strings.Join(s, "  "))
+				fmt.Fprintf(&w, "  %-9s %-19s %s\n", metric, c, strings.Join(s, "  "))
 			}
 		}
 	}

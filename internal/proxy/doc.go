@@ -25,5 +25,15 @@
 // plain HTTP, a request without a body (nearly all of them) is written to a
 // pooled keep-alive connection and answered on the serving goroutine
 // itself; requests with a body, and all traffic through an upstream proxy,
-// use net/http's Transport.
+// use net/http's Transport (directpool.go says what the direct path saves).
+//
+// A request's state from its first byte to its flow's last record is one
+// exchange (exchange.go): the request, its flow and timing, the byte
+// counts at its start, its server connection and context. Files: conn.go
+// reads requests and dispatches them, http.go forwards plain HTTP,
+// directpool.go is the direct path, tunnel.go relays CONNECT tunnels and
+// Upgrades, dial.go dials targets, upstreamproxy.go the upstream proxy,
+// rules.go holds the client and target rules, loop.go the Via and
+// loop checks, clienthello.go the ClientHello parser, pac.go the proxy's
+// own pages.
 package proxy
