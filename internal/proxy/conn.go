@@ -326,7 +326,7 @@ func (c *conn) serveOne() bool {
 		// sets its own.
 		_ = c.nc.SetReadDeadline(time.Time{})
 	}
-	// (No defer: a tunnel must not keep req alive.)
+	// x.end, deferred, lets go of req: a tunnel must not keep it alive.
 	x.req = req
 	keep := x.dispatch()
 	if req.Body != nil {

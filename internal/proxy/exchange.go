@@ -140,8 +140,8 @@ func (x *exchange) end() {
 	x.ctx, x.cancel, x.server = nil, nil, nil
 }
 
-// abort closes what the exchange has open on the server side; the caller
-// holds c.mu.
+// abortLocked cancels the exchange's context and closes its server
+// connection, for forceClose; the caller holds c.mu.
 func (x *exchange) abortLocked() {
 	if x.cancel != nil {
 		x.cancel()

@@ -273,7 +273,7 @@ func headerHasToken(h http.Header, field, token string) bool {
 
 // roundTripUpgrade sends an Upgrade request on a server connection of its
 // own (it may become a relay): to the server, or through the upstream
-// proxy. The caller must call upDone unless the answer is a 101.
+// proxy. The caller must call serverDone unless the answer is a 101.
 func (x *exchange) roundTripUpgrade(out *http.Request) (*http.Response, *upConn, error) {
 	p := x.c.p
 	if p.Upstream == nil {
