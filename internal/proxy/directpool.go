@@ -21,10 +21,11 @@ import (
 // streamed uploads and proxy authentication).
 //
 // The path is kept for what it measurably saves. On 2026-12-04, small
-// GETs from 64 keep-alive clients took 32.5 µs of proxy CPU per request
-// with it and 46.8 µs through the Transport alone (1.35× the requests
-// per second, 0.56× the one-client median latency; bench/proxy/run.sh
-// -skip idle,connect,profile -download-reps 3, columns pilotwire and
+// GETs from 64 keep-alive clients took 30.3–32.5 µs of proxy CPU per
+// request with it and 45.2–46.8 µs through the Transport alone, at
+// 1.35–1.41× the requests per second and 0.56–0.70× the one-client
+// median latency (two runs of bench/proxy/run.sh -skip
+// idle,connect,profile -download-reps 3, columns pilotwire and
 // pw-transp); in-process, BenchmarkPlainGET/path=direct used 51.6–52.9
 // CPU-µs per request (client, proxy and server together) against
 // 61.5–63.5 for path=transport, four alternating runs. TestPlainPaths
