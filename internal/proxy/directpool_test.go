@@ -336,7 +336,12 @@ func TestPlainPaths(t *testing.T) {
 				answers[path] = append(answers[path], answer{status: resp.StatusCode, body: int(n), raw: raw.Len()})
 			}
 			// The direct path keeps its server connection in its pool;
-			// the Transport keeps its own.
+			// the Transport keeps its own. The connection goes back
+			// before the exchange's flow is recorded, which may be after
+			// the client has read the answer.
+			for i := 0; e.p.Stats().Flows < int64(len(cases)) && i < 500; i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
 			if idle, want := e.p.pool.idleCount(), map[string]int{"direct": 1, "transport": 0}[path]; idle != want {
 				t.Errorf("%d idle connections in the direct pool, want %d: not the %s path", idle, want, path)
 			}
@@ -350,6 +355,11 @@ func TestPlainPaths(t *testing.T) {
 					t.Errorf("flow %d: up %d down %d, want up %d down %d", i, f.BytesUp, f.BytesDown, len(reqs[i]), a.raw)
 				}
 				a.flow = fmt.Sprintf("%s %s %d %s %s %q %q", f.Method, f.URL, f.Status, f.Kind, f.Decision, f.Error, f.Reason)
+				if strings.HasPrefix(cases[i].path, "/chunked") {
+					// The proxy frames a chunk per read from the
+					// server: the size on the wire depends on timing.
+					a.raw = 0
+				}
 			}
 		})
 	}
