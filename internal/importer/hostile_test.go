@@ -346,7 +346,7 @@ func hugeSnaplen(t *testing.T, path string) childResult {
 	binary.LittleEndian.PutUint32(rec[8:], 4_000_000_000)  // captured
 	binary.LittleEndian.PutUint32(rec[12:], 4_000_000_000) // on the wire
 	writeFile(t, path, string(append(data, rec...)))
-	want.Partial = fmt.Sprintf("read %s of a %s-byte file, then stopped early: pcap: packet %d at offset %d (%#x): capture length exceeds snap length: 4000000000 > 1048576",
+	want.Partial = fmt.Sprintf("read %s of a %s-byte file, then stopped early: pcap: packet %d at offset %d (%#x): its record claims 4000000000 bytes, more than the 1048576 pilotwire reads of one packet",
 		plural(want.Flows, "flow"), size(t, path), packets+1, end, end)
 	return want
 }

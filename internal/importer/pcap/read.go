@@ -203,6 +203,13 @@ func read(ctx context.Context, r io.Reader, emit emitFunc, skip func(string, err
 				}
 				return fmt.Errorf("pcap: packet %d at offset %d (%#x): file ends inside it: %w", rd.pkt+1, rd.off, rd.off, io.ErrUnexpectedEOF)
 			}
+			var claimed, limit uint64
+			if n, _ := fmt.Sscanf(rerr.Error(), "capture length exceeds snap length: %d > %d", &claimed, &limit); n == 2 {
+				// gopacket names our limit (maxCaplen) the snap length;
+				// the file's own snap length is not what stopped it.
+				return fmt.Errorf("pcap: packet %d at offset %d (%#x): its record claims %d bytes, more than the %d pilotwire reads of one packet",
+					rd.pkt+1, rd.off, rd.off, claimed, limit)
+			}
 			return fmt.Errorf("pcap: packet %d at offset %d (%#x): %w", rd.pkt+1, rd.off, rd.off, rerr)
 		}
 		rd.pkt++
