@@ -146,7 +146,7 @@ func (b *bench) report(started time.Time) string {
 		row("  fds with tunnels", idle(func(ir idleResult) string { return fmt.Sprint(ir.after.fds) }))
 	}
 
-	w.WriteString("\ntargets (from issue 2, \"Speed\")\n")
+	w.WriteString("\ntargets (the proxy's speed requirements)\n")
 	type target struct {
 		what, ratio string
 		v           float64

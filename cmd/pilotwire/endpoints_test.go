@@ -19,7 +19,7 @@ import (
 func pw(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err := run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	err := run(context.Background(), args, &out, &errb)
 	code := exitCode(err, &errb)
 	return out.String(), errb.String(), code
 }

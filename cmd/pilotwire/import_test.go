@@ -207,7 +207,7 @@ func BenchmarkImportSquidSQLite(b *testing.B) {
 		i++
 		db := filepath.Join(dir, fmt.Sprintf("run%d.db", i))
 		var stdout, stderr strings.Builder
-		if err := run(context.Background(), []string{"--store", db, "import", log}, strings.NewReader(""), &stdout, &stderr); err != nil {
+		if err := run(context.Background(), []string{"--store", db, "import", log}, &stdout, &stderr); err != nil {
 			b.Fatalf("%v: %s", err, stderr.String())
 		}
 		if want := fmt.Sprintf("squid, %d flows (%d new), 0 skipped", n, n); !strings.Contains(stdout.String(), want) {

@@ -18,7 +18,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
 }
@@ -84,7 +84,6 @@ Run "pilotwire COMMAND --help" for a command's flags and examples.
 type globals struct {
 	store   string
 	catalog string
-	stdin   io.Reader
 	stdout  io.Writer
 	stderr  io.Writer
 }
@@ -92,8 +91,8 @@ type globals struct {
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	g := &globals{store: "pilotwire.db", stdin: stdin, stdout: stdout, stderr: stderr}
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	g := &globals{store: "pilotwire.db", stdout: stdout, stderr: stderr}
 	if v := os.Getenv("PILOTWIRE_STORE"); v != "" {
 		g.store = v
 	}
@@ -141,7 +140,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "help", "-h", "--help":
 		if len(rest) > 0 && cmd == "help" {
 			// "pilotwire help import" is "pilotwire import --help".
-			return run(ctx, []string{rest[0], "--help"}, stdin, stdout, stderr)
+			return run(ctx, []string{rest[0], "--help"}, stdout, stderr)
 		}
 		fmt.Fprint(stdout, usage)
 		return nil

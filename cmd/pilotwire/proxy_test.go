@@ -330,7 +330,7 @@ func TestProxyFlagErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		var stdout, stderr bytes.Buffer
-		err := run(context.Background(), append([]string{"--store", filepath.Join(t.TempDir(), "x.db"), "proxy"}, tc.args...), nil, &stdout, &stderr)
+		err := run(context.Background(), append([]string{"--store", filepath.Join(t.TempDir(), "x.db"), "proxy"}, tc.args...), &stdout, &stderr)
 		var ue usageError
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err %v, want usage error with %q", tc.args, err, tc.want)
@@ -338,7 +338,7 @@ func TestProxyFlagErrors(t *testing.T) {
 	}
 	// --help prints the examples and exits 0.
 	var stdout bytes.Buffer
-	err := run(context.Background(), []string{"proxy", "--help"}, nil, &stdout, io.Discard)
+	err := run(context.Background(), []string{"proxy", "--help"}, &stdout, io.Discard)
 	if exitCode(err, io.Discard) != 0 || !strings.Contains(stdout.String(), "netsh winhttp set proxy") {
 		t.Errorf("help: %v\n%s", err, stdout.String())
 	}
@@ -358,7 +358,7 @@ func TestProxyUpstreamIsSelf(t *testing.T) {
 		upstream := "http://" + up + ":" + port
 		var stderr bytes.Buffer
 		err := run(context.Background(), []string{"--store", filepath.Join(t.TempDir(), "x.db"), "proxy", "--listen", "127.0.0.1:" + port,
-			"--ui", "", "--upstream", upstream}, nil, io.Discard, &stderr)
+			"--ui", "", "--upstream", upstream}, io.Discard, &stderr)
 		want := "proxy: --upstream " + upstream + ": upstream " + up + ":" + port + " is this proxy's own listener 127.0.0.1:" + port +
 			": every request would come back to it"
 		if code := exitCode(err, io.Discard); code != 2 || err.Error() != want {
@@ -385,7 +385,7 @@ func TestProxyInProcess(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() {
 		errc <- run(ctx, []string{"--store", store, "proxy", "--listen", "127.0.0.1:0", "--ui", "", "--allow-private-targets",
-			"--device", "lab-vm=127.0.0.1", "--pac-fallback", "direct", "--connect-ports", "443," + closedPort}, nil, pw, io.Discard)
+			"--device", "lab-vm=127.0.0.1", "--pac-fallback", "direct", "--connect-ports", "443," + closedPort}, pw, io.Discard)
 		pw.Close()
 	}()
 	sc := bufio.NewScanner(pr)
@@ -433,7 +433,7 @@ func TestProxyInProcess(t *testing.T) {
 	}
 	// `pilotwire flows` shows the PAC fetch with its own kind.
 	var stdout bytes.Buffer
-	if err := run(context.Background(), []string{"--store", store, "flows"}, nil, &stdout, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"--store", store, "flows"}, &stdout, io.Discard); err != nil {
 		t.Fatalf("flows: %v", err)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")

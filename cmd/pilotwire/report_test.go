@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func seedStore(t *testing.T) string {
 func runCmd(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
+	err := run(context.Background(), args, &stdout, &stderr)
 	return stdout.String(), stderr.String(), err
 }
 
@@ -281,5 +282,14 @@ func TestReportSameStart(t *testing.T) {
 		if doc.Session.Client != tt.client || doc.Session.Flows != tt.flows {
 			t.Errorf("session %s: %+v, want client %s with %d flows", tt.session, doc.Session, tt.client, tt.flows)
 		}
+	}
+}
+
+// TestReportClientNotFound: a client with no session is flow.ErrNotFound,
+// which callers test for, not only a message.
+func TestReportClientNotFound(t *testing.T) {
+	_, _, err := runCmd(t, "--store", seedStore(t), "report", "--client", "10.9.9.9")
+	if !errors.Is(err, flow.ErrNotFound) {
+		t.Fatalf("report --client of an unknown client: %v, want flow.ErrNotFound", err)
 	}
 }

@@ -234,7 +234,7 @@ func TestWritersRefuse(t *testing.T) {
 				ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 				defer cancel()
 				var out, errb bytes.Buffer
-				err := run(ctx, append([]string{"--store", path}, args...), strings.NewReader(""), &out, &errb)
+				err := run(ctx, append([]string{"--store", path}, args...), &out, &errb)
 				code := exitCode(err, &errb)
 				want := "pilotwire: " + strings.NewReplacer("PATH", path, "DIR", filepath.Dir(path)).Replace(c.want) + "\n"
 				if code != 1 || errb.String() != want {

@@ -20,7 +20,7 @@ import (
 	"github.com/pilotwire/pilotwire/internal/flow"
 )
 
-// Hostile imports (issue 19): files made to exhaust memory or never end
+// Hostile imports: files made to exhaust memory or never end
 // are refused or cut short with a message that names the file and where,
 // and memory stays bounded.
 //
@@ -37,7 +37,7 @@ import (
 const hostileEnv = "PILOTWIRE_TEST_HOSTILE_IMPORT"
 
 // maxGrowth is the memory a hostile file may cost beyond a small valid one
-// (issue 19: "fail clearly in ≤ 35 MB").
+// (the requirement: hostile files fail clearly in at most 35 MB).
 const maxGrowth = 35 << 20
 
 func TestMain(m *testing.M) {

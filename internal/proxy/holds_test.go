@@ -19,8 +19,8 @@ import (
 	"github.com/pilotwire/pilotwire/internal/flow"
 )
 
-// Tests of what issue 19 found to hold under attack, kept so that it keeps
-// holding.
+// Tests of what was found to hold under attack (slow clients, connection
+// limits, refused spellings), kept so that it keeps holding.
 
 // TestSlowloris: 1,000 sockets that send a request head a byte at a time,
 // or nothing at all, hold nobody up: a normal client meanwhile gets its

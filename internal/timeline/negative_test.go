@@ -29,7 +29,7 @@ func TestNegativeCorpus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sessions := timeline.Split(flows, 0)
+			sessions := split(flows, 0)
 			if len(sessions) != 1 {
 				t.Fatalf("%d sessions, want 1", len(sessions))
 			}

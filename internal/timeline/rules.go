@@ -16,9 +16,6 @@ import (
 //go:embed milestones.yaml
 var embeddedRules []byte
 
-// EmbeddedRules returns the embedded milestones.yaml, for tools and tests.
-func EmbeddedRules() []byte { return bytes.Clone(embeddedRules) }
-
 // DefaultRules parses the embedded milestones.yaml. The package's tests
 // parse it too, so an error here means a broken build, not bad input.
 func DefaultRules() (*Rules, error) {

@@ -32,8 +32,6 @@ type Session struct {
 	// Lost counts the flows of the session that were seen but never
 	// stored (flow.KindLost: the store could not be written for too long).
 	Lost int64 `json:"lost,omitempty"`
-
-	seq int // creation order in the Splitter
 }
 
 // Duration is End-Start.
@@ -54,7 +52,6 @@ func (s Session) Contains(f *flow.Flow) bool {
 // store.
 type Splitter struct {
 	gap  time.Duration
-	made int                   // sessions created so far
 	open map[splitKey]*Session // the latest session of each client and name
 	done []Session
 }
@@ -71,21 +68,17 @@ func NewSplitter(gap time.Duration) *Splitter {
 	return &Splitter{gap: gap, open: make(map[splitKey]*Session)}
 }
 
-// Add accounts for one flow and returns the 0-based creation number of the
-// session it joined. Flows must arrive in start order for the gap rule to
-// see the run as the device lived it; an out-of-order flow joins the
-// client's current session when it falls inside or just before it. With
-// flows in start order, sessions are created in the order of their starts,
-// so the creation number is Number-1 unless two sessions start at the very
-// same instant (Sessions then orders them by client).
+// Add accounts for one flow. Flows must arrive in start order for the gap
+// rule to see the run as the device lived it; an out-of-order flow joins
+// the client's current session when it falls inside or just before it.
 //
 // A flow of kind flow.KindPAC is pilotwire's own answer (PAC file, WPAD,
-// status page), not the device's conversation: it joins no session, never
-// starts or extends one, and Add returns -1 for it. A report still shows
-// one that falls inside a session (see Session.Contains).
-func (sp *Splitter) Add(f *flow.Flow) int {
+// status page), not the device's conversation: it joins no session and
+// never starts or extends one. A report still shows one that falls inside
+// a session (see Session.Contains).
+func (sp *Splitter) Add(f *flow.Flow) {
 	if f.Kind == flow.KindPAC {
-		return -1
+		return
 	}
 	k := splitKey{f.Client, f.Session}
 	last := f.Start
@@ -98,8 +91,7 @@ func (sp *Splitter) Add(f *flow.Flow) int {
 		s = nil
 	}
 	if s == nil {
-		s = &Session{Client: f.Client, Name: f.Session, Start: f.Start, End: last, seq: sp.made}
-		sp.made++
+		s = &Session{Client: f.Client, Name: f.Session, Start: f.Start, End: last}
 		sp.open[k] = s
 	}
 	if f.Start.Before(s.Start) {
@@ -117,7 +109,6 @@ func (sp *Splitter) Add(f *flow.Flow) int {
 		s.Flows++
 		s.Bytes += f.Bytes()
 	}
-	return s.seq
 }
 
 // AddActivity accounts for a window of activity (flow.Store.Activity) as
@@ -137,8 +128,7 @@ func (sp *Splitter) AddActivity(a *flow.Activity) bool {
 		s = nil
 	}
 	if s == nil {
-		s = &Session{Client: a.Client, Name: a.Session, Start: a.First, End: a.Last, seq: sp.made}
-		sp.made++
+		s = &Session{Client: a.Client, Name: a.Session, Start: a.First, End: a.Last}
 		sp.open[k] = s
 	}
 	if a.First.Before(s.Start) {
@@ -155,10 +145,6 @@ func (sp *Splitter) AddActivity(a *flow.Activity) bool {
 	s.Lost += a.Lost
 	return true
 }
-
-// Created is the creation number (see Add) of a session that Sessions
-// returned.
-func (s Session) Created() int { return s.seq }
 
 // Sessions returns every session seen so far, numbered, oldest first.
 func (sp *Splitter) Sessions() []Session {
@@ -181,14 +167,4 @@ func (sp *Splitter) Sessions() []Session {
 		out[i].Number = i + 1
 	}
 	return out
-}
-
-// Split returns the sessions of flows (in start order), numbered, oldest
-// first.
-func Split(flows []flow.Flow, gap time.Duration) []Session {
-	sp := NewSplitter(gap)
-	for i := range flows {
-		sp.Add(&flows[i])
-	}
-	return sp.Sessions()
 }

@@ -225,8 +225,8 @@ func TestDamaged(t *testing.T) {
 			errPrefix: `not a HAR file: no "log" object`,
 		},
 		{
-			// Issue 19: nested objects under "log" and no entries read as
-			// a HAR of 0 flows.
+			// Nested objects under "log" and no entries once read as a
+			// HAR of 0 flows.
 			name:      "log without entries",
 			input:     `{"log":{"version":"1.2","creator":{"name":"x"},"pages":[{"id":"p","x":{"y":{"z":{}}}}]},"other":{"entries":[]}}`,
 			errPrefix: "not a HAR: no log.entries array",

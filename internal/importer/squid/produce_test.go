@@ -417,8 +417,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // A stretch of input with no readable record ends the read once it is
 // stretch.MaxRecords lines or maxGapBytes bytes long, naming where the stretch
-// began, and the input past it is not read (issue 19: import --format
-// squid /dev/zero ran forever).
+// began, and the input past it is not read (import --format squid
+// /dev/zero once ran forever).
 func TestGiveUpOnUnreadableStretch(t *testing.T) {
 	good := goodLine + "\n"
 	tests := []struct {

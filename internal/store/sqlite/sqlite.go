@@ -372,9 +372,6 @@ func (c *rawConn) compat(schema int) error {
 	return nil
 }
 
-// Path is the file the store lives in.
-func (s *DB) Path() string { return s.path }
-
 // Close closes the store. Flows and PutFlows must have returned.
 //
 // A writer's Close turns the file back to SQLite's rollback journal when
