@@ -23,7 +23,28 @@ var rules = []struct {
 	{"internal/timeline", []string{module + "/internal/store/", module + "/internal/proxy", "database/sql", "net/http", "net"}, "the timeline is pure functions over flows"},
 	{"internal/report", []string{module + "/internal/store/", module + "/internal/proxy", "database/sql"}, "report renders; it does not fetch"},
 	{"internal/importer", []string{module + "/internal/store/", module + "/internal/catalog", "database/sql"}, "importers turn files into flows, nothing more"},
-	{"internal/store/sqlite", []string{module + "/internal/store/postgres", module + "/internal/catalog", module + "/internal/timeline"}, "stores only keep flows"},
+	{"internal/timeline", []string{module + "/internal/report", module + "/internal/importer/"}, "the timeline computes meaning; rendering and reading files are others' jobs"},
+	{"internal/report", []string{module + "/internal/importer/", module + "/internal/catalog"}, "report renders a timeline; it computes no meaning"},
+	// Stores keep flows: they import the vocabulary and nothing above it,
+	// and never each other (storetest is the one contract they share).
+	{"internal/store/sqlite", storeForbidden("sqlite"), "stores only keep flows"},
+	{"internal/store/mem", storeForbidden("mem"), "stores only keep flows"},
+	{"internal/store/storetest", storeForbidden("storetest"), "the conformance suite tests the flow.Store interface, not an implementation"},
+}
+
+// storeForbidden is everything of the project a store (or the store suite)
+// name must not import: the other stores and every package above flow.
+func storeForbidden(name string) []string {
+	var out []string
+	for _, p := range []string{"catalog", "timeline", "report", "proxy", "importer/", "sim", "testutil"} {
+		out = append(out, module+"/internal/"+p)
+	}
+	for _, other := range []string{"sqlite", "mem", "storetest"} {
+		if other != name && !(name != "storetest" && other == "storetest") {
+			out = append(out, module+"/internal/store/"+other)
+		}
+	}
+	return out
 }
 
 func TestImportLayout(t *testing.T) {

@@ -50,9 +50,6 @@ func parseFlags(g *globals, fs *flag.FlagSet, args []string) error {
 // openStore opens the store named by the --store flag for writing,
 // creating and migrating it: for the commands that capture (proxy, import).
 func openStore(ctx context.Context, g *globals) (flow.Store, error) {
-	if err := notPostgres(g.store); err != nil {
-		return nil, err
-	}
 	return sqlite.Open(ctx, g.store)
 }
 
@@ -83,21 +80,11 @@ func takeGlobals(g *globals, args []string) ([]string, error) {
 // openStoreReadOnly opens the store named by the --store flag for the
 // commands that only read it: it is never created, migrated or changed.
 func openStoreReadOnly(ctx context.Context, g *globals) (flow.Store, error) {
-	if err := notPostgres(g.store); err != nil {
-		return nil, err
-	}
 	st, err := sqlite.OpenReadOnly(ctx, g.store)
 	if errors.Is(err, sqlite.ErrNoStore) {
 		return nil, fmt.Errorf("no pilotwire store at %s — capture with `pilotwire proxy` or `pilotwire import` first", g.store)
 	}
 	return st, err
-}
-
-func notPostgres(store string) error {
-	if strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://") {
-		return fmt.Errorf("store %s: PostgreSQL is not supported yet; use an SQLite file path", store)
-	}
-	return nil
 }
 
 // multiFlag collects a repeatable flag.
