@@ -24,7 +24,8 @@ var rules = []struct {
 	{"internal/report", []string{module + "/internal/store/", module + "/internal/proxy", "database/sql"}, "report renders; it does not fetch"},
 	{"internal/importer", []string{module + "/internal/store/", module + "/internal/catalog", "database/sql"}, "importers turn files into flows, nothing more"},
 	{"internal/timeline", []string{module + "/internal/report", module + "/internal/importer/"}, "the timeline computes meaning; rendering and reading files are others' jobs"},
-	{"internal/report", []string{module + "/internal/importer/", module + "/internal/catalog"}, "report renders a timeline; it computes no meaning"},
+	{"internal/report", []string{module + "/internal/importer/", module + "/internal/catalog", module + "/internal/session"}, "report renders a timeline; it computes no meaning"},
+	{"internal/session", []string{module + "/internal/report", module + "/internal/proxy", module + "/internal/store/", "database/sql", "net/http"}, "session finds sessions and hands out flows; it renders nothing and reads stores through flow.Store"},
 	// Stores keep flows: they import the vocabulary and nothing above it,
 	// and never each other (storetest is the one contract they share).
 	{"internal/store/sqlite", storeForbidden("sqlite"), "stores only keep flows"},

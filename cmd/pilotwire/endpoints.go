@@ -15,6 +15,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/catalog"
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/session"
 	"github.com/pilotwire/pilotwire/internal/timeline"
 )
 
@@ -492,15 +493,15 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 	defer src.Close()
 	obs := catalog.NewObserver(cat)
 	if number != 0 {
-		all, err := listSessions(ctx, src, gap)
+		all, err := session.List(ctx, src, gap)
 		if err != nil {
 			return err
 		}
-		s, err := pickSession(all, number, client, src.Name())
+		s, err := session.Pick(all, number, client, src.Name())
 		if err != nil {
-			return err
+			return sessionError(err)
 		}
-		if err := sessionFlows(ctx, src, s, 0, func(f *flow.Flow) { obs.Add(*f) }); err != nil {
+		if err := session.Flows(ctx, src, s, 0, func(f *flow.Flow) { obs.Add(*f) }); err != nil {
 			return err
 		}
 	} else {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/session"
 )
 
 const flowsExamples = `  pilotwire flows                              # every flow, oldest first
@@ -97,7 +98,7 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 }
 
 // noFlows is the empty result of flows: success, said on stderr.
-func noFlows(src flowSource, n int) error {
+func noFlows(src session.Source, n int) error {
 	if n > 0 {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/report"
+	"github.com/pilotwire/pilotwire/internal/session"
 	"github.com/pilotwire/pilotwire/internal/timeline"
 )
 
@@ -76,15 +77,18 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	defer src.Close()
-	s, err := findSession(ctx, src, gap, number, client)
+	s, err := session.Find(ctx, src, gap, number, client)
 	if err != nil {
-		return err
+		return sessionError(err)
 	}
 	// The report has no place for notes yet: stderr.
-	if notes, err := incompleteNotes(ctx, src, []timeline.Session{s}); err != nil {
+	if notes, err := session.IncompleteNotes(ctx, src, []timeline.Session{s}); err != nil {
 		return err
 	} else if n := notes[s.Number]; n != "" {
 		fmt.Fprintf(g.stderr, "pilotwire: session %d: %s\n", s.Number, n)
+	}
+	if s.Lost > 0 {
+		fmt.Fprintf(g.stderr, "pilotwire: session %d: %s\n", s.Number, session.LostNote(s.Lost))
 	}
 	t0, err := timeline.ParseT0(t0s, s.Start)
 	if err != nil {
@@ -96,7 +100,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	b.Grow(int(s.Flows))
-	if err := sessionFlows(ctx, src, s, timeline.FlowFields, b.Add); err != nil {
+	if err := session.Flows(ctx, src, s, timeline.FlowFields, b.Add); err != nil {
 		return err
 	}
 	tl := b.Timeline()

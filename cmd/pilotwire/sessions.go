@@ -7,13 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"slices"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/pilotwire/pilotwire/internal/flow"
-	"github.com/pilotwire/pilotwire/internal/importer"
 	"github.com/pilotwire/pilotwire/internal/report"
+	"github.com/pilotwire/pilotwire/internal/session"
 	"github.com/pilotwire/pilotwire/internal/timeline"
 )
 
@@ -49,7 +47,7 @@ func runSessions(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	defer src.Close()
-	all, err := listSessions(ctx, src, gap)
+	all, err := session.List(ctx, src, gap)
 	if err != nil {
 		return err
 	}
@@ -59,7 +57,7 @@ func runSessions(ctx context.Context, g *globals, args []string) error {
 			list = append(list, s)
 		}
 	}
-	notes, err := incompleteNotes(ctx, src, list)
+	notes, err := session.IncompleteNotes(ctx, src, list)
 	if err != nil {
 		return err
 	}
@@ -104,16 +102,11 @@ func runSessions(ctx context.Context, g *globals, args []string) error {
 			fmt.Fprintf(tw, "  %s", n)
 		}
 		if s.Lost > 0 {
-			fmt.Fprintf(tw, "  %s", lostNote(s.Lost))
+			fmt.Fprintf(tw, "  %s", session.LostNote(s.Lost))
 		}
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
-}
-
-// lostNote says that n flows of a session were seen but never stored.
-func lostNote(n int64) string {
-	return fmt.Sprintf("incomplete: %d flows not stored (the store could not be written)", n)
 }
 
 // parseInterleaved parses flags that may come before or after positional
@@ -143,194 +136,35 @@ func first(s []string) string {
 	return s[0]
 }
 
-// flowSource is where sessions and reports read flows from: the store, or a
-// capture file read straight through an importer. Either way the report is
-// built from the same []flow.Flow.
-type flowSource interface {
-	// Each calls fn for each flow that f selects (Client, Since, Until),
-	// in start order.
-	Each(ctx context.Context, f flow.Filter, fn func(*flow.Flow) error) error
-	// Name says where the flows come from, for messages.
-	Name() string
-	Close() error
-}
-
 // openSource opens the capture file path, or the store when path is "".
-// strict makes a capture file that cannot be read whole an error.
-func openSource(ctx context.Context, g *globals, path string, strict bool) (flowSource, error) {
+// strict makes a capture file that cannot be read whole an error; what it
+// could not read is said on stderr.
+func openSource(ctx context.Context, g *globals, path string, strict bool) (session.Source, error) {
 	if path == "" {
 		st, err := openStoreReadOnly(ctx, g)
 		if err != nil {
 			return nil, err
 		}
-		return storeSource{st: st, name: g.store}, nil
+		return session.FromStore(st, g.store), nil
 	}
-	return readCapture(ctx, g, path, strict)
-}
-
-type storeSource struct {
-	st   flow.Store
-	name string
-}
-
-func (s storeSource) Each(ctx context.Context, f flow.Filter, fn func(*flow.Flow) error) error {
-	// One variable for every flow: a pointer to the callback's own
-	// argument would move each flow to the heap (384 bytes a flow).
-	var cur flow.Flow
-	return s.st.Flows(ctx, f, func(fl flow.Flow) error {
-		cur = fl
-		return fn(&cur)
-	})
-}
-func (s storeSource) Name() string { return s.name }
-func (s storeSource) Close() error { return s.st.Close() }
-
-// fileSource holds the flows of one capture file, in start order. Flows
-// from a file have no store IDs; each gets its 1-based position in the file
-// instead, so a report's flow numbers still point somewhere.
-type fileSource struct {
-	path  string
-	flows []flow.Flow
-}
-
-func readCapture(ctx context.Context, g *globals, path string, strict bool) (*fileSource, error) {
-	src := &fileSource{path: path}
-	res, err := importer.ReadFile(ctx, path, importer.Options{Strict: strict}, func(f flow.Flow) error {
-		f.ID = int64(len(src.flows) + 1)
-		src.flows = append(src.flows, f)
-		return nil
-	})
+	src, res, err := session.ReadFile(ctx, path, strict)
 	if err != nil {
 		return nil, err
 	}
 	warnPartial(g.stderr, res)
-	slices.SortStableFunc(src.flows, func(a, b flow.Flow) int { return a.Start.Compare(b.Start) })
 	return src, nil
 }
 
-// Each selects as a store does (flow.Filter.Match, Newest, Limit), so a
-// capture file answers every filter the store answers.
-func (s *fileSource) Each(ctx context.Context, f flow.Filter, fn func(*flow.Flow) error) error {
-	n := 0
-	for k := range s.flows {
-		i := k
-		if f.Newest {
-			i = len(s.flows) - 1 - k
-		}
-		fl := &s.flows[i]
-		if k%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		if !f.Match(fl) {
-			continue
-		}
-		if err := fn(fl); err != nil {
-			return err
-		}
-		if n++; f.Limit > 0 && n == f.Limit {
-			return nil
-		}
+// sessionError words the session package's errors for the exit codes: no
+// flows is an empty result, a session that does not exist a usage mistake.
+func sessionError(err error) error {
+	var none *session.NoFlowsError
+	var choice *session.ChoiceError
+	switch {
+	case errors.As(err, &none):
+		return emptyf("%s", none.Error())
+	case errors.As(err, &choice):
+		return usagef("%s", choice.Msg)
 	}
-	return nil
-}
-func (s *fileSource) Name() string { return s.path }
-func (s *fileSource) Close() error { return nil }
-
-// listSessions splits every flow of src into sessions, numbered oldest
-// first.
-func listSessions(ctx context.Context, src flowSource, gap time.Duration) ([]timeline.Session, error) {
-	sp := timeline.NewSplitter(gap)
-	// A store keeps each client's activity per minute as flows are
-	// written: splitting that reads a few rows per device-hour instead of
-	// every flow, and gives the same sessions for any gap of a minute or
-	// more.
-	if ss, ok := src.(storeSource); ok && gap >= flow.ActivityWindow {
-		err := ss.st.Activity(ctx, flow.Filter{}, func(a flow.Activity) error { sp.AddActivity(&a); return nil })
-		if err != nil {
-			return nil, fmt.Errorf("read activity from %s: %w", src.Name(), err)
-		}
-		return sp.Sessions(), nil
-	}
-	// Otherwise, the fields a Brief read fills, which a store reads much
-	// faster than whole flows.
-	err := src.Each(ctx, flow.Filter{Brief: true}, func(f *flow.Flow) error { sp.Add(f); return nil })
-	if err != nil {
-		return nil, fmt.Errorf("read flows from %s: %w", src.Name(), err)
-	}
-	return sp.Sessions(), nil
-}
-
-// pickSession chooses the session a report is about: number n, else the
-// newest of client, else the newest of all.
-func pickSession(all []timeline.Session, n int, client, where string) (timeline.Session, error) {
-	if len(all) == 0 {
-		return timeline.Session{}, emptyf("no flows in %s: nothing to report (capture with pilotwire proxy, or read a capture file with pilotwire import FILE)", where)
-	}
-	if n != 0 {
-		if n < 1 || n > len(all) {
-			have := fmt.Sprintf("sessions 1 to %d", len(all))
-			if len(all) == 1 {
-				have = "only session 1"
-			}
-			return timeline.Session{}, usagef("--session %d: %s has %s (see pilotwire sessions)", n, where, have)
-		}
-		s := all[n-1]
-		if client != "" && s.Client != client && s.Device != client {
-			return timeline.Session{}, usagef("session %d belongs to %s, not %s", n, s.Client, client)
-		}
-		return s, nil
-	}
-	for _, s := range slices.Backward(all) {
-		if client == "" || s.Client == client || s.Device == client {
-			return s, nil
-		}
-	}
-	var clients []string
-	for _, s := range all {
-		if !slices.Contains(clients, s.Client) {
-			clients = append(clients, s.Client)
-		}
-	}
-	if len(clients) > 5 {
-		clients = append(clients[:5], "…")
-	}
-	return timeline.Session{}, fmt.Errorf("no sessions of %s in %s (clients: %s): %w", client, where,
-		strings.Join(clients, ", "), flow.ErrNotFound)
-}
-
-// findSession finds the session a report is about (see listSessions and
-// pickSession). Its flows are read after, by sessionFlows, only in its time
-// range.
-func findSession(ctx context.Context, src flowSource, gap time.Duration, n int, client string) (timeline.Session, error) {
-	all, err := listSessions(ctx, src, gap)
-	if err != nil {
-		return timeline.Session{}, err
-	}
-	return pickSession(all, n, client, src.Name())
-}
-
-// sessionFlows calls fn for each flow of session s, in start order (the
-// PAC answers inside it too, see timeline.Session.Contains), one at a time:
-// nothing holds the session's flows, which for a million flows would be
-// some 400 MiB. fields are the fields fn needs (see flow.Filter.Fields;
-// zero for all). fn must not keep f.
-func sessionFlows(ctx context.Context, src flowSource, s timeline.Session, fields flow.Fields, fn func(f *flow.Flow)) error {
-	n := 0
-	f := flow.Filter{Client: s.Client, Since: s.Start, Until: s.End.Add(time.Nanosecond), Fields: fields}
-	err := src.Each(ctx, f, func(fl *flow.Flow) error {
-		if s.Contains(fl) {
-			fn(fl)
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read session %d from %s: %w", s.Number, src.Name(), err)
-	}
-	if n == 0 {
-		return errors.New("the session's flows are gone from " + src.Name())
-	}
-	return nil
+	return err
 }

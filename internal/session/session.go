@@ -1,0 +1,284 @@
+// Package session is the pipeline every view of a device's run goes
+// through: finding the sessions in a store (from the activity it keeps) or
+// in a capture file, choosing one, and streaming its flows to whoever
+// builds on them (the report's timeline.Builder, endpoints observed, and the
+// coming web page and diff). None of them rebuilds it.
+//
+// It computes sessions and hands out flows; it renders nothing, so it must
+// not import internal/report, and it reads stores only through flow.Store.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer"
+	"github.com/pilotwire/pilotwire/internal/timeline"
+)
+
+// NoFlowsError says a source holds no flows, so no session: an empty
+// result, not a failure.
+type NoFlowsError struct{ Where string }
+
+func (e *NoFlowsError) Error() string {
+	return fmt.Sprintf("no flows in %s: nothing to report (capture with pilotwire proxy, or read a capture file with pilotwire import FILE)", e.Where)
+}
+
+// ChoiceError says the session asked for does not exist, or is not the
+// client's: a mistake in what was asked.
+type ChoiceError struct{ Msg string }
+
+func (e *ChoiceError) Error() string { return e.Msg }
+
+// LostNote says that n flows of a session were seen but never stored.
+func LostNote(n int64) string {
+	return fmt.Sprintf("incomplete: %d flows not stored (the store could not be written)", n)
+}
+
+// Source is where sessions and reports read flows from: the store, or a
+// capture file read straight through an importer. Either way the report is
+// built from the same []flow.Flow.
+type Source interface {
+	// Each calls fn for each flow that f selects (Client, Since, Until),
+	// in start order.
+	Each(ctx context.Context, f flow.Filter, fn func(*flow.Flow) error) error
+	// Name says where the flows come from, for messages.
+	Name() string
+	Close() error
+}
+
+// FromStore reads sessions from st; name says where it is, for messages.
+// Closing the Source closes st.
+func FromStore(st flow.Store, name string) Source { return storeSource{st: st, name: name} }
+
+type storeSource struct {
+	st   flow.Store
+	name string
+}
+
+func (s storeSource) Each(ctx context.Context, f flow.Filter, fn func(*flow.Flow) error) error {
+	// One variable for every flow: a pointer to the callback's own
+	// argument would move each flow to the heap (384 bytes a flow).
+	var cur flow.Flow
+	return s.st.Flows(ctx, f, func(fl flow.Flow) error {
+		cur = fl
+		return fn(&cur)
+	})
+}
+func (s storeSource) Name() string { return s.name }
+func (s storeSource) Close() error { return s.st.Close() }
+
+// fileSource holds the flows of one capture file, in start order. Flows
+// from a file have no store IDs; each gets its 1-based position in the file
+// instead, so a report's flow numbers still point somewhere.
+type fileSource struct {
+	path  string
+	flows []flow.Flow
+}
+
+// ReadFile reads the capture file path through its importer into a Source
+// (strict: a file that cannot be read whole is an error). The Result says
+// what could not be read, for the caller to warn about.
+func ReadFile(ctx context.Context, path string, strict bool) (Source, importer.Result, error) {
+	src := &fileSource{path: path}
+	res, err := importer.ReadFile(ctx, path, importer.Options{Strict: strict}, func(f flow.Flow) error {
+		f.ID = int64(len(src.flows) + 1)
+		src.flows = append(src.flows, f)
+		return nil
+	})
+	if err != nil {
+		return nil, res, err
+	}
+	slices.SortStableFunc(src.flows, func(a, b flow.Flow) int { return a.Start.Compare(b.Start) })
+	return src, res, nil
+}
+
+// Each selects as a store does (flow.Filter.Match, Newest, Limit), so a
+// capture file answers every filter the store answers.
+func (s *fileSource) Each(ctx context.Context, f flow.Filter, fn func(*flow.Flow) error) error {
+	n := 0
+	for k := range s.flows {
+		i := k
+		if f.Newest {
+			i = len(s.flows) - 1 - k
+		}
+		fl := &s.flows[i]
+		if k%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if !f.Match(fl) {
+			continue
+		}
+		if err := fn(fl); err != nil {
+			return err
+		}
+		if n++; f.Limit > 0 && n == f.Limit {
+			return nil
+		}
+	}
+	return nil
+}
+func (s *fileSource) Name() string { return s.path }
+func (s *fileSource) Close() error { return nil }
+
+// List splits every flow of src into sessions, numbered oldest
+// first.
+func List(ctx context.Context, src Source, gap time.Duration) ([]timeline.Session, error) {
+	sp := timeline.NewSplitter(gap)
+	// A store keeps each client's activity per minute as flows are
+	// written: splitting that reads a few rows per device-hour instead of
+	// every flow, and gives the same sessions for any gap of a minute or
+	// more.
+	if ss, ok := src.(storeSource); ok && gap >= flow.ActivityWindow {
+		err := ss.st.Activity(ctx, flow.Filter{}, func(a flow.Activity) error { sp.AddActivity(&a); return nil })
+		if err != nil {
+			return nil, fmt.Errorf("read activity from %s: %w", src.Name(), err)
+		}
+		return sp.Sessions(), nil
+	}
+	// Otherwise, the fields a Brief read fills, which a store reads much
+	// faster than whole flows.
+	err := src.Each(ctx, flow.Filter{Brief: true}, func(f *flow.Flow) error { sp.Add(f); return nil })
+	if err != nil {
+		return nil, fmt.Errorf("read flows from %s: %w", src.Name(), err)
+	}
+	return sp.Sessions(), nil
+}
+
+// Pick chooses the session a report is about: number n, else the
+// newest of client, else the newest of all.
+func Pick(all []timeline.Session, n int, client, where string) (timeline.Session, error) {
+	if len(all) == 0 {
+		return timeline.Session{}, &NoFlowsError{Where: where}
+	}
+	if n != 0 {
+		if n < 1 || n > len(all) {
+			have := fmt.Sprintf("sessions 1 to %d", len(all))
+			if len(all) == 1 {
+				have = "only session 1"
+			}
+			return timeline.Session{}, &ChoiceError{fmt.Sprintf("--session %d: %s has %s (see pilotwire sessions)", n, where, have)}
+		}
+		s := all[n-1]
+		if client != "" && s.Client != client && s.Device != client {
+			return timeline.Session{}, &ChoiceError{fmt.Sprintf("session %d belongs to %s, not %s", n, s.Client, client)}
+		}
+		return s, nil
+	}
+	for _, s := range slices.Backward(all) {
+		if client == "" || s.Client == client || s.Device == client {
+			return s, nil
+		}
+	}
+	var clients []string
+	for _, s := range all {
+		if !slices.Contains(clients, s.Client) {
+			clients = append(clients, s.Client)
+		}
+	}
+	if len(clients) > 5 {
+		clients = append(clients[:5], "…")
+	}
+	return timeline.Session{}, fmt.Errorf("no sessions of %s in %s (clients: %s): %w", client, where,
+		strings.Join(clients, ", "), flow.ErrNotFound)
+}
+
+// Find finds the session a report is about (see List and
+// Pick). Its flows are read after, by Flows, only in its time
+// range.
+func Find(ctx context.Context, src Source, gap time.Duration, n int, client string) (timeline.Session, error) {
+	all, err := List(ctx, src, gap)
+	if err != nil {
+		return timeline.Session{}, err
+	}
+	return Pick(all, n, client, src.Name())
+}
+
+// Flows calls fn for each flow of session s, in start order (the
+// PAC answers inside it too, see timeline.Session.Contains), one at a time:
+// nothing holds the session's flows, which for a million flows would be
+// some 400 MiB. fields are the fields fn needs (see flow.Filter.Fields;
+// zero for all). fn must not keep f.
+func Flows(ctx context.Context, src Source, s timeline.Session, fields flow.Fields, fn func(f *flow.Flow)) error {
+	n := 0
+	f := flow.Filter{Client: s.Client, Since: s.Start, Until: s.End.Add(time.Nanosecond), Fields: fields}
+	err := src.Each(ctx, f, func(fl *flow.Flow) error {
+		if s.Contains(fl) {
+			fn(fl)
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read session %d from %s: %w", s.Number, src.Name(), err)
+	}
+	if n == 0 {
+		return errors.New("the session's flows are gone from " + src.Name())
+	}
+	return nil
+}
+
+// IncompleteNotes says, by session number, which sessions hold flows of
+// an import that began and did not end (flow.Store.UnfinishedImports: an
+// import killed half way, or one running now), so that a session cut short
+// does not pass for a whole run. It costs a second Brief read of the store,
+// made only when such an import exists; a capture file read directly has
+// none.
+func IncompleteNotes(ctx context.Context, src Source, sessions []timeline.Session) (map[int]string, error) {
+	ss, ok := src.(storeSource)
+	if !ok || len(sessions) == 0 {
+		return nil, nil
+	}
+	unfinished, err := ss.st.UnfinishedImports(ctx)
+	if err != nil || len(unfinished) == 0 {
+		return nil, err
+	}
+	byFile := map[string]flow.UnfinishedImport{}
+	for _, u := range unfinished {
+		byFile[u.SourceFile] = u
+	}
+	byClient := map[string][]int{}
+	for i, s := range sessions {
+		byClient[s.Client] = append(byClient[s.Client], i)
+	}
+	files := map[int][]string{} // session index → unfinished files it holds flows of
+	err = src.Each(ctx, flow.Filter{Brief: true}, func(f *flow.Flow) error {
+		if f.SourceFile == "" {
+			return nil
+		}
+		if _, ok := byFile[f.SourceFile]; !ok {
+			return nil
+		}
+		for _, i := range byClient[f.Client] {
+			if sessions[i].Contains(f) && !slices.Contains(files[i], f.SourceFile) {
+				files[i] = append(files[i], f.SourceFile)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read flows from %s: %w", src.Name(), err)
+	}
+	notes := map[int]string{}
+	for i, fs := range files {
+		var parts []string
+		for _, f := range fs {
+			u := byFile[f]
+			what := fmt.Sprintf("import interrupted after %d flows", u.Flows)
+			if len(fs) > 1 {
+				what += " (" + f + ")"
+			}
+			parts = append(parts, what)
+		}
+		slices.Sort(parts)
+		notes[sessions[i].Number] = "incomplete: " + strings.Join(parts, "; ")
+	}
+	return notes, nil
+}

@@ -1,0 +1,59 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/session"
+	"github.com/pilotwire/pilotwire/internal/store/mem"
+)
+
+// TestFindAndFlows: sessions of a store are found from its activity, the
+// newest of a client chosen, and only its flows handed out; what cannot be
+// chosen says why in a typed error.
+func TestFindAndFlows(t *testing.T) {
+	ctx := context.Background()
+	st := mem.New()
+	t0 := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	var fs []flow.Flow
+	for i, at := range []time.Duration{0, time.Minute, 2 * time.Hour, 2*time.Hour + time.Minute} {
+		fs = append(fs, flow.Flow{Key: string(rune('a' + i)), Start: t0.Add(at), End: t0.Add(at + time.Second),
+			Client: "10.0.0.23", Kind: flow.KindConnect, Host: "ztd.dds.microsoft.com"})
+	}
+	fs = append(fs, flow.Flow{Key: "other", Start: t0, Client: "10.0.0.99", Kind: flow.KindConnect, Host: "x.example"})
+	if err := st.PutFlows(ctx, fs); err != nil {
+		t.Fatal(err)
+	}
+	src := session.FromStore(st, "test store")
+	defer src.Close()
+	all, err := session.List(ctx, src, 30*time.Minute)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("List = %d sessions, %v; want 3", len(all), err)
+	}
+	s, err := session.Find(ctx, src, 30*time.Minute, 0, "10.0.0.23")
+	if err != nil || s.Number != 3 || s.Flows != 2 {
+		t.Fatalf("Find newest of 10.0.0.23 = %+v, %v", s, err)
+	}
+	var keys []string
+	if err := session.Flows(ctx, src, s, 0, func(f *flow.Flow) { keys = append(keys, f.Key) }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(keys, " ") != "c d" {
+		t.Errorf("session flows %q, want c d", keys)
+	}
+	var choice *session.ChoiceError
+	if _, err := session.Pick(all, 9, "", "test store"); !errors.As(err, &choice) || !strings.Contains(err.Error(), "sessions 1 to 3") {
+		t.Errorf("Pick(9) = %v, want a ChoiceError naming sessions 1 to 3", err)
+	}
+	if _, err := session.Pick(all, 0, "10.9.9.9", "test store"); !errors.Is(err, flow.ErrNotFound) {
+		t.Errorf("Pick(unknown client) = %v, want flow.ErrNotFound", err)
+	}
+	var none *session.NoFlowsError
+	if _, err := session.Pick(nil, 0, "", "empty"); !errors.As(err, &none) {
+		t.Errorf("Pick of no sessions = %v, want a NoFlowsError", err)
+	}
+}
