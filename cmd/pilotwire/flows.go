@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/report"
 	"github.com/pilotwire/pilotwire/internal/session"
+	"github.com/pilotwire/pilotwire/internal/timeline"
 )
 
 const flowsExamples = `  pilotwire flows                              # every flow, oldest first
@@ -59,7 +61,7 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 	n := 0
 	if asJSON {
 		enc := json.NewEncoder(g.stdout)
-		err = src.Each(ctx, f, func(fl *flow.Flow) error { n++; return enc.Encode(flowJSON(*fl)) })
+		err = src.Each(ctx, f, func(fl *flow.Flow) error { n++; return enc.Encode(report.FlowJSON(fl)) })
 		if err != nil {
 			return err
 		}
@@ -103,35 +105,6 @@ func noFlows(src session.Source, n int) error {
 		return nil
 	}
 	return emptyf("no flows in %s match", src.Name())
-}
-
-// flowJSON is the stable JSON shape of a flow for `flows --json`.
-func flowJSON(f flow.Flow) map[string]any {
-	m := map[string]any{
-		"id": f.ID, "start": f.Start.Format(time.RFC3339Nano), "client": f.Client, "source": f.Source,
-		"kind": f.Kind, "host": f.Host, "port": f.Port, "bytes_up": f.BytesUp, "bytes_down": f.BytesDown,
-	}
-	if !f.End.IsZero() {
-		m["end"] = f.End.Format(time.RFC3339Nano)
-		m["duration_ms"] = float64(f.Duration().Microseconds()) / 1000
-	} else {
-		m["open"] = true
-	}
-	opt := map[string]string{"device": f.Device, "session": f.Session, "source_file": f.SourceFile, "method": f.Method,
-		"scheme": f.Scheme, "url": f.URL, "sni": f.SNI, "alpn": f.ALPN, "tls_version": f.TLSVersion, "error": f.Error,
-		"decision": string(f.Decision), "reason": f.Reason, "note": f.Note}
-	for k, v := range opt {
-		if v != "" {
-			m[k] = v
-		}
-	}
-	if f.ClientPort != 0 {
-		m["client_port"] = f.ClientPort
-	}
-	if f.Status != 0 {
-		m["status"] = f.Status
-	}
-	return m
 }
 
 func target(f flow.Flow) string {
@@ -180,19 +153,9 @@ func dash(s string) string {
 	return s
 }
 
-// humanBytes prints a byte count the way people read it: 512B, 1.5KiB, 3.2MiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTP"[exp])
-}
+// humanBytes is the one byte formatter's text without its space, for
+// narrow table columns: 512B, 1.5KiB, 3.2MiB.
+func humanBytes(n int64) string { return strings.Replace(timeline.FormatBytes(n), " ", "", 1) }
 
 // parseTimeFlag reads an absolute time (RFC 3339, or "2006-01-02 15:04:05"
 // in local time) or a duration meaning that long before now.
