@@ -270,17 +270,6 @@ func (fs Fields) Trim(f *Flow) {
 	*f = keep
 }
 
-// ClientSummary is what a Store knows of one client without interpreting
-// its flows.
-type ClientSummary struct {
-	Client string
-	Device string // the newest non-empty device label seen for the client
-	First  time.Time
-	Last   time.Time
-	Flows  int64
-	Bytes  int64
-}
-
 // FileChange is what one write of a file's flows did to a store's count
 // of flows (see Store.PutFileFlows).
 type FileChange struct {
@@ -341,9 +330,6 @@ type Store interface {
 	Flows(ctx context.Context, f Filter, fn func(Flow) error) error
 	// CountFlows returns how many flows f selects, ignoring f.Limit.
 	CountFlows(ctx context.Context, f Filter) (int64, error)
-	// Clients summarises each client that has flows f selects, newest
-	// activity first.
-	Clients(ctx context.Context, f Filter) ([]ClientSummary, error)
 	// Activity calls fn with the activity of each client (and explicit
 	// session name) in each ActivityWindow that f selects (see
 	// Filter.MatchActivity; other fields are ignored), in order of First

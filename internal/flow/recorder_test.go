@@ -41,9 +41,6 @@ func (m *memStore) CountFlows(context.Context, flow.Filter) (int64, error) {
 	defer m.mu.Unlock()
 	return int64(len(m.flows)), nil
 }
-func (m *memStore) Clients(context.Context, flow.Filter) ([]flow.ClientSummary, error) {
-	return nil, nil
-}
 func (m *memStore) PutFileFlows(context.Context, string, int, []flow.Flow) (flow.FileChange, error) {
 	return flow.FileChange{}, errors.New("the recorder wrote file flows")
 }

@@ -92,9 +92,6 @@ func (m *memStore) CountFlows(_ context.Context, f flow.Filter) (int64, error) {
 	return n, nil
 }
 
-func (m *memStore) Clients(context.Context, flow.Filter) ([]flow.ClientSummary, error) {
-	return nil, nil
-}
 func (m *memStore) Close() error { return nil }
 func (m *memStore) Activity(context.Context, flow.Filter, func(flow.Activity) error) error {
 	return nil

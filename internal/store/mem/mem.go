@@ -276,53 +276,6 @@ func (s *Store) CountFlows(ctx context.Context, f flow.Filter) (int64, error) {
 	return n, nil
 }
 
-// Clients summarises each client with flows f selects, newest activity
-// first; a client's label is its newest non-empty one among them.
-func (s *Store) Clients(ctx context.Context, f flow.Filter) ([]flow.ClientSummary, error) {
-	f.Limit, f.Newest = 0, false
-	sel, err := s.selected(f)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	by := map[string]*flow.ClientSummary{}
-	var list []*flow.ClientSummary
-	for i := range sel { // oldest first: the last label seen is the newest
-		fl := &sel[i]
-		c := by[fl.Client]
-		if c == nil {
-			c = &flow.ClientSummary{Client: fl.Client, First: fl.Start, Last: fl.Start}
-			by[fl.Client] = c
-			list = append(list, c)
-		}
-		last := fl.End
-		if fl.Open() {
-			last = fl.Start
-		}
-		c.Last = maxTime(c.Last, last)
-		if fl.Device != "" {
-			c.Device = fl.Device
-		}
-		c.Flows++
-		c.Bytes += fl.Bytes()
-	}
-	out := make([]flow.ClientSummary, len(list))
-	for i, c := range list {
-		out[i] = *c
-	}
-	slices.SortStableFunc(out, func(a, b flow.ClientSummary) int { return b.Last.Compare(a.Last) })
-	return out, nil
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
 // Close releases the store's flows; later calls fail.
 func (s *Store) Close() error {
 	s.mu.Lock()

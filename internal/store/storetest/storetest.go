@@ -204,34 +204,6 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 		}
 	})
 
-	t.Run("Clients", func(t *testing.T) {
-		s := open(t)
-		defer s.Close()
-		var all []flow.Flow
-		for i := range 4 {
-			all = append(all, sample(i))
-		}
-		all[3].Device = "VM7"
-		if err := s.PutFlows(context.Background(), all); err != nil {
-			t.Fatal(err)
-		}
-		got, err := s.Clients(context.Background(), flow.Filter{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) != 2 {
-			t.Fatalf("got %d clients, want 2: %+v", len(got), got)
-		}
-		// 10.0.0.2 has k1 and k3, the newest flow.
-		c := got[0]
-		if c.Client != "10.0.0.2" || c.Device != "VM7" || c.Flows != 2 || c.Bytes != 101+103+1000+3000 {
-			t.Errorf("first client = %+v", c)
-		}
-		if !c.First.Equal(base.Add(time.Second)) || !c.Last.Equal(base.Add(3*time.Second+250*time.Millisecond)) {
-			t.Errorf("first client span = %v..%v", c.First, c.Last)
-		}
-	})
-
 	t.Run("NoKey", func(t *testing.T) {
 		s := open(t)
 		defer s.Close()
@@ -257,7 +229,6 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 		{"FileReimport", testFileReimport},
 		{"FileKeysIndependent", testFileKeysIndependent},
 		{"FileIDsGrow", testFileIDsGrow},
-		{"FileClients", testFileClients},
 		{"FileEmpty", testFileEmpty},
 		{"FileCancel", testFileCancel},
 		{"FileLarge", testFileLarge},
@@ -1163,92 +1134,6 @@ func testFileIDsGrow(t *testing.T, s flow.Store) {
 	a1c := generated("a1c", flow.SourceHAR, 4, 27)
 	putFile(t, s, "A", 1, a1c)
 	step("part written again after it was dropped", a1c, "")
-}
-
-// wantClients is the reference of Clients(f) over all. alt holds, per
-// client, the newest label of all its flows, selected or not: the
-// contract does not say which of the two a store must give.
-func wantClients(all []flow.Flow, f flow.Filter) (want []flow.ClientSummary, alt map[string]string) {
-	newest := func(fs []flow.Flow, client string) string {
-		var label string
-		var at time.Time
-		for _, fl := range fs {
-			if fl.Client == client && fl.Device != "" && (label == "" || fl.Start.After(at)) {
-				label, at = fl.Device, fl.Start
-			}
-		}
-		return label
-	}
-	f.Limit, f.Newest = 0, false
-	sel := selectFlows(all, f)
-	byClient := map[string]*flow.ClientSummary{}
-	for _, fl := range sel {
-		c := byClient[fl.Client]
-		if c == nil {
-			c = &flow.ClientSummary{Client: fl.Client, Device: newest(sel, fl.Client), First: fl.Start, Last: fl.Start}
-			byClient[fl.Client] = c
-		}
-		last := fl.End
-		if fl.Open() {
-			last = fl.Start
-		}
-		if last.After(c.Last) {
-			c.Last = last
-		}
-		if fl.Start.Before(c.First) {
-			c.First = fl.Start
-		}
-		c.Flows++
-		c.Bytes += fl.Bytes()
-	}
-	alt = map[string]string{}
-	for _, c := range byClient {
-		want = append(want, *c)
-		alt[c.Client] = newest(all, c.Client)
-	}
-	slices.SortFunc(want, func(a, b flow.ClientSummary) int { return b.Last.Compare(a.Last) })
-	return want, alt
-}
-
-func testFileClients(t *testing.T, s flow.Store) {
-	all := mixedStore(t, s)
-	cases := []struct {
-		name string
-		f    flow.Filter
-	}{
-		{"all", flow.Filter{}},
-		{"source", flow.Filter{Source: flow.SourceHAR}},
-		{"host glob", flow.Filter{Host: "*.manage.microsoft.com"}},
-		{"device", flow.Filter{Client: "VM8"}},
-		{"since until", flow.Filter{Since: genBase.Add(20 * time.Second), Until: genBase.Add(40 * time.Second)}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			want, alt := wantClients(all, c.f)
-			if len(want) == 0 {
-				t.Fatal("test data: no client selected")
-			}
-			for i := 1; i < len(want); i++ {
-				if want[i].Last.Equal(want[i-1].Last) {
-					t.Fatalf("test data: clients %s and %s tie on Last", want[i-1].Client, want[i].Client)
-				}
-			}
-			got, err := s.Clients(context.Background(), c.f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(want) {
-				t.Fatalf("got %d clients, want %d:\n got %+v\nwant %+v", len(got), len(want), got, want)
-			}
-			for i, g := range got {
-				w := want[i]
-				if g.Client != w.Client || g.Flows != w.Flows || g.Bytes != w.Bytes || !g.First.Equal(w.First) ||
-					!g.Last.Equal(w.Last) || g.Device != w.Device && g.Device != alt[w.Client] {
-					t.Errorf("client %d:\n got %+v\nwant %+v", i, g, w)
-				}
-			}
-		})
-	}
 }
 
 func testFileEmpty(t *testing.T, s flow.Store) {
