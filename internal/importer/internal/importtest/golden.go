@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -87,4 +89,35 @@ func MarshalFlows(flows []flow.Flow) []byte {
 	}
 	b.WriteString("]\n")
 	return b.Bytes()
+}
+
+// GoldenSamples reads each sample file matching glob (golden files
+// excepted) with read, and checks that it reads whole, keeps the
+// invariants of Check, and gives the flows of its golden file,
+// <sample without extension>.golden.json (-update rewrites them): the one
+// golden test every format runs.
+func GoldenSamples(t *testing.T, glob string, read func(data []byte, c *Collector) error) {
+	t.Helper()
+	samples, err := filepath.Glob(glob)
+	samples = slices.DeleteFunc(samples, func(p string) bool { return strings.HasSuffix(p, ".golden.json") })
+	if err != nil || len(samples) == 0 {
+		t.Fatalf("no sample files match %s (%v)", glob, err)
+	}
+	for _, path := range samples {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c Collector
+			if err := read(data, &c); err != nil {
+				t.Errorf("Read: %v", err)
+			}
+			if len(c.Skips) > 0 {
+				t.Errorf("%d parts skipped, first %+v", len(c.Skips), c.Skips[0])
+			}
+			Check(t, c.Flows)
+			Golden(t, strings.TrimSuffix(path, filepath.Ext(path))+".golden.json", c.Flows)
+		})
+	}
 }
