@@ -183,6 +183,12 @@ const (
 	FieldReason
 	FieldNote
 	FieldLost
+
+	// FieldsAll is every field.
+	FieldsAll = FieldLost<<1 - 1
+	// FieldsBrief are the fields of a Brief read (see Filter.Brief).
+	FieldsBrief = FieldEnd | FieldClient | FieldDevice | FieldSession | FieldBytesUp | FieldBytesDown |
+		FieldKind | FieldLost | FieldSourceFile
 )
 
 // Trim zeroes the fields of f that are not in fs (ID and Start stay): f as

@@ -404,20 +404,16 @@ func (h *segHeap) Pop() any {
 
 // rowCursor steps through the selected rows of the flows table.
 type rowCursor struct {
-	c     *rawConn
-	st    uintptr
-	brief bool
-	// plan, for a read of some fields (Filter.Fields), is the field of
-	// each column after the first three (id, start_ns, start_tz).
+	c  *rawConn
+	st uintptr
+	// plan is the field of each column after the first three (id,
+	// start_ns, start_tz): what the read asked for (see queryRows).
 	plan  []flow.Fields
 	zones zoneCache
 	in    interner
 	cur   flow.Flow // the current row, when ok
 	ok    bool
 }
-
-// briefColumns are the columns a Brief read selects.
-const briefColumns = `id, start_ns, start_tz, end_ns, client, device, session, bytes_up, bytes_down, kind, source_file, lost`
 
 // queryRows starts the query of the rows f selects.
 func (c *rawConn) queryRows(f flow.Filter) (*rowCursor, error) {
@@ -426,14 +422,16 @@ func (c *rawConn) queryRows(f flow.Filter) (*rowCursor, error) {
 	if f.Newest {
 		order = " ORDER BY start_ns DESC, id DESC"
 	}
-	cols := columns
-	var plan []flow.Fields
+	// One way to read a row: the columns of the fields asked for (all of
+	// them when none are named; a Brief read's few).
+	fields := f.Fields
 	switch {
 	case f.Brief:
-		cols = briefColumns
-	case f.Fields != 0:
-		cols, plan = fieldsColumns(f.Fields)
+		fields = flow.FieldsBrief
+	case fields == 0:
+		fields = flow.FieldsAll
 	}
+	cols, plan := fieldsColumns(fields)
 	q := `SELECT ` + cols + ` FROM flows` + w + order
 	if f.Limit > 0 {
 		q += ` LIMIT ?`
@@ -447,7 +445,7 @@ func (c *rawConn) queryRows(f flow.Filter) (*rowCursor, error) {
 		lib.Xsqlite3_finalize(c.tls, st)
 		return nil, err
 	}
-	return &rowCursor{c: c, st: st, brief: f.Brief, plan: plan, zones: zoneCache{}, in: interner{}}, nil
+	return &rowCursor{c: c, st: st, plan: plan, zones: zoneCache{}, in: interner{}}, nil
 }
 
 // fieldColumns are the flows table's columns of the fields that
@@ -480,7 +478,8 @@ func fieldsColumns(fs flow.Fields) (string, []flow.Fields) {
 	return strings.Join(cols, ", "), plan
 }
 
-// scanFields fills the fields of the current row that r.plan names.
+// scanFields fills the fields of the current row that r.plan names: the
+// one decoder of rows, for whole, Brief and Fields reads alike.
 func (r *rowCursor) scanFields(fl *flow.Flow) {
 	c, st, in := r.c, r.st, r.in
 	fl.ID = c.columnInt(st, 0)
@@ -560,60 +559,8 @@ func (r *rowCursor) next() error {
 		return c.err(rc)
 	}
 	r.ok = true
-	in := r.in
-	fl := &r.cur
-	*fl = flow.Flow{}
-	if r.plan != nil {
-		r.scanFields(fl)
-		return nil
-	}
-	if r.brief {
-		fl.ID = c.columnInt(st, 0)
-		loc := r.zones.get(c.columnInt(st, 2))
-		fl.Start = time.Unix(0, c.columnInt(st, 1)).In(loc)
-		if !c.columnNull(st, 3) {
-			fl.End = time.Unix(0, c.columnInt(st, 3)).In(loc)
-		}
-		fl.Client = in.get(c.columnView(st, 4))
-		fl.Device = in.get(c.columnView(st, 5))
-		fl.Session = in.get(c.columnView(st, 6))
-		fl.BytesUp = c.columnInt(st, 7)
-		fl.BytesDown = c.columnInt(st, 8)
-		fl.Kind = flow.Kind(in.get(c.columnView(st, 9)))
-		fl.SourceFile = in.get(c.columnView(st, 10))
-		fl.Lost = c.columnInt(st, 11)
-		return nil
-	}
-	fl.ID = c.columnInt(st, 0)
-	fl.Key = strings.Clone(c.columnView(st, 1))
-	loc := r.zones.get(c.columnInt(st, 3))
-	fl.Start = time.Unix(0, c.columnInt(st, 2)).In(loc)
-	if !c.columnNull(st, 4) {
-		fl.End = time.Unix(0, c.columnInt(st, 4)).In(loc)
-	}
-	fl.Client = in.get(c.columnView(st, 5))
-	fl.ClientPort = int(c.columnInt(st, 6))
-	fl.Device = in.get(c.columnView(st, 7))
-	fl.Session = in.get(c.columnView(st, 8))
-	fl.Source = flow.Source(in.get(c.columnView(st, 9)))
-	fl.SourceFile = in.get(c.columnView(st, 10))
-	fl.Kind = flow.Kind(in.get(c.columnView(st, 11)))
-	fl.Method = in.get(c.columnView(st, 12))
-	fl.Scheme = in.get(c.columnView(st, 13))
-	fl.Host = in.get(c.columnView(st, 14))
-	fl.Port = int(c.columnInt(st, 15))
-	fl.URL = strings.Clone(c.columnView(st, 16))
-	fl.Status = int(c.columnInt(st, 17))
-	fl.BytesUp = c.columnInt(st, 18)
-	fl.BytesDown = c.columnInt(st, 19)
-	fl.SNI = in.get(c.columnView(st, 20))
-	fl.ALPN = in.get(c.columnView(st, 21))
-	fl.TLSVersion = in.get(c.columnView(st, 22))
-	fl.Error = in.get(c.columnView(st, 23))
-	fl.Decision = flow.Decision(in.get(c.columnView(st, 24)))
-	fl.Reason = in.get(c.columnView(st, 25))
-	fl.Note = in.get(c.columnView(st, 26))
-	fl.Lost = c.columnInt(st, 27)
+	r.cur = flow.Flow{}
+	r.scanFields(&r.cur)
 	return nil
 }
 

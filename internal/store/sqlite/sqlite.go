@@ -474,8 +474,6 @@ func (s *DB) withRaw(ctx context.Context, fn func(c *rawConn) error, sound func(
 	return err
 }
 
-const columns = `id, key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note, lost`
-
 // upsert writes one flow. Its ID (the last parameter) is used only when the
 // Key is new: an update keeps the stored ID.
 const upsert = `INSERT INTO flows (key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note, lost, id)
