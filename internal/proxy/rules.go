@@ -69,7 +69,7 @@ func allowedClient(nets []netip.Prefix, a netip.Addr) bool {
 // network. The metadata addresses are refused even when private targets
 // are allowed.
 func targetRefusal(a netip.Addr, allowPrivate bool) string {
-	a = a.Unmap()
+	a = unembed(a.Unmap())
 	for _, m := range metadata {
 		if a == m {
 			return fmt.Sprintf("target %s is a cloud metadata address", a)
@@ -93,6 +93,22 @@ func targetRefusal(a netip.Addr, allowPrivate bool) string {
 		return fmt.Sprintf("target %s is in 0.0.0.0/8", a)
 	}
 	return ""
+}
+
+// unembed returns the IPv4 address an IPv4-compatible IPv6 address
+// (::a.b.c.d, RFC 4291 §2.5.5.1, deprecated but still parsed) carries, so
+// that [::127.0.0.1] is judged as 127.0.0.1; other addresses as they are.
+func unembed(a netip.Addr) netip.Addr {
+	if !a.Is6() || a.IsUnspecified() || a.IsLoopback() {
+		return a
+	}
+	b := a.As16()
+	for _, x := range b[:12] {
+		if x != 0 {
+			return a
+		}
+	}
+	return netip.AddrFrom4([4]byte(b[12:]))
 }
 
 // checkBasic checks a Proxy-Authorization header value against user and
