@@ -3,6 +3,9 @@ package session_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -55,5 +58,44 @@ func TestFindAndFlows(t *testing.T) {
 	var none *session.NoFlowsError
 	if _, err := session.Pick(nil, 0, "", "empty"); !errors.As(err, &none) {
 		t.Errorf("Pick of no sessions = %v, want a NoFlowsError", err)
+	}
+}
+
+// TestReadFile: a capture file is read into the store given, its flows
+// numbered in file order and handed out in start order, as a store's are;
+// closing the Source closes the store.
+func TestReadFile(t *testing.T) {
+	ctx := context.Background()
+	// Squid logs a request when it ends: the second line started first.
+	path := filepath.Join(t.TempDir(), "access.log")
+	log := "1700000100.000    100 10.20.0.15 TCP_TUNNEL/200 6120 CONNECT ztd.dds.microsoft.com:443 - HIER_DIRECT/20.190.151.7 -\n" +
+		"1700000100.500   2000 10.20.0.15 TCP_TUNNEL/200 512 CONNECT login.microsoftonline.com:443 - HIER_DIRECT/20.190.151.68 -\n"
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := mem.New()
+	src, res, err := session.ReadFile(ctx, path, true, st)
+	if err != nil {
+		t.Fatalf("ReadFile: %v (%+v)", err, res)
+	}
+	if src.Name() != path {
+		t.Errorf("Name() = %q, want %q", src.Name(), path)
+	}
+	s, err := session.Find(ctx, src, 30*time.Minute, 0, "")
+	if err != nil || s.Flows != 2 {
+		t.Fatalf("Find = %+v, %v; want one session of 2 flows", s, err)
+	}
+	var got []string
+	if err := session.Flows(ctx, src, s, 0, func(f *flow.Flow) { got = append(got, fmt.Sprint(f.ID, " ", f.Host)) }); err != nil {
+		t.Fatal(err)
+	}
+	if want := "2 login.microsoftonline.com, 1 ztd.dds.microsoft.com"; strings.Join(got, ", ") != want {
+		t.Errorf("flows %q, want %q", strings.Join(got, ", "), want)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CountFlows(ctx, flow.Filter{}); err == nil {
+		t.Error("the store still answers after the Source was closed")
 	}
 }
