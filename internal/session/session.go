@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/catalog"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/importer"
 	"github.com/pilotwire/pilotwire/internal/timeline"
@@ -208,6 +209,23 @@ func Flows(ctx context.Context, src Source, s timeline.Session, fields flow.Fiel
 		return errors.New("the session's flows are gone from " + src.Name())
 	}
 	return nil
+}
+
+// Timeline builds the timeline of session s: its flows go straight from
+// src into a timeline.Builder, one at a time (see Flows), and the result
+// carries the session's number and name.
+func Timeline(ctx context.Context, src Source, s timeline.Session, cat *catalog.Catalog, opt timeline.Options) (*timeline.Timeline, error) {
+	b, err := timeline.NewBuilder(cat, opt)
+	if err != nil {
+		return nil, err
+	}
+	b.Grow(int(s.Flows))
+	if err := Flows(ctx, src, s, timeline.FlowFields, b.Add); err != nil {
+		return nil, err
+	}
+	tl := b.Timeline()
+	tl.Session.Number, tl.Session.Name = s.Number, s.Name
+	return tl, nil
 }
 
 // IncompleteNotes says, by session number, which sessions hold flows of

@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/catalog"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/session"
 	"github.com/pilotwire/pilotwire/internal/store/mem"
+	"github.com/pilotwire/pilotwire/internal/timeline"
 )
 
 // TestFindAndFlows: sessions of a store are found from its activity, the
@@ -47,6 +49,14 @@ func TestFindAndFlows(t *testing.T) {
 	}
 	if strings.Join(keys, " ") != "c d" {
 		t.Errorf("session flows %q, want c d", keys)
+	}
+	tl, err := session.Timeline(ctx, src, s, catalog.Default(), timeline.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tl.Session.Number != 3 || tl.Session.Flows != 2 || tl.Session.Client != "10.0.0.23" || !tl.T0.Equal(t0.Add(2*time.Hour)) {
+		t.Errorf("Timeline of session 3 = number %d, %d flows of %s from %s; want number 3, 2 flows of 10.0.0.23 from %s",
+			tl.Session.Number, tl.Session.Flows, tl.Session.Client, tl.T0, t0.Add(2*time.Hour))
 	}
 	var choice *session.ChoiceError
 	if _, err := session.Pick(all, 9, "", "test store"); !errors.As(err, &choice) || !strings.Contains(err.Error(), "sessions 1 to 3") {
