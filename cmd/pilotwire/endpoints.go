@@ -493,11 +493,7 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 	defer src.Close()
 	obs := catalog.NewObserver(cat)
 	if number != 0 {
-		all, err := session.List(ctx, src, gap)
-		if err != nil {
-			return err
-		}
-		s, err := session.Pick(all, number, client, src.Name())
+		s, err := session.Find(ctx, src, gap, number, client)
 		if err != nil {
 			return sessionError(err)
 		}
