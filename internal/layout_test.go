@@ -3,6 +3,7 @@
 package internal_test
 
 import (
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -48,13 +49,27 @@ func storeForbidden(name string) []string {
 	return out
 }
 
-func TestImportLayout(t *testing.T) {
-	out, err := exec.Command("go", "list", "-e", "-f", `{{.ImportPath}} {{join .Imports " "}}`, module+"/...").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	checked := 0
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+// importers: packages that only the programs may import (cmd/pilotwire,
+// and the bench tools that measure the same code paths). They are the top
+// of the house: a store is chosen, a session found and a report rendered in
+// cmd (later also in web), never inside another package, so the layers
+// below stay usable without them.
+var importers = []struct {
+	pkg     string
+	allowed []string // importing packages, as prefixes
+	why     string
+}{
+	{"internal/store/sqlite", []string{"cmd/", "bench/"}, "a concrete store is chosen where flags are read; everything else takes a flow.Store"},
+	{"internal/store/mem", []string{"cmd/", "bench/"}, "a concrete store is chosen where flags are read; everything else takes a flow.Store"},
+	{"internal/session", []string{"cmd/", "bench/"}, "session is the pipeline the views call; nothing below a view calls it"},
+	{"internal/report", []string{"cmd/", "bench/"}, "rendering is the last step, called by the views only"},
+}
+
+// violations checks go list lines ("importpath import import ...") against
+// rules and importers, and returns what breaks them and how many packages
+// a rule applied to.
+func violations(lines []string) (bad []string, checked int) {
+	for _, line := range lines {
 		fields := strings.Fields(line)
 		if len(fields) == 0 {
 			continue
@@ -66,13 +81,69 @@ func TestImportLayout(t *testing.T) {
 			}
 			checked++
 			for _, imp := range imports {
-				for _, bad := range r.forbidden {
-					if imp == bad || (strings.HasSuffix(bad, "/") && strings.HasPrefix(imp, bad)) {
-						t.Errorf("%s imports %s: %s", pkg, imp, r.why)
+				for _, f := range r.forbidden {
+					if imp == f || (strings.HasSuffix(f, "/") && strings.HasPrefix(imp, f)) {
+						bad = append(bad, fmt.Sprintf("%s imports %s: %s", pkg, imp, r.why))
 					}
 				}
 			}
 		}
+		for _, imp := range imports {
+			for _, r := range importers {
+				if imp != module+"/"+r.pkg {
+					continue
+				}
+				ok := false
+				for _, a := range r.allowed {
+					ok = ok || strings.HasPrefix(pkg, a)
+				}
+				if !ok {
+					bad = append(bad, fmt.Sprintf("%s imports %s, which only %s may import: %s", pkg, r.pkg, strings.Join(r.allowed, ", "), r.why))
+				}
+			}
+		}
+	}
+	return bad, checked
+}
+
+// TestLayoutRulesCatch: the checker finds each kind of break in made-up
+// go list output, so a rule cannot pass by never matching.
+func TestLayoutRulesCatch(t *testing.T) {
+	m := module + "/internal/"
+	bad, checked := violations([]string{
+		m + "flow " + m + "catalog",
+		m + "session " + m + "report " + m + "timeline",
+		m + "store/mem " + m + "store/sqlite",
+		m + "timeline " + m + "store/mem",
+		m + "catalog " + m + "session",
+		module + "/cmd/pilotwire " + m + "session " + m + "report " + m + "store/mem",
+	})
+	want := []string{
+		"internal/flow imports " + m + "catalog: flow is the shared vocabulary and must stay dependency-free",
+		"internal/session imports " + m + "report: session finds sessions and hands out flows; it renders nothing and reads stores through flow.Store",
+		"internal/session imports internal/report, which only cmd/, bench/ may import: rendering is the last step, called by the views only",
+		"internal/store/mem imports " + m + "store/sqlite: stores only keep flows",
+		"internal/store/mem imports internal/store/sqlite, which only cmd/, bench/ may import: a concrete store is chosen where flags are read; everything else takes a flow.Store",
+		"internal/timeline imports " + m + "store/mem: the timeline is pure functions over flows",
+		"internal/timeline imports internal/store/mem, which only cmd/, bench/ may import: a concrete store is chosen where flags are read; everything else takes a flow.Store",
+		"internal/catalog imports internal/session, which only cmd/, bench/ may import: session is the pipeline the views call; nothing below a view calls it",
+	}
+	if got := strings.Join(bad, "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("violations:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	if checked != 6 {
+		t.Errorf("rules applied to %d packages, want 6 (flow, session, store/mem, timeline twice, catalog)", checked)
+	}
+}
+
+func TestImportLayout(t *testing.T) {
+	out, err := exec.Command("go", "list", "-e", "-f", `{{.ImportPath}} {{join .Imports " "}}`, module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	bad, checked := violations(strings.Split(strings.TrimSpace(string(out)), "\n"))
+	for _, b := range bad {
+		t.Error(b)
 	}
 	if checked < 2 {
 		t.Fatalf("checked only %d packages: is go list finding the module?", checked)

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Measures the import figures of issue 5 on this machine:
+# Measures the import figures the README gives (import speed, and bounded
+# memory on a large HAR) on this machine:
 #   1. Squid parsing, lines/s (go test -bench BenchmarkSquidParse)
 #   2. Squid end to end, file -> SQLite through "pilotwire import", lines/s
 #      (BenchmarkImportSquidSQLite, 1,000,000 generated lines)

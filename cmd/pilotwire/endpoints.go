@@ -173,20 +173,6 @@ const lookupExamples = `  pilotwire endpoints lookup fef.msua01.manage.microsoft
   pilotwire endpoints lookup --json login.microsoftonline.com:443
 `
 
-// lookupJSON is the shape of `endpoints lookup --json`, one object a line.
-type lookupJSON struct {
-	Host        string `json:"host"`
-	Known       bool   `json:"known"`
-	Pattern     string `json:"pattern,omitempty"`
-	Service     string `json:"service,omitempty"`
-	ServiceName string `json:"service_name,omitempty"`
-	Phase       string `json:"phase,omitempty"`
-	Required    string `json:"required,omitempty"`
-	Region      string `json:"region,omitempty"`
-	Purpose     string `json:"purpose,omitempty"`
-	Source      string `json:"source,omitempty"`
-}
-
 func runEndpointsLookup(g *globals, args []string) error {
 	fs := newFlagSet(g, "endpoints lookup", "endpoints lookup [flags] HOST...", lookupExamples)
 	var asJSON bool
@@ -202,15 +188,9 @@ func runEndpointsLookup(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	var rows []lookupJSON
+	var rows []catalog.HostJSON
 	for _, h := range hosts {
-		name := hostOf(h)
-		r := lookupJSON{Host: h}
-		if m, ok := cat.Lookup(name); ok {
-			r = lookupJSON{Host: h, Known: true, Pattern: m.Entry.Pattern, Service: m.Service.ID, ServiceName: m.Service.Name,
-				Phase: m.Entry.Phase, Required: string(m.Entry.Required), Region: m.Region, Purpose: m.Entry.Purpose, Source: m.Entry.Source}
-		}
-		rows = append(rows, r)
+		rows = append(rows, cat.LookupJSON(h, hostOf(h)))
 	}
 	if asJSON {
 		enc := json.NewEncoder(g.stdout)
@@ -354,29 +334,16 @@ func runEndpointsServices(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	count := map[string]int{}
-	for _, e := range cat.Entries() {
-		count[e.Service]++
-	}
+	services := cat.ServicesJSON()
 	if asJSON {
-		type svc struct {
-			ID      string `json:"id"`
-			Name    string `json:"name"`
-			Color   string `json:"color"`
-			Entries int    `json:"entries"`
-		}
-		var out []svc
-		for _, s := range cat.Services() {
-			out = append(out, svc{s.ID, s.Name, s.Color, count[s.ID]})
-		}
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return enc.Encode(services)
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tNAME\tCOLOR\tENTRIES")
-	for _, s := range cat.Services() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", s.ID, s.Name, s.Color, count[s.ID])
+	for _, s := range services {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", s.ID, s.Name, s.Color, s.Entries)
 	}
 	return tw.Flush()
 }
@@ -493,11 +460,7 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 	defer src.Close()
 	obs := catalog.NewObserver(cat)
 	if number != 0 {
-		all, err := session.List(ctx, src, gap)
-		if err != nil {
-			return err
-		}
-		s, err := session.Pick(all, number, client, src.Name())
+		s, err := session.Find(ctx, src, gap, number, client)
 		if err != nil {
 			return sessionError(err)
 		}

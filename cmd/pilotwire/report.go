@@ -94,17 +94,10 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return usagef("report: %v", err)
 	}
-	// The session's flows go straight into the timeline, one at a time.
-	b, err := timeline.NewBuilder(cat, timeline.Options{T0: t0, Rules: rs})
+	tl, err := session.Timeline(ctx, src, s, cat, timeline.Options{T0: t0, Rules: rs})
 	if err != nil {
 		return err
 	}
-	b.Grow(int(s.Flows))
-	if err := session.Flows(ctx, src, s, timeline.FlowFields, b.Add); err != nil {
-		return err
-	}
-	tl := b.Timeline()
-	tl.Session.Number, tl.Session.Name = s.Number, s.Name
 	opt := report.Options{Generator: "pilotwire " + version, Source: src.Name()}
 	if out == "" || out == "-" {
 		return report.Render(g.stdout, format, tl, opt)

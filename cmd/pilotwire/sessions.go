@@ -12,6 +12,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/report"
 	"github.com/pilotwire/pilotwire/internal/session"
+	"github.com/pilotwire/pilotwire/internal/store/mem"
 	"github.com/pilotwire/pilotwire/internal/timeline"
 )
 
@@ -136,7 +137,8 @@ func first(s []string) string {
 	return s[0]
 }
 
-// openSource opens the capture file path, or the store when path is "".
+// openSource opens the capture file path, read into a store in memory, or
+// the store when path is "".
 // strict makes a capture file that cannot be read whole an error; what it
 // could not read is said on stderr.
 func openSource(ctx context.Context, g *globals, path string, strict bool) (session.Source, error) {
@@ -147,7 +149,7 @@ func openSource(ctx context.Context, g *globals, path string, strict bool) (sess
 		}
 		return session.FromStore(st, g.store), nil
 	}
-	src, res, err := session.ReadFile(ctx, path, strict)
+	src, res, err := session.ReadFile(ctx, path, strict, mem.New())
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,7 @@ func (r Required) Valid() bool {
 type Entry struct {
 	Pattern  string   // "ztd.dds.microsoft.com" or "*.manage.microsoft.com"; see the package doc
 	Service  string   // service ID, e.g. "intune-checkin"
-	Phase    string   // one of Phases(), e.g. "mdm-enrollment"
+	Phase    string   // a known phase ID (KnownPhase), e.g. "mdm-enrollment"
 	Purpose  string   // one line, our own words
 	Required Required // whether Microsoft lists it as required
 	Source   string   // source keys from the reference document, comma separated
@@ -38,9 +38,6 @@ type Entry struct {
 	File string
 	Line int
 }
-
-// Wildcard reports whether the entry's pattern matches more than one host.
-func (e Entry) Wildcard() bool { return hasStar(e.Pattern) }
 
 // Service is a group of endpoints drawn as one band in every view.
 type Service struct {
@@ -81,17 +78,11 @@ var phases = []string{
 	"delivery-optimization", "tpm-attestation", "user-esp", "desktop", "third-party", "other",
 }
 
-// Phases returns the phase IDs in provisioning order. The slice is a copy.
-func Phases() []string { return slices.Clone(phases) }
-
-// KnownPhase reports whether p is one of Phases().
+// KnownPhase reports whether p is one of the phase IDs.
 func KnownPhase(p string) bool { return slices.Contains(phases, p) }
 
 //go:embed catalog.yaml
 var embedded []byte
-
-// EmbeddedYAML returns the embedded catalog file, for tests and tools.
-func EmbeddedYAML() []byte { return slices.Clone(embedded) }
 
 // Default returns the embedded catalog. It is parsed once and shared: a
 // Catalog never changes after it is built. The embedded file is checked by
@@ -121,11 +112,6 @@ func Load(files ...string) (*Catalog, error) {
 		}
 	}
 	return c, nil
-}
-
-// Parse is Load for data already in memory: name is used in error messages.
-func Parse(name string, data []byte) (*Catalog, error) {
-	return Default().With(name, data)
 }
 
 // With returns a new catalog: c plus the entries and services of a user

@@ -303,7 +303,11 @@ func TestObserve(t *testing.T) {
 		{Start: t0.Add(5 * time.Second), Host: "198.51.100.1"},
 		{Start: t0.Add(6 * time.Second)},
 	}
-	obs := c.Observe(flows)
+	o := NewObserver(c)
+	for _, f := range flows {
+		o.Add(f)
+	}
+	obs := o.Hosts()
 	var got []string
 	for _, o := range obs {
 		got = append(got, o.Host)

@@ -587,24 +587,3 @@ func labelsMatch(pl, hl []string) bool {
 	}
 	return true
 }
-
-// patternScore ranks a pattern the way Lookup does, for the tests' oracle.
-func patternScore(pattern string) int {
-	if !hasStar(pattern) {
-		return scoreExact
-	}
-	if strings.HasSuffix(pattern, ".*") {
-		return -1 // prefix patterns only apply when nothing else does
-	}
-	score := 0
-	for _, l := range strings.Split(pattern, ".") {
-		switch {
-		case l == "*":
-		case hasStar(l):
-			score++
-		default:
-			score += 2
-		}
-	}
-	return score
-}

@@ -48,7 +48,7 @@ func TestMergeMS(t *testing.T) {
 		t.Errorf("merge-ms output differs from %s (go test -update):\n%s", golden, buf.String())
 	}
 	// The file loads, and adds exactly what the built-in catalog lacked.
-	user, err := Parse("merge-ms.yaml", buf.Bytes())
+	user, err := Default().With("merge-ms.yaml", buf.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}

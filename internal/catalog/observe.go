@@ -97,12 +97,3 @@ func (o *Observer) Hosts() []Observation {
 	})
 	return out
 }
-
-// Observe is NewObserver, Add for each flow, and Hosts.
-func (c *Catalog) Observe(flows []flow.Flow) []Observation {
-	o := NewObserver(c)
-	for _, f := range flows {
-		o.Add(f)
-	}
-	return o.Hosts()
-}

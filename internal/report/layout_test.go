@@ -87,7 +87,7 @@ var stressAt = []int{60, 61, 62, 64, 65, 67, 300, 301, 303, 900, 1195, 1198}
 // builder with rules and a catalog of its own.
 func stressTimeline(t testing.TB) *timeline.Timeline {
 	t.Helper()
-	cat, err := catalog.Parse("stress-catalog.yaml", []byte(stressCatalog))
+	cat, err := catalog.Default().With("stress-catalog.yaml", []byte(stressCatalog))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,13 @@
 // Package session is the pipeline every view of a device's run goes
-// through: finding the sessions in a store (from the activity it keeps) or
-// in a capture file, choosing one, and streaming its flows to whoever
-// builds on them (the report's timeline.Builder, endpoints observed, and the
-// coming web page and diff). None of them rebuilds it.
+// through: finding the sessions in a store (from the activity it keeps; a
+// capture file is first read into a store the caller gives, see ReadFile),
+// choosing one, and streaming its flows to whoever builds on them (the
+// report's timeline.Builder, endpoints observed, and the coming web page
+// and diff). None of them rebuilds it.
 //
 // It computes sessions and hands out flows; it renders nothing, so it must
-// not import internal/report, and it reads stores only through flow.Store.
+// not import internal/report, and it reads stores only through flow.Store
+// (it imports no store: the caller chooses which).
 package session
 
 import (
@@ -16,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/catalog"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/importer"
 	"github.com/pilotwire/pilotwire/internal/timeline"
@@ -40,9 +43,8 @@ func LostNote(n int64) string {
 	return fmt.Sprintf("incomplete: %d flows not stored (the store could not be written)", n)
 }
 
-// Source is where sessions and reports read flows from: the store, or a
-// capture file read straight through an importer. Either way the report is
-// built from the same []flow.Flow.
+// Source is where sessions and reports read flows from: a store, either
+// the one given by --store or one a capture file was read into (ReadFile).
 type Source interface {
 	// Each calls fn for each flow that f selects (Client, Since, Until),
 	// in start order.
@@ -73,60 +75,44 @@ func (s storeSource) Each(ctx context.Context, f flow.Filter, fn func(*flow.Flow
 func (s storeSource) Name() string { return s.name }
 func (s storeSource) Close() error { return s.st.Close() }
 
-// fileSource holds the flows of one capture file, in start order. Flows
-// from a file have no store IDs; each gets its 1-based position in the file
-// instead, so a report's flow numbers still point somewhere.
-type fileSource struct {
-	path  string
-	flows []flow.Flow
-}
-
-// ReadFile reads the capture file path through its importer into a Source
-// (strict: a file that cannot be read whole is an error). The Result says
-// what could not be read, for the caller to warn about.
-func ReadFile(ctx context.Context, path string, strict bool) (Source, importer.Result, error) {
-	src := &fileSource{path: path}
-	res, err := importer.ReadFile(ctx, path, importer.Options{Strict: strict}, func(f flow.Flow) error {
-		f.ID = int64(len(src.flows) + 1)
-		src.flows = append(src.flows, f)
-		return nil
-	})
-	if err != nil {
-		return nil, res, err
-	}
-	slices.SortStableFunc(src.flows, func(a, b flow.Flow) int { return a.Start.Compare(b.Start) })
-	return src, res, nil
-}
-
-// Each selects as a store does (flow.Filter.Match, Newest, Limit), so a
-// capture file answers every filter the store answers.
-func (s *fileSource) Each(ctx context.Context, f flow.Filter, fn func(*flow.Flow) error) error {
-	n := 0
-	for k := range s.flows {
-		i := k
-		if f.Newest {
-			i = len(s.flows) - 1 - k
-		}
-		fl := &s.flows[i]
-		if k%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		if !f.Match(fl) {
-			continue
-		}
-		if err := fn(fl); err != nil {
-			return err
-		}
-		if n++; f.Limit > 0 && n == f.Limit {
+// ReadFile reads the capture file path through its importer into st (an
+// empty store the caller chooses: `report FILE` gives an in-memory one) and
+// returns st as a Source named path, so a capture file is read by the same
+// store code as a store: the same filters, order and sessions. The flows
+// get IDs in file order (the store's), so a report's flow numbers point to
+// a flow's position in the file. strict makes a file that cannot be read
+// whole an error; the Result says what could not be read, for the caller
+// to warn about. Closing the Source closes st.
+func ReadFile(ctx context.Context, path string, strict bool, st flow.Store) (Source, importer.Result, error) {
+	// Batches keep a flow's copy in the batch short-lived; the store keeps
+	// the one that lasts.
+	const batch = 1024
+	buf := make([]flow.Flow, 0, batch)
+	put := func() error {
+		if len(buf) == 0 {
 			return nil
 		}
+		if err := st.PutFlows(ctx, buf); err != nil {
+			return fmt.Errorf("keep the flows of %s: %w", path, err)
+		}
+		buf = buf[:0]
+		return nil
 	}
-	return nil
+	res, err := importer.ReadFile(ctx, path, importer.Options{Strict: strict}, func(f flow.Flow) error {
+		if buf = append(buf, f); len(buf) == batch {
+			return put()
+		}
+		return nil
+	})
+	if err == nil {
+		err = put()
+	}
+	if err != nil {
+		st.Close()
+		return nil, res, err
+	}
+	return FromStore(st, path), res, nil
 }
-func (s *fileSource) Name() string { return s.path }
-func (s *fileSource) Close() error { return nil }
 
 // List splits every flow of src into sessions, numbered oldest
 // first.
@@ -223,6 +209,23 @@ func Flows(ctx context.Context, src Source, s timeline.Session, fields flow.Fiel
 		return errors.New("the session's flows are gone from " + src.Name())
 	}
 	return nil
+}
+
+// Timeline builds the timeline of session s: its flows go straight from
+// src into a timeline.Builder, one at a time (see Flows), and the result
+// carries the session's number and name.
+func Timeline(ctx context.Context, src Source, s timeline.Session, cat *catalog.Catalog, opt timeline.Options) (*timeline.Timeline, error) {
+	b, err := timeline.NewBuilder(cat, opt)
+	if err != nil {
+		return nil, err
+	}
+	b.Grow(int(s.Flows))
+	if err := Flows(ctx, src, s, timeline.FlowFields, b.Add); err != nil {
+		return nil, err
+	}
+	tl := b.Timeline()
+	tl.Session.Number, tl.Session.Name = s.Number, s.Name
+	return tl, nil
 }
 
 // IncompleteNotes says, by session number, which sessions hold flows of

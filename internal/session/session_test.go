@@ -3,13 +3,18 @@ package session_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/catalog"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/session"
 	"github.com/pilotwire/pilotwire/internal/store/mem"
+	"github.com/pilotwire/pilotwire/internal/timeline"
 )
 
 // TestFindAndFlows: sessions of a store are found from its activity, the
@@ -45,6 +50,14 @@ func TestFindAndFlows(t *testing.T) {
 	if strings.Join(keys, " ") != "c d" {
 		t.Errorf("session flows %q, want c d", keys)
 	}
+	tl, err := session.Timeline(ctx, src, s, catalog.Default(), timeline.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tl.Session.Number != 3 || tl.Session.Flows != 2 || tl.Session.Client != "10.0.0.23" || !tl.T0.Equal(t0.Add(2*time.Hour)) {
+		t.Errorf("Timeline of session 3 = number %d, %d flows of %s from %s; want number 3, 2 flows of 10.0.0.23 from %s",
+			tl.Session.Number, tl.Session.Flows, tl.Session.Client, tl.T0, t0.Add(2*time.Hour))
+	}
 	var choice *session.ChoiceError
 	if _, err := session.Pick(all, 9, "", "test store"); !errors.As(err, &choice) || !strings.Contains(err.Error(), "sessions 1 to 3") {
 		t.Errorf("Pick(9) = %v, want a ChoiceError naming sessions 1 to 3", err)
@@ -55,5 +68,44 @@ func TestFindAndFlows(t *testing.T) {
 	var none *session.NoFlowsError
 	if _, err := session.Pick(nil, 0, "", "empty"); !errors.As(err, &none) {
 		t.Errorf("Pick of no sessions = %v, want a NoFlowsError", err)
+	}
+}
+
+// TestReadFile: a capture file is read into the store given, its flows
+// numbered in file order and handed out in start order, as a store's are;
+// closing the Source closes the store.
+func TestReadFile(t *testing.T) {
+	ctx := context.Background()
+	// Squid logs a request when it ends: the second line started first.
+	path := filepath.Join(t.TempDir(), "access.log")
+	log := "1700000100.000    100 10.20.0.15 TCP_TUNNEL/200 6120 CONNECT ztd.dds.microsoft.com:443 - HIER_DIRECT/20.190.151.7 -\n" +
+		"1700000100.500   2000 10.20.0.15 TCP_TUNNEL/200 512 CONNECT login.microsoftonline.com:443 - HIER_DIRECT/20.190.151.68 -\n"
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := mem.New()
+	src, res, err := session.ReadFile(ctx, path, true, st)
+	if err != nil {
+		t.Fatalf("ReadFile: %v (%+v)", err, res)
+	}
+	if src.Name() != path {
+		t.Errorf("Name() = %q, want %q", src.Name(), path)
+	}
+	s, err := session.Find(ctx, src, 30*time.Minute, 0, "")
+	if err != nil || s.Flows != 2 {
+		t.Fatalf("Find = %+v, %v; want one session of 2 flows", s, err)
+	}
+	var got []string
+	if err := session.Flows(ctx, src, s, 0, func(f *flow.Flow) { got = append(got, fmt.Sprint(f.ID, " ", f.Host)) }); err != nil {
+		t.Fatal(err)
+	}
+	if want := "2 login.microsoftonline.com, 1 ztd.dds.microsoft.com"; strings.Join(got, ", ") != want {
+		t.Errorf("flows %q, want %q", strings.Join(got, ", "), want)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CountFlows(ctx, flow.Filter{}); err == nil {
+		t.Error("the store still answers after the Source was closed")
 	}
 }

@@ -33,7 +33,7 @@ type Rules struct {
 	Version    int         `yaml:"version"`
 	Milestones []Rule      `yaml:"milestones"`
 	Phases     []PhaseRule `yaml:"phases"`
-	// Hurts maps a catalog phase (catalog.Phases) to the ID of the phase
+	// Hurts maps a catalog phase (catalog.KnownPhase) to the ID of the phase
 	// that a failure of such a host would hurt, or to "" when provisioning
 	// does not depend on it. Catalog phases not listed hurt nothing known.
 	Hurts map[string]string `yaml:"hurts"`

@@ -116,7 +116,8 @@ func TestDefaultRulesParse(t *testing.T) {
 	if len(r.Milestones) < 20 || len(r.Phases) != 6 {
 		t.Errorf("default rules: %d milestones, %d phases", len(r.Milestones), len(r.Phases))
 	}
-	// Every milestone the issue names is a rule.
+	// Every milestone DESIGN.md's timeline lists (and the first and last
+	// flow) is a rule.
 	for _, id := range []string{"first-flow", "connectivity-check", "registration-lookup", "profile-download", "activation",
 		"oobe-update-check", "tpm-attestation", "reboot", "entra-signin", "intune-enrollment", "intune-checkin", "ime-content",
 		"office-download", "delivery-optimization", "wns", "onedrive", "teams", "ctl-refresh", "defender", "third-party", "last-flow"} {

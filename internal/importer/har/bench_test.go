@@ -47,7 +47,7 @@ func writeBigHAR(w io.Writer, size int64) (entries int, err error) {
 }
 
 // BenchmarkHARLarge imports a generated HAR (64 MiB by default; set
-// PILOTWIRE_HAR_MIB=1024 for the 1 GiB figure of the issue) and reports the
+// PILOTWIRE_HAR_MIB=1024 for the 1 GiB HAR held to bounded memory) and reports the
 // peak memory the Go runtime took from the OS while reading it (peak-MiB),
 // sampled every millisecond.
 func BenchmarkHARLarge(b *testing.B) {

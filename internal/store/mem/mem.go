@@ -1,6 +1,7 @@
-// Package mem implements flow.Store in memory: the store of `serve` over
-// capture files (nothing written to disk) and of tests that need a store
-// but not a file. It keeps the whole contract of flow.Store, proved by the
+// Package mem implements flow.Store in memory: the store a capture file is
+// read into by `report`, `sessions`, `flows` and `endpoints observed` given
+// a file (and `serve` over capture files: nothing written to disk), and of
+// tests that need a store but not a file. It keeps the whole contract of flow.Store, proved by the
 // same storetest suite as the SQLite store, so code written against it
 // behaves the same on a real store.
 //
@@ -65,7 +66,9 @@ func (s *Store) PutFlows(ctx context.Context, flows []flow.Flow) error {
 	for _, f := range flows {
 		if id, ok := s.rows[f.Key]; ok {
 			f.ID = id
-			*s.byID[id] = f
+			// A new flow, not the old one overwritten: a read in
+			// progress holds the old one (see selected).
+			s.byID[id] = &f
 			s.order = nil // its start may have changed
 			continue
 		}
@@ -204,21 +207,23 @@ func (s *Store) sortedIDs() []int64 {
 	return s.order
 }
 
-// selected copies the flows f selects, in the order and number it asks
-// for. Copying under the lock makes a read a snapshot, as a transaction is,
-// and lets fn write to the store.
-func (s *Store) selected(f flow.Filter) ([]flow.Flow, error) {
+// selected returns the flows f selects, in the order and number it asks
+// for. Taking them under the lock makes a read a snapshot, as a
+// transaction is, and lets fn write to the store; pointers are enough for
+// that because a stored flow is never changed, only replaced, and they
+// keep a read of a whole capture file from copying it.
+func (s *Store) selected(f flow.Filter) ([]*flow.Flow, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, errClosed
 	}
 	ids := s.sortedIDs()
-	var out []flow.Flow
+	var out []*flow.Flow
 	take := func(id int64) bool {
 		fl := s.byID[id]
 		if f.Match(fl) {
-			out = append(out, *fl)
+			out = append(out, fl)
 		}
 		return f.Limit <= 0 || len(out) < f.Limit
 	}
@@ -250,7 +255,7 @@ func (s *Store) Flows(ctx context.Context, f flow.Filter, fn func(flow.Flow) err
 				return err
 			}
 		}
-		if err := fn(fl); err != nil {
+		if err := fn(*fl); err != nil {
 			return err
 		}
 	}
@@ -288,11 +293,20 @@ func (s *Store) Close() error {
 // Activity sums every flow up (flow.ActivityOf) and calls fn with what f
 // selects.
 func (s *Store) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity) error) error {
-	all, err := s.selected(flow.Filter{})
-	if err != nil {
-		return err
+	// Summed under the lock, in the order a read gives, without copying
+	// the flows: a capture file read into this store is summed whole for
+	// its sessions, and a copy would double its memory for that moment.
+	var acc flow.ActivitySum
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errClosed
 	}
-	for _, a := range flow.ActivityOf(all) {
+	for _, id := range s.sortedIDs() {
+		acc.Add(s.byID[id])
+	}
+	s.mu.Unlock()
+	for _, a := range acc.Activity() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -63,8 +63,9 @@ func benchPut(b *testing.B, put func(ctx context.Context, db *sqlite.DB, part in
 	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "flows/s")
 }
 
-// readRows is how many flows BenchmarkFlowsRead streams: the size of the
-// issue's large session.
+// readRows is how many flows BenchmarkFlowsRead streams: a large
+// provisioning centre's session, the size the store's read figures in the
+// README are given for.
 const readRows = 1_000_000
 
 // filled holds the stores of readRows flows shared by the read benchmarks

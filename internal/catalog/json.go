@@ -1,0 +1,51 @@
+package catalog
+
+// HostJSON is the JSON shape of one host looked up in the catalog (one
+// line of `pilotwire endpoints lookup --json`): Host as the user gave it,
+// the rest from the entry that matched, if any.
+type HostJSON struct {
+	Host        string `json:"host"`
+	Known       bool   `json:"known"`
+	Pattern     string `json:"pattern,omitempty"`
+	Service     string `json:"service,omitempty"`
+	ServiceName string `json:"service_name,omitempty"`
+	Phase       string `json:"phase,omitempty"`
+	Required    string `json:"required,omitempty"`
+	Region      string `json:"region,omitempty"`
+	Purpose     string `json:"purpose,omitempty"`
+	Source      string `json:"source,omitempty"`
+}
+
+// LookupJSON looks name up (see Lookup) and says what it found as a
+// HostJSON for given, the text the user gave (a URL, host:port, ...).
+func (c *Catalog) LookupJSON(given, name string) HostJSON {
+	m, ok := c.Lookup(name)
+	if !ok {
+		return HostJSON{Host: given}
+	}
+	return HostJSON{Host: given, Known: true, Pattern: m.Entry.Pattern, Service: m.Service.ID, ServiceName: m.Service.Name,
+		Phase: m.Entry.Phase, Required: string(m.Entry.Required), Region: m.Region, Purpose: m.Entry.Purpose, Source: m.Entry.Source}
+}
+
+// ServiceJSON is the JSON shape of one service (`pilotwire endpoints
+// services --json`): the service and how many entries belong to it.
+type ServiceJSON struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Color   string `json:"color"`
+	Entries int    `json:"entries"`
+}
+
+// ServicesJSON lists the services, in the catalog's order, with their
+// entry counts.
+func (c *Catalog) ServicesJSON() []ServiceJSON {
+	count := map[string]int{}
+	for _, e := range c.Entries() {
+		count[e.Service]++
+	}
+	var out []ServiceJSON
+	for _, s := range c.Services() {
+		out = append(out, ServiceJSON{s.ID, s.Name, s.Color, count[s.ID]})
+	}
+	return out
+}
