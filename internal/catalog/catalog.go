@@ -6,6 +6,8 @@ import (
 	"os"
 	"slices"
 	"sync"
+
+	"github.com/pilotwire/pilotwire/internal/pattern"
 )
 
 // Required says whether a Microsoft endpoint list names a host as required.
@@ -37,7 +39,14 @@ type Entry struct {
 	// "catalog.yaml".
 	File string
 	Line int
+
+	pat pattern.Pattern // Pattern, parsed
 }
+
+// HostPattern returns the entry's pattern, parsed: its Match is the one
+// definition of which hosts the entry covers (Lookup then picks the best
+// of the entries that match).
+func (e Entry) HostPattern() pattern.Pattern { return e.pat }
 
 // Service is a group of endpoints drawn as one band in every view.
 type Service struct {

@@ -63,7 +63,7 @@ func TestLint(t *testing.T) {
 		if !hasStar(e.Pattern) && e.Example != e.Pattern {
 			t.Errorf("%s: exact entry with example %q", where, e.Example)
 		}
-		if !matchPattern(e.Pattern, e.Example) {
+		if !e.HostPattern().Match(e.Example) {
 			t.Errorf("%s: example %q does not match", where, e.Example)
 		}
 		if _, ok := c.Lookup(e.Example); !ok {
@@ -253,7 +253,7 @@ func TestLookup(t *testing.T) {
 }
 
 // TestLookupMatchesOracle compares Lookup with the plain statement of the
-// rules (matchPattern over every entry, best score wins) on every example
+// rules (pattern.Match of every entry, best score wins) on every example
 // host and on variations of it.
 func TestLookupMatchesOracle(t *testing.T) {
 	c := Default()
@@ -276,7 +276,7 @@ func checkOracle(t *testing.T, c *Catalog, host string) {
 	want, wantScore := -1, -2
 	if ok {
 		for i, e := range c.entries {
-			if !matchPattern(e.Pattern, string(name)) {
+			if !e.HostPattern().Match(string(name)) {
 				continue
 			}
 			s := patternScore(e.Pattern)
@@ -472,6 +472,25 @@ entries:
 	}
 }
 
+// TestPatternsNormalized: a user file's patterns are read by the one
+// pattern language, so letter case, a trailing dot and Unicode (IDNA)
+// labels mean what they mean in every other pattern.
+func TestPatternsNormalized(t *testing.T) {
+	c, err := Default().With("mine.yaml", []byte("entries:\n  - {pattern: Bücher.Example., service: autopilot, phase: other}\n  - {pattern: \"*.LAB.example\", service: autopilot, phase: other}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]string{
+		"bücher.example":        "xn--bcher-kva.example",
+		"xn--bcher-kva.example": "xn--bcher-kva.example",
+		"a.lab.example":         "*.lab.example",
+	} {
+		if m, ok := c.Lookup(host); !ok || m.Entry.Pattern != want || !m.Entry.HostPattern().Match(host) {
+			t.Errorf("Lookup(%q) = %q %v, want %q", host, m.Entry.Pattern, ok, want)
+		}
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	tests := []struct {
 		name, data string
@@ -491,6 +510,8 @@ func TestLoadErrors(t *testing.T) {
 		{"catch-all", "entries:\n  - pattern: \"*.com\"\n    service: autopilot\n    phase: other\n", 2, "last two labels must be literal"},
 		{"ip", "entries:\n  - pattern: 10.0.0.1\n    service: autopilot\n    phase: other\n", 2, "numeric"},
 		{"two stars", "entries:\n  - pattern: \"*.a.*.example.com\"\n    service: autopilot\n    phase: other\n", 2, "at most one label"},
+		{"question mark", "entries:\n  - pattern: \"h?.example.com\"\n    service: autopilot\n    phase: other\n", 2, `pattern "h?.example.com": '?' is not used in catalog patterns`},
+		{"double star", "entries:\n  - pattern: \"kv**.example.com\"\n    service: autopilot\n    phase: other\n", 2, `pattern "kv**.example.com": '**' means no more than '*'`},
 		{"unknown service", "entries:\n  - pattern: a.example\n    service: nope\n    phase: other\n", 3, `unknown service "nope"`},
 		{"unknown phase", "entries:\n  - pattern: a.example\n    service: autopilot\n    phase: lunch\n", 4, `unknown phase "lunch"`},
 		{"bad required", "entries:\n  - pattern: a.example\n    service: autopilot\n    phase: other\n    required: maybe\n", 5, `required is "maybe"`},
@@ -560,7 +581,7 @@ func FuzzLoad(f *testing.F) {
 			return
 		}
 		for _, e := range c.Entries() {
-			if validPattern(e.Pattern) != "" || !matchPattern(e.Pattern, e.Example) {
+			if validPattern(e.Pattern) != "" || !e.HostPattern().Match(e.Example) {
 				t.Fatalf("accepted bad entry %+v", e)
 			}
 			if _, ok := c.Lookup(e.Example); !ok {

@@ -9,8 +9,10 @@
 //
 // # Host patterns
 //
-// A pattern is a lower-case DNS name whose labels are matched one by one,
-// never as substrings:
+// Patterns are in pilotwire's one host-pattern language (package pattern,
+// which parses them and whose Match says which hosts an entry covers),
+// matched label by label, never as substrings. The catalog admits the
+// forms Microsoft's endpoint lists use, which its suffix index serves:
 //
 //	ztd.dds.microsoft.com          exactly this host
 //	*.manage.microsoft.com         any host one or more labels under the suffix,
@@ -18,8 +20,12 @@
 //	fef.*.manage.microsoft.com     '*' as a whole inner label: one or more labels
 //	kv*.prod.do.dsp.mp.microsoft.com
 //	                               '*' inside a label: a glob within that one label
+//	                               (the first label only)
 //	wpad.*                         first label wpad under any DNS suffix (or none);
 //	                               used only for the LAN proxy discovery name
+//
+// It refuses the language's other forms: '?', more than one label with a
+// '*', a wildcard in the last two labels, a numeric top-level label.
 //
 // An exact pattern beats every wildcard; among wildcards the one with more
 // literal labels wins (the longest suffix). Host names are compared case

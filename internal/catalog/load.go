@@ -237,10 +237,11 @@ func (b *builder) addEntries(file string, n *yaml.Node, builtin bool, fail failF
 		}
 		for _, pn := range pats {
 			e := tmpl
-			e.Pattern = strings.ToLower(strings.TrimSpace(pn.Value))
-			if reason := validPattern(e.Pattern); reason != "" {
+			pat, reason := parsePattern(strings.TrimSpace(pn.Value))
+			if reason != "" {
 				return fail(pn.Line, "pattern %q: %s", pn.Value, reason)
 			}
+			e.Pattern, e.pat = pat.String(), pat
 			if list != nil && hasStar(e.Pattern) {
 				return fail(pn.Line, "pattern %q: a patterns list holds exact hosts only; give a wildcard its own entry with an example", pn.Value)
 			}
@@ -323,7 +324,7 @@ func fillExample(e *Entry, builtin bool) error {
 		}
 		e.Example = deriveExample(e.Pattern)
 	}
-	if !matchPattern(e.Pattern, e.Example) {
+	if !e.pat.Match(e.Example) {
 		return fmt.Errorf("example %q does not match pattern %q", e.Example, e.Pattern)
 	}
 	return nil

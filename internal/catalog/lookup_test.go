@@ -17,8 +17,9 @@ func nearHost(pattern, fill, pre, post string) string {
 var nearFills = []string{"", "a", "a.b", "kv.a", "msua01"}
 var nearAffixes = []string{"", "x.", "fef.", "portal.fei."}
 
-// TestLookupNearPatterns compares Lookup with the oracle on hosts built
-// from every pattern of the embedded catalog.
+// TestLookupNearPatterns compares Lookup with the oracle (checkOracle:
+// the one language's pattern.Match of every entry, best score wins) on
+// hosts built from every pattern of the embedded catalog.
 func TestLookupNearPatterns(t *testing.T) {
 	c := Default()
 	n := 0
@@ -35,7 +36,7 @@ func TestLookupNearPatterns(t *testing.T) {
 	t.Logf("%d hosts compared", n)
 }
 
-// FuzzLookupNear compares Lookup with the oracle (matchPattern over every
+// FuzzLookupNear compares Lookup with the oracle (pattern.Match of every
 // entry, best score wins) on hosts built from a pattern of the catalog.
 func FuzzLookupNear(f *testing.F) {
 	f.Add(uint16(0), "a", "", "")

@@ -1,9 +1,11 @@
 package catalog
 
 import (
+	"errors"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/pilotwire/pilotwire/internal/pattern"
 	"golang.org/x/net/idna"
 )
 
@@ -245,9 +247,9 @@ func weigh[S string | []byte](x *suffix, name S, left, d int, best, bestScore *i
 		if label := name[:left-1]; indexByte(label, '.') < 0 {
 			for _, g := range x.globs {
 				// Most globs are "kv*" or "*-my": the literal ends decide
-				// before globMatch need run.
+				// before MatchLabel need run.
 				if len(label) >= len(g.pre)+len(g.suf) && string(label[:len(g.pre)]) == g.pre &&
-					string(label[len(label)-len(g.suf):]) == g.suf && globMatch(g.pattern, label) {
+					string(label[len(label)-len(g.suf):]) == g.suf && pattern.MatchLabel(g.pattern, label) {
 					consider(g.entry, 2*d+1, best, bestScore)
 				}
 			}
@@ -452,66 +454,52 @@ func indexByte[S string | []byte](b S, c byte) int {
 	return -1
 }
 
-// globMatch matches one label against a glob where '*' stands for any run
-// of characters (never a dot: labels hold none).
-func globMatch[S string | []byte](pattern string, label S) bool {
-	p, l := 0, 0
-	starP, starL := -1, 0
-	for l < len(label) {
-		switch {
-		case p < len(pattern) && pattern[p] == '*':
-			starP, starL = p, l
-			p++
-		case p < len(pattern) && pattern[p] == label[l]:
-			p++
-			l++
-		case starP >= 0:
-			p = starP + 1
-			starL++
-			l = starL
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
-}
-
 func hasStar(s string) bool { return strings.IndexByte(s, '*') >= 0 }
 
-// validPattern returns why pattern is not a valid host pattern, or "".
-func validPattern(p string) string {
-	if p == "" {
-		return "empty"
+// parsePattern reads a catalog pattern: a host pattern of the one language
+// (internal/pattern), in the forms the suffix index serves. It returns the
+// parsed pattern, or why s is not a catalog pattern.
+func parsePattern(s string) (pattern.Pattern, string) {
+	pat, err := pattern.Parse(s)
+	if err != nil {
+		var pe *pattern.Error
+		if errors.As(err, &pe) {
+			return pattern.Pattern{}, pe.Reason
+		}
+		return pattern.Pattern{}, err.Error()
 	}
-	if len(p) > maxHost {
-		return "longer than 253 characters"
+	if r := catalogForm(pat.String()); r != "" {
+		return pattern.Pattern{}, r
+	}
+	return pat, ""
+}
+
+// validPattern returns why s is not a valid catalog pattern, or "".
+func validPattern(s string) string {
+	_, r := parsePattern(s)
+	return r
+}
+
+// catalogForm returns why p, a pattern in normal form, is not one of the
+// forms the catalog admits, or "". They are the forms the reference
+// document uses, and those the suffix index serves: every pattern ends in
+// two literal labels (but for the prefix form "wpad.*"), holds at most one
+// label with a '*', and has a glob label only first.
+func catalogForm(p string) string {
+	if strings.IndexByte(p, '?') >= 0 {
+		return "'?' is not used in catalog patterns (allowlist exports cannot all say it)"
 	}
 	labels := strings.Split(p, ".")
 	if first, ok := strings.CutSuffix(p, ".*"); ok {
 		if len(labels) != 2 || hasStar(first) {
 			return "a prefix pattern is one literal label followed by \".*\" (e.g. wpad.*)"
 		}
-		labels = labels[:1]
+		return ""
 	} else if len(labels) < 2 {
 		return "needs at least two labels"
 	}
 	stars := 0
 	for i, l := range labels {
-		if l == "" {
-			return "empty label"
-		}
-		if len(l) > 63 {
-			return "label longer than 63 characters"
-		}
-		for k := 0; k < len(l); k++ {
-			c := l[k]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '*') {
-				return "only lower-case letters, digits, '-', '_', '.' and '*' are allowed"
-			}
-		}
 		if !hasStar(l) {
 			continue
 		}
@@ -523,67 +511,16 @@ func validPattern(p string) string {
 	if stars > 1 {
 		return "at most one label may hold '*'"
 	}
-	if len(labels) > 1 {
-		last := labels[len(labels)-1]
-		if hasStar(last) || hasStar(labels[len(labels)-2]) {
-			return "the last two labels must be literal (no '*.com' or '*.co.uk' style catch-alls)"
-		}
-		digits := true
-		for k := 0; k < len(last); k++ {
-			digits = digits && last[k] >= '0' && last[k] <= '9'
-		}
-		if digits {
-			return "the top-level label is numeric (an IP address is not a host pattern)"
-		}
+	last := labels[len(labels)-1]
+	if hasStar(last) || hasStar(labels[len(labels)-2]) {
+		return "the last two labels must be literal (no '*.com' or '*.co.uk' style catch-alls)"
+	}
+	digits := true
+	for k := 0; k < len(last); k++ {
+		digits = digits && last[k] >= '0' && last[k] <= '9'
+	}
+	if digits {
+		return "the top-level label is numeric (an IP address is not a host pattern)"
 	}
 	return ""
-}
-
-// matchPattern reports whether host (already normalized) matches pattern.
-// It is the plain statement of the matching rules that the suffix index
-// implements faster; tests compare the two.
-func matchPattern(pattern, host string) bool {
-	if first, ok := strings.CutSuffix(pattern, ".*"); ok {
-		h, _, _ := strings.Cut(host, ".")
-		return h == first
-	}
-	pl := strings.Split(pattern, ".")
-	hl := strings.Split(host, ".")
-	if pl[0] == "*" {
-		suffix := pl[1:]
-		if len(hl) <= len(suffix) {
-			return false
-		}
-		return labelsMatch(suffix, hl[len(hl)-len(suffix):])
-	}
-	for k, l := range pl {
-		if l != "*" {
-			continue
-		}
-		// An inner "*" stands for one or more labels.
-		tail := len(pl) - k - 1
-		if len(hl) < len(pl) {
-			return false
-		}
-		return labelsMatch(pl[:k], hl[:k]) && labelsMatch(pl[k+1:], hl[len(hl)-tail:])
-	}
-	if len(pl) != len(hl) {
-		return false
-	}
-	return labelsMatch(pl, hl)
-}
-
-func labelsMatch(pl, hl []string) bool {
-	for i := range pl {
-		switch {
-		case pl[i] == "*":
-		case hasStar(pl[i]):
-			if !globMatch(pl[i], []byte(hl[i])) {
-				return false
-			}
-		case pl[i] != hl[i]:
-			return false
-		}
-	}
-	return true
 }
