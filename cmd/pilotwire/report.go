@@ -71,6 +71,9 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 		if rs, err = timeline.ParseRules(rules, data); err != nil {
 			return err
 		}
+		for _, w := range rs.Warnings {
+			fmt.Fprintf(g.stderr, "pilotwire: %s\n", w)
+		}
 	}
 	src, err := openSource(ctx, g, first(pos), strict)
 	if err != nil {

@@ -40,6 +40,37 @@ func newRuleLines(data []byte) ruleLines {
 	return ruleLines{root: doc.Content[0]}
 }
 
+// hosts returns the items of every "hosts" list in the file, wherever it
+// stands, in file order.
+func (l ruleLines) hosts() []*yaml.Node {
+	var out []*yaml.Node
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n == nil {
+			return
+		}
+		if n.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(n.Content); j += 2 {
+				if k, v := n.Content[j], n.Content[j+1]; k.Value == "hosts" && v.Kind == yaml.SequenceNode {
+					for _, h := range v.Content {
+						if h.Kind == yaml.ScalarNode {
+							out = append(out, h)
+						}
+					}
+					continue
+				}
+				walk(n.Content[j+1])
+			}
+			return
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(l.root)
+	return out
+}
+
 // item is the line of the i-th (0-based) item of the top-level list key,
 // or 0 when unknown.
 func (l ruleLines) item(key string, i int) int {

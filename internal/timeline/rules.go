@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"strings"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/pattern"
 	"gopkg.in/yaml.v3"
 )
 
@@ -40,6 +40,12 @@ type Rules struct {
 	// Content is when a flow counts as a content transfer, and when one is
 	// slow.
 	Content ContentRule `yaml:"content"`
+
+	// Warnings are what a loader should tell the user about the file
+	// although it was accepted, each "FILE:LINE: message": host patterns
+	// whose meaning changed when the rules adopted the one pattern
+	// language. The embedded rules have none.
+	Warnings []string `yaml:"-"`
 
 	// canTell: some rule is marked provisioning, so a session where none
 	// fired can be said not to look like provisioning. Rules that mark
@@ -118,9 +124,10 @@ type Rule struct {
 type Matcher struct {
 	// Services are catalog service IDs.
 	Services []string `yaml:"services"`
-	// Hosts are host patterns, matched label by label: "a.b.c" exactly,
-	// "*.b.c" one or more labels under b.c, "a.*.c" exactly one label in
-	// the middle, "kv*.b.c" a glob inside one label.
+	// Hosts are host patterns in pilotwire's one language (package
+	// pattern), matched label by label: "a.b.c" exactly, "*.b.c" one or
+	// more labels under b.c, "a.*.c" one or more labels in the middle,
+	// "a.?*.c" exactly one, "kv*.b.c" a glob inside one label.
 	Hosts []string `yaml:"hosts"`
 	// Paths are case-insensitive globs over the URL's path, where '*'
 	// matches any run of characters, '/' included ("*/setup.exe").
@@ -131,7 +138,7 @@ type Matcher struct {
 	// Kinds are flow kinds (http, connect, tls, dns, tcp, quic).
 	Kinds []string `yaml:"kinds"`
 
-	hosts []hostPattern
+	hosts []pattern.Pattern
 	paths []string
 }
 
@@ -199,10 +206,38 @@ func ParseRules(name string, data []byte) (*Rules, error) {
 		}
 		return nil, explain(name, data, err)
 	}
-	if err := r.compile(newRuleLines(data)); err != nil {
+	lines := newRuleLines(data)
+	if err := r.compile(lines); err != nil {
 		return nil, explain(name, data, err)
 	}
+	for _, h := range lines.hosts() {
+		if w := changedMeaning(h.Value); w != "" {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s:%d: host pattern %s %s", name, h.Line, h.Value, w))
+		}
+	}
 	return &r, nil
+}
+
+// changedMeaning says how the meaning of host pattern s changed when rule
+// files adopted the one pattern language, or "" when it did not. Before,
+// a '*' label meant one or more labels only as the first label(s); any
+// later one meant exactly one label. Now a '*' label is one or more labels
+// wherever it stands, and zero or more as the last.
+func changedMeaning(s string) string {
+	labels := strings.Split(strings.TrimSuffix(s, "."), ".")
+	lead := true // still in the leading run of '*' labels
+	for i, l := range labels {
+		switch {
+		case l != "*":
+			lead = false
+		case lead:
+		case i == len(labels)-1:
+			return "now matches zero or more labels where it matched exactly one"
+		default:
+			return "now matches one or more labels where it matched exactly one"
+		}
+	}
+	return ""
 }
 
 // compile checks the rules and prepares their matchers. lines says where
@@ -324,7 +359,7 @@ func (m *Matcher) compile() error {
 	}
 	m.hosts = m.hosts[:0]
 	for _, h := range m.Hosts {
-		p, err := compileHost(h)
+		p, err := pattern.Parse(h)
 		if err != nil {
 			return err
 		}
@@ -348,65 +383,6 @@ func (m *Matcher) compile() error {
 		}
 	}
 	return nil
-}
-
-// hostPattern is a compiled host pattern: labels from the right.
-type hostPattern struct {
-	labels []string // reversed; "*" as the last element with anyDepth
-	// anyDepth: the pattern began "*.": one or more labels in its place.
-	anyDepth bool
-}
-
-func compileHost(s string) (hostPattern, error) {
-	s = strings.ToLower(strings.TrimSuffix(s, "."))
-	if s == "" || s == "*" {
-		return hostPattern{}, fmt.Errorf("host pattern %q matches everything or nothing", s)
-	}
-	labels := strings.Split(s, ".")
-	p := hostPattern{}
-	if labels[0] == "*" {
-		p.anyDepth = true
-		labels = labels[1:]
-	}
-	for i := len(labels) - 1; i >= 0; i-- {
-		l := labels[i]
-		if l == "" {
-			return hostPattern{}, fmt.Errorf("host pattern %q has an empty label", s)
-		}
-		if _, err := path.Match(l, ""); err != nil {
-			return hostPattern{}, fmt.Errorf("host pattern %q: label %q: %w", s, l, err)
-		}
-		p.labels = append(p.labels, l)
-	}
-	return p, nil
-}
-
-// match reports whether host (lower case) fits the pattern.
-func (p hostPattern) match(host string) bool {
-	rest := host
-	for _, want := range p.labels {
-		if rest == "" {
-			return false
-		}
-		var label string
-		if i := strings.LastIndexByte(rest, '.'); i >= 0 {
-			label, rest = rest[i+1:], rest[:i]
-		} else {
-			label, rest = rest, ""
-		}
-		if want != label {
-			if !strings.Contains(want, "*") {
-				return false
-			}
-			if ok, _ := path.Match(want, label); !ok {
-				return false
-			}
-		}
-	}
-	if p.anyDepth {
-		return rest != ""
-	}
-	return rest == ""
 }
 
 // globMatch reports whether s fits pattern, where '*' matches any run of

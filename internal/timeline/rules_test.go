@@ -1,8 +1,11 @@
 package timeline
 
 import (
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pilotwire/pilotwire/internal/pattern"
 )
 
 func TestHostPattern(t *testing.T) {
@@ -18,24 +21,77 @@ func TestHostPattern(t *testing.T) {
 		{"*.manage.microsoft.com", "evilmanage.microsoft.com", false},
 		{"*.manage.microsoft.com", "r.manage.microsoft.com.attacker.net", false},
 		{"fef.*.manage.microsoft.com", "fef.msua01.manage.microsoft.com", true},
-		{"fef.*.manage.microsoft.com", "fef.a.b.manage.microsoft.com", false},
+		{"fef.*.manage.microsoft.com", "fef.a.b.manage.microsoft.com", true},
+		{"fef.?*.manage.microsoft.com", "fef.msua01.manage.microsoft.com", true},
+		{"fef.?*.manage.microsoft.com", "fef.a.b.manage.microsoft.com", false},
 		{"fef.*.manage.microsoft.com", "fef.manage.microsoft.com", false},
 		{"kv*.prod.do.dsp.mp.microsoft.com", "kv801.prod.do.dsp.mp.microsoft.com", true},
 		{"kv*.prod.do.dsp.mp.microsoft.com", "cp801.prod.do.dsp.mp.microsoft.com", false},
 		{"ctldl.windowsupdate.com.", "ctldl.windowsupdate.com", true},
 		{"CTLDL.WindowsUpdate.com", "ctldl.windowsupdate.com", true},
 	} {
-		p, err := compileHost(tt.pattern)
+		p, err := pattern.Parse(tt.pattern)
 		if err != nil {
-			t.Fatalf("compileHost(%q): %v", tt.pattern, err)
+			t.Fatalf("pattern.Parse(%q): %v", tt.pattern, err)
 		}
-		if got := p.match(tt.host); got != tt.want {
+		if got := p.Match(tt.host); got != tt.want {
 			t.Errorf("%q matches %q = %v, want %v", tt.pattern, tt.host, got, tt.want)
 		}
 	}
-	for _, bad := range []string{"", "*", "a..b", "[.example"} {
-		if _, err := compileHost(bad); err == nil {
-			t.Errorf("compileHost(%q): no error", bad)
+}
+
+// TestRuleHostWarnings: a rule file whose host patterns mean something else
+// under the one pattern language than they did under the rules' own (where
+// a '*' label after the first matched exactly one label) is loaded, with a
+// warning per such pattern; the embedded rules have none.
+func TestRuleHostWarnings(t *testing.T) {
+	data := []byte(`version: 1
+milestones:
+  - id: a
+    title: A
+    match:
+      - hosts: ["fef.*.manage.microsoft.com", "*.manage.microsoft.com",
+                "*.*.example.com", "fef.?*.manage.microsoft.com"]
+  - id: b
+    title: B
+    context:
+      within: 1m
+      match: [{hosts: [login.*]}]
+    match:
+      - hosts: [x.example.com]
+phases: [{id: p, name: P, start: [session-start]}]
+`)
+	r, err := ParseRules("mine.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"mine.yaml:6: host pattern fef.*.manage.microsoft.com now matches one or more labels where it matched exactly one",
+		"mine.yaml:12: host pattern login.* now matches zero or more labels where it matched exactly one",
+	}
+	if !slices.Equal(r.Warnings, want) {
+		t.Errorf("warnings:\n got %q\nwant %q", r.Warnings, want)
+	}
+	def, err := DefaultRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(def.Warnings) != 0 {
+		t.Errorf("the embedded rules warn: %q", def.Warnings)
+	}
+}
+
+func TestRuleHostErrors(t *testing.T) {
+	for bad, want := range map[string]string{
+		"":          `host pattern "": empty pattern`,
+		"*":         `host pattern "*": '*' alone matches every host`,
+		"a..b":      `host pattern "a..b": empty label`,
+		"[.example": `host pattern "[.example": character '[' is not allowed`,
+	} {
+		data := "version: 1\nmilestones: [{id: a, title: A, match: [{hosts: [\"" + bad + "\"]}]}]\nphases: [{id: p, name: P, start: [session-start]}]\n"
+		_, err := ParseRules("mine.yaml", []byte(data))
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "mine.yaml") {
+			t.Errorf("hosts [%q]: error %v, want one naming the file and saying %s", bad, err, want)
 		}
 	}
 }
@@ -188,7 +244,7 @@ func FuzzParseRules(f *testing.F) {
 				for i, h := range mt.hosts {
 					// A pattern without wildcards matches exactly itself.
 					name := strings.ToLower(strings.TrimSuffix(mt.Hosts[i], "."))
-					if !strings.Contains(name, "*") && !strings.ContainsAny(name, "[]?\\") && !h.match(name) {
+					if !strings.Contains(name, "*") && !strings.ContainsAny(name, "?") && !h.Match(name) {
 						t.Errorf("host pattern %q does not match itself", mt.Hosts[i])
 					}
 				}

@@ -205,7 +205,7 @@ func (m *Matcher) hostOK(host, service string) bool {
 	if len(m.hosts) > 0 {
 		ok := false
 		for _, p := range m.hosts {
-			if p.match(host) {
+			if p.Match(host) {
 				ok = true
 				break
 			}
