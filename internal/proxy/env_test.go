@@ -200,15 +200,8 @@ func (e *env) client() *http.Client {
 // or 2 s passed.
 func (e *env) rawRequest(data string) string {
 	e.t.Helper()
-	c, err := net.Dial("tcp", e.addr)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	c := e.send(data)
 	defer c.Close()
-	if _, err := io.WriteString(c, data); err != nil {
-		e.t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	var raw strings.Builder
 	resp, err := http.ReadResponse(bufio.NewReader(io.TeeReader(c, &raw)), nil)
 	if err != nil {
@@ -231,4 +224,20 @@ func findFlow(t *testing.T, flows []flow.Flow, match func(flow.Flow) bool) flow.
 	}
 	t.Fatalf("no matching flow among %d", len(flows))
 	return flow.Flow{}
+}
+
+// send dials the proxy, writes data raw and gives the connection 2 s to
+// answer.
+func (e *env) send(data string) net.Conn {
+	e.t.Helper()
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, data); err != nil {
+		c.Close()
+		e.t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	return c
 }

@@ -3,12 +3,10 @@ package proxy
 import (
 	"bufio"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 )
@@ -18,15 +16,8 @@ import (
 // their status codes and whether the proxy closed.
 func (e *env) exchange(data string) (statuses []int, closed bool) {
 	e.t.Helper()
-	c, err := net.Dial("tcp", e.addr)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	c := e.send(data)
 	defer c.Close()
-	if _, err := io.WriteString(c, data); err != nil {
-		e.t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	br := bufio.NewReader(c)
 	for range 10 {
 		resp, err := http.ReadResponse(br, nil)
