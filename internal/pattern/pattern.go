@@ -27,6 +27,11 @@
 //	h?.b.c                      '?' is exactly one character within a label
 //	fef.?*.manage.microsoft.com so '?*' is exactly one label
 //
+// An IP address is a pattern too, matching that address only: an IPv4
+// address is four literal labels (so 10.0.0.* is every address in
+// 10.0.0.0/24), an IPv6 address is compared as an address
+// (2001:db8::1 and [2001:DB8:0::1] are one pattern).
+//
 // Nothing else is special. A pattern holds letters, digits, '-', '_', '.',
 // '*' and '?'; '**' (which would mean no more than '*') and a pattern that
 // is '*' alone (every host) are refused, as are empty labels and names
@@ -40,6 +45,7 @@ package pattern
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"unicode/utf8"
 
@@ -50,6 +56,8 @@ import (
 // A Pattern is safe for concurrent use.
 type Pattern struct {
 	src string // normalized: lower-case ASCII, no trailing dot
+	// ip is the address of an IPv6 pattern, which has no elems.
+	ip netip.Addr
 	// elems is the pattern as a sequence over the host's labels: each
 	// element but a star matches one label; a star zero or more.
 	elems []elem
@@ -91,6 +99,13 @@ func (e *Error) Error() string {
 func Parse(s string) (Pattern, error) {
 	bad := func(off int, format string, a ...any) (Pattern, error) {
 		return Pattern{}, &Error{Pattern: s, Offset: off, Reason: fmt.Sprintf(format, a...)}
+	}
+	if strings.Contains(s, ":") {
+		a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return bad(strings.Index(s, ":"), "character ':' is allowed only in an IPv6 address (a host pattern has no port)")
+		}
+		return Pattern{src: a.String(), ip: a}, nil
 	}
 	text := strings.TrimSuffix(s, ".")
 	switch {
@@ -167,8 +182,25 @@ func (p Pattern) String() string { return p.src }
 // IsZero reports whether p is the zero Pattern (which matches nothing).
 func (p Pattern) IsZero() bool { return p.src == "" }
 
-// Literal reports whether p has no wildcard: it matches one host only.
+// Literal reports whether p has no wildcard: it matches one host only,
+// the one String names.
 func (p Pattern) Literal() bool { return !strings.ContainsAny(p.src, "*?") }
+
+// Glob is a wider pattern for a store to narrow with before Match: an
+// SQLite GLOB ('*' is any run of characters, dots too; '?' one character)
+// that every host p matches also matches, in lower-case ASCII. Hosts it
+// lets through may still not match p.
+func (p Pattern) Glob() string {
+	if p.ip.IsValid() {
+		return p.src
+	}
+	// A last '*' label may stand for no label, and then the dot before
+	// it is not there either.
+	if s, ok := strings.CutSuffix(p.src, ".*"); ok {
+		return s + "*"
+	}
+	return p.src
+}
 
 func hasNonASCII(s string) bool {
 	for k := 0; k < len(s); k++ {
@@ -181,13 +213,17 @@ func hasNonASCII(s string) bool {
 
 // Match reports whether host matches p. host is a DNS name in any letter
 // case, with or without a trailing dot, in Unicode or ASCII; a host that
-// is not a DNS name (empty labels, spaces, a port, an IPv6 literal)
-// matches nothing.
+// is not a DNS name (empty labels, spaces, a port) matches nothing, an
+// IPv6 literal only the pattern of that address.
 //
 // Match does not allocate for a host already in lower-case ASCII.
 func (p Pattern) Match(host string) bool {
 	if p.src == "" {
 		return false
+	}
+	if p.ip.IsValid() {
+		a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+		return err == nil && a == p.ip
 	}
 	host = strings.TrimSuffix(host, ".")
 	if !plain(host) {

@@ -2,6 +2,7 @@ package pattern_test
 
 import (
 	"errors"
+	"path"
 	"regexp"
 	"strings"
 	"testing"
@@ -45,6 +46,12 @@ func TestMatch(t *testing.T) {
 		{"10.0.0.*",
 			[]string{"10.0.0.5", "10.0.0"},
 			[]string{"10.0.1.5"}},
+		{"2001:DB8::1",
+			[]string{"2001:db8::1", "[2001:db8:0::1]"},
+			[]string{"2001:db8::2", "::1", "2001.db8"}},
+		{"[::1]",
+			[]string{"::1", "0:0::1"},
+			[]string{"::2", "localhost"}},
 		{"bücher.example",
 			[]string{"xn--bcher-kva.example", "BÜCHER.example"},
 			[]string{"bucher.example"}},
@@ -76,6 +83,20 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+func TestGlob(t *testing.T) {
+	for in, want := range map[string]string{
+		"wpad.*":                     "wpad*",
+		"*.manage.microsoft.com":     "*.manage.microsoft.com",
+		"fef.*.manage.microsoft.com": "fef.*.manage.microsoft.com",
+		"h?.a.*":                     "h?.a*",
+		"2001:db8::1":                "2001:db8::1",
+	} {
+		if got := pattern.MustParse(in).Glob(); got != want {
+			t.Errorf("%q.Glob() = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"", `host pattern "": empty pattern (at offset 0)`},
@@ -85,7 +106,8 @@ func TestParseErrors(t *testing.T) {
 		{".a.b", `host pattern ".a.b": empty label (at offset 0)`},
 		{"a.b/c", `host pattern "a.b/c": character '/' is not allowed (letters, digits, '-', '_', '.', '*' and '?' are) (at offset 3)`},
 		{"a.[ab].c", `host pattern "a.[ab].c": character '[' is not allowed (letters, digits, '-', '_', '.', '*' and '?' are) (at offset 2)`},
-		{"host:443", `host pattern "host:443": character ':' is not allowed (letters, digits, '-', '_', '.', '*' and '?' are) (at offset 4)`},
+		{"host:443", `host pattern "host:443": character ':' is allowed only in an IPv6 address (a host pattern has no port) (at offset 4)`},
+		{"fe80::1%eth0", `host pattern "fe80::1%eth0": character ':' is allowed only in an IPv6 address (a host pattern has no port) (at offset 4)`},
 		{"a.**.c", `host pattern "a.**.c": '**' means no more than '*': write one (at offset 2)`},
 		{"x**y.c", `host pattern "x**y.c": '**' means no more than '*': write one (at offset 1)`},
 		{"bü*.example", `host pattern "bü*.example": label "bü*" mixes Unicode and wildcards: write its ASCII (xn--) form (at offset 0)`},
@@ -124,6 +146,9 @@ func TestString(t *testing.T) {
 		if q := pattern.MustParse(p.String()); q.String() != p.String() {
 			t.Errorf("Parse(%q) = %q, not its own normal form", p, q)
 		}
+	}
+	if got := pattern.MustParse("[2001:DB8::1]").String(); got != "2001:db8::1" {
+		t.Errorf("an IPv6 pattern's normal form is %q", got)
 	}
 	if !pattern.MustParse("a.b").Literal() || pattern.MustParse("a?.b").Literal() || pattern.MustParse("*.b").Literal() {
 		t.Error("Literal is wrong")
@@ -193,6 +218,12 @@ func FuzzMatch(f *testing.F) {
 		h := strings.ToLower(strings.TrimSuffix(host, "."))
 		valid := h != "" && len(h) <= pattern.MaxLen && regexp.MustCompile(`^[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*$`).MatchString(h)
 		got := p.Match(host)
+		// Glob is wider than the pattern: whatever matches p matches it.
+		if got && valid {
+			if ok, err := path.Match(p.Glob(), h); err != nil || !ok {
+				t.Fatalf("%q matches %q but its Glob %q does not", p, h, p.Glob())
+			}
+		}
 		if !valid {
 			if got && !strings.ContainsFunc(host, func(r rune) bool { return r >= 0x80 }) {
 				t.Fatalf("%q matches %q, which is not a DNS name", p, host)
