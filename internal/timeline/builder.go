@@ -128,7 +128,7 @@ type rec struct {
 	// loc is the zone of the start, in locs. The end is shown in the same
 	// zone: a store keeps one zone a flow.
 	loc   uint16
-	out   outcome
+	out   flow.Outcome
 	flags recFlags
 }
 
@@ -256,7 +256,7 @@ func (b *Builder) Add(f *flow.Flow) {
 		r.flags |= flagDNS
 	}
 	var why string
-	r.out, why = judge(f)
+	r.out, why = flow.Judge(f)
 	r.why = b.str(why)
 	if f.SNI != "" && f.Host != "" && f.SNI != f.Host && !isAddr(f.Host) && !strings.EqualFold(f.SNI, f.Host) {
 		r.sni = b.str("SNI " + strings.ToLower(f.SNI))
@@ -502,7 +502,7 @@ func (b *Builder) context() {
 	for i := range b.recs {
 		f := &b.recs[i]
 		hi := b.hostList[f.host]
-		if len(hi.ctx) == 0 || f.out != succeeded {
+		if len(hi.ctx) == 0 || f.out != flow.Succeeded {
 			continue
 		}
 		for _, r := range hi.ctx {

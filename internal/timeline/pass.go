@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
 )
 
 // occurrence is a milestone being gathered.
@@ -68,7 +70,7 @@ func (b *Builder) pass() {
 			if !b.matches(r, hi, f) {
 				continue
 			}
-			if out == refused || out == failed {
+			if out == flow.Refused || out == flow.Failed {
 				if blocks < 0 {
 					blocks = r
 				}
@@ -106,7 +108,7 @@ func (b *Builder) pass() {
 			}
 			run.matched, run.last = true, t
 		}
-		if out == refused || out == failed || !hi.ref.Known || f.sni != 0 {
+		if out == flow.Refused || out == flow.Failed || !hi.ref.Known || f.sni != 0 {
 			b.problems(hi, f, blocks, att, &attOrder)
 		}
 		if d := f.duration(); f.down >= b.rules.Content.MinBytes && d > 0 {
@@ -408,9 +410,9 @@ func (b *Builder) problems(hi *hostInfo, f *rec, blocks int, att map[attKey]*Att
 		}
 		return a
 	}
-	if out, why := f.out, b.strs[f.why]; out == refused || out == failed {
+	if out, why := f.out, b.strs[f.why]; out == flow.Refused || out == flow.Failed {
 		kind := AttentionFailed
-		if out == refused {
+		if out == flow.Refused {
 			kind = AttentionRefused
 		}
 		a := note(attKey{kind, host, why})

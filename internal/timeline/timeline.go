@@ -330,7 +330,7 @@ func (b *Builder) flowOK(m *Matcher, f *rec) bool {
 // evidence reports whether flow f, which rule r matches, shows the rule's
 // milestone happened (see judge).
 func (b *Builder) evidence(r int, f *rec) bool {
-	return f.out == succeeded && (f.flags&flagDNS == 0 || b.dnsRule[r])
+	return f.out == flow.Succeeded && (f.flags&flagDNS == 0 || b.dnsRule[r])
 }
 
 func cmpMilestones(order map[string]int) func(a, b Milestone) int {
