@@ -5,7 +5,6 @@ import (
 	"strings"
 )
 
-
 // What a flow proves: the timeline fires a milestone (a claim that
 // something happened, "the Autopilot profile downloaded") only on flows
 // that succeeded, lists refused and failed ones under "needs attention",
