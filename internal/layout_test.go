@@ -20,7 +20,7 @@ var rules = []struct {
 	why       string
 	except    []string
 }{
-	// flow may use the host-pattern language, itself a leaf: Filter.Host
+	// flow may use the host-pattern language, itself a leaf: Filter.Hosts
 	// is a host pattern, and Filter.Match the one definition of a filter.
 	{"internal/flow", []string{module + "/", "net/http", "database/sql"}, "flow is the shared vocabulary and must stay dependency-free (the pattern language aside)",
 		[]string{module + "/internal/pattern"}},

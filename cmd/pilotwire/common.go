@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/pattern"
 	"github.com/pilotwire/pilotwire/internal/store/sqlite"
 )
 
@@ -92,3 +93,24 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// hostPatterns is a repeatable flag of host patterns, each parsed when
+// given, so a bad one is a usage error that says where it goes wrong.
+type hostPatterns []pattern.Pattern
+
+func (h *hostPatterns) String() string {
+	var s []string
+	for _, p := range *h {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ",")
+}
+
+func (h *hostPatterns) Set(v string) error {
+	p, err := pattern.Parse(v)
+	if err != nil {
+		return err
+	}
+	*h = append(*h, p)
+	return nil
+}

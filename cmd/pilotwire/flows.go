@@ -17,6 +17,8 @@ import (
 const flowsExamples = `  pilotwire flows                              # every flow, oldest first
   pilotwire flows --client 10.0.0.23 --since 1h # one device, the last hour
   pilotwire flows --host '*.manage.microsoft.com' --json | jq .
+  pilotwire flows --host 'login.*' --host '*.msftauth.net'   # either pattern
+  pilotwire flows --problems --text autopilot    # refused or failed flows whose host or URL says autopilot
   pilotwire flows --limit 20 --newest
   pilotwire flows customer.har --host '*.microsoft.com' --strict   # straight from a capture file
 `
@@ -24,12 +26,16 @@ const flowsExamples = `  pilotwire flows                              # every fl
 func runFlows(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "flows", "flows [flags] [CAPTURE-FILE]", flowsExamples)
 	var (
-		client, host, source, since, until string
-		limit                              int
-		asJSON, newest, wide, strict       bool
+		client, text, source, since, until     string
+		hosts                                  hostPatterns
+		limit                                  int
+		asJSON, newest, wide, strict, problems bool
 	)
 	fs.StringVar(&client, "client", "", "only flows of this client `ADDR` or device label")
-	fs.StringVar(&host, "host", "", "only flows to hosts matching this `GLOB` (e.g. '*.microsoft.com')")
+	fs.Var(&hosts, "host", "only flows to hosts matching this `PATTERN` (repeatable: any of them), e.g. '*.microsoft.com':\n"+
+		"labels match one by one; a '*' label is one or more labels (zero or more when last), see README")
+	fs.StringVar(&text, "text", "", "only flows whose host or URL holds `TEXT` (letters in either case)")
+	fs.BoolVar(&problems, "problems", false, "only flows that were refused or failed")
 	fs.StringVar(&source, "source", "", "only flows from this source: proxy, har, squid, pcap, saz, netlog")
 	fs.StringVar(&since, "since", "", "only flows that started at or after `TIME` (RFC 3339, or a duration ago like 2h)")
 	fs.StringVar(&until, "until", "", "only flows that started before `TIME` (RFC 3339, or a duration ago)")
@@ -45,7 +51,7 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 	if len(pos) > 1 {
 		return usagef("flows: one capture file at most, got %q", pos)
 	}
-	f := flow.Filter{Client: client, Host: host, Source: flow.Source(source), Limit: limit, Newest: newest}
+	f := flow.Filter{Client: client, Hosts: hosts, Text: text, Problems: problems, Source: flow.Source(source), Limit: limit, Newest: newest}
 	if f.Since, err = parseTimeFlag("since", since, time.Now()); err != nil {
 		return usagef("flows: %v", err)
 	}

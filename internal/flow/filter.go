@@ -1,63 +1,117 @@
 package flow
 
-import "strings"
+import (
+	"strings"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/pattern"
+)
+
+// Position is a place in the order every read gives flows in: by Start,
+// then by ID. The zero Position is none.
+type Position struct {
+	Start time.Time
+	ID    int64
+}
+
+// IsZero reports whether p is no position.
+func (p Position) IsZero() bool { return p.ID == 0 && p.Start.IsZero() }
+
+// PositionOf is the position of f.
+func PositionOf(f *Flow) Position { return Position{Start: f.Start, ID: f.ID} }
+
+// after reports whether p comes after f.
+func (p Position) after(f *Flow) bool {
+	fs, ps := f.Start.UnixNano(), p.Start.UnixNano()
+	return fs < ps || fs == ps && f.ID < p.ID
+}
 
 // Match reports whether f selects fl: the one definition of what a Filter
 // means, which every Store follows (a store that filters in its own query
-// language is tested against Match). Limit, Newest and Brief say how many
-// and in what form, not which, so Match ignores them.
+// language is tested against Match). Limit, Newest, Brief and Fields say
+// how many and in what form, not which, so Match ignores them.
 //
 //   - Client: fl.Client or fl.Device equals it.
-//   - Host: compared with fl.Host in lower case; a pattern with a '*' is a
-//     glob (see MatchHostGlob), one without is compared whole ('?' alone is
-//     not special).
+//   - Hosts: fl.Host matches one of them (the host-pattern language of
+//     package pattern).
 //   - Source: equal.
 //   - Since, Until: Since <= fl.Start < Until.
 //   - AfterID: fl.ID > AfterID.
+//   - Before: fl comes before it by (Start, ID).
+//   - Text: fl.Host or fl.URL holds it, ASCII letters compared in either case.
+//   - Problems: Judge says fl was refused or failed.
 func (f *Filter) Match(fl *Flow) bool {
 	switch {
 	case f.Client != "" && fl.Client != f.Client && fl.Device != f.Client,
 		f.Source != "" && fl.Source != f.Source,
 		f.AfterID > 0 && fl.ID <= f.AfterID,
 		!f.Since.IsZero() && fl.Start.Before(f.Since),
-		!f.Until.IsZero() && !fl.Start.Before(f.Until):
+		!f.Until.IsZero() && !fl.Start.Before(f.Until),
+		!f.Before.IsZero() && !f.Before.after(fl),
+		f.Text != "" && !containsFold(fl.Host, f.Text) && !containsFold(fl.URL, f.Text):
 		return false
-	case f.Host == "":
-		return true
 	}
-	host := strings.ToLower(f.Host)
-	if strings.Contains(host, "*") {
-		return MatchHostGlob(host, fl.Host)
+	if len(f.Hosts) > 0 && !matchAny(f.Hosts, fl.Host) {
+		return false
 	}
-	return fl.Host == host
-}
-
-// MatchHostGlob reports whether host matches pattern, where '*' matches any
-// run of bytes (dots too), '?' any one byte, and everything else only
-// itself: SQLite's GLOB, for a pattern whose '[' is literal. Host names are
-// ASCII (IDNA), so bytes are characters.
-func MatchHostGlob(pattern, host string) bool {
-	// The classic linear matcher: on a mismatch, go back to just after
-	// the last '*' and let it swallow one more byte.
-	p, h := 0, 0
-	star, mark := -1, 0
-	for h < len(host) {
-		switch {
-		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == host[h]) && pattern[p] != '*':
-			p++
-			h++
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, h
-			p++
-		case star >= 0:
-			mark++
-			p, h = star+1, mark
-		default:
+	if f.Problems {
+		if out, _ := Judge(fl); !out.Problem() {
 			return false
 		}
 	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
+	return true
+}
+
+func matchAny(ps []pattern.Pattern, host string) bool {
+	for _, p := range ps {
+		if p.Match(host) {
+			return true
+		}
 	}
-	return p == len(pattern)
+	return false
+}
+
+// containsFold reports whether s holds sub, ASCII letters compared in
+// either case (what SQL's lower() and instr() can do too); other bytes
+// compare as they are.
+func containsFold(s, sub string) bool {
+	if len(sub) > len(s) {
+		return false
+	}
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if equalFoldASCII(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func equalFoldASCII(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// LowerASCII lower-cases the ASCII letters of s and leaves other bytes as
+// they are: Filter.Text's folding, for a store to fold with.
+func LowerASCII(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
 }

@@ -1,77 +1,74 @@
 package flow_test
 
 import (
-	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/pattern"
 )
 
-func TestMatchHostGlob(t *testing.T) {
+func TestFilterMatch(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	ok := flow.Flow{ID: 7, Start: t0, End: t0.Add(time.Second), Client: "10.0.0.23", Device: "vm-01", Kind: flow.KindHTTP,
+		Method: "GET", Host: "ztd.dds.microsoft.com", URL: "https://ztd.dds.microsoft.com/Autopilot/Profile?x=Y", Status: 200, BytesDown: 900}
+	failed := ok
+	failed.Status, failed.ID = 503, 8
+	denied := ok
+	denied.Decision, denied.ID = flow.DecisionDenied, 9
+	hosts := func(ps ...string) []pattern.Pattern {
+		var out []pattern.Pattern
+		for _, p := range ps {
+			out = append(out, pattern.MustParse(p))
+		}
+		return out
+	}
 	for _, tc := range []struct {
-		pattern, host string
-		want          bool
+		name string
+		f    flow.Filter
+		fl   flow.Flow
+		want bool
 	}{
-		{"*.manage.microsoft.com", "ztd.manage.microsoft.com", true},
-		{"*.manage.microsoft.com", "manage.microsoft.com", false},
-		{"*.manage.microsoft.com", "a.b.manage.microsoft.com", true},
-		{"login.*", "login.live.com", true},
-		{"login.*", "xlogin.live.com", false},
-		{"h?.manage.*", "h1.manage.microsoft.com", true},
-		{"h?.manage.*", "h10.manage.microsoft.com", false},
-		{"*", "", true},
-		{"*a*b*", "xxaxxbxx", true},
-		{"*a*b*", "xxbxxaxx", false},
-		{"*ab", "abab", true},
-		{"a*", "", false},
-		{"[a]*", "[a]x", true}, // '[' is a plain character
-		{"[a]*", "ax", false},
+		{"empty", flow.Filter{}, ok, true},
+		{"device", flow.Filter{Client: "vm-01"}, ok, true},
+		{"host exact", flow.Filter{Hosts: hosts("ZTD.dds.microsoft.com")}, ok, true},
+		{"host one label is not a substring", flow.Filter{Hosts: hosts("*.microsoft.com")}, ok, true},
+		{"host label-wise", flow.Filter{Hosts: hosts("ztd.*.com")}, ok, true},
+		{"host in-label star stays in the label", flow.Filter{Hosts: hosts("ztd*.com")}, ok, false},
+		{"hosts any of", flow.Filter{Hosts: hosts("login.live.com", "*.dds.microsoft.com")}, ok, true},
+		{"hosts none of", flow.Filter{Hosts: hosts("login.live.com", "*.manage.microsoft.com")}, ok, false},
+		{"text in host, either case", flow.Filter{Text: "DDS.Micro"}, ok, true},
+		{"text in URL", flow.Filter{Text: "autopilot/profile"}, ok, true},
+		{"text absent", flow.Filter{Text: "enrollment"}, ok, false},
+		{"problems: a success is not", flow.Filter{Problems: true}, ok, false},
+		{"problems: a 503 is", flow.Filter{Problems: true}, failed, true},
+		{"problems: a refusal is", flow.Filter{Problems: true}, denied, true},
+		{"before a later start", flow.Filter{Before: flow.Position{Start: t0.Add(time.Nanosecond), ID: 1}}, ok, true},
+		{"before the same start and a larger ID", flow.Filter{Before: flow.Position{Start: t0, ID: 8}}, ok, true},
+		{"not before itself", flow.Filter{Before: flow.PositionOf(&ok)}, ok, false},
+		{"not before an earlier start", flow.Filter{Before: flow.Position{Start: t0.Add(-time.Nanosecond), ID: 100}}, ok, false},
 	} {
-		if got := flow.MatchHostGlob(tc.pattern, tc.host); got != tc.want {
-			t.Errorf("MatchHostGlob(%q, %q) = %v, want %v", tc.pattern, tc.host, got, tc.want)
+		if got := tc.f.Match(&tc.fl); got != tc.want {
+			t.Errorf("%s: Match = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
 
-// globRegexp is the reference of MatchHostGlob: '*' is .*, '?' is ., the
-// rest literal.
-func globRegexp(pattern string) *regexp.Regexp {
-	var b strings.Builder
-	b.WriteString(`(?s)^`)
-	for _, r := range pattern {
-		switch r {
-		case '*':
-			b.WriteString(`.*`)
-		case '?':
-			b.WriteString(`.`)
-		default:
-			b.WriteString(regexp.QuoteMeta(string(r)))
-		}
-	}
-	b.WriteString(`$`)
-	return regexp.MustCompile(b.String())
-}
-
-func FuzzMatchHostGlob(f *testing.F) {
-	for _, s := range [][2]string{{"*.manage.microsoft.com", "a.manage.microsoft.com"}, {"*o*o*t.c*m", "login.microsoftonline.com"},
-		{"h?.*", "h1.x"}, {"**", ""}, {"a*", "b"}} {
+// FuzzText compares Filter.Text's folding with lower-casing both sides.
+func FuzzText(f *testing.F) {
+	for _, s := range [][2]string{{"login.MicrosoftOnline.com", "microsoftONLINE"}, {"ÄBC", "äbc"}, {"abc", ""}, {"a", "ab"}} {
 		f.Add(s[0], s[1])
 	}
-	f.Fuzz(func(t *testing.T, pattern, host string) {
-		// Host names are ASCII: compare on bytes the regexp sees as runes.
-		for _, s := range []string{pattern, host} {
-			for i := 0; i < len(s); i++ {
-				if s[i] >= 0x80 {
-					return
-				}
-			}
-		}
-		if len(pattern) > 64 || len(host) > 256 {
+	f.Fuzz(func(t *testing.T, host, text string) {
+		if text == "" {
 			return
 		}
-		if got, want := flow.MatchHostGlob(pattern, host), globRegexp(pattern).MatchString(host); got != want {
-			t.Errorf("MatchHostGlob(%q, %q) = %v, the reference says %v", pattern, host, got, want)
+		fl := flow.Flow{Host: host}
+		filter := flow.Filter{Text: text}
+		want := strings.Contains(flow.LowerASCII(host), flow.LowerASCII(text))
+		if got := filter.Match(&fl); got != want {
+			t.Fatalf("Text %q in host %q: Match = %v, want %v", text, host, got, want)
 		}
 	})
 }

@@ -5,14 +5,16 @@
 //
 // A Flow holds raw facts only. Meaning (service, phase, milestone) is
 // computed later from flows plus the catalog, so a better catalog improves
-// old captures too. This package imports nothing else from the project, nor
-// net/http or database/sql.
+// old captures too. Of the project this package imports only pattern (a
+// Filter's host patterns), and never net/http or database/sql.
 package flow
 
 import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/pilotwire/pilotwire/internal/pattern"
 )
 
 // Source says where a flow was observed.
@@ -130,13 +132,19 @@ func (f *Flow) Bytes() int64 { return f.BytesUp + f.BytesDown }
 
 // Filter selects flows. Zero fields select everything.
 type Filter struct {
-	Client  string    // exact client address, or device label
-	Host    string    // host glob: "*.manage.microsoft.com", "login.*", "h?.example.*" ('?' is one character); exact when no '*'
-	Source  Source    // only flows from this source
-	Since   time.Time // flows that started at or after Since
-	Until   time.Time // flows that started before Until
-	AfterID int64     // flows with an ID greater than AfterID
-	Limit   int       // at most this many flows; 0 means no limit
+	Client  string            // exact client address, or device label
+	Hosts   []pattern.Pattern // flows to a host that one of these matches
+	Source  Source            // only flows from this source
+	Since   time.Time         // flows that started at or after Since
+	Until   time.Time         // flows that started before Until
+	AfterID int64             // flows with an ID greater than AfterID
+	// Before selects the flows before a position in the order of reads:
+	// with Newest, the next page after the last flow of the previous one.
+	Before Position
+	Text   string // flows whose host or URL holds this text (ASCII letters in either case)
+	// Problems selects the flows that were refused or failed (Judge).
+	Problems bool
+	Limit    int // at most this many flows; 0 means no limit
 	// Newest returns the newest flows first instead of the oldest.
 	Newest bool
 	// Brief asks only for the fields that splitting flows into sessions

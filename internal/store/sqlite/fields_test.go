@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/pattern"
 	"github.com/pilotwire/pilotwire/internal/store/sqlite"
 )
 
@@ -91,7 +92,7 @@ func TestReadFields(t *testing.T) {
 		}
 	}
 	// A filter still applies to fields not asked for.
-	got := read(flow.Filter{Fields: flow.FieldBytesUp, Host: "row-host-4"})
+	got := read(flow.Filter{Fields: flow.FieldBytesUp, Hosts: []pattern.Pattern{pattern.MustParse("row-host-4")}})
 	if len(got) != 1 || got[0].BytesUp != 14 || got[0].Host != "" {
 		t.Errorf("host filter with fields BytesUp: %+v, want the one flow of row-host-4 with only BytesUp", got)
 	}

@@ -22,22 +22,36 @@ import (
 // captures cover the same hours.
 
 // where turns a filter into a WHERE clause on the flows table and its
-// arguments.
-func where(f flow.Filter) (string, []any) {
+// arguments. exact is false when the clause selects more than the filter
+// (a host pattern's wider GLOB, a superset of the failures Judge names):
+// then every row must pass Filter.Match as well, and LIMIT and COUNT
+// cannot be left to SQL.
+func where(f flow.Filter) (clause string, args []any, exact bool) {
 	var conds []string
-	var args []any
+	exact = true
 	if f.Client != "" {
 		conds = append(conds, `(client = ? OR device = ?)`)
 		args = append(args, f.Client, f.Client)
 	}
-	if f.Host != "" {
-		if strings.Contains(f.Host, "*") {
-			conds = append(conds, `host GLOB ?`)
-			args = append(args, sqlGlob(strings.ToLower(f.Host)))
-		} else {
-			conds = append(conds, `host = ?`)
-			args = append(args, strings.ToLower(f.Host))
+	if len(f.Hosts) > 0 {
+		var ors, in []string
+		for _, p := range f.Hosts {
+			if p.Literal() {
+				in = append(in, "?")
+				args = append(args, p.String())
+			}
 		}
+		if len(in) > 0 {
+			ors = append(ors, `host IN (`+strings.Join(in, ", ")+`)`)
+		}
+		for _, p := range f.Hosts {
+			if !p.Literal() {
+				ors = append(ors, `host GLOB ?`)
+				args = append(args, p.Glob())
+				exact = false
+			}
+		}
+		conds = append(conds, `(`+strings.Join(ors, " OR ")+`)`)
 	}
 	if f.Source != "" {
 		conds = append(conds, `source = ?`)
@@ -55,24 +69,33 @@ func where(f flow.Filter) (string, []any) {
 		conds = append(conds, `id > ?`)
 		args = append(args, f.AfterID)
 	}
-	if len(conds) == 0 {
-		return "", nil
+	if !f.Before.IsZero() {
+		ns := f.Before.Start.UnixNano()
+		conds = append(conds, `(start_ns < ? OR start_ns = ? AND id < ?)`)
+		args = append(args, ns, ns, f.Before.ID)
 	}
-	return " WHERE " + strings.Join(conds, " AND "), args
+	if f.Text != "" {
+		// SQLite's lower() folds ASCII letters only, as Filter.Text does.
+		t := flow.LowerASCII(f.Text)
+		conds = append(conds, `(instr(lower(host), ?) > 0 OR instr(lower(url), ?) > 0)`)
+		args = append(args, t, t)
+	}
+	if f.Problems {
+		// Every flow flow.Judge calls refused or failed, and some more.
+		conds = append(conds, `(decision = 'denied' OR error <> '' OR status >= 400 AND status <> 401 OR bytes_down < 64)`)
+		exact = false
+	}
+	if len(conds) == 0 {
+		return "", nil, true
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args, exact
 }
 
-// sqlGlob turns a host pattern, where '*' and '?' are special, into an
-// SQLite GLOB pattern, where '[' is too.
-func sqlGlob(p string) string {
-	return strings.ReplaceAll(p, "[", "[[]")
-}
-
-// matcher is the filter f as a Go test of one flow, for segment flows:
-// flow.Filter.Match, the one definition, which the SQL of rows follows
-// too (storetest checks both against it).
-func matcher(f flow.Filter) func(*flow.Flow) bool {
-	f.Host = strings.ToLower(f.Host) // once, not per flow
-	return f.Match
+// keepOpts are the decode options of the segment flows f selects:
+// Filter.Match, the one definition, which the SQL of rows follows too
+// (storetest checks both against it).
+func keepOpts(f flow.Filter) decodeOpts {
+	return decodeOpts{keep: f.Match, keepURL: f.Text != ""}
 }
 
 // segmentsFor lists the segments that may hold flows f selects, those with
@@ -96,6 +119,10 @@ func (c *rawConn) segmentsFor(f flow.Filter, desc bool) ([]segmentInfo, error) {
 	if f.AfterID > 0 {
 		conds = append(conds, `first_id + n - 1 > ?`)
 		args = append(args, f.AfterID)
+	}
+	if !f.Before.IsZero() {
+		conds = append(conds, `start_min <= ?`)
+		args = append(args, f.Before.Start.UnixNano())
 	}
 	q := `SELECT id, first_id, n, start_min, start_max, source FROM segments`
 	if len(conds) > 0 {
@@ -227,14 +254,15 @@ func (c *rawConn) readFlows(ctx context.Context, f flow.Filter, fn func(flow.Flo
 	if err != nil {
 		return err
 	}
-	rows, err := c.queryRows(f)
+	rows, err := c.queryRows(ctx, f)
 	if err != nil {
 		return err
 	}
 	defer rows.close()
 	m := &merge{desc: f.Newest}
 	m.segs.m = m
-	opts := &decodeOpts{in: rows.in, zones: rows.zones, keep: matcher(f), brief: f.Brief}
+	opts := keepOpts(f)
+	opts.in, opts.zones, opts.brief = rows.in, rows.zones, f.Brief
 	if err := rows.next(); err != nil {
 		return err
 	}
@@ -250,7 +278,7 @@ func (c *rawConn) readFlows(ctx context.Context, f flow.Filter, fn func(flow.Flo
 			if head, _ := m.head(rows); head != nil && !m.mayPrecede(segs[0], head) {
 				break
 			}
-			sc, err := c.openCursor(segs[0], m, opts)
+			sc, err := c.openCursor(segs[0], m, &opts)
 			if err != nil {
 				return err
 			}
@@ -413,11 +441,15 @@ type rowCursor struct {
 	in    interner
 	cur   flow.Flow // the current row, when ok
 	ok    bool
+	// keep, when not nil, is the filter rows must pass besides the SQL
+	// (where's inexact clauses); ctx ends a long run of rows it skips.
+	keep func(*flow.Flow) bool
+	ctx  context.Context
 }
 
 // queryRows starts the query of the rows f selects.
-func (c *rawConn) queryRows(f flow.Filter) (*rowCursor, error) {
-	w, args := where(f)
+func (c *rawConn) queryRows(ctx context.Context, f flow.Filter) (*rowCursor, error) {
+	w, args, exact := where(f)
 	order := " ORDER BY start_ns, id"
 	if f.Newest {
 		order = " ORDER BY start_ns DESC, id DESC"
@@ -431,9 +463,12 @@ func (c *rawConn) queryRows(f flow.Filter) (*rowCursor, error) {
 	case fields == 0:
 		fields = flow.FieldsAll
 	}
+	if !exact {
+		fields = flow.FieldsAll // what Match may look at
+	}
 	cols, plan := fieldsColumns(fields)
 	q := `SELECT ` + cols + ` FROM flows` + w + order
-	if f.Limit > 0 {
+	if f.Limit > 0 && exact {
 		q += ` LIMIT ?`
 		args = append(args, f.Limit)
 	}
@@ -445,7 +480,11 @@ func (c *rawConn) queryRows(f flow.Filter) (*rowCursor, error) {
 		lib.Xsqlite3_finalize(c.tls, st)
 		return nil, err
 	}
-	return &rowCursor{c: c, st: st, plan: plan, zones: zoneCache{}, in: interner{}}, nil
+	rc := &rowCursor{c: c, st: st, plan: plan, zones: zoneCache{}, in: interner{}}
+	if !exact {
+		rc.keep, rc.ctx = f.Match, ctx
+	}
+	return rc, nil
 }
 
 // fieldColumns are the flows table's columns of the fields that
@@ -546,22 +585,33 @@ func (r *rowCursor) scanFields(fl *flow.Flow) {
 
 func (r *rowCursor) close() { lib.Xsqlite3_finalize(r.c.tls, r.st) }
 
-// next moves to the next row; ok is false after the last.
+// next moves to the next row that keep accepts; ok is false after the
+// last.
 func (r *rowCursor) next() error {
 	c, st := r.c, r.st
-	switch rc := lib.Xsqlite3_step(c.tls, st); rc {
-	case lib.SQLITE_ROW:
-	case lib.SQLITE_DONE:
-		r.ok = false
-		return nil
-	default:
-		r.ok = false
-		return c.err(rc)
+	for skipped := 1; ; skipped++ {
+		switch rc := lib.Xsqlite3_step(c.tls, st); rc {
+		case lib.SQLITE_ROW:
+		case lib.SQLITE_DONE:
+			r.ok = false
+			return nil
+		default:
+			r.ok = false
+			return c.err(rc)
+		}
+		r.cur = flow.Flow{}
+		r.scanFields(&r.cur)
+		if r.keep == nil || r.keep(&r.cur) {
+			r.ok = true
+			return nil
+		}
+		if skipped%4096 == 0 {
+			if err := r.ctx.Err(); err != nil {
+				r.ok = false
+				return err
+			}
+		}
 	}
-	r.ok = true
-	r.cur = flow.Flow{}
-	r.scanFields(&r.cur)
-	return nil
 }
 
 // zoneCache holds one *time.Location per zone offset met in one read:
@@ -600,18 +650,33 @@ func (s *DB) CountFlows(ctx context.Context, f flow.Filter) (int64, error) {
 
 func (c *rawConn) countFlows(ctx context.Context, f flow.Filter) (int64, error) {
 	var n int64
-	w, args := where(f)
-	if err := c.run(`SELECT COUNT(*) FROM flows`+w, args, func(st uintptr) error {
-		n = c.columnInt(st, 0)
-		return nil
-	}); err != nil {
-		return 0, err
+	if w, args, exact := where(f); exact {
+		if err := c.run(`SELECT COUNT(*) FROM flows`+w, args, func(st uintptr) error {
+			n = c.columnInt(st, 0)
+			return nil
+		}); err != nil {
+			return 0, err
+		}
+	} else {
+		// Rows that the SQL lets through must pass Match too.
+		rows, err := c.queryRows(ctx, f)
+		if err != nil {
+			return 0, err
+		}
+		defer rows.close()
+		for err = rows.next(); err == nil && rows.ok; err = rows.next() {
+			n++
+		}
+		if err != nil {
+			return 0, err
+		}
 	}
 	segs, err := c.segmentsFor(f, false)
 	if err != nil {
 		return 0, err
 	}
-	opts := &decodeOpts{keep: matcher(f), brief: true}
+	opts := keepOpts(f)
+	opts.brief = true
 	var flows []flow.Flow
 	for i, seg := range segs {
 		if i%16 == 0 {
@@ -623,7 +688,7 @@ func (c *rawConn) countFlows(ctx context.Context, f flow.Filter) (int64, error) 
 			n += int64(seg.n)
 			continue
 		}
-		if flows, err = c.loadSegment(seg, flows, opts); err != nil {
+		if flows, err = c.loadSegment(seg, flows, &opts); err != nil {
 			return 0, err
 		}
 		n += int64(len(flows))
@@ -633,7 +698,7 @@ func (c *rawConn) countFlows(ctx context.Context, f flow.Filter) (int64, error) 
 
 // wholly reports whether f selects every flow of seg.
 func wholly(f flow.Filter, seg segmentInfo) bool {
-	return f.Client == "" && f.Host == "" &&
+	return f.Client == "" && len(f.Hosts) == 0 && f.Text == "" && !f.Problems && f.Before.IsZero() &&
 		(f.Source == "" || f.Source == seg.source) &&
 		(f.Since.IsZero() || seg.startMin >= f.Since.UnixNano()) &&
 		(f.Until.IsZero() || seg.startMax < f.Until.UnixNano()) &&

@@ -228,8 +228,9 @@ type decodeOpts struct {
 	zones zoneCache // made when nil
 	// keep, when not nil, drops the flows it returns false for, before
 	// their key and URL are copied out of the blob (they are empty when
-	// keep sees them).
-	keep func(*flow.Flow) bool
+	// keep sees them, the URL unless keepURL).
+	keep    func(*flow.Flow) bool
+	keepURL bool
 	// brief leaves Key and URL empty (see flow.Filter.Brief).
 	brief bool
 }
@@ -373,12 +374,17 @@ func (r *segReader) next(f *flow.Flow) (bool, error) {
 		if d.err != nil {
 			return false, d.err
 		}
+		if o.keepURL {
+			f.URL = string(url)
+		}
 		if o.keep != nil && !o.keep(f) {
 			continue
 		}
 		if !o.brief {
 			f.Key = string(r.key)
-			f.URL = string(url)
+			if !o.keepURL {
+				f.URL = string(url)
+			}
 		}
 		return true, nil
 	}

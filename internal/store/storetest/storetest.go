@@ -10,6 +10,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/pattern"
 )
 
 // Run runs the conformance suite. open returns a new, empty store; the suite
@@ -134,8 +136,11 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 			{"all", flow.Filter{}, "k0 k1 k2 k3 k4 k5 k6 k7 k8 k9"},
 			{"client", flow.Filter{Client: "10.0.0.2"}, "k1 k3 k5 k7 k9"},
 			{"device", flow.Filter{Client: "VM7"}, "k5"},
-			{"host exact", flow.Filter{Host: "LOGIN.live.com"}, "k4"},
-			{"host glob", flow.Filter{Host: "h?.manage.*"}, "k0 k1 k2 k3 k5 k6 k7 k8 k9"},
+			{"host exact", flow.Filter{Hosts: hosts("LOGIN.live.com")}, "k4"},
+			{"host glob", flow.Filter{Hosts: hosts("h?.manage.*")}, "k0 k1 k2 k3 k5 k6 k7 k8 k9"},
+			{"hosts any of", flow.Filter{Hosts: hosts("h1.manage.microsoft.com", "*.live.com")}, "k1 k4"},
+			{"text", flow.Filter{Text: "H3.Manage"}, "k3"},
+			{"before", flow.Filter{Before: flow.Position{Start: base.Add(2 * time.Second), ID: 1 << 62}, Newest: true}, "k2 k1 k0"},
 			{"since until", flow.Filter{Since: base.Add(2 * time.Second), Until: base.Add(5 * time.Second)}, "k2 k3 k4"},
 			{"limit", flow.Filter{Limit: 3}, "k0 k1 k2"},
 			{"newest", flow.Filter{Limit: 2, Newest: true}, "k9 k8"},
@@ -453,6 +458,15 @@ func byStart(a, b flow.Flow) int {
 
 // selectFlows is the reference of Flows: what f selects of all (which
 // carry their IDs), in the order and number f asks for.
+// hosts parses host patterns written in a test.
+func hosts(ps ...string) []pattern.Pattern {
+	out := make([]pattern.Pattern, len(ps))
+	for i, p := range ps {
+		out[i] = pattern.MustParse(p)
+	}
+	return out
+}
+
 func selectFlows(all []flow.Flow, f flow.Filter) []flow.Flow {
 	var out []flow.Flow
 	for _, fl := range all {
@@ -691,16 +705,27 @@ func testFileFilters(t *testing.T, s flow.Store) {
 		{"client device", flow.Filter{Client: "VM7"}},
 		{"client old device", flow.Filter{Client: "OLD-3"}},
 		{"client unknown", flow.Filter{Client: "192.168.1.9"}},
-		{"host exact", flow.Filter{Host: "manage.microsoft.com"}},
-		{"host exact upper", flow.Filter{Host: "LOGIN.MicrosoftOnline.com"}},
-		{"host glob", flow.Filter{Host: "*.manage.microsoft.com"}},
-		{"host glob upper", flow.Filter{Host: "*.MANAGE.microsoft.com"}},
-		{"host glob prefix", flow.Filter{Host: "login.*"}},
-		{"host glob middle", flow.Filter{Host: "*windows*"}},
-		{"host glob stars", flow.Filter{Host: "*.*.manage.*"}},
-		{"host glob one char", flow.Filter{Host: "?.manage.microsoft.*"}},
-		{"host glob backtrack", flow.Filter{Host: "*o*o*t.c*m"}},
-		{"host ? without * is exact", flow.Filter{Host: "?.manage.microsoft.com"}},
+		{"host exact", flow.Filter{Hosts: hosts("manage.microsoft.com")}},
+		{"host exact upper", flow.Filter{Hosts: hosts("LOGIN.MicrosoftOnline.com")}},
+		{"host address", flow.Filter{Hosts: hosts("10.20.30.40")}},
+		{"host address glob", flow.Filter{Hosts: hosts("10.20.*")}},
+		{"host glob", flow.Filter{Hosts: hosts("*.manage.microsoft.com")}},
+		{"host glob upper", flow.Filter{Hosts: hosts("*.MANAGE.microsoft.com")}},
+		{"host glob prefix", flow.Filter{Hosts: hosts("login.*")}},
+		{"host glob in a label", flow.Filter{Hosts: hosts("*.*windows*.*")}},
+		{"host glob last star is zero or more labels", flow.Filter{Hosts: hosts("manage.microsoft.*")}},
+		{"host glob stars", flow.Filter{Hosts: hosts("*.*.manage.*")}},
+		{"host glob one char", flow.Filter{Hosts: hosts("?.manage.microsoft.*")}},
+		{"host glob backtrack", flow.Filter{Hosts: hosts("*.*o*o*t*.c*m")}},
+		{"hosts any of", flow.Filter{Hosts: hosts("manage.microsoft.com", "*.windows.net", "login.*")}},
+		{"text", flow.Filter{Text: "MANAGE.micro"}},
+		{"text in url", flow.Filter{Text: "/p/1"}},
+		{"problems", flow.Filter{Problems: true}},
+		{"problems newest limit", flow.Filter{Problems: true, Newest: true, Limit: 6}},
+		{"before", flow.Filter{Before: flow.PositionOf(&sorted[len(sorted)/2])}},
+		{"before newest limit", flow.Filter{Before: flow.PositionOf(&sorted[len(sorted)/2]), Newest: true, Limit: 10}},
+		{"before text problems", flow.Filter{Before: flow.PositionOf(&sorted[2*len(sorted)/3]), Text: "manage", Problems: true, Newest: true, Limit: 10}},
+		{"host ? is one character", flow.Filter{Hosts: hosts("?.manage.microsoft.com")}},
 		{"source har", flow.Filter{Source: flow.SourceHAR}},
 		{"source squid", flow.Filter{Source: flow.SourceSquid}},
 		{"source proxy", flow.Filter{Source: flow.SourceProxy}},
@@ -715,7 +740,7 @@ func testFileFilters(t *testing.T, s flow.Store) {
 		{"limit newest", flow.Filter{Limit: 7, Newest: true}},
 		{"limit over", flow.Filter{Limit: 1000}},
 		{"newest", flow.Filter{Newest: true}},
-		{"combined", flow.Filter{Client: "VM8", Host: "*.microsoft*", Since: genBase.Add(10 * time.Second), Limit: 5}},
+		{"combined", flow.Filter{Client: "VM8", Hosts: hosts("*.microsoft*.*"), Since: genBase.Add(10 * time.Second), Limit: 5}},
 		{"combined newest", flow.Filter{Client: "192.168.1.1", Source: flow.SourceHAR, Until: mid, AfterID: afterID, Limit: 4, Newest: true}},
 		{"brief", flow.Filter{Brief: true}},
 		{"brief client", flow.Filter{Brief: true, Client: "VM9"}},
@@ -728,7 +753,7 @@ func testFileFilters(t *testing.T, s flow.Store) {
 			selecting := unlimited
 			selecting.Newest, selecting.Brief = false, false
 			if n := len(selectFlows(all, unlimited)); !strings.Contains(c.name, "unknown") && !strings.Contains(c.name, "none") && !strings.Contains(c.name, "exact") &&
-				(n == 0 || n == len(all) && selecting != (flow.Filter{})) {
+				(n == 0 || n == len(all) && !reflect.DeepEqual(selecting, flow.Filter{})) {
 				t.Fatalf("test data: filter selects %d of %d flows, so it tests nothing", n, len(all))
 			}
 			checkFilter(t, s, c.name, all, c.f)
@@ -745,27 +770,44 @@ func testFilterProperty(t *testing.T, s flow.Store) {
 	r := rand.New(rand.NewPCG(7, 7))
 	sorted := selectFlows(all, flow.Filter{})
 	pick := func() flow.Flow { return sorted[r.IntN(len(sorted))] }
-	hostPattern := func() string {
-		h := []byte(pick().Host)
-		switch r.IntN(6) {
-		case 0:
-			return ""
-		case 1:
-			return strings.ToUpper(string(h))
-		}
-		for range 1 + r.IntN(3) {
-			i := r.IntN(len(h))
-			j := i + r.IntN(len(h)-i+1)
-			switch r.IntN(3) {
-			case 0:
-				h = slices.Concat(h[:i], []byte("*"), h[j:])
-			case 1:
-				h[i] = '?'
-			default:
-				h = slices.Concat(h[:i], []byte("*"), h[i:]) // a star that matches nothing
+	// hostPatterns are cut from the stored hosts label by label: a label
+	// replaced by '*' or '?*', a '*' or '?' put inside one, letters
+	// changed in case.
+	hostPatterns := func() []pattern.Pattern {
+		var out []pattern.Pattern
+		for range r.IntN(3) {
+			labels := strings.Split(pick().Host, ".")
+			for range r.IntN(3) {
+				i := r.IntN(len(labels))
+				l := labels[i]
+				switch r.IntN(5) {
+				case 0:
+					labels[i] = "*"
+				case 1:
+					labels[i] = "?*"
+				case 2:
+					k := r.IntN(len(l) + 1)
+					labels[i] = l[:k] + "*" + l[k+r.IntN(len(l)-k+1):]
+				case 3:
+					labels[i] = l[:len(l)-1] + "?"
+				default:
+					labels[i] = strings.ToUpper(l)
+				}
+			}
+			if p, err := pattern.Parse(strings.Join(labels, ".")); err == nil {
+				out = append(out, p)
 			}
 		}
-		return string(h)
+		return out
+	}
+	text := func() string {
+		fl := pick()
+		s := fl.Host
+		if fl.URL != "" && r.IntN(2) == 0 {
+			s = fl.URL
+		}
+		i := r.IntN(len(s))
+		return strings.ToUpper(s[i : i+1+r.IntN(min(6, len(s)-i))])
 	}
 	selected := 0
 	for i := range 300 {
@@ -773,7 +815,16 @@ func testFilterProperty(t *testing.T, s flow.Store) {
 		if r.IntN(3) == 0 {
 			f.Client = []string{pick().Client, pick().Device, "VM7", "192.168.1.9"}[r.IntN(4)]
 		}
-		f.Host = hostPattern()
+		f.Hosts = hostPatterns()
+		if r.IntN(5) == 0 {
+			f.Text = text()
+		}
+		if r.IntN(5) == 0 {
+			f.Problems = true
+		}
+		if r.IntN(4) == 0 {
+			f.Before = flow.PositionOf(new(pick()))
+		}
 		if r.IntN(4) == 0 {
 			f.Source = []flow.Source{flow.SourceHAR, flow.SourceSquid, flow.SourceProxy}[r.IntN(3)]
 		}
@@ -1185,7 +1236,7 @@ func testFileLarge(t *testing.T, s flow.Store) {
 	putFile(t, s, "L", 2, p2)
 	endFile(t, s, "L", 3)
 	all := stored(t, s, slices.Concat(p0, p1, p2))
-	checkFilter(t, s, "newest host glob", all, flow.Filter{Host: "*.manage.microsoft.com", Newest: true, Limit: 5000})
+	checkFilter(t, s, "newest host glob", all, flow.Filter{Hosts: hosts("*.manage.microsoft.com"), Newest: true, Limit: 5000})
 	checkFilter(t, s, "brief client", all, flow.Filter{Client: "VM9", Brief: true})
 }
 
