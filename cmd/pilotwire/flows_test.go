@@ -26,6 +26,12 @@ func TestFlowsCommand(t *testing.T) {
 		{[]string{"--client", "10.9.9.9"}, 0},
 		{[]string{"--host", "*.manage.microsoft.com"}, 32},
 		{[]string{"--host", "ZTD.dds.microsoft.com"}, 4},
+		{[]string{"--host", "ZTD.dds.microsoft.com", "--host", "*.manage.microsoft.com"}, 36}, // any of them
+		{[]string{"--host", "ztd.*.com"}, 4},                                                  // a '*' label: one or more labels
+		{[]string{"--host", "ztd*.com"}, 0},                                                   // a '*' in a label stays in it
+		{[]string{"--text", "ZTD.DDS"}, 4},                                                    // in the host, either case
+		{[]string{"--text", "ztd.dds", "--problems"}, 0},
+		{[]string{"--problems"}, 2}, // the seed's refused CONNECT and its tunnel without a handshake
 		{[]string{"--since", "2019-09-03T15:16:00Z", "--until", "2019-09-03T15:17:00Z"}, 5},
 		{[]string{"--limit", "5"}, 5},
 	}
