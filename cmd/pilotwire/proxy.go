@@ -34,19 +34,20 @@ Point a Windows device at it (pilotwire prints the addresses when it starts):
 
 // proxyOptions are the flags of the proxy command.
 type proxyOptions struct {
-	listen, ui, connectPorts, upstream, allowClients, auth, pacFallback string
-	allowPrivate, record                                                bool
-	devices                                                             multiFlag
-	maxHeaderBytes, maxConns                                            int
-	headerTimeout, idleTimeout, grace, flushInterval                    time.Duration
-	maxBacklogMiB                                                       int
+	listen, connectPorts, upstream, allowClients, auth, pacFallback string
+	ui                                                              uiFlags
+	allowPrivate, record                                            bool
+	devices                                                         multiFlag
+	maxHeaderBytes, maxConns                                        int
+	headerTimeout, idleTimeout, grace, flushInterval                time.Duration
+	maxBacklogMiB                                                   int
 }
 
 func runProxy(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "proxy", "proxy [flags]", proxyExamples)
 	var o proxyOptions
 	fs.StringVar(&o.listen, "listen", ":8080", "proxy listen `ADDR` (host:port; empty host: every interface)")
-	fs.StringVar(&o.ui, "ui", "127.0.0.1:8081", "status page `ADDR`; empty: none")
+	o.ui.register(fs, "the live page's `ADDR`; empty: none")
 	fs.StringVar(&o.connectPorts, "connect-ports", "443", "`PORTS` CONNECT may reach, comma separated")
 	fs.StringVar(&o.upstream, "upstream", "", "send everything through the proxy at `URL` (http://[user:pass@]host:port)")
 	fs.StringVar(&o.allowClients, "allow-clients", "", "serve clients in these `CIDRS` (comma separated) instead of loopback and private networks")
@@ -78,6 +79,11 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	}
 	if o.flushInterval <= 0 || o.flushInterval > time.Second {
 		return usagef("proxy: --flush-interval %s: must be more than 0 and at most 1s", o.flushInterval)
+	}
+	if o.ui.addr != "" {
+		if _, err := o.ui.token("proxy"); err != nil {
+			return err
+		}
 	}
 
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -114,14 +120,14 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	}
 	var ui *http.Server
 	var uiLn net.Listener
-	if o.ui != "" {
-		uiLn, err = net.Listen("tcp", o.ui)
+	if o.ui.addr != "" {
+		uiLn, err = o.ui.listen("proxy")
 		if err != nil {
 			ln.Close()
 			if rec != nil {
 				rec.Close()
 			}
-			return fmt.Errorf("proxy: status page on %s: %w", o.ui, err)
+			return err
 		}
 		ui = &http.Server{Handler: statusHandler(p, rec, g.store, o.record), ReadHeaderTimeout: 10 * time.Second}
 		go ui.Serve(uiLn)

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+)
+
+// tokenEnv holds the page's token when no --ui-token-file is given: never
+// a flag value, which every user of the machine sees in ps.
+const tokenEnv = "PILOTWIRE_UI_TOKEN"
+
+// minTokenLen is the shortest token accepted: 128 bits as hex.
+const minTokenLen = 32
+
+// uiFlags are the flags of the live page, the same for proxy and serve.
+type uiFlags struct {
+	addr, tokenFile string
+}
+
+func (u *uiFlags) register(fs *flag.FlagSet, usage string) {
+	fs.StringVar(&u.addr, "ui", "127.0.0.1:8081", usage)
+	fs.StringVar(&u.tokenFile, "ui-token-file", "", "the page's access token is in `FILE` (or $"+tokenEnv+"); needed to listen beyond loopback")
+}
+
+// token returns the page's token ("" for none) after checking that the
+// address is loopback or a token is set: a page that shows every device's
+// traffic is not put on the network for anyone to read.
+func (u *uiFlags) token(cmd string) (string, error) {
+	var tok, from string
+	switch {
+	case u.tokenFile != "":
+		b, err := os.ReadFile(u.tokenFile)
+		if err != nil {
+			return "", usagef("%s: --ui-token-file: %v", cmd, err)
+		}
+		tok, from = strings.TrimSpace(string(b)), u.tokenFile
+	case os.Getenv(tokenEnv) != "":
+		tok, from = strings.TrimSpace(os.Getenv(tokenEnv)), "$"+tokenEnv
+	}
+	if tok != "" && (len(tok) < minTokenLen || strings.ContainsAny(tok, " \t\r\n")) {
+		return "", usagef("%s: the token in %s is %d characters; use at least %d without spaces, e.g. openssl rand -hex 16 > token.txt", cmd, from, len(tok), minTokenLen)
+	}
+	if tok == "" && !loopbackAddr(u.addr) {
+		return "", usagef("%s: --ui %s listens beyond loopback and would show every device's traffic to anyone who can reach it:\n"+
+			"  give a token with --ui-token-file FILE or $%s (openssl rand -hex 16 > token.txt), or listen on 127.0.0.1", cmd, u.addr, tokenEnv)
+	}
+	return tok, nil
+}
+
+// loopbackAddr reports whether the listen address addr (host:port) binds
+// loopback only: an empty host, 0.0.0.0 and [::] bind every interface.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// listen opens the page's listener.
+func (u *uiFlags) listen(cmd string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", u.addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return nil, usagef("%s: --ui %s: %v", cmd, u.addr, err)
+		}
+		return nil, fmt.Errorf("%s: page on %s: %w", cmd, u.addr, err)
+	}
+	return ln, nil
+}
