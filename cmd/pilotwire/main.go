@@ -70,6 +70,7 @@ Commands:
   flows       list captured flows, with filters
   sessions    list device sessions
   report      annotated timeline of a session: text, markdown, json, html
+  diff        two sessions side by side: phases, services, milestones, hosts, refusals
   endpoints   the endpoint catalog: list, look up hosts, export allowlists
   version     print the version
 
@@ -123,6 +124,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runFlows(ctx, g, rest)
 	case "sessions":
 		return runSessions(ctx, g, rest)
+	case "diff":
+		return runDiff(ctx, g, rest)
 	case "report":
 		return runReport(ctx, g, rest)
 	case "endpoints":

@@ -62,18 +62,9 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	var rs *timeline.Rules
-	if rules != "" {
-		data, err := os.ReadFile(rules)
-		if err != nil {
-			return fmt.Errorf("rules: %w", err)
-		}
-		if rs, err = timeline.ParseRules(rules, data); err != nil {
-			return err
-		}
-		for _, w := range rs.Warnings {
-			fmt.Fprintf(g.stderr, "pilotwire: %s\n", w)
-		}
+	rs, err := loadRules(g, rules)
+	if err != nil {
+		return err
 	}
 	src, err := openSource(ctx, g, first(pos), strict)
 	if err != nil {
@@ -181,4 +172,24 @@ func withoutPath(err error) error {
 		return le.Err
 	}
 	return err
+}
+
+// loadRules reads a --rules file ("" for the built-in rules), warning on
+// stderr about what its patterns now mean.
+func loadRules(g *globals, path string) (*timeline.Rules, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	rs, err := timeline.ParseRules(path, data)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range rs.Warnings {
+		fmt.Fprintf(g.stderr, "pilotwire: %s\n", w)
+	}
+	return rs, nil
 }

@@ -164,6 +164,7 @@ type phaseBand struct {
 }
 
 type swim struct {
+	ID                    string  // the chart's element id
 	MarkerRows, PhaseRows rowPair // how many rows of markers and of phase names
 	AxisRow               int     // grid row of the time axis
 	Ticks                 []tick
@@ -258,22 +259,32 @@ func view(tl *timeline.Timeline, opt Options) htmlView {
 			FlowIDs: ids(a.FlowIDs, a.Flows), Flows: a.Flows})
 	}
 	if !v.Empty {
-		v.Swim = swimlane(tl)
+		lo, hi := axis(tl)
+		v.Swim = swimlane(tl, lo, hi)
+		v.Swim.ID = "swimlane"
 		v.Bytes = byteBars(tl)
 	}
 	return v
 }
 
-// swimlane lays out the chart of services over time: one lane per service,
-// phases shaded behind with their names above, milestone markers on top,
-// a time axis below. Positions along time are percentages (see minPlotW).
-func swimlane(tl *timeline.Timeline) swim {
-	const phaseFont = 11.0 // px, svg .muted in the stylesheet
-	lo := math.Min(0, tl.Session.Start.Sub(tl.T0).Seconds())
-	hi := tl.Session.End.Sub(tl.T0).Seconds()
+// axis is the time axis of tl's chart, in seconds from T0: from T0 (or
+// the session's start, when before) to the session's end.
+func axis(tl *timeline.Timeline) (lo, hi float64) {
+	lo = math.Min(0, tl.Session.Start.Sub(tl.T0).Seconds())
+	hi = tl.Session.End.Sub(tl.T0).Seconds()
 	if hi <= lo {
 		hi = lo + 1
 	}
+	return lo, hi
+}
+
+// swimlane lays out the chart of services over time: one lane per service,
+// phases shaded behind with their names above, milestone markers on top,
+// a time axis below, from lo to hi seconds after T0 (two sessions drawn on
+// one axis share lo and hi). Positions along time are percentages (see
+// minPlotW).
+func swimlane(tl *timeline.Timeline, lo, hi float64) swim {
+	const phaseFont = 11.0 // px, svg .muted in the stylesheet
 	x := func(sec float64) float64 { return pct(inset + (sec-lo)/(hi-lo)*(100-2*inset)) }
 	var s swim
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/catalog"
+	"github.com/pilotwire/pilotwire/internal/diff"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/importer"
 	"github.com/pilotwire/pilotwire/internal/timeline"
@@ -215,17 +216,41 @@ func Flows(ctx context.Context, src Source, s timeline.Session, fields flow.Fiel
 // src into a timeline.Builder, one at a time (see Flows), and the result
 // carries the session's number and name.
 func Timeline(ctx context.Context, src Source, s timeline.Session, cat *catalog.Catalog, opt timeline.Options) (*timeline.Timeline, error) {
+	return build(ctx, src, s, cat, opt, nil)
+}
+
+// build is Timeline, handing each flow to also too when it is not nil.
+func build(ctx context.Context, src Source, s timeline.Session, cat *catalog.Catalog, opt timeline.Options, also func(*flow.Flow)) (*timeline.Timeline, error) {
 	b, err := timeline.NewBuilder(cat, opt)
 	if err != nil {
 		return nil, err
 	}
 	b.Grow(int(s.Flows))
-	if err := Flows(ctx, src, s, timeline.FlowFields, b.Add); err != nil {
+	add := b.Add
+	if also != nil {
+		add = func(f *flow.Flow) { b.Add(f); also(f) }
+	}
+	if err := Flows(ctx, src, s, timeline.FlowFields, add); err != nil {
 		return nil, err
 	}
 	tl := b.Timeline()
 	tl.Session.Number, tl.Session.Name = s.Number, s.Name
 	return tl, nil
+}
+
+// DiffSide reads session s once into what diff.Compare needs of it: its
+// timeline and the bytes exchanged with each of its hosts.
+func DiffSide(ctx context.Context, src Source, s timeline.Session, cat *catalog.Catalog, opt timeline.Options) (diff.Side, error) {
+	hosts := map[string]int64{}
+	tl, err := build(ctx, src, s, cat, opt, func(f *flow.Flow) {
+		if f.Kind != flow.KindPAC && f.Host != "" {
+			hosts[f.Host] += f.Bytes()
+		}
+	})
+	if err != nil {
+		return diff.Side{}, err
+	}
+	return diff.Side{Timeline: tl, Hosts: hosts, Name: src.Name()}, nil
 }
 
 // IncompleteNotes says, by session number, which sessions hold flows of
