@@ -1,0 +1,200 @@
+package scenario_test
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/catalog"
+	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/proxy"
+	"github.com/pilotwire/pilotwire/internal/scenario"
+	"github.com/pilotwire/pilotwire/internal/session"
+	"github.com/pilotwire/pilotwire/internal/sim"
+	"github.com/pilotwire/pilotwire/internal/store/mem"
+	"github.com/pilotwire/pilotwire/internal/timeline"
+)
+
+// replay plays sc through a real proxy to the stand-in internet and
+// returns the device's records and what the proxy stored.
+func replay(t *testing.T, sc *scenario.Scenario, speed float64) ([]scenario.Record, []flow.Flow, *mem.Store) {
+	t.Helper()
+	in, err := sim.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if err := scenario.Stage(in, sc); err != nil {
+		t.Fatal(err)
+	}
+	st := mem.New()
+	rec := flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: 50 * time.Millisecond})
+	device := netip.MustParseAddr("127.0.0.23")
+	p := &proxy.Proxy{Resolve: in.Resolve, Dial: in.Dial, Record: rec.Record,
+		Devices: map[netip.Addr]string{device: sc.Device}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(ln)
+	r := &scenario.Runner{Proxy: ln.Addr().String(), RootCAs: in.CertPool(), Speed: speed, BytesScale: 1.0 / 256, LocalAddr: device}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	recs, err := r.Run(ctx, sc)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	p.Shutdown(sctx)
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var flows []flow.Flow
+	if err := st.Flows(context.Background(), flow.Filter{}, func(f flow.Flow) error {
+		if f.Kind != flow.KindPAC {
+			flows = append(flows, f)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return recs, flows, st
+}
+
+// TestReplayUserDriven plays the seed's run through the real proxy at 60×
+// and checks what pilotwire captured against what the device did, flow
+// for flow, and the captured timeline against the scenario's own.
+func TestReplayUserDriven(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays a 20-minute run at 60×: 20 s")
+	}
+	sc, err := scenario.Load("user-driven", os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const speed = 60
+	recs, flows, st := replay(t, sc, speed)
+
+	// Every step went as the scenario expected.
+	for i, rec := range recs {
+		if !rec.Expected(&sc.Steps[i]) {
+			t.Errorf("step %d (line %d, %s %s): outcome %q (%s), the scenario expects %q", i+1, sc.Steps[i].Line,
+				rec.Method, rec.Host, rec.Outcome, rec.Err, sc.Steps[i].Expect)
+		}
+	}
+	// One flow per step, to the same host with the same method.
+	if len(flows) != len(recs) {
+		t.Fatalf("%d steps, %d flows stored", len(recs), len(flows))
+	}
+	want := map[string]int{}
+	for _, rec := range recs {
+		want[rec.Method+" "+rec.Host]++
+	}
+	for _, f := range flows {
+		want[f.Method+" "+f.Host]--
+	}
+	for k, n := range want {
+		if n != 0 {
+			t.Errorf("%s: %d more steps than flows", k, n)
+		}
+	}
+
+	// The captured timeline has the scenario's milestones, at the
+	// scenario's offsets divided by the speed, within a second.
+	src := session.FromStore(st, "replay")
+	s, err := session.Find(t.Context(), src, timeline.DefaultGap, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := session.Timeline(t.Context(), src, s, catalog.Default(), timeline.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expected := expectedTimeline(t, sc, recs, speed)
+	at := map[string]time.Duration{}
+	for _, m := range got.Milestones {
+		if _, ok := at[m.ID]; !ok {
+			at[m.ID] = m.Offset
+		}
+	}
+	found := 0
+	for _, m := range expected.Milestones {
+		if m.Likely {
+			continue // inferred from silences, which do not scale with speed
+		}
+		off, ok := at[m.ID]
+		switch {
+		case !ok:
+			t.Errorf("milestone %s (%s) at %s in the scenario is not in the captured timeline", m.ID, m.Title, m.Offset)
+		case off-m.Offset > time.Second || m.Offset-off > time.Second:
+			t.Errorf("milestone %s at %s, the scenario says %s", m.ID, off, m.Offset)
+		default:
+			found++
+		}
+	}
+	if found < 15 {
+		t.Errorf("only %d milestones compared; the seed's run has more", found)
+	}
+
+	// The captured session made into a scenario again has the captured
+	// timeline's milestones at the same offsets: a customer's run becomes
+	// a lab case that plays the same.
+	again, skipped := scenario.FromFlows("again", sc.Device, flows)
+	if skipped != 0 || len(again.Steps) != len(sc.Steps) {
+		t.Fatalf("from-session: %d steps, %d skipped; want %d steps", len(again.Steps), skipped, len(sc.Steps))
+	}
+	replayed := expectedTimeline(t, again, nil, 1)
+	at2 := map[string]time.Duration{}
+	for _, m := range replayed.Milestones {
+		if _, ok := at2[m.ID]; !ok {
+			at2[m.ID] = m.Offset
+		}
+	}
+	for _, m := range got.Milestones {
+		if m.Likely {
+			continue
+		}
+		if off, ok := at2[m.ID]; !ok || off-m.Offset > time.Second || m.Offset-off > time.Second {
+			t.Errorf("from-session: milestone %s at %s in the capture, %s (found %v) in its scenario", m.ID, m.Offset, off, ok)
+		}
+	}
+	t.Logf("%d steps, %d flows, %d milestones at their offsets", len(recs), len(flows), found)
+}
+
+// expectedTimeline is the scenario's own timeline at speed: its steps as
+// the flows they should make, at their offsets divided by the speed.
+func expectedTimeline(t *testing.T, sc *scenario.Scenario, recs []scenario.Record, speed float64) *timeline.Timeline {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var flows []flow.Flow
+	for i, st := range sc.Steps {
+		f := flow.Flow{ID: int64(i + 1), Start: t0.Add(time.Duration(float64(st.At) / speed)), Client: "10.0.0.23", Device: sc.Device,
+			Host: st.Host, Port: st.Port, Method: st.Method, BytesUp: st.Up + 1, BytesDown: st.Down + 4096, Status: st.Status()}
+		f.End = f.Start.Add(time.Duration(float64(st.Duration)/speed) + time.Millisecond)
+		if st.Method == "CONNECT" {
+			f.Kind, f.Status = flow.KindConnect, 200
+		} else {
+			f.Kind, f.Scheme, f.URL = flow.KindHTTP, "http", "http://"+st.Host+st.Path
+		}
+		switch st.Expect {
+		case scenario.ExpectRefused:
+			f.Decision, f.Status, f.BytesDown = flow.DecisionDenied, 403, 0
+		case scenario.ExpectFail:
+			f.Status, f.BytesDown, f.Error = 502, 0, "no such host"
+		}
+		flows = append(flows, f)
+	}
+	_ = recs
+	tl, err := timeline.Build(flows, catalog.Default(), timeline.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sc.Name, "fail") && !tl.Provisioning {
+		t.Fatalf("the scenario %s does not look like provisioning", sc.Name)
+	}
+	return tl
+}
