@@ -35,6 +35,7 @@ var rules = []struct {
 	{"internal/session", []string{module + "/internal/report", module + "/internal/proxy", module + "/internal/store/", "database/sql", "net/http"}, "session finds sessions and hands out flows; it renders nothing and reads stores through flow.Store", nil},
 	{"internal/diff", []string{module + "/internal/store/", module + "/internal/session", module + "/internal/report", module + "/internal/importer", module + "/internal/proxy", "database/sql", "net/http"}, "diff compares two timelines; sessions come from session, words from report", nil},
 	{"internal/scenario", []string{module + "/internal/store/", module + "/internal/proxy", module + "/internal/timeline", module + "/internal/report", module + "/internal/session", "database/sql"}, "simulated devices play scenarios like a real client; what a run means is others' job", nil},
+	{"internal/live", []string{module + "/internal/store/", module + "/internal/catalog", module + "/internal/timeline", module + "/internal/session", module + "/internal/report", module + "/internal/proxy", "net/http"}, "live only fans flows out to viewers", nil},
 	// Stores keep flows: they import the vocabulary and nothing above it,
 	// and never each other (storetest is the one contract they share).
 	{"internal/store/sqlite", storeForbidden("sqlite"), "stores only keep flows", nil},
