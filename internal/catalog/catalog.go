@@ -53,6 +53,9 @@ type Service struct {
 	ID    string // e.g. "intune-checkin"
 	Name  string // display name, e.g. "Intune check-in"
 	Color string // "#rrggbb", distinct and readable on white and on dark backgrounds
+	// Noise marks background traffic a person watching a run hides first
+	// (certificate checks, telemetry, time): the live page's noise toggle.
+	Noise bool
 }
 
 // Match is the answer to a Lookup.

@@ -618,3 +618,26 @@ func patternScore(pattern string) int {
 	}
 	return score
 }
+
+func TestServiceNoise(t *testing.T) {
+	c := Default()
+	for id, want := range map[string]bool{"cert-status": true, "telemetry": true, "autopilot": false, "office": false} {
+		if s, ok := c.Service(id); !ok || s.Noise != want {
+			t.Errorf("service %s: noise %v, want %v", id, s.Noise, want)
+		}
+	}
+	// A user file may turn it off, and keeps it when it says nothing.
+	c2, err := c.With("mine.yaml", []byte("services:\n  - {id: telemetry, noise: false}\n  - {id: cert-status, name: Certs}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := c2.Service("telemetry"); s.Noise {
+		t.Error("noise: false did not turn telemetry's noise off")
+	}
+	if s, _ := c2.Service("cert-status"); !s.Noise || s.Name != "Certs" {
+		t.Errorf("cert-status renamed: %+v, want its noise kept", s)
+	}
+	if _, err := c.With("bad.yaml", []byte("services:\n  - {id: telemetry, noise: maybe}\n")); err == nil || !strings.Contains(err.Error(), `bad.yaml:2: service "telemetry": noise "maybe": want true or false`) {
+		t.Errorf("noise: maybe: %v", err)
+	}
+}

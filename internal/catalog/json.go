@@ -33,6 +33,7 @@ type ServiceJSON struct {
 	ID      string `json:"id"`
 	Name    string `json:"name"`
 	Color   string `json:"color"`
+	Noise   bool   `json:"noise,omitempty"`
 	Entries int    `json:"entries"`
 }
 
@@ -45,7 +46,7 @@ func (c *Catalog) ServicesJSON() []ServiceJSON {
 	}
 	var out []ServiceJSON
 	for _, s := range c.Services() {
-		out = append(out, ServiceJSON{s.ID, s.Name, s.Color, count[s.ID]})
+		out = append(out, ServiceJSON{ID: s.ID, Name: s.Name, Color: s.Color, Noise: s.Noise, Entries: count[s.ID]})
 	}
 	return out
 }

@@ -42,7 +42,7 @@ func newBuilder() *builder {
 
 // fileDoc is the top level of a catalog file.
 //
-//	services: [{id, name, color}]
+//	services: [{id, name, color, noise}]
 //	entries:  [{pattern | patterns, service, phase, required, purpose, source, example}]
 func (b *builder) add(file string, data []byte, builtin bool) (err error) {
 	fail := func(line int, format string, args ...any) error {
@@ -153,7 +153,7 @@ func (b *builder) addServices(file string, n *yaml.Node, builtin bool, fail fail
 	}
 	seen := map[string]int{}
 	for _, item := range n.Content {
-		m, _, err := fields(item, []string{"id", "name", "color"}, "", fail)
+		m, _, err := fields(item, []string{"id", "name", "color", "noise"}, "", fail)
 		if err != nil {
 			return err
 		}
@@ -170,6 +170,17 @@ func (b *builder) addServices(file string, n *yaml.Node, builtin bool, fail fail
 		seen[id] = item.Line
 		s := Service{ID: id, Name: value(m, "name"), Color: strings.ToLower(value(m, "color"))}
 		old, exists := b.svcIndex[id]
+		switch noise := value(m, "noise"); noise {
+		case "true":
+			s.Noise = true
+		case "false":
+		case "":
+			if exists {
+				s.Noise = b.services[old].Noise
+			}
+		default:
+			return fail(m["noise"].Line, "service %q: noise %q: want true or false", id, noise)
+		}
 		if s.Name == "" {
 			if !exists {
 				return fail(item.Line, "service %q has no name", id)

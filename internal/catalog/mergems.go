@@ -113,6 +113,7 @@ func (c *Catalog) MergeMS(w io.Writer, sets []MSEndpointSet, areas []string, tit
 		ID    string `yaml:"id"`
 		Name  string `yaml:"name"`
 		Color string `yaml:"color"`
+		Noise bool   `yaml:"noise,omitempty"`
 	}
 	var (
 		rep      MergeReport
