@@ -4,8 +4,6 @@ package main
 
 import (
 	"errors"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/testutil"
+	"github.com/pilotwire/pilotwire/internal/web"
 )
 
 // TestProxyDiskFull: the store's disk fills while a proxy runs. Forwarding
@@ -40,25 +39,16 @@ func TestProxyDiskFull(t *testing.T) {
 	plain, _ := origin(t)
 	rp := startProxy(t, bin, store, "--allow-private-targets", "--max-backlog", "1", "--flush-interval", "100ms")
 	client := proxyClient(t, rp.addr, nil)
-	status := func() string {
-		resp, err := http.Get("http://" + rp.ui + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
-	waitStatus := func(want string) string {
+	waitStatus := func(what string, ok func(*web.RecordingStatus) bool) *web.RecordingStatus {
 		t.Helper()
 		deadline := time.Now().Add(15 * time.Second)
 		for {
-			s := status()
-			if strings.Contains(s, want) {
+			s := pageStatus(t, rp.ui).Recording
+			if ok(s) {
 				return s
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("status page never said %q:\n%s\nproxy stderr:\n%s", want, s, rp.stderr)
+				t.Fatalf("the page's status never said %s: %+v\nproxy stderr:\n%s", what, s, rp.stderr)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -68,7 +58,7 @@ func TestProxyDiskFull(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitStatus("flow writes       20 ")
+	waitStatus("20 writes", func(s *web.RecordingStatus) bool { return s.Writes == 20 })
 
 	// Fill what is left of the tmpfs.
 	filler := filepath.Join(dir, "filler")
@@ -94,16 +84,16 @@ func TestProxyDiskFull(t *testing.T) {
 			t.Fatalf("request %d while the disk is full: %v", i, err)
 		}
 	}
-	page := waitStatus("NOT RECORDING since ")
-	if !regexp.MustCompile(`recording +NOT RECORDING since \d\d:\d\d:\d\d: .*full.*; [\d,]+ flows waiting; [\d,]+ flows dropped \(backlog full\)`).MatchString(page) {
-		t.Errorf("status page:\n%s", page)
+	page := waitStatus("NOT RECORDING", func(s *web.RecordingStatus) bool { return !s.OK })
+	if !regexp.MustCompile(`^NOT RECORDING since \d\d:\d\d:\d\d: .*full.*; [\d,]+ flows waiting; [\d,]+ flows dropped \(backlog full\)`).MatchString(page.Text) {
+		t.Errorf("the page's status: %+v", page)
 	}
 
 	// Room again: what waited is stored.
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus("recording         recording")
+	waitStatus("recording again", func(s *web.RecordingStatus) bool { return s.OK && strings.HasPrefix(s.Text, "recording") })
 	rp.cmd.Process.Signal(syscall.SIGTERM)
 	if code := rp.wait(t); code != 0 {
 		t.Fatalf("proxy exited %d: %s", code, rp.stderr)

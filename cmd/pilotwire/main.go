@@ -65,7 +65,8 @@ Usage:
   pilotwire [--store PATH] [--catalog FILE] COMMAND [flags]
 
 Commands:
-  proxy       capture: forward proxy (:8080) and status page (127.0.0.1:8081); stores every flow
+  proxy       capture: forward proxy (:8080) and live page (127.0.0.1:8081); stores every flow
+  serve       the live page over the store or capture files, no proxying
   import      read HAR, SAZ, Squid access.log, pcap/pcapng or Chrome net-log files into the store
   flows       list captured flows, with filters
   sessions    list device sessions
@@ -124,6 +125,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runFlows(ctx, g, rest)
 	case "sessions":
 		return runSessions(ctx, g, rest)
+	case "serve":
+		return runServe(ctx, g, rest)
 	case "diff":
 		return runDiff(ctx, g, rest)
 	case "report":

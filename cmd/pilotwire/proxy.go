@@ -15,7 +15,10 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/live"
 	"github.com/pilotwire/pilotwire/internal/proxy"
+	"github.com/pilotwire/pilotwire/internal/store/mem"
+	"github.com/pilotwire/pilotwire/internal/web"
 )
 
 const proxyExamples = `  pilotwire proxy                                  # :8080, status page on 127.0.0.1:8081, flows in ./pilotwire.db
@@ -80,8 +83,9 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	if o.flushInterval <= 0 || o.flushInterval > time.Second {
 		return usagef("proxy: --flush-interval %s: must be more than 0 and at most 1s", o.flushInterval)
 	}
+	var token string
 	if o.ui.addr != "" {
-		if _, err := o.ui.token("proxy"); err != nil {
+		if token, err = o.ui.token("proxy"); err != nil {
 			return err
 		}
 	}
@@ -90,14 +94,20 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	p.Logger = logger
 	var rec *flow.Recorder
 	var st flow.Store
+	var hub *live.Hub
 	if o.record {
 		st, err = openStore(ctx, g)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
+		var publish func([]flow.Flow)
+		if o.ui.addr != "" {
+			hub = live.NewHub(maxViewers, 0)
+			publish = hub.Publish
+		}
 		rec = flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: o.flushInterval, Logger: logger,
-			MaxBacklog: int64(o.maxBacklogMiB) << 20})
+			MaxBacklog: int64(o.maxBacklogMiB) << 20, Publish: publish})
 		p.Record = rec.Record
 		// Open tunnels show their bytes so far as often as flows are
 		// stored.
@@ -129,10 +139,19 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 			}
 			return err
 		}
-		ui = &http.Server{Handler: statusHandler(p, rec, g.store, o.record), ReadHeaderTimeout: 10 * time.Second}
+		page, err := proxyPage(g, p, rec, st, hub, token)
+		if err != nil {
+			ln.Close()
+			uiLn.Close()
+			if rec != nil {
+				rec.Close()
+			}
+			return err
+		}
+		ui = pageServer(page)
 		go ui.Serve(uiLn)
 	}
-	printListening(g.stdout, ln.Addr(), uiLn, g.store, o)
+	printListening(g.stdout, ln.Addr(), uiLn, token, g.store, o)
 
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(ln) }()
@@ -243,7 +262,7 @@ func (o *proxyOptions) proxy() (*proxy.Proxy, error) {
 
 // printListening says where the proxy listens: one line per address a
 // client can use, with its PAC URL, and how to point Windows at it.
-func printListening(w io.Writer, addr net.Addr, ui net.Listener, store string, o proxyOptions) {
+func printListening(w io.Writer, addr net.Addr, ui net.Listener, token, store string, o proxyOptions) {
 	ap := addr.(*net.TCPAddr).AddrPort()
 	port := ap.Port()
 	var addrs []netip.Addr
@@ -275,7 +294,7 @@ func printListening(w io.Writer, addr net.Addr, ui net.Listener, store string, o
 	}
 	fmt.Fprintf(w, "  Windows: netsh winhttp set proxy %s   or Settings > Proxy > setup script http://%s/proxy.pac\n", example, example)
 	if ui != nil {
-		fmt.Fprintf(w, "  status page: http://%s/\n", ui.Addr())
+		fmt.Fprintf(w, "  live page: %s\n", pageURL(ui.Addr(), token))
 	}
 	if o.record {
 		fmt.Fprintf(w, "  flows: %s (stored every %s)\n", store, o.flushInterval)
@@ -284,32 +303,27 @@ func printListening(w io.Writer, addr net.Addr, ui net.Listener, store string, o
 	}
 }
 
-// statusHandler serves the plain status page and /healthz.
-func statusHandler(p *proxy.Proxy, rec *flow.Recorder, store string, recording bool) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		s := p.Stats()
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		fmt.Fprintf(w, "pilotwire proxy %s\n\n", version)
-		fmt.Fprintf(w, "uptime            %s\n", time.Since(s.Started).Round(time.Second))
-		fmt.Fprintf(w, "open connections  %d\n", s.OpenConns)
-		fmt.Fprintf(w, "open tunnels      %d\n", s.OpenTunnels)
-		fmt.Fprintf(w, "requests          %d\n", s.Requests)
-		if recording && rec != nil {
-			rs := rec.Stats()
-			// A tunnel is recorded when it opens and again when it ends.
-			fmt.Fprintf(w, "flow records      %d (tunnels count at open and at end)\n", s.Flows)
-			fmt.Fprintf(w, "flow writes       %d (in %d batches, %d failed)\n", rs.Written, rs.Batches, rs.Errors)
-			fmt.Fprintf(w, "store             %s\n", store)
-			fmt.Fprintf(w, "recording         %s\n", rec.Health())
-		} else {
-			fmt.Fprintf(w, "flows             not recorded (--record=false)\n")
-		}
-	})
-	return mux
+// proxyPage is the live page of a proxy: its store (an empty one when
+// nothing is recorded), the hub the recorder publishes to, and the proxy's
+// and recorder's state.
+func proxyPage(g *globals, p *proxy.Proxy, rec *flow.Recorder, st flow.Store, hub *live.Hub, token string) (*web.Server, error) {
+	cat, err := loadCatalog(g)
+	if err != nil {
+		return nil, err
+	}
+	source := g.store
+	if st == nil {
+		st, source = mem.New(), "not recorded (--record=false)"
+	}
+	return web.New(web.Options{Store: st, Hub: hub, Catalog: cat, Token: token, Source: source, Version: version, Mode: "proxy",
+		Status: func() web.Status {
+			s := p.Stats()
+			out := web.Status{Proxy: &web.ProxyStatus{OpenConns: s.OpenConns, OpenTunnels: s.OpenTunnels, Requests: s.Requests,
+				UptimeSeconds: time.Since(s.Started).Seconds()}}
+			if rec != nil {
+				h, rs := rec.Health(), rec.Stats()
+				out.Recording = &web.RecordingStatus{OK: h.Recording, Text: h.String(), Writes: rs.Written, Dropped: rs.Dropped}
+			}
+			return out
+		}})
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/store/sqlite"
+	"github.com/pilotwire/pilotwire/internal/web"
 )
 
 // proxyBinary builds pilotwire once per test into a temporary directory.
@@ -81,7 +83,7 @@ func startProxy(t *testing.T, bin, store string, extra ...string) *runningProxy 
 		io.Copy(io.Discard, stdout)
 	}()
 	listening := regexp.MustCompile(`^pilotwire proxy: listening on (\S+)  PAC http://(\S+)/proxy\.pac$`)
-	status := regexp.MustCompile(`^  status page: http://(\S+)/$`)
+	status := regexp.MustCompile(`^  live page: http://(\S+)/$`)
 	timeout := time.After(10 * time.Second)
 	for rp.addr == "" || rp.ui == "" {
 		select {
@@ -198,15 +200,9 @@ func testProxySIGTERM(t *testing.T, bin string) {
 	if err := get(c, secure.URL+"/tls"); err != nil {
 		t.Fatal(err)
 	}
-	// The status page counts what happened.
-	resp, err := http.Get("http://" + rp.ui + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(page), "open tunnels      1\n") || !strings.Contains(string(page), "requests          151\n") {
-		t.Errorf("status page:\n%s", page)
+	// The live page's status counts what happened.
+	if st := pageStatus(t, rp.ui); st.Proxy.OpenTunnels != 1 || st.Proxy.Requests != 151 || !st.Recording.OK {
+		t.Errorf("page status: %+v", st)
 	}
 	if err := rp.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -451,4 +447,19 @@ func TestProxyInProcess(t *testing.T) {
 	if want := "  error: dial " + closedAddr + ": connection refused"; !strings.HasSuffix(lines[3], want) || !strings.Contains(lines[3], " connect ") {
 		t.Errorf("failed CONNECT line of flows: %q, want it to end %q", lines[3], want)
 	}
+}
+
+// pageStatus reads the live page's /api/status.
+func pageStatus(t *testing.T, ui string) web.Status {
+	t.Helper()
+	resp, err := http.Get("http://" + ui + "/api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st web.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || st.Proxy == nil || st.Recording == nil {
+		t.Fatalf("/api/status: %v %+v", err, st)
+	}
+	return st
 }

@@ -5,9 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
+	"time"
 )
 
 // tokenEnv holds the page's token when no --ui-token-file is given: never
@@ -77,4 +80,23 @@ func (u *uiFlags) listen(cmd string) (net.Listener, error) {
 		return nil, fmt.Errorf("%s: page on %s: %w", cmd, u.addr, err)
 	}
 	return ln, nil
+}
+
+// maxViewers bounds the live pages open at once on one pilotwire.
+const maxViewers = 16
+
+// pageServer serves the live page. No write timeout: the page's event
+// stream stays open; the handler bounds each write itself.
+func pageServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+}
+
+// pageURL is the address to open, with the token when there is one (the
+// page moves it into a cookie at once).
+func pageURL(addr net.Addr, token string) string {
+	u := "http://" + addr.String() + "/"
+	if token != "" {
+		u += "?token=" + url.QueryEscape(token)
+	}
+	return u
 }

@@ -2,18 +2,14 @@ package report_test
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/pilotwire/pilotwire/internal/catalog"
@@ -23,77 +19,7 @@ import (
 	"github.com/pilotwire/pilotwire/internal/timeline"
 )
 
-// browser starts a headless Chromium with a fresh profile and no network
-// chatter of its own, and collects console errors, exceptions and dialogs.
-type browser struct {
-	ctx      context.Context
-	mu       sync.Mutex
-	problems []string
-}
-
-func newBrowser(t *testing.T) *browser {
-	t.Helper()
-	exec := testutil.LookPath(t, "chromium")
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exec),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancelCtx := chromedp.NewContext(ctx)
-	t.Cleanup(cancelCtx)
-	b := &browser{ctx: ctx}
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	// Subscribe before any page of ours loads, so nothing is missed.
-	messages := chromedp.Console(ctx)
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			if m.IsException() || m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleWarning {
-				b.add(fmt.Sprintf("console %s: %s", m.Type, m.Text))
-			}
-		}
-	}()
-	go func() {
-		for ev, err := range dialogs {
-			if err != nil {
-				return
-			}
-			b.add("dialog: " + ev.Message)
-			chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-		}
-	}()
-	return b
-}
-
-func (b *browser) add(p string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.problems = append(b.problems, p)
-}
-
-// seen returns the problems so far, after a moment for the last console
-// messages to arrive (they come on their own goroutine).
-func (b *browser) seen() []string {
-	time.Sleep(300 * time.Millisecond)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return slices.Clone(b.problems)
-}
+func newBrowser(t *testing.T) *testutil.Browser { return testutil.NewBrowser(t, 60*time.Second) }
 
 func writeHTML(t *testing.T, tl *timeline.Timeline) string {
 	t.Helper()
@@ -115,7 +41,7 @@ func writeHTML(t *testing.T, tl *timeline.Timeline) string {
 func TestHTMLInChromium(t *testing.T) {
 	b := newBrowser(t)
 	tl := seedTimeline(t)
-	ctx := b.ctx
+	ctx := b.Ctx
 	if err := chromedp.Do(ctx, chromedp.Navigate(writeHTML(t, tl)), chromedp.WaitReady(chromedp.CSS("#swimlane"))); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +72,7 @@ func TestHTMLInChromium(t *testing.T) {
 	if phaseRows != len(tl.Phases) || bars != len(tl.Services) {
 		t.Errorf("phase table has %d rows (want %d), bytes chart %d bars (want %d)", phaseRows, len(tl.Phases), bars, len(tl.Services))
 	}
-	if p := b.seen(); len(p) > 0 {
+	if p := b.Problems(); len(p) > 0 {
 		t.Errorf("the page logged problems: %q", p)
 	}
 }
@@ -167,14 +93,14 @@ func TestHostileHTMLInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := chromedp.Do(b.ctx, chromedp.Navigate(writeHTML(t, tl)), chromedp.WaitReady(chromedp.CSS("body"))); err != nil {
+	if err := chromedp.Do(b.Ctx, chromedp.Navigate(writeHTML(t, tl)), chromedp.WaitReady(chromedp.CSS("body"))); err != nil {
 		t.Fatal(err)
 	}
-	scripts, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`document.querySelectorAll('script, [onload], [onerror]').length`))
+	scripts, err := chromedp.Run(b.Ctx, chromedp.Evaluate[int](`document.querySelectorAll('script, [onload], [onerror]').length`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	text, err := chromedp.Run(b.Ctx, chromedp.Evaluate[string](`document.body.innerText`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +110,7 @@ func TestHostileHTMLInChromium(t *testing.T) {
 	if !strings.Contains(text, "<script>alert(1)</script>") {
 		t.Errorf("the hostile host is not shown as text")
 	}
-	if p := b.seen(); len(p) > 0 {
+	if p := b.Problems(); len(p) > 0 {
 		t.Errorf("the page logged problems: %q", p)
 	}
 }

@@ -373,15 +373,15 @@ func TestHTMLLayoutInChromium(t *testing.T) {
 		}
 		for _, width := range layoutWidths {
 			t.Run(fmt.Sprintf("%s-%d", c.name, width), func(t *testing.T) {
-				if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(width, 900), chromedp.Navigate(url),
+				if err := chromedp.Do(b.Ctx, chromedp.EmulateViewport(width, 900), chromedp.Navigate(url),
 					chromedp.WaitReady(chromedp.CSS("body"))); err != nil {
 					t.Fatal(err)
 				}
-				problems, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string]("("+layoutProbe+")("+string(want)+")"))
+				problems, err := chromedp.Run(b.Ctx, chromedp.Evaluate[[]string]("("+layoutProbe+")("+string(want)+")"))
 				if err != nil {
 					t.Fatal(err)
 				}
-				shot, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+				shot, err := chromedp.Run(b.Ctx, chromedp.FullScreenshot(100))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -401,7 +401,7 @@ func TestHTMLLayoutInChromium(t *testing.T) {
 			})
 		}
 	}
-	if p := b.seen(); len(p) > 0 {
+	if p := b.Problems(); len(p) > 0 {
 		t.Errorf("the pages logged problems: %q", p)
 	}
 }

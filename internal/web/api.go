@@ -1,0 +1,568 @@
+package web
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/pattern"
+	"github.com/pilotwire/pilotwire/internal/report"
+	"github.com/pilotwire/pilotwire/internal/session"
+	"github.com/pilotwire/pilotwire/internal/timeline"
+)
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	out := struct {
+		Version   string           `json:"version"`
+		Mode      string           `json:"mode"`
+		Source    string           `json:"source"`
+		Now       time.Time        `json:"now"`
+		Proxy     *ProxyStatus     `json:"proxy"`
+		Recording *RecordingStatus `json:"recording"`
+		Viewers   int              `json:"viewers"`
+		Live      bool             `json:"live"`
+	}{Version: s.o.Version, Mode: s.o.Mode, Source: s.o.Source, Now: s.o.Now(), Live: s.o.Hub != nil}
+	if s.o.Status != nil {
+		st := s.o.Status()
+		out.Proxy, out.Recording = st.Proxy, st.Recording
+	}
+	if s.o.Hub != nil {
+		out.Viewers = s.o.Hub.Viewers()
+	}
+	writeJSON(w, out)
+}
+
+// Device states: a device is active while its last flow is this recent.
+const activeWithin = time.Minute
+
+// device is one client's newest session, as /api/devices gives it.
+type device struct {
+	Client         string    `json:"client"`
+	Device         string    `json:"device,omitempty"`
+	Label          string    `json:"label"`
+	Session        int       `json:"session"`
+	State          string    `json:"state"`
+	Phase          string    `json:"phase,omitempty"`
+	PhaseName      string    `json:"phase_name,omitempty"`
+	Provisioning   bool      `json:"provisioning"`
+	Start          time.Time `json:"start"`
+	Last           time.Time `json:"last"`
+	ElapsedSeconds float64   `json:"elapsed_seconds"`
+	Flows          int64     `json:"flows"`
+	Bytes          int64     `json:"bytes"`
+	Lost           int64     `json:"lost,omitempty"`
+	LastHost       string    `json:"last_host,omitempty"`
+}
+
+func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
+	list, err := s.deviceList(r)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	writeJSON(w, map[string]any{"devices": list})
+}
+
+func (s *Server) deviceList(r *http.Request) ([]device, error) {
+	all, err := session.List(r.Context(), s.src, s.o.Gap)
+	if err != nil {
+		return nil, err
+	}
+	newest := map[string]timeline.Session{}
+	for _, ses := range all {
+		if cur, ok := newest[ses.Client]; !ok || ses.Start.After(cur.Start) {
+			newest[ses.Client] = ses
+		}
+	}
+	now := s.o.Now()
+	out := []device{}
+	for _, ses := range newest {
+		d := device{Client: ses.Client, Device: ses.Device, Label: cmp.Or(ses.Device, ses.Client, "unknown"), Session: ses.Number,
+			Start: ses.Start, Last: ses.End, ElapsedSeconds: ses.Duration().Seconds(), Flows: ses.Flows, Bytes: ses.Bytes, Lost: ses.Lost}
+		switch idle := now.Sub(ses.End); {
+		case idle < activeWithin:
+			d.State = "active"
+		case idle < s.o.Gap:
+			d.State = "idle"
+		default:
+			d.State = "finished"
+		}
+		if tl, err := s.timeline(r, ses); err == nil {
+			d.Provisioning = tl.Provisioning
+			if n := len(tl.Phases); n > 0 {
+				d.Phase, d.PhaseName = tl.Phases[n-1].ID, tl.Phases[n-1].Name
+			}
+		} else if r.Context().Err() != nil {
+			return nil, r.Context().Err()
+		}
+		s.o.Store.Flows(r.Context(), flow.Filter{Client: ses.Client, Newest: true, Limit: 1, Fields: flow.FieldHost}, func(f flow.Flow) error {
+			d.LastHost = f.Host
+			return nil
+		})
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b device) int { return b.Last.Compare(a.Last) })
+	return out, nil
+}
+
+func (s *Server) sessions(w http.ResponseWriter, r *http.Request) {
+	all, err := session.List(r.Context(), s.src, s.o.Gap)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	out := make([]report.SessionJSON, 0, len(all))
+	for i := len(all) - 1; i >= 0; i-- {
+		out = append(out, report.NewSessionJSON(all[i]))
+	}
+	writeJSON(w, map[string]any{"sessions": out})
+}
+
+// findSession reads the {n} of the path.
+func (s *Server) findSession(w http.ResponseWriter, r *http.Request) (timeline.Session, bool) {
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil || n < 1 {
+		apiError(w, http.StatusBadRequest, "session %q: want a session number (1, 2, …)", r.PathValue("n"))
+		return timeline.Session{}, false
+	}
+	ses, err := session.Find(r.Context(), s.src, s.o.Gap, n, "")
+	var choice *session.ChoiceError
+	var none *session.NoFlowsError
+	switch {
+	case errors.As(err, &choice), errors.As(err, &none):
+		apiError(w, http.StatusNotFound, "no session %d", n)
+		return ses, false
+	case err != nil:
+		apiError(w, http.StatusInternalServerError, "%v", err)
+		return ses, false
+	}
+	return ses, true
+}
+
+// reportTypes are the content types of the report's formats.
+var reportTypes = map[string]string{
+	"json": "application/json; charset=utf-8", "html": "text/html; charset=utf-8",
+	"markdown": "text/markdown; charset=utf-8", "text": "text/plain; charset=utf-8",
+}
+
+var reportExt = map[string]string{"json": "json", "html": "html", "markdown": "md", "text": "txt"}
+
+// reportCSP lets the report's own inline style in, and nothing else: the
+// report has no script.
+const reportCSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+
+func (s *Server) report(w http.ResponseWriter, r *http.Request) {
+	format := cmp.Or(r.URL.Query().Get("format"), "json")
+	if _, ok := reportTypes[format]; !ok {
+		apiError(w, http.StatusBadRequest, "format %q: want json, html, markdown or text", format)
+		return
+	}
+	ses, ok := s.findSession(w, r)
+	if !ok {
+		return
+	}
+	tl, err := s.timeline(r, ses)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	var buf bytes.Buffer
+	if err := report.Render(&buf, format, tl, report.Options{Generator: "pilotwire " + s.o.Version, Source: s.o.Source}); err != nil {
+		apiError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	w.Header().Set("Content-Type", reportTypes[format])
+	if format == "html" {
+		w.Header().Set("Content-Security-Policy", reportCSP)
+	}
+	if r.URL.Query().Get("download") == "1" {
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="pilotwire-session-%d.%s"`, ses.Number, reportExt[format]))
+	}
+	w.Write(buf.Bytes())
+}
+
+// flowQuery is a parsed /api/flows request.
+type flowQuery struct {
+	filter  flow.Filter
+	service string // the service rows must be of ("unknown": hosts the catalog does not know)
+	noNoise bool
+	limit   int
+}
+
+// Limits of /api/flows.
+const (
+	defaultPage = 100
+	maxPage     = 500
+	// maxScan bounds the flows one page reads when filters the store
+	// cannot apply (unknown service, hidden noise) reject many: the page
+	// gets what it found and a cursor to go on from.
+	maxScan = 20000
+)
+
+func (s *Server) parseFlowQuery(r *http.Request) (flowQuery, error) {
+	q := r.URL.Query()
+	fq := flowQuery{limit: defaultPage}
+	for k := range q {
+		switch k {
+		case "client", "service", "phase", "problems", "q", "noise", "before", "after_id", "limit", "session":
+		default:
+			return fq, fmt.Errorf("unknown parameter %q (client, service, phase, problems, q, noise, before, after_id, limit, session)", k)
+		}
+	}
+	f := &fq.filter
+	f.Client = q.Get("client")
+	if len(f.Client) > 256 {
+		return fq, errors.New("client: too long")
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPage {
+			return fq, fmt.Errorf("limit %q: want 1 to %d", v, maxPage)
+		}
+		fq.limit = n
+	}
+	switch v := q.Get("problems"); v {
+	case "", "0":
+	case "1":
+		f.Problems = true
+	default:
+		return fq, fmt.Errorf("problems %q: want 1 or 0", v)
+	}
+	switch v := q.Get("noise"); v {
+	case "", "1":
+	case "0":
+		fq.noNoise = true
+	default:
+		return fq, fmt.Errorf("noise %q: want 1 (show) or 0 (hide)", v)
+	}
+	if v := q.Get("q"); v != "" {
+		if len(v) > 256 {
+			return fq, errors.New("q: longer than 256 characters")
+		}
+		f.Text = v
+	}
+	if v := q.Get("service"); v != "" {
+		if _, ok := s.o.Catalog.Service(v); !ok && v != "unknown" {
+			return fq, fmt.Errorf("service %q: no such service in the catalog", v)
+		}
+		// The store narrows to the service's patterns; a host that
+		// another entry matches better is the other service's, which the
+		// row says (post-filter).
+		fq.service = v
+		if v != "unknown" {
+			f.Hosts = s.patterns(func(svc, _ string) bool { return svc == v })
+		}
+	}
+	if v := q.Get("phase"); v != "" {
+		hosts := s.patterns(func(_, phase string) bool { return phase == v })
+		if len(hosts) == 0 {
+			return fq, fmt.Errorf("phase %q: no catalog entry has this phase", v)
+		}
+		f.Hosts = intersect(f.Hosts, hosts, q.Get("service") != "")
+	}
+	if v := q.Get("session"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fq, fmt.Errorf("session %q: want a session number", v)
+		}
+		ses, err := session.Find(r.Context(), s.src, s.o.Gap, n, "")
+		if err != nil {
+			return fq, fmt.Errorf("session %d: no such session", n)
+		}
+		f.Client, f.Since, f.Until = ses.Client, ses.Start, ses.End.Add(time.Nanosecond)
+	}
+	before, after := q.Get("before"), q.Get("after_id")
+	switch {
+	case before != "" && after != "":
+		return fq, errors.New("before and after_id: give one")
+	case before != "":
+		pos, err := decodeCursor(before)
+		if err != nil {
+			return fq, fmt.Errorf("before %q: not a cursor this server gave", before)
+		}
+		f.Before = pos
+		f.Newest = true
+	case after != "":
+		n, err := strconv.ParseInt(after, 10, 64)
+		if err != nil || n < 0 {
+			return fq, fmt.Errorf("after_id %q: want a flow ID", after)
+		}
+		f.AfterID = n
+	default:
+		f.Newest = true
+	}
+	return fq, nil
+}
+
+// patterns are the host patterns of the catalog entries keep accepts.
+func (s *Server) patterns(keep func(service, phase string) bool) []pattern.Pattern {
+	var out []pattern.Pattern
+	for _, e := range s.o.Catalog.Entries() {
+		if keep(e.Service, e.Phase) {
+			out = append(out, e.HostPattern())
+		}
+	}
+	return out
+}
+
+// intersect keeps the patterns in both lists when both filters were given
+// (a service within a phase): by pattern text, as entries carry one
+// service and one phase each.
+func intersect(a, b []pattern.Pattern, both bool) []pattern.Pattern {
+	if !both {
+		return b
+	}
+	in := map[string]bool{}
+	for _, p := range b {
+		in[p.String()] = true
+	}
+	var out []pattern.Pattern
+	for _, p := range a {
+		if in[p.String()] {
+			out = append(out, p)
+		}
+	}
+	if out == nil {
+		// No entry of the service is in the phase: nothing matches.
+		out = []pattern.Pattern{pattern.MustParse("none.invalid")}
+	}
+	return out
+}
+
+// A cursor is a position (start, ID), opaque to the page.
+func encodeCursor(p flow.Position) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(p.Start.UnixNano()))
+	binary.BigEndian.PutUint64(b[8:], uint64(p.ID))
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func decodeCursor(s string) (flow.Position, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 16 {
+		return flow.Position{}, errors.New("bad cursor")
+	}
+	return flow.Position{Start: time.Unix(0, int64(binary.BigEndian.Uint64(b[:8]))), ID: int64(binary.BigEndian.Uint64(b[8:]))}, nil
+}
+
+func (s *Server) flows(w http.ResponseWriter, r *http.Request) {
+	fq, err := s.parseFlowQuery(r)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	rows, next, err := s.page(r, fq)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	out := map[string]any{"flows": rows, "next": nil}
+	if next != "" {
+		out["next"] = next
+	}
+	writeJSON(w, out)
+}
+
+// page reads one page of fq: up to fq.limit rows that pass the filters the
+// store cannot apply, reading at most maxScan flows.
+func (s *Server) page(r *http.Request, fq flowQuery) ([]Row, string, error) {
+	rows := []Row{}
+	f := fq.filter
+	f.Limit = fq.limit
+	post := fq.service != "" || fq.noNoise
+	if post {
+		f.Limit = min(maxScan, fq.limit*8)
+	}
+	scanned := 0
+	var last flow.Position
+	for scanned < maxScan {
+		n := 0
+		err := s.o.Store.Flows(r.Context(), f, func(fl flow.Flow) error {
+			n++
+			last = flow.PositionOf(&fl)
+			if len(rows) >= fq.limit {
+				return errPageFull
+			}
+			row := s.row(&fl)
+			if (fq.service != "" && row.Service != fq.service) || (fq.noNoise && row.Noise) {
+				return nil
+			}
+			rows = append(rows, row)
+			return nil
+		})
+		if err != nil && !errors.Is(err, errPageFull) {
+			return nil, "", err
+		}
+		scanned += n
+		if errors.Is(err, errPageFull) || n < f.Limit || len(rows) >= fq.limit || !f.Newest {
+			break
+		}
+		f.Before = last
+	}
+	if !fq.filter.Newest || len(rows) == 0 && scanned < maxScan {
+		return rows, "", nil
+	}
+	if len(rows) < fq.limit && scanned < maxScan {
+		return rows, "", nil
+	}
+	if len(rows) > 0 && len(rows) >= fq.limit {
+		last = rows[len(rows)-1].pos
+	}
+	return rows, encodeCursor(last), nil
+}
+
+var errPageFull = errors.New("page full")
+
+func (s *Server) flowDetail(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id < 1 {
+		apiError(w, http.StatusBadRequest, "flow %q: want a flow ID", r.PathValue("id"))
+		return
+	}
+	var found *flow.Flow
+	err = s.o.Store.Flows(r.Context(), flow.Filter{AfterID: id - 1}, func(f flow.Flow) error {
+		if f.ID == id {
+			found = &f
+			return errPageFull
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errPageFull) {
+		apiError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	if found == nil {
+		apiError(w, http.StatusNotFound, "no flow %d", id)
+		return
+	}
+	out := struct {
+		Flow       Row       `json:"flow"`
+		Catalog    any       `json:"catalog"`
+		Session    *int      `json:"session"`
+		Milestones []mention `json:"milestones"`
+	}{Flow: s.row(found), Milestones: []mention{}}
+	if hj := s.o.Catalog.LookupJSON(found.Host, found.Host); hj.Known {
+		out.Catalog = hj
+	}
+	all, err := session.List(r.Context(), s.src, s.o.Gap)
+	if err == nil {
+		for _, ses := range all {
+			if ses.Contains(found) {
+				out.Session = &ses.Number
+				if tl, err := s.timeline(r, ses); err == nil {
+					for _, m := range tl.Milestones {
+						if slices.Contains(m.FlowIDs, id) {
+							out.Milestones = append(out.Milestones, mention{m.ID, m.Title, timeline.FormatOffset(m.Offset)})
+						}
+					}
+				}
+				break
+			}
+		}
+	}
+	writeJSON(w, out)
+}
+
+type mention struct {
+	ID     string `json:"id"`
+	Title  string `json:"title"`
+	Offset string `json:"offset"`
+}
+
+// unknownHost is a host seen that no catalog entry names.
+type unknownHost struct {
+	Host  string    `json:"host"`
+	Flows int64     `json:"flows"`
+	Bytes int64     `json:"bytes"`
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+}
+
+// hostScan bounds the flows /api/hosts reads for unknown hosts: the
+// newest ones.
+const hostScan = 200000
+
+func (s *Server) hosts(w http.ResponseWriter, r *http.Request) {
+	q := strings.ToLower(r.URL.Query().Get("q"))
+	if len(q) > 256 {
+		apiError(w, http.StatusBadRequest, "q: longer than 256 characters")
+		return
+	}
+	known := []any{}
+	for _, e := range s.o.Catalog.Entries() {
+		svc, _ := s.o.Catalog.Service(e.Service)
+		if q != "" && !strings.Contains(strings.ToLower(e.Pattern+" "+e.Purpose+" "+svc.Name+" "+e.Phase), q) {
+			continue
+		}
+		host := cmp.Or(e.Example, e.Pattern)
+		hj := s.o.Catalog.LookupJSON(e.Pattern, host)
+		hj.Pattern, hj.Service, hj.ServiceName, hj.Phase, hj.Purpose, hj.Source, hj.Required = e.Pattern, e.Service, svc.Name, e.Phase, e.Purpose, e.Source, string(e.Required)
+		known = append(known, hj)
+		if len(known) == 500 {
+			break
+		}
+	}
+	seen := map[string]*unknownHost{}
+	err := s.o.Store.Flows(r.Context(), flow.Filter{Newest: true, Limit: hostScan, Fields: flow.FieldHost | flow.FieldBytesUp | flow.FieldBytesDown | flow.FieldKind},
+		func(f flow.Flow) error {
+			if f.Host == "" || f.Kind == flow.KindPAC || f.Kind == flow.KindLost {
+				return nil
+			}
+			if q != "" && !strings.Contains(f.Host, q) {
+				return nil
+			}
+			u := seen[f.Host]
+			if u == nil {
+				if _, ok := s.o.Catalog.Lookup(f.Host); ok {
+					seen[f.Host] = &unknownHost{} // known: counted nowhere
+					return nil
+				}
+				u = &unknownHost{Host: f.Host, Last: f.Start}
+				seen[f.Host] = u
+			}
+			if u.Host == "" {
+				return nil
+			}
+			u.Flows++
+			u.Bytes += f.Bytes()
+			u.First = f.Start
+			return nil
+		})
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	unknown := []*unknownHost{}
+	for _, u := range seen {
+		if u.Host != "" {
+			unknown = append(unknown, u)
+		}
+	}
+	slices.SortFunc(unknown, func(a, b *unknownHost) int { return cmp.Or(cmp.Compare(b.Flows, a.Flows), strings.Compare(a.Host, b.Host)) })
+	if len(unknown) > 500 {
+		unknown = unknown[:500]
+	}
+	writeJSON(w, map[string]any{"catalog": known, "unknown": unknown})
+}
+
+// catalogInfo lists the catalog's services and phases, for the filters.
+func (s *Server) catalogInfo(w http.ResponseWriter, r *http.Request) {
+	seen := map[string]bool{}
+	phases := []string{}
+	for _, e := range s.o.Catalog.Entries() {
+		if e.Phase != "" && !seen[e.Phase] {
+			seen[e.Phase] = true
+			phases = append(phases, e.Phase)
+		}
+	}
+	writeJSON(w, map[string]any{"services": s.o.Catalog.ServicesJSON(), "phases": phases})
+}

@@ -1,0 +1,115 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/live"
+)
+
+// SSE timings.
+const (
+	heartbeat    = 15 * time.Second
+	devicesEvery = time.Second
+	// maxEventRows bounds one flows event; more go in several.
+	maxEventRows = 500
+)
+
+// events streams Server-Sent Events: "flows" (new and updated flows, as
+// /api/flows rows), "devices" (as /api/devices, at most once a second
+// when flows came), "lagged" (the viewer fell behind: fetch
+// /api/flows?after_id=N), and a comment line as heartbeat.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	if s.o.Hub == nil {
+		apiError(w, http.StatusNotFound, "nothing is live here: this page shows capture files (reload to see them)")
+		return
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		apiError(w, http.StatusInternalServerError, "streaming is not supported on this connection")
+		return
+	}
+	sub, err := s.o.Hub.Subscribe()
+	if errors.Is(err, live.ErrTooManyViewers) {
+		apiError(w, http.StatusTooManyRequests, "%v: close a page and try again", err)
+		return
+	}
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	defer sub.Close()
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "retry: 2000\n: pilotwire %s\n\n", s.o.Version)
+	fl.Flush()
+
+	send := func(event string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		// A viewer that stops reading is dropped after this long, so a
+		// stalled browser holds no goroutine for ever.
+		rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	beat := time.NewTicker(heartbeat)
+	defer beat.Stop()
+	devTimer := time.NewTimer(time.Hour)
+	devTimer.Stop()
+	devPending := false
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-beat.C:
+			rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil || rc.Flush() != nil {
+				return
+			}
+		case <-devTimer.C:
+			devPending = false
+			list, err := s.deviceList(r)
+			if err != nil {
+				continue
+			}
+			if send("devices", map[string]any{"devices": list}) != nil {
+				return
+			}
+		case <-sub.Ready():
+			flows, lagged, after := sub.Take()
+			if lagged {
+				if send("lagged", map[string]int64{"after_id": after}) != nil {
+					return
+				}
+				continue
+			}
+			for len(flows) > 0 {
+				n := min(len(flows), maxEventRows)
+				rows := make([]Row, n)
+				for i := range n {
+					rows[i] = s.row(&flows[i])
+				}
+				if send("flows", map[string]any{"flows": rows}) != nil {
+					return
+				}
+				flows = flows[n:]
+			}
+			if !devPending {
+				devPending = true
+				devTimer.Reset(devicesEvery)
+			}
+		}
+	}
+}
