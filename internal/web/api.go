@@ -547,7 +547,9 @@ func (s *Server) hosts(w http.ResponseWriter, r *http.Request) {
 			unknown = append(unknown, u)
 		}
 	}
-	slices.SortFunc(unknown, func(a, b *unknownHost) int { return cmp.Or(cmp.Compare(b.Flows, a.Flows), strings.Compare(a.Host, b.Host)) })
+	slices.SortFunc(unknown, func(a, b *unknownHost) int {
+		return cmp.Or(cmp.Compare(b.Flows, a.Flows), strings.Compare(a.Host, b.Host))
+	})
 	if len(unknown) > 500 {
 		unknown = unknown[:500]
 	}
