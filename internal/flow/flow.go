@@ -303,7 +303,8 @@ type UnfinishedImport struct {
 // Store keeps flows. Implementations are safe for concurrent use.
 type Store interface {
 	// PutFlows writes flows in one transaction. A flow whose Key is already
-	// stored replaces the stored one, keeping its ID.
+	// stored replaces the stored one, keeping its ID. It sets each flow's
+	// ID to the one stored (what the Recorder publishes to the live page).
 	PutFlows(ctx context.Context, flows []Flow) error
 	// PutFileFlows writes one part of the flows imported from a file, in
 	// one transaction. file identifies the file (the importer's identity,

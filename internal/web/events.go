@@ -69,6 +69,15 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	devTimer := time.NewTimer(time.Hour)
 	devTimer.Stop()
 	devPending := false
+	var devSent time.Time
+	sendDevices := func() error {
+		devSent = time.Now()
+		list, err := s.deviceList(r)
+		if err != nil {
+			return nil // the next flows try again
+		}
+		return send("devices", map[string]any{"devices": list})
+	}
 	for {
 		select {
 		case <-r.Context().Done():
@@ -80,11 +89,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			}
 		case <-devTimer.C:
 			devPending = false
-			list, err := s.deviceList(r)
-			if err != nil {
-				continue
-			}
-			if send("devices", map[string]any{"devices": list}) != nil {
+			if sendDevices() != nil {
 				return
 			}
 		case <-sub.Ready():
@@ -106,9 +111,18 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 				}
 				flows = flows[n:]
 			}
-			if !devPending {
+			// Devices at once when the last list is a second old, else
+			// when it will be: a new device shows without delay, and a
+			// busy proxy costs one list a second.
+			switch wait := devicesEvery - time.Since(devSent); {
+			case devPending:
+			case wait <= 0:
+				if sendDevices() != nil {
+					return
+				}
+			default:
 				devPending = true
-				devTimer.Reset(devicesEvery)
+				devTimer.Reset(wait)
 			}
 		}
 	}

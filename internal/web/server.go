@@ -124,6 +124,12 @@ func New(o Options) (*Server, error) {
 		w.Write([]byte("ok\n"))
 	})
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", files))
+	s.mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		// Browsers ask for it whatever the page says.
+		w.Header().Set("Content-Type", "image/svg+xml")
+		b, _ := static.ReadFile("static/favicon.svg")
+		w.Write(b)
+	})
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		r2 := *r
 		r2.URL = &url.URL{Path: "/"}

@@ -63,9 +63,10 @@ func (s *Store) PutFlows(ctx context.Context, flows []flow.Flow) error {
 	if s.closed {
 		return errClosed
 	}
-	for _, f := range flows {
+	for i, f := range flows {
 		if id, ok := s.rows[f.Key]; ok {
 			f.ID = id
+			flows[i].ID = id
 			// A new flow, not the old one overwritten: a read in
 			// progress holds the old one (see selected).
 			s.byID[id] = &f
@@ -74,6 +75,7 @@ func (s *Store) PutFlows(ctx context.Context, flows []flow.Flow) error {
 		}
 		s.lastID++
 		f.ID = s.lastID
+		flows[i].ID = f.ID
 		s.rows[f.Key] = f.ID
 		s.byID[f.ID] = &f
 		s.order = nil

@@ -475,10 +475,11 @@ func (s *DB) withRaw(ctx context.Context, fn func(c *rawConn) error, sound func(
 }
 
 // upsert writes one flow. Its ID (the last parameter) is used only when the
-// Key is new: an update keeps the stored ID.
+// Key is new: an update keeps the stored ID, which it returns either way.
 const upsert = `INSERT INTO flows (key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note, lost, id)
 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-ON CONFLICT(key) DO UPDATE SET start_ns=excluded.start_ns, start_tz=excluded.start_tz, end_ns=excluded.end_ns, client=excluded.client, client_port=excluded.client_port, device=excluded.device, session=excluded.session, source=excluded.source, source_file=excluded.source_file, kind=excluded.kind, method=excluded.method, scheme=excluded.scheme, host=excluded.host, port=excluded.port, url=excluded.url, status=excluded.status, bytes_up=excluded.bytes_up, bytes_down=excluded.bytes_down, sni=excluded.sni, alpn=excluded.alpn, tls_version=excluded.tls_version, error=excluded.error, decision=excluded.decision, reason=excluded.reason, note=excluded.note, lost=excluded.lost`
+ON CONFLICT(key) DO UPDATE SET start_ns=excluded.start_ns, start_tz=excluded.start_tz, end_ns=excluded.end_ns, client=excluded.client, client_port=excluded.client_port, device=excluded.device, session=excluded.session, source=excluded.source, source_file=excluded.source_file, kind=excluded.kind, method=excluded.method, scheme=excluded.scheme, host=excluded.host, port=excluded.port, url=excluded.url, status=excluded.status, bytes_up=excluded.bytes_up, bytes_down=excluded.bytes_down, sni=excluded.sni, alpn=excluded.alpn, tls_version=excluded.tls_version, error=excluded.error, decision=excluded.decision, reason=excluded.reason, note=excluded.note, lost=excluded.lost
+RETURNING id`
 
 // PutFlows writes flows in one transaction, replacing stored flows with the
 // same Key; a later flow with the same Key as an earlier one in the same
@@ -560,14 +561,18 @@ func (c *rawConn) putFlows(ctx context.Context, flows []flow.Flow) (err error) {
 		if rc == 0 {
 			rc = lib.Xsqlite3_step(c.tls, st)
 		}
+		if rc == lib.SQLITE_ROW {
+			f.ID = c.columnInt(st, 0)
+			rc = lib.Xsqlite3_step(c.tls, st)
+		}
 		if rc != lib.SQLITE_DONE {
 			err := c.err(rc)
 			lib.Xsqlite3_reset(c.tls, st)
 			return fmt.Errorf("flow %s: %w", f.Key, err)
 		}
 		lib.Xsqlite3_reset(c.tls, st)
-		// An update leaves the last inserted rowid as it was, below next.
-		if lib.Xsqlite3_last_insert_rowid(c.tls, c.db) == next {
+		// A new row takes the next ID; an update keeps its own.
+		if f.ID == next {
 			next++
 			sum.Add(f)
 		}

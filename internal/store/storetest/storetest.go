@@ -101,10 +101,16 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 		}
 		first := collect(t, s, flow.Filter{})
 		done := sample(1)
-		if err := s.PutFlows(context.Background(), []flow.Flow{done, done}); err != nil {
+		batch := []flow.Flow{done, done, sample(2)}
+		if err := s.PutFlows(context.Background(), batch); err != nil {
 			t.Fatal(err)
 		}
-		got := collect(t, s, flow.Filter{})
+		// PutFlows says which ID each flow has: an update its old one, a
+		// new flow a new one (the live page updates a row by it).
+		if batch[0].ID != first[0].ID || batch[1].ID != first[0].ID || batch[2].ID == 0 || batch[2].ID == first[0].ID {
+			t.Errorf("PutFlows set IDs %d %d %d; want %d %d and a new one", batch[0].ID, batch[1].ID, batch[2].ID, first[0].ID, first[0].ID)
+		}
+		got := collect(t, s, flow.Filter{Hosts: hosts(done.Host)})
 		if len(got) != 1 {
 			t.Fatalf("got %d flows after upsert, want 1", len(got))
 		}

@@ -351,7 +351,7 @@ function renderTimeline(tl, n) {
   tl.milestones.forEach((m, i) => {
     const hosts = (m.hosts || []).map((h) => h.host).join(', ');
     const link = el('a', { href: `#/flows?session=${n}&q=${encodeURIComponent((m.hosts && m.hosts[0] && m.hosts[0].host) || '')}`, text: m.title, class: 'mlink', 'data-milestone': m.id });
-    mb.append(el('tr', { id: 'm-' + m.id }, el('td', { class: 'num mono', text: `${i + 1}. ${m.offset}` }),
+    mb.append(el('tr', { id: 'm' + (i + 1) }, el('td', { class: 'num mono', text: `${i + 1}. ${m.offset}` }),
       el('td', {}, link, el('div', { class: 'muted', text: m.text })), el('td', { class: 'mono', text: hosts }), el('td', { class: 'num', text: String(m.flows) })));
   });
   const ab = $('attention').tBodies[0];
