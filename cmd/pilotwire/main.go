@@ -72,6 +72,7 @@ Commands:
   sessions    list device sessions
   report      annotated timeline of a session: text, markdown, json, html
   diff        two sessions side by side: phases, services, milestones, hosts, refusals
+  export      a session's flows as HAR 1.2, for browsers' DevTools and Fiddler
   endpoints   the endpoint catalog: list, look up hosts, export allowlists
   version     print the version
 
@@ -127,6 +128,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSessions(ctx, g, rest)
 	case "serve":
 		return runServe(ctx, g, rest)
+	case "export":
+		return runExport(ctx, g, rest)
 	case "diff":
 		return runDiff(ctx, g, rest)
 	case "report":

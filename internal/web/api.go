@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/export"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/pattern"
 	"github.com/pilotwire/pilotwire/internal/report"
@@ -567,4 +568,31 @@ func (s *Server) catalogInfo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, map[string]any{"services": s.o.Catalog.ServicesJSON(), "phases": phases})
+}
+
+// har sends the session's flows as HAR 1.2 (export.WriteHAR), streamed
+// from the store: the same file as `pilotwire export --session n`.
+func (s *Server) har(w http.ResponseWriter, r *http.Request) {
+	ses, ok := s.findSession(w, r)
+	if !ok {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="pilotwire-session-%d.har"`, ses.Number))
+	info := export.HARInfo{Version: s.o.Version, Comment: fmt.Sprintf("session %d of %s", ses.Number, s.o.Source)}
+	err := export.WriteHAR(r.Context(), w, info, func(fn func(*flow.Flow) error) error {
+		var ferr error
+		err := session.Flows(r.Context(), s.src, ses, 0, func(f *flow.Flow) {
+			if ferr == nil {
+				ferr = fn(f)
+			}
+		})
+		return cmp.Or(ferr, err)
+	})
+	if err != nil {
+		// Half a file went out: the download fails rather than ends
+		// short (the connection is cut without the closing bracket).
+		s.o.Logger.Warn("HAR export", "session", ses.Number, "err", err)
+		panic(http.ErrAbortHandler)
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/catalog"
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/har"
 	"github.com/pilotwire/pilotwire/internal/live"
 	"github.com/pilotwire/pilotwire/internal/store/sqlite"
 	"github.com/pilotwire/pilotwire/internal/testutil"
@@ -389,4 +390,32 @@ func TestEvents(t *testing.T) {
 		}
 	}
 	t.Fatalf("no flows event: %v", sc.Err())
+}
+
+// TestHARDownload: the page's HAR download re-imports to the session's
+// flows.
+func TestHARDownload(t *testing.T) {
+	f := newFixture(t, "")
+	resp, err := http.Get(f.srv.URL + "/api/sessions/1/har")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if cd := resp.Header.Get("Content-Disposition"); cd != `attachment; filename="pilotwire-session-1.har"` {
+		t.Errorf("Content-Disposition %q", cd)
+	}
+	var got []flow.Flow
+	if err := har.Read(t.Context(), resp.Body, func(fl flow.Flow) error { got = append(got, fl); return nil },
+		func(where string, err error) { t.Errorf("skipped %s: %v", where, err) }); err != nil {
+		t.Fatal(err)
+	}
+	seed := seedFlows(t)
+	if len(got) != len(seed) {
+		t.Fatalf("%d flows in the HAR, want %d", len(got), len(seed))
+	}
+	for i := range seed {
+		if got[i].Host != seed[i].Host || got[i].Kind != seed[i].Kind || got[i].BytesDown != seed[i].BytesDown || !got[i].Start.Equal(seed[i].Start) {
+			t.Errorf("flow %d: %s %s %d back as %s %s %d", i, seed[i].Kind, seed[i].Host, seed[i].BytesDown, got[i].Kind, got[i].Host, got[i].BytesDown)
+		}
+	}
 }

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/export"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/importer/internal/jsontok"
 	"github.com/pilotwire/pilotwire/internal/importer/internal/stretch"
@@ -63,6 +64,8 @@ type entry struct {
 	ClientAddress string `json:"_clientAddress"`
 	ClientIP      string `json:"_clientIP"`
 	ClientPort    int    `json:"_clientPort"`
+	// pilotwire's own facts, in a HAR pilotwire exported.
+	Pilotwire *export.Extra `json:"_pilotwire"`
 }
 
 // Read streams the HAR in r, calling emit for each entry, in file order,
@@ -287,7 +290,38 @@ func toFlow(e *entry) (flow.Flow, error) {
 		notes = append(notes, "from "+e.FromCache+" cache")
 	}
 	f.Note = strings.Join(notes, ", ")
+	if x := e.Pilotwire; x != nil {
+		restore(&f, x)
+	}
 	return f, nil
+}
+
+// restore sets what a HAR pilotwire exported says of the flow beyond HAR
+// (export.Extra), so that export then import gives the flow back.
+func restore(f *flow.Flow, x *export.Extra) {
+	switch k := flow.Kind(x.Kind); k {
+	case flow.KindHTTP, flow.KindConnect, flow.KindTLS, flow.KindTCP, flow.KindDNS, flow.KindQUIC:
+		f.Kind = k
+	}
+	if f.Kind != flow.KindHTTP && f.Method == "CONNECT" && x.Kind != string(flow.KindConnect) {
+		f.Method = "" // the export names a method for every entry; this flow had none
+	}
+	if x.Client != "" && target.HostProblem(x.Client) == "" {
+		f.Client = x.Client
+	}
+	if x.Port >= 0 && x.Port < 65536 {
+		f.Port = x.Port
+	}
+	f.Scheme = x.Scheme
+	if x.ClientPort > 0 && x.ClientPort < 65536 {
+		f.ClientPort = x.ClientPort
+	}
+	f.Device, f.Session, f.SNI, f.ALPN, f.TLSVersion = x.Device, x.Session, x.SNI, x.ALPN, x.TLSVersion
+	f.BytesUp, f.BytesDown = nonNeg(x.BytesUp), nonNeg(x.BytesDown)
+	f.Error, f.Decision, f.Reason, f.Note = x.Error, flow.Decision(x.Decision), x.Reason, x.Note
+	if x.Open {
+		f.End = time.Time{}
+	}
 }
 
 // setTarget sets Scheme, Host, Port and URL from the request URL. A

@@ -1,0 +1,153 @@
+package export_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/pilotwire/pilotwire/internal/export"
+	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/importer/har"
+)
+
+func seedFlows(t *testing.T) []flow.Flow {
+	t.Helper()
+	f, err := os.Open("../timeline/testdata/seed.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []flow.Flow
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var fl flow.Flow
+		if err := json.Unmarshal(sc.Bytes(), &fl); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fl)
+	}
+	return out
+}
+
+// edgeFlows are the flows a HAR has no natural place for.
+func edgeFlows() []flow.Flow {
+	t0 := time.Date(2026, 12, 5, 9, 0, 0, 123_000_000, time.FixedZone("", 3600))
+	return []flow.Flow{
+		{ID: 1, Start: t0, Client: "10.0.0.5", ClientPort: 50000, Kind: flow.KindConnect, Method: "CONNECT", Scheme: "https", Host: "enrollment.manage.microsoft.com",
+			Port: 443, Status: 200, BytesUp: 900, SNI: "enrollment.manage.microsoft.com", ALPN: "h2", TLSVersion: "1.3", Decision: flow.DecisionAllowed}, // open
+		{ID: 2, Start: t0, End: t0.Add(20 * time.Millisecond), Client: "10.0.0.5", Kind: flow.KindDNS, Host: "nx.example", Error: "no such host"},
+		{ID: 3, Start: t0, End: t0.Add(time.Millisecond), Client: "10.0.0.5", Kind: flow.KindConnect, Method: "CONNECT", Scheme: "https", Host: "watson.telemetry.microsoft.com",
+			Port: 443, Status: 403, Decision: flow.DecisionDenied, Reason: "not in the allowlist"},
+		{ID: 4, Start: t0, End: t0.Add(2 * time.Second), Client: "2001:db8::5", Kind: flow.KindHTTP, Method: "GET", Scheme: "http", Host: "2001:db8::1", Port: 8080,
+			URL: "http://[2001:db8::1]:8080/<script>alert(1)</script>?q=%22onerror%3D", Status: 0, Error: "connection reset", Device: `<b>vm</b>`},
+		{ID: 5, Start: t0, End: t0.Add(3 * time.Second), Client: "10.0.0.5", Kind: flow.KindTLS, Host: "ztd.dds.microsoft.com", Port: 443, BytesUp: 1, BytesDown: 2,
+			SNI: "ztd.dds.microsoft.com", Note: "pcap"},
+	}
+}
+
+// TestHARRoundTrip: what WriteHAR writes, pilotwire's HAR importer reads
+// back as the same flows (times to the millisecond, the source "har").
+func TestHARRoundTrip(t *testing.T) {
+	for name, flows := range map[string][]flow.Flow{"seed": seedFlows(t), "edges": edgeFlows()} {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			err := export.WriteHAR(context.Background(), &buf, export.HARInfo{Version: "test", Comment: name}, func(fn func(*flow.Flow) error) error {
+				for i := range flows {
+					if err := fn(&flows[i]); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkHARShape(t, buf.Bytes(), len(flows))
+			var got []flow.Flow
+			err = har.Read(context.Background(), &buf, func(f flow.Flow) error { got = append(got, f); return nil },
+				func(where string, err error) { t.Errorf("the importer skipped %s: %v", where, err) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(flows) {
+				t.Fatalf("%d flows back, want %d", len(got), len(flows))
+			}
+			for i := range flows {
+				w, g := flows[i], got[i]
+				w.ID, w.Key, w.Source, w.SourceFile = 0, "", flow.SourceHAR, ""
+				g.ID, g.Key = 0, ""
+				w.Start, w.End = w.Start.Truncate(time.Millisecond), truncEnd(w.End)
+				if !g.Start.Equal(w.Start) || !g.End.Equal(w.End) {
+					t.Errorf("flow %d: times %s–%s back as %s–%s", i+1, w.Start, w.End, g.Start, g.End)
+				}
+				g.Start, g.End, w.Start, w.End = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+				if g != w {
+					t.Errorf("flow %d:\n got %+v\nwant %+v", i+1, g, w)
+				}
+			}
+		})
+	}
+}
+
+func truncEnd(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.Truncate(time.Millisecond)
+}
+
+// checkHARShape checks the fields HAR 1.2 requires, with their types, as a
+// strict reader (a HAR validator, a browser's import) does.
+func checkHARShape(t *testing.T, data []byte, n int) {
+	t.Helper()
+	var doc struct {
+		Log struct {
+			Version string `json:"version"`
+			Creator *struct {
+				Name    string `json:"name"`
+				Version string `json:"version"`
+			} `json:"creator"`
+			Entries []map[string]json.RawMessage `json:"entries"`
+		} `json:"log"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	if doc.Log.Version != "1.2" || doc.Log.Creator == nil || doc.Log.Creator.Name != "pilotwire" || len(doc.Log.Entries) != n {
+		t.Fatalf("log: version %q, creator %v, %d entries", doc.Log.Version, doc.Log.Creator, len(doc.Log.Entries))
+	}
+	for i, e := range doc.Log.Entries {
+		for _, k := range []string{"startedDateTime", "time", "request", "response", "cache", "timings"} {
+			if _, ok := e[k]; !ok {
+				t.Errorf("entry %d has no %s", i, k)
+			}
+		}
+		var req, resp map[string]any
+		json.Unmarshal(e["request"], &req)
+		json.Unmarshal(e["response"], &resp)
+		for _, k := range []string{"method", "url", "httpVersion", "cookies", "headers", "queryString", "headersSize", "bodySize"} {
+			if req[k] == nil {
+				t.Errorf("entry %d: request has no %s", i, k)
+			}
+		}
+		for _, k := range []string{"status", "statusText", "httpVersion", "cookies", "headers", "content", "redirectURL", "headersSize", "bodySize"} {
+			if resp[k] == nil {
+				t.Errorf("entry %d: response has no %s", i, k)
+			}
+		}
+		var timings map[string]float64
+		json.Unmarshal(e["timings"], &timings)
+		for _, k := range []string{"send", "wait", "receive"} {
+			if v, ok := timings[k]; !ok || v < 0 {
+				t.Errorf("entry %d: timings.%s = %v, want ≥ 0", i, k, v)
+			}
+		}
+		if _, err := time.Parse(time.RFC3339Nano, string(bytes.Trim(e["startedDateTime"], `"`))); err != nil {
+			t.Errorf("entry %d: startedDateTime: %v", i, err)
+		}
+	}
+}
