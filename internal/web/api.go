@@ -73,7 +73,23 @@ func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{"devices": list})
 }
 
+// deviceList is the devices list, computed at most once a second for all
+// viewers and requests together.
 func (s *Server) deviceList(r *http.Request) ([]device, error) {
+	s.devMu.Lock()
+	defer s.devMu.Unlock()
+	if s.devList != nil && time.Since(s.devAt) < devicesEvery {
+		return s.devList, nil
+	}
+	list, err := s.computeDevices(r)
+	if err != nil {
+		return nil, err
+	}
+	s.devList, s.devAt = list, time.Now()
+	return list, nil
+}
+
+func (s *Server) computeDevices(r *http.Request) ([]device, error) {
 	all, err := session.List(r.Context(), s.src, s.o.Gap)
 	if err != nil {
 		return nil, err
@@ -97,7 +113,7 @@ func (s *Server) deviceList(r *http.Request) ([]device, error) {
 		default:
 			d.State = "finished"
 		}
-		if tl, err := s.timeline(r, ses); err == nil {
+		if tl, err := s.phaseTimeline(r, ses); err == nil {
 			d.Provisioning = tl.Provisioning
 			if n := len(tl.Phases); n > 0 {
 				d.Phase, d.PhaseName = tl.Phases[n-1].ID, tl.Phases[n-1].Name

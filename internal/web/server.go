@@ -85,7 +85,23 @@ type Server struct {
 
 	tlMu  sync.Mutex
 	cache map[cacheKey]*timeline.Timeline // timelines of sessions, by their state
+	// phases are the timelines the devices list reads the current phase
+	// from, by client and session start: rebuilt at most every
+	// phaseEvery, however fast the session grows.
+	phases map[string]phaseEntry
+
+	devMu   sync.Mutex
+	devList []device // the devices list, at most a second old
+	devAt   time.Time
 }
+
+type phaseEntry struct {
+	tl *timeline.Timeline
+	at time.Time
+}
+
+// phaseEvery is how stale the phase of a growing session may be.
+const phaseEvery = 10 * time.Second
 
 type cacheKey struct {
 	number, flows int64
@@ -113,7 +129,8 @@ func New(o Options) (*Server, error) {
 	if o.Mode == "" {
 		o.Mode = "serve"
 	}
-	s := &Server{o: o, mux: http.NewServeMux(), src: session.FromStore(o.Store, o.Source), cache: map[cacheKey]*timeline.Timeline{}}
+	s := &Server{o: o, mux: http.NewServeMux(), src: session.FromStore(o.Store, o.Source), cache: map[cacheKey]*timeline.Timeline{},
+		phases: map[string]phaseEntry{}}
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
 		return nil, err
@@ -247,6 +264,29 @@ func (s *Server) timeline(r *http.Request, ses timeline.Session) (*timeline.Time
 		clear(s.cache)
 	}
 	s.cache[k] = tl
+	s.tlMu.Unlock()
+	return tl, nil
+}
+
+// phaseTimeline is the timeline of ses for the devices list: the cached one
+// while it is less than phaseEvery old, even if the session grew since.
+func (s *Server) phaseTimeline(r *http.Request, ses timeline.Session) (*timeline.Timeline, error) {
+	key := ses.Client + "\x00" + ses.Start.String()
+	s.tlMu.Lock()
+	e, ok := s.phases[key]
+	s.tlMu.Unlock()
+	if ok && time.Since(e.at) < phaseEvery {
+		return e.tl, nil
+	}
+	tl, err := s.timeline(r, ses)
+	if err != nil {
+		return nil, err
+	}
+	s.tlMu.Lock()
+	if len(s.phases) >= cacheSize {
+		clear(s.phases)
+	}
+	s.phases[key] = phaseEntry{tl, time.Now()}
 	s.tlMu.Unlock()
 	return tl, nil
 }
