@@ -65,7 +65,11 @@ type device struct {
 }
 
 func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
-	list, err := s.deviceList(r)
+	var seen int64
+	if s.o.Hub != nil {
+		seen = s.o.Hub.LastID()
+	}
+	list, err := s.deviceList(r, seen)
 	if err != nil {
 		apiError(w, http.StatusInternalServerError, "%v", err)
 		return
@@ -73,19 +77,24 @@ func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{"devices": list})
 }
 
-// deviceList is the devices list, computed at most once a second for all
-// viewers and requests together.
-func (s *Server) deviceList(r *http.Request) ([]device, error) {
+// deviceList is the devices list as of the flows up to ID seen at least,
+// shared by every viewer and request: computed again only when it is a
+// second old or older than the flows the caller has seen.
+func (s *Server) deviceList(r *http.Request, seen int64) ([]device, error) {
 	s.devMu.Lock()
 	defer s.devMu.Unlock()
-	if s.devList != nil && time.Since(s.devAt) < devicesEvery {
+	if s.devList != nil && time.Since(s.devAt) < devicesEvery && s.devUpTo >= seen {
 		return s.devList, nil
+	}
+	var upTo int64
+	if s.o.Hub != nil {
+		upTo = s.o.Hub.LastID() // before reading: the list holds at least these
 	}
 	list, err := s.computeDevices(r)
 	if err != nil {
 		return nil, err
 	}
-	s.devList, s.devAt = list, time.Now()
+	s.devList, s.devAt, s.devUpTo = list, time.Now(), upTo
 	return list, nil
 }
 

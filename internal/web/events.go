@@ -70,9 +70,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	devTimer.Stop()
 	devPending := false
 	var devSent time.Time
+	var seen int64 // the greatest flow ID sent
 	sendDevices := func() error {
 		devSent = time.Now()
-		list, err := s.deviceList(r)
+		list, err := s.deviceList(r, seen)
 		if err != nil {
 			return nil // the next flows try again
 		}
@@ -99,6 +100,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 					return
 				}
 				continue
+			}
+			for i := range flows {
+				seen = max(seen, flows[i].ID)
 			}
 			for len(flows) > 0 {
 				n := min(len(flows), maxEventRows)

@@ -93,6 +93,7 @@ type Server struct {
 	devMu   sync.Mutex
 	devList []device // the devices list, at most a second old
 	devAt   time.Time
+	devUpTo int64 // the hub's last flow ID when devList was read
 }
 
 type phaseEntry struct {
