@@ -109,8 +109,8 @@ func storeFixtures() []storeFixture {
 		{name: "older", make: olderStore, readOK: true},
 		{name: "newer", make: func(t *testing.T, p string) {
 			healthyStore(t, p)
-			sqlExec(t, p, `INSERT INTO schema_migrations VALUES (5, '2030-01-01T00:00:00Z')`)
-		}, readErr: fmt.Sprintf("PATH was written by a newer pilotwire (schema 5; this one knows up to %d)", sqlite.SchemaVersion)},
+			sqlExec(t, p, fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, '2030-01-01T00:00:00Z')`, sqlite.SchemaVersion+1))
+		}, readErr: fmt.Sprintf("PATH was written by a newer pilotwire (schema %d; this one knows up to %d)", sqlite.SchemaVersion+1, sqlite.SchemaVersion)},
 		{name: "healthy", make: healthyStore, readOK: true},
 	}
 }
@@ -209,8 +209,8 @@ func TestWritersRefuse(t *testing.T) {
 	}{
 		{"newer", func(t *testing.T, p string) {
 			healthyStore(t, p)
-			sqlExec(t, p, `INSERT INTO schema_migrations VALUES (5, '2030-01-01T00:00:00Z')`)
-		}, fmt.Sprintf("PATH was written by a newer pilotwire (schema 5; this one knows up to %d)", sqlite.SchemaVersion)},
+			sqlExec(t, p, fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, '2030-01-01T00:00:00Z')`, sqlite.SchemaVersion+1))
+		}, fmt.Sprintf("PATH was written by a newer pilotwire (schema %d; this one knows up to %d)", sqlite.SchemaVersion+1, sqlite.SchemaVersion)},
 		{"foreign", func(t *testing.T, p string) { sqlExec(t, p, `CREATE TABLE notes (body TEXT)`) },
 			"PATH is not a pilotwire store (an SQLite database without pilotwire's tables; it holds notes)"},
 		{"text", func(t *testing.T, p string) { writeFile(t, p, "not a database\n") },
