@@ -1,7 +1,9 @@
 package web_test
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -31,6 +33,7 @@ type livePage struct {
 	url    string
 	proxy  string
 	origin *httptest.Server
+	echo   net.Listener // a TCP echo server, a tunnel's far end
 	rec    *flow.Recorder
 	token  string
 }
@@ -48,8 +51,23 @@ func startLivePage(t *testing.T, token string) *livePage {
 	hub := live.NewHub(4, 0)
 	rec := flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: 100 * time.Millisecond, Publish: hub.Publish})
 	t.Cleanup(func() { rec.Close() })
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { echo.Close() })
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
 	p := &proxy.Proxy{AllowPrivateTargets: true, Record: rec.Record, ProgressEvery: 100 * time.Millisecond,
-		Devices: map[netip.Addr]string{netip.MustParseAddr("127.0.0.1"): "lab-vm"}}
+		ConnectPorts: []int{echo.Addr().(*net.TCPAddr).Port},
+		Devices:      map[netip.Addr]string{netip.MustParseAddr("127.0.0.1"): "lab-vm"}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +88,7 @@ func startLivePage(t *testing.T, token string) *livePage {
 	t.Cleanup(srv.Close)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) }))
 	t.Cleanup(origin.Close)
-	return &livePage{url: srv.URL, proxy: ln.Addr().String(), origin: origin, rec: rec, token: token}
+	return &livePage{url: srv.URL, proxy: ln.Addr().String(), origin: origin, echo: echo, rec: rec, token: token}
 }
 
 // get sends a request through the proxy, as a device would.
@@ -293,5 +311,35 @@ func TestTokenInChromium(t *testing.T) {
 	}
 	if len(problems) > 0 {
 		t.Errorf("the page logged problems: %q", problems)
+	}
+}
+
+// TestTunnelRowInChromium: an open tunnel shows as open, and its row
+// updates in place, not as a second row, when it closes.
+func TestTunnelRowInChromium(t *testing.T) {
+	lp := startLivePage(t, "")
+	b := testutil.NewBrowser(t, 60*time.Second)
+	if err := chromedp.Do(b.Ctx, chromedp.Navigate(lp.url+"/#/flows?client=lab-vm"), chromedp.WaitReady(chromedp.CSS("#flows"))); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", lp.proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := lp.echo.Addr().String()
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	c.Write([]byte("hello"))
+	io.ReadFull(br, make([]byte, 5))
+	row := `[...document.querySelectorAll('#flows tbody tr')].filter(tr => tr.querySelector('td.host').textContent === ` + strconv.Quote(target) + `)`
+	waitFor(t, b, row+`.length === 1 && `+row+`[0].querySelector('td.dur').textContent === 'open'`, 3*time.Second)
+	c.Close()
+	waitFor(t, b, row+`.length === 1 && `+row+`[0].querySelector('td.dur').textContent.endsWith(' s')`, 3*time.Second)
+	if p := b.Problems(); len(p) > 0 {
+		t.Errorf("the page logged problems: %q", p)
 	}
 }
