@@ -5,13 +5,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/export"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/importer/har"
+	"github.com/pilotwire/pilotwire/internal/testutil"
 )
 
 func seedFlows(t *testing.T) []flow.Flow {
@@ -149,5 +154,41 @@ func checkHARShape(t *testing.T, data []byte, n int) {
 		if _, err := time.Parse(time.RFC3339Nano, string(bytes.Trim(e["startedDateTime"], `"`))); err != nil {
 			t.Errorf("entry %d: startedDateTime: %v", i, err)
 		}
+	}
+}
+
+// TestHARValidator: a second HAR reader, the har-validator package from
+// npm (its JSON schema of HAR 1.2), accepts what WriteHAR writes.
+// scripts/test installs it and sets PILOTWIRE_HAR_VALIDATOR.
+func TestHARValidator(t *testing.T) {
+	node := testutil.LookPath(t, "node")
+	dir := os.Getenv("PILOTWIRE_HAR_VALIDATOR")
+	if dir == "" {
+		dir, _ = filepath.Abs("../../.cache/npm/node_modules/har-validator")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "package.json")); err != nil {
+		testutil.Missing(t, "har-validator is not installed (scripts/test installs it from npm into .cache/npm)")
+	}
+	flows := append(seedFlows(t), edgeFlows()...)
+	var buf bytes.Buffer
+	if err := export.WriteHAR(context.Background(), &buf, export.HARInfo{Version: "test"}, func(fn func(*flow.Flow) error) error {
+		for i := range flows {
+			if err := fn(&flows[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "x.har")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `const v = require(process.argv[1]); const har = JSON.parse(require('fs').readFileSync(process.argv[2]));
+v.har(har).then(() => { console.log('valid ' + har.log.entries.length); }, (e) => { console.log(JSON.stringify(e.errors || e.message)); process.exit(1); });`
+	out, err := exec.Command(node, "-e", script, dir, path).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != fmt.Sprintf("valid %d", len(flows)) {
+		t.Fatalf("har-validator: %v\n%s", err, out)
 	}
 }
