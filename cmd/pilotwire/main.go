@@ -73,6 +73,7 @@ Commands:
   report      annotated timeline of a session: text, markdown, json, html
   diff        two sessions side by side: phases, services, milestones, hosts, refusals
   export      a session's flows as HAR 1.2, for browsers' DevTools and Fiddler
+  scenario    simulated devices' scenarios: list, show, from-session
   endpoints   the endpoint catalog: list, look up hosts, export allowlists
   version     print the version
 
@@ -128,6 +129,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSessions(ctx, g, rest)
 	case "serve":
 		return runServe(ctx, g, rest)
+	case "scenario":
+		return runScenario(ctx, g, rest)
 	case "export":
 		return runExport(ctx, g, rest)
 	case "diff":
