@@ -74,6 +74,7 @@ Commands:
   diff        two sessions side by side: phases, services, milestones, hosts, refusals
   export      a session's flows as HAR 1.2, for browsers' DevTools and Fiddler
   scenario    simulated devices' scenarios: list, show, from-session
+  demo        the whole product on this machine: proxy, page, stand-in internet, simulated devices
   endpoints   the endpoint catalog: list, look up hosts, export allowlists
   version     print the version
 
@@ -129,6 +130,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSessions(ctx, g, rest)
 	case "serve":
 		return runServe(ctx, g, rest)
+	case "demo":
+		return runDemo(ctx, g, rest)
 	case "scenario":
 		return runScenario(ctx, g, rest)
 	case "export":
