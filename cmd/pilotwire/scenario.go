@@ -49,7 +49,7 @@ func runScenario(ctx context.Context, g *globals, args []string) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "%-16s %3d steps, %s  %s\n", name, len(sc.Steps), timeline.FormatOffset(sc.Steps[len(sc.Steps)-1].At), sc.Description)
+			fmt.Fprintf(g.stdout, "%-20s %3d steps, %s  %s\n", name, len(sc.Steps), timeline.FormatOffset(sc.Steps[len(sc.Steps)-1].At), sc.Description)
 		}
 		return nil
 	case "show":

@@ -12,7 +12,7 @@ import (
 func TestScenarioCommand(t *testing.T) {
 	db := seedStore(t)
 	out, stderr, code := pw(t, "scenario", "list")
-	if code != 0 || !strings.HasPrefix(out, "user-driven      145 steps, 20:03") {
+	if code != 0 || !strings.Contains(out, "\nuser-driven          145 steps, 20:03") || strings.Count(out, "\n") != 4 {
 		t.Errorf("scenario list: exit %d %s\n%s", code, stderr, out)
 	}
 	path := filepath.Join(t.TempDir(), "lab.yaml")
@@ -44,7 +44,7 @@ func TestScenarioCommand(t *testing.T) {
 	}{
 		{[]string{"scenario"}, 2, "give a subcommand"},
 		{[]string{"scenario", "play"}, 2, `unknown subcommand "play"`},
-		{[]string{"scenario", "show", "nope"}, 1, `no such built-in scenario (user-driven) nor file`},
+		{[]string{"scenario", "show", "nope"}, 1, `no such built-in scenario (failing-enrollment, pre-provisioning, self-deploying, user-driven) nor file`},
 		{[]string{"--store", db, "scenario", "from-session", "7"}, 2, "--session 7"},
 	} {
 		_, stderr, code := pw(t, tc.args...)

@@ -6,9 +6,12 @@ import (
 	"flag"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pilotwire/pilotwire/internal/catalog"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/scenario"
 )
@@ -117,4 +120,97 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("formatted scenario does not parse: %v\n%s", err, scenario.Format(sc, ""))
 		}
 	})
+}
+
+// derived are the built-in scenarios made from the seed's run, each by a
+// change a provisioning engineer would recognise. They are written by
+// go test -update, like user-driven.
+var derived = []struct {
+	name, description string
+	make              func(seed *scenario.Scenario, tpm []string) []scenario.Step
+}{
+	{"self-deploying", "Self-deploying mode: TPM attestation after the profile, device ESP, no user phase (the seed's run without its user).",
+		func(seed *scenario.Scenario, tpm []string) []scenario.Step {
+			var out []scenario.Step
+			for _, st := range seed.Steps {
+				if st.At < 16*time.Minute {
+					out = append(out, st)
+				}
+			}
+			return append(out, tpmSteps(tpm, 20*time.Second)...)
+		}},
+	{"pre-provisioning", "Pre-provisioning (white glove): technician phase with TPM attestation and device ESP, reseal, then the user phase 30 minutes later.",
+		func(seed *scenario.Scenario, tpm []string) []scenario.Step {
+			var out []scenario.Step
+			for _, st := range seed.Steps {
+				if st.At >= 16*time.Minute {
+					st.At += 30 * time.Minute // resealed, shipped, switched on by the user
+				}
+				out = append(out, st)
+			}
+			return append(out, tpmSteps(tpm, 20*time.Second)...)
+		}},
+	{"failing-enrollment", "A failing run: the network blocks Intune enrollment; the device retries, then sits on the ESP error.",
+		func(seed *scenario.Scenario, _ []string) []scenario.Step {
+			var out []scenario.Step
+			for _, st := range seed.Steps {
+				if st.At > 115*time.Second {
+					break
+				}
+				if strings.HasSuffix(st.Host, "manage.microsoft.com") {
+					st.Expect, st.Down, st.Duration = scenario.ExpectFail, 0, 0
+				}
+				out = append(out, st)
+			}
+			for i := range 8 { // the retries
+				out = append(out, scenario.Step{At: 2*time.Minute + time.Duration(i)*30*time.Second, Method: "CONNECT",
+					Host: "enrollment.manage.microsoft.com", Port: 443, Path: "/", Up: 3072, Expect: scenario.ExpectFail})
+			}
+			return out
+		}},
+}
+
+// tpmSteps are the TPM attestation exchanges (EK validation and AIK
+// issuance) at and after at, to the catalog's example hosts.
+func tpmSteps(hosts []string, at time.Duration) []scenario.Step {
+	var out []scenario.Step
+	for i, h := range hosts {
+		out = append(out, scenario.Step{At: at + time.Duration(i)*time.Second, Method: "CONNECT", Host: h, Port: 443, Path: "/",
+			Up: 4096, Down: 6144, Duration: 800 * time.Millisecond})
+	}
+	return out
+}
+
+func TestDerivedScenarios(t *testing.T) {
+	seed, err := scenario.Load("user-driven", os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tpm []string
+	for _, e := range catalog.Default().Entries() {
+		if e.Service == "tpm-attestation" && e.Example != "" {
+			tpm = append(tpm, e.Example)
+		}
+	}
+	if len(tpm) == 0 {
+		t.Fatal("the catalog has no TPM attestation host with an example")
+	}
+	for _, d := range derived {
+		sc := &scenario.Scenario{Name: d.name, Description: d.description, Device: "autopilot-vm", Steps: d.make(seed, tpm)}
+		slices.SortStableFunc(sc.Steps, func(a, b scenario.Step) int { return int(a.At - b.At) })
+		got := scenario.Format(sc, "Made from the seed's run (user-driven.yaml) by internal/scenario/scenario_test.go:\ngo test ./internal/scenario -update rewrites this file.")
+		path := "scenarios/" + d.name + ".yaml"
+		if *update {
+			if err := os.WriteFile(path, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("%s is not what its recipe makes (go test -update rewrites it)", path)
+		}
+	}
 }
