@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 const demoExamples = `  pilotwire demo                              # 3 devices play the seed's run at 20x (about a minute); open the page it prints
   pilotwire demo --devices 5 --speed 60
   pilotwire demo --scenario my-run.yaml       # a scenario of your own (pilotwire scenario from-session)
+  pilotwire demo --slow office=2MiB           # a slow Office CDN: compare the runs with pilotwire diff
 
 Everything runs on this machine: the proxy, the page, a stand-in internet answering as the
 catalog's hosts, and the simulated devices (on 127.0.0.10 and up). Nothing leaves the machine.
@@ -56,6 +58,8 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 	fs.Float64Var(&scale, "bytes", 1.0/64, "move this share of the scenario's bytes (1: all of them)")
 	fs.StringVar(&name, "scenario", "user-driven", "a built-in scenario (pilotwire scenario list) or a scenario `FILE`")
 	fs.BoolVar(&reports, "reports", true, "print each device's report at the end")
+	var slow multiFlag
+	fs.Var(&slow, "slow", "slow a service's content down: `SERVICE=RATE` per second, e.g. office=2MiB (repeatable)")
 	pos, err := parseInterleaved(g, fs, args)
 	if err != nil {
 		return err
@@ -70,15 +74,30 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 	case scale <= 0 || scale > 1:
 		return usagef("demo: --bytes %g: want more than 0 and at most 1", scale)
 	}
+	cat, err := loadCatalog(g)
+	if err != nil {
+		return err
+	}
+	var limits []scenario.Limit
+	for _, v := range slow {
+		id, rate, ok := strings.Cut(v, "=")
+		n, err := scenario.ParseBytes(strings.TrimSuffix(rate, "/s"))
+		if _, known := cat.Service(id); !ok || !known || err != nil || n <= 0 {
+			return usagef("demo: --slow %q: want SERVICE=RATE with a catalog service (pilotwire endpoints services) and a rate like 2MiB", v)
+		}
+		l := scenario.Limit{BytesPerSecond: float64(n)}
+		for _, e := range cat.Entries() {
+			if e.Service == id {
+				l.Hosts = append(l.Hosts, e.HostPattern())
+			}
+		}
+		limits = append(limits, l)
+	}
 	token, err := ui.token("demo")
 	if err != nil {
 		return err
 	}
 	sc, err := scenario.Load(name, os.ReadFile)
-	if err != nil {
-		return err
-	}
-	cat, err := loadCatalog(g)
 	if err != nil {
 		return err
 	}
@@ -154,7 +173,7 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 			case <-time.After(time.Duration(i) * 2 * time.Second):
 			}
 			r := &scenario.Runner{Proxy: ln.Addr().String(), RootCAs: in.CertPool(), Speed: speed, BytesScale: scale, Jitter: 0.1,
-				Seed: uint64(i + 1), LocalAddr: a}
+				Seed: uint64(i + 1), LocalAddr: a, Limits: limits}
 			recs, _ := r.Run(ctx, sc)
 			for k := range recs {
 				if !recs[k].Expected(&sc.Steps[k]) {

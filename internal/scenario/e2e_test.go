@@ -5,12 +5,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/catalog"
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/pattern"
 	"github.com/pilotwire/pilotwire/internal/proxy"
 	"github.com/pilotwire/pilotwire/internal/scenario"
 	"github.com/pilotwire/pilotwire/internal/session"
@@ -22,6 +24,11 @@ import (
 // replay plays sc through a real proxy to the stand-in internet and
 // returns the device's records and what the proxy stored.
 func replay(t *testing.T, sc *scenario.Scenario, speed float64) ([]scenario.Record, []flow.Flow, *mem.Store) {
+	t.Helper()
+	return replayWith(t, sc, speed, nil)
+}
+
+func replayWith(t *testing.T, sc *scenario.Scenario, speed float64, limits []scenario.Limit) ([]scenario.Record, []flow.Flow, *mem.Store) {
 	t.Helper()
 	in, err := sim.New()
 	if err != nil {
@@ -41,7 +48,7 @@ func replay(t *testing.T, sc *scenario.Scenario, speed float64) ([]scenario.Reco
 		t.Fatal(err)
 	}
 	go p.Serve(ln)
-	r := &scenario.Runner{Proxy: ln.Addr().String(), RootCAs: in.CertPool(), Speed: speed, BytesScale: 1.0 / 256, LocalAddr: device}
+	r := &scenario.Runner{Proxy: ln.Addr().String(), RootCAs: in.CertPool(), Speed: speed, BytesScale: 1.0 / 256, LocalAddr: device, Limits: limits}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	recs, err := r.Run(ctx, sc)
@@ -230,4 +237,52 @@ func expectedTimeline(t *testing.T, sc *scenario.Scenario, recs []scenario.Recor
 		t.Fatalf("the scenario %s does not look like provisioning", sc.Name)
 	}
 	return tl
+}
+
+// TestSlowService: a bandwidth limit on a service makes its content
+// slower in the capture, and the report says so.
+func TestSlowService(t *testing.T) {
+	if testing.Short() {
+		t.Skip("about 4 s")
+	}
+	sc, err := scenario.Load("user-driven", os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first three minutes: profile, enrollment and the Office download.
+	var steps []scenario.Step
+	for _, st := range sc.Steps {
+		if st.At < 3*time.Minute+30*time.Second {
+			steps = append(steps, st)
+		}
+	}
+	sc.Steps = steps
+	var office []pattern.Pattern
+	for _, e := range catalog.Default().Entries() {
+		if e.Service == "office" {
+			office = append(office, e.HostPattern())
+		}
+	}
+	// The time the device spent on Office content: what a limit stretches.
+	busy := func(limits []scenario.Limit) time.Duration {
+		_, flows, _ := replayWith(t, sc, 60, limits)
+		var d time.Duration
+		n := 0
+		for _, f := range flows {
+			if slices.ContainsFunc(office, func(p pattern.Pattern) bool { return p.Match(f.Host) }) {
+				d += f.Duration()
+				n++
+			}
+		}
+		if n == 0 {
+			t.Fatal("no Office flow captured")
+		}
+		return d
+	}
+	free := busy(nil)
+	limited := busy([]scenario.Limit{{Hosts: office, BytesPerSecond: 2 << 20}})
+	if free <= 0 || limited < 3*free {
+		t.Errorf("Office content took %s with a 2 MiB/s limit, %s without: want at least 3x longer", limited, free)
+	}
+	t.Logf("Office content: %s free, %s limited to 2 MiB/s (at 60x)", free, limited)
 }

@@ -11,11 +11,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/pattern"
 	"github.com/pilotwire/pilotwire/internal/sim"
 )
 
@@ -56,6 +58,16 @@ type Runner struct {
 	// StepTimeout bounds one exchange. Zero means 30s plus the step's
 	// duration.
 	StepTimeout time.Duration
+	// Limits slow the content of some hosts down ("a slow Office CDN"):
+	// a step to a host a limit names takes at least its bytes down over
+	// the limit's rate (at speed 1; divided by Speed like every duration).
+	Limits []Limit
+}
+
+// Limit is a bandwidth limit for the hosts that one of Hosts matches.
+type Limit struct {
+	Hosts          []pattern.Pattern
+	BytesPerSecond float64
 }
 
 // Record is what the device did for one step.
@@ -168,6 +180,12 @@ func (r *Runner) Run(ctx context.Context, sc *Scenario) ([]Record, error) {
 func (r *Runner) step(ctx context.Context, i int, st *Step) Record {
 	rec := Record{Step: i, Method: st.Method, Host: st.Host, Port: st.Port, Start: time.Now()}
 	d := time.Duration(float64(st.Duration) / r.speed())
+	for _, l := range r.Limits {
+		if l.BytesPerSecond > 0 && slices.ContainsFunc(l.Hosts, func(p pattern.Pattern) bool { return p.Match(st.Host) }) {
+			need := time.Duration(float64(st.Down) / l.BytesPerSecond * float64(time.Second))
+			d = max(d, time.Duration(float64(need)/r.speed()))
+		}
+	}
 	timeout := r.StepTimeout
 	if timeout <= 0 {
 		timeout = 30*time.Second + d

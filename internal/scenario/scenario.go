@@ -192,10 +192,10 @@ func (y *stepYAML) step() (Step, error) {
 	default:
 		return st, fmt.Errorf("one of %s at a time", strings.Join(what, ", "))
 	}
-	if st.Up, err = parseBytes(y.Up); err != nil {
+	if st.Up, err = ParseBytes(y.Up); err != nil {
 		return st, fmt.Errorf("up: %w", err)
 	}
-	if st.Down, err = parseBytes(y.Down); err != nil {
+	if st.Down, err = ParseBytes(y.Down); err != nil {
 		return st, fmt.Errorf("down: %w", err)
 	}
 	if y.Duration != "" {
@@ -275,9 +275,9 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// parseBytes reads a byte count: 1500, 14KiB, 1.5MiB, 2GiB (KB, MB and GB
+// ParseBytes reads a byte count: 1500, 14KiB, 1.5MiB, 2GiB (KB, MB and GB
 // are powers of 1000).
-func parseBytes(s string) (int64, error) {
+func ParseBytes(s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
