@@ -33,7 +33,7 @@ func runServe(ctx context.Context, g *globals, args []string) error {
 	ui.register(fs, "the page's `ADDR`")
 	fs.DurationVar(&gap, "gap", timeline.DefaultGap, "idle `TIME` that ends a session")
 	fs.StringVar(&rules, "rules", "", "milestone and phase rules from `FILE` instead of the built-in ones")
-	fs.DurationVar(&every, "poll", time.Second, "look for flows another pilotwire stored this often (a store only)")
+	fs.DurationVar(&every, "poll", time.Second, "look for flows another pilotwire stored every `TIME` (a store only)")
 	addStrictFlag(fs, &strict)
 	pos, err := parseInterleaved(g, fs, args)
 	if err != nil {

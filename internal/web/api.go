@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/diff"
 	"github.com/pilotwire/pilotwire/internal/export"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/pattern"
@@ -620,4 +621,41 @@ func (s *Server) har(w http.ResponseWriter, r *http.Request) {
 		s.o.Logger.Warn("HAR export", "session", ses.Number, "err", err)
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// diff compares sessions a and b as `pilotwire diff a b` does.
+func (s *Server) diff(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	format := cmp.Or(q.Get("format"), "json")
+	if _, ok := reportTypes[format]; !ok {
+		apiError(w, http.StatusBadRequest, "format %q: want json, html, markdown or text", format)
+		return
+	}
+	var sides [2]diff.Side
+	for i, k := range []string{"a", "b"} {
+		n, err := strconv.Atoi(q.Get(k))
+		if err != nil || n < 1 {
+			apiError(w, http.StatusBadRequest, "%s %q: want a session number", k, q.Get(k))
+			return
+		}
+		ses, err := session.Find(r.Context(), s.src, s.o.Gap, n, "")
+		if err != nil {
+			apiError(w, http.StatusNotFound, "no session %d", n)
+			return
+		}
+		if sides[i], err = session.DiffSide(r.Context(), s.src, ses, s.o.Catalog, timeline.Options{Rules: s.o.Rules}); err != nil {
+			apiError(w, http.StatusInternalServerError, "%v", err)
+			return
+		}
+	}
+	var buf bytes.Buffer
+	if err := report.RenderDiff(&buf, format, diff.Compare(sides[0], sides[1]), report.Options{Generator: "pilotwire " + s.o.Version}); err != nil {
+		apiError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	w.Header().Set("Content-Type", reportTypes[format])
+	if format == "html" {
+		w.Header().Set("Content-Security-Policy", reportCSP)
+	}
+	w.Write(buf.Bytes())
 }

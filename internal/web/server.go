@@ -158,6 +158,7 @@ func New(o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /api/sessions", s.sessions)
 	s.mux.HandleFunc("GET /api/sessions/{n}/report", s.report)
 	s.mux.HandleFunc("GET /api/sessions/{n}/har", s.har)
+	s.mux.HandleFunc("GET /api/diff", s.diff)
 	s.mux.HandleFunc("GET /api/flows", s.flows)
 	s.mux.HandleFunc("GET /api/flows/{id}", s.flowDetail)
 	s.mux.HandleFunc("GET /api/hosts", s.hosts)

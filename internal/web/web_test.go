@@ -419,3 +419,36 @@ func TestHARDownload(t *testing.T) {
 		}
 	}
 }
+
+func TestDiffAPI(t *testing.T) {
+	f := newFixture(t, "")
+	var d struct {
+		A, B struct {
+			Session struct{ Number int }
+		}
+		Milestones []struct{ In string }
+	}
+	if code := f.get(t, "/api/diff?a=1&b=1", &d); code != 200 || d.A.Session.Number != 1 || len(d.Milestones) == 0 {
+		t.Fatalf("diff of session 1 with itself: %d %+v", code, d)
+	}
+	for _, m := range d.Milestones {
+		if m.In != "both" {
+			t.Errorf("a session compared with itself has a milestone in %q only", m.In)
+		}
+	}
+	resp, err := http.Get(f.srv.URL + "/api/diff?a=1&b=1&format=html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `id="swimlane-a"`) || !strings.Contains(string(body), `id="swimlane-b"`) {
+		t.Errorf("the HTML comparison lacks its two charts")
+	}
+	for _, tc := range []struct{ q, msg string }{{"a=1", `b "": want a session number`}, {"a=1&b=9", "no session 9"}, {"a=1&b=1&format=pdf", `format "pdf"`}} {
+		var e struct{ Error string }
+		if code := f.get(t, "/api/diff?"+tc.q, &e); code < 400 || !strings.Contains(e.Error, tc.msg) {
+			t.Errorf("/api/diff?%s: %d %q, want an error saying %q", tc.q, code, e.Error, tc.msg)
+		}
+	}
+}

@@ -308,9 +308,13 @@ async function showDetail(id) {
 async function loadSessions() {
   const d = await api('/api/sessions');
   const sel = $('s-pick'); const cur = sel.value;
+  const cmp = $('s-compare');
   sel.replaceChildren();
+  cmp.replaceChildren(el('option', { value: '', text: '…' }));
   for (const s of d.sessions) {
-    sel.append(el('option', { value: s.number, text: `${s.number}: ${s.device || s.client || '?'} ${new Date(s.start).toLocaleString()} (${s.duration})` }));
+    const label = `${s.number}: ${s.device || s.client || '?'} ${new Date(s.start).toLocaleString()} (${s.duration})`;
+    sel.append(el('option', { value: s.number, text: label }));
+    cmp.append(el('option', { value: s.number, text: label }));
   }
   if (cur) sel.value = cur;
   return d.sessions;
@@ -471,6 +475,12 @@ async function start() {
   let qTimer = 0;
   $('f-q').addEventListener('input', () => { clearTimeout(qTimer); qTimer = setTimeout(() => { location.hash = '#/flows?' + query(filterFromInputs()); }, 300); });
   $('s-pick').addEventListener('change', () => { location.hash = '#/session/' + $('s-pick').value; });
+  // The comparison opens as its own page (pilotwire diff's HTML, both runs on one clock).
+  $('s-compare').addEventListener('change', () => {
+    const other = $('s-compare').value;
+    if (other) window.open(`/api/diff?a=${encodeURIComponent(state.session)}&b=${encodeURIComponent(other)}&format=html`, '_blank', 'noopener');
+    $('s-compare').value = '';
+  });
   $('h-q').addEventListener('input', () => { clearTimeout(hostsTimer); hostsTimer = setTimeout(loadHosts, 300); });
   $('copy-yaml').addEventListener('click', async () => {
     const text = catalogYAML(state.unknown || []);
