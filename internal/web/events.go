@@ -1,12 +1,14 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/live"
 )
 
@@ -51,11 +53,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "retry: 2000\n: pilotwire %s\n\n", s.o.Version)
 	fl.Flush()
 
-	send := func(event string, v any) error {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
+	sendRaw := func(event string, b []byte) error {
 		// A viewer that stops reading is dropped after this long, so a
 		// stalled browser holds no goroutine for ever.
 		rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
@@ -64,6 +62,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush()
 	}
+	send := func(event string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		return sendRaw(event, b)
+	}
+	var buf bytes.Buffer
 	beat := time.NewTicker(heartbeat)
 	defer beat.Stop()
 	devTimer := time.NewTimer(time.Hour)
@@ -106,11 +112,16 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			}
 			for len(flows) > 0 {
 				n := min(len(flows), maxEventRows)
-				rows := make([]Row, n)
+				buf.Reset()
+				buf.WriteString(`{"flows":[`)
 				for i := range n {
-					rows[i] = s.row(&flows[i])
+					if i > 0 {
+						buf.WriteByte(',')
+					}
+					buf.Write(s.encodedRow(&flows[i]))
 				}
-				if send("flows", map[string]any{"flows": rows}) != nil {
+				buf.WriteString(`]}`)
+				if sendRaw("flows", buf.Bytes()) != nil {
 					return
 				}
 				flows = flows[n:]
@@ -130,4 +141,38 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// rowKey says which state of a flow an encoded row shows: a tunnel is
+// published when it opens, with its bytes so far, and when it ends.
+type rowKey struct {
+	id, end, up, down int64
+	status            int
+	decision, err     string
+}
+
+// rowCacheSize bounds the encoded rows kept: a few seconds of a busy
+// proxy, enough for every viewer to take the same batch.
+const rowCacheSize = 16384
+
+// encodedRow is f as an event's row, JSON-encoded once for every viewer.
+func (s *Server) encodedRow(f *flow.Flow) []byte {
+	k := rowKey{f.ID, f.End.UnixNano(), f.BytesUp, f.BytesDown, f.Status, string(f.Decision), f.Error}
+	s.rowMu.Lock()
+	b, ok := s.rowCache[k]
+	s.rowMu.Unlock()
+	if ok {
+		return b
+	}
+	b, err := json.Marshal(s.row(f))
+	if err != nil {
+		b = []byte("null")
+	}
+	s.rowMu.Lock()
+	if len(s.rowCache) >= rowCacheSize {
+		clear(s.rowCache)
+	}
+	s.rowCache[k] = b
+	s.rowMu.Unlock()
+	return b
 }

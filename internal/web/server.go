@@ -90,6 +90,9 @@ type Server struct {
 	// phaseEvery, however fast the session grows.
 	phases map[string]phaseEntry
 
+	rowMu    sync.Mutex
+	rowCache map[rowKey][]byte // rows of the event stream, encoded once for every viewer
+
 	devMu   sync.Mutex
 	devList []device // the devices list, at most a second old
 	devAt   time.Time
@@ -131,7 +134,7 @@ func New(o Options) (*Server, error) {
 		o.Mode = "serve"
 	}
 	s := &Server{o: o, mux: http.NewServeMux(), src: session.FromStore(o.Store, o.Source), cache: map[cacheKey]*timeline.Timeline{},
-		phases: map[string]phaseEntry{}}
+		phases: map[string]phaseEntry{}, rowCache: map[rowKey][]byte{}}
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
 		return nil, err
