@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -449,6 +451,52 @@ func TestDiffAPI(t *testing.T) {
 		var e struct{ Error string }
 		if code := f.get(t, "/api/diff?"+tc.q, &e); code < 400 || !strings.Contains(e.Error, tc.msg) {
 			t.Errorf("/api/diff?%s: %d %q, want an error saying %q", tc.q, code, e.Error, tc.msg)
+		}
+	}
+}
+
+// TestAPIDoc keeps docs/api.md true: every endpoint it names answers, and
+// the /api/flows parameters it lists are the ones the server takes.
+func TestAPIDoc(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, "")
+	heading := regexp.MustCompile("(?m)^## `GET (/api/[^` ?]*)")
+	paths := heading.FindAllStringSubmatch(string(doc), -1)
+	if len(paths) < 9 {
+		t.Fatalf("docs/api.md names %d endpoints", len(paths))
+	}
+	for _, m := range paths {
+		p := strings.NewReplacer("{n}", "1", "{id}", "1").Replace(m[1])
+		switch p {
+		case "/api/events":
+			continue // a stream; TestEvents reads it
+		case "/api/diff":
+			p += "?a=1&b=1"
+		}
+		if code := f.get(t, p, nil); code != 200 {
+			t.Errorf("docs/api.md names %s; it answers %d", m[1], code)
+		}
+	}
+	// The parameter table of /api/flows against what the server accepts.
+	section := string(doc)[strings.Index(string(doc), "## `GET /api/flows`"):]
+	section = section[:strings.Index(section[3:], "\n## ")+3]
+	row := regexp.MustCompile("(?m)^\\| `([a-z_]+)(=[^`]*)?` \\|")
+	var documented []string
+	for _, m := range row.FindAllStringSubmatch(section, -1) {
+		documented = append(documented, m[1])
+	}
+	slices.Sort(documented)
+	accepted := []string{"after_id", "before", "client", "limit", "noise", "phase", "problems", "q", "service", "session"}
+	if !slices.Equal(documented, accepted) {
+		t.Errorf("docs/api.md lists /api/flows parameters %v; the server takes %v", documented, accepted)
+	}
+	for _, p := range accepted {
+		var e struct{ Error string }
+		if code := f.get(t, "/api/flows?"+p+"=x-unknown-x", &e); code == 400 && strings.Contains(e.Error, "unknown parameter") {
+			t.Errorf("parameter %s is documented but refused as unknown", p)
 		}
 	}
 }
