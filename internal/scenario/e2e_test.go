@@ -286,3 +286,53 @@ func TestSlowService(t *testing.T) {
 	}
 	t.Logf("Office content: %s free, %s limited to 2 MiB/s (at 60x)", free, limited)
 }
+
+// TestFromSessionReplays: a captured run made into a scenario
+// (FromFlows, as `pilotwire scenario from-session` does) and played again
+// through the proxy gives the captured run's timeline: the same
+// milestones, at the same offsets within a second.
+func TestFromSessionReplays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two replays: about 20 s")
+	}
+	sc, err := scenario.Load("user-driven", os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	milestones := func(st *mem.Store) map[string]time.Duration {
+		src := session.FromStore(st, "replay")
+		s, err := session.Find(t.Context(), src, timeline.DefaultGap, 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tl, err := session.Timeline(t.Context(), src, s, catalog.Default(), timeline.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := map[string]time.Duration{}
+		for _, m := range tl.Milestones {
+			if _, ok := at[m.ID]; !ok && !m.Likely {
+				at[m.ID] = m.Offset
+			}
+		}
+		return at
+	}
+	_, flows, first := replay(t, sc, 120)
+	again, _ := scenario.FromFlows("again", sc.Device, flows)
+	_, _, second := replay(t, again, 1) // its offsets are the capture's, already 120x faster
+	a, b := milestones(first), milestones(second)
+	if len(a) < 15 {
+		t.Fatalf("the first capture has %d milestones", len(a))
+	}
+	for id, off := range a {
+		off2, ok := b[id]
+		if !ok || off2-off > time.Second || off-off2 > time.Second {
+			t.Errorf("milestone %s at %s in the capture, %s (present %v) when its scenario is played again", id, off, off2, ok)
+		}
+	}
+	for id := range b {
+		if _, ok := a[id]; !ok {
+			t.Errorf("milestone %s appears only when the scenario is played again", id)
+		}
+	}
+}
