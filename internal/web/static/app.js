@@ -338,7 +338,7 @@ function flowRow(f) {
   const dev = td(f.device || f.client || '', 'dev');
   if (f.device && f.client) dev.title = f.client;
   tr.append(dev);
-  const svc = td('');
+  const svc = td('', 'svc');
   svc.append(chip(f.service_name || f.service || 'Not in the catalog', f.color));
   tr.append(svc);
   const host = td('', 'host');
@@ -356,8 +356,11 @@ function flowRow(f) {
   tr.append(td(fmtBytes(f.bytes_down), 'num'));
   tr.append(td(f.open ? 'open' : fmtMs(f.duration_ms), 'num dur'));
   const tls = [f.sni, f.alpn].filter(Boolean).join(' · ');
-  const t = td(tls, 'tls');
-  if (tls) t.title = tls;
+  const t = td('', 'tls');
+  if (tls) {
+    t.append(el('span', 'tls-text', tls));
+    t.title = tls;
+  }
   tr.append(t);
   tr.addEventListener('click', () => openDetail(f.id, tr));
   return tr;
@@ -1065,9 +1068,7 @@ async function showHosts() {
     p.append(el('code', '', h.pattern || h.host || ''));
     if (h.purpose) p.append(el('span', 'dev-addr', h.purpose));
     tr.append(p);
-    const svc = td('');
-    svc.append(chip(h.service_name || h.service || '', null));
-    tr.append(svc, td(h.phase || ''), td(h.required || ''));
+    tr.append(td(h.service_name || h.service || ''), td(h.phase || ''), td(h.required || ''));
     return tr;
   }));
   $('unknown-count').textContent = '(' + hosts.unknown.length + ')';
