@@ -599,9 +599,9 @@ function ingest(list) {
   sessionSawFlows(clients);
 }
 
-async function catchUp(afterId) {
+async function catchUp(afterId, why) {
   let after = afterId;
-  banner('Fell behind, catching up…');
+  banner(why || 'Fell behind, catching up…');
   try {
     for (let i = 0; i < CATCHUP_PAGES; i++) {
       const d = await api('/api/flows' + query({ after_id: after, limit: CATCHUP_PAGE }));
@@ -715,6 +715,7 @@ const sess = {
   gen: 0,
   timer: null,
   lastLoad: 0,
+  live: false, // the session was drawn as still going (its last phase is current)
 };
 
 function showSession(arg) {
@@ -756,6 +757,7 @@ async function loadSession() {
   }
   if (gen !== sess.gen) return;
   sess.report = r;
+  sess.live = sessionLive();
   renderSession();
 }
 
@@ -1007,7 +1009,9 @@ function serviceColor(id) {
 }
 
 function markCurrentPhase() {
-  if (sess.report) {
+  const live = sessionLive();
+  if (sess.report && live !== sess.live) {
+    sess.live = live;
     renderSwim();
     renderPhases();
   }
@@ -1141,7 +1145,7 @@ function connect() {
     sse.everOpen = true;
     state.live = true;
     $('status').className = 'status live';
-    if (reconnected && state.lastId) catchUp(state.lastId);
+    if (reconnected && state.lastId) catchUp(state.lastId, 'Reconnected, catching up…');
     else banner('');
     refreshStatus();
   });
@@ -1236,6 +1240,8 @@ function init() {
   // the list is fetched now and then besides the pushed updates.
   setInterval(refreshDevices, DEVICES_EVERY_MS);
   connect();
+  // Tests wait for this before they look at the page.
+  document.body.classList.add('ready');
 }
 
 init();
