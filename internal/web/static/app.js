@@ -161,6 +161,7 @@ function route() {
   for (const v of views) $('view-' + v).hidden = v !== view;
   for (const a of document.querySelectorAll('.tabs a')) a.classList.toggle('active', a.dataset.view === view);
   state.view = view;
+  closeDetail();
   if (view === 'devices') showDevices();
   if (view === 'flows') showFlows(r.params);
   if (view === 'session') showSession(r.arg);
@@ -335,7 +336,8 @@ function flowRow(f) {
   const tr = el('tr', 'click');
   tr.setAttribute('data-id', String(f.id));
   tr.append(td(fmtClock(f.start), 'num'));
-  const dev = td(f.device || f.client || '', 'dev');
+  const dev = td('', 'dev');
+  dev.append(el('span', 'dev-text', f.device || f.client || ''));
   if (f.device && f.client) dev.title = f.client;
   tr.append(dev);
   const svc = td('', 'svc');
@@ -352,7 +354,7 @@ function flowRow(f) {
   tr.append(host);
   tr.append(td(f.method || f.kind || ''));
   tr.append(resultCell(f));
-  tr.append(td(fmtBytes(f.bytes_up), 'num'));
+  tr.append(td(fmtBytes(f.bytes_up), 'num up'));
   tr.append(td(fmtBytes(f.bytes_down), 'num'));
   tr.append(td(f.open ? 'open' : fmtMs(f.duration_ms), 'num dur'));
   const tls = [f.sni, f.alpn].filter(Boolean).join(' · ');
@@ -452,7 +454,7 @@ function updateFlowTools() {
     $('selection-text').textContent = sel.title + ': ' + (sel.total > sel.ids.length ? 'the first ' + sel.ids.length + ' of ' + sel.total + ' flows.' : sel.ids.length + (sel.ids.length === 1 ? ' flow.' : ' flows.'));
   }
   $('filters').hidden = !!sel;
-  $('pause').hidden = !!sel;
+  document.querySelector('.flow-tools').hidden = !!sel;
   const pause = $('pause');
   pause.textContent = flows.paused ? 'Resume' : 'Pause';
   pause.classList.toggle('on', flows.paused);
@@ -926,7 +928,7 @@ function renderSwim() {
   milestones.forEach((m, i) => {
     const mx = x(m.offset_seconds);
     const cy = 9 + mStack.rows[i] * 16;
-    const a = sv('a', { class: 'marker', href: milestoneHref(m, (m.offset || '') + ' ' + (m.title || m.id)), 'data-milestone': m.id || '' });
+    const a = sv('a', { class: 'marker', href: milestoneHref(m, 'Flows of milestone ' + (m.offset || '') + ' ' + (m.title || m.id)), 'data-milestone': m.id || '' });
     a.append(sv('title', {}, (i + 1) + '. ' + (m.offset || '') + ' ' + (m.title || m.id) + (m.likely ? ' (likely)' : '')));
     a.append(sv('line', { class: 'mline', x1: mx, x2: mx, y1: cy + 7, y2: axisTop }));
     a.append(sv('circle', { class: 'mdot' + (m.likely ? ' likely' : ''), cx: mx, cy, r: 7 }));
@@ -965,7 +967,7 @@ function renderMilestones() {
     tr.append(hosts);
     const fl = td('', 'num');
     const a = el('a', 'flows-link', (m.flows || 0) + (m.flows === 1 ? ' flow' : ' flows'));
-    a.setAttribute('href', milestoneHref(m, (m.offset || '') + ' ' + (m.title || m.id)));
+    a.setAttribute('href', milestoneHref(m, 'Flows of milestone ' + (m.offset || '') + ' ' + (m.title || m.id)));
     fl.append(a);
     tr.append(fl);
     return tr;
@@ -1032,7 +1034,7 @@ function renderAttention() {
     tr.append(det);
     const fl = td('', 'num');
     const link = el('a', 'flows-link', (a.flows || 0) + (a.flows === 1 ? ' flow' : ' flows'));
-    link.setAttribute('href', milestoneHref(a, (a.kind || '') + ' ' + ((a.host && a.host.host) || '')));
+    link.setAttribute('href', milestoneHref(a, 'Flows of ' + String(a.kind || '').replace('-', ' ') + ' ' + ((a.host && a.host.host) || '')));
     fl.append(link);
     tr.append(fl);
     return tr;
