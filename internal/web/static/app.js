@@ -145,6 +145,7 @@ const state = {
   live: false,
   lastId: 0, // highest flow ID seen, for catching up after a gap
   lastSession: 0, // the session the Timeline tab opens
+  feed: true, // the server has a live feed (/api/status "live")
 };
 
 function parseHash() {
@@ -161,7 +162,7 @@ function route() {
   for (const v of views) $('view-' + v).hidden = v !== view;
   for (const a of document.querySelectorAll('.tabs a')) a.classList.toggle('active', a.dataset.view === view);
   state.view = view;
-  closeDetail();
+  if (!(view === 'flows' && r.params.get('flow'))) closeDetail();
   if (view === 'devices') showDevices();
   if (view === 'flows') showFlows(r.params);
   if (view === 'session') showSession(r.arg);
@@ -185,24 +186,30 @@ async function refreshStatus() {
     $('status').className = 'status down';
     return;
   }
+  state.feed = s.live !== false;
   const parts = [];
   parts.push(s.mode === 'proxy' ? 'proxy' : 'serve');
   if (s.proxy) {
     parts.push(s.proxy.open_conns + ' conns, ' + s.proxy.open_tunnels + ' tunnels, ' + s.proxy.requests + ' requests');
   }
   if (s.recording) parts.push(s.recording.ok ? 'recording' : 'NOT RECORDING');
+  else if (s.mode === 'proxy') parts.push('not recording (--record=false)');
+  else parts.push('read only');
   parts.push((s.viewers || 0) + (s.viewers === 1 ? ' viewer' : ' viewers'));
-  parts.push(state.live ? 'live' : 'not live');
+  parts.push(!state.feed ? 'no live feed' : state.live ? 'live' : 'not live');
   $('status-text').textContent = parts.join(' · ');
   $('status').className = 'status ' + (state.live ? 'live' : 'down');
   $('status').title = (s.version ? 'pilotwire ' + s.version : 'pilotwire') + (s.source ? ' — ' + s.source : '');
-  const rec = $('recording');
+  // What must not be missed is said in a banner: a proxy that is not
+  // recording, and TLS interception (the lab devices' TLS is being opened).
+  const loud = [];
   if (s.recording && !s.recording.ok) {
-    rec.textContent = (s.recording.text || 'NOT RECORDING') + (s.recording.dropped ? ' — ' + s.recording.dropped + ' flows dropped' : '');
-    rec.hidden = false;
-  } else {
-    rec.hidden = true;
+    loud.push((s.recording.text || 'NOT RECORDING') + (s.recording.dropped ? ' — ' + s.recording.dropped + ' flows dropped' : ''));
   }
+  if (s.proxy && s.proxy.intercepting) loud.push('TLS INTERCEPTION ON');
+  const rec = $('recording');
+  rec.textContent = loud.join(' · ');
+  rec.hidden = loud.length === 0;
   $('foot-source').textContent = s.source ? 'Source: ' + s.source + (s.version ? ' · pilotwire ' + s.version : '') : '';
 }
 
@@ -227,7 +234,7 @@ function renderDevices(list) {
     const st = td('');
     st.append(el('span', 'badge ' + (d.state || ''), d.state || ''));
     tr.append(st);
-    tr.append(td(d.phase_name || d.phase || '—'));
+    tr.append(d.phase_name || d.phase ? td(d.phase_name || d.phase) : td(d.provisioning === false ? 'not provisioning (yet)' : '—', 'muted'));
     tr.append(td(fmtDur(d.elapsed_seconds), 'num'));
     tr.append(td(d.flows, 'num'));
     tr.append(td(fmtBytes(d.bytes), 'num'));
@@ -289,6 +296,7 @@ function filterFrom(params) {
     problems: params.get('problems') === '1',
     q: params.get('q') || '',
     noise: params.get('noise') === '0' ? '0' : '',
+    session: params.get('session') || '',
   };
 }
 
@@ -296,6 +304,7 @@ function filterFrom(params) {
 // pushed: the server computes service, phase, outcome and noise, so the
 // page compares what it was given and never re-derives meaning.
 function matches(f, flt) {
+  if (flt.session) return false; // a past session's list is not followed live
   if (flt.client && f.client !== flt.client && f.device !== flt.client) return false;
   if (flt.service && (f.service || 'unknown') !== flt.service) return false;
   if (flt.phase && f.phase !== flt.phase) return false;
@@ -327,7 +336,7 @@ function resultCell(f) {
     if (f.outcome === 'undecided') c.className = 'res-undecided';
   }
   c.textContent = text;
-  const why = f.reason || f.error || '';
+  const why = f.outcome_reason || f.reason || f.error || '';
   if (why) c.title = why;
   return c;
 }
@@ -387,6 +396,28 @@ function addOption(sel, value, label) {
   sel.append(o);
 }
 
+// loadCatalog lists the catalog's services and phases in the filters.
+async function loadCatalog() {
+  try {
+    const c = await api('/api/catalog');
+    const svc = document.querySelector('#filters select[name=service]');
+    for (const x of [...(c.services || [])].sort((a, b) => String(a.name).localeCompare(String(b.name)))) {
+      flows.services.set(x.id, x.name);
+      addOption(svc, x.id, x.name);
+    }
+    flows.services.set('unknown', 'Not in the catalog');
+    addOption(svc, 'unknown', 'Not in the catalog');
+    const ph = document.querySelector('#filters select[name=phase]');
+    for (const p of c.phases || []) {
+      flows.phases.set(p, p);
+      addOption(ph, p, p);
+    }
+    syncForm();
+  } catch (e) {
+    banner('The catalog could not be loaded: ' + e.message);
+  }
+}
+
 function fillDeviceFilter() {
   const sel = document.querySelector('#filters select[name=client]');
   for (const d of state.devices) {
@@ -420,6 +451,7 @@ function formToHash() {
     problems: form.problems.checked,
     q: form.q.value.trim(),
     noise: form.hidenoise.checked ? '0' : '',
+    session: flows.filter.session || '',
   };
   history.replaceState(null, '', '#/flows' + query(p));
   route();
@@ -433,6 +465,8 @@ function showFlows(params) {
   flows.filter = filter;
   flows.selection = selection;
   syncForm();
+  const detail = parseInt(params.get('flow'), 10);
+  if (detail > 0) openDetail(detail, null);
   if (flows.loaded && key === flows.filterKey) return;
   flows.filterKey = key;
   flows.loaded = true;
@@ -513,21 +547,51 @@ function appendPage(d) {
 }
 
 async function loadOlder() {
-  if (flows.cursorLost) {
-    // The rows that carried a cursor were dropped while following: start
-    // over from the newest page rather than guess a cursor.
-    return reloadFlows();
-  }
-  if (!flows.cursor) return;
   const gen = flows.gen;
   try {
-    const d = await api('/api/flows' + query({ ...flows.filter, before: flows.cursor, limit: PAGE }));
-    if (gen !== flows.gen) return;
-    appendPage(d);
+    if (flows.cursorLost) {
+      // The rows that carried a cursor were dropped while following: page
+      // down from the newest flow to the one at the bottom, and go on
+      // from there (the cursor is the server's, never made up here).
+      let d = await findBottom();
+      if (gen !== flows.gen) return;
+      if (!d) return reloadFlows();
+      if (!d.flows.length && d.next) {
+        // The bottom row ended its page: the older flows start on the next.
+        d = await api('/api/flows' + query({ ...flows.filter, before: d.next, limit: PAGE }));
+        if (gen !== flows.gen) return;
+      }
+      appendPage(d);
+    } else {
+      if (!flows.cursor) return;
+      const d = await api('/api/flows' + query({ ...flows.filter, before: flows.cursor, limit: PAGE }));
+      if (gen !== flows.gen) return;
+      appendPage(d);
+    }
   } catch (e) {
     banner('Older flows could not be loaded: ' + e.message);
   }
   updateFlowTools();
+}
+
+// findBottom pages through the filtered flows, newest first, to the row
+// at the bottom of the table; it returns the flows after it on that page
+// and the page's cursor, or null when the row is not found in
+// MAX_ROWS + CATCHUP_PAGE flows.
+async function findBottom() {
+  const last = $('flows-body').lastElementChild;
+  if (!last) return null;
+  const bottom = Number(last.getAttribute('data-id'));
+  let cursor = '';
+  for (let seen = 0; seen < MAX_ROWS + CATCHUP_PAGE; seen += CATCHUP_PAGE) {
+    const d = await api('/api/flows' + query({ ...flows.filter, before: cursor, limit: CATCHUP_PAGE }));
+    const list = Array.isArray(d.flows) ? d.flows : [];
+    const i = list.findIndex((f) => f && f.id === bottom);
+    if (i >= 0) return { flows: list.slice(i + 1), next: d.next };
+    if (!d.next) return null;
+    cursor = d.next;
+  }
+  return null;
 }
 
 // trim keeps at most MAX_ROWS rows: while following it drops the oldest
@@ -626,7 +690,7 @@ async function catchUp(afterId, why) {
 // ---------------------------------------------------------------- detail
 
 const FIELD_ORDER = ['id', 'start', 'end', 'duration_ms', 'open', 'client', 'client_port', 'device', 'session', 'source', 'source_file',
-  'kind', 'method', 'scheme', 'host', 'port', 'url', 'status', 'outcome', 'reason', 'decision', 'error', 'bytes_up', 'bytes_down',
+  'kind', 'method', 'scheme', 'host', 'port', 'url', 'status', 'outcome', 'outcome_reason', 'reason', 'decision', 'error', 'bytes_up', 'bytes_down',
   'sni', 'alpn', 'tls_version', 'service', 'service_name', 'phase', 'noise', 'color', 'note', 'lost'];
 
 function kvTable(obj, order) {
@@ -733,6 +797,7 @@ function showSession(arg) {
   }
   $('session-empty').hidden = true;
   setTimelineTab(n);
+  loadSessionList(n);
   if (n !== sess.n || !sess.report) {
     sess.n = n;
     sess.report = null;
@@ -761,6 +826,36 @@ async function loadSession() {
   sess.report = r;
   sess.live = sessionLive();
   renderSession();
+}
+
+// loadSessionList fills the session picker and the "Compare with" list
+// (pilotwire diff of this session and another, as its own page).
+async function loadSessionList(n) {
+  let d;
+  try {
+    d = await api('/api/sessions');
+  } catch {
+    return;
+  }
+  const pick = $('s-pick');
+  const cmp = $('s-compare');
+  const opts = [];
+  const cmps = [el('option', '', '…')];
+  cmps[0].value = '';
+  for (const x of (Array.isArray(d.sessions) ? d.sessions : []).slice(0, MAX_OPTIONS)) {
+    const label = x.number + ': ' + (x.device || x.client || '?') + ', ' + fmtDateTime(x.start) + ' (' + (x.duration || '') + ')';
+    const o = el('option', '', label);
+    o.value = String(x.number);
+    opts.push(o);
+    if (x.number !== n) {
+      const c = el('option', '', label);
+      c.value = String(x.number);
+      cmps.push(c);
+    }
+  }
+  pick.replaceChildren(...opts);
+  pick.value = String(n);
+  cmp.replaceChildren(...cmps);
 }
 
 // sessionSawFlows refreshes the timeline shown when new flows of its
@@ -1098,7 +1193,7 @@ function catalogYAML(list) {
     lines.push('    service: third-party');
     lines.push('    phase: other');
     lines.push('    required: unknown');
-    lines.push('    purpose: ' + JSON.stringify('Seen ' + h.flows + ' times, ' + fmtBytes(h.bytes) + '; not yet described'));
+    lines.push('    purpose: ' + JSON.stringify('Seen in ' + h.flows + (h.flows === 1 ? ' flow, ' : ' flows, ') + fmtBytes(h.bytes) + '; not yet described'));
   }
   return lines.join('\n') + '\n';
 }
@@ -1127,7 +1222,7 @@ async function copyYAML() {
     }
   }
   $('copy-note').textContent = copied
-    ? 'Copied ' + hosts.unknown.length + ' entries.'
+    ? 'Copied ' + hosts.unknown.length + (hosts.unknown.length === 1 ? ' entry.' : ' entries.')
     : 'Select the text below and copy it.';
 }
 
@@ -1198,7 +1293,7 @@ function debounce(fn, ms) {
   };
 }
 
-function init() {
+async function init() {
   window.addEventListener('hashchange', route);
   const form = $('filters');
   form.addEventListener('submit', (e) => e.preventDefault());
@@ -1230,18 +1325,28 @@ function init() {
   hf.addEventListener('submit', (e) => e.preventDefault());
   hf.q.addEventListener('input', debounce(showHosts, 250));
   $('copy-yaml').addEventListener('click', copyYAML);
+  $('s-pick').addEventListener('change', () => {
+    location.hash = '#/session/' + encodeURIComponent($('s-pick').value);
+  });
+  $('s-compare').addEventListener('change', () => {
+    const other = $('s-compare').value;
+    if (other) window.open('/api/diff' + query({ a: sess.n, b: other, format: 'html' }), '_blank', 'noopener');
+    $('s-compare').value = '';
+  });
   window.addEventListener('resize', debounce(() => {
     if (state.view === 'session') renderSwim();
   }, 200));
 
   route();
-  refreshStatus();
   refreshDevices();
   setInterval(refreshStatus, STATUS_EVERY_MS);
   // Devices change state (active → idle → finished) with no new flow, so
   // the list is fetched now and then besides the pushed updates.
   setInterval(refreshDevices, DEVICES_EVERY_MS);
-  connect();
+  loadCatalog();
+  // A page over capture files has no live feed: nothing to connect to.
+  await refreshStatus();
+  if (state.feed) connect();
   // Tests wait for this before they look at the page.
   document.body.classList.add('ready');
 }
