@@ -667,7 +667,7 @@ function ingest(list) {
 
 async function catchUp(afterId, why) {
   let after = afterId;
-  banner(why || 'Fell behind, catching up…');
+  banner(why === undefined ? 'Fell behind, catching up…' : why);
   try {
     for (let i = 0; i < CATCHUP_PAGES; i++) {
       const d = await api('/api/flows' + query({ after_id: after, limit: CATCHUP_PAGE }));
@@ -1242,7 +1242,9 @@ function connect() {
     sse.everOpen = true;
     state.live = true;
     $('status').className = 'status live';
-    if (reconnected && state.lastId) catchUp(state.lastId, 'Reconnected, catching up…');
+    // Flows stored between the first page and this moment came before the
+    // stream: fetch them (quietly the first time, saying so after a gap).
+    if (state.lastId) catchUp(state.lastId, reconnected ? 'Reconnected, catching up…' : '');
     else banner('');
     refreshStatus();
   });
