@@ -650,3 +650,38 @@ func TestStreamGapInChromium(t *testing.T) {
 	waitFor(t, b, rowsWithURL("/in-the-gap")+`.length === 1 && document.getElementById('status').classList.contains('live')`, 5*time.Second)
 	noProblems(t, b)
 }
+
+// TestNotRecordingInChromium: a proxy whose store stopped taking flows says
+// so in a banner across the page; a page without a live feed (no Hub, as
+// `pilotwire serve` over capture files) does not try to open one.
+func TestNotRecordingInChromium(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "pilotwire.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.PutFlows(t.Context(), seedFlows(t)); err != nil {
+		t.Fatal(err)
+	}
+	const text = "NOT RECORDING since 02:00:00: disk full"
+	page, err := web.New(web.Options{Store: st, Catalog: catalog.Default(), Source: "pilotwire.db", Version: "test", Mode: "proxy",
+		Status: func() web.Status {
+			return web.Status{Proxy: &web.ProxyStatus{}, Recording: &web.RecordingStatus{OK: false, Text: text}}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(page)
+	t.Cleanup(srv.Close)
+	b := testutil.NewBrowser(t, 60*time.Second)
+	open(t, b, &livePage{url: srv.URL}, "#/devices")
+	waitFor(t, b, `!document.getElementById('recording').hidden && document.getElementById('devices-body').children.length === 1`, 5*time.Second)
+	if got := eval[string](t, b, `document.getElementById('recording').textContent`); got != text {
+		t.Errorf("the banner says %q, want %q", got, text)
+	}
+	if got := eval[string](t, b, `document.getElementById('status-text').textContent`); !strings.Contains(got, "NOT RECORDING") || !strings.Contains(got, "no live feed") {
+		t.Errorf("the status line says %q", got)
+	}
+	time.Sleep(500 * time.Millisecond)
+	noProblems(t, b)
+}
