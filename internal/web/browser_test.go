@@ -333,6 +333,11 @@ func TestTimelineInChromium(t *testing.T) {
 	b := testutil.NewBrowser(t, 90*time.Second)
 	var rep report
 	getJSON(t, lp.url+"/api/sessions/1/report?format=json", &rep)
+	// A device's row leads to its session's timeline.
+	open(t, b, lp, "#/devices")
+	waitFor(t, b, `document.querySelectorAll('#devices-body tr').length === 1`, 5*time.Second)
+	click(t, b, `#devices-body tr[data-client="10.0.0.23"]`)
+	waitFor(t, b, `location.hash === '#/session/1' && document.getElementById('session-title').textContent === 'Session 1: autopilot-vm (10.0.0.23)'`, 5*time.Second)
 	open(t, b, lp, "#/session/1")
 	waitFor(t, b, `document.querySelectorAll('#swim svg .lane').length > 0`, 5*time.Second)
 	var services []string
