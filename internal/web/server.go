@@ -104,7 +104,9 @@ type phaseEntry struct {
 	at time.Time
 }
 
-// phaseEvery is how stale the phase of a growing session may be.
+// phaseEvery is how stale the phase of a growing session of up to
+// 100,000 flows may be; a bigger one's, that much more per 100,000 flows
+// (a million-flow timeline takes a second and 100 MiB to build).
 const phaseEvery = 10 * time.Second
 
 type cacheKey struct {
@@ -280,7 +282,8 @@ func (s *Server) phaseTimeline(r *http.Request, ses timeline.Session) (*timeline
 	s.tlMu.Lock()
 	e, ok := s.phases[key]
 	s.tlMu.Unlock()
-	if ok && time.Since(e.at) < phaseEvery {
+	// A big session is rebuilt less often: 10 s per 100,000 flows.
+	if ok && time.Since(e.at) < phaseEvery*time.Duration(max(1, ses.Flows/100_000)) {
 		return e.tl, nil
 	}
 	tl, err := s.timeline(r, ses)
