@@ -76,6 +76,7 @@ Commands:
   scenario    simulated devices' scenarios: list, show, from-session
   demo        the whole product on this machine: proxy, page, stand-in internet, simulated devices
   endpoints   the endpoint catalog: list, look up hosts, export allowlists
+  check       is this network ready for Autopilot? required hosts, directly or through a proxy
   version     print the version
 
 Global flags (also accepted after the command):
@@ -142,6 +143,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runReport(ctx, g, rest)
 	case "endpoints":
 		return runEndpoints(ctx, g, rest)
+	case "check":
+		return runCheck(ctx, g, rest)
 	case "version":
 		fs := newFlagSet(g, "version", "version", "  pilotwire version\n")
 		if err := parseFlags(g, fs, rest); err != nil {

@@ -27,6 +27,7 @@ const proxyExamples = `  pilotwire proxy                                  # :808
   pilotwire proxy --upstream http://proxy.corp.example:8080   # chain through the corporate proxy
   pilotwire proxy --allow-clients 192.0.2.0/24     # serve clients outside the private ranges
   pilotwire proxy --record=false --ui ""           # forward only (benchmarking)
+  pilotwire proxy --enforce allowlist.txt          # lab: behave like a proxy that allows only these hosts
   pilotwire proxy --pac-fallback direct            # PAC says "PROXY ...; DIRECT": devices go direct (uncaptured) if the proxy is down
 
 Point a Windows device at it (pilotwire prints the addresses when it starts):
@@ -38,6 +39,7 @@ Point a Windows device at it (pilotwire prints the addresses when it starts):
 // proxyOptions are the flags of the proxy command.
 type proxyOptions struct {
 	listen, connectPorts, upstream, allowClients, auth, pacFallback string
+	enforce, deny                                                   string
 	ui                                                              uiFlags
 	allowPrivate, record                                            bool
 	devices                                                         multiFlag
@@ -66,6 +68,9 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	fs.DurationVar(&o.flushInterval, "flush-interval", 500*time.Millisecond, "store recorded flows at least this often (at most 1s): what a crash may lose")
 	fs.IntVar(&o.maxBacklogMiB, "max-backlog", flow.DefaultMaxBacklog>>20, "while the store cannot be written (disk full), keep at most `MiB` of flows waiting;\n"+
 		"past it the oldest are dropped and counted in the sessions they belong to")
+	fs.StringVar(&o.enforce, "enforce", "", "allow only the hosts of the allowlist `FILE` (Squid dstdomain, plain pattern list, CSV, JSON\n"+
+		"or catalog YAML, as endpoints export writes them); others get 403 and are recorded as denied")
+	fs.StringVar(&o.deny, "deny", "", "deny the hosts of the list `FILE` (same formats), with or without --enforce")
 	fs.BoolVar(&o.record, "record", true, "store flows; --record=false only forwards (for benchmarking)")
 	if err := parseFlags(g, fs, args); err != nil {
 		return err
@@ -76,6 +81,14 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	p, err := o.proxy()
 	if err != nil {
 		return err
+	}
+	policy, err := loadPolicy(o.enforce, o.deny)
+	if err != nil {
+		return err
+	}
+	if policy != nil {
+		p.Policy = policy.Decide
+		describePolicy(g.stderr, "proxy", policy)
 	}
 	if o.maxBacklogMiB <= 0 {
 		return usagef("proxy: --max-backlog %d: want a positive number of MiB", o.maxBacklogMiB)

@@ -409,6 +409,9 @@ func (x *exchange) dispatch() bool {
 		}
 	}
 
+	if rule, denied := p.policyDenies(f); denied {
+		return x.refuse(http.StatusForbidden, rule, nil)
+	}
 	switch {
 	case req.Method == http.MethodConnect:
 		if !p.connectAllowed(f.Port) {

@@ -57,6 +57,11 @@ type Proxy struct {
 	// Devices names clients by address, for Flow.Device. Without an entry,
 	// the Basic-auth user name is the device.
 	Devices map[netip.Addr]string
+	// Policy, if set, is asked about every target (CONNECT and plain or
+	// absolute-form HTTP) before it is dialled; a target it does not allow
+	// is refused with 403 and recorded as denied with its rule as Reason
+	// (pilotwire proxy --enforce). See policy.go.
+	Policy func(host string, port int) (allowed bool, rule string)
 
 	// MaxHeaderBytes limits a request's line and headers. If zero,
 	// DefaultMaxHeaderBytes.
