@@ -437,7 +437,7 @@ func (p *prober) handshake(conn net.Conn) (net.Conn, bool) {
 	if err == nil {
 		cs := tc.ConnectionState()
 		p.r.Issuer = issuerName(cs.PeerCertificates[0])
-		p.step(StepTLS, start, true, fmt.Sprintf("%s, issued by %s", tls.VersionName(cs.Version), p.r.Issuer))
+		p.step(StepTLS, start, true, fmt.Sprintf("%s, issued by %q", tls.VersionName(cs.Version), p.r.Issuer))
 		return tc, true
 	}
 	var cv *tls.CertificateVerificationError
@@ -448,12 +448,12 @@ func (p *prober) handshake(conn net.Conn) (net.Conn, bool) {
 		var ua x509.UnknownAuthorityError
 		switch {
 		case errors.As(cv.Err, &ua):
-			p.step(StepTLS, start, false, "certificate issued by "+p.r.Issuer+", which the trusted roots do not know")
+			p.step(StepTLS, start, false, fmt.Sprintf("certificate issued by %q, which the trusted roots do not know", p.r.Issuer))
 			if t.NoInspect {
-				p.fail(Fail, "TLS inspected: the certificate is issued by %s, not a public CA; Microsoft does not support TLS inspection "+
+				p.fail(Fail, "TLS inspected: the certificate is issued by %q, not a public CA; Microsoft does not support TLS inspection "+
 					"of this host (device certificates): exempt it from inspection", p.r.Issuer)
 			} else {
-				p.fail(Warn, "TLS inspected: the certificate is issued by %s, not a public CA; a device must trust that CA from "+
+				p.fail(Warn, "TLS inspected: the certificate is issued by %q, not a public CA; a device must trust that CA from "+
 					"the first boot (exempting the host from inspection is safer)", p.r.Issuer)
 			}
 		case errors.As(cv.Err, &hn):
@@ -478,9 +478,9 @@ func (p *prober) handshake(conn net.Conn) (net.Conn, bool) {
 // distinguished name when it has none.
 func issuerName(c *x509.Certificate) string {
 	if c.Issuer.CommonName != "" {
-		return strconv.Quote(c.Issuer.CommonName)
+		return c.Issuer.CommonName
 	}
-	return strconv.Quote(c.Issuer.String())
+	return c.Issuer.String()
 }
 
 // request is the HTTP step over an open connection (TLS or plain): a
