@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/pilotwire/pilotwire/internal/allowlist"
+	"github.com/pilotwire/pilotwire/internal/timeline"
 )
 
 // loadPolicy reads the --enforce/--against allowlist and the --deny list
@@ -40,5 +42,49 @@ func describePolicy(w io.Writer, cmd string, p *allowlist.Policy) {
 			kind = "denylist"
 		}
 		fmt.Fprintf(w, "pilotwire %s: %s %s: %d rules (%s format)\n", cmd, kind, l.File, len(l.Rules), l.Format)
+	}
+}
+
+// printAgainst prints what a policy would have done to session s.
+func printAgainst(w io.Writer, s timeline.Session, p *allowlist.Policy, a *timeline.Against) {
+	var lists []string
+	for _, l := range []*allowlist.List{p.Allow, p.Deny} {
+		if l != nil {
+			lists = append(lists, l.File)
+		}
+	}
+	if len(a.Denials) == 0 {
+		fmt.Fprintf(w, "Session %d against %s: nothing would have been denied.\n", s.Number, strings.Join(lists, " and "))
+		return
+	}
+	fmt.Fprintf(w, "Session %d against %s: %d hosts (%d flows) would have been denied.\n", s.Number, strings.Join(lists, " and "),
+		len(a.Denials), a.DeniedFlows)
+	if len(a.Phases) > 0 {
+		fmt.Fprintf(w, "Phases hit: %s\n", strings.Join(a.Phases, ", "))
+	}
+	heading := ""
+	for _, d := range a.Denials {
+		h := "\nWould also be denied:"
+		if d.Stops {
+			h = "\nProvisioning would stop or go wrong:"
+		}
+		if h != heading {
+			fmt.Fprintln(w, h)
+			heading = h
+		}
+		fmt.Fprintf(w, "  %s  %s (%s): %s, %d flows", timeline.FormatOffset(d.Offset), d.Host.Host, d.Host.ServiceName, d.Rule, d.Flows)
+		if d.BlocksTitle != "" {
+			fmt.Fprintf(w, "; blocks %q", d.BlocksTitle)
+		}
+		if d.HurtsName != "" {
+			fmt.Fprintf(w, "; hurts %s", d.HurtsName)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(a.Lost) > 0 {
+		fmt.Fprintln(w, "\nMilestones of the capture that would not have happened:")
+		for _, m := range a.Lost {
+			fmt.Fprintf(w, "  %s  %s\n", timeline.FormatOffset(m.Offset), m.Title)
+		}
 	}
 }

@@ -25,6 +25,7 @@ const reportExamples = `  pilotwire report                                   # t
   pilotwire report --t0 "2026-11-25 09:14:05"        # clock starts when the video did
   pilotwire report customer.har --format html -o customer.html   # straight from a capture file
   pilotwire report --rules my-milestones.yaml        # your own milestone rules
+  pilotwire report --session 4 --against allowlist.txt   # what this allowlist would have broken
 `
 
 func runReport(ctx context.Context, g *globals, args []string) error {
@@ -32,6 +33,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	var (
 		number                          int
 		client, format, out, t0s, rules string
+		against, deny                   string
 		gap                             time.Duration
 		strict                          bool
 	)
@@ -44,6 +46,9 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	fs.DurationVar(&gap, "gap", timeline.DefaultGap, "idle `TIME` that ends a session")
 	fs.StringVar(&rules, "rules", "", "milestone and phase rules from `FILE` instead of the built-in ones\n"+
 		"(YAML, like internal/timeline/milestones.yaml)")
+	fs.StringVar(&against, "against", "", "instead of the report, what the allowlist `FILE` (any format endpoints export writes, or\n"+
+		"catalog YAML) would have denied in the session: hosts, milestones and phases hit, provisioning stoppers first")
+	fs.StringVar(&deny, "deny", "", "with --against (or alone): also deny the hosts of the list `FILE`")
 	addStrictFlag(fs, &strict)
 	pos, err := parseInterleaved(g, fs, args)
 	if err != nil {
@@ -91,6 +96,18 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	tl, err := session.Timeline(ctx, src, s, cat, timeline.Options{T0: t0, Rules: rs})
 	if err != nil {
 		return err
+	}
+	if against != "" || deny != "" {
+		policy, err := loadPolicy(against, deny)
+		if err != nil {
+			return err
+		}
+		res, err := session.Against(ctx, src, s, cat, timeline.Options{T0: t0, Rules: rs}, policy.Decide)
+		if err != nil {
+			return err
+		}
+		printAgainst(g.stdout, s, policy, res)
+		return nil
 	}
 	opt := report.Options{Generator: "pilotwire " + version, Source: src.Name()}
 	if out == "" || out == "-" {

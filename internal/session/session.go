@@ -310,3 +310,31 @@ func IncompleteNotes(ctx context.Context, src Source, sessions []timeline.Sessio
 	}
 	return notes, nil
 }
+
+// Against reads session s once and says what an allowlist would have done
+// to it, without replaying it: each flow that decide denies (its host and
+// port, as a proxy would ask) is refused with the rule as Reason in a
+// second timeline, which timeline.CompareAgainst sets against the
+// captured one. Flows the proxy itself served (its PAC file) are never
+// denied.
+func Against(ctx context.Context, src Source, s timeline.Session, cat *catalog.Catalog, opt timeline.Options,
+	decide func(host string, port int) (bool, string)) (*timeline.Against, error) {
+	after, err := timeline.NewBuilder(cat, opt)
+	if err != nil {
+		return nil, err
+	}
+	before, err := build(ctx, src, s, cat, opt, func(f *flow.Flow) {
+		g := *f
+		if g.Kind != flow.KindPAC && g.Kind != flow.KindLost && g.Kind != flow.KindDNS {
+			if ok, rule := decide(catalog.FlowHost(g), g.Port); !ok {
+				g.Decision, g.Reason, g.Status, g.Error = flow.DecisionDenied, rule, 403, ""
+				g.BytesUp, g.BytesDown = 0, 0
+			}
+		}
+		after.Add(&g)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return timeline.CompareAgainst(before, after.Timeline(), opt.Rules)
+}
