@@ -34,6 +34,11 @@ type Entry struct {
 	Required Required // whether Microsoft lists it as required
 	Source   string   // source keys from the reference document, comma separated
 	Example  string   // a representative host for wildcard entries (exact entries: the host)
+	// NoInspect, when not empty, says why TLS to the entry's hosts must
+	// never be inspected (client certificates, pinning): `proxy
+	// --intercept` tunnels them untouched and `check` makes inspection
+	// there an error. The entry's Source cites it.
+	NoInspect string
 
 	// File and Line say where the entry was defined; the embedded file is
 	// "catalog.yaml".
@@ -58,6 +63,19 @@ type Service struct {
 	Noise bool
 }
 
+// NoInspect returns the first entry that covers host and says its TLS must
+// never be inspected. Every covering entry counts, not only Lookup's best:
+// "*.manage.microsoft.com" marks enrollment.manage.microsoft.com too,
+// though a more specific entry describes that host.
+func (c *Catalog) NoInspect(host string) (Entry, bool) {
+	for _, i := range c.noInspect {
+		if c.entries[i].pat.Match(host) {
+			return c.entries[i], true
+		}
+	}
+	return Entry{}, false
+}
+
 // Match is the answer to a Lookup.
 type Match struct {
 	Entry   Entry
@@ -80,6 +98,7 @@ type Catalog struct {
 	matches    []Match        // per entry: its Lookup answer but the region
 	prefix     map[string]int // first label → entry index, for "label.*" patterns
 	prefixLens uint64         // bit n set: prefix holds a label of n bytes
+	noInspect  []int          // entries with NoInspect set, in catalog order
 }
 
 // phases are the provisioning phases, in the order a device meets them.

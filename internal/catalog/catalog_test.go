@@ -641,3 +641,40 @@ func TestServiceNoise(t *testing.T) {
 		t.Errorf("noise: maybe: %v", err)
 	}
 }
+
+func TestNoInspect(t *testing.T) {
+	c := Default()
+	for host, want := range map[string]bool{
+		"enrollment.manage.microsoft.com":   true, // by the umbrella entry, not its own
+		"fef.msua01.manage.microsoft.com":   true,
+		"manage.microsoft.com":              true,
+		"discovery.dm.microsoft.com":        true,
+		"device.login.microsoftonline.com":  true,
+		"intunemaape8.neu.attest.azure.net": true,
+		"intel-ek.microsoftaik.azure.net":   true,
+		"login.microsoftonline.com":         false,
+		"ztd.dds.microsoft.com":             false,
+		"officecdn.microsoft.com":           false,
+		"example.org":                       false,
+	} {
+		e, got := c.NoInspect(host)
+		if got != want || got && e.NoInspect == "" {
+			t.Errorf("NoInspect(%s) = %v %q, want %v", host, got, e.NoInspect, want)
+		}
+	}
+	if j := c.LookupJSON("enrollment.manage.microsoft.com", "enrollment.manage.microsoft.com"); !strings.Contains(j.NoInspect, "INT-EP ID 163") {
+		t.Errorf("LookupJSON no_inspect = %q, want the umbrella's reason", j.NoInspect)
+	}
+	// A user file may mark a host of its own, and unmark one by
+	// redefining its entry without the field.
+	c2, err := c.With("lab.yaml", []byte("entries:\n  - {pattern: pinned.example.org, service: third-party, phase: other, purpose: x, no-inspect: pins its key}\n  - {pattern: \"*.manage.microsoft.com\", service: intune, phase: mdm-enrollment, purpose: y}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := c2.NoInspect("pinned.example.org"); !ok || e.NoInspect != "pins its key" || e.File != "lab.yaml" {
+		t.Errorf("user entry: %v %+v", ok, e)
+	}
+	if _, ok := c2.NoInspect("enrollment.manage.microsoft.com"); ok {
+		t.Error("redefined umbrella entry still marks enrollment.manage.microsoft.com")
+	}
+}

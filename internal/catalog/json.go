@@ -14,16 +14,22 @@ type HostJSON struct {
 	Region      string `json:"region,omitempty"`
 	Purpose     string `json:"purpose,omitempty"`
 	Source      string `json:"source,omitempty"`
+	// NoInspect says why TLS to the host must never be inspected.
+	NoInspect string `json:"no_inspect,omitempty"`
 }
 
 // LookupJSON looks name up (see Lookup) and says what it found as a
 // HostJSON for given, the text the user gave (a URL, host:port, ...).
 func (c *Catalog) LookupJSON(given, name string) HostJSON {
 	m, ok := c.Lookup(name)
-	if !ok {
-		return HostJSON{Host: given}
+	var why string
+	if e, marked := c.NoInspect(name); marked {
+		why = e.NoInspect
 	}
-	return HostJSON{Host: given, Known: true, Pattern: m.Entry.Pattern, Service: m.Service.ID, ServiceName: m.Service.Name,
+	if !ok {
+		return HostJSON{Host: given, NoInspect: why}
+	}
+	return HostJSON{NoInspect: why, Host: given, Known: true, Pattern: m.Entry.Pattern, Service: m.Service.ID, ServiceName: m.Service.Name,
 		Phase: m.Entry.Phase, Required: string(m.Entry.Required), Region: m.Region, Purpose: m.Entry.Purpose, Source: m.Entry.Source}
 }
 

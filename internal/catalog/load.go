@@ -43,7 +43,7 @@ func newBuilder() *builder {
 // fileDoc is the top level of a catalog file.
 //
 //	services: [{id, name, color, noise}]
-//	entries:  [{pattern | patterns, service, phase, required, purpose, source, example}]
+//	entries:  [{pattern | patterns, service, phase, required, purpose, source, example, no-inspect}]
 func (b *builder) add(file string, data []byte, builtin bool) (err error) {
 	fail := func(line int, format string, args ...any) error {
 		return &Error{File: file, Line: line, Reason: fmt.Sprintf(format, args...)}
@@ -207,7 +207,7 @@ func (b *builder) addServices(file string, n *yaml.Node, builtin bool, fail fail
 	return nil
 }
 
-var entryKeys = []string{"pattern", "service", "phase", "required", "purpose", "source", "example"}
+var entryKeys = []string{"pattern", "service", "phase", "required", "purpose", "source", "example", "no-inspect"}
 
 func (b *builder) addEntries(file string, n *yaml.Node, builtin bool, fail failFunc) error {
 	if n.Kind != yaml.SequenceNode {
@@ -220,14 +220,15 @@ func (b *builder) addEntries(file string, n *yaml.Node, builtin bool, fail failF
 			return err
 		}
 		tmpl := Entry{
-			Service:  value(m, "service"),
-			Phase:    value(m, "phase"),
-			Purpose:  value(m, "purpose"),
-			Required: Required(value(m, "required")),
-			Source:   value(m, "source"),
-			Example:  strings.ToLower(value(m, "example")),
-			File:     file,
-			Line:     item.Line,
+			Service:   value(m, "service"),
+			Phase:     value(m, "phase"),
+			Purpose:   value(m, "purpose"),
+			Required:  Required(value(m, "required")),
+			Source:    value(m, "source"),
+			Example:   strings.ToLower(value(m, "example")),
+			NoInspect: value(m, "no-inspect"),
+			File:      file,
+			Line:      item.Line,
 		}
 		if err := b.checkEntry(&tmpl, m, item, builtin, file, fail); err != nil {
 			return err

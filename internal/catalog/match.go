@@ -117,6 +117,9 @@ func (b *builder) build() *Catalog {
 	for i, e := range c.entries {
 		c.insert(m, i, e.Pattern)
 		c.svcOf[i] = c.svcIndex[e.Service] // the loader checked that it exists
+		if e.NoInspect != "" {
+			c.noInspect = append(c.noInspect, i)
+		}
 		c.matches[i] = Match{Entry: e, Service: c.services[c.svcOf[i]]}
 		c.regional[i] = region([]byte(strings.ReplaceAll(e.Pattern, "*", "msua01"))) != "" ||
 			region([]byte(e.Example)) != ""

@@ -418,7 +418,7 @@ func TestInspectingProxy(t *testing.T) {
 	o.Proxy = &url.URL{Scheme: "http", Host: addr}
 	res := Run(t.Context(), targets, o)
 	const warn = `TLS inspected: the certificate is issued by "Contoso Inspection CA", not a public CA; a device must trust that CA from the first boot (exempting the host from inspection is safer)`
-	const fail = `TLS inspected: the certificate is issued by "Contoso Inspection CA", not a public CA; Microsoft does not support TLS inspection of this host (device certificates): exempt it from inspection`
+	const fail = `TLS inspected: the certificate is issued by "Contoso Inspection CA", not a public CA; exempt the host from inspection. Intune: enrollment and check-in authenticate the device with its MDM certificate; Microsoft does not support TLS inspection (INT-EP ID 163)`
 	sameLines(t, "verdicts", verdicts(res, addr), []string{
 		"WARN ztd.dds.microsoft.com:443 " + warn,
 		"WARN cs.dds.microsoft.com:443 " + warn,

@@ -11,8 +11,8 @@
 // trusted roots (the system's, or Options.RootCAs); the issuer found is
 // named. The catalog has no expected issuer per service, so a corporate CA
 // that the checking machine trusts is not detected. Inspection of a host
-// where Microsoft does not support it (a small table, noInspect, with its
-// source) is an error, elsewhere a warning. A proxy's 407 for a host
+// the catalog marks no-inspect (client certificates, pinning: Intune,
+// device authentication, attestation) is an error, elsewhere a warning. A proxy's 407 for a host
 // Windows reaches as SYSTEM is an error: SYSTEM cannot answer it.
 //
 // It never skips certificate verification, and reaches the network only

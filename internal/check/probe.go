@@ -450,8 +450,8 @@ func (p *prober) handshake(conn net.Conn) (net.Conn, bool) {
 		case errors.As(cv.Err, &ua):
 			p.step(StepTLS, start, false, fmt.Sprintf("certificate issued by %q, which the trusted roots do not know", p.r.Issuer))
 			if t.NoInspect {
-				p.fail(Fail, "TLS inspected: the certificate is issued by %q, not a public CA; Microsoft does not support TLS inspection "+
-					"of this host (device certificates): exempt it from inspection", p.r.Issuer)
+				p.fail(Fail, "TLS inspected: the certificate is issued by %q, not a public CA; exempt the host "+
+					"from inspection. %s", p.r.Issuer, t.NoInspectWhy)
 			} else {
 				p.fail(Warn, "TLS inspected: the certificate is issued by %q, not a public CA; a device must trust that CA from "+
 					"the first boot (exempting the host from inspection is safer)", p.r.Issuer)

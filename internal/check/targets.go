@@ -8,7 +8,6 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/catalog"
 	"github.com/pilotwire/pilotwire/internal/flow"
-	"github.com/pilotwire/pilotwire/internal/pattern"
 )
 
 // Target is one host to check and what the catalog says of it.
@@ -27,8 +26,10 @@ type Target struct {
 	// System marks a host Windows reaches as SYSTEM (no user signed in),
 	// which cannot answer a proxy's authentication request.
 	System bool
-	// NoInspect marks a host where TLS inspection breaks the service.
-	NoInspect bool
+	// NoInspect marks a host where TLS inspection breaks the service (the
+	// catalog says so), and NoInspectWhy says why.
+	NoInspect    bool
+	NoInspectWhy string
 }
 
 // plainServices are reached over plain HTTP on port 80: certificate status
@@ -43,22 +44,6 @@ var plainServices = []string{"cert-status", "ncsi"}
 // authentication caveats": most OOBE traffic runs as SYSTEM and cannot
 // answer proxy auth challenges.
 var userPhases = []string{"user-esp", "desktop", "teams", "onedrive"}
-
-// noInspect are the hosts where Microsoft states TLS inspection is
-// unsupported or breaks device authentication (reference/autopilot-
-// endpoints.md, "TLS inspection and proxy authentication caveats": Intune
-// service and enrollment hosts, MAA/DHA attestation, device authentication,
-// TPM attestation). The catalog does not mark them yet; when it does, this
-// table goes.
-var noInspect = []pattern.Pattern{
-	pattern.MustParse("manage.microsoft.com"),
-	pattern.MustParse("*.manage.microsoft.com"),
-	pattern.MustParse("*.dm.microsoft.com"),
-	pattern.MustParse("device.login.microsoftonline.com"),
-	pattern.MustParse("*.microsoftaik.azure.net"),
-	pattern.MustParse("*.attest.azure.net"),
-	pattern.MustParse("has.spserv.microsoft.com"),
-}
 
 // Selection says which hosts to check.
 type Selection struct {
@@ -131,8 +116,8 @@ func describe(cat *catalog.Catalog, host string, e catalog.Entry) Target {
 		t.Port, t.Scheme = 80, "http"
 	}
 	t.System = !slices.Contains(userPhases, e.Phase)
-	for _, p := range noInspect {
-		t.NoInspect = t.NoInspect || p.Match(host)
+	if e, ok := cat.NoInspect(host); ok {
+		t.NoInspect, t.NoInspectWhy = true, e.NoInspect
 	}
 	return t
 }
