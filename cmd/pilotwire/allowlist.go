@@ -72,7 +72,12 @@ func printAgainst(w io.Writer, s timeline.Session, p *allowlist.Policy, a *timel
 			fmt.Fprintln(w, h)
 			heading = h
 		}
-		fmt.Fprintf(w, "  %s  %s (%s): %s, %d flows", timeline.FormatOffset(d.Offset), d.Host.Host, d.Host.ServiceName, d.Rule, d.Flows)
+		fmt.Fprintf(w, "  %s  %s (%s): %s, %d", timeline.FormatOffset(d.Offset), d.Host.Host, d.Host.ServiceName, d.Rule, d.Flows)
+		if d.Flows == 1 {
+			fmt.Fprint(w, " flow")
+		} else {
+			fmt.Fprint(w, " flows")
+		}
 		if d.BlocksTitle != "" {
 			fmt.Fprintf(w, "; blocks %q", d.BlocksTitle)
 		}

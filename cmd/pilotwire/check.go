@@ -23,6 +23,7 @@ const checkExamples = `  pilotwire check                                   # fro
   pilotwire check --from-session 4                  # also the hosts a captured device used
   pilotwire check --from-file customer.har          # the hosts of a capture file
   pilotwire check --phase mdm-enrollment --format markdown   # for the network team's ticket
+  pilotwire check --cloud usgov                     # a GCC High or DoD tenant's hosts
 
 Exit status: 0 ready, 1 not ready (some host fails), 2 a mistake in the command line or set-up.
 `
@@ -40,15 +41,16 @@ func (e notReady) Error() string { return e.headline }
 func runCheck(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "check", "check [flags]", checkExamples)
 	var (
-		proxyURL, authFile, format, fromFile, client string
-		phases, services                             multiFlag
-		fromSession, concurrency                     int
-		timeout, gap                                 time.Duration
+		proxyURL, authFile, format, fromFile, client, cloud string
+		phases, services                                    multiFlag
+		fromSession, concurrency                            int
+		timeout, gap                                        time.Duration
 	)
 	fs.StringVar(&proxyURL, "proxy", "", "check through the HTTP proxy at `URL` (http://host:port), as a device would")
 	fs.StringVar(&authFile, "proxy-auth-file", "", "proxy credentials from `FILE` (one line USER:PASS), used only for hosts a signed-in user reaches")
 	fs.StringVar(&format, "format", "table", "output `FORMAT`: "+strings.Join(check.Formats, ", "))
 	fs.Var(&phases, "phase", "only hosts of this catalog `PHASE` (repeatable)")
+	fs.StringVar(&cloud, "cloud", "worldwide", "the Microsoft `CLOUD` whose hosts to check: "+strings.Join(check.Clouds, ", "))
 	fs.Var(&services, "service", "only hosts of this catalog `SERVICE` (repeatable)")
 	fs.IntVar(&fromSession, "from-session", 0, "also check the hosts of stored session `N`, with its Intune region in the catalog's examples")
 	fs.StringVar(&fromFile, "from-file", "", "also check the hosts of the newest session in the capture `FILE`")
@@ -98,7 +100,7 @@ func runCheck(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return usagef("check: %v", err)
 	}
-	sel := check.Selection{Phases: phases, Services: services}
+	sel := check.Selection{Phases: phases, Services: services, Cloud: cloud}
 	if fromSession != 0 || fromFile != "" {
 		src, err := openSource(ctx, g, fromFile, false)
 		if err != nil {

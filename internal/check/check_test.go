@@ -451,3 +451,26 @@ func TestTargets(t *testing.T) {
 		t.Errorf("unknown phase: %v", err)
 	}
 }
+
+func TestTargetsCloud(t *testing.T) {
+	cat := catalog.Default()
+	count := map[string]int{}
+	for _, cloud := range Clouds {
+		ts, err := Targets(cat, Selection{Cloud: cloud})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tg := range ts {
+			if c := CloudOf(tg.Host); cloud != "all" && c != cloud {
+				t.Errorf("cloud %s: %s is of %s", cloud, tg.Host, c)
+			}
+		}
+		count[cloud] = len(ts)
+	}
+	if count["usgov"] == 0 || count["china"] == 0 || count["worldwide"]+count["usgov"]+count["china"] != count["all"] {
+		t.Errorf("targets by cloud: %v", count)
+	}
+	if _, err := Targets(cat, Selection{Cloud: "mars"}); err == nil {
+		t.Error("unknown cloud accepted")
+	}
+}

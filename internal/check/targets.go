@@ -56,6 +56,26 @@ type Selection struct {
 	// CatalogOff leaves the catalog's required entries out.
 	Session    []Target
 	CatalogOff bool
+	// Cloud keeps the catalog's hosts of one Microsoft cloud (Clouds);
+	// "" or "all" keeps every cloud's. A session's hosts are all kept.
+	Cloud string
+}
+
+// Clouds are the values of Selection.Cloud: the worldwide cloud (GCC
+// moderate tenants use it too), US Government (GCC High and DoD) and
+// 21Vianet's China cloud, told apart by the host's top-level domain
+// (reference/autopilot-endpoints.md, "Sovereign clouds").
+var Clouds = []string{"worldwide", "usgov", "china", "all"}
+
+// CloudOf says which Microsoft cloud a catalog host belongs to.
+func CloudOf(host string) string {
+	switch {
+	case strings.HasSuffix(host, ".us"):
+		return "usgov"
+	case strings.HasSuffix(host, ".cn"):
+		return "china"
+	}
+	return "worldwide"
 }
 
 // Targets returns the hosts sel picks: the catalog's required entries
@@ -68,6 +88,9 @@ func Targets(cat *catalog.Catalog, sel Selection) ([]Target, error) {
 	keep := func(t Target) bool {
 		return (len(sel.Phases) == 0 || slices.Contains(sel.Phases, t.Phase)) &&
 			(len(sel.Services) == 0 || slices.Contains(sel.Services, t.Service))
+	}
+	if sel.Cloud != "" && !slices.Contains(Clouds, sel.Cloud) {
+		return nil, fmt.Errorf("unknown cloud %q (known: %s)", sel.Cloud, strings.Join(Clouds, ", "))
 	}
 	if !sel.CatalogOff {
 		entries, err := cat.Select(catalog.Selection{Phases: sel.Phases, Services: sel.Services,
@@ -82,6 +105,9 @@ func Targets(cat *catalog.Catalog, sel Selection) ([]Target, error) {
 				continue
 			}
 			host := withRegion(cat, e.Example, sel.Region)
+			if sel.Cloud != "" && sel.Cloud != "all" && CloudOf(host) != sel.Cloud {
+				continue
+			}
 			if seen[host] {
 				continue
 			}

@@ -18,7 +18,8 @@ type Denial struct {
 	// Offset is when its first denied flow started, from T0.
 	Offset time.Duration
 	// Blocks is the milestone the denied flows would have kept from
-	// firing (a rule they match), with its title; "" when none.
+	// firing (a rule they match, and it is Lost), with its title; ""
+	// when none.
 	Blocks, BlocksTitle string
 	// Hurts is the phase a failure of the host hurts, with its name.
 	Hurts, HurtsName string
@@ -63,12 +64,32 @@ func CompareAgainst(before, after *Timeline, rules *Rules) (*Against, error) {
 		}
 	}
 	out := &Against{}
+	fired := map[string]int{}
+	for _, m := range after.Milestones {
+		fired[m.ID]++
+	}
+	for _, m := range before.Milestones {
+		if fired[m.ID] > 0 {
+			fired[m.ID]--
+			continue
+		}
+		out.Lost = append(out.Lost, m)
+	}
+	lostID := map[string]bool{}
+	for _, m := range out.Lost {
+		lostID[m.ID] = true
+	}
 	for _, a := range after.Attention {
 		if a.Kind != AttentionRefused || had[attKey{a.Kind, a.Host.Host, a.Detail}] {
 			continue
 		}
 		d := Denial{Host: a.Host, Rule: strings.TrimPrefix(a.Detail, "refused by the proxy: "), Flows: a.Flows, Offset: a.Offset,
 			Blocks: a.Blocks, BlocksTitle: a.BlocksTitle, Hurts: a.Hurts, HurtsName: a.HurtsName}
+		if !lostID[d.Blocks] {
+			// The milestone still fired, from other flows: these did
+			// not keep it from happening.
+			d.Blocks, d.BlocksTitle = "", ""
+		}
 		d.Stops = d.Hurts != "" || provisioning[d.Blocks]
 		out.Denials = append(out.Denials, d)
 		out.DeniedFlows += a.Flows
@@ -88,17 +109,6 @@ func CompareAgainst(before, after *Timeline, rules *Rules) (*Against, error) {
 			seen[d.HurtsName] = true
 			out.Phases = append(out.Phases, d.HurtsName)
 		}
-	}
-	fired := map[string]int{}
-	for _, m := range after.Milestones {
-		fired[m.ID]++
-	}
-	for _, m := range before.Milestones {
-		if fired[m.ID] > 0 {
-			fired[m.ID]--
-			continue
-		}
-		out.Lost = append(out.Lost, m)
 	}
 	slices.SortStableFunc(out.Lost, func(a, b Milestone) int { return cmp.Compare(a.Offset, b.Offset) })
 	return out, nil
