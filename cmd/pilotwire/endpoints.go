@@ -104,6 +104,7 @@ func runEndpoints(ctx context.Context, g *globals, args []string) error {
 type selection struct {
 	phases, services listFlag
 	required         requiredFlag
+	noInspect        bool
 }
 
 func addSelectionFlags(fs *flag.FlagSet) *selection {
@@ -111,6 +112,7 @@ func addSelectionFlags(fs *flag.FlagSet) *selection {
 	fs.Var(&s.phases, "phase", "only entries of this `PHASE` (repeat or comma-separate; e.g. mdm-enrollment)")
 	fs.Var(&s.services, "service", "only entries of this service `ID` (repeat or comma-separate; see endpoints services)")
 	fs.Var(&s.required, "required", "only entries Microsoft lists as required (--required=unknown, =no or =yes,unknown pick others)")
+	fs.BoolVar(&s.noInspect, "no-inspect", false, "only entries whose TLS must never be inspected (a TLS-inspecting firewall's bypass list)")
 	return s
 }
 
@@ -119,7 +121,7 @@ func selectEntries(g *globals, s *selection) (*catalog.Catalog, []catalog.Entry,
 	if err != nil {
 		return nil, nil, err
 	}
-	entries, err := cat.Select(catalog.Selection{Phases: s.phases, Services: s.services, Required: s.required})
+	entries, err := cat.Select(catalog.Selection{Phases: s.phases, Services: s.services, Required: s.required, NoInspect: s.noInspect})
 	if err != nil {
 		return nil, nil, usagef("endpoints: %v", err)
 	}
@@ -227,6 +229,7 @@ func hostOf(s string) string {
 const exportExamples = `  pilotwire endpoints export --format squid -o autopilot.acl
       # then in squid.conf:  acl autopilot dstdomain "/etc/squid/autopilot.acl"
   pilotwire endpoints export --format squid --required --phase mdm-enrollment,esp-device
+  pilotwire endpoints export --format squid --no-inspect   # hosts a TLS-inspecting firewall must exempt
   pilotwire endpoints export --format pac --proxy 10.0.0.5:8080 -o autopilot.pac
       # Autopilot hosts go through pilotwire on 10.0.0.5:8080, everything else DIRECT
   pilotwire endpoints export --format pac --others "PROXY corp-proxy:3128"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -271,4 +272,22 @@ func nonComment(s string) []string {
 		}
 	}
 	return out
+}
+
+// The bypass list for a TLS-inspecting firewall: exactly the catalog's
+// no-inspect entries, and every host the catalog marks is covered by it.
+func TestEndpointsExportNoInspect(t *testing.T) {
+	stdout, _, err := runCmd(t, "endpoints", "export", "--format", "hosts", "--no-inspect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range strings.Split(stdout, "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			got = append(got, l)
+		}
+	}
+	if len(got) != 23 || !slices.Contains(got, "*.manage.microsoft.com") || slices.Contains(got, "ztd.dds.microsoft.com") {
+		t.Errorf("no-inspect hosts (%d): %v", len(got), got)
+	}
 }

@@ -52,7 +52,7 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "proxy", "proxy [flags]", proxyExamples)
 	var o proxyOptions
 	fs.StringVar(&o.listen, "listen", ":8080", "proxy listen `ADDR` (host:port; empty host: every interface)")
-	o.ui.register(fs, "the live page's `ADDR`; empty: none")
+	o.ui.register(fs, "the live page's `ADDR`")
 	fs.StringVar(&o.connectPorts, "connect-ports", "443", "`PORTS` CONNECT may reach, comma separated")
 	fs.StringVar(&o.upstream, "upstream", "", "send everything through the proxy at `URL` (http://[user:pass@]host:port)")
 	fs.StringVar(&o.allowClients, "allow-clients", "", "serve clients in these `CIDRS` (comma separated) instead of loopback and private networks")

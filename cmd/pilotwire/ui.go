@@ -26,7 +26,19 @@ type uiFlags struct {
 }
 
 func (u *uiFlags) register(fs *flag.FlagSet, usage string) {
-	fs.StringVar(&u.addr, "ui", "127.0.0.1:8081", usage)
+	u.addr = "127.0.0.1:8081"
+	fs.Func("ui", usage+" (default \"127.0.0.1:8081\"; off: none)", func(v string) error {
+		switch strings.ToLower(v) {
+		case "", "off", "none", "false":
+			u.addr = ""
+			return nil
+		}
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("want HOST:PORT, or off for no page")
+		}
+		u.addr = v
+		return nil
+	})
 	fs.StringVar(&u.tokenFile, "ui-token-file", "", "the page's access token is in `FILE` (or $"+tokenEnv+"); needed to listen beyond loopback")
 }
 

@@ -22,6 +22,9 @@ type Selection struct {
 	Phases   []string   // only entries in these phases
 	Services []string   // only entries of these services
 	Required []Required // only entries with these required values
+	// NoInspect keeps only entries whose TLS must never be inspected:
+	// the bypass list of a TLS-inspecting firewall.
+	NoInspect bool
 }
 
 // Select returns the entries s picks, in catalog order. It reports an
@@ -46,7 +49,8 @@ func (c *Catalog) Select(s Selection) ([]Entry, error) {
 	for _, e := range c.entries {
 		if len(s.Phases) > 0 && !slices.Contains(s.Phases, e.Phase) ||
 			len(s.Services) > 0 && !slices.Contains(s.Services, e.Service) ||
-			len(s.Required) > 0 && !slices.Contains(s.Required, e.Required) {
+			len(s.Required) > 0 && !slices.Contains(s.Required, e.Required) ||
+			s.NoInspect && e.NoInspect == "" {
 			continue
 		}
 		out = append(out, e)
