@@ -77,6 +77,7 @@ Commands:
   demo        the whole product on this machine: proxy, page, stand-in internet, simulated devices
   endpoints   the endpoint catalog: list, look up hosts, export allowlists
   check       is this network ready for Autopilot? required hosts, directly or through a proxy
+  ca          the lab CA for TLS interception: init, export (for the device's trust store), show
   version     print the version
 
 Global flags (also accepted after the command):
@@ -145,6 +146,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runEndpoints(ctx, g, rest)
 	case "check":
 		return runCheck(ctx, g, rest)
+	case "ca":
+		return runCA(ctx, g, rest)
 	case "version":
 		fs := newFlagSet(g, "version", "version", "  pilotwire version\n")
 		if err := parseFlags(g, fs, rest); err != nil {
