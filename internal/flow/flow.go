@@ -114,6 +114,11 @@ type Flow struct {
 	// Lost is, for a KindLost flow, how many flows of Client that started
 	// between Start and End were dropped before they could be stored.
 	Lost int64
+
+	// Tunnel is, for a request the proxy read inside an intercepted TLS
+	// connection, the Key of that connection's CONNECT flow: the tunnel
+	// the request travelled in. Empty for every other flow.
+	Tunnel string
 }
 
 // Open reports whether the flow has not ended yet.
@@ -191,9 +196,10 @@ const (
 	FieldReason
 	FieldNote
 	FieldLost
+	FieldTunnel
 
 	// FieldsAll is every field.
-	FieldsAll = FieldLost<<1 - 1
+	FieldsAll = FieldTunnel<<1 - 1
 	// FieldsBrief are the fields of a Brief read (see Filter.Brief).
 	FieldsBrief = FieldEnd | FieldClient | FieldDevice | FieldSession | FieldBytesUp | FieldBytesDown |
 		FieldKind | FieldLost | FieldSourceFile
@@ -280,6 +286,9 @@ func (fs Fields) Trim(f *Flow) {
 	}
 	if fs&FieldLost != 0 {
 		keep.Lost = f.Lost
+	}
+	if fs&FieldTunnel != 0 {
+		keep.Tunnel = f.Tunnel
 	}
 	*f = keep
 }

@@ -32,17 +32,57 @@ type Store struct {
 	// it since it was last sorted.
 	order  []int64
 	closed bool
+	// passThrough is the learned pass-through list, by host.
+	passThrough map[string]flow.PassThrough
 }
 
 // part is one part of an imported file: its flows' IDs in start order.
 type part struct{ ids []int64 }
 
-var _ flow.Store = (*Store)(nil)
+var _ flow.PassThroughStore = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
 	return &Store{byID: map[int64]*flow.Flow{}, rows: map[string]int64{}, files: map[string]map[int]part{},
-		running: map[string]*flow.UnfinishedImport{}}
+		running: map[string]*flow.UnfinishedImport{}, passThrough: map[string]flow.PassThrough{}}
+}
+
+// LearnPassThrough adds p to the learned pass-through list; a host
+// already listed keeps its first entry.
+func (s *Store) LearnPassThrough(ctx context.Context, p flow.PassThrough) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if p.Host == "" {
+		return errors.New("mem store: learn pass-through: no host")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	if _, ok := s.passThrough[p.Host]; !ok {
+		s.passThrough[p.Host] = p
+	}
+	return nil
+}
+
+// PassThroughs returns the learned pass-through list, ordered by host.
+func (s *Store) PassThroughs(ctx context.Context) ([]flow.PassThrough, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	out := make([]flow.PassThrough, 0, len(s.passThrough))
+	for _, p := range s.passThrough {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b flow.PassThrough) int { return cmp.Compare(a.Host, b.Host) })
+	return out, nil
 }
 
 var errClosed = errors.New("mem store: closed")

@@ -16,7 +16,7 @@ import (
 // allFields is every field Filter.Fields names.
 var allFields = func() []flow.Fields {
 	var out []flow.Fields
-	for f := flow.FieldKey; f <= flow.FieldLost; f <<= 1 {
+	for f := flow.FieldKey; f <= flow.FieldTunnel; f <<= 1 {
 		out = append(out, f)
 	}
 	return out
@@ -32,7 +32,7 @@ func fullFlow(prefix string, i int) flow.Flow {
 		SourceFile: s("file"), Kind: flow.Kind(s("kind")), Method: s("method"), Scheme: s("scheme"), Host: s("host"),
 		Port: 1000 + i, URL: s("url"), Status: 200 + i, BytesUp: int64(10 + i), BytesDown: int64(20 + i), SNI: s("sni"),
 		ALPN: s("alpn"), TLSVersion: s("tls"), Error: s("error"), Decision: flow.Decision(s("decision")), Reason: s("reason"),
-		Note: s("note"), Lost: int64(30 + i)}
+		Note: s("note"), Lost: int64(30 + i), Tunnel: s("tunnel")}
 }
 
 // TestReadFields: a read that asks for some fields (Filter.Fields) gets

@@ -500,7 +500,7 @@ var fieldColumns = []struct {
 	{flow.FieldStatus, "status"}, {flow.FieldBytesUp, "bytes_up"}, {flow.FieldBytesDown, "bytes_down"},
 	{flow.FieldSNI, "sni"}, {flow.FieldALPN, "alpn"}, {flow.FieldTLSVersion, "tls_version"},
 	{flow.FieldError, "error"}, {flow.FieldDecision, "decision"}, {flow.FieldReason, "reason"}, {flow.FieldNote, "note"},
-	{flow.FieldLost, "lost"},
+	{flow.FieldLost, "lost"}, {flow.FieldTunnel, "tunnel"},
 }
 
 // fieldsColumns is the column list of a read of fields fs, and the field
@@ -579,6 +579,8 @@ func (r *rowCursor) scanFields(fl *flow.Flow) {
 			fl.Note = in.get(c.columnView(st, col))
 		case flow.FieldLost:
 			fl.Lost = c.columnInt(st, col)
+		case flow.FieldTunnel:
+			fl.Tunnel = in.get(c.columnView(st, col))
 		}
 	}
 }

@@ -18,7 +18,7 @@ import (
 //
 // The blob, all integers varints:
 //
-//	version (1)
+//	version (2; version 1, read still, had no tunnel)
 //	n, the count of flows
 //	the string table: a count, then each string as length and bytes;
 //	  entry 0 is always ""
@@ -32,12 +32,12 @@ import (
 //	  client port, port, status, bytes up and bytes down, zigzag
 //	  the string table index of client, device, session, source, source
 //	    file, kind, method, scheme, host, SNI, ALPN, TLS version, error,
-//	    decision, reason and note
+//	    decision, reason, note and (version 2) tunnel
 //	  URL as length and bytes
 //
 // Strings that repeat from flow to flow are written once per segment, so a
 // segment of Squid flows takes less room than the same flows as rows.
-const segmentVersion = 1
+const segmentVersion = 2
 
 // segmentInfo is what the segments table holds beside the blob, so reads can
 // skip segments without decoding them.
@@ -77,8 +77,8 @@ func encodeSegment(flows []flow.Flow) (blob []byte, startMin, startMax int64) {
 	body := make([]byte, 0, 96*len(flows))
 	var prevKey string
 	var prevStart int64
-	var last [16]string
-	var lastRef [16]uint64 // all "", string 0
+	var last [17]string
+	var lastRef [17]uint64 // all "", string 0
 	for _, i := range order {
 		f := &flows[i]
 		body = binary.AppendUvarint(body, uint64(i))
@@ -102,7 +102,7 @@ func encodeSegment(flows []flow.Flow) (blob []byte, startMin, startMax int64) {
 		body = binary.AppendVarint(body, f.BytesUp)
 		body = binary.AppendVarint(body, f.BytesDown)
 		for col, s := range [...]string{f.Client, f.Device, f.Session, string(f.Source), f.SourceFile, string(f.Kind),
-			f.Method, f.Scheme, f.Host, f.SNI, f.ALPN, f.TLSVersion, f.Error, string(f.Decision), f.Reason, f.Note} {
+			f.Method, f.Scheme, f.Host, f.SNI, f.ALPN, f.TLSVersion, f.Error, string(f.Decision), f.Reason, f.Note, f.Tunnel} {
 			// Most columns repeat the previous flow's value: a string
 			// comparison (of the same pointer, often) saves a map lookup.
 			if s != last[col] {
@@ -272,6 +272,7 @@ type segReader struct {
 	table   []string
 	key     []byte // the previous flow's key
 	start   int64  // the previous flow's start
+	version byte   // of the blob: 1 has no tunnel
 }
 
 // openSegment reads a segment's header and string table. IDs are firstID
@@ -285,9 +286,10 @@ func openSegment(blob []byte, firstID int64, o *decodeOpts) (*segReader, error) 
 	}
 	r := &segReader{d: segmentDecoder{b: blob}, o: o, firstID: firstID}
 	d := &r.d
-	if len(blob) == 0 || blob[0] != segmentVersion {
+	if len(blob) == 0 || blob[0] < 1 || blob[0] > segmentVersion {
 		return nil, fmt.Errorf("%w: unknown version", errSegment)
 	}
+	r.version = blob[0]
 	d.off = 1
 	r.n = d.uvarint()
 	ns := d.uvarint()
@@ -370,6 +372,9 @@ func (r *segReader) next(f *flow.Flow) (bool, error) {
 		f.Decision = flow.Decision(r.str())
 		f.Reason = r.str()
 		f.Note = r.str()
+		if r.version >= 2 {
+			f.Tunnel = r.str()
+		}
 		url := d.bytes()
 		if d.err != nil {
 			return false, d.err

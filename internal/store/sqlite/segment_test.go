@@ -1,9 +1,11 @@
 package sqlite
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +34,9 @@ func segmentFlows() []flow.Flow {
 			f.End = f.End.UTC()
 			f.Start = out[0].Start.UTC() // a tie with the first flow, in another zone
 			f.Error, f.Reason, f.Note, f.Decision = "refused", "ACL", "ü ✓", flow.DecisionDenied
+		}
+		if i%10 == 5 {
+			f.Tunnel = fmt.Sprintf("px-1-%d", i) // a request inside an intercepted tunnel
 		}
 		out = append(out, f)
 	}
@@ -117,4 +122,45 @@ func FuzzDecodeSegment(f *testing.F) {
 			t.Fatalf("re-encoded %d flows: %d back, %v", len(flows), len(back), err)
 		}
 	})
+}
+
+// segmentV1 is a segment of two flows written by the encoder before
+// version 2 added Flow.Tunnel: stores hold such blobs, and still read them.
+const segmentV1 = "01020a000931302e302e302e323303686172046874747003474554056874747073157a74642e6464732e6d6963726f736f66742e636f6d016e07636f6e6e65637409612e6578616d706c650000036b2f3180c8b1c9c3bce586310081a8d6b90700f6069003000a010000020003040506000000000000071f68747470733a2f2f7a74642e6464732e6d6963726f736f66742e636f6d2f780102013280d0acf30e000000f6060000000100000200080000090000000000000000"
+
+func TestSegmentVersion1(t *testing.T) {
+	blob, err := hex.DecodeString(segmentV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeSegment(blob, 7, nil, &decodeOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	want := []flow.Flow{
+		{ID: 7, Key: "k/1", Start: base, End: base.Add(time.Second), Client: "10.0.0.23", Source: flow.SourceHAR, Kind: flow.KindHTTP, Method: "GET", Scheme: "https", Host: "ztd.dds.microsoft.com", Port: 443, URL: "https://ztd.dds.microsoft.com/x", Status: 200, BytesDown: 5, Note: "n"},
+		{ID: 8, Key: "k/2", Start: base.Add(2 * time.Second), Client: "10.0.0.23", Source: flow.SourceHAR, Kind: flow.KindConnect, Host: "a.example", Port: 443},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("decoded %d flows, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !got[i].Start.Equal(want[i].Start) || !got[i].End.Equal(want[i].End) {
+			t.Errorf("flow %d: times %s–%s, want %s–%s", i, got[i].Start, got[i].End, want[i].Start, want[i].End)
+		}
+		got[i].Start, got[i].End, want[i].Start, want[i].End = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Errorf("flow %d:\n got %+v\nwant %+v", i, got[i], want[i])
+		}
+	}
+	// The encoder writes version 2 now, and a version it does not know
+	// is refused.
+	if b, _, _ := encodeSegment(want); b[0] != 2 {
+		t.Errorf("encoder writes version %d", b[0])
+	}
+	blob[0] = 3
+	if _, err := decodeSegment(blob, 7, nil, &decodeOpts{}); err == nil || !strings.Contains(err.Error(), "unknown version") {
+		t.Errorf("version 3: %v", err)
+	}
 }

@@ -354,14 +354,36 @@ var compatTables = map[int]string{
 	2: `CREATE TEMP TABLE segments (id INTEGER PRIMARY KEY, file TEXT, part INTEGER, first_id INTEGER, n INTEGER,
 		start_min INTEGER, start_max INTEGER, source TEXT, data BLOB)`,
 	3: `CREATE TEMP TABLE imports (file TEXT PRIMARY KEY, source_file TEXT, flows INTEGER, started_ns INTEGER)`,
-	// A view named flows is found before the file's table of that name.
-	// (Activity is summed from the flows instead: see activitySchema.)
-	4: `CREATE TEMP VIEW flows AS SELECT *, 0 AS lost FROM main.flows`,
+	6: `CREATE TEMP TABLE pass_through (host TEXT PRIMARY KEY, reason TEXT, learned_ns INTEGER, learned_tz INTEGER,
+		client TEXT, flow_key TEXT)`,
+}
+
+// compatColumns stand in, the same way, for the columns later migrations
+// add to the flows table: a view named flows, found before the file's
+// table of that name, adds them with their defaults. (Activity is summed
+// from the flows instead: see activitySchema.)
+var compatColumns = []struct {
+	version int
+	column  string
+}{
+	{4, "0 AS lost"},
+	{6, "'' AS tunnel"},
 }
 
 // compat makes a read-only connection to a store of schema able to run
 // the read paths (see compatTables).
 func (c *rawConn) compat(schema int) error {
+	var cols []string
+	for _, cc := range compatColumns {
+		if cc.version > schema {
+			cols = append(cols, cc.column)
+		}
+	}
+	if len(cols) > 0 {
+		if err := c.exec("CREATE TEMP VIEW flows AS SELECT *, " + strings.Join(cols, ", ") + " FROM main.flows"); err != nil {
+			return fmt.Errorf("read schema %d: %w", schema, err)
+		}
+	}
 	for v := schema + 1; v <= SchemaVersion; v++ {
 		if q, ok := compatTables[v]; ok {
 			if err := c.exec(q); err != nil {
@@ -476,9 +498,9 @@ func (s *DB) withRaw(ctx context.Context, fn func(c *rawConn) error, sound func(
 
 // upsert writes one flow. Its ID (the last parameter) is used only when the
 // Key is new: an update keeps the stored ID, which it returns either way.
-const upsert = `INSERT INTO flows (key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note, lost, id)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-ON CONFLICT(key) DO UPDATE SET start_ns=excluded.start_ns, start_tz=excluded.start_tz, end_ns=excluded.end_ns, client=excluded.client, client_port=excluded.client_port, device=excluded.device, session=excluded.session, source=excluded.source, source_file=excluded.source_file, kind=excluded.kind, method=excluded.method, scheme=excluded.scheme, host=excluded.host, port=excluded.port, url=excluded.url, status=excluded.status, bytes_up=excluded.bytes_up, bytes_down=excluded.bytes_down, sni=excluded.sni, alpn=excluded.alpn, tls_version=excluded.tls_version, error=excluded.error, decision=excluded.decision, reason=excluded.reason, note=excluded.note, lost=excluded.lost
+const upsert = `INSERT INTO flows (key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note, lost, tunnel, id)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+ON CONFLICT(key) DO UPDATE SET start_ns=excluded.start_ns, start_tz=excluded.start_tz, end_ns=excluded.end_ns, client=excluded.client, client_port=excluded.client_port, device=excluded.device, session=excluded.session, source=excluded.source, source_file=excluded.source_file, kind=excluded.kind, method=excluded.method, scheme=excluded.scheme, host=excluded.host, port=excluded.port, url=excluded.url, status=excluded.status, bytes_up=excluded.bytes_up, bytes_down=excluded.bytes_down, sni=excluded.sni, alpn=excluded.alpn, tls_version=excluded.tls_version, error=excluded.error, decision=excluded.decision, reason=excluded.reason, note=excluded.note, lost=excluded.lost, tunnel=excluded.tunnel
 RETURNING id`
 
 // PutFlows writes flows in one transaction, replacing stored flows with the
@@ -551,12 +573,12 @@ func (c *rawConn) putFlows(ctx context.Context, flows []flow.Flow) (err error) {
 		inBatch[f.Key] = struct{}{}
 		if err := c.reserve(len(f.Key) + len(f.Client) + len(f.Device) + len(f.Session) + len(f.Source) +
 			len(f.SourceFile) + len(f.Kind) + len(f.Method) + len(f.Scheme) + len(f.Host) + len(f.URL) + len(f.SNI) +
-			len(f.ALPN) + len(f.TLSVersion) + len(f.Error) + len(f.Decision) + len(f.Reason) + len(f.Note)); err != nil {
+			len(f.ALPN) + len(f.TLSVersion) + len(f.Error) + len(f.Decision) + len(f.Reason) + len(f.Note) + len(f.Tunnel)); err != nil {
 			return err
 		}
 		b := binder{c: c, st: st}
 		bindFlow(&b, f)
-		b.int(28, next)
+		b.int(29, next)
 		rc := b.rc
 		if rc == 0 {
 			rc = lib.Xsqlite3_step(c.tls, st)
@@ -620,4 +642,5 @@ func bindFlow(b *binder, f *flow.Flow) {
 	b.text(25, f.Reason)
 	b.text(26, f.Note)
 	b.int(27, f.Lost)
+	b.text(28, f.Tunnel)
 }

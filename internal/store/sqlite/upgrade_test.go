@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -92,5 +93,79 @@ func TestUpgradeFromRows(t *testing.T) {
 		if got[h] != id {
 			t.Errorf("%s: ID %d, want %d (all: %v)", h, got[h], id, got)
 		}
+	}
+}
+
+// TestReadOnlyBeforeIntercept reads a store of schema 5, written before
+// migration 0006 (Flow.Tunnel, the pass-through list), without changing
+// it: its flows have no tunnel and the list is empty; opened for writing,
+// it is migrated and keeps both.
+func TestReadOnlyBeforeIntercept(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v5.db")
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := []string{`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`}
+	for v, name := range []string{"0001_flows", "0002_segments", "0003_imports", "0004_activity", "0005_problems"} {
+		body, err := os.ReadFile("migrations/" + name + ".sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		qs = append(qs, string(body), fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, '2026-11-25T10:00:00Z')`, v+1))
+		if v == 0 {
+			// The flow as schema 1 wrote it; the later migrations carry
+			// it (and the next ID) on as they do for a real store.
+			qs = append(qs, `INSERT INTO flows (id, key, start_ns, source, kind, host) VALUES (1, 'px-1-1', 1000, 'proxy', 'connect', 'one.example')`)
+		}
+	}
+	for _, q := range qs {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	old.Close()
+	before, _ := os.ReadFile(path)
+
+	ro, err := sqlite.OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []flow.Flow
+	if err := ro.Flows(ctx, flow.Filter{}, func(f flow.Flow) error { got = append(got, f); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Host != "one.example" || got[0].Tunnel != "" {
+		t.Fatalf("flows of schema 5: %+v", got)
+	}
+	if ps, err := ro.PassThroughs(ctx); err != nil || len(ps) != 0 {
+		t.Fatalf("pass-through list of schema 5: %v, %v", ps, err)
+	}
+	ro.Close()
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Fatal("the read-only open changed the file")
+	}
+
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.PutFlows(ctx, []flow.Flow{{Key: "px-1-2", Start: time.Unix(0, 2000), Kind: flow.KindHTTP, Tunnel: "px-1-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.LearnPassThrough(ctx, flow.PassThrough{Host: "one.example", Reason: "r", Learned: time.Unix(5, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	if err := db.Flows(ctx, flow.Filter{}, func(f flow.Flow) error { got = append(got, f); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[1].Tunnel != "px-1-1" {
+		t.Fatalf("after the upgrade: %+v", got)
+	}
+	if ps, err := db.PassThroughs(ctx); err != nil || len(ps) != 1 {
+		t.Fatalf("pass-through list after the upgrade: %v, %v", ps, err)
 	}
 }

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 		defer s.Close()
 		want := sample(3)
 		want.Device, want.Session, want.URL, want.Error, want.Note, want.SourceFile = "LAB-VM-07", "run1", "https://x/y?z", "boom", "n", "cap.har"
+		want.Tunnel = "px-0a1b2c3d-7"
 		if err := s.PutFlows(context.Background(), []flow.Flow{want}); err != nil {
 			t.Fatal(err)
 		}
@@ -70,6 +71,52 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 		got[0].Start, got[0].End = want.Start, want.End
 		if got[0] != want {
 			t.Errorf("round trip:\n got %+v\nwant %+v", got[0], want)
+		}
+	})
+
+	t.Run("PassThrough", func(t *testing.T) {
+		s := open(t)
+		defer s.Close()
+		ps, ok := s.(flow.PassThroughStore)
+		if !ok {
+			t.Skip("the store keeps no pass-through list")
+		}
+		ctx := context.Background()
+		if got, err := ps.PassThroughs(ctx); err != nil || len(got) != 0 {
+			t.Fatalf("empty store: %v, %v", got, err)
+		}
+		zone := time.FixedZone("", 5*3600+30*60)
+		first := flow.PassThrough{Host: "z.example", Reason: "client refused the certificate: remote error: tls: unknown certificate authority",
+			Learned: base.In(zone), Client: "10.0.0.23", Flow: "px-1-3"}
+		other := flow.PassThrough{Host: "a.example", Reason: "client closed right after the handshake, with no request", Learned: base.Add(time.Hour)}
+		again := first
+		again.Reason, again.Learned = "later", base.Add(2*time.Hour)
+		for _, p := range []flow.PassThrough{first, other, again} {
+			if err := ps.LearnPassThrough(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := ps.LearnPassThrough(ctx, flow.PassThrough{Reason: "no host"}); err == nil {
+			t.Error("a pass-through without a host was stored")
+		}
+		got, err := ps.PassThroughs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []flow.PassThrough{other, first} // by host; the first entry of a host kept
+		if len(got) != len(want) {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+		for i := range want {
+			_, gz := got[i].Learned.Zone()
+			_, wz := want[i].Learned.Zone()
+			if !got[i].Learned.Equal(want[i].Learned) || gz != wz {
+				t.Errorf("%s learned %s, want %s", want[i].Host, got[i].Learned, want[i].Learned)
+			}
+			got[i].Learned = want[i].Learned
+			if got[i] != want[i] {
+				t.Errorf("entry %d:\n got %+v\nwant %+v", i, got[i], want[i])
+			}
 		}
 	})
 
@@ -338,6 +385,9 @@ func generated(prefix string, src flow.Source, n int, seed uint64) []flow.Flow {
 		}
 		if r.IntN(6) == 0 {
 			f.Note = fmt.Sprintf("note %d: ünïcode, comma\nand newline", i)
+		}
+		if r.IntN(5) == 0 {
+			f.Tunnel = fmt.Sprintf("px-%d", r.IntN(40))
 		}
 		if r.IntN(50) == 0 {
 			f.BytesUp, f.BytesDown = -1, -1
@@ -649,6 +699,7 @@ func testFileRoundTrip(t *testing.T, s flow.Store) {
 		Status: 200, BytesUp: 4096, BytesDown: 123456789012,
 		SNI: "login.microsoftonline.com", ALPN: "h2,http/1.1", TLSVersion: "1.3",
 		Error: `tls: "bad" record, mac`, Decision: flow.DecisionAllowed, Reason: "client closed", Note: "host named from DNS",
+		Tunnel: "px-0a1b2c3d-12",
 	}
 	open := full
 	open.Key, open.Start, open.End = "f1", time.Date(2023, 3, 30, 8, 0, 0, 1, nepal), time.Time{}
