@@ -190,6 +190,9 @@ func (c *conn) forceClose(reason string) {
 	if c.tun != nil {
 		c.tun.end(reason, nil)
 		c.tun.server.Close()
+		if c.tun.stop != nil {
+			c.tun.stop()
+		}
 	}
 	c.x.abortLocked()
 	c.nc.Close()

@@ -7,10 +7,13 @@
 // requests in absolute https:// form, over TLS with the server's
 // certificate verified. An Upgrade (WebSocket) over plain HTTP is passed
 // on, and after the server's 101 relayed both ways like a tunnel. CONNECT
-// tunnels are never decrypted: the proxy reads the TLS ClientHello as it
-// passes, unchanged, to learn the server name, ALPN and TLS version, and
-// then relays bytes (on Linux with splice, holding no buffer or pipe while a
-// tunnel is idle). Requests in origin form to the proxy itself get a PAC
+// tunnels are not decrypted unless Proxy.Intercept is set: the proxy reads
+// the TLS ClientHello as it passes, unchanged, to learn the server name,
+// ALPN and TLS version, and then relays bytes (on Linux with splice,
+// holding no buffer or pipe while a tunnel is idle). With Intercept set
+// (intercept.go), the ClientHello is read before anything is relayed and
+// the Interceptor decides: pass the tunnel through exactly as above, or
+// terminate its TLS and record each request inside as a flow of its own. Requests in origin form to the proxy itself get a PAC
 // file (/proxy.pac, /wpad.dat) or a help page.
 //
 // The proxy is safe by default: only clients on loopback and private

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/intercept"
 )
 
 // Defaults of the Proxy limits.
@@ -101,6 +102,11 @@ type Proxy struct {
 	// Logger receives errors of the proxy itself (not of exchanges). If
 	// nil, they are discarded.
 	Logger *slog.Logger
+	// Intercept, if set, turns TLS interception on: each CONNECT tunnel's
+	// ClientHello is read before anything is relayed, and the tunnel is
+	// either passed through untouched or served by Intercept (see package
+	// intercept). Nil, the default: tunnels are never decrypted.
+	Intercept *intercept.Interceptor
 
 	initOnce     sync.Once
 	progressOnce sync.Once

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,10 @@ type tunnel struct {
 	err    string
 	ended  bool     // the final record was made
 	shown  [2]int64 // bytes up and down of the last record
+
+	// stop cancels an intercepted tunnel's context (forceClose); guarded
+	// by c.mu.
+	stop context.CancelFunc
 }
 
 // end sets how the tunnel ended; the first call wins.
@@ -142,6 +147,10 @@ func (c *conn) startTunnel(t *tunnel) *tunnel {
 // goroutines of an idle tunnel then fit in the minimum 2 KiB stacks.
 func (t *tunnel) run() {
 	step(t.opened)
+	if t.c.p.Intercept != nil && !t.plain && t.interceptOrPass() {
+		step(t.closed)
+		return
+	}
 	downDone := make(chan struct{})
 	go t.relayDown(downDone)
 	t.relayUp()
@@ -371,20 +380,29 @@ func (t *tunnel) parseHello(f *flow.Flow, hello []byte) (done, ok bool) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	var note string
 	switch {
 	case err == nil:
 		f.SNI = h.SNI
 		f.ALPN = h.ALPNList()
 		f.TLSVersion = VersionName(h.Version)
 		if h.SNI != "" && h.SNI != f.Host {
-			f.Note = fmt.Sprintf("SNI %s differs from CONNECT host %s", h.SNI, f.Host)
+			note = fmt.Sprintf("SNI %s differs from CONNECT host %s", h.SNI, f.Host)
 		}
 	case errors.Is(err, ErrNotTLS):
-		f.Note = "tunnel does not start with a TLS ClientHello"
+		note = "tunnel does not start with a TLS ClientHello"
 	case !errors.Is(err, ErrNeedMore):
-		f.Note = "malformed ClientHello: " + err.Error()
+		note = "malformed ClientHello: " + err.Error()
 	default:
-		f.Note = fmt.Sprintf("ClientHello over %d bytes", limit)
+		note = fmt.Sprintf("ClientHello over %d bytes", limit)
+	}
+	// With interception on, the Note may say already why the tunnel was
+	// not intercepted.
+	switch {
+	case f.Note == "":
+		f.Note = note
+	case note != "":
+		f.Note = note + "; " + f.Note
 	}
 	t.recordLocked()
 	return true, true

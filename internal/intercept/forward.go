@@ -1,0 +1,269 @@
+package intercept
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// forwarder is the http.Handler of one intercepted connection: it sends
+// each request on to the server and records it.
+type forwarder struct {
+	i          *Interceptor
+	c          *Conn
+	tr         *http.Transport
+	name       string // the server name verified and minted for
+	proto      string // the client side's protocol
+	tlsVersion string // the client side's TLS version
+	refused    string // set: the server was refused, every request gets a 502
+	seq        atomic.Int64
+
+	mu    sync.Mutex
+	first *tls.Conn // the server connection verified before the client's handshake, until the Transport takes it
+}
+
+// dialTLS gives the Transport its server connections: the one verified
+// before the client's handshake, then new ones to the same target,
+// verified the same way.
+func (fw *forwarder) dialTLS(ctx context.Context, _, _ string) (net.Conn, error) {
+	fw.mu.Lock()
+	first := fw.first
+	fw.first = nil
+	fw.mu.Unlock()
+	if first != nil {
+		return first, nil
+	}
+	raw, err := fw.c.Redial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := handshake(ctx, tls.Client(raw, &tls.Config{ServerName: fw.name, RootCAs: fw.c.RootCAs, NextProtos: []string{"h2", "http/1.1"}}), fw.c.HandshakeTimeout)
+	if err != nil {
+		raw.Close()
+		return nil, &refusedError{upstreamRefusal(fw.name, err), err}
+	}
+	return tc, nil
+}
+
+// refusedError is a server connection refused for its certificate (or a
+// failed handshake), said in the flow's words.
+type refusedError struct {
+	msg string
+	err error
+}
+
+func (e *refusedError) Error() string { return e.msg }
+func (e *refusedError) Unwrap() error { return e.err }
+
+func (fw *forwarder) close() {
+	fw.mu.Lock()
+	if fw.first != nil {
+		fw.first.Close()
+		fw.first = nil
+	}
+	fw.mu.Unlock()
+	fw.tr.CloseIdleConnections()
+}
+
+// hopHeaders are the headers of one hop, never passed on (RFC 9110
+// section 7.6.1), and Proxy-Authorization, which is the proxy's.
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func removeHop(h http.Header) {
+	for _, f := range h.Values("Connection") {
+		for tok := range strings.SplitSeq(f, ",") {
+			if tok = textproto.TrimString(tok); tok != "" {
+				h.Del(tok)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+}
+
+func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := fw.c
+	n := fw.seq.Add(1)
+	f := flow.Flow{
+		Key:        c.Tunnel.Key + "-r" + strconv.FormatInt(n, 10),
+		Start:      fw.i.o.Now(),
+		Client:     c.Tunnel.Client,
+		ClientPort: c.Tunnel.ClientPort,
+		Device:     c.Tunnel.Device,
+		Session:    c.Tunnel.Session,
+		Source:     flow.SourceProxy,
+		Kind:       flow.KindHTTP,
+		Method:     r.Method,
+		Scheme:     "https",
+		Host:       fw.name,
+		Port:       c.Port,
+		SNI:        c.SNI,
+		ALPN:       fw.proto,
+		TLSVersion: fw.tlsVersion,
+		Decision:   flow.DecisionAllowed,
+		Tunnel:     c.Tunnel.Key,
+	}
+	authority := r.Host
+	if authority == "" {
+		authority = fw.name
+		if c.Port != 443 {
+			authority = net.JoinHostPort(fw.name, strconv.Itoa(c.Port))
+		}
+	}
+	if h, _, err := net.SplitHostPort(authority); err == nil {
+		f.Host = strings.ToLower(strings.Trim(h, "[]"))
+	} else {
+		f.Host = strings.ToLower(authority)
+	}
+	f.URL = "https://" + authority + RedactRequestURI(r.URL.RequestURI())
+	var up counter
+	defer func() {
+		f.BytesUp = up.n.Load()
+		f.End = fw.i.o.Now()
+		if c.Record != nil {
+			c.Record(f)
+		}
+	}()
+	if fw.refused != "" {
+		fw.refuse(w, &f, fw.refused)
+		return
+	}
+
+	out := r.Clone(r.Context())
+	out.RequestURI = ""
+	out.URL.Scheme, out.URL.Host = "https", authority
+	out.Close = false
+	removeHop(out.Header)
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		up.r = r.Body
+		out.Body = &up
+	} else {
+		out.Body, out.ContentLength = http.NoBody, 0
+	}
+	resp, err := fw.tr.RoundTrip(out)
+	if err != nil {
+		var re *refusedError
+		switch {
+		case r.Context().Err() != nil:
+			f.Error = "client went away before the answer"
+		case errors.As(err, &re):
+			fw.refuse(w, &f, re.msg)
+		default:
+			f.Status = http.StatusBadGateway
+			f.Error = "forwarding to " + fw.name + ": " + err.Error()
+			http.Error(w, "pilotwire: 502 Bad Gateway: "+f.Error, http.StatusBadGateway)
+		}
+		return
+	}
+	defer resp.Body.Close()
+	removeHop(resp.Header)
+	h := w.Header()
+	for k, vs := range resp.Header {
+		h[k] = vs
+	}
+	for k := range resp.Trailer {
+		h.Add("Trailer", k)
+	}
+	f.Status = resp.StatusCode
+	f.Note = contentTypes(resp.Header.Get("Content-Type"), out.Header.Get("Content-Type"), out.Body != http.NoBody)
+	w.WriteHeader(resp.StatusCode)
+	down, err := copyBody(w, resp.Body, resp.ContentLength < 0)
+	f.BytesDown = down
+	if err != nil {
+		f.Error = "relaying the answer: " + err.Error()
+		return
+	}
+	for k, vs := range resp.Trailer {
+		h[k] = vs
+	}
+}
+
+// refuse answers a request whose server was refused, and says so in its
+// flow.
+func (fw *forwarder) refuse(w http.ResponseWriter, f *flow.Flow, why string) {
+	f.Status = http.StatusBadGateway
+	f.Decision = flow.DecisionDenied
+	f.Reason = why
+	http.Error(w, "pilotwire: 502 Bad Gateway: "+why, http.StatusBadGateway)
+}
+
+// contentTypes is a request flow's Note: the media types of the answer
+// and of the request body, without parameters.
+func contentTypes(resp, req string, reqBody bool) string {
+	var parts []string
+	if t := mediaType(resp); t != "" {
+		parts = append(parts, "response "+t)
+	}
+	if t := mediaType(req); t != "" && reqBody {
+		parts = append(parts, "request "+t)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func mediaType(v string) string {
+	if v == "" {
+		return ""
+	}
+	t, _, err := mime.ParseMediaType(v)
+	if err != nil {
+		return "(malformed)"
+	}
+	return t
+}
+
+// counter counts what is read through it.
+type counter struct {
+	r io.ReadCloser
+	n atomic.Int64
+}
+
+func (c *counter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *counter) Close() error { return c.r.Close() }
+
+// copyBody copies an answer's body to the client; a body of unknown
+// length is flushed as it comes (a stream must not wait in a buffer).
+func copyBody(w http.ResponseWriter, body io.Reader, flush bool) (int64, error) {
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	var n int64
+	for {
+		m, rerr := body.Read(buf)
+		if m > 0 {
+			k, werr := w.Write(buf[:m])
+			n += int64(k)
+			if werr != nil {
+				return n, fmt.Errorf("writing to client: %w", werr)
+			}
+			if flush {
+				if err := rc.Flush(); err != nil {
+					return n, fmt.Errorf("writing to client: %w", err)
+				}
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, fmt.Errorf("reading from server: %w", rerr)
+		}
+	}
+}

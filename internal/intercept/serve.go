@@ -1,0 +1,243 @@
+package intercept
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// rejectWindow is how soon after the handshake a client that closes
+// without sending a request is taken to have refused the certificate: a
+// client that pins its server's key checks it after the handshake and
+// hangs up at once, while an idle connection closes much later.
+const rejectWindow = 2 * time.Second
+
+// Conn is a tunnel to intercept, as the proxy hands it over after its 200.
+type Conn struct {
+	// Client is the client's side; its first bytes are the ClientHello.
+	Client net.Conn
+	// Server is a connection to the CONNECT target the proxy dialed (with
+	// its target rules), not used yet.
+	Server net.Conn
+	// Redial opens another connection to the same target, the same way.
+	Redial func(ctx context.Context) (net.Conn, error)
+	Host   string // the CONNECT host
+	Port   int    // the CONNECT port
+	SNI    string // the ClientHello's server_name; may be empty
+	// RootCAs verify the servers' certificates; nil means the system's.
+	RootCAs *x509.CertPool
+	// Tunnel is the tunnel's flow: its requests take their Key prefix,
+	// client and device from it.
+	Tunnel flow.Flow
+	// Record receives each request's flow. It must not block.
+	Record func(flow.Flow)
+	// HandshakeTimeout limits each TLS handshake, HeaderTimeout the
+	// reading of a request head, IdleTimeout a connection waiting for its
+	// next request.
+	HandshakeTimeout, HeaderTimeout, IdleTimeout time.Duration
+}
+
+// Result says how an intercepted tunnel went, for its flow.
+type Result struct {
+	// Fallback: nothing was read from either side (no certificate could
+	// be made for the name); the proxy should tunnel as usual.
+	Fallback bool
+	Protocol string // negotiated with the client: "h2" or "http/1.1"
+	Requests int64
+	// Refused says why the server was refused (its certificate did not
+	// verify): the client was answered 502 and the tunnel is a refusal.
+	Refused string
+	// Learned is set when the client refused the minted certificate: the
+	// host is now passed through.
+	Learned *flow.PassThrough
+	// Err is how the connection failed, if it did.
+	Err error
+}
+
+// Serve intercepts one tunnel: it mints a certificate for the SNI (or the
+// CONNECT host), verifies the server's, terminates the client's TLS,
+// serves its requests, and returns when the client's connection ends (or
+// ctx is cancelled: the proxy is shutting down). It closes neither
+// connection it was given.
+func (i *Interceptor) Serve(ctx context.Context, c Conn) Result {
+	name := c.SNI
+	if name == "" {
+		name = c.Host
+	}
+	leaf, err := i.leaves.Get(name)
+	if err != nil {
+		return Result{Fallback: true, Err: err}
+	}
+	var res Result
+	upCfg := &tls.Config{ServerName: name, RootCAs: c.RootCAs, NextProtos: []string{"h2", "http/1.1"}}
+	up, err := handshake(ctx, tls.Client(c.Server, upCfg), c.HandshakeTimeout)
+	if err != nil {
+		// The client is still served, so that it reads why in a 502;
+		// every request is then refused.
+		res.Refused = upstreamRefusal(name, err)
+		up = nil
+	}
+	srvCfg := &tls.Config{Certificates: []tls.Certificate{*leaf}, NextProtos: []string{"h2", "http/1.1"}}
+	tc, err := handshake(ctx, tls.Server(c.Client, srvCfg), c.HandshakeTimeout)
+	if err != nil {
+		if up != nil {
+			up.Close()
+		}
+		if ctx.Err() != nil || isTimeout(err) {
+			res.Err = fmt.Errorf("client TLS handshake: %w", err)
+			return res
+		}
+		res.Learned = i.refusedBy(c, name, clientRefusal(err))
+		res.Err = err
+		return res
+	}
+	shook := i.o.Now()
+	cs := tc.ConnectionState()
+	res.Protocol = cs.NegotiatedProtocol
+	if res.Protocol == "" {
+		res.Protocol = "http/1.1"
+	}
+	fw := &forwarder{i: i, c: &c, name: name, proto: res.Protocol, tlsVersion: tlsVersionName(cs.Version), refused: res.Refused, first: up}
+	fw.tr = &http.Transport{
+		DialTLSContext:        fw.dialTLS,
+		ForceAttemptHTTP2:     true,
+		DisableCompression:    true, // bytes pass as they are
+		MaxIdleConnsPerHost:   8,
+		IdleConnTimeout:       c.IdleTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	defer fw.close()
+	if res.Protocol == "h2" {
+		h2 := &http2.Server{IdleTimeout: c.IdleTimeout}
+		h2.ServeConn(tc, &http2.ServeConnOpts{Context: ctx, Handler: fw, BaseConfig: &http.Server{ErrorLog: quiet}})
+	} else {
+		serveHTTP1(tc, fw, c.HeaderTimeout, c.IdleTimeout)
+	}
+	res.Requests = fw.seq.Load()
+	if res.Requests == 0 && res.Refused == "" && ctx.Err() == nil && i.o.Now().Sub(shook) < rejectWindow {
+		res.Learned = i.refusedBy(c, name, "client closed right after the TLS handshake, with no request")
+	}
+	return res
+}
+
+// refusedBy learns that the client of c refused the certificate for name.
+func (i *Interceptor) refusedBy(c Conn, name, reason string) *flow.PassThrough {
+	p := flow.PassThrough{Host: name, Reason: reason, Learned: i.o.Now(), Client: c.Tunnel.Client, Flow: c.Tunnel.Key}
+	i.learn(p)
+	return &p
+}
+
+// clientRefusal says in a phrase how a client's handshake failed.
+func clientRefusal(err error) string {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "client closed the connection during the TLS handshake"
+	}
+	return "client refused the certificate: " + err.Error()
+}
+
+// upstreamRefusal says why the server's side failed.
+func upstreamRefusal(name string, err error) string {
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		return fmt.Sprintf("server certificate for %s not valid: %v", name, cve.Err)
+	}
+	return fmt.Sprintf("TLS handshake with server %s: %v", name, err)
+}
+
+// handshake runs tc's handshake within timeout.
+func handshake(ctx context.Context, tc *tls.Conn, timeout time.Duration) (*tls.Conn, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+func tlsVersionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS13:
+		return "1.3"
+	case tls.VersionTLS12:
+		return "1.2"
+	case tls.VersionTLS11:
+		return "1.1"
+	case tls.VersionTLS10:
+		return "1.0"
+	}
+	return ""
+}
+
+// quiet drops net/http's own log lines (a client that hangs up mid-request
+// is a flow's error, not a log line).
+var quiet = log.New(io.Discard, "", 0)
+
+// serveHTTP1 serves HTTP/1.1 on conn with net/http's server until the
+// connection closes.
+func serveHTTP1(conn net.Conn, h http.Handler, headerTimeout, idle time.Duration) {
+	done := make(chan struct{})
+	var once sync.Once
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: headerTimeout,
+		IdleTimeout:       idle,
+		ErrorLog:          quiet,
+		// The connection's protocol was chosen already: no HTTP/2 here.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateClosed || s == http.StateHijacked {
+				once.Do(func() { close(done) })
+			}
+		},
+	}
+	_ = srv.Serve(&oneListener{conn: conn})
+	<-done
+}
+
+// oneListener hands net/http's server one connection, then reports
+// itself closed (the server goes on serving that connection).
+type oneListener struct {
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+func (l *oneListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.conn
+	l.conn = nil
+	if c == nil {
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+
+func (l *oneListener) Close() error { return nil }
+
+func (l *oneListener) Addr() net.Addr { return dummyAddr{} }
+
+type dummyAddr struct{}
+
+func (dummyAddr) Network() string { return "tcp" }
+func (dummyAddr) String() string  { return "intercepted" }
