@@ -106,11 +106,15 @@ func (h *hostPatterns) String() string {
 	return strings.Join(s, ",")
 }
 
+// Set takes one pattern or a comma-separated list (no host name holds a
+// comma).
 func (h *hostPatterns) Set(v string) error {
-	p, err := pattern.Parse(v)
-	if err != nil {
-		return err
+	for s := range strings.SplitSeq(v, ",") {
+		p, err := pattern.Parse(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("%q: %w", s, err)
+		}
+		*h = append(*h, p)
 	}
-	*h = append(*h, p)
 	return nil
 }

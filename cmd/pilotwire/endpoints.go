@@ -33,6 +33,8 @@ Subcommands:
               file with what the built-in catalog lacks
   observed    hosts captured flows went to, with their catalog entry; which ones no
               Microsoft list names
+  learned     hosts proxy --intercept tunnels untouched because a client refused its
+              certificate there
 
 Run "pilotwire endpoints SUBCOMMAND --help" for its flags and examples.
 `
@@ -63,12 +65,14 @@ func runEndpoints(ctx context.Context, g *globals, args []string) error {
 			return runEndpointsMergeMS(g, args[1:])
 		case "observed":
 			return runEndpointsObserved(ctx, g, args[1:])
+		case "learned":
+			return runEndpointsLearned(ctx, g, args[1:])
 		case "help":
 			fmt.Fprint(g.stdout, endpointsUsage)
 			return nil
 		}
 		if !strings.HasPrefix(args[0], "-") {
-			return usagef("endpoints: unknown subcommand %q (want lookup, export, services, merge-ms or observed; see pilotwire endpoints --help)", args[0])
+			return usagef("endpoints: unknown subcommand %q (want lookup, export, services, merge-ms, observed or learned; see pilotwire endpoints --help)", args[0])
 		}
 	}
 	fs := newFlagSet(g, "endpoints", "endpoints [flags]   (the list; subcommands above)", endpointsExamples)
@@ -347,6 +351,62 @@ func runEndpointsServices(g *globals, args []string) error {
 	fmt.Fprintln(tw, "SERVICE\tNAME\tCOLOR\tENTRIES")
 	for _, s := range services {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", s.ID, s.Name, s.Color, s.Entries)
+	}
+	return tw.Flush()
+}
+
+const learnedExamples = `  pilotwire endpoints learned
+  pilotwire endpoints learned --json
+`
+
+// learnedJSON is one host of the learned pass-through list, as --json
+// prints it.
+type learnedJSON struct {
+	Host    string    `json:"host"`
+	Learned time.Time `json:"learned"`
+	Client  string    `json:"client"`
+	Reason  string    `json:"reason"`
+	Flow    string    `json:"flow"`
+}
+
+func runEndpointsLearned(ctx context.Context, g *globals, args []string) error {
+	fs := newFlagSet(g, "endpoints learned", "endpoints learned [flags]", learnedExamples)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(g, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("endpoints learned: unexpected argument %q", fs.Arg(0))
+	}
+	st, err := openStoreReadOnly(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	pts, ok := st.(flow.PassThroughStore)
+	if !ok {
+		return fmt.Errorf("endpoints learned: the store at %s keeps no pass-through list", g.store)
+	}
+	list, err := pts.PassThroughs(ctx)
+	if err != nil {
+		return fmt.Errorf("endpoints learned: %w", err)
+	}
+	if *asJSON {
+		out := make([]learnedJSON, 0, len(list))
+		for _, p := range list {
+			out = append(out, learnedJSON{Host: p.Host, Learned: p.Learned.UTC(), Client: p.Client, Reason: p.Reason, Flow: p.Flow})
+		}
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if len(list) == 0 {
+		return emptyf("endpoints learned: no host learned yet (proxy --intercept learns one when a client refuses its certificate)")
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tLEARNED\tCLIENT\tREASON")
+	for _, p := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Host, p.Learned.UTC().Format("2006-01-02 15:04:05"), p.Client, p.Reason)
 	}
 	return tw.Flush()
 }

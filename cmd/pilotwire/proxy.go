@@ -28,6 +28,8 @@ const proxyExamples = `  pilotwire proxy                                  # :808
   pilotwire proxy --allow-clients 192.0.2.0/24     # serve clients outside the private ranges
   pilotwire proxy --record=false --ui ""           # forward only (benchmarking)
   pilotwire proxy --enforce allowlist.txt          # lab: behave like a proxy that allows only these hosts
+  pilotwire proxy --intercept                      # lab: record full HTTPS URLs (pilotwire ca init first; devices trust its CA)
+  pilotwire proxy --intercept --intercept-hosts '*.officecdn.microsoft.com,*.delivery.mp.microsoft.com'
   pilotwire proxy --pac-fallback direct            # PAC says "PROXY ...; DIRECT": devices go direct (uncaptured) if the proxy is down
 
 Point a Windows device at it (pilotwire prints the addresses when it starts):
@@ -36,11 +38,16 @@ Point a Windows device at it (pilotwire prints the addresses when it starts):
   DHCP option 252 or a DNS "wpad" name pointing at http://ADDR:8080/wpad.dat (WPAD)
 `
 
+// proxyNetwork, when set (by tests), adjusts the proxy before it starts:
+// it gives the stand-in internet's resolver, dialer and CA.
+var proxyNetwork func(*proxy.Proxy)
+
 // proxyOptions are the flags of the proxy command.
 type proxyOptions struct {
 	listen, connectPorts, upstream, allowClients, auth, pacFallback string
 	enforce, deny                                                   string
 	ui                                                              uiFlags
+	intercept                                                       interceptFlags
 	allowPrivate, record                                            bool
 	devices                                                         multiFlag
 	maxHeaderBytes, maxConns                                        int
@@ -71,6 +78,7 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	fs.StringVar(&o.enforce, "enforce", "", "allow only the hosts of the allowlist `FILE` (Squid dstdomain, plain pattern list, CSV, JSON\n"+
 		"or catalog YAML, as endpoints export writes them); others get 403 and are recorded as denied")
 	fs.StringVar(&o.deny, "deny", "", "deny the hosts of the list `FILE` (same formats), with or without --enforce")
+	o.intercept.register(fs)
 	fs.BoolVar(&o.record, "record", true, "store flows; --record=false only forwards (for benchmarking)")
 	if err := parseFlags(g, fs, args); err != nil {
 		return err
@@ -81,6 +89,9 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	p, err := o.proxy()
 	if err != nil {
 		return err
+	}
+	if proxyNetwork != nil {
+		proxyNetwork(p)
 	}
 	policy, err := loadPolicy(o.enforce, o.deny)
 	if err != nil {
@@ -126,6 +137,19 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 		// stored.
 		p.ProgressEvery = o.flushInterval
 	}
+	cat, err := loadCatalog(g)
+	if err != nil {
+		if rec != nil {
+			rec.Close()
+		}
+		return err
+	}
+	if p.Intercept, err = o.intercept.interceptor(ctx, g, cat, st); err != nil {
+		if rec != nil {
+			rec.Close()
+		}
+		return err
+	}
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -165,6 +189,9 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 		go ui.Serve(uiLn)
 	}
 	printListening(g.stdout, ln.Addr(), uiLn, token, g.store, o)
+	if p.Intercept != nil {
+		printIntercepting(g.stdout, p.Intercept, cat)
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(ln) }()
@@ -332,7 +359,7 @@ func proxyPage(g *globals, p *proxy.Proxy, rec *flow.Recorder, st flow.Store, hu
 		Status: func() web.Status {
 			s := p.Stats()
 			out := web.Status{Proxy: &web.ProxyStatus{OpenConns: s.OpenConns, OpenTunnels: s.OpenTunnels, Requests: s.Requests,
-				UptimeSeconds: time.Since(s.Started).Seconds()}}
+				UptimeSeconds: time.Since(s.Started).Seconds(), Intercepting: p.Intercept != nil}}
 			if rec != nil {
 				h, rs := rec.Health(), rec.Stats()
 				out.Recording = &web.RecordingStatus{OK: h.Recording, Text: h.String(), Writes: rs.Written, Dropped: rs.Dropped}

@@ -101,6 +101,9 @@ func New(o Options) *Interceptor {
 	return i
 }
 
+// Options returns the options the interceptor was made with.
+func (i *Interceptor) Options() Options { return i.o }
+
 // CA is the CA the interceptor signs with.
 func (i *Interceptor) CA() *ca.CA { return i.o.CA }
 

@@ -44,6 +44,11 @@ type Conn struct {
 	Tunnel flow.Flow
 	// Record receives each request's flow. It must not block.
 	Record func(flow.Flow)
+	// Refused, if set, is told at once when the server is refused (its
+	// certificate did not verify), before the client is served: the
+	// tunnel's flow says so even if the proxy shuts down while the client
+	// keeps the connection open.
+	Refused func(why string)
 	// HandshakeTimeout limits each TLS handshake, HeaderTimeout the
 	// reading of a request head, IdleTimeout a connection waiting for its
 	// next request.
@@ -89,6 +94,9 @@ func (i *Interceptor) Serve(ctx context.Context, c Conn) Result {
 		// every request is then refused.
 		res.Refused = upstreamRefusal(name, err)
 		up = nil
+		if c.Refused != nil {
+			c.Refused(res.Refused)
+		}
 	}
 	srvCfg := &tls.Config{Certificates: []tls.Certificate{*leaf}, NextProtos: []string{"h2", "http/1.1"}}
 	tc, err := handshake(ctx, tls.Server(c.Client, srvCfg), c.HandshakeTimeout)

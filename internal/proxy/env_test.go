@@ -89,6 +89,7 @@ type env struct {
 	addr  string // the proxy's address
 	url   *url.URL
 	store *sqlite.DB
+	db    string // the store's file
 	rec   *flow.Recorder
 	done  chan struct{}
 	once  sync.Once
@@ -118,7 +119,8 @@ func newEnv(t *testing.T, configure func(*Proxy)) *env {
 			t.Fatal(err)
 		}
 	}
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "flows.db"))
+	db := filepath.Join(t.TempDir(), "flows.db")
+	st, err := sqlite.Open(t.Context(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +133,7 @@ func newEnv(t *testing.T, configure func(*Proxy)) *env {
 		configure(p)
 	}
 	e := startEnv(t, p)
-	e.net, e.store, e.rec = in, st, rec
+	e.net, e.store, e.db, e.rec = in, st, db, rec
 	return e
 }
 

@@ -108,9 +108,15 @@ func (t *tunnel) interceptOrPass() bool {
 			return nc, err
 		},
 		Host: host, Port: port, SNI: h.SNI,
-		RootCAs:          roots,
-		Tunnel:           tunnelFlow,
-		Record:           func(fl flow.Flow) { p.record(&fl) },
+		RootCAs: roots,
+		Tunnel:  tunnelFlow,
+		Record:  func(fl flow.Flow) { p.record(&fl) },
+		Refused: func(why string) {
+			t.mu.Lock()
+			f.Decision = flow.DecisionDenied
+			t.mu.Unlock()
+			t.end(why, nil)
+		},
 		HandshakeTimeout: p.headerTimeout(),
 		HeaderTimeout:    p.headerTimeout(),
 		IdleTimeout:      p.idleTimeout(),
@@ -124,6 +130,9 @@ func (t *tunnel) interceptOrPass() bool {
 	}
 	t.mu.Lock()
 	note := fmt.Sprintf("intercepted (%s), %d requests", res.Protocol, res.Requests)
+	if res.Requests == 1 {
+		note = fmt.Sprintf("intercepted (%s), 1 request", res.Protocol)
+	}
 	if res.Protocol == "" {
 		note = "intercepted"
 	}
