@@ -221,3 +221,31 @@ func TestSingleMilestones(t *testing.T) {
 		}
 	}
 }
+
+// TestInterceptedFile: an HTTPS request that proxy --intercept recorded
+// (its URL visible, inside a tunnel) names the file a milestone
+// downloaded, and path rules match it; a CONNECT tunnel names none.
+func TestInterceptedFile(t *testing.T) {
+	tunnel := tf(0, "swda01-mscdn.azureedge.net")
+	tunnel.Kind, tunnel.Port = flow.KindConnect, 443
+	req := tf(1, "swda01-mscdn.azureedge.net")
+	req.Kind, req.Scheme, req.Method, req.Status, req.Tunnel = flow.KindHTTP, "https", "GET", 200, tunnel.Key
+	req.URL = "https://swda01-mscdn.azureedge.net/a1b2/content/7zip.intunewin?sv=1&sig=REDACTED"
+	tl := build(t, []flow.Flow{tunnel, req}, timeline.Options{})
+	var got string
+	for _, m := range tl.Milestones {
+		if m.ID == "win32-content" {
+			got = m.Text
+		}
+	}
+	if want := "An Intune Win32 app (.intunewin) downloads from the Intune content network. File: 7zip.intunewin."; got != want {
+		t.Errorf("win32-content text %q, want %q", got, want)
+	}
+	// The tunnel alone: no file to name.
+	tl = build(t, []flow.Flow{tunnel}, timeline.Options{})
+	for _, m := range tl.Milestones {
+		if m.ID == "win32-content" && strings.Contains(m.Text, "File:") {
+			t.Errorf("a tunnel named a file: %q", m.Text)
+		}
+	}
+}

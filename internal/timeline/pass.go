@@ -188,7 +188,10 @@ func (b *Builder) gather(o *occurrence, hi *hostInfo, f *rec) {
 	if o.m.Region == "" && hi.ref.Region != "" {
 		o.m.Region = hi.ref.Region
 	}
-	if o.file == "" && plain && url != "" {
+	// A URL is visible on plain HTTP, and on HTTPS that was intercepted
+	// (proxy --intercept) or captured by a browser (HAR): its file names
+	// what was downloaded.
+	if o.file == "" && url != "" && strings.Contains(url, "://") {
 		o.file = fileName(url)
 	}
 }
