@@ -15,7 +15,7 @@ func TestRedactRequestURI(t *testing.T) {
 		{"/x?access_token=a&refresh_token=b&id_token=c", "/x?access_token=REDACTED&refresh_token=REDACTED&id_token=REDACTED"},
 		{"/x?Client_Secret=a&X-Amz-Signature=b", "/x?Client_Secret=REDACTED&X-Amz-Signature=REDACTED"},
 		{"/x?%73ig=a", "/x?%73ig=REDACTED"}, // an escaped name is still sig
-		{"/x?sig&n=1", "/x?sig&n=1"},         // no value, nothing to hide
+		{"/x?sig&n=1", "/x?sig&n=1"},        // no value, nothing to hide
 		{"/x?a=1&&b=2&", "/x?a=1&&b=2&"},
 		{"/x?tokenless=1&n=%zz", "/x?tokenless=REDACTED&n=%zz"},
 	} {

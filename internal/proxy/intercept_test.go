@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
@@ -14,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/pilotwire/pilotwire/internal/ca"
 	"github.com/pilotwire/pilotwire/internal/catalog"
@@ -320,5 +324,41 @@ func TestInterceptCurl(t *testing.T) {
 		if r.URL != "https://"+ztdHost+"/bytes?n=2048" || r.Status != 200 || r.BytesDown != 2048 {
 			t.Errorf("request: %+v", r)
 		}
+	}
+}
+
+// Headless Chromium through the intercepting proxy, accepting the lab
+// leaf by its key (--ignore-certificate-errors-spki-list; the leaf is
+// minted first, and the proxy serves the one it cached): the page loads
+// and its request is recorded with its URL.
+func TestInterceptChromium(t *testing.T) {
+	ie := newInterceptEnv(t, nil)
+	leaf, err := ie.ic.Leaves().Get(ztdHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki := sha256.Sum256(leaf.Leaf.RawSubjectPublicKeyInfo)
+	b := testutil.NewBrowser(t, 30*time.Second,
+		chromedp.ProxyServer(ie.url.String()),
+		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])))
+	if err := chromedp.Do(b.Ctx, chromedp.Navigate("https://"+ztdHost+"/bytes?n=30")); err != nil {
+		t.Fatal(err)
+	}
+	text, err := chromedp.Run(b.Ctx, chromedp.Evaluate[string]("document.body.innerText"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text != strings.Repeat("pilotwire-", 3) {
+		t.Errorf("page text %q", text)
+	}
+	_, reqs := byKind(ie.flows())
+	var found bool
+	for _, r := range reqs {
+		if r.URL == "https://"+ztdHost+"/bytes?n=30" && r.Status == 200 && r.BytesDown == 30 && r.ALPN == "h2" && r.Tunnel != "" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no h2 request flow for the page among %+v", reqs)
 	}
 }

@@ -23,7 +23,8 @@ type Browser struct {
 
 // NewBrowser starts Chromium (skipping the test where it is not
 // installed, see LookPath) for at most timeout; it stops with the test.
-func NewBrowser(t *testing.T, timeout time.Duration) *Browser {
+// extra adds command-line flags (a proxy, certificates to accept).
+func NewBrowser(t *testing.T, timeout time.Duration, extra ...chromedp.ExecAllocatorOption) *Browser {
 	t.Helper()
 	exec := LookPath(t, "chromium")
 	opts := []chromedp.ExecAllocatorOption{
@@ -37,6 +38,7 @@ func NewBrowser(t *testing.T, timeout time.Duration) *Browser {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
 	}
+	opts = append(opts, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
