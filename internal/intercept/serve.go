@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/http2"
-
 	"github.com/pilotwire/pilotwire/internal/flow"
 )
 
@@ -128,12 +126,7 @@ func (i *Interceptor) Serve(ctx context.Context, c Conn) Result {
 		ExpectContinueTimeout: time.Second,
 	}
 	defer fw.close()
-	if res.Protocol == "h2" {
-		h2 := &http2.Server{IdleTimeout: c.IdleTimeout}
-		h2.ServeConn(tc, &http2.ServeConnOpts{Context: ctx, Handler: fw, BaseConfig: &http.Server{ErrorLog: quiet}})
-	} else {
-		serveHTTP1(tc, fw, c.HeaderTimeout, c.IdleTimeout)
-	}
+	serveConn(ctx, tc, fw, c.HeaderTimeout, c.IdleTimeout)
 	res.Requests = fw.seq.Load()
 	if res.Requests == 0 && res.Refused == "" && ctx.Err() == nil && i.o.Now().Sub(shook) < rejectWindow {
 		res.Learned = i.refusedBy(c, name, "client closed right after the TLS handshake, with no request")
@@ -201,24 +194,29 @@ func tlsVersionName(v uint16) string {
 // is a flow's error, not a log line).
 var quiet = log.New(io.Discard, "", 0)
 
-// serveHTTP1 serves HTTP/1.1 on conn with net/http's server until the
-// connection closes.
-func serveHTTP1(conn net.Conn, h http.Handler, headerTimeout, idle time.Duration) {
+// serveConn serves the client's connection with net/http's server, in
+// the protocol its handshake chose (HTTP/2 or HTTP/1.1), until the
+// connection closes or ctx is done (the proxy is shutting down).
+func serveConn(ctx context.Context, conn *tls.Conn, h http.Handler, headerTimeout, idle time.Duration) {
 	done := make(chan struct{})
 	var once sync.Once
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: headerTimeout,
 		IdleTimeout:       idle,
 		ErrorLog:          quiet,
-		// The connection's protocol was chosen already: no HTTP/2 here.
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		Protocols:         &protocols,
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			if s == http.StateClosed || s == http.StateHijacked {
 				once.Do(func() { close(done) })
 			}
 		},
 	}
+	stop := context.AfterFunc(ctx, func() { srv.Close() })
+	defer stop()
 	_ = srv.Serve(&oneListener{conn: conn})
 	<-done
 }
