@@ -131,6 +131,17 @@ func TestProxyIntercept(t *testing.T) {
 	if err := get(trusting(t, addr, real), "https://cs.dds.microsoft.com/x"); err == nil {
 		t.Fatal("a client that does not trust the lab CA got through an intercepted connection")
 	}
+	// Learned when the client's alert reaches the proxy, maybe just after
+	// the client saw its error: wait until the store lists it (bounded).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		out, _, _ := runCmd(t, "--store", store, "endpoints", "learned")
+		if strings.Contains(out, "cs.dds.microsoft.com") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("cs.dds.microsoft.com not learned within 5 s")
+		}
+	}
 	if err := get(trusting(t, addr, real), "https://cs.dds.microsoft.com/x"); err != nil {
 		t.Fatalf("second connection, which should be tunnelled: %v", err)
 	}

@@ -246,6 +246,14 @@ func TestInterceptLearns(t *testing.T) {
 	if err == nil || !errors.As(err, &uae) {
 		t.Fatalf("first GET: %v, want an unknown authority", err)
 	}
+	// The proxy learns when the client's alert reaches it, which may be
+	// just after the client saw its error: wait for it (bounded).
+	for deadline := time.Now().Add(5 * time.Second); len(ie.ic.Learned()) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the refusal was not learned within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	code, _, body := get(t, c, "https://"+ztdHost+"/bytes?n=5")
 	if code != 200 || len(body) != 5 {
 		t.Fatalf("second GET: %d, %d bytes", code, len(body))
