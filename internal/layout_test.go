@@ -37,6 +37,11 @@ var rules = []struct {
 	{"internal/scenario", []string{module + "/internal/store/", module + "/internal/proxy", module + "/internal/timeline", module + "/internal/report", module + "/internal/session", "database/sql"}, "simulated devices play scenarios like a real client; what a run means is others' job", nil},
 	{"internal/export", []string{module + "/internal/store/", module + "/internal/catalog", module + "/internal/timeline", module + "/internal/session", module + "/internal/importer", "net/http"}, "export writes flows in other tools' formats, nothing more", nil},
 	{"internal/web", []string{module + "/internal/store/", module + "/internal/importer", module + "/internal/proxy", "database/sql"}, "the page reads through flow.Store and session; cmd wires the store and the proxy in", nil},
+	{"internal/metrics", []string{module + "/internal/store/", module + "/internal/proxy", module + "/internal/web", module + "/internal/report", "database/sql"}, "metrics counts and observes; cmd hands it the proxy's, recorder's and interceptor's counters as functions", nil},
+	{"internal/intercept", []string{module + "/internal/store/", module + "/internal/proxy", module + "/internal/catalog", module + "/internal/timeline", module + "/internal/session", "database/sql"}, "interception serves one tunnel the proxy hands it; what to leave alone comes in as functions and patterns", nil},
+	{"internal/ca", []string{module + "/"}, "the lab CA is a leaf: keys and certificates only", nil},
+	{"internal/allowlist", []string{module + "/internal/store/", module + "/internal/proxy", module + "/internal/timeline", module + "/internal/session", "net/http", "database/sql"}, "allowlists are parsed and matched; the proxy and the report ask them", nil},
+	{"internal/check", []string{module + "/internal/store/", module + "/internal/proxy", module + "/internal/report", module + "/internal/web", "database/sql"}, "check probes the network itself, as a device would; it does not go through pilotwire's proxy code", nil},
 	{"internal/live", []string{module + "/internal/store/", module + "/internal/catalog", module + "/internal/timeline", module + "/internal/session", module + "/internal/report", module + "/internal/proxy", "net/http"}, "live only fans flows out to viewers", nil},
 	// Stores keep flows: they import the vocabulary and nothing above it,
 	// and never each other (storetest is the one contract they share).
@@ -72,7 +77,8 @@ var importers = []struct {
 }{
 	{"internal/store/sqlite", []string{"cmd/", "bench/"}, "a concrete store is chosen where flags are read; everything else takes a flow.Store"},
 	{"internal/store/mem", []string{"cmd/", "bench/"}, "a concrete store is chosen where flags are read; everything else takes a flow.Store"},
-	{"internal/session", []string{"cmd/", "bench/", "internal/web"}, "session is the pipeline the views call; nothing below a view calls it"},
+	// /metrics is a view too: it observes finished sessions' phases.
+	{"internal/session", []string{"cmd/", "bench/", "internal/web", "internal/metrics"}, "session is the pipeline the views call; nothing below a view calls it"},
 	{"internal/report", []string{"cmd/", "bench/", "internal/web"}, "rendering is the last step, called by the views only"},
 }
 
@@ -142,7 +148,7 @@ func TestLayoutRulesCatch(t *testing.T) {
 		"internal/store/mem imports internal/store/sqlite, which only cmd/, bench/ may import: a concrete store is chosen where flags are read; everything else takes a flow.Store",
 		"internal/timeline imports " + m + "store/mem: the timeline is pure functions over flows",
 		"internal/timeline imports internal/store/mem, which only cmd/, bench/ may import: a concrete store is chosen where flags are read; everything else takes a flow.Store",
-		"internal/catalog imports internal/session, which only cmd/, bench/, internal/web may import: session is the pipeline the views call; nothing below a view calls it",
+		"internal/catalog imports internal/session, which only cmd/, bench/, internal/web, internal/metrics may import: session is the pipeline the views call; nothing below a view calls it",
 	}
 	if got := strings.Join(bad, "\n"); got != strings.Join(want, "\n") {
 		t.Errorf("violations:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,9 @@ func withStandIn(t *testing.T) *sim.Internet {
 			t.Fatal(err)
 		}
 	}
+	if _, err := in.AddHTTP("ctldl.windowsupdate.com", 80, mux); err != nil {
+		t.Fatal(err)
+	}
 	proxyNetwork = func(p *proxy.Proxy) {
 		p.Resolve, p.Dial, p.TLSConfig = in.Resolve, in.Dial, &tls.Config{RootCAs: in.CertPool()}
 	}
@@ -67,7 +71,9 @@ func startInProcess(t *testing.T, args ...string) (string, []string, func() erro
 		if m := regexp.MustCompile(`listening on (\S+)  PAC`).FindStringSubmatch(sc.Text()); m != nil {
 			addr = m[1]
 		}
-		if strings.HasPrefix(sc.Text(), "    tunnelled untouched:") {
+		// The banner ends with the flows line, or with interception's.
+		if strings.HasPrefix(sc.Text(), "    tunnelled untouched:") ||
+			strings.HasPrefix(sc.Text(), "  flows:") && !slices.Contains(args, "--intercept") {
 			break
 		}
 	}

@@ -16,8 +16,10 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/live"
+	"github.com/pilotwire/pilotwire/internal/metrics"
 	"github.com/pilotwire/pilotwire/internal/proxy"
 	"github.com/pilotwire/pilotwire/internal/store/mem"
+	"github.com/pilotwire/pilotwire/internal/timeline"
 	"github.com/pilotwire/pilotwire/internal/web"
 )
 
@@ -185,6 +187,15 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 			}
 			return err
 		}
+		met := metrics.New(proxyMetrics(p, rec))
+		if record := p.Record; record != nil {
+			p.Record = func(f flow.Flow) { met.Observe(f); record(f) }
+		} else {
+			p.Record = met.Observe
+		}
+		mctx, stopMetrics := context.WithCancel(ctx)
+		defer stopMetrics()
+		serveMetrics(mctx, g, page, met, st, cat, timeline.DefaultGap)
 		ui = pageServer(page)
 		go ui.Serve(uiLn)
 	}
@@ -230,6 +241,22 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 		return fmt.Errorf("proxy: storing flows: %w", recErr)
 	}
 	return nil
+}
+
+// proxyMetrics are the counters /metrics reads from the proxy, its
+// recorder (nil: not recording) and its interceptor (nil: off).
+func proxyMetrics(p *proxy.Proxy, rec *flow.Recorder) metrics.Sources {
+	src := metrics.Sources{Proxy: func() (int64, int64, int64) {
+		s := p.Stats()
+		return s.OpenConns, s.OpenTunnels, s.Requests
+	}}
+	if rec != nil {
+		src.Recorder = func() (flow.RecorderStats, flow.RecorderHealth) { return rec.Stats(), rec.Health() }
+	}
+	if ic := p.Intercept; ic != nil {
+		src.Intercept = func() (int64, int) { return ic.Leaves().Minted(), len(ic.Learned()) }
+	}
+	return src
 }
 
 // proxy builds the Proxy the flags describe.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/live"
+	"github.com/pilotwire/pilotwire/internal/metrics"
 	"github.com/pilotwire/pilotwire/internal/session"
 	"github.com/pilotwire/pilotwire/internal/store/mem"
 	"github.com/pilotwire/pilotwire/internal/timeline"
@@ -89,6 +90,9 @@ func runServe(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	mctx, stopMetrics := context.WithCancel(ctx)
+	defer stopMetrics()
+	serveMetrics(mctx, g, page, metrics.New(metrics.Sources{}), st, cat, gap)
 	ln, err := ui.listen("serve")
 	if err != nil {
 		return err

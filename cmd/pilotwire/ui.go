@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,12 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/pilotwire/pilotwire/internal/catalog"
+	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/metrics"
+	"github.com/pilotwire/pilotwire/internal/session"
+	"github.com/pilotwire/pilotwire/internal/web"
 )
 
 // tokenEnv holds the page's token when no --ui-token-file is given: never
@@ -111,4 +118,21 @@ func pageURL(addr net.Addr, token string) string {
 		u += "?token=" + url.QueryEscape(token)
 	}
 	return u
+}
+
+// metricsPhaseEvery is how often /metrics looks for sessions that have
+// finished, to observe their phases.
+const metricsPhaseEvery = time.Minute
+
+// serveMetrics puts /metrics on the page (behind its token, like every
+// route but /healthz) and, with a store, observes the phases of sessions
+// as they finish, until ctx ends.
+func serveMetrics(ctx context.Context, g *globals, page *web.Server, m *metrics.Metrics, st flow.Store, cat *catalog.Catalog, gap time.Duration) {
+	page.Handle("GET /metrics", m.Handler())
+	if st == nil {
+		return
+	}
+	go m.WatchPhases(ctx, session.FromStore(st, g.store), cat, gap, metricsPhaseEvery, func(err error) {
+		fmt.Fprintf(g.stderr, "pilotwire: /metrics: finished sessions' phases: %v\n", err)
+	})
 }
