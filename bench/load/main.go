@@ -2,15 +2,20 @@
 // once (the stand-in internet, a real SQLite store), each playing a
 // built-in scenario again and again, and checks and prints: flows the
 // devices made against flows stored (none may be lost), steps that did not
-// end as their scenario expects, CPU per flow and peak RSS of the whole
-// process (proxy, store, devices and stand-in servers together: an upper
-// bound for the proxy), and how much longer than the scenario asks the
-// exchanges took (p50, p99). Each device keeps at most 4 exchanges in
-// flight: 500 devices then hold about 8,000 descriptors in this one process
-// (device, proxy both ways, stand-in server), under the usual limit of
-// 20,000 (ulimit -n).
+// end as their scenario expects, CPU per flow, peak RSS, and how long the
+// exchanges took (p50, p99).
 //
-//	go run ./bench/load                               # 500 devices for 2 minutes (and their last rounds)
+// Side by side in one run (unless -direct=false): first the same devices
+// play the same scenario for the same time with no proxy, straight to the
+// stand-in internet; then through the proxy. The differences are what the
+// proxy adds: its CPU per flow (the devices' and servers' own CPU is in
+// both and cancels out) and its latency per exchange (p50 and p99 of the
+// proxied run minus those of the direct one). Each device keeps at most 4
+// exchanges in flight: 500 devices then hold about 8,000 descriptors in
+// this one process (device, proxy both ways, stand-in server), under the
+// usual limit of 20,000 (ulimit -n).
+//
+//	go run ./bench/load                               # 500 devices, 2 minutes direct, then 2 through the proxy
 //	go run ./bench/load -devices 1 -duration 30s      # one device, for comparison
 package main
 
@@ -39,14 +44,77 @@ func main() {
 	duration := flag.Duration("duration", 2*time.Minute, "how long the devices play (each plays its scenario again and again)")
 	speed := flag.Float64("speed", 60, "scenario speed factor")
 	name := flag.String("scenario", "user-driven", "built-in scenario")
+	direct := flag.Bool("direct", true, "first play the same load with no proxy, to tell what the proxy adds")
 	flag.Parse()
-	if err := run(*devices, *duration, *speed, *name); err != nil {
+	if err := run(*devices, *duration, *speed, *name, *direct); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(devices int, d time.Duration, speed float64, name string) error {
+// played is what one run of the devices did.
+type played struct {
+	steps, unexpected int64
+	took              []time.Duration // each exchange, end - start, sorted
+	beyond            []time.Duration // each exchange's time beyond what the scenario asks, sorted
+	cpu               time.Duration
+	elapsed           time.Duration
+}
+
+func (p *played) q(list []time.Duration, f float64) time.Duration {
+	if len(list) == 0 {
+		return 0
+	}
+	return list[min(len(list)-1, int(f*float64(len(list))))]
+}
+
+// play runs the devices for d, each round after round with a Runner from
+// runner, and finishes the rounds in progress.
+// A step the scenario expects the proxy to refuse is not refused with no
+// proxy: direct runs do not count it as unexpected.
+func play(devices int, d time.Duration, speed float64, sc *scenario.Scenario, direct bool, runner func(i, round int) *scenario.Runner) *played {
+	var steps, unexpected atomic.Int64
+	var mu sync.Mutex
+	var took, beyond []time.Duration
+	cpu0, t0 := cpu(), time.Now()
+	// Devices start no new round after d, and finish the one they are in:
+	// a step cut off half way would count as lost without being so.
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for i := range devices {
+		wg.Go(func() {
+			for round := 0; time.Now().Before(deadline); round++ {
+				recs, _ := runner(i, round).Run(context.Background(), sc)
+				var lt, lb []time.Duration
+				for k := range recs {
+					if recs[k].Start.IsZero() {
+						continue // cut off by the end of the run before it began
+					}
+					steps.Add(1)
+					if !recs[k].Expected(&sc.Steps[k]) && !(direct && sc.Steps[k].Expect == scenario.ExpectRefused) {
+						unexpected.Add(1)
+					}
+					want := time.Duration(float64(sc.Steps[k].Duration) / speed)
+					lt = append(lt, recs[k].End.Sub(recs[k].Start))
+					lb = append(lb, recs[k].End.Sub(recs[k].Start)-want)
+				}
+				mu.Lock()
+				took, beyond = append(took, lt...), append(beyond, lb...)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(took)
+	slices.Sort(beyond)
+	return &played{steps: steps.Load(), unexpected: unexpected.Load(), took: took, beyond: beyond, cpu: cpu() - cpu0, elapsed: time.Since(t0)}
+}
+
+func deviceAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{127, 1, byte(i / 250), byte(1 + i%250)})
+}
+
+func run(devices int, d time.Duration, speed float64, name string, compare bool) error {
 	sc, err := scenario.Load(name, os.ReadFile)
 	if err != nil {
 		return err
@@ -59,6 +127,28 @@ func run(devices int, d time.Duration, speed float64, name string) error {
 	if err := scenario.Stage(in, sc); err != nil {
 		return err
 	}
+	newRunner := func(i, round int) *scenario.Runner {
+		return &scenario.Runner{RootCAs: in.CertPool(), Speed: speed, BytesScale: 1.0 / 1024,
+			Jitter: 0.2, Seed: uint64(i*1000 + round), LocalAddr: deviceAddr(i), MaxParallel: 4}
+	}
+
+	var direct *played
+	var directRSS float64
+	if compare {
+		direct = play(devices, d, speed, sc, true, func(i, round int) *scenario.Runner {
+			r := newRunner(i, round)
+			r.Direct = func(ctx context.Context, host string, port int) (net.Conn, error) {
+				addrs, err := in.Resolve(ctx, host)
+				if err != nil {
+					return nil, err
+				}
+				return in.Dial(ctx, "tcp", netip.AddrPortFrom(addrs[0], uint16(port)).String())
+			}
+			return r
+		})
+		directRSS = maxRSSMiB()
+	}
+
 	dir, err := os.MkdirTemp("", "pilotwire-load")
 	if err != nil {
 		return err
@@ -77,67 +167,39 @@ func run(devices int, d time.Duration, speed float64, name string) error {
 		return err
 	}
 	go p.Serve(ln)
-
-	var steps, unexpected atomic.Int64
-	var mu sync.Mutex
-	var over []time.Duration
-	cpu0, t0 := cpu(), time.Now()
-	// Devices start no new round after d, and finish the one they are in:
-	// a step cut off half way would count as lost without being so.
-	deadline := time.Now().Add(d)
-	ctxRun := ctx
-	var wg sync.WaitGroup
-	for i := range devices {
-		addr := netip.AddrFrom4([4]byte{127, 1, byte(i / 250), byte(1 + i%250)})
-		wg.Go(func() {
-			for round := 0; time.Now().Before(deadline); round++ {
-				r := &scenario.Runner{Proxy: ln.Addr().String(), RootCAs: in.CertPool(), Speed: speed, BytesScale: 1.0 / 1024,
-					Jitter: 0.2, Seed: uint64(i*1000 + round), LocalAddr: addr, MaxParallel: 4}
-				recs, _ := r.Run(ctxRun, sc)
-				var local []time.Duration
-				for k := range recs {
-					if recs[k].Start.IsZero() {
-						continue // cut off by the end of the run before it began
-					}
-					steps.Add(1)
-					if !recs[k].Expected(&sc.Steps[k]) {
-						unexpected.Add(1)
-					}
-					want := time.Duration(float64(sc.Steps[k].Duration) / speed)
-					local = append(local, recs[k].End.Sub(recs[k].Start)-want)
-				}
-				mu.Lock()
-				over = append(over, local...)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(t0)
+	proxied := play(devices, d, speed, sc, false, func(i, round int) *scenario.Runner {
+		r := newRunner(i, round)
+		r.Proxy = ln.Addr().String()
+		return r
+	})
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
 	p.Shutdown(sctx)
 	if err := rec.Close(); err != nil {
 		return err
 	}
-	used := cpu() - cpu0
 	stored, err := st.CountFlows(ctx, flow.Filter{})
 	if err != nil {
 		return err
 	}
-	slices.Sort(over)
-	q := func(f float64) time.Duration {
-		if len(over) == 0 {
-			return 0
-		}
-		return over[min(len(over)-1, int(f*float64(len(over))))]
+	perStep := func(pl *played) float64 { return float64(pl.cpu.Microseconds()) / float64(max(pl.steps, 1)) }
+	ms := func(t time.Duration) string { return t.Round(100 * time.Microsecond).String() }
+
+	fmt.Printf("%d devices playing %q at %gx, %s each way (SQLite store, stand-in internet)\n", devices, sc.Name, speed, d)
+	if direct != nil {
+		fmt.Printf("direct, no proxy: %d steps in %s, %d not as the scenario expects; CPU %.0f µs a step; exchanges p50 %s, p99 %s; peak RSS %.0f MiB\n",
+			direct.steps, direct.elapsed.Round(time.Second), direct.unexpected, perStep(direct), ms(direct.q(direct.took, 0.5)), ms(direct.q(direct.took, 0.99)), directRSS)
 	}
-	fmt.Printf("%d devices playing %q at %gx for %s through one proxy (SQLite store, stand-in internet)\n", devices, sc.Name, speed, elapsed.Round(time.Second))
-	fmt.Printf("  steps played %d, flows stored %d, lost %d\n", steps.Load(), stored, steps.Load()-stored)
-	fmt.Printf("  steps that did not end as the scenario expects: %d\n", unexpected.Load())
-	fmt.Printf("  flows a second: %.0f\n", float64(stored)/elapsed.Seconds())
-	fmt.Printf("  CPU per flow (whole process: proxy, store, devices, servers): %.0f µs\n", float64(used.Microseconds())/float64(max(stored, 1)))
-	fmt.Printf("  peak RSS (whole process): %.0f MiB\n", maxRSSMiB())
-	fmt.Printf("  time beyond what the scenario asks, per exchange: p50 %s, p99 %s\n", q(0.5).Round(100*time.Microsecond), q(0.99).Round(100*time.Microsecond))
+	fmt.Printf("through the proxy: %d steps in %s, %d not as the scenario expects; CPU %.0f µs a step; exchanges p50 %s, p99 %s; peak RSS %.0f MiB\n",
+		proxied.steps, proxied.elapsed.Round(time.Second), proxied.unexpected, perStep(proxied), ms(proxied.q(proxied.took, 0.5)), ms(proxied.q(proxied.took, 0.99)), maxRSSMiB())
+	fmt.Printf("  flows stored %d of %d, lost %d; %.0f flows a second\n", stored, proxied.steps, proxied.steps-stored, float64(stored)/proxied.elapsed.Seconds())
+	fmt.Printf("  time beyond what the scenario asks, per exchange: p50 %s, p99 %s\n", ms(proxied.q(proxied.beyond, 0.5)), ms(proxied.q(proxied.beyond, 0.99)))
+	if direct != nil {
+		fmt.Printf("what the proxy adds: CPU %.0f µs per flow; latency per exchange p50 %s, p99 %s\n",
+			perStep(proxied)-perStep(direct), ms(proxied.q(proxied.took, 0.5)-direct.q(direct.took, 0.5)), ms(proxied.q(proxied.took, 0.99)-direct.q(direct.took, 0.99)))
+	}
+	if proxied.steps != stored || proxied.unexpected > 0 || direct != nil && direct.unexpected > 0 {
+		return fmt.Errorf("flows lost or steps not as expected")
+	}
 	return nil
 }

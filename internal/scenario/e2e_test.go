@@ -336,3 +336,50 @@ func TestFromSessionReplays(t *testing.T) {
 		}
 	}
 }
+
+// A device with no proxy (Runner.Direct) plays the same steps straight to
+// the stand-in internet, with the same outcomes: benchmarks compare the
+// two to tell what the proxy adds.
+func TestDirect(t *testing.T) {
+	sc, err := scenario.Parse("direct.yaml", []byte(`name: direct
+description: three steps
+device: vm
+steps:
+  - {at: 0s, connect: "ztd.dds.microsoft.com:443", up: 1000, down: 5000, duration: 100ms}
+  - {at: 0s, get: "http://www.msftconnecttest.com/connecttest.txt", down: 22, duration: 10ms}
+  - {at: 1s, post: "http://ctldl.windowsupdate.com/x", up: 300, down: 400, expect: "404"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := sim.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if err := scenario.Stage(in, sc); err != nil {
+		t.Fatal(err)
+	}
+	dials := 0
+	r := &scenario.Runner{RootCAs: in.CertPool(), Speed: 10,
+		Direct: func(ctx context.Context, host string, port int) (net.Conn, error) {
+			dials++
+			addrs, err := in.Resolve(ctx, host)
+			if err != nil {
+				return nil, err
+			}
+			return in.Dial(ctx, "tcp", netip.AddrPortFrom(addrs[0], uint16(port)).String())
+		}}
+	recs, err := r.Run(t.Context(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rec := range recs {
+		if !rec.Expected(&sc.Steps[i]) {
+			t.Errorf("step %d: %s (%s)", i+1, rec.Outcome, rec.Err)
+		}
+	}
+	if dials != 3 || recs[0].Down != 5000 || recs[2].Status != 404 {
+		t.Errorf("%d dials; records %+v", dials, recs)
+	}
+}

@@ -36,6 +36,11 @@ const (
 type Runner struct {
 	// Proxy is the proxy's address, host:port.
 	Proxy string
+	// Direct, when set, replaces the proxy: the device connects to each
+	// step's host and port itself, as a device with no proxy setting does
+	// (benchmarks compare the two; give the stand-in internet's resolver
+	// and dialer). Proxy is then not used.
+	Direct func(ctx context.Context, host string, port int) (net.Conn, error)
 	// RootCAs verify the servers' certificates (the stand-in internet's
 	// CA, sim.Internet.CertPool).
 	RootCAs *x509.CertPool
@@ -212,8 +217,14 @@ func (r *Runner) dial(ctx context.Context) (net.Conn, error) {
 }
 
 func (r *Runner) exchange(ctx context.Context, st *Step, d time.Duration, rec *Record) error {
-	conn, err := r.dial(ctx)
-	if err != nil {
+	var conn net.Conn
+	var err error
+	if r.Direct != nil {
+		conn, err = r.Direct(ctx, st.Host, st.Port)
+		if err != nil {
+			return fmt.Errorf("dial %s:%d: %w", st.Host, st.Port, err)
+		}
+	} else if conn, err = r.dial(ctx); err != nil {
 		return fmt.Errorf("dial the proxy: %w", err)
 	}
 	defer conn.Close()
@@ -223,7 +234,13 @@ func (r *Runner) exchange(ctx context.Context, st *Step, d time.Duration, rec *R
 	target := net.JoinHostPort(st.Host, strconv.Itoa(st.Port))
 	var rw io.ReadWriter = conn
 	path := st.Path
-	if st.Method == "CONNECT" {
+	if st.Method == "CONNECT" && r.Direct != nil {
+		tc := tls.Client(conn, &tls.Config{ServerName: st.Host, RootCAs: r.RootCAs, NextProtos: []string{"http/1.1"}})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("TLS with %s: %w", st.Host, err)
+		}
+		rw, br = tc, bufio.NewReader(tc)
+	} else if st.Method == "CONNECT" {
 		fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
 		resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
 		if err != nil {
@@ -265,9 +282,9 @@ func (r *Runner) exchange(ctx context.Context, st *Step, d time.Duration, rec *R
 	req.Header.Set(HeaderDown, strconv.FormatInt(r.scale(st.Down), 10))
 	req.Header.Set(HeaderStatus, strconv.Itoa(st.Status()))
 	req.Header.Set(HeaderDuration, strconv.FormatInt(d.Milliseconds(), 10))
-	// Plain HTTP goes to the proxy in absolute form; inside a tunnel
-	// the request is in origin form.
-	if st.Method == "CONNECT" {
+	// Plain HTTP goes to the proxy in absolute form; inside a tunnel, or
+	// straight to the server, the request is in origin form.
+	if st.Method == "CONNECT" || r.Direct != nil {
 		err = req.Write(rw)
 	} else {
 		err = req.WriteProxy(rw)
