@@ -119,6 +119,13 @@ type Flow struct {
 	// connection, the Key of that connection's CONNECT flow: the tunnel
 	// the request travelled in. Empty for every other flow.
 	Tunnel string
+
+	// Headers are, for a request the proxy read inside an intercepted TLS
+	// connection, its request and response headers, one a line: "> Name:
+	// value" for the request's, "< Name: value" for the response's, with
+	// the values of secrets (Authorization, Cookie, tokens) replaced by
+	// REDACTED. Empty for every other flow.
+	Headers string
 }
 
 // Open reports whether the flow has not ended yet.
@@ -197,9 +204,10 @@ const (
 	FieldNote
 	FieldLost
 	FieldTunnel
+	FieldHeaders
 
 	// FieldsAll is every field.
-	FieldsAll = FieldTunnel<<1 - 1
+	FieldsAll = FieldHeaders<<1 - 1
 	// FieldsBrief are the fields of a Brief read (see Filter.Brief).
 	FieldsBrief = FieldEnd | FieldClient | FieldDevice | FieldSession | FieldBytesUp | FieldBytesDown |
 		FieldKind | FieldLost | FieldSourceFile
@@ -289,6 +297,9 @@ func (fs Fields) Trim(f *Flow) {
 	}
 	if fs&FieldTunnel != 0 {
 		keep.Tunnel = f.Tunnel
+	}
+	if fs&FieldHeaders != 0 {
+		keep.Headers = f.Headers
 	}
 	*f = keep
 }

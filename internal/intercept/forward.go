@@ -179,6 +179,7 @@ func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Add("Trailer", k)
 	}
 	f.Status = resp.StatusCode
+	f.Headers = HeaderLines(r.Header, resp.Header)
 	f.Note = contentTypes(resp.Header.Get("Content-Type"), out.Header.Get("Content-Type"), out.Body != http.NoBody)
 	w.WriteHeader(resp.StatusCode)
 	down, err := copyBody(w, resp.Body, resp.ContentLength < 0)

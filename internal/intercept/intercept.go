@@ -36,8 +36,10 @@
 // BytesDown are the request's and the response's body bytes (as HTTP/2
 // frames or HTTP/1.1 chunks carry them, without the framing); the tunnel's
 // own flow keeps counting the encrypted bytes on the client's connection.
-// No header is stored, so Authorization, Cookie, Set-Cookie,
-// Proxy-Authorization and every other header secret never reach the store.
+// Headers holds the request's and the response's headers (HeaderLines),
+// with the values of Authorization, Cookie, Set-Cookie, keys, tokens and
+// other secrets replaced by REDACTED, so they never reach the store.
+// Bodies are never kept.
 //
 // An upstream certificate that does not verify is never accepted: the
 // client is answered 502 with the reason, and every such request and the

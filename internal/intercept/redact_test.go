@@ -56,3 +56,20 @@ func FuzzRedactRequestURI(f *testing.F) {
 		}
 	})
 }
+
+func TestHeaderLines(t *testing.T) {
+	req := map[string][]string{
+		"User-Agent": {"Windows-Update-Agent/10.0"}, "Authorization": {"Bearer eyJ0"}, "Cookie": {"a=1", "b=2"},
+		"X-Api-Key": {"k"}, "Ms-Cv": {"x\r\nInjected: 1"},
+	}
+	resp := map[string][]string{"Content-Type": {"application/json"}, "Set-Cookie": {"s=1"}}
+	want := "> Authorization: REDACTED\n> Cookie: REDACTED\n> Cookie: REDACTED\n> Ms-Cv: xInjected: 1\n> User-Agent: Windows-Update-Agent/10.0\n" +
+		"> X-Api-Key: REDACTED\n< Content-Type: application/json\n< Set-Cookie: REDACTED"
+	if got := HeaderLines(req, resp); got != want {
+		t.Errorf("HeaderLines:\n%s\nwant:\n%s", got, want)
+	}
+	big := map[string][]string{"X-Big": {strings.Repeat("a", MaxHeaders)}}
+	if got := HeaderLines(map[string][]string{"A": {"1"}}, big); got != "> A: 1\n… (cut at 8192 bytes)" {
+		t.Errorf("cut: %q", got)
+	}
+}

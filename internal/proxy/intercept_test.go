@@ -136,8 +136,8 @@ func byKind(fs []flow.Flow) (tunnels, requests []flow.Flow) {
 }
 
 // Each request inside an intercepted connection is a flow of its own,
-// linked to its tunnel, over HTTP/2 and HTTP/1.1, with secret query
-// values redacted and no header kept.
+// linked to its tunnel, over HTTP/2 and HTTP/1.1, with its headers, and
+// the values of secrets in them and in the query redacted.
 func TestInterceptRequests(t *testing.T) {
 	for _, h2 := range []bool{true, false} {
 		name, proto := "h2", "HTTP/2.0"
@@ -175,6 +175,11 @@ func TestInterceptRequests(t *testing.T) {
 			}
 			// "code" is an OAuth authorization code's name: redacted
 			// wherever it appears.
+			for _, want := range []string{"> Authorization: REDACTED\n", "> Cookie: REDACTED\n", "< Content-Length: 1000\n", "< X-Test: yes"} {
+				if !strings.Contains(r.Headers, want) {
+					t.Errorf("headers: no %q in\n%s", want, r.Headers)
+				}
+			}
 			if reqs[1].URL != "https://"+ztdHost+"/status?code=REDACTED" || reqs[1].Status != 404 || reqs[1].Tunnel != tun.Key {
 				t.Errorf("second request's flow: %+v", reqs[1])
 			}

@@ -500,7 +500,7 @@ var fieldColumns = []struct {
 	{flow.FieldStatus, "status"}, {flow.FieldBytesUp, "bytes_up"}, {flow.FieldBytesDown, "bytes_down"},
 	{flow.FieldSNI, "sni"}, {flow.FieldALPN, "alpn"}, {flow.FieldTLSVersion, "tls_version"},
 	{flow.FieldError, "error"}, {flow.FieldDecision, "decision"}, {flow.FieldReason, "reason"}, {flow.FieldNote, "note"},
-	{flow.FieldLost, "lost"}, {flow.FieldTunnel, "tunnel"},
+	{flow.FieldLost, "lost"}, {flow.FieldTunnel, "tunnel"}, {flow.FieldHeaders, "headers"},
 }
 
 // fieldsColumns is the column list of a read of fields fs, and the field
@@ -581,6 +581,8 @@ func (r *rowCursor) scanFields(fl *flow.Flow) {
 			fl.Lost = c.columnInt(st, col)
 		case flow.FieldTunnel:
 			fl.Tunnel = in.get(c.columnView(st, col))
+		case flow.FieldHeaders:
+			fl.Headers = in.get(c.columnView(st, col))
 		}
 	}
 }

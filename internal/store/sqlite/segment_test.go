@@ -154,13 +154,32 @@ func TestSegmentVersion1(t *testing.T) {
 			t.Errorf("flow %d:\n got %+v\nwant %+v", i, got[i], want[i])
 		}
 	}
-	// The encoder writes version 2 now, and a version it does not know
+	// The encoder writes version 3 now, and a version it does not know
 	// is refused.
-	if b, _, _ := encodeSegment(want); b[0] != 2 {
+	if b, _, _ := encodeSegment(want); b[0] != 3 {
 		t.Errorf("encoder writes version %d", b[0])
 	}
-	blob[0] = 3
+	blob[0] = 4
 	if _, err := decodeSegment(blob, 7, nil, &decodeOpts{}); err == nil || !strings.Contains(err.Error(), "unknown version") {
-		t.Errorf("version 3: %v", err)
+		t.Errorf("version 4: %v", err)
+	}
+}
+
+// segmentV2 is a segment written by the encoder before version 3 added
+// Flow.Headers: an intercepted request and its tunnel.
+const segmentV2 = "020209000931302e302e302e32330570726f7879046874747003474554056874747073157a74642e6464732e6d6963726f736f66742e636f6d0470782d3107636f6e6e6563740000036b2f3180c8b1c9c3bce586310081a8d6b90700f6069003000a01000002000304050600000000000000071f68747470733a2f2f7a74642e6464732e6d6963726f736f66742e636f6d2f7801000470782d3180d0acf30e000000f606000000010000020008000006000000000000000000"
+
+func TestSegmentVersion2(t *testing.T) {
+	blob, err := hex.DecodeString(segmentV2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeSegment(blob, 1, nil, &decodeOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Tunnel != "px-1" || got[0].URL != "https://ztd.dds.microsoft.com/x" || got[0].Headers != "" ||
+		got[1].Key != "px-1" || got[1].Kind != flow.KindConnect {
+		t.Errorf("decoded %+v", got)
 	}
 }

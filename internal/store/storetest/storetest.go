@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 		want := sample(3)
 		want.Device, want.Session, want.URL, want.Error, want.Note, want.SourceFile = "LAB-VM-07", "run1", "https://x/y?z", "boom", "n", "cap.har"
 		want.Tunnel = "px-0a1b2c3d-7"
+		want.Headers = "> User-Agent: Windows-Update-Agent\n< Content-Type: application/soap+xml; charset=utf-8\n< MS-CV: 1f2e.3"
 		if err := s.PutFlows(context.Background(), []flow.Flow{want}); err != nil {
 			t.Fatal(err)
 		}
@@ -388,6 +389,7 @@ func generated(prefix string, src flow.Source, n int, seed uint64) []flow.Flow {
 		}
 		if r.IntN(5) == 0 {
 			f.Tunnel = fmt.Sprintf("px-%d", r.IntN(40))
+			f.Headers = fmt.Sprintf("> Host: h%d\n< Content-Length: %d", r.IntN(9), r.IntN(1000))
 		}
 		if r.IntN(50) == 0 {
 			f.BytesUp, f.BytesDown = -1, -1
@@ -699,7 +701,7 @@ func testFileRoundTrip(t *testing.T, s flow.Store) {
 		Status: 200, BytesUp: 4096, BytesDown: 123456789012,
 		SNI: "login.microsoftonline.com", ALPN: "h2,http/1.1", TLSVersion: "1.3",
 		Error: `tls: "bad" record, mac`, Decision: flow.DecisionAllowed, Reason: "client closed", Note: "host named from DNS",
-		Tunnel: "px-0a1b2c3d-12",
+		Tunnel: "px-0a1b2c3d-12", Headers: "> Authorization: REDACTED\n< Set-Cookie: REDACTED\n< X-Ünïcode: ü",
 	}
 	open := full
 	open.Key, open.Start, open.End = "f1", time.Date(2023, 3, 30, 8, 0, 0, 1, nepal), time.Time{}
