@@ -93,6 +93,9 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 		}
 		limits = append(limits, l)
 	}
+	if ui.addr == "" {
+		return usagef("demo: --ui: the demo is shown on its page; give it an address, e.g. 127.0.0.1:8081")
+	}
 	token, err := ui.token("demo")
 	if err != nil {
 		return err

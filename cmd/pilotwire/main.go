@@ -67,6 +67,7 @@ Usage:
 Commands:
   proxy       capture: forward proxy (:8080) and live page (127.0.0.1:8081); stores every flow
   serve       the live page over the store or capture files, no proxying
+  capture     passive: record what passes a network interface (a mirror port, a bridge), no setting on the device
   import      read HAR, SAZ, Squid access.log, pcap/pcapng or Chrome net-log files into the store
   flows       list captured flows, with filters
   sessions    list device sessions
@@ -122,6 +123,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
+	case "capture":
+		return runCapture(ctx, g, rest)
 	case "proxy":
 		return runProxy(ctx, g, rest)
 	case "import":

@@ -437,6 +437,13 @@ func (rd *reader) setHello(c *conn, h *clientHello) {
 	}
 	if c.hello == nil {
 		c.hello = h
+		if rd.live && c.nreqs == 0 {
+			// A live capture shows the tunnel while it is open, as the
+			// proxy does; its end replaces this record (same Key).
+			f, pkts := rd.connFlow(c)
+			f.End = time.Time{}
+			rd.out(f, pkts)
+		}
 	}
 }
 
@@ -455,30 +462,36 @@ func (rd *reader) finish(c *conn) {
 		return
 	}
 	if c.nreqs == 0 {
-		f := rd.baseFlow(c)
-		f.Key = connKeyString(c)
-		f.BytesUp, f.BytesDown = c.up.hi, c.down.hi
-		f.Kind = flow.KindTCP
-		var pkts []int
-		if c.hello != nil {
-			f.Kind = flow.KindTLS
-			f.Scheme = "https"
-			applyHello(&f, c.hello)
-			pkts = c.hello.pkts
-		}
-		rd.nameHost(&f, c.server.Addr())
-		switch {
-		case c.synSeen && !c.heard:
-			f.Error = "no answer from the server"
-		case c.synSeen && !c.synAck && c.rst && c.rstBy == 1:
-			f.Error = "connection refused (RST)"
-		}
-		rd.out(f, pkts)
+		rd.out(rd.connFlow(c))
 		return
 	}
 	for len(c.reqs) > 0 {
 		rd.emitRequest(c, true)
 	}
+}
+
+// connFlow is the one flow of a connection that carried no HTTP request:
+// a TLS connection or plain TCP.
+func (rd *reader) connFlow(c *conn) (flow.Flow, []int) {
+	f := rd.baseFlow(c)
+	f.Key = connKeyString(c)
+	f.BytesUp, f.BytesDown = c.up.hi, c.down.hi
+	f.Kind = flow.KindTCP
+	var pkts []int
+	if c.hello != nil {
+		f.Kind = flow.KindTLS
+		f.Scheme = "https"
+		applyHello(&f, c.hello)
+		pkts = c.hello.pkts
+	}
+	rd.nameHost(&f, c.server.Addr())
+	switch {
+	case c.synSeen && !c.heard:
+		f.Error = "no answer from the server"
+	case c.synSeen && !c.synAck && c.rst && c.rstBy == 1:
+		f.Error = "connection refused (RST)"
+	}
+	return f, pkts
 }
 
 func connKeyString(c *conn) string {

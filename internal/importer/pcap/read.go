@@ -253,6 +253,11 @@ type reader struct {
 	dnsDone     map[dnsKey]*dnsQuery // answered lately, to drop repeated answers
 	names       map[netip.Addr]string
 	lastSweep   time.Time
+
+	// live: packets come from an interface as they pass (Stream), not
+	// from a file: a TLS connection is emitted open when its ClientHello
+	// is seen, and again when it ends.
+	live bool
 }
 
 func newReader(ctx context.Context, emit emitFunc, skip func(string, error)) *reader {
@@ -272,7 +277,7 @@ func (rd *reader) out(f flow.Flow, hellos []int) {
 		return
 	}
 	f.Source = flow.SourcePcap
-	if f.End.Before(f.Start) {
+	if !f.End.IsZero() && f.End.Before(f.Start) {
 		f.End = f.Start // timestamps that went back in the capture
 	}
 	// Names come off the wire (SNI, Host headers, DNS): one that is no
