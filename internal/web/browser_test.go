@@ -690,3 +690,45 @@ func TestNotRecordingInChromium(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	noProblems(t, b)
 }
+
+// TLS interception in the page: a request read inside an intercepted
+// tunnel hangs under it (↳), the tunnel says it was intercepted, a tunnel
+// left alone says why, and the request's detail shows its redacted
+// headers line by line.
+func TestInterceptedInChromium(t *testing.T) {
+	lp := startLivePage(t, "", 0)
+	b := testutil.NewBrowser(t, time.Minute)
+	open(t, b, lp, "#/flows")
+	waitFor(t, b, `document.querySelectorAll('#flows tbody tr').length === 100`, 5*time.Second)
+	now := time.Now()
+	tunnel := flow.Flow{Key: "px-t-1", Start: now, End: now.Add(time.Second), Client: "10.0.0.23", Source: flow.SourceProxy,
+		Kind: flow.KindConnect, Method: "CONNECT", Host: "swda01-mscdn.azureedge.net", Port: 443, Status: 200,
+		SNI: "swda01-mscdn.azureedge.net", Note: "intercepted (h2), 1 request"}
+	req := flow.Flow{Key: "px-t-1-r1", Start: now.Add(100 * time.Millisecond), End: now.Add(900 * time.Millisecond), Client: "10.0.0.23",
+		Source: flow.SourceProxy, Kind: flow.KindHTTP, Method: "GET", Scheme: "https", Host: "swda01-mscdn.azureedge.net", Port: 443,
+		URL: "https://swda01-mscdn.azureedge.net/a1/7zip.intunewin?sig=REDACTED", Status: 200, BytesDown: 4096, Tunnel: "px-t-1",
+		Headers: "> Authorization: REDACTED\n> User-Agent: Microsoft-Delivery-Optimization/10.0\n< Content-Type: application/octet-stream"}
+	left := flow.Flow{Key: "px-t-2", Start: now.Add(time.Second), End: now.Add(2 * time.Second), Client: "10.0.0.23", Source: flow.SourceProxy,
+		Kind: flow.KindConnect, Method: "CONNECT", Host: "enrollment.manage.microsoft.com", Port: 443, Status: 200,
+		Note: "not intercepted: catalog marks enrollment.manage.microsoft.com do not inspect: Intune: enrollment and check-in authenticate the device with its MDM certificate"}
+	for _, f := range []flow.Flow{tunnel, req, left} {
+		lp.rec.Record(f)
+	}
+	waitFor(t, b, `document.querySelectorAll('#flows tbody tr.in-tunnel').length === 1`, 3*time.Second)
+	if got := eval[string](t, b, `document.querySelector('#flows tbody tr.in-tunnel .tunnel-mark').title`); got != "read inside the intercepted tunnel px-t-1" {
+		t.Errorf("tunnel mark title %q", got)
+	}
+	if n := count(t, b, `#flows tbody .badge.intercepted`); n != 1 {
+		t.Errorf("%d intercepted badges, want 1", n)
+	}
+	if got := eval[string](t, b, `document.querySelector('#flows tbody .badge.passthrough')?.title || ''`); !strings.HasPrefix(got, "catalog marks enrollment.manage.microsoft.com do not inspect: Intune:") {
+		t.Errorf("passed-through badge title %q", got)
+	}
+	click(t, b, `#flows tbody tr.in-tunnel`)
+	waitFor(t, b, `!document.getElementById('detail').hidden && document.querySelectorAll('#detail .kv').length >= 1`, 3*time.Second)
+	headers := eval[string](t, b, `[...document.querySelectorAll('#detail .kv tr')].find(tr => tr.querySelector('th').textContent === 'headers')?.querySelector('td').innerText || ''`)
+	if headers != req.Headers {
+		t.Errorf("detail headers %q, want %q", headers, req.Headers)
+	}
+	shot(t, b, "intercepted")
+}

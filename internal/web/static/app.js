@@ -354,7 +354,27 @@ function flowRow(f) {
   tr.append(svc);
   const host = td('', 'host');
   const port = f.port && f.port !== 443 && f.port !== 80 ? ':' + f.port : '';
+  // TLS interception (proxy --intercept): a request read inside a tunnel
+  // hangs under it; a tunnel says whether it was opened, and if not why.
+  if (f.tunnel) {
+    tr.classList.add('in-tunnel');
+    const m = el('span', 'tunnel-mark', '↳');
+    m.title = 'read inside the intercepted tunnel ' + f.tunnel;
+    host.append(m);
+  }
   host.append(el('span', 'hostname', (f.host || '(no host)') + port));
+  if (f.kind === 'connect' && f.note) {
+    const i = f.note.indexOf('not intercepted: ');
+    if (i >= 0) {
+      const b = el('span', 'badge passthrough', 'passed through');
+      b.title = f.note.slice(i + 'not intercepted: '.length);
+      host.append(b);
+    } else if (f.note.includes('intercepted (')) {
+      const b = el('span', 'badge intercepted', 'intercepted');
+      b.title = f.note;
+      host.append(b);
+    }
+  }
   if (f.url) {
     const u = el('span', 'url', f.url);
     u.title = f.url;
