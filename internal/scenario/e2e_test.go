@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -360,10 +361,10 @@ steps:
 	if err := scenario.Stage(in, sc); err != nil {
 		t.Fatal(err)
 	}
-	dials := 0
+	var dials atomic.Int32 // steps run at once
 	r := &scenario.Runner{RootCAs: in.CertPool(), Speed: 10,
 		Direct: func(ctx context.Context, host string, port int) (net.Conn, error) {
-			dials++
+			dials.Add(1)
 			addrs, err := in.Resolve(ctx, host)
 			if err != nil {
 				return nil, err
@@ -379,7 +380,7 @@ steps:
 			t.Errorf("step %d: %s (%s)", i+1, rec.Outcome, rec.Err)
 		}
 	}
-	if dials != 3 || recs[0].Down != 5000 || recs[2].Status != 404 {
+	if dials.Load() != 3 || recs[0].Down != 5000 || recs[2].Status != 404 {
 		t.Errorf("%d dials; records %+v", dials, recs)
 	}
 }

@@ -39,7 +39,7 @@ type Runner struct {
 	// Direct, when set, replaces the proxy: the device connects to each
 	// step's host and port itself, as a device with no proxy setting does
 	// (benchmarks compare the two; give the stand-in internet's resolver
-	// and dialer). Proxy is then not used.
+	// and dialer). Proxy is then not used. It is called for steps at once.
 	Direct func(ctx context.Context, host string, port int) (net.Conn, error)
 	// RootCAs verify the servers' certificates (the stand-in internet's
 	// CA, sim.Internet.CertPool).
