@@ -2,6 +2,7 @@ package scenario_test
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/allowlist"
 	"github.com/pilotwire/pilotwire/internal/catalog"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/pattern"
@@ -31,6 +33,13 @@ func replay(t *testing.T, sc *scenario.Scenario, speed float64) ([]scenario.Reco
 
 func replayWith(t *testing.T, sc *scenario.Scenario, speed float64, limits []scenario.Limit) ([]scenario.Record, []flow.Flow, *mem.Store) {
 	t.Helper()
+	return replayThrough(t, sc, speed, limits, nil)
+}
+
+// replayThrough is replayWith with the proxy adjusted by configure (nil:
+// as it comes).
+func replayThrough(t *testing.T, sc *scenario.Scenario, speed float64, limits []scenario.Limit, configure func(*proxy.Proxy)) ([]scenario.Record, []flow.Flow, *mem.Store) {
+	t.Helper()
 	in, err := sim.New()
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +53,9 @@ func replayWith(t *testing.T, sc *scenario.Scenario, speed float64, limits []sce
 	device := netip.MustParseAddr("127.0.0.23")
 	p := &proxy.Proxy{Resolve: in.Resolve, Dial: in.Dial, Record: rec.Record,
 		Devices: map[netip.Addr]string{device: sc.Device}}
+	if configure != nil {
+		configure(p)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -381,6 +393,102 @@ steps:
 		}
 	}
 	if dials.Load() != 3 || recs[0].Down != 5000 || recs[2].Status != 404 {
-		t.Errorf("%d dials; records %+v", dials, recs)
+		t.Errorf("%d dials; records %+v", dials.Load(), recs)
 	}
+}
+
+// A device that plays the seed's run through proxy --enforce with the
+// catalog's own required export (Squid format, read back as proxy
+// --enforce reads it) is never denied a host the catalog marks required,
+// and is denied exactly the hosts no required entry covers. Without
+// .manage.microsoft.com in the list, every Intune step is refused (403).
+func TestEnforceRequiredExport(t *testing.T) {
+	sc, err := scenario.Load("user-driven", os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := catalog.Default()
+	required, err := cat.Select(catalog.Selection{Required: []catalog.Required{catalog.RequiredYes}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var export strings.Builder
+	if err := cat.Export(&export, "squid", required, catalog.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	covered := func(host string) bool {
+		return slices.ContainsFunc(required, func(e catalog.Entry) bool { return e.HostPattern().Match(host) })
+	}
+	enforce := func(t *testing.T, list string) ([]scenario.Record, []flow.Flow) {
+		t.Helper()
+		allow, err := allowlist.Parse("required.acl", []byte(list))
+		if err != nil {
+			t.Fatal(err)
+		}
+		policy := allowlist.Policy{Allow: allow}
+		recs, flows, _ := replayThrough(t, sc, 400, nil, func(p *proxy.Proxy) { p.Policy = policy.Decide })
+		return recs, flows
+	}
+
+	t.Run("required export", func(t *testing.T) {
+		recs, flows := enforce(t, export.String())
+		wantDenied := map[string]bool{}
+		for _, st := range sc.Steps {
+			if !covered(st.Host) {
+				wantDenied[st.Host] = true
+			}
+		}
+		gotDenied := map[string]bool{}
+		for _, f := range flows {
+			if f.Decision != flow.DecisionDenied {
+				continue
+			}
+			gotDenied[f.Host] = true
+			if m, ok := cat.Lookup(f.Host); ok && m.Entry.Required == catalog.RequiredYes {
+				t.Errorf("required host %s denied: %s", f.Host, f.Reason)
+			}
+		}
+		if !maps.Equal(gotDenied, wantDenied) || len(wantDenied) == 0 {
+			t.Errorf("denied hosts %v, want those no required entry covers: %v", slices.Sorted(maps.Keys(gotDenied)), slices.Sorted(maps.Keys(wantDenied)))
+		}
+		if len(flows) != len(recs) {
+			t.Errorf("%d flows for %d steps", len(flows), len(recs))
+		}
+	})
+
+	t.Run("without Intune", func(t *testing.T) {
+		var lines []string
+		for _, l := range strings.Split(export.String(), "\n") {
+			if !strings.Contains(l, "manage.microsoft.com") {
+				lines = append(lines, l)
+			}
+		}
+		recs, flows := enforce(t, strings.Join(lines, "\n"))
+		intune := 0
+		for _, st := range sc.Steps {
+			if st.Host == "manage.microsoft.com" || strings.HasSuffix(st.Host, ".manage.microsoft.com") {
+				intune++
+			}
+		}
+		refused := 0
+		for i, rec := range recs {
+			h := sc.Steps[i].Host
+			if h == "manage.microsoft.com" || strings.HasSuffix(h, ".manage.microsoft.com") {
+				if rec.Status != 403 || rec.Outcome != scenario.ExpectRefused {
+					t.Errorf("step %d to %s: %d %s, want 403 refused", i+1, h, rec.Status, rec.Outcome)
+				}
+				refused++
+			}
+		}
+		denied := 0
+		for _, f := range flows {
+			if f.Decision == flow.DecisionDenied && (f.Host == "manage.microsoft.com" || strings.HasSuffix(f.Host, ".manage.microsoft.com")) {
+				denied++
+			}
+		}
+		if intune == 0 || refused != intune || denied != intune {
+			t.Errorf("%d Intune steps, %d refused, %d denied flows", intune, refused, denied)
+		}
+		t.Logf("%d Intune steps refused", intune)
+	})
 }
