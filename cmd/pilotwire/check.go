@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/pilotwire/pilotwire/internal/catalog"
 	"github.com/pilotwire/pilotwire/internal/check"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/session"
@@ -111,13 +113,11 @@ func runCheck(ctx context.Context, g *globals, args []string) error {
 			src.Close()
 			return usagef("check: %v", sessionError(err))
 		}
-		hosts := check.NewSessionHosts(cat)
-		err = session.Flows(ctx, src, s, 0, func(f *flow.Flow) { hosts.Add(f) })
+		sel.Session, sel.Region, err = sessionTargets(ctx, src, s, cat)
 		src.Close()
 		if err != nil {
 			return err
 		}
-		sel.Session, sel.Region = hosts.Targets()
 		fmt.Fprintf(g.stderr, "pilotwire check: session %d: %d hosts", s.Number, len(sel.Session))
 		if sel.Region != "" {
 			fmt.Fprintf(g.stderr, ", Intune region %s", sel.Region)
@@ -153,4 +153,47 @@ func runCheck(ctx context.Context, g *globals, args []string) error {
 		return notReady{rep.Headline()}
 	}
 	return nil
+}
+
+// sessionTargets are the hosts session s used, as check targets, and the
+// Intune scale unit they name.
+func sessionTargets(ctx context.Context, src session.Source, s timeline.Session, cat *catalog.Catalog) ([]check.Target, string, error) {
+	hosts := check.NewSessionHosts(cat)
+	if err := session.Flows(ctx, src, s, 0, func(f *flow.Flow) { hosts.Add(f) }); err != nil {
+		return nil, "", err
+	}
+	targets, region := hosts.Targets()
+	return targets, region, nil
+}
+
+// pageCheck is the page's "Check this network": the hosts a session used,
+// checked from this machine directly, as check --from-session N
+// --format json would (without the catalog's other required hosts).
+// network, if set, adjusts the check's options (the demo's stand-in
+// internet; tests).
+func pageCheck(cat *catalog.Catalog, network func(*check.Options)) func(ctx context.Context, src session.Source, s timeline.Session) ([]byte, error) {
+	return func(ctx context.Context, src session.Source, s timeline.Session) ([]byte, error) {
+		sel := check.Selection{CatalogOff: true}
+		var err error
+		if sel.Session, sel.Region, err = sessionTargets(ctx, src, s, cat); err != nil {
+			return nil, err
+		}
+		targets, err := check.Targets(cat, sel)
+		if err != nil {
+			return nil, err
+		}
+		o := check.Options{}
+		if network != nil {
+			network(&o)
+		}
+		rep := check.Summarise(check.Run(ctx, targets, o), o)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		if err := check.Render(&buf, "json", rep); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	}
 }

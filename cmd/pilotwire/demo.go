@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/check"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/live"
 	"github.com/pilotwire/pilotwire/internal/proxy"
@@ -142,6 +143,8 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 	}
 	go p.Serve(ln)
 	page, err := web.New(web.Options{Store: st, Hub: hub, Catalog: cat, Token: token, Source: "demo: " + sc.Name, Version: version, Mode: "proxy",
+		// The demo's check reaches its stand-in internet, as its devices do.
+		Check: pageCheck(cat, func(o *check.Options) { o.Resolve, o.Dial, o.RootCAs = in.Resolve, in.Dial, in.CertPool() }),
 		Status: func() web.Status {
 			s, h := p.Stats(), rec.Health()
 			return web.Status{Proxy: &web.ProxyStatus{OpenConns: s.OpenConns, OpenTunnels: s.OpenTunnels, Requests: s.Requests,

@@ -382,7 +382,7 @@ func proxyPage(g *globals, p *proxy.Proxy, rec *flow.Recorder, st flow.Store, hu
 	if st == nil {
 		st, source = mem.New(), "not recorded (--record=false)"
 	}
-	return web.New(web.Options{Store: st, Hub: hub, Catalog: cat, Token: token, Source: source, Version: version, Mode: "proxy",
+	return web.New(web.Options{Store: st, Hub: hub, Catalog: cat, Token: token, Source: source, Version: version, Mode: "proxy", Check: pageCheck(cat, checkNetwork),
 		Status: func() web.Status {
 			s := p.Stats()
 			out := web.Status{Proxy: &web.ProxyStatus{OpenConns: s.OpenConns, OpenTunnels: s.OpenTunnels, Requests: s.Requests,

@@ -86,7 +86,7 @@ func runServe(ctx context.Context, g *globals, args []string) error {
 	}
 	defer st.Close()
 	page, err := web.New(web.Options{Store: st, Hub: hub, Catalog: cat, Rules: rs, Gap: gap, Token: token, Source: source,
-		Version: version, Mode: "serve"})
+		Version: version, Mode: "serve", Check: pageCheck(cat, checkNetwork)})
 	if err != nil {
 		return err
 	}

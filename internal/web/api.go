@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -658,4 +659,43 @@ func (s *Server) diff(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", reportCSP)
 	}
 	w.Write(buf.Bytes())
+}
+
+// checkTimeout bounds a check the page asks for.
+const checkTimeout = 2 * time.Minute
+
+// CheckHeader must come with POST /api/sessions/{n}/check: a header a
+// page of another origin cannot send without the browser asking first
+// (CORS), so no other site can make pilotwire probe the network.
+const CheckHeader = "X-Pilotwire-Page"
+
+// check checks the network for the hosts of session n, from this machine
+// (Options.Check), one check at a time.
+func (s *Server) check(w http.ResponseWriter, r *http.Request) {
+	if s.o.Check == nil {
+		apiError(w, http.StatusNotFound, "network checks are off on this page (pilotwire check runs them from a terminal)")
+		return
+	}
+	if r.Header.Get(CheckHeader) == "" {
+		apiError(w, http.StatusForbidden, "a check needs the %s header (the page sends it)", CheckHeader)
+		return
+	}
+	ses, ok := s.findSession(w, r)
+	if !ok {
+		return
+	}
+	if !s.checking.TryLock() {
+		apiError(w, http.StatusConflict, "a check is running already; try again when it ends")
+		return
+	}
+	defer s.checking.Unlock()
+	ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
+	defer cancel()
+	out, err := s.o.Check(ctx, s.src, ses)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, "check: %v", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(out)
 }

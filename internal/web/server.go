@@ -11,6 +11,7 @@
 package web
 
 import (
+	"context"
 	"crypto/subtle"
 	"embed"
 	"encoding/json"
@@ -52,6 +53,11 @@ type Options struct {
 	Logger  *slog.Logger
 	// Now is the clock (tests set it); nil: time.Now.
 	Now func() time.Time
+	// Check, when set, checks from this machine the hosts a session used
+	// and returns the report as `pilotwire check --format json` writes
+	// it: POST /api/sessions/{n}/check. Nil: the route says checks are
+	// off.
+	Check func(ctx context.Context, src session.Source, s timeline.Session) ([]byte, error)
 }
 
 // Status is the proxy's and the recording's state, for /api/status.
@@ -93,10 +99,11 @@ type Server struct {
 	rowMu    sync.Mutex
 	rowCache map[rowKey][]byte // rows of the event stream, encoded once for every viewer
 
-	devMu   sync.Mutex
-	devList []device // the devices list, at most a second old
-	devAt   time.Time
-	devUpTo int64 // the hub's last flow ID when devList was read
+	devMu    sync.Mutex
+	devList  []device // the devices list, at most a second old
+	devAt    time.Time
+	devUpTo  int64      // the hub's last flow ID when devList was read
+	checking sync.Mutex // one network check at a time
 }
 
 type phaseEntry struct {
@@ -163,6 +170,7 @@ func New(o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /api/sessions", s.sessions)
 	s.mux.HandleFunc("GET /api/sessions/{n}/report", s.report)
 	s.mux.HandleFunc("GET /api/sessions/{n}/har", s.har)
+	s.mux.HandleFunc("POST /api/sessions/{n}/check", s.check)
 	s.mux.HandleFunc("GET /api/diff", s.diff)
 	s.mux.HandleFunc("GET /api/flows", s.flows)
 	s.mux.HandleFunc("GET /api/flows/{id}", s.flowDetail)

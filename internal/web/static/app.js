@@ -110,8 +110,12 @@ class ApiError extends Error {
   }
 }
 
-async function api(path) {
-  const r = await fetch(path, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+async function api(path, method) {
+  const headers = { Accept: 'application/json' };
+  // A POST carries a header no other site's page can send unasked
+  // (docs/api.md: the network check).
+  if (method === 'POST') headers['X-Pilotwire-Page'] = '1';
+  const r = await fetch(path, { method: method || 'GET', credentials: 'same-origin', headers });
   let body = null;
   try {
     body = await r.json();
@@ -819,12 +823,54 @@ function showSession(arg) {
   setTimelineTab(n);
   loadSessionList(n);
   if (n !== sess.n || !sess.report) {
+    if (n !== sess.n) $('session-check').hidden = true; // another session's check
     sess.n = n;
     sess.report = null;
     loadSession();
   } else {
     renderSwim();
   }
+}
+
+// runCheck asks pilotwire to check, from its machine, every host the
+// session used, and shows each host's verdict.
+async function runCheck() {
+  const n = sess.n;
+  if (!n) return;
+  const box = $('session-check');
+  const btn = $('s-check');
+  box.hidden = false;
+  btn.disabled = true;
+  $('check-via').textContent = '';
+  $('check-headline').textContent = 'Checking the hosts of session ' + n + '…';
+  $('check-headline').className = 'verdict';
+  $('check-body').replaceChildren();
+  let d;
+  try {
+    d = await api('/api/sessions/' + n + '/check', 'POST');
+  } catch (e) {
+    $('check-headline').textContent = 'The check could not run: ' + e.message;
+    btn.disabled = false;
+    return;
+  }
+  btn.disabled = false;
+  if (n !== sess.n) return;
+  $('check-via').textContent = '(from pilotwire\'s machine, ' + (d.via || 'directly') + ')';
+  $('check-headline').textContent = d.headline || '';
+  $('check-headline').className = 'verdict ' + (d.ready ? 'check-ready' : 'check-not-ready');
+  const rows = [];
+  for (const p of Array.isArray(d.phases) ? d.phases : []) {
+    for (const h of Array.isArray(p.hosts) ? p.hosts : []) {
+      const tr = el('tr', 'check-' + (h.verdict || ''));
+      tr.setAttribute('data-host', h.host || '');
+      const port = h.port && h.port !== 443 ? ':' + h.port : '';
+      tr.append(td((h.host || '') + port, 'host'), td(h.service_name || h.service || ''), td(h.phase || ''));
+      const v = td(String(h.verdict || '').toUpperCase(), 'verdict-cell res-' + (h.verdict === 'fail' ? 'failed' : h.verdict === 'warn' ? 'undecided' : 'ok'));
+      tr.append(v, td(h.problem || h.sentence || ''));
+      rows.push(tr);
+    }
+  }
+  $('check-body').replaceChildren(...rows);
 }
 
 async function loadSession() {
@@ -1350,6 +1396,7 @@ async function init() {
   $('s-pick').addEventListener('change', () => {
     location.hash = '#/session/' + encodeURIComponent($('s-pick').value);
   });
+  $('s-check').addEventListener('click', runCheck);
   $('s-compare').addEventListener('change', () => {
     const other = $('s-compare').value;
     if (other) window.open('/api/diff' + query({ a: sess.n, b: other, format: 'html' }), '_blank', 'noopener');
