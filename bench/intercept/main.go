@@ -1,0 +1,528 @@
+// Command intercept measures TLS interception side by side in one run, on
+// loopback: pilotwire proxy --intercept, mitmproxy (mitmdump) and Squid
+// with ssl-bump, and a direct connection as the baseline. For each:
+//
+//   - small GETs: 64 clients, each on its own keep-alive connection
+//     through the proxy (which opens each client's TLS with its own CA),
+//     for -duration: requests a second and p99 latency;
+//   - one big GET of -size bytes through one intercepted connection: MB/s;
+//   - minting: a TLS handshake through the proxy for a server name it has
+//     not seen (a leaf to mint) against one it has (a cached leaf), p50 of
+//     each (pilotwire and mitmproxy; Squid's bump mints for the CONNECT
+//     host, which is the same here).
+//
+// Every upstream answer comes from one Go TLS server whose certificate
+// (for localhost and *.bench.test) is signed by a CA made for the run;
+// each proxy is told to trust it (pilotwire through SSL_CERT_FILE), and
+// each client trusts the proxy's own CA. Ratios are printed at the end.
+//
+//	go run ./bench/intercept                 # the full run, a few minutes
+//	go run ./bench/intercept -quick          # about a minute
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	quick := flag.Bool("quick", false, "shorter runs (about a minute in all)")
+	duration := flag.Duration("duration", 15*time.Second, "how long the 64 clients send small GETs, per contender")
+	size := flag.Int64("size", 1<<30, "bytes of the big GET")
+	clients := flag.Int("clients", 64, "clients of the small GETs")
+	names := flag.Int("names", 200, "server names for the minting figure")
+	only := flag.String("only", "", "comma-separated contenders to run (direct,pilotwire,mitmproxy,squid); empty: all found")
+	flag.Parse()
+	if *quick {
+		*duration, *size, *names = 5*time.Second, 256<<20, 50
+	}
+	if err := run(*duration, *size, *clients, *names, *only); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/intercept:", err)
+		os.Exit(1)
+	}
+}
+
+// contender is one way through: a proxy URL (nil: direct) and the CA its
+// clients must trust.
+type contender struct {
+	name  string
+	proxy *url.URL
+	roots *x509.CertPool
+	stop  func()
+	mint  bool // the minting figure applies
+}
+
+type result struct {
+	name           string
+	reqs, p99      float64 // requests a second, p99 in ms
+	errs           int64
+	mbps           float64
+	mintNew, mintC float64 // handshake p50 in ms, new name / cached
+}
+
+func run(duration time.Duration, size int64, clients, names int, only string) error {
+	dir, err := os.MkdirTemp("", "pilotwire-bench-intercept")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	up, err := startUpstream(dir)
+	if err != nil {
+		return err
+	}
+	defer up.srv.Close()
+	want := func(n string) bool { return only == "" || slices.Contains(strings.Split(only, ","), n) }
+
+	var all []*contender
+	if want("direct") {
+		all = append(all, &contender{name: "direct", roots: up.pool, stop: func() {}})
+	}
+	starters := []struct {
+		name  string
+		start func(string, *upstream) (*contender, error)
+	}{{"pilotwire", startPilotwire}, {"mitmproxy", startMitmproxy}, {"squid", startSquid}}
+	for _, s := range starters {
+		if !want(s.name) {
+			continue
+		}
+		c, err := s.start(dir, up)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench/intercept: %s left out: %v\n", s.name, err)
+			continue
+		}
+		defer c.stop()
+		all = append(all, c)
+	}
+
+	fmt.Printf("TLS interception on loopback, %d clients, small GETs for %s, one GET of %d MiB, minting over %d names\n",
+		clients, duration, size>>20, names)
+	var results []result
+	for _, c := range all {
+		r := result{name: c.name}
+		target := "https://localhost:" + strconv.Itoa(up.port)
+		if err := get(client(c, c.roots, true), target+"/small"); err != nil {
+			fmt.Fprintf(os.Stderr, "bench/intercept: %s does not work: %v\n", c.name, err)
+			continue
+		}
+		r.reqs, r.p99, r.errs = smallGets(c, target, clients, duration)
+		r.mbps = bigGet(c, target, size)
+		if c.mint && c.proxy != nil {
+			r.mintNew, r.mintC = minting(c, up.port, names)
+		}
+		fmt.Printf("  %-10s %9.0f req/s  p99 %7.1f ms  (%d errors)  %8.0f MB/s", r.name, r.reqs, r.p99, r.errs, r.mbps)
+		if r.mintNew > 0 {
+			fmt.Printf("  handshake p50: new name %.2f ms, cached %.2f ms", r.mintNew, r.mintC)
+		}
+		fmt.Println()
+		results = append(results, r)
+	}
+	var pw *result
+	for i := range results {
+		if results[i].name == "pilotwire" {
+			pw = &results[i]
+		}
+	}
+	if pw != nil {
+		for _, r := range results {
+			if r.name == "pilotwire" || r.name == "direct" {
+				continue
+			}
+			fmt.Printf("pilotwire / %s: small GETs %.2f×, big GET %.2f×\n", r.name, pw.reqs/r.reqs, pw.mbps/r.mbps)
+		}
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------- upstream
+
+type upstream struct {
+	srv          *http.Server
+	port         int
+	pool         *x509.CertPool
+	caFile       string
+	caCert, caKy []byte // PEM
+}
+
+// startUpstream serves /small (13 bytes) and /big?n=N (N bytes made on the
+// fly) over TLS (HTTP/2 and HTTP/1.1) with a certificate for localhost and
+// *.bench.test from a CA of its own.
+func startUpstream(dir string) (*upstream, error) {
+	caCert, caKey, caPEM, caKeyPEM, err := newCA("bench upstream CA")
+	if err != nil {
+		return nil, err
+	}
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost", "*.bench.test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &leafKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	caFile := filepath.Join(dir, "upstream-ca.pem")
+	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/small", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello, world\n") })
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		buf := make([]byte, 64<<10)
+		for n > 0 {
+			k := min(n, int64(len(buf)))
+			if _, err := w.Write(buf[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: mux, TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: leafKey}}}}
+	go srv.ServeTLS(ln, "", "")
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	return &upstream{srv: srv, port: ln.Addr().(*net.TCPAddr).Port, pool: pool, caFile: caFile, caCert: caPEM, caKy: caKeyPEM}, nil
+}
+
+func newCA(name string) (*x509.Certificate, *ecdsa.PrivateKey, []byte, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	cert, _ := x509.ParseCertificate(der)
+	kd, _ := x509.MarshalECPrivateKey(key)
+	return cert, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), nil
+}
+
+// ---------------------------------------------------------------- contenders
+
+func freePort() int {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startCmd starts a proxy process and waits until its port answers.
+func startCmd(cmd *exec.Cmd, port int) (func(), error) {
+	logf, _ := os.CreateTemp("", "bench-intercept-log")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		os.Remove(logf.Name())
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			c.Close()
+			return stop, nil
+		}
+	}
+	stop()
+	log, _ := os.ReadFile(logf.Name())
+	return nil, fmt.Errorf("%s did not listen on %d: %s", cmd.Path, port, log)
+}
+
+func poolFromFile(path string) (*x509.CertPool, error) {
+	var data []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var err error
+		if data, err = os.ReadFile(path); err == nil && len(data) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("no CA at %s", path)
+		}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("no certificate in %s", path)
+	}
+	return pool, nil
+}
+
+func startPilotwire(dir string, up *upstream) (*contender, error) {
+	bin := filepath.Join(dir, "pilotwire")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/pilotwire").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build: %v: %s", err, out)
+	}
+	caDir := filepath.Join(dir, "pwca")
+	if out, err := exec.Command(bin, "ca", "init", "--ca-dir", caDir).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("ca init: %v: %s", err, out)
+	}
+	port := freePort()
+	cmd := exec.Command(bin, "--store", filepath.Join(dir, "pw.db"), "proxy", "--listen", "127.0.0.1:"+strconv.Itoa(port),
+		"--ui", "off", "--intercept", "--ca-dir", caDir, "--allow-private-targets", "--connect-ports", strconv.Itoa(up.port),
+		"--max-conns", "10000")
+	// Go reads the system roots from SSL_CERT_FILE: the upstream's CA.
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+up.caFile)
+	stop, err := startCmd(cmd, port)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := poolFromFile(filepath.Join(caDir, "pilotwire-ca.pem"))
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return &contender{name: "pilotwire", proxy: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, roots: pool, stop: stop, mint: true}, nil
+}
+
+func startMitmproxy(dir string, up *upstream) (*contender, error) {
+	bin, err := exec.LookPath("mitmdump")
+	if err != nil {
+		return nil, errors.New("mitmdump not installed (apt-get install mitmproxy)")
+	}
+	conf := filepath.Join(dir, "mitm")
+	port := freePort()
+	cmd := exec.Command(bin, "--listen-host", "127.0.0.1", "--listen-port", strconv.Itoa(port), "-q",
+		"--set", "confdir="+conf, "--set", "ssl_verify_upstream_trusted_ca="+up.caFile, "--set", "connection_strategy=lazy",
+		"--set", "stream_large_bodies=1m") // stream big bodies, as the others do
+	stop, err := startCmd(cmd, port)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := poolFromFile(filepath.Join(conf, "mitmproxy-ca-cert.pem"))
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return &contender{name: "mitmproxy", proxy: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, roots: pool, stop: stop, mint: true}, nil
+}
+
+func startSquid(dir string, up *upstream) (*contender, error) {
+	bin, err := exec.LookPath("squid")
+	if err != nil {
+		if _, e := os.Stat("/usr/sbin/squid"); e != nil {
+			return nil, errors.New("squid not installed (apt-get install squid-openssl)")
+		}
+		bin = "/usr/sbin/squid"
+	}
+	if out, _ := exec.Command(bin, "-v").CombinedOutput(); !strings.Contains(string(out), "--with-openssl") {
+		return nil, errors.New("this squid has no ssl-bump (apt-get install squid-openssl)")
+	}
+	certgen := "/usr/lib/squid/security_file_certgen"
+	sq := filepath.Join(dir, "squid")
+	os.MkdirAll(sq, 0o777)
+	caCert, _, caPEM, caKeyPEM, err := newCA("bench squid bump CA")
+	if err != nil {
+		return nil, err
+	}
+	bump := filepath.Join(sq, "bump.pem")
+	os.WriteFile(bump, append(append([]byte{}, caPEM...), caKeyPEM...), 0o644)
+	db := filepath.Join(sq, "ssldb")
+	if out, err := exec.Command(certgen, "-c", "-s", db, "-M", "16MB").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("certgen: %v: %s", err, out)
+	}
+	port := freePort()
+	conf := filepath.Join(sq, "squid.conf")
+	cfg := fmt.Sprintf(`http_port 127.0.0.1:%d ssl-bump generate-host-certificates=on dynamic_cert_mem_cache_size=16MB tls-cert=%s
+sslcrtd_program %s -s %s -M 16MB
+sslcrtd_children 8 startup=2 idle=1
+ssl_bump bump all
+tls_outgoing_options cafile=%s
+acl localnet src 127.0.0.0/8
+acl SSL_ports port %d
+acl CONNECT method CONNECT
+http_access allow localnet
+http_access deny all
+cache deny all
+access_log stdio:%s/access.log
+cache_log %s/cache.log
+pid_filename %s/squid.pid
+coredump_dir %s
+max_filedescriptors 20000
+shutdown_lifetime 1 seconds
+`, port, bump, certgen, db, up.caFile, up.port, sq, sq, sq, sq)
+	os.WriteFile(conf, []byte(cfg), 0o644)
+	// Squid drops to "nobody" when started as root: it must read its files.
+	exec.Command("chmod", "-R", "a+rwX", sq).Run()
+	exec.Command("chmod", "a+rx", dir).Run()
+	exec.Command("chmod", "a+r", up.caFile).Run()
+	stop, err := startCmd(exec.Command(bin, "-N", "-f", conf), port)
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(sq, "cache.log"))
+		return nil, fmt.Errorf("%v; cache.log: %s", err, log)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	return &contender{name: "squid", proxy: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, roots: pool, stop: stop}, nil
+}
+
+// ---------------------------------------------------------------- measurements
+
+// client is an HTTP/1.1 client through c's proxy (or direct), trusting
+// roots, with one keep-alive connection.
+func client(c *contender, roots *x509.CertPool, keepAlive bool) *http.Client {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, MaxIdleConnsPerHost: 1, DisableKeepAlives: !keepAlive,
+		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
+	if c.proxy != nil {
+		tr.Proxy = http.ProxyURL(c.proxy)
+	}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Minute}
+}
+
+func get(c *http.Client, u string) error {
+	resp, err := c.Get(u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: %s", u, resp.Status)
+	}
+	return nil
+}
+
+func smallGets(c *contender, target string, n int, d time.Duration) (float64, float64, int64) {
+	var done, errs atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range n {
+		wg.Go(func() {
+			cl := client(c, c.roots, true)
+			var local []time.Duration
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				if err := get(cl, target+"/small"); err != nil {
+					errs.Add(1)
+					continue
+				}
+				local = append(local, time.Since(t0))
+				done.Add(1)
+			}
+			cl.CloseIdleConnections()
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	p99 := 0.0
+	if len(lat) > 0 {
+		p99 = float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds()) / 1000
+	}
+	return float64(done.Load()) / elapsed.Seconds(), p99, errs.Load()
+}
+
+func bigGet(c *contender, target string, size int64) float64 {
+	cl := client(c, c.roots, false)
+	t0 := time.Now()
+	if err := get(cl, target+"/big?n="+strconv.FormatInt(size, 10)); err != nil {
+		fmt.Fprintf(os.Stderr, "bench/intercept: %s: big GET: %v\n", c.name, err)
+		return 0
+	}
+	return float64(size) / time.Since(t0).Seconds() / 1e6
+}
+
+// minting times TLS handshakes through the proxy: CONNECT localhost, then
+// a ClientHello for hN.bench.test, first for names it has not seen, then
+// again for a name it has. p50 of each, in ms.
+func minting(c *contender, port, names int) (float64, float64) {
+	var fresh, cached []time.Duration
+	tag := strconv.FormatInt(time.Now().UnixNano()%1e6, 10)
+	for i := range names {
+		if d, err := handshake(c, port, fmt.Sprintf("h%d-%s.bench.test", i, tag)); err == nil {
+			fresh = append(fresh, d)
+		} else if i == 0 {
+			fmt.Fprintf(os.Stderr, "bench/intercept: %s: minting: %v\n", c.name, err)
+			return 0, 0
+		}
+	}
+	for range names {
+		if d, err := handshake(c, port, "h0-"+tag+".bench.test"); err == nil {
+			cached = append(cached, d)
+		}
+	}
+	p50 := func(l []time.Duration) float64 {
+		if len(l) == 0 {
+			return 0
+		}
+		slices.Sort(l)
+		return float64(l[len(l)/2].Microseconds()) / 1000
+	}
+	return p50(fresh), p50(cached)
+}
+
+func handshake(c *contender, port int, name string) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", c.proxy.Host)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	t0 := time.Now()
+	fmt.Fprintf(conn, "CONNECT localhost:%d HTTP/1.1\r\nHost: localhost:%d\r\n\r\n", port, port)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != 200 {
+		return 0, fmt.Errorf("CONNECT: %s", resp.Status)
+	}
+	tc := tls.Client(conn, &tls.Config{ServerName: name, RootCAs: c.roots})
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return 0, err
+	}
+	d := time.Since(t0)
+	// A request follows, as a real client's does: a client that closes
+	// right after the handshake looks like one refusing the certificate.
+	fmt.Fprintf(tc, "GET /small HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", name)
+	io.Copy(io.Discard, tc)
+	return d, nil
+}
