@@ -13,7 +13,7 @@ const (
 )
 
 // ErrNotSupported is returned on systems other than Linux.
-var ErrNotSupported = errors.New("pilotwire gateway is not supported here: it needs Linux (nftables)")
+var ErrNotSupported = errors.New("gateway: not supported here: it needs Linux (nftables)")
 
 // Plan is what the gateway changes on the machine.
 type Plan struct {
@@ -25,8 +25,24 @@ type Plan struct {
 	Forwarding string
 }
 
-// check refuses names nft would not take, before anything is changed.
+// check refuses a plan that cannot be installed, before anything is
+// changed.
 func (p Plan) check() error {
+	if err := p.CheckInterfaces(); err != nil {
+		return err
+	}
+	if p.TCPPort == 0 || p.DNSPort == 0 {
+		return errors.New("gateway: listener ports must not be 0")
+	}
+	if p.Forwarding != "0" && p.Forwarding != "1" {
+		return fmt.Errorf("gateway: forwarding value %q is not 0 or 1", p.Forwarding)
+	}
+	return nil
+}
+
+// CheckInterfaces refuses interface names that are missing, the same, or
+// that nft would not take (the flags' mistakes).
+func (p Plan) CheckInterfaces() error {
 	for _, n := range []struct{ flag, name string }{{"--lan", p.LAN}, {"--wan", p.WAN}} {
 		switch {
 		case n.name == "":
@@ -37,12 +53,6 @@ func (p Plan) check() error {
 	}
 	if p.LAN == p.WAN {
 		return fmt.Errorf("--lan and --wan are both %q: they must be different interfaces", p.LAN)
-	}
-	if p.TCPPort == 0 || p.DNSPort == 0 {
-		return errors.New("gateway: listener ports must not be 0")
-	}
-	if p.Forwarding != "0" && p.Forwarding != "1" {
-		return fmt.Errorf("gateway: forwarding value %q is not 0 or 1", p.Forwarding)
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ const forwardingComment = "pilotwire gateway; net.ipv4.ip_forward was "
 
 // ErrNeedNetAdmin is returned when the process may not change the
 // machine's firewall or forwarding.
-var ErrNeedNetAdmin = errors.New("pilotwire gateway needs CAP_NET_ADMIN to change the firewall and forwarding: run it as root (sudo)")
+var ErrNeedNetAdmin = errors.New("gateway: needs CAP_NET_ADMIN to change the firewall and forwarding: run it as root (sudo)")
 
 // rule is one rule of the table: its text as nft lists it, and its
 // expressions as installed.
