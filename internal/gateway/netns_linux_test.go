@@ -315,6 +315,7 @@ func TestGateway(t *testing.T) {
 	out := l.in(l.dev, "env", helperEnv+"=device", caEnv+"="+l.ca, os.Args[0], "-test.run=^TestHelperProcess$")
 	wantOut := "https 200 hello from " + fefName + " /enroll\n" +
 		"tcp HTTP/1.1 400 Bad Request\n" +
+		"dns direct.example not found\n" +
 		"udp ping from " + wanAddr + "\n" // masqueraded: the internet has no route to the device
 	if out != wantOut {
 		t.Errorf("device's Go client:\n%s\nwant\n%s", out, wantOut)
@@ -359,6 +360,7 @@ func TestGateway(t *testing.T) {
 		ztdName + " | A query; answers " + ztdAddr + " | ",
 		plainName + " | A query; answers " + plainAddr + " | ",
 		fefName + " | A query; answers " + fefAddr + " | ",
+		"direct.example | A query | NXDOMAIN",
 	}
 	for _, d := range wantDNS {
 		if !dnsSeen[d] {
@@ -604,6 +606,19 @@ func runDevice() error {
 	tc.Close()
 	status, _, _ := strings.Cut(string(b), "\r\n")
 	fmt.Printf("tcp %s\n", status)
+
+	// DNS sent past the gateway to another server is answered (and
+	// recorded) by the gateway's forwarder all the same.
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, inetAddr+":53")
+	}}
+	_, err = r.LookupNetIP(context.Background(), "ip4", "direct.example")
+	var de *net.DNSError
+	if !errors.As(err, &de) || !de.IsNotFound {
+		return fmt.Errorf("direct.example: %v, want not found", err)
+	}
+	fmt.Println("dns direct.example not found")
 
 	uc, err := net.Dial("udp4", netip.AddrPortFrom(netip.MustParseAddr(echoAddr), echoPort).String())
 	if err != nil {
