@@ -90,9 +90,6 @@ func (fw *forwarder) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	} else if resp.Rcode != dns.RcodeSuccess {
 		f.Error = rcodeName(resp.Rcode)
 	}
-	if werr := w.WriteMsg(resp); werr != nil && f.Error == "" {
-		f.Error = "writing to client: " + werr.Error()
-	}
 	f.BytesDown = int64(resp.Len())
 	f.End = time.Now()
 	var addrs []string
@@ -119,9 +116,12 @@ func (fw *forwarder) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if len(addrs) > 0 {
 		f.Note += "; answers " + strings.Join(addrs, ", ")
 	}
+	// Recorded before the client has its answer: once it has, the flow
+	// is there (a shutdown right after cannot lose it).
 	if fw.record != nil {
 		fw.record(f)
 	}
+	_ = w.WriteMsg(resp) // a client gone is its business; UDP writes do not fail otherwise
 }
 
 // dnsType is the name of a query type ("A", "AAAA", "TYPE65").

@@ -85,6 +85,8 @@ func TestForwarder(t *testing.T) {
 		Client            string
 	}
 	var got []seen
+	mu.Lock()
+	defer mu.Unlock()
 	for _, f := range flows {
 		if f.Key == "" || f.Start.IsZero() || f.End.Before(f.Start) || f.BytesUp == 0 || f.BytesDown == 0 || f.ClientPort == 0 {
 			t.Errorf("flow %+v", f)
