@@ -66,6 +66,7 @@ Usage:
 
 Commands:
   proxy       capture: forward proxy (:8080) and live page (127.0.0.1:8081); stores every flow
+  gateway     capture with no proxy setting: the devices' router (Linux): transparent TCP, recording DNS
   serve       the live page over the store or capture files, no proxying
   capture     passive: record what passes a network interface (a mirror port, a bridge), no setting on the device
   import      read HAR, SAZ, Squid access.log, pcap/pcapng or Chrome net-log files into the store
@@ -127,6 +128,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCapture(ctx, g, rest)
 	case "proxy":
 		return runProxy(ctx, g, rest)
+	case "gateway":
+		return runGateway(ctx, g, rest)
 	case "import":
 		return runImport(ctx, g, rest)
 	case "flows":

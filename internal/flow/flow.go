@@ -28,6 +28,10 @@ const (
 	SourcePcap   Source = "pcap"
 	SourceNetlog Source = "netlog"
 	SourceSAZ    Source = "saz"
+	// SourceGateway is pilotwire gateway: connections its redirect took
+	// transparently (no proxy setting on the device) and the DNS queries
+	// it forwarded.
+	SourceGateway Source = "gateway"
 )
 
 // Kind says what sort of conversation a flow is.

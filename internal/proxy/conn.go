@@ -46,6 +46,11 @@ type conn struct {
 	// The direct path's last pool key, and what it was made of.
 	upHost, upKeyStr string
 	upPort           int
+	// dst is, for a connection the gateway redirected to the proxy, the
+	// address the client meant to reach, and dstName what DNS named it
+	// (transparent.go); zero for a proxy client.
+	dst     netip.AddrPort
+	dstName string
 
 	mu     sync.Mutex
 	state  int
@@ -237,10 +242,20 @@ func (c *conn) releaseBuffers() {
 }
 
 func (c *conn) serve() {
+	c.takeBuffers()
+	c.serveRequests()
+}
+
+func (c *conn) takeBuffers() {
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(&c.lr)
 	c.bw = writerPool.Get().(*bufio.Writer)
 	c.bw.Reset(&c.cc)
+}
+
+// serveRequests serves requests until the connection ends or opens a
+// tunnel, which it then runs.
+func (c *conn) serveRequests() {
 	for c.serveOne() {
 	}
 	if t := c.opened; t != nil {
@@ -374,6 +389,12 @@ func (x *exchange) dispatch() bool {
 			return x.refuse(http.StatusBadRequest, "bad target: "+err.Error(), nil)
 		}
 		f.Host, f.Port = host, port
+	} else if c.dst.IsValid() {
+		// Origin form on a connection the gateway redirected: a request
+		// for the server the client connected to.
+		if reason := x.transparentTarget(); reason != "" {
+			return x.refuse(http.StatusBadRequest, reason, nil)
+		}
 	} else {
 		// Origin form: a request for the proxy itself (PAC, WPAD, the
 		// help page), answered by serveLocal.

@@ -37,7 +37,16 @@ func (p *Proxy) resolve(ctx context.Context, host string) ([]netip.Addr, error) 
 func (p *Proxy) dialTarget(ctx context.Context, host string, port int) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.dialTimeout())
 	defer cancel()
-	addrs, err := p.resolve(ctx, host)
+	var addrs []netip.Addr
+	var err error
+	dst, redirected := ctxDst(ctx)
+	if redirected {
+		// A redirected connection goes where its client sent it, whatever
+		// the name says (transparent.go).
+		addrs, port = []netip.Addr{dst.Addr()}, int(dst.Port())
+	} else {
+		addrs, err = p.resolve(ctx, host)
+	}
 	if err != nil {
 		return nil, &dialError{op: "resolve", target: host, err: err}
 	}
@@ -64,7 +73,7 @@ func (p *Proxy) dialTarget(ctx context.Context, host string, port int) (net.Conn
 		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
-		if host != addrs[0].String() {
+		if host != addrs[0].String() && !redirected {
 			refused = fmt.Sprintf("%s (%s resolves to it)", refused, host)
 		}
 		return nil, &refusal{refused}

@@ -175,6 +175,11 @@ func (c *conn) upKey(host string, port int) string {
 	if host != c.upHost || port != c.upPort || c.upKeyStr == "" {
 		c.upHost, c.upPort = host, port
 		c.upKeyStr = net.JoinHostPort(host, strconv.Itoa(port))
+		if c.dst.IsValid() {
+			// A redirected connection's server is its original
+			// destination, not what the name resolves to.
+			c.upKeyStr += "@" + c.dst.String()
+		}
 	}
 	return c.upKeyStr
 }

@@ -49,6 +49,9 @@ func (c *conn) begin(start time.Time) *exchange {
 		Kind:       flow.KindHTTP,
 		Decision:   flow.DecisionAllowed,
 	}
+	if c.dst.IsValid() {
+		x.f.Source = flow.SourceGateway
+	}
 	if d, ok := c.p.Devices[c.client.Addr()]; ok {
 		x.f.Device = d
 	} else if c.user != "" {
@@ -92,7 +95,7 @@ func (x *exchange) context() context.Context {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if x.ctx == nil {
-		x.ctx, x.cancel = context.WithCancel(context.Background())
+		x.ctx, x.cancel = context.WithCancel(withDst(context.Background(), c.dst))
 		if c.closed {
 			x.cancel()
 		}

@@ -323,17 +323,26 @@ func (p *Proxy) Serve(ln net.Listener) error {
 // closes nc) when the proxy is shutting down.
 func (p *Proxy) serveConn(nc net.Conn) bool {
 	c := p.newConn(nc)
+	if !p.track(c) {
+		return false
+	}
+	go c.serve()
+	return true
+}
+
+// track counts c as open, for Shutdown and the limits; it reports false
+// (and closes c) when the proxy is shutting down.
+func (p *Proxy) track(c *conn) bool {
 	p.mu.Lock()
 	if p.shutting.Load() {
 		p.mu.Unlock()
-		nc.Close()
+		c.nc.Close()
 		return false
 	}
 	p.conns[c] = struct{}{}
 	p.wg.Add(1)
 	p.mu.Unlock()
 	p.open.Add(1)
-	go c.serve()
 	return true
 }
 

@@ -1,0 +1,21 @@
+// Package gateway is pilotwire gateway: capture for a device that has no
+// proxy setting, from the Linux machine that is its router.
+//
+// It owns the machine's changes and puts every one back: an nftables
+// table of its own ("inet pilotwire", installed through netlink, never by
+// running nft) that redirects the LAN's TCP to a transparent listener and
+// its DNS to a recording forwarder, and masquerades the rest of the LAN's
+// traffic out of the WAN interface; and IPv4 forwarding, switched on and
+// restored to what it was. The table also remembers that old value (in a
+// rule's comment), so that the next start after a crash, or --cleanup,
+// can remove the table and restore forwarding exactly.
+//
+// Each redirected connection's original destination comes from the
+// socket (SO_ORIGINAL_DST, IPv4) and the connection is handed to the
+// proxy (proxy.ServeTransparent), which records it like a proxy client's:
+// a tunnel named by its SNI, plain HTTP with its full URL, other TCP named
+// by the DNS answers the forwarder gave that client (names.go). Every DNS
+// query the forwarder passes on is a flow of its own (dns.go).
+//
+// Linux only: elsewhere Run, Cleanup and Rules return ErrNotSupported.
+package gateway

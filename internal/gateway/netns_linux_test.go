@@ -1,0 +1,642 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/proxy"
+	"github.com/pilotwire/pilotwire/internal/sim"
+	"github.com/pilotwire/pilotwire/internal/testutil"
+)
+
+// The lab the tests build: a "device" namespace whose default route and
+// DNS server is a "gateway" namespace running the gateway, which routes
+// to an "internet" namespace running the stand-in internet (sim servers
+// on the catalog's names, reachable on their 198.18.0.0/15 addresses, and
+// a DNS server that answers those names).
+//
+//	device dev0 10.77.0.2 ── lan0 10.77.0.1 [gateway] wan0 10.88.0.1 ── up0 10.88.0.2 [internet]
+//
+// The internet has no route back to 10.77.0.0/24: answers reach the
+// device only through the gateway's masquerade. The roles run as this test
+// binary started again inside a namespace (ip netns exec), selected by
+// helperEnv; the gateway's flows come back as JSON lines in a file.
+const (
+	helperEnv  = "PILOTWIRE_GATEWAY_HELPER" // the role of a helper process
+	flowsEnv   = "PILOTWIRE_GATEWAY_FLOWS"  // the gateway's flows file
+	caEnv      = "PILOTWIRE_GATEWAY_CA"     // the internet's CA file
+	devAddr    = "10.77.0.2"
+	lanAddr    = "10.77.0.1"
+	wanAddr    = "10.88.0.1"
+	inetAddr   = "10.88.0.2"
+	echoAddr   = "198.18.0.200" // the internet's UDP echo, which answers with the sender's address
+	echoPort   = 9
+	ztdName    = "ztd.dds.microsoft.com"
+	plainName  = "ctldl.windowsupdate.com"
+	fefName    = "fef.msua01.manage.microsoft.com"
+	helperWait = 20 * time.Second
+)
+
+// lab is the three namespaces of one test.
+type lab struct {
+	t                     *testing.T
+	dev, gw, inet         string // namespace names
+	dir                   string
+	flows, ca             string // files
+	ipPath                string
+	rulesBefore, fwBefore string // the gateway namespace before the gateway ran
+}
+
+// newLab builds the namespaces, or skips when the test cannot (not root,
+// no ip or nft), failing instead when PILOTWIRE_REQUIRE_TOOLS is set.
+func newLab(t *testing.T) *lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		testutil.Missing(t, "the gateway tests make network namespaces, which needs root")
+	}
+	l := &lab{t: t, ipPath: testutil.LookPath(t, "ip"), dir: t.TempDir()}
+	testutil.LookPath(t, "nft") // to compare rulesets as nft lists them
+	id := strconv.Itoa(os.Getpid())
+	l.dev, l.gw, l.inet = "pwdev"+id, "pwgw"+id, "pwinet"+id
+	for _, ns := range []string{l.dev, l.gw, l.inet} {
+		l.ip("netns", "add", ns)
+		t.Cleanup(func() {
+			// Killing what still runs there first lets the namespace go.
+			if out, err := exec.Command(l.ipPath, "netns", "pids", ns).Output(); err == nil {
+				for _, f := range strings.Fields(string(out)) {
+					if pid, err := strconv.Atoi(f); err == nil {
+						_ = syscall.Kill(pid, syscall.SIGKILL)
+					}
+				}
+			}
+			_ = exec.Command(l.ipPath, "netns", "del", ns).Run()
+			_ = os.RemoveAll(filepath.Join("/etc/netns", ns))
+		})
+		l.in(ns, "ip", "link", "set", "lo", "up")
+	}
+	l.ip("link", "add", "dev0", "netns", l.dev, "type", "veth", "peer", "name", "lan0", "netns", l.gw)
+	l.ip("link", "add", "wan0", "netns", l.gw, "type", "veth", "peer", "name", "up0", "netns", l.inet)
+	for _, a := range []struct{ ns, ifc, addr string }{
+		{l.dev, "dev0", devAddr}, {l.gw, "lan0", lanAddr}, {l.gw, "wan0", wanAddr}, {l.inet, "up0", inetAddr},
+	} {
+		l.in(a.ns, "ip", "addr", "add", a.addr+"/24", "dev", a.ifc)
+		l.in(a.ns, "ip", "link", "set", a.ifc, "up")
+	}
+	l.in(l.dev, "ip", "route", "add", "default", "via", lanAddr)
+	l.in(l.gw, "ip", "route", "add", "default", "via", inetAddr)
+	l.in(l.inet, "ip", "route", "add", "local", "198.18.0.0/15", "dev", "lo")
+	// ip netns exec puts these over /etc/resolv.conf: the device asks the
+	// gateway, and the gateway's default upstream is the internet's DNS.
+	l.resolvConf(l.dev, lanAddr)
+	l.resolvConf(l.gw, inetAddr)
+	l.flows, l.ca = filepath.Join(l.dir, "flows.jsonl"), filepath.Join(l.dir, "ca.pem")
+	l.rulesBefore, l.fwBefore = l.state()
+	return l
+}
+
+func (l *lab) resolvConf(ns, server string) {
+	dir := filepath.Join("/etc/netns", ns)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		l.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte("nameserver "+server+"\n"), 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+func (l *lab) ip(args ...string) string {
+	l.t.Helper()
+	out, err := exec.Command(l.ipPath, args...).CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// in runs a command in namespace ns and returns its output.
+func (l *lab) in(ns string, args ...string) string {
+	l.t.Helper()
+	return l.ip(append([]string{"netns", "exec", ns}, args...)...)
+}
+
+// state is the gateway namespace's ruleset (as nft lists it) and IPv4
+// forwarding.
+func (l *lab) state() (rules, fwd string) {
+	l.t.Helper()
+	return l.in(l.gw, "nft", "list", "ruleset"), strings.TrimSpace(l.in(l.gw, "cat", "/proc/sys/net/ipv4/ip_forward"))
+}
+
+// checkRestored fails unless the gateway namespace is as it was before.
+func (l *lab) checkRestored(when string) {
+	l.t.Helper()
+	rules, fwd := l.state()
+	if rules != l.rulesBefore {
+		l.t.Errorf("%s: ruleset\n%s\nwant as before:\n%s", when, rules, l.rulesBefore)
+	}
+	if fwd != l.fwBefore {
+		l.t.Errorf("%s: ip_forward %s, want %s as before", when, fwd, l.fwBefore)
+	}
+}
+
+// helper is a helper process in a namespace.
+type helper struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+	mu   sync.Mutex
+	log  strings.Builder // what it printed, for failures
+}
+
+// start runs role in namespace ns and waits for its "ready" line; it
+// returns the helper and the rest of that line.
+func (l *lab) start(ns, role string, env ...string) (*helper, string) {
+	l.t.Helper()
+	cmd := exec.Command(l.ipPath, "netns", "exec", ns, os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), append([]string{helperEnv + "=" + role, flowsEnv + "=" + l.flows, caEnv + "=" + l.ca}, env...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	h := &helper{cmd: cmd, done: make(chan struct{})}
+	cmd.Stderr = &lockedWriter{h: h}
+	if err := cmd.Start(); err != nil {
+		l.t.Fatalf("%s: %v", role, err)
+	}
+	l.t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-h.done
+	})
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			if rest, ok := strings.CutPrefix(line, "ready"); ok {
+				select {
+				case ready <- strings.TrimSpace(rest):
+				default:
+				}
+			}
+			h.mu.Lock()
+			h.log.WriteString(line + "\n")
+			h.mu.Unlock()
+		}
+		h.err = cmd.Wait()
+		close(h.done)
+	}()
+	select {
+	case rest := <-ready:
+		return h, rest
+	case <-h.done:
+		l.t.Fatalf("%s exited before it was ready: %v\n%s", role, h.err, h.output())
+	case <-time.After(helperWait):
+		l.t.Fatalf("%s not ready within %s\n%s", role, helperWait, h.output())
+	}
+	return nil, ""
+}
+
+type lockedWriter struct{ h *helper }
+
+func (w *lockedWriter) Write(b []byte) (int, error) {
+	w.h.mu.Lock()
+	defer w.h.mu.Unlock()
+	return w.h.log.Write(b)
+}
+
+func (h *helper) output() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.log.String()
+}
+
+// stop sends sig and waits for the helper to end.
+func (h *helper) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	// ip netns exec execs the helper: the process is the helper itself.
+	if err := h.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.done:
+	case <-time.After(helperWait):
+		t.Fatalf("helper did not end within %s after %v\n%s", helperWait, sig, h.output())
+	}
+	if sig == syscall.SIGTERM && h.err != nil {
+		t.Fatalf("helper ended with %v\n%s", h.err, h.output())
+	}
+}
+
+// gatewayFlows reads the flows the gateway recorded: the last record of
+// each Key, in the order of their first.
+func (l *lab) gatewayFlows() []flow.Flow {
+	l.t.Helper()
+	b, err := os.ReadFile(l.flows)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	var out []flow.Flow
+	at := map[string]int{}
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var f flow.Flow
+		if err := json.Unmarshal([]byte(line), &f); err != nil {
+			l.t.Fatalf("%s line %d: %v", l.flows, i+1, err)
+		}
+		if j, ok := at[f.Key]; ok {
+			out[j] = f
+			continue
+		}
+		at[f.Key] = len(out)
+		out = append(out, f)
+	}
+	return out
+}
+
+// TestGateway: with no proxy setting, a device's curl over HTTPS and HTTP
+// and a Go client reach the stand-in internet through the gateway, which
+// records each connection with its SNI or Host and original destination,
+// and each DNS question with its answers; other traffic is masqueraded.
+// Stopped, it leaves the ruleset and forwarding as they were; killed with
+// -9, the next start (or --cleanup) puts them back.
+func TestGateway(t *testing.T) {
+	l := newLab(t)
+	inet, _ := l.start(l.inet, "internet")
+	defer inet.stop(t, syscall.SIGTERM)
+	// The sim gives addresses in the order names are added (runInternet).
+	ztdAddr, fefAddr, plainAddr := "198.18.0.1", "198.18.0.2", "198.18.0.3"
+
+	gw, info := l.start(l.gw, "gateway")
+	if want := "upstream " + inetAddr + ":53"; info != want {
+		t.Errorf("gateway started with %q, want %q (the namespace's resolv.conf)", info, want)
+	}
+	got := l.in(l.gw, "nft", "list", "table", "inet", TableName)
+	want, err := Rules(Plan{LAN: "lan0", WAN: "wan0", TCPPort: DefaultTCPPort, DNSPort: DefaultDNSPort, Forwarding: l.fwBefore})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("nft lists\n%s\nRules printed\n%s", got, want)
+	}
+	if _, fwd := l.state(); fwd != "1" {
+		t.Errorf("ip_forward %s while running, want 1", fwd)
+	}
+
+	curl := testutil.LookPath(t, "curl")
+	body := l.in(l.dev, curl, "-sS", "--max-time", "10", "--cacert", l.ca, "https://"+ztdName+"/hello")
+	if body != "hello from "+ztdName+" /hello\n" {
+		t.Errorf("curl https: %q", body)
+	}
+	body = l.in(l.dev, curl, "-sS", "--max-time", "10", "http://"+plainName+"/file.cab?x=1")
+	if body != "hello from "+plainName+" /file.cab\n" {
+		t.Errorf("curl http: %q", body)
+	}
+	out := l.in(l.dev, "env", helperEnv+"=device", caEnv+"="+l.ca, os.Args[0], "-test.run=^TestHelperProcess$")
+	wantOut := "https 200 hello from " + fefName + " /enroll\n" +
+		"tcp HTTP/1.1 400 Bad Request\n" +
+		"dns direct.example not found\n" +
+		"udp ping from " + wanAddr + "\n" // masqueraded: the internet has no route to the device
+	if out != wantOut {
+		t.Errorf("device's Go client:\n%s\nwant\n%s", out, wantOut)
+	}
+	gw.stop(t, syscall.SIGTERM)
+	l.checkRestored("after SIGTERM")
+
+	type conn struct {
+		Kind                 flow.Kind
+		Method, Host, URL    string
+		Port, Status         int
+		SNI, TLSVersion      string
+		Note, Client, Source string
+	}
+	var conns []conn
+	dnsSeen := map[string]bool{}
+	for _, f := range l.gatewayFlows() {
+		if f.Kind == flow.KindDNS {
+			if f.Client != devAddr || f.Source != flow.SourceGateway || f.Port != 53 || f.End.Before(f.Start) {
+				t.Errorf("DNS flow %+v", f)
+			}
+			dnsSeen[f.Host+" | "+f.Note+" | "+f.Error] = true
+			continue
+		}
+		if f.Open() {
+			t.Errorf("flow still open after the gateway stopped: %+v", f)
+		}
+		conns = append(conns, conn{f.Kind, f.Method, f.Host, f.URL, f.Port, f.Status, f.SNI, f.TLSVersion, f.Note, f.Client, string(f.Source)})
+	}
+	wantConns := []conn{
+		{flow.KindConnect, "CONNECT", ztdName, "", 443, 0, ztdName, "1.3", "original destination " + ztdAddr + ":443", devAddr, "gateway"},
+		{flow.KindHTTP, "GET", plainName, "http://" + plainName + "/file.cab?x=1", 80, 200, "", "", "original destination " + plainAddr + ":80", devAddr, "gateway"},
+		{flow.KindConnect, "CONNECT", fefName, "", 443, 0, fefName, "1.3", "original destination " + fefAddr + ":443", devAddr, "gateway"},
+		{flow.KindTCP, "", plainName, "", 80, 0, "", "", "original destination " + plainAddr + ":80; host named from DNS answer", devAddr, "gateway"},
+	}
+	if !slices.Equal(conns, wantConns) {
+		t.Errorf("connections:\n%+v\nwant\n%+v", conns, wantConns)
+	}
+	// Each name's A question and answer; AAAA questions (no answers) as
+	// the client's resolver chooses to ask them.
+	wantDNS := []string{
+		ztdName + " | A query; answers " + ztdAddr + " | ",
+		plainName + " | A query; answers " + plainAddr + " | ",
+		fefName + " | A query; answers " + fefAddr + " | ",
+		"direct.example | A query | NXDOMAIN",
+	}
+	for _, d := range wantDNS {
+		if !dnsSeen[d] {
+			t.Errorf("no DNS flow %q; seen %v", d, dnsSeen)
+		}
+		delete(dnsSeen, d)
+	}
+	for d := range dnsSeen {
+		if !slices.Contains([]string{ztdName, plainName, fefName}, strings.Split(d, " | ")[0]) || !strings.HasSuffix(d, " | AAAA query | ") {
+			t.Errorf("unexpected DNS flow %q", d)
+		}
+	}
+
+	t.Run("killed then restarted", func(t *testing.T) {
+		gw, _ := l.start(l.gw, "gateway")
+		gw.stop(t, syscall.SIGKILL)
+		if rules, fwd := l.state(); rules == l.rulesBefore || fwd != "1" {
+			t.Fatalf("after kill -9 the rules and forwarding should still be there; ip_forward %s, ruleset\n%s", fwd, rules)
+		}
+		gw, _ = l.start(l.gw, "gateway")
+		if want := "leftover forwarding=" + l.fwBefore + "\n"; !strings.Contains(gw.output(), want) {
+			t.Errorf("restart said\n%s\nwant a line %q", gw.output(), want)
+		}
+		gw.stop(t, syscall.SIGTERM)
+		l.checkRestored("killed, restarted, stopped")
+	})
+
+	t.Run("killed then cleanup", func(t *testing.T) {
+		gw, _ := l.start(l.gw, "gateway")
+		gw.stop(t, syscall.SIGKILL)
+		_, said := l.start(l.gw, "cleanup")
+		if want := `found=true forwarding="` + l.fwBefore + `"`; said != want {
+			t.Errorf("cleanup said %q, want %q", said, want)
+		}
+		l.checkRestored("killed, cleaned up")
+		if _, said = l.start(l.gw, "cleanup"); said != `found=false forwarding=""` {
+			t.Errorf("second cleanup said %q", said)
+		}
+	})
+
+	t.Run("without CAP_NET_ADMIN", func(t *testing.T) {
+		setpriv := testutil.LookPath(t, "setpriv")
+		cmd := exec.Command(l.ipPath, "netns", "exec", l.gw, setpriv, "--bounding-set=-net_admin", "--inh-caps=-net_admin",
+			os.Args[0], "-test.run=^TestHelperProcess$")
+		cmd.Env = append(os.Environ(), helperEnv+"=cleanup")
+		out, err := cmd.CombinedOutput()
+		if want := "helper: " + ErrNeedNetAdmin.Error() + "\n"; err == nil || string(out) != want {
+			t.Errorf("without CAP_NET_ADMIN: %v\n%q\nwant %q", err, out, want)
+		}
+	})
+}
+
+// TestHelperProcess is the helper processes' entry point; as a test of
+// its own it does nothing.
+func TestHelperProcess(t *testing.T) {
+	role := os.Getenv(helperEnv)
+	if role == "" {
+		return
+	}
+	var err error
+	switch role {
+	case "internet":
+		err = runInternet()
+	case "gateway":
+		err = runGateway()
+	case "cleanup":
+		var lo Leftover
+		if lo, err = Cleanup(); err == nil {
+			fmt.Printf("ready found=%v forwarding=%q\n", lo.Found, lo.Forwarding)
+		}
+	case "device":
+		err = runDevice()
+	default:
+		err = fmt.Errorf("unknown role %q", role)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// hello answers every request with who it is and the path.
+func hello(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s %s\n", name, r.URL.Path)
+	})
+}
+
+// runInternet serves the stand-in internet in its namespace until SIGTERM:
+// sim servers behind their 198.18.0.0/15 addresses (a relay to each), a
+// DNS server for their names, and a UDP echo.
+func runInternet() error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	in, err := sim.New()
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	for _, s := range []struct {
+		name string
+		port uint16
+		tls  bool
+	}{{ztdName, 443, true}, {fefName, 443, true}, {plainName, 80, false}} {
+		if s.tls {
+			_, err = in.AddHTTPS(s.name, s.port, hello(s.name))
+		} else {
+			_, err = in.AddHTTP(s.name, s.port, hello(s.name))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(os.Getenv(caEnv), in.CAPEM(), 0o644); err != nil {
+		return err
+	}
+	for _, port := range []string{"80", "443"} {
+		ln, err := net.Listen("tcp4", "0.0.0.0:"+port)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		go relayTo(in, ln)
+	}
+	dnsSrv := &dns.Server{Addr: inetAddr + ":53", Net: "udp", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0]
+		as, err := in.Resolve(context.Background(), strings.TrimSuffix(q.Name, "."))
+		if err != nil {
+			m.Rcode = dns.RcodeNameError
+		} else if q.Qtype == dns.TypeA {
+			for _, a := range as {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: a.AsSlice()})
+			}
+		}
+		_ = w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	dnsSrv.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = dnsSrv.ListenAndServe() }()
+	<-started
+	defer dnsSrv.Shutdown()
+	// Bound to its address: an answer from another (the wildcard's
+	// choice) would not reach the device's connected socket.
+	echo, err := net.ListenPacket("udp4", echoAddr+":"+strconv.Itoa(echoPort))
+	if err != nil {
+		return err
+	}
+	defer echo.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := echo.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = echo.WriteTo([]byte(string(buf[:n])+" from "+from.(*net.UDPAddr).IP.String()), from)
+		}
+	}()
+	fmt.Println("ready")
+	<-ctx.Done()
+	return nil
+}
+
+// relayTo passes each connection to the sim server of its local address.
+func relayTo(in *sim.Internet, ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			s, err := in.Dial(context.Background(), "tcp", c.LocalAddr().String())
+			if err != nil {
+				return
+			}
+			defer s.Close()
+			go func() { _, _ = io.Copy(s, c); s.(*net.TCPConn).CloseWrite() }()
+			_, _ = io.Copy(c, s)
+		}()
+	}
+}
+
+// runGateway runs the gateway on lan0/wan0 until SIGTERM, writing every
+// flow record as a JSON line.
+func runGateway() error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	f, err := os.OpenFile(os.Getenv(flowsEnv), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var mu sync.Mutex
+	record := func(fl flow.Flow) {
+		b, _ := json.Marshal(fl)
+		mu.Lock()
+		defer mu.Unlock()
+		_, _ = f.Write(append(b, '\n'))
+	}
+	p := &proxy.Proxy{Record: record, ProgressEvery: time.Hour}
+	return Run(ctx, Config{Plan: Plan{LAN: "lan0", WAN: "wan0"}, Proxy: p, Record: record}, func(s Started) {
+		if s.Leftover.Found {
+			fmt.Printf("leftover forwarding=%s\n", s.Leftover.Forwarding)
+		}
+		fmt.Printf("ready upstream %s\n", s.Upstream)
+	})
+}
+
+// runDevice is the device's Go client: an HTTPS GET by name (DNS through
+// the gateway), a connection that carries no SNI or HTTP to a name's
+// address, and a UDP exchange with the internet's echo.
+func runDevice() error {
+	pem, err := os.ReadFile(os.Getenv(caEnv))
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get("https://" + fefName + "/enroll")
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Printf("https %d %s", resp.StatusCode, b)
+
+	as, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip4", plainName)
+	if err != nil || len(as) == 0 {
+		return fmt.Errorf("resolve %s: %v", plainName, err)
+	}
+	tc, err := net.DialTimeout("tcp", netip.AddrPortFrom(as[0], 80).String(), 5*time.Second)
+	if err != nil {
+		return err
+	}
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = tc.Write([]byte("\x00\x01 binary\r\n\r\n"))
+	b, _ = io.ReadAll(tc)
+	tc.Close()
+	status, _, _ := strings.Cut(string(b), "\r\n")
+	fmt.Printf("tcp %s\n", status)
+
+	// DNS sent past the gateway to another server is answered (and
+	// recorded) by the gateway's forwarder all the same.
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, inetAddr+":53")
+	}}
+	_, err = r.LookupNetIP(context.Background(), "ip4", "direct.example")
+	var de *net.DNSError
+	if !errors.As(err, &de) || !de.IsNotFound {
+		return fmt.Errorf("direct.example: %v, want not found", err)
+	}
+	fmt.Println("dns direct.example not found")
+
+	uc, err := net.Dial("udp4", netip.AddrPortFrom(netip.MustParseAddr(echoAddr), echoPort).String())
+	if err != nil {
+		return err
+	}
+	defer uc.Close()
+	_ = uc.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 200)
+	for try := 0; ; try++ {
+		_, _ = uc.Write([]byte("ping"))
+		n, err := uc.Read(buf)
+		if err == nil {
+			fmt.Printf("udp %s\n", buf[:n])
+			return nil
+		}
+		if try == 2 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("udp echo: %w", err)
+		}
+		_ = uc.SetDeadline(time.Now().Add(5 * time.Second))
+	}
+}
