@@ -689,10 +689,18 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.checking.Unlock()
-	ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
+	timeout := cmp.Or(s.o.CheckTimeout, checkTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	out, err := s.o.Check(ctx, s.src, ses)
-	if err != nil {
+	switch {
+	case r.Context().Err() != nil:
+		return // the page went away: nobody to answer
+	case errors.Is(err, context.DeadlineExceeded):
+		apiError(w, http.StatusGatewayTimeout, "the check of session %d did not finish within %s (hosts that do not answer wait out each step's timeout); "+
+			"pilotwire check --from-session %d shows it host by host", ses.Number, timeout, ses.Number)
+		return
+	case err != nil:
 		apiError(w, http.StatusInternalServerError, "check: %v", err)
 		return
 	}

@@ -24,7 +24,7 @@ import (
 )
 
 // checkPage is a page over the seed's run whose network check is fn.
-func checkPage(t *testing.T, fn func(context.Context, session.Source, timeline.Session) ([]byte, error)) *httptest.Server {
+func checkPage(t *testing.T, fn func(context.Context, session.Source, timeline.Session) ([]byte, error), set ...func(*web.Options)) *httptest.Server {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "pilotwire.db"))
 	if err != nil {
@@ -34,7 +34,11 @@ func checkPage(t *testing.T, fn func(context.Context, session.Source, timeline.S
 	if err := st.PutFlows(t.Context(), seedFlows(t)); err != nil {
 		t.Fatal(err)
 	}
-	page, err := web.New(web.Options{Store: st, Catalog: catalog.Default(), Source: "seed", Version: "test", Check: fn})
+	o := web.Options{Store: st, Catalog: catalog.Default(), Source: "seed", Version: "test", Check: fn}
+	for _, f := range set {
+		f(&o)
+	}
+	page, err := web.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,4 +164,20 @@ func TestCheckInChromium(t *testing.T) {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// TestCheckTimeout: a check that outlasts its time is stopped and
+// answered 504 with what to do instead, not as a server error.
+func TestCheckTimeout(t *testing.T) {
+	srv := checkPage(t, func(ctx context.Context, src session.Source, s timeline.Session) ([]byte, error) {
+		<-ctx.Done() // every host waits for an answer that never comes
+		return nil, ctx.Err()
+	}, func(o *web.Options) { o.CheckTimeout = 200 * time.Millisecond })
+	code, body := postCheck(t, srv, "1", true)
+	var e struct{ Error string }
+	json.Unmarshal([]byte(body), &e)
+	const want = "the check of session 1 did not finish within 200ms (hosts that do not answer wait out each step's timeout); pilotwire check --from-session 1 shows it host by host"
+	if code != 504 || e.Error != want {
+		t.Errorf("a check past its time: %d %q, want 504 %q", code, e.Error, want)
+	}
 }

@@ -58,6 +58,8 @@ type Options struct {
 	// it: POST /api/sessions/{n}/check. Nil: the route says checks are
 	// off.
 	Check func(ctx context.Context, src session.Source, s timeline.Session) ([]byte, error)
+	// CheckTimeout bounds one check; 0: 2 minutes.
+	CheckTimeout time.Duration
 }
 
 // Status is the proxy's and the recording's state, for /api/status.
