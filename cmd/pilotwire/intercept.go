@@ -11,7 +11,6 @@ import (
 	"github.com/pilotwire/pilotwire/internal/catalog"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/intercept"
-	"github.com/pilotwire/pilotwire/internal/pattern"
 )
 
 // interceptFlags are the proxy's TLS interception flags.
@@ -82,15 +81,10 @@ func printIntercepting(w io.Writer, ic *intercept.Interceptor, cat *catalog.Cata
 	fmt.Fprintf(w, "    devices must trust it (pilotwire ca export -o pilotwire-root.cer; certutil -addstore Root pilotwire-root.cer);\n")
 	fmt.Fprintf(w, "    tunnelled untouched: %d catalog entries marked no-inspect, %d learned hosts", marked, len(ic.Learned()))
 	if n := ic.Options().Never; len(n) > 0 {
-		fmt.Fprintf(w, ", --no-intercept %s", joinPatterns(n))
+		fmt.Fprintf(w, ", --no-intercept %s", (*hostPatterns)(&n).String())
 	}
 	if h := ic.Options().Hosts; len(h) > 0 {
-		fmt.Fprintf(w, "; only --intercept-hosts %s are intercepted", joinPatterns(h))
+		fmt.Fprintf(w, "; only --intercept-hosts %s are intercepted", (*hostPatterns)(&h).String())
 	}
 	fmt.Fprintln(w)
-}
-
-func joinPatterns(ps []pattern.Pattern) string {
-	h := hostPatterns(ps)
-	return h.String()
 }
