@@ -48,6 +48,7 @@ var rules = []struct {
 	// and never each other (storetest is the one contract they share).
 	{"internal/store/sqlite", storeForbidden("sqlite"), "stores only keep flows", nil},
 	{"internal/store/mem", storeForbidden("mem"), "stores only keep flows", nil},
+	{"internal/store/postgres", storeForbidden("postgres"), "stores only keep flows", nil},
 	{"internal/store/storetest", storeForbidden("storetest"), "the conformance suite tests the flow.Store interface, not an implementation", nil},
 }
 
@@ -58,7 +59,7 @@ func storeForbidden(name string) []string {
 	for _, p := range []string{"catalog", "timeline", "report", "proxy", "importer/", "sim", "testutil"} {
 		out = append(out, module+"/internal/"+p)
 	}
-	for _, other := range []string{"sqlite", "mem", "storetest"} {
+	for _, other := range []string{"sqlite", "mem", "postgres", "storetest"} {
 		if other != name && !(name != "storetest" && other == "storetest") {
 			out = append(out, module+"/internal/store/"+other)
 		}
@@ -78,6 +79,7 @@ var importers = []struct {
 }{
 	{"internal/store/sqlite", []string{"cmd/", "bench/"}, "a concrete store is chosen where flags are read; everything else takes a flow.Store"},
 	{"internal/store/mem", []string{"cmd/", "bench/"}, "a concrete store is chosen where flags are read; everything else takes a flow.Store"},
+	{"internal/store/postgres", []string{"cmd/", "bench/"}, "a concrete store is chosen where flags are read; everything else takes a flow.Store"},
 	// /metrics is a view too: it observes finished sessions' phases.
 	{"internal/session", []string{"cmd/", "bench/", "internal/web", "internal/metrics"}, "session is the pipeline the views call; nothing below a view calls it"},
 	{"internal/report", []string{"cmd/", "bench/", "internal/web"}, "rendering is the last step, called by the views only"},
