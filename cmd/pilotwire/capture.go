@@ -68,13 +68,13 @@ func runCapture(ctx context.Context, g *globals, args []string) error {
 	defer st.Close()
 	rec := flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: flushInterval})
 	o.Record = rec.Record
-	fmt.Fprintf(g.stdout, "pilotwire capture: reading %s (passive: nothing is forwarded)\n  flows: %s (stored every %s)\n", iface, g.store, flushInterval)
+	fmt.Fprintf(g.stdout, "pilotwire capture: reading %s (passive: nothing is forwarded)\n  flows: %s (stored every %s)\n", iface, g.storeName(), flushInterval)
 	if write != "" {
 		fmt.Fprintf(g.stdout, "  packets: %s\n", write)
 	}
 	stats, runErr := capture.Run(ctx, o)
 	recErr := rec.Close()
-	fmt.Fprintf(g.stderr, "pilotwire capture: stopped; %d frames (%s), %d flow records stored in %s\n", stats.Frames, humanBytes(stats.Bytes), stats.Flows, g.store)
+	fmt.Fprintf(g.stderr, "pilotwire capture: stopped; %d frames (%s), %d flow records stored in %s\n", stats.Frames, humanBytes(stats.Bytes), stats.Flows, g.storeName())
 	if errors.Is(runErr, capture.ErrNotSupported) {
 		return usagef("capture: %v", runErr)
 	}

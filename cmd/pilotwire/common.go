@@ -10,6 +10,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/pattern"
+	"github.com/pilotwire/pilotwire/internal/store/postgres"
 	"github.com/pilotwire/pilotwire/internal/store/sqlite"
 )
 
@@ -20,7 +21,7 @@ func newFlagSet(g *globals, name, synopsis, examples string) *flag.FlagSet {
 	// Parse stays silent; parseFlags prints help to stdout when asked and
 	// errors to stderr, once.
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&g.store, "store", g.store, "flow store: an SQLite file `PATH`")
+	fs.StringVar(&g.store, "store", g.store, "flow store: an SQLite file `PATH` or a postgres://user@host/db URL")
 	fs.StringVar(&g.catalog, "catalog", g.catalog, "extra catalog entries from `FILE` (YAML)")
 	fs.Usage = func() {
 		out := fs.Output()
@@ -51,7 +52,19 @@ func parseFlags(g *globals, fs *flag.FlagSet, args []string) error {
 // openStore opens the store named by the --store flag for writing,
 // creating and migrating it: for the commands that capture (proxy, import).
 func openStore(ctx context.Context, g *globals) (flow.Store, error) {
+	if postgres.IsURL(g.store) {
+		return postgres.Open(ctx, g.store)
+	}
 	return sqlite.Open(ctx, g.store)
+}
+
+// storeName is the store as messages name it: a PostgreSQL URL without
+// its password.
+func (g *globals) storeName() string {
+	if postgres.IsURL(g.store) {
+		return postgres.Redact(g.store)
+	}
+	return g.store
 }
 
 // takeGlobals consumes the global flags (--store, --catalog) at the start
@@ -81,6 +94,13 @@ func takeGlobals(g *globals, args []string) ([]string, error) {
 // openStoreReadOnly opens the store named by the --store flag for the
 // commands that only read it: it is never created, migrated or changed.
 func openStoreReadOnly(ctx context.Context, g *globals) (flow.Store, error) {
+	if postgres.IsURL(g.store) {
+		st, err := postgres.OpenReadOnly(ctx, g.store)
+		if errors.Is(err, postgres.ErrNoStore) {
+			return nil, fmt.Errorf("no pilotwire store in %s — capture with `pilotwire proxy --store URL` or `pilotwire import --store URL` first", g.storeName())
+		}
+		return st, err
+	}
 	st, err := sqlite.OpenReadOnly(ctx, g.store)
 	if errors.Is(err, sqlite.ErrNoStore) {
 		return nil, fmt.Errorf("no pilotwire store at %s — capture with `pilotwire proxy` or `pilotwire import` first", g.store)

@@ -385,7 +385,7 @@ func runEndpointsLearned(ctx context.Context, g *globals, args []string) error {
 	defer st.Close()
 	pts, ok := st.(flow.PassThroughStore)
 	if !ok {
-		return fmt.Errorf("endpoints learned: the store at %s keeps no pass-through list", g.store)
+		return fmt.Errorf("endpoints learned: the store at %s keeps no pass-through list", g.storeName())
 	}
 	list, err := pts.PassThroughs(ctx)
 	if err != nil {

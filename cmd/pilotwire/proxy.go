@@ -199,7 +199,7 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 		ui = pageServer(page)
 		go ui.Serve(uiLn)
 	}
-	printListening(g.stdout, ln.Addr(), uiLn, token, g.store, o)
+	printListening(g.stdout, ln.Addr(), uiLn, token, g.storeName(), o)
 	if p.Intercept != nil {
 		printIntercepting(g.stdout, p.Intercept, cat)
 	}
@@ -228,7 +228,7 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 		// Written counts writes: an open tunnel written again when it ends
 		// counts twice.
 		if recErr == nil {
-			fmt.Fprintf(g.stderr, "pilotwire proxy: stopped; every flow stored in %s (%d writes in %d batches)\n", g.store, s.Written, s.Batches)
+			fmt.Fprintf(g.stderr, "pilotwire proxy: stopped; every flow stored in %s (%d writes in %d batches)\n", g.storeName(), s.Written, s.Batches)
 		}
 		if s.Dropped > 0 {
 			fmt.Fprintf(g.stderr, "pilotwire proxy: %d flows were dropped while the store could not be written (--max-backlog); the sessions they belong to say so\n", s.Dropped)
@@ -378,7 +378,7 @@ func proxyPage(g *globals, p *proxy.Proxy, rec *flow.Recorder, st flow.Store, hu
 	if err != nil {
 		return nil, err
 	}
-	source := g.store
+	source := g.storeName()
 	if st == nil {
 		st, source = mem.New(), "not recorded (--record=false)"
 	}

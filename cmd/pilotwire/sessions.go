@@ -147,7 +147,7 @@ func openSource(ctx context.Context, g *globals, path string, strict bool) (sess
 		if err != nil {
 			return nil, err
 		}
-		return session.FromStore(st, g.store), nil
+		return session.FromStore(st, g.storeName()), nil
 	}
 	src, res, err := session.ReadFile(ctx, path, strict, mem.New())
 	if err != nil {

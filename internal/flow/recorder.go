@@ -108,15 +108,16 @@ func (h RecorderHealth) String() string {
 	if h.Recording {
 		b.WriteString("recording")
 	} else {
-		fmt.Fprintf(&b, "NOT RECORDING since %s: %v; %s flows waiting", h.Since.Format("15:04:05"), h.Err, thousands(int64(h.Waiting)))
+		fmt.Fprintf(&b, "NOT RECORDING since %s: %v; %s flows waiting", h.Since.Format("15:04:05"), h.Err, Thousands(int64(h.Waiting)))
 	}
 	if h.Dropped > 0 {
-		fmt.Fprintf(&b, "; %s flows dropped (backlog full)", thousands(h.Dropped))
+		fmt.Fprintf(&b, "; %s flows dropped (backlog full)", Thousands(h.Dropped))
 	}
 	return b.String()
 }
 
-func thousands(n int64) string {
+// Thousands writes n with a comma every three digits: 12,345 (-1,234).
+func Thousands(n int64) string {
 	s := strconv.FormatInt(n, 10)
 	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
 		s = s[:i] + "," + s[i:]
@@ -371,7 +372,7 @@ func (r *Recorder) flush() {
 	r.mu.Unlock()
 	if recovered && r.opts.Logger != nil {
 		r.opts.Logger.Warn(fmt.Sprintf("recording again after %s: %s waiting flows stored; %s dropped since start",
-			outage.Round(time.Second), thousands(int64(lostAt)), thousands(dropped)))
+			outage.Round(time.Second), Thousands(int64(lostAt)), Thousands(dropped)))
 	}
 	if r.opts.Publish != nil {
 		r.opts.Publish(batch)
