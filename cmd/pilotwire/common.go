@@ -138,3 +138,17 @@ func (h *hostPatterns) Set(v string) error {
 	}
 	return nil
 }
+
+// checkProxyName refuses a --name that would not read well as a column
+// of a table or a flag value: empty is no name.
+func checkProxyName(name string) error {
+	if len(name) > 64 {
+		return fmt.Errorf("--name %q: at most 64 characters", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("--name %q: letters, digits, '.', '_' and '-' only", name)
+		}
+	}
+	return nil
+}

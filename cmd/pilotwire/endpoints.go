@@ -523,7 +523,7 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 	defer src.Close()
 	obs := catalog.NewObserver(cat)
 	if number != 0 {
-		s, err := session.Find(ctx, src, gap, number, client)
+		s, err := session.Find(ctx, src, gap, number, session.Who{Client: client})
 		if err != nil {
 			return sessionError(err)
 		}

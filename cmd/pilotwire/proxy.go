@@ -46,21 +46,23 @@ var proxyNetwork func(*proxy.Proxy)
 
 // proxyOptions are the flags of the proxy command.
 type proxyOptions struct {
-	listen, connectPorts, upstream, allowClients, auth, pacFallback string
-	enforce, deny                                                   string
-	ui                                                              uiFlags
-	intercept                                                       interceptFlags
-	allowPrivate, record                                            bool
-	devices                                                         multiFlag
-	maxHeaderBytes, maxConns                                        int
-	headerTimeout, idleTimeout, grace, flushInterval                time.Duration
-	maxBacklogMiB                                                   int
+	listen, name, connectPorts, upstream, allowClients, auth, pacFallback string
+	enforce, deny                                                         string
+	ui                                                                    uiFlags
+	intercept                                                             interceptFlags
+	allowPrivate, record                                                  bool
+	devices                                                               multiFlag
+	maxHeaderBytes, maxConns                                              int
+	headerTimeout, idleTimeout, grace, flushInterval                      time.Duration
+	maxBacklogMiB                                                         int
 }
 
 func runProxy(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "proxy", "proxy [flags]", proxyExamples)
 	var o proxyOptions
 	fs.StringVar(&o.listen, "listen", ":8080", "proxy listen `ADDR` (host:port; empty host: every interface)")
+	fs.StringVar(&o.name, "name", "", "this proxy's `NAME` (letters, digits, . _ -), stored with every flow: proxies that share a\n"+
+		"store (--store postgres://…) keep their devices apart, and sessions, flows and report take --proxy NAME")
 	o.ui.register(fs, "the live page's `ADDR`")
 	fs.StringVar(&o.connectPorts, "connect-ports", "443", "`PORTS` CONNECT may reach, comma separated")
 	fs.StringVar(&o.upstream, "upstream", "", "send everything through the proxy at `URL` (http://[user:pass@]host:port)")
@@ -106,6 +108,9 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	if o.maxBacklogMiB <= 0 {
 		return usagef("proxy: --max-backlog %d: want a positive number of MiB", o.maxBacklogMiB)
 	}
+	if err := checkProxyName(o.name); err != nil {
+		return usagef("proxy: %v", err)
+	}
 	if o.flushInterval <= 0 || o.flushInterval > time.Second {
 		return usagef("proxy: --flush-interval %s: must be more than 0 and at most 1s", o.flushInterval)
 	}
@@ -133,7 +138,7 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 			publish = hub.Publish
 		}
 		rec = flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: o.flushInterval, Logger: logger,
-			MaxBacklog: int64(o.maxBacklogMiB) << 20, Publish: publish})
+			MaxBacklog: int64(o.maxBacklogMiB) << 20, Publish: publish, Name: o.name})
 		p.Record = rec.Record
 		// Open tunnels show their bytes so far as often as flows are
 		// stored.
@@ -363,7 +368,9 @@ func printListening(w io.Writer, addr net.Addr, ui net.Listener, token, store st
 	if ui != nil {
 		fmt.Fprintf(w, "  live page: %s\n", pageURL(ui.Addr(), token))
 	}
-	if o.record {
+	if o.record && o.name != "" {
+		fmt.Fprintf(w, "  flows: %s (stored every %s, as proxy %s)\n", store, o.flushInterval, o.name)
+	} else if o.record {
 		fmt.Fprintf(w, "  flows: %s (stored every %s)\n", store, o.flushInterval)
 	} else {
 		fmt.Fprintf(w, "  flows: not recorded (--record=false)\n")

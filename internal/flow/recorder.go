@@ -42,6 +42,10 @@ type RecorderOptions struct {
 	// RemindEvery is how often a failing store is logged again. If zero,
 	// 30s.
 	RemindEvery time.Duration
+	// Name, when set, is the name of the pilotwire recording (proxy
+	// --name): every flow is stored with it as Flow.Proxy, so that several
+	// proxies can share a store without mixing their devices.
+	Name string
 }
 
 // Recorder batches flows into a Store off the caller's path. Record never
@@ -168,6 +172,9 @@ func (r *Recorder) Record(f Flow) {
 		return
 	}
 	r.stats.Recorded++
+	if r.opts.Name != "" {
+		f.Proxy = r.opts.Name
+	}
 	size := flowSize(&f)
 	if i, ok := r.byKey[f.Key]; ok && f.Key != "" {
 		r.pendingBytes += size - flowSize(&r.pending[i])
@@ -219,7 +226,7 @@ func (r *Recorder) dropOldest() {
 func (r *Recorder) noteLost(f *Flow) {
 	l := r.lost[f.Client]
 	if l == nil {
-		l = &Flow{Kind: KindLost, Client: f.Client, Start: f.Start, End: f.Start}
+		l = &Flow{Kind: KindLost, Client: f.Client, Proxy: f.Proxy, Start: f.Start, End: f.Start}
 		r.lost[f.Client] = l
 	}
 	l.Lost++
@@ -287,6 +294,10 @@ func (r *Recorder) flush() {
 	r.lost = make(map[string]*Flow)
 	for client, l := range lost {
 		l.Key = "lost/" + client + "/" + strconv.FormatInt(l.Start.UnixNano(), 10)
+		if r.opts.Name != "" {
+			// Keys are one namespace in a shared store.
+			l.Key = "lost/" + r.opts.Name + "/" + client + "/" + strconv.FormatInt(l.Start.UnixNano(), 10)
+		}
 		l.Note = "flows dropped before they could be stored: the store could not be written"
 		batch = append(batch, *l)
 	}

@@ -162,7 +162,7 @@ func (s *Server) findSession(w http.ResponseWriter, r *http.Request) (timeline.S
 		apiError(w, http.StatusBadRequest, "session %q: want a session number (1, 2, …)", r.PathValue("n"))
 		return timeline.Session{}, false
 	}
-	ses, err := session.Find(r.Context(), s.src, s.o.Gap, n, "")
+	ses, err := session.Find(r.Context(), s.src, s.o.Gap, n, session.Who{})
 	var choice *session.ChoiceError
 	var none *session.NoFlowsError
 	switch {
@@ -302,7 +302,7 @@ func (s *Server) parseFlowQuery(r *http.Request) (flowQuery, error) {
 		if err != nil || n < 1 {
 			return fq, fmt.Errorf("session %q: want a session number", v)
 		}
-		ses, err := session.Find(r.Context(), s.src, s.o.Gap, n, "")
+		ses, err := session.Find(r.Context(), s.src, s.o.Gap, n, session.Who{})
 		if err != nil {
 			return fq, fmt.Errorf("session %d: no such session", n)
 		}
@@ -639,7 +639,7 @@ func (s *Server) diff(w http.ResponseWriter, r *http.Request) {
 			apiError(w, http.StatusBadRequest, "%s %q: want a session number", k, q.Get(k))
 			return
 		}
-		ses, err := session.Find(r.Context(), s.src, s.o.Gap, n, "")
+		ses, err := session.Find(r.Context(), s.src, s.o.Gap, n, session.Who{})
 		if err != nil {
 			apiError(w, http.StatusNotFound, "no session %d", n)
 			return

@@ -64,6 +64,9 @@ func filterQuery(f flow.Filter) (q query, exact bool) {
 			exact = false
 		}
 	}
+	if f.Proxy != "" {
+		q.add(`proxy = ?`, f.Proxy)
+	}
 	if f.Source != "" {
 		q.add(`source = ?`, string(f.Source))
 	}
@@ -96,7 +99,7 @@ func filterQuery(f flow.Filter) (q query, exact bool) {
 
 const readColumns = `id, key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind,
 	method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note,
-	lost, tunnel, headers`
+	lost, tunnel, headers, proxy`
 
 // Flows calls fn for each flow f selects, by start time then ID, from one
 // snapshot of the database.
@@ -192,7 +195,7 @@ func scanFlow(rows pgx.Rows, fl *flow.Flow, zones zoneCache) error {
 	if err := rows.Scan(&fl.ID, &fl.Key, &startNS, &tz, &endNS, &fl.Client, &fl.ClientPort, &fl.Device, &fl.Session,
 		&source, &fl.SourceFile, &kind, &fl.Method, &fl.Scheme, &fl.Host, &fl.Port, &fl.URL, &fl.Status, &fl.BytesUp,
 		&fl.BytesDown, &fl.SNI, &fl.ALPN, &fl.TLSVersion, &fl.Error, &decision, &fl.Reason, &fl.Note, &fl.Lost,
-		&fl.Tunnel, &fl.Headers); err != nil {
+		&fl.Tunnel, &fl.Headers, &fl.Proxy); err != nil {
 		return err
 	}
 	loc := zones.get(tz)
@@ -223,11 +226,11 @@ func (s *DB) CountFlows(ctx context.Context, f flow.Filter) (int64, error) {
 // windowNS is flow.ActivityWindow in nanoseconds.
 const windowNS = int64(flow.ActivityWindow)
 
-// activitySQL sums the selected rows up by client, session and window as
+// activitySQL sums the selected rows up by proxy, client, session and window as
 // flow.ActivitySum does: first and last moments with their zones, the
 // newest label by (start, ID), PAC flows left out, KindLost counting its
 // lost flows.
-var activitySQL = fmt.Sprintf(`SELECT client, session, win,
+var activitySQL = fmt.Sprintf(`SELECT proxy, client, session, win,
 	min(start_ns), (array_agg(start_tz ORDER BY start_ns, id))[1],
 	max(l), (array_agg(start_tz ORDER BY l DESC, start_ns, id))[1],
 	count(*) FILTER (WHERE kind <> 'lost'),
@@ -237,7 +240,7 @@ var activitySQL = fmt.Sprintf(`SELECT client, session, win,
 	max(start_ns) FILTER (WHERE device <> '')
 FROM (SELECT *, (start_ns - ((start_ns %% %[1]d) + %[1]d) %% %[1]d) / %[1]d AS win,
 	greatest(start_ns, coalesce(end_ns, start_ns)) AS l FROM flows WHERE_CLAUSE) x
-GROUP BY client, session, win`, windowNS)
+GROUP BY proxy, client, session, win`, windowNS)
 
 // Activity calls fn with the activity f selects (see flow.Store), summed
 // by the server from the flows of the windows f can select.
@@ -246,6 +249,9 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 	q.add(`kind <> 'pac'`)
 	if f.Client != "" {
 		q.add(`client = ?`, f.Client)
+	}
+	if f.Proxy != "" {
+		q.add(`proxy = ?`, f.Proxy)
 	}
 	if !f.Since.IsZero() {
 		q.add(`start_ns >= ?`, flow.WindowOf(f.Since)*windowNS)
@@ -266,7 +272,7 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 			var firstNS, lastNS int64
 			var firstTZ, lastTZ int32
 			var deviceNS *int64
-			if err := rows.Scan(&a.Client, &a.Session, &a.Window, &firstNS, &firstTZ, &lastNS, &lastTZ, &a.Flows, &a.Bytes,
+			if err := rows.Scan(&a.Proxy, &a.Client, &a.Session, &a.Window, &firstNS, &firstTZ, &lastNS, &lastTZ, &a.Flows, &a.Bytes,
 				&a.Lost, &a.Device, &deviceNS); err != nil {
 				rows.Close()
 				return err

@@ -15,7 +15,7 @@ import (
 // columns are the flows table's columns in the order rowValues gives them.
 var columns = []string{"id", "key", "file", "part", "start_ns", "start_tz", "end_ns", "client", "client_port", "device",
 	"session", "source", "source_file", "kind", "method", "scheme", "host", "port", "url", "status", "bytes_up",
-	"bytes_down", "sni", "alpn", "tls_version", "error", "decision", "reason", "note", "lost", "tunnel", "headers"}
+	"bytes_down", "sni", "alpn", "tls_version", "error", "decision", "reason", "note", "lost", "tunnel", "headers", "proxy"}
 
 // rowValues are f's values for COPY, with its file and part (nil for a
 // live row).
@@ -28,7 +28,7 @@ func rowValues(f *flow.Flow, file any, part any) []any {
 	return []any{f.ID, f.Key, file, part, f.Start.UnixNano(), int32(tz), end, f.Client, int32(f.ClientPort), f.Device,
 		f.Session, string(f.Source), f.SourceFile, string(f.Kind), f.Method, f.Scheme, f.Host, int32(f.Port), f.URL,
 		int32(f.Status), f.BytesUp, f.BytesDown, f.SNI, f.ALPN, f.TLSVersion, f.Error, string(f.Decision), f.Reason,
-		f.Note, f.Lost, f.Tunnel, f.Headers}
+		f.Note, f.Lost, f.Tunnel, f.Headers, f.Proxy}
 }
 
 // takeIDs locks the ID counter's row for the rest of tx, so writers take
