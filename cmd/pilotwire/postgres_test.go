@@ -1,9 +1,18 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	neturl "net/url"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/pilotwire/pilotwire/internal/testutil"
 )
@@ -91,5 +100,132 @@ func TestPostgresStoreErrors(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d, stderr:\n%s", c.args, code, stderr)
 		}
+	}
+}
+
+// TestProxiesSharePostgres: three named proxies write into one PostgreSQL
+// store at once, many clients each, every client at the same address
+// (127.0.0.1): every request is stored exactly once, and the sessions are
+// one per proxy, never mixed.
+func TestProxiesSharePostgres(t *testing.T) {
+	srv := testutil.StartPostgres(t)
+	url := srv.NewDatabase(t)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s", r.URL.Path)
+	}))
+	defer upstream.Close()
+
+	names := []string{"site-a", "site-b", "site-c"}
+	const clients, requests = 8, 25
+	var stops []func() error
+	var wg sync.WaitGroup
+	errs := make(chan error, len(names)*clients)
+	for _, name := range names {
+		addr, _, stop := startInProcess(t, "--store", url, "--name", name, "--allow-private-targets", "--flush-interval", "100ms")
+		stops = append(stops, stop)
+		proxyURL, _ := neturl.Parse("http://" + addr)
+		for c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 10 * time.Second}
+				for i := range requests {
+					resp, err := hc.Get(fmt.Sprintf("%s/%s/%d/%d", upstream.URL, name, c, i))
+					if err != nil {
+						errs <- err
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, stop := range stops {
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	out, stderr, err := runCmd(t, "flows", "--json", "--store", url)
+	if err != nil {
+		t.Fatalf("flows: %v\n%s", err, stderr)
+	}
+	seen := map[string]int{}
+	byProxy := map[string]int{}
+	for line := range strings.Lines(out) {
+		var f struct {
+			URL   string `json:"url"`
+			Proxy string `json:"proxy"`
+		}
+		if err := json.Unmarshal([]byte(line), &f); err != nil {
+			t.Fatal(err)
+		}
+		seen[f.URL]++
+		byProxy[f.Proxy]++
+		if !strings.Contains(f.URL, "/"+f.Proxy+"/") {
+			t.Errorf("%s stored as of proxy %q", f.URL, f.Proxy)
+		}
+	}
+	if len(seen) != len(names)*clients*requests {
+		t.Errorf("%d distinct requests stored, want %d", len(seen), len(names)*clients*requests)
+	}
+	for u, n := range seen {
+		if n != 1 {
+			t.Errorf("%s stored %d times", u, n)
+		}
+	}
+	for _, name := range names {
+		if byProxy[name] != clients*requests {
+			t.Errorf("proxy %s: %d flows, want %d", name, byProxy[name], clients*requests)
+		}
+		out, _, err := runCmd(t, "flows", "--store", url, "--proxy", name, "--json")
+		if err != nil || strings.Count(out, "\n") != clients*requests {
+			t.Errorf("flows --proxy %s: %d lines (%v)", name, strings.Count(out, "\n"), err)
+		}
+	}
+
+	out, _, err = runCmd(t, "sessions", "--store", url, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sessions []struct {
+		Proxy  string `json:"proxy"`
+		Client string `json:"client"`
+		Flows  int    `json:"flows"`
+	}
+	if err := json.Unmarshal([]byte(out), &sessions); err != nil {
+		t.Fatal(err)
+	}
+	if len(sessions) != len(names) {
+		t.Fatalf("%d sessions, want one per proxy: %+v", len(sessions), sessions)
+	}
+	for _, s := range sessions {
+		if s.Client != "127.0.0.1" || s.Flows != clients*requests || !slices.Contains(names, s.Proxy) {
+			t.Errorf("session %+v", s)
+		}
+	}
+	out, _, err = runCmd(t, "sessions", "--store", url, "--proxy", "site-b")
+	if err != nil || !regexp.MustCompile(`(?m)^\s*#\s+PROXY\s+CLIENT.*\n\s*\d+\s+site-b\s+127\.0\.0\.1\s.*\s200\s`).MatchString(out) || strings.Count(out, "\n") != 2 {
+		t.Errorf("sessions --proxy site-b: %v\n%s", err, out)
+	}
+	out, _, err = runCmd(t, "report", "--store", url, "--proxy", "site-c", "--format", "json")
+	if err != nil || !strings.Contains(out, `"proxy": "site-c"`) {
+		t.Errorf("report --proxy site-c: %v\n%.600s", err, out)
+	}
+	out, _, err = runCmd(t, "report", "--store", url, "--proxy", "site-a")
+	if err != nil || !regexp.MustCompile(`^Provisioning timeline, session \d: 127\.0\.0\.1 via proxy site-a\n`).MatchString(out) {
+		t.Errorf("report --proxy site-a: %v\n%.300s", err, out)
+	}
+	if _, stderr, code := pw(t, "report", "--store", url, "--proxy", "site-z"); code != 1 || !strings.Contains(stderr, "no sessions of proxy site-z") {
+		t.Errorf("report --proxy site-z: exit %d, %s", code, stderr)
+	}
+	if _, stderr, code := pw(t, "proxy", "--name", "site a"); code != 2 || !strings.Contains(stderr, "letters, digits") {
+		t.Errorf("proxy --name 'site a': exit %d, %s", code, stderr)
 	}
 }

@@ -262,7 +262,7 @@ func build(ctx context.Context, src Source, s timeline.Session, cat *catalog.Cat
 		return nil, err
 	}
 	tl := b.Timeline()
-	tl.Session.Number, tl.Session.Name = s.Number, s.Name
+	tl.Session.Number, tl.Session.Name, tl.Session.Proxy = s.Number, s.Name, s.Proxy
 	return tl, nil
 }
 
