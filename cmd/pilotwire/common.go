@@ -6,10 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/pattern"
+	"github.com/pilotwire/pilotwire/internal/spool"
 	"github.com/pilotwire/pilotwire/internal/store/postgres"
 	"github.com/pilotwire/pilotwire/internal/store/sqlite"
 )
@@ -151,4 +154,39 @@ func checkProxyName(name string) error {
 		}
 	}
 	return nil
+}
+
+// openSpool opens the spool a capturing command's --spool asks for: dir,
+// or with a postgres:// store and no dir the default, pilotwire/spool/NAME
+// in the user cache directory; none for an SQLite file (its disk is the
+// spool's) or "off". *dir is set to the directory used.
+func openSpool(g *globals, dir *string, name string, maxMiB int) (*spool.Dir, error) {
+	if maxMiB <= 0 {
+		return nil, usagef("--spool-max %d: want a positive number of MiB", maxMiB)
+	}
+	switch {
+	case *dir == "off":
+		*dir = ""
+		return nil, nil
+	case *dir == "" && !postgres.IsURL(g.store):
+		return nil, nil
+	case *dir == "":
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("no --spool given and no user cache directory for the default (%v); give --spool DIR or --spool off", err)
+		}
+		if name == "" {
+			name = "default"
+		}
+		*dir = filepath.Join(cache, "pilotwire", "spool", name)
+	}
+	return spool.Open(*dir, int64(maxMiB)<<20)
+}
+
+// spoolOf is sp as the Recorder takes it: a nil *spool.Dir is no spool.
+func spoolOf(sp *spool.Dir) flow.Spool {
+	if sp == nil {
+		return nil
+	}
+	return sp
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -227,5 +229,104 @@ func TestProxiesSharePostgres(t *testing.T) {
 	}
 	if _, stderr, code := pw(t, "proxy", "--name", "site a"); code != 2 || !strings.Contains(stderr, "letters, digits") {
 		t.Errorf("proxy --name 'site a': exit %d, %s", code, stderr)
+	}
+}
+
+// TestProxySpoolOutage: PostgreSQL stops in the middle of a capture; the
+// proxy keeps serving, its flows go to the spool; pilotwire is killed
+// (-9) while the spool holds them; PostgreSQL and the proxy start again:
+// every request is stored exactly once, in the order made.
+func TestProxySpoolOutage(t *testing.T) {
+	srv := testutil.StartPostgres(t)
+	url := srv.NewDatabase(t)
+	bin := proxyBinary(t)
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer upstream.Close()
+	args := []string{"--allow-private-targets", "--name", "lab1", "--spool", spoolDir, "--flush-interval", "100ms"}
+
+	stored := func() []string {
+		out, _, err := runCmd(t, "flows", "--store", url, "--json")
+		if err != nil && !strings.Contains(err.Error(), "no flows") {
+			t.Fatalf("flows: %v", err)
+		}
+		var urls []string
+		var last int64
+		for line := range strings.Lines(out) {
+			var f struct {
+				URL string `json:"url"`
+				ID  int64  `json:"id"`
+			}
+			if err := json.Unmarshal([]byte(line), &f); err != nil {
+				t.Fatal(err)
+			}
+			if f.ID <= last {
+				t.Errorf("%s has ID %d after %d: IDs not in the order the requests were made", f.URL, f.ID, last)
+			}
+			last = f.ID
+			urls = append(urls, f.URL)
+		}
+		return urls
+	}
+	spooled := func() int {
+		names, _ := filepath.Glob(filepath.Join(spoolDir, "*.jsonl"))
+		n := 0
+		for _, name := range names {
+			var seq, k int
+			fmt.Sscanf(filepath.Base(name), "%d-%d.jsonl", &seq, &k)
+			n += k
+		}
+		return n
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("gave up waiting for %s", what)
+			}
+		}
+	}
+
+	rp := startProxy(t, bin, url, args...)
+	c := proxyClient(t, rp.addr, nil)
+	var made []string
+	request := func(phase string, n int) {
+		t.Helper()
+		for i := range n {
+			u := fmt.Sprintf("%s/%s/%d", upstream.URL, phase, i)
+			if err := get(c, u); err != nil {
+				t.Fatalf("%s: %v (the proxy must keep serving)", u, err)
+			}
+			made = append(made, u)
+		}
+	}
+	request("before", 40)
+	waitFor("the first 40 flows in PostgreSQL", func() bool { return len(stored()) == 40 })
+
+	srv.Stop(t)
+	request("during", 60)
+	waitFor("60 flows in the spool", func() bool { return spooled() >= 60 })
+	if err := rp.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	rp.wait(t)
+
+	srv.Start(t)
+	rp = startProxy(t, bin, url, args...)
+	c = proxyClient(t, rp.addr, nil)
+	request("after", 20)
+	rp.cmd.Process.Signal(os.Interrupt)
+	if code := rp.wait(t); code != 0 {
+		t.Fatalf("exit %d: %s", code, rp.stderr)
+	}
+	if !strings.Contains(rp.stderr.String(), "holds 60 flows from an earlier run") {
+		t.Errorf("the restarted proxy did not say what its spool held:\n%s", rp.stderr)
+	}
+	got := stored()
+	if strings.Join(got, "\n") != strings.Join(made, "\n") {
+		t.Fatalf("stored %d flows, made %d requests; stored:\n%s", len(got), len(made), strings.Join(got, "\n"))
+	}
+	if spooled() != 0 {
+		t.Errorf("%d flows left in the spool", spooled())
 	}
 }

@@ -47,6 +47,8 @@ var proxyNetwork func(*proxy.Proxy)
 // proxyOptions are the flags of the proxy command.
 type proxyOptions struct {
 	listen, name, connectPorts, upstream, allowClients, auth, pacFallback string
+	spool                                                                 string
+	spoolMaxMiB                                                           int
 	enforce, deny                                                         string
 	ui                                                                    uiFlags
 	intercept                                                             interceptFlags
@@ -61,6 +63,9 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "proxy", "proxy [flags]", proxyExamples)
 	var o proxyOptions
 	fs.StringVar(&o.listen, "listen", ":8080", "proxy listen `ADDR` (host:port; empty host: every interface)")
+	fs.StringVar(&o.spool, "spool", "", "keep flows the store cannot take in `DIR` until it can (default with a postgres:// store:\n"+
+		"pilotwire/spool/NAME in the user cache directory; none with an SQLite file; off: none)")
+	fs.IntVar(&o.spoolMaxMiB, "spool-max", 4096, "at most `MIB` on disk in the spool; past it flows wait in memory (--max-backlog)")
 	fs.StringVar(&o.name, "name", "", "this proxy's `NAME` (letters, digits, . _ -), stored with every flow: proxies that share a\n"+
 		"store (--store postgres://…) keep their devices apart, and sessions, flows and report take --proxy NAME")
 	o.ui.register(fs, "the live page's `ADDR`")
@@ -132,13 +137,24 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 			return err
 		}
 		defer st.Close()
+		sp, err := openSpool(g, &o.spool, o.name, o.spoolMaxMiB)
+		if err != nil {
+			return err
+		}
+		if sp != nil {
+			defer sp.Close()
+			if h := sp.Held(); h.Flows > 0 {
+				fmt.Fprintf(g.stderr, "pilotwire proxy: the spool %s holds %s flows from an earlier run (since %s); delivering them to %s first\n",
+					sp.Path(), flow.Thousands(h.Flows), h.Oldest.Format("2006-01-02 15:04:05"), g.storeName())
+			}
+		}
 		var publish func([]flow.Flow)
 		if o.ui.addr != "" {
 			hub = live.NewHub(maxViewers, 0)
 			publish = hub.Publish
 		}
 		rec = flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: o.flushInterval, Logger: logger,
-			MaxBacklog: int64(o.maxBacklogMiB) << 20, Publish: publish, Name: o.name})
+			MaxBacklog: int64(o.maxBacklogMiB) << 20, Publish: publish, Name: o.name, Spool: spoolOf(sp)})
 		p.Record = rec.Record
 		// Open tunnels show their bytes so far as often as flows are
 		// stored.
@@ -232,7 +248,10 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 		s := rec.Stats()
 		// Written counts writes: an open tunnel written again when it ends
 		// counts twice.
-		if recErr == nil {
+		if h := rec.Health(); recErr == nil && h.Spool.Flows > 0 {
+			fmt.Fprintf(g.stderr, "pilotwire proxy: stopped; %s flows wait in the spool %s for %s (it could not be written); the next start delivers them\n",
+				flow.Thousands(h.Spool.Flows), o.spool, g.storeName())
+		} else if recErr == nil {
 			fmt.Fprintf(g.stderr, "pilotwire proxy: stopped; every flow stored in %s (%d writes in %d batches)\n", g.storeName(), s.Written, s.Batches)
 		}
 		if s.Dropped > 0 {
@@ -367,6 +386,9 @@ func printListening(w io.Writer, addr net.Addr, ui net.Listener, token, store st
 	fmt.Fprintf(w, "  Windows: netsh winhttp set proxy %s   or Settings > Proxy > setup script http://%s/proxy.pac\n", example, example)
 	if ui != nil {
 		fmt.Fprintf(w, "  live page: %s\n", pageURL(ui.Addr(), token))
+	}
+	if o.record && o.spool != "" {
+		fmt.Fprintf(w, "  spool: %s (flows wait there while the store cannot be written)\n", o.spool)
 	}
 	if o.record && o.name != "" {
 		fmt.Fprintf(w, "  flows: %s (stored every %s, as proxy %s)\n", store, o.flushInterval, o.name)
