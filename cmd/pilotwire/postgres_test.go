@@ -227,6 +227,29 @@ func TestProxiesSharePostgres(t *testing.T) {
 	if _, stderr, code := pw(t, "report", "--store", url, "--proxy", "site-z"); code != 1 || !strings.Contains(stderr, "no sessions of proxy site-z") {
 		t.Errorf("report --proxy site-z: exit %d, %s", code, stderr)
 	}
+	// One page over every site: each proxy's 127.0.0.1 is a device of its own.
+	page := startServe(t, url)
+	resp, err := http.Get(page + "/api/devices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var devs struct {
+		Devices []struct {
+			Proxy  string `json:"proxy"`
+			Client string `json:"client"`
+			Flows  int    `json:"flows"`
+		} `json:"devices"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&devs)
+	resp.Body.Close()
+	if err != nil || len(devs.Devices) != len(names) {
+		t.Fatalf("serve's devices: %+v (%v)", devs, err)
+	}
+	for _, d := range devs.Devices {
+		if !slices.Contains(names, d.Proxy) || d.Client != "127.0.0.1" || d.Flows != clients*requests {
+			t.Errorf("device %+v", d)
+		}
+	}
 	if _, stderr, code := pw(t, "proxy", "--name", "site a"); code != 2 || !strings.Contains(stderr, "letters, digits") {
 		t.Errorf("proxy --name 'site a': exit %d, %s", code, stderr)
 	}
