@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/store/sqlite"
 	"github.com/pilotwire/pilotwire/internal/testutil"
+	"github.com/pilotwire/pilotwire/internal/timeline/synth"
 )
 
 // TestPostgresStoreCommands: the commands that read and write flows work
@@ -351,5 +353,59 @@ func TestProxySpoolOutage(t *testing.T) {
 	}
 	if spooled() != 0 {
 		t.Errorf("%d flows left in the spool", spooled())
+	}
+}
+
+// TestStoreCopyLarge: a large synthetic session, kept as an import in
+// SQLite, copied to PostgreSQL gives the same sessions and the same
+// report. 100,000 flows by default; PILOTWIRE_COPY_FLOWS=1000000 for the
+// issue's million (about a minute without the race detector).
+func TestStoreCopyLarge(t *testing.T) {
+	n := 100_000
+	if v := os.Getenv("PILOTWIRE_COPY_FLOWS"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	srv := testutil.StartPostgres(t)
+	url := srv.NewDatabase(t)
+	lite := filepath.Join(t.TempDir(), "large.db")
+	st, err := sqlite.Open(t.Context(), lite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows := synth.Flows(n, time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), 4*time.Hour)
+	for i := 0; i < len(flows); i += 5000 {
+		if _, err := st.PutFileFlows(t.Context(), "synth0000000000", i/5000, flows[i:min(i+5000, len(flows))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.EndFileFlows(t.Context(), "synth0000000000", (len(flows)+4999)/5000); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	flows = nil
+
+	start := time.Now()
+	if _, stderr, err := runCmd(t, "store", "copy", "--from", lite, "--to", url); err != nil {
+		t.Fatalf("store copy: %v\n%s", err, stderr)
+	}
+	t.Logf("store copy of %d flows: %v", n, time.Since(start).Round(time.Millisecond))
+	for _, args := range [][]string{{"sessions"}, {"report", "--format", "json"}} {
+		want, _, err := runCmd(t, append(args, "--store", lite)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		got, _, err := runCmd(t, append(args, "--store", url)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%v from PostgreSQL: %v", args, time.Since(start).Round(time.Millisecond))
+		want, got = strings.ReplaceAll(want, lite, "STORE"), strings.ReplaceAll(got, url, "STORE")
+		if got != want {
+			t.Errorf("%v differs between the stores:\nPostgreSQL %.1500s\nSQLite %.1500s", args, got, want)
+		}
+		if !strings.Contains(want, fmt.Sprint(n)) {
+			t.Errorf("%v does not count the %d flows:\n%.800s", args, n, want)
+		}
 	}
 }
