@@ -80,9 +80,13 @@ func runStoreCopy(ctx context.Context, g *globals, args []string) error {
 	st, err := flow.Copy(ctx, dst, src, func(n int64) {
 		if time.Since(last) >= time.Second {
 			last = time.Now()
-			fmt.Fprintf(g.stderr, "pilotwire store copy: %s of %s flows\n", flow.Thousands(n), flow.Thousands(total))
+			fmt.Fprintf(g.stderr, "pilotwire store copy: %s of %s flows (%s flows/s)\n", flow.Thousands(n), flow.Thousands(total),
+				flow.Thousands(int64(float64(n)/time.Since(start).Seconds())))
 		}
 	})
+	if err == nil {
+		err = refreshStats(ctx, dst, st.Flows)
+	}
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}
@@ -98,4 +102,16 @@ func runStoreCopy(ctx context.Context, g *globals, args []string) error {
 	fmt.Fprintf(g.stderr, "pilotwire store copy: %s flows and %d learned pass-through hosts copied from %s to %s in %.1fs (%s flows/s)\n",
 		flow.Thousands(st.Flows), st.PassThrough, srcName, dstG.storeName(), secs, flow.Thousands(int64(float64(st.Flows)/max(secs, 1e-3))))
 	return nil
+}
+
+// refreshStats has a store that plans its reads (PostgreSQL) look at its
+// flows again after n were written in one go: without fresh statistics
+// its planner may read a big session the slow way until autovacuum comes
+// by. Small writes leave it to autovacuum.
+func refreshStats(ctx context.Context, st flow.Store, n int64) error {
+	a, ok := st.(interface{ Analyze(context.Context) error })
+	if !ok || n < 10000 {
+		return nil
+	}
+	return a.Analyze(ctx)
 }
