@@ -121,6 +121,9 @@ type DB struct {
 	pool     *pgxpool.Pool
 	name     string // the redacted URL
 	readOnly bool
+	// version is the database's schema: SchemaVersion for a writer (it
+	// migrates), maybe older for a reader.
+	version int
 }
 
 var (
@@ -143,6 +146,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		s.pool.Close()
 		return nil, s.wrap("open", err)
 	}
+	s.version = SchemaVersion
 	return s, nil
 }
 
@@ -164,6 +168,7 @@ func OpenReadOnly(ctx context.Context, rawURL string) (*DB, error) {
 		s.pool.Close()
 		return nil, err
 	}
+	s.version = v
 	return s, nil
 }
 

@@ -73,27 +73,32 @@ func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 			last[flows[i].Key] = i
 		}
 		ids := make(map[string]int64, len(keys))
-		rows, err := tx.Query(ctx, `SELECT key, id FROM flows WHERE file IS NULL AND key = ANY($1)`, keys)
+		// Rows replaced leave their windows, which are summed again.
+		var act activityChange
+		rows, err := tx.Query(ctx, `SELECT key, id, proxy, client, session, start_ns FROM flows WHERE file IS NULL AND key = ANY($1)`, keys)
 		if err != nil {
 			return err
 		}
 		var fresh, replace []int
 		stored := map[string]bool{}
 		for rows.Next() {
-			var k string
-			var id int64
-			if err := rows.Scan(&k, &id); err != nil {
+			var k, proxy, client, session string
+			var id, start int64
+			if err := rows.Scan(&k, &id, &proxy, &client, &session, &start); err != nil {
 				rows.Close()
 				return err
 			}
 			ids[k], stored[k] = id, true
+			act.touch(windowOf(proxy, client, session, start))
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, k := range keys {
+			f := &flows[last[k]]
 			if stored[k] {
 				replace = append(replace, last[k])
+				act.touch(windowOf(f.Proxy, f.Client, f.Session, f.Start.UnixNano()))
 				continue
 			}
 			ids[k] = next
@@ -105,6 +110,9 @@ func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 		}
 		if err := copyRows(ctx, tx, "flows", flows, fresh, nil, nil); err != nil {
 			return err
+		}
+		for _, i := range fresh {
+			act.add(&flows[i])
 		}
 		if len(replace) > 0 {
 			if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS flows_batch (LIKE flows) ON COMMIT DELETE ROWS`); err != nil {
@@ -120,6 +128,9 @@ func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 			if _, err := tx.Exec(ctx, `UPDATE flows f SET `+set[2:]+` FROM flows_batch b WHERE f.id = b.id`); err != nil {
 				return err
 			}
+		}
+		if err := act.apply(ctx, tx); err != nil {
+			return err
 		}
 		return giveIDs(ctx, tx, next)
 	})
@@ -175,12 +186,25 @@ func (s *DB) PutFileFlows(ctx context.Context, file string, part int, flows []fl
 		if _, err := tx.Exec(ctx, track, file, sourceFile, len(flows), time.Now().UnixNano()); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `DELETE FROM flows WHERE file = $1 AND part = $2 RETURNING id`, file, part)
+		// The part's earlier flows leave their windows, which are summed
+		// again.
+		var act activityChange
+		rows, err := tx.Query(ctx, `DELETE FROM flows WHERE file = $1 AND part = $2 RETURNING id, proxy, client, session, start_ns`, file, part)
 		if err != nil {
 			return err
 		}
-		old, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
+		var old []int64
+		for rows.Next() {
+			var id, start int64
+			var proxy, client, session string
+			if err := rows.Scan(&id, &proxy, &client, &session, &start); err != nil {
+				rows.Close()
+				return err
+			}
+			old = append(old, id)
+			act.touch(windowOf(proxy, client, session, start))
+		}
+		if err := rows.Err(); err != nil {
 			return err
 		}
 		slices.Sort(old)
@@ -200,6 +224,12 @@ func (s *DB) PutFileFlows(ctx context.Context, file string, part int, flows []fl
 			idx[i] = i
 		}
 		if err := copyRows(ctx, tx, "flows", sorted, idx, file, int32(part)); err != nil {
+			return err
+		}
+		for i := range sorted {
+			act.add(&sorted[i])
+		}
+		if err := act.apply(ctx, tx); err != nil {
 			return err
 		}
 		return giveIDs(ctx, tx, next)
@@ -223,11 +253,27 @@ func (s *DB) EndFileFlows(ctx context.Context, file string, parts int) (flow.Fil
 			return err
 		}
 		if parts >= 0 {
-			tag, err := tx.Exec(ctx, `DELETE FROM flows WHERE file = $1 AND part >= $2`, file, parts)
+			var act activityChange
+			rows, err := tx.Query(ctx, `DELETE FROM flows WHERE file = $1 AND part >= $2 RETURNING proxy, client, session, start_ns`, file, parts)
 			if err != nil {
 				return err
 			}
-			ch.Dropped = tag.RowsAffected()
+			for rows.Next() {
+				var proxy, client, session string
+				var start int64
+				if err := rows.Scan(&proxy, &client, &session, &start); err != nil {
+					rows.Close()
+					return err
+				}
+				ch.Dropped++
+				act.touch(windowOf(proxy, client, session, start))
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if err := act.apply(ctx, tx); err != nil {
+				return err
+			}
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM imports WHERE file = $1`, file)
 		return err
