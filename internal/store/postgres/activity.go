@@ -54,8 +54,45 @@ func windowOf(proxy, client, session string, startNS int64) windowKey {
 // rows' activity to add, and the windows to sum again from their rows
 // (rows left them, or changed in them).
 type activityChange struct {
-	sum   flow.ActivitySum
-	dirty map[windowKey]bool
+	sum    flow.ActivitySum
+	deltas []flow.Activity // changes of rows replaced in place (see delta)
+	dirty  map[windowKey]bool
+}
+
+// storedRow is what a replaced row was, as far as activity goes.
+type storedRow struct {
+	proxy, client, session, kind, device string
+	startNS                              int64
+	startTZ                              int32
+	endNS                                *int64
+	bytes, lost                          int64
+}
+
+// replace accounts for row old replaced by f. The common case, a tunnel
+// completed or its bytes so far, only adds bytes and moves the last
+// moment later: a delta. Anything else leaves the window (and maybe
+// enters another), whose rows are summed again.
+func (c *activityChange) replace(old storedRow, f *flow.Flow) {
+	_, tz := f.Start.Zone()
+	oldLast := old.startNS
+	if old.endNS != nil && *old.endNS > oldLast {
+		oldLast = *old.endNS
+	}
+	same := old.proxy == f.Proxy && old.client == f.Client && old.session == f.Session && old.kind == string(f.Kind) &&
+		old.device == f.Device && old.startNS == f.Start.UnixNano() && old.startTZ == int32(tz) && f.Kind != flow.KindPAC &&
+		f.LastMoment().UnixNano() >= oldLast
+	if !same {
+		c.touch(windowOf(old.proxy, old.client, old.session, old.startNS))
+		c.touch(windowOf(f.Proxy, f.Client, f.Session, f.Start.UnixNano()))
+		return
+	}
+	d := flow.Activity{Proxy: f.Proxy, Client: f.Client, Session: f.Session, Window: flow.WindowOf(f.Start), First: f.Start, Last: f.LastMoment()}
+	if f.Kind == flow.KindLost {
+		d.Lost = f.Lost - old.lost
+	} else {
+		d.Bytes = f.Bytes() - old.bytes
+	}
+	c.deltas = append(c.deltas, d)
 }
 
 func (c *activityChange) add(f *flow.Flow) { c.sum.Add(f) }
@@ -76,7 +113,24 @@ func (c *activityChange) apply(ctx context.Context, tx pgx.Tx) error {
 		firstTZs, lastTZs                   []int32
 		deviceAt                            []*int64
 	)
-	for _, a := range c.sum.Activity() {
+	acts := c.sum.Activity()
+	if len(c.deltas) > 0 {
+		// One row per window for the statement: deltas merged in.
+		at := map[windowKey]int{}
+		for i, a := range acts {
+			at[windowKey{a.Proxy, a.Client, a.Session, a.Window}] = i
+		}
+		for _, d := range c.deltas {
+			k := windowKey{d.Proxy, d.Client, d.Session, d.Window}
+			if i, ok := at[k]; ok {
+				acts[i].Merge(&d)
+				continue
+			}
+			at[k] = len(acts)
+			acts = append(acts, d)
+		}
+	}
+	for _, a := range acts {
 		if c.dirty[windowKey{a.Proxy, a.Client, a.Session, a.Window}] {
 			continue // summed again below, with these rows
 		}

@@ -75,30 +75,31 @@ func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 		ids := make(map[string]int64, len(keys))
 		// Rows replaced leave their windows, which are summed again.
 		var act activityChange
-		rows, err := tx.Query(ctx, `SELECT key, id, proxy, client, session, start_ns FROM flows WHERE file IS NULL AND key = ANY($1)`, keys)
+		rows, err := tx.Query(ctx, `SELECT key, id, proxy, client, session, kind, device, start_ns, start_tz, end_ns,
+			bytes_up + bytes_down, lost FROM flows WHERE file IS NULL AND key = ANY($1)`, keys)
 		if err != nil {
 			return err
 		}
 		var fresh, replace []int
-		stored := map[string]bool{}
+		stored := map[string]storedRow{}
 		for rows.Next() {
-			var k, proxy, client, session string
-			var id, start int64
-			if err := rows.Scan(&k, &id, &proxy, &client, &session, &start); err != nil {
+			var k string
+			var id int64
+			var r storedRow
+			if err := rows.Scan(&k, &id, &r.proxy, &r.client, &r.session, &r.kind, &r.device, &r.startNS, &r.startTZ, &r.endNS,
+				&r.bytes, &r.lost); err != nil {
 				rows.Close()
 				return err
 			}
-			ids[k], stored[k] = id, true
-			act.touch(windowOf(proxy, client, session, start))
+			ids[k], stored[k] = id, r
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, k := range keys {
-			f := &flows[last[k]]
-			if stored[k] {
+			if old, ok := stored[k]; ok {
 				replace = append(replace, last[k])
-				act.touch(windowOf(f.Proxy, f.Client, f.Session, f.Start.UnixNano()))
+				act.replace(old, &flows[last[k]])
 				continue
 			}
 			ids[k] = next
