@@ -31,6 +31,8 @@ func runCapture(ctx context.Context, g *globals, args []string) error {
 	fs.StringVar(&iface, "interface", "", "the network interface `IF` to read (required)")
 	fs.StringVar(&write, "write", "", "also keep the packets in `FILE` (pcapng; refused if it exists)")
 	fs.DurationVar(&flushInterval, "flush-interval", 500*time.Millisecond, "store recorded flows at least this often (at most 1s)")
+	var rf recordingFlags
+	rf.register(fs, "capture")
 	if err := parseFlags(g, fs, args); err != nil {
 		return err
 	}
@@ -39,6 +41,9 @@ func runCapture(ctx context.Context, g *globals, args []string) error {
 	}
 	if iface == "" {
 		return usagef("capture: --interface IF is required (ip link lists them)")
+	}
+	if err := rf.check(); err != nil {
+		return usagef("capture: %v", err)
 	}
 	if flushInterval <= 0 || flushInterval > time.Second {
 		return usagef("capture: --flush-interval %s: must be more than 0 and at most 1s", flushInterval)
@@ -66,7 +71,14 @@ func runCapture(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	defer st.Close()
-	rec := flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: flushInterval})
+	sp, err := rf.openSpool(g, "capture")
+	if err != nil {
+		return err
+	}
+	if sp != nil {
+		defer sp.Close()
+	}
+	rec := flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: flushInterval, Name: rf.name, Spool: spoolOf(sp)})
 	o.Record = rec.Record
 	fmt.Fprintf(g.stdout, "pilotwire capture: reading %s (passive: nothing is forwarded)\n  flows: %s (stored every %s)\n", iface, g.storeName(), flushInterval)
 	if write != "" {

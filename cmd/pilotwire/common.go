@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -156,31 +157,74 @@ func checkProxyName(name string) error {
 	return nil
 }
 
-// openSpool opens the spool a capturing command's --spool asks for: dir,
-// or with a postgres:// store and no dir the default, pilotwire/spool/NAME
-// in the user cache directory; none for an SQLite file (its disk is the
-// spool's) or "off". *dir is set to the directory used.
-func openSpool(g *globals, dir *string, name string, maxMiB int) (*spool.Dir, error) {
-	if maxMiB <= 0 {
-		return nil, usagef("--spool-max %d: want a positive number of MiB", maxMiB)
+// recordingFlags are the flags of every command that records flows
+// (proxy, gateway, capture): its name in a shared store, and its spool.
+type recordingFlags struct {
+	name, spool string
+	spoolMaxMiB int
+}
+
+func (r *recordingFlags) register(fs *flag.FlagSet, what string) {
+	fs.StringVar(&r.name, "name", "", "this "+what+"'s `NAME` (letters, digits, . _ -), stored with every flow: several that share a\n"+
+		"store (--store postgres://…) keep their devices apart, and sessions, flows and report take --proxy NAME")
+	fs.StringVar(&r.spool, "spool", "", "keep flows the store cannot take in `DIR` until it can (default with a postgres:// store:\n"+
+		"pilotwire/spool/NAME in the user cache directory; none with an SQLite file; off: none)")
+	fs.IntVar(&r.spoolMaxMiB, "spool-max", 4096, "at most `MIB` on disk in the spool; past it flows wait in memory")
+}
+
+// check says what is wrong with the flags' values, for a usage error.
+func (r *recordingFlags) check() error {
+	if r.spoolMaxMiB <= 0 {
+		return fmt.Errorf("--spool-max %d: want a positive number of MiB", r.spoolMaxMiB)
 	}
+	return checkProxyName(r.name)
+}
+
+// openSpool opens the spool the flags ask for: --spool, or with a
+// postgres:// store and none given the default, pilotwire/spool/NAME in
+// the user cache directory; none for an SQLite file (its disk is the
+// spool's) or "off". r.spool is set to the directory used. It says on w
+// what an earlier run left there.
+func (r *recordingFlags) openSpool(g *globals, cmd string) (*spool.Dir, error) {
 	switch {
-	case *dir == "off":
-		*dir = ""
+	case r.spool == "off":
+		r.spool = ""
 		return nil, nil
-	case *dir == "" && !postgres.IsURL(g.store):
+	case r.spool == "" && !postgres.IsURL(g.store):
 		return nil, nil
-	case *dir == "":
+	case r.spool == "":
 		cache, err := os.UserCacheDir()
 		if err != nil {
 			return nil, fmt.Errorf("no --spool given and no user cache directory for the default (%v); give --spool DIR or --spool off", err)
 		}
-		if name == "" {
-			name = "default"
-		}
-		*dir = filepath.Join(cache, "pilotwire", "spool", name)
+		r.spool = filepath.Join(cache, "pilotwire", "spool", cmp.Or(r.name, "default"))
 	}
-	return spool.Open(*dir, int64(maxMiB)<<20)
+	sp, err := spool.Open(r.spool, int64(r.spoolMaxMiB)<<20)
+	if err != nil {
+		return nil, err
+	}
+	if h := sp.Held(); h.Flows > 0 {
+		fmt.Fprintf(g.stderr, "pilotwire %s: the spool %s holds %s flows from an earlier run (since %s); delivering them to %s first\n",
+			cmd, sp.Path(), flow.Thousands(h.Flows), h.Oldest.Format("2006-01-02 15:04:05"), g.storeName())
+	}
+	return sp, nil
+}
+
+// stopped says where the flows went when a recording command stops;
+// done, when not empty, says what else it did ("rules removed").
+func (r *recordingFlags) stopped(g *globals, cmd, done string, rec *flow.Recorder) {
+	if done != "" {
+		done += "; "
+	}
+	s := rec.Stats()
+	if h := rec.Health(); h.Spool.Flows > 0 {
+		fmt.Fprintf(g.stderr, "pilotwire %s: stopped; %s%s flows wait in the spool %s for %s (it could not be written); the next start delivers them\n",
+			cmd, done, flow.Thousands(h.Spool.Flows), r.spool, g.storeName())
+		return
+	}
+	// Written counts writes: an open tunnel written again when it ends
+	// counts twice.
+	fmt.Fprintf(g.stderr, "pilotwire %s: stopped; %severy flow stored in %s (%d writes in %d batches)\n", cmd, done, g.storeName(), s.Written, s.Batches)
 }
 
 // spoolOf is sp as the Recorder takes it: a nil *spool.Dir is no spool.

@@ -46,28 +46,23 @@ var proxyNetwork func(*proxy.Proxy)
 
 // proxyOptions are the flags of the proxy command.
 type proxyOptions struct {
-	listen, name, connectPorts, upstream, allowClients, auth, pacFallback string
-	spool                                                                 string
-	spoolMaxMiB                                                           int
-	enforce, deny                                                         string
-	ui                                                                    uiFlags
-	intercept                                                             interceptFlags
-	allowPrivate, record                                                  bool
-	devices                                                               multiFlag
-	maxHeaderBytes, maxConns                                              int
-	headerTimeout, idleTimeout, grace, flushInterval                      time.Duration
-	maxBacklogMiB                                                         int
+	listen, connectPorts, upstream, allowClients, auth, pacFallback string
+	recordingFlags
+	enforce, deny                                    string
+	ui                                               uiFlags
+	intercept                                        interceptFlags
+	allowPrivate, record                             bool
+	devices                                          multiFlag
+	maxHeaderBytes, maxConns                         int
+	headerTimeout, idleTimeout, grace, flushInterval time.Duration
+	maxBacklogMiB                                    int
 }
 
 func runProxy(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "proxy", "proxy [flags]", proxyExamples)
 	var o proxyOptions
 	fs.StringVar(&o.listen, "listen", ":8080", "proxy listen `ADDR` (host:port; empty host: every interface)")
-	fs.StringVar(&o.spool, "spool", "", "keep flows the store cannot take in `DIR` until it can (default with a postgres:// store:\n"+
-		"pilotwire/spool/NAME in the user cache directory; none with an SQLite file; off: none)")
-	fs.IntVar(&o.spoolMaxMiB, "spool-max", 4096, "at most `MIB` on disk in the spool; past it flows wait in memory (--max-backlog)")
-	fs.StringVar(&o.name, "name", "", "this proxy's `NAME` (letters, digits, . _ -), stored with every flow: proxies that share a\n"+
-		"store (--store postgres://…) keep their devices apart, and sessions, flows and report take --proxy NAME")
+	o.recordingFlags.register(fs, "proxy")
 	o.ui.register(fs, "the live page's `ADDR`")
 	fs.StringVar(&o.connectPorts, "connect-ports", "443", "`PORTS` CONNECT may reach, comma separated")
 	fs.StringVar(&o.upstream, "upstream", "", "send everything through the proxy at `URL` (http://[user:pass@]host:port)")
@@ -113,7 +108,7 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	if o.maxBacklogMiB <= 0 {
 		return usagef("proxy: --max-backlog %d: want a positive number of MiB", o.maxBacklogMiB)
 	}
-	if err := checkProxyName(o.name); err != nil {
+	if err := o.recordingFlags.check(); err != nil {
 		return usagef("proxy: %v", err)
 	}
 	if o.flushInterval <= 0 || o.flushInterval > time.Second {
@@ -137,16 +132,12 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 			return err
 		}
 		defer st.Close()
-		sp, err := openSpool(g, &o.spool, o.name, o.spoolMaxMiB)
+		sp, err := o.openSpool(g, "proxy")
 		if err != nil {
 			return err
 		}
 		if sp != nil {
 			defer sp.Close()
-			if h := sp.Held(); h.Flows > 0 {
-				fmt.Fprintf(g.stderr, "pilotwire proxy: the spool %s holds %s flows from an earlier run (since %s); delivering them to %s first\n",
-					sp.Path(), flow.Thousands(h.Flows), h.Oldest.Format("2006-01-02 15:04:05"), g.storeName())
-			}
 		}
 		var publish func([]flow.Flow)
 		if o.ui.addr != "" {
@@ -246,13 +237,8 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	if rec != nil {
 		recErr = rec.Close()
 		s := rec.Stats()
-		// Written counts writes: an open tunnel written again when it ends
-		// counts twice.
-		if h := rec.Health(); recErr == nil && h.Spool.Flows > 0 {
-			fmt.Fprintf(g.stderr, "pilotwire proxy: stopped; %s flows wait in the spool %s for %s (it could not be written); the next start delivers them\n",
-				flow.Thousands(h.Spool.Flows), o.spool, g.storeName())
-		} else if recErr == nil {
-			fmt.Fprintf(g.stderr, "pilotwire proxy: stopped; every flow stored in %s (%d writes in %d batches)\n", g.storeName(), s.Written, s.Batches)
+		if recErr == nil {
+			o.stopped(g, "proxy", "", rec)
 		}
 		if s.Dropped > 0 {
 			fmt.Fprintf(g.stderr, "pilotwire proxy: %d flows were dropped while the store could not be written (--max-backlog); the sessions they belong to say so\n", s.Dropped)
