@@ -66,7 +66,7 @@ func runCapture(ctx context.Context, g *globals, args []string) error {
 	var id [4]byte
 	rand.Read(id[:])
 	o.Prefix = "cap-" + hex.EncodeToString(id[:]) + "-"
-	st, err := openStore(ctx, g)
+	st, err := rf.openStore(ctx, g, "capture")
 	if err != nil {
 		return err
 	}

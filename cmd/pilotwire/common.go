@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/pattern"
@@ -209,6 +210,22 @@ func (r *recordingFlags) openSpool(g *globals, cmd string) (*spool.Dir, error) {
 	}
 	return sp, nil
 }
+
+// openStore opens the store a recording command writes. A PostgreSQL
+// server that cannot be reached does not stop it when it has a spool:
+// it records into the spool and opens the database once it answers.
+func (r *recordingFlags) openStore(ctx context.Context, g *globals, cmd string) (flow.Store, error) {
+	st, err := openStore(ctx, g)
+	if err == nil || !postgres.IsURL(g.store) || r.spool == "off" || !postgres.Unreachable(err) {
+		return st, err
+	}
+	fmt.Fprintf(g.stderr, "pilotwire %s: %v\n  recording into the spool until the database answers (tried again every %s)\n", cmd, err, storeRetry)
+	return postgres.OpenLater(g.store, storeRetry, err), nil
+}
+
+// storeRetry is how often a recording command tries a PostgreSQL server
+// it could not reach at start.
+const storeRetry = 5 * time.Second
 
 // stopped says where the flows went when a recording command stops;
 // done, when not empty, says what else it did ("rules removed").

@@ -120,7 +120,7 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	p.Logger, cfg.Logger = logger, logger
-	st, err := openStore(ctx, g)
+	st, err := o.openStore(ctx, g, "gateway")
 	if err != nil {
 		return err
 	}

@@ -270,47 +270,9 @@ func TestProxySpoolOutage(t *testing.T) {
 	defer upstream.Close()
 	args := []string{"--allow-private-targets", "--name", "lab1", "--spool", spoolDir, "--flush-interval", "100ms"}
 
-	stored := func() []string {
-		out, _, err := runCmd(t, "flows", "--store", url, "--json")
-		if err != nil && !strings.Contains(err.Error(), "no flows") {
-			t.Fatalf("flows: %v", err)
-		}
-		var urls []string
-		var last int64
-		for line := range strings.Lines(out) {
-			var f struct {
-				URL string `json:"url"`
-				ID  int64  `json:"id"`
-			}
-			if err := json.Unmarshal([]byte(line), &f); err != nil {
-				t.Fatal(err)
-			}
-			if f.ID <= last {
-				t.Errorf("%s has ID %d after %d: IDs not in the order the requests were made", f.URL, f.ID, last)
-			}
-			last = f.ID
-			urls = append(urls, f.URL)
-		}
-		return urls
-	}
-	spooled := func() int {
-		names, _ := filepath.Glob(filepath.Join(spoolDir, "*.jsonl"))
-		n := 0
-		for _, name := range names {
-			var seq, k int
-			fmt.Sscanf(filepath.Base(name), "%d-%d.jsonl", &seq, &k)
-			n += k
-		}
-		return n
-	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(100 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("gave up waiting for %s", what)
-			}
-		}
-	}
+	stored := func() []string { return pgStored(t, url) }
+	spooled := func() int { return spooledFlows(spoolDir) }
+	waitFor := func(what string, cond func() bool) { t.Helper(); waitUntil(t, what, cond) }
 
 	rp := startProxy(t, bin, url, args...)
 	c := proxyClient(t, rp.addr, nil)
@@ -407,5 +369,91 @@ func TestStoreCopyLarge(t *testing.T) {
 		if !strings.Contains(want, fmt.Sprint(n)) {
 			t.Errorf("%v does not count the %d flows:\n%.800s", args, n, want)
 		}
+	}
+}
+
+// pgStored lists the URLs of the flows in the store at url, in the order
+// read (start, then ID), failing the test when IDs do not grow in it.
+func pgStored(t *testing.T, url string) []string {
+	t.Helper()
+	out, _, err := runCmd(t, "flows", "--store", url, "--json")
+	if err != nil && !strings.Contains(err.Error(), "no flows") {
+		t.Fatalf("flows: %v", err)
+	}
+	var urls []string
+	var last int64
+	for line := range strings.Lines(out) {
+		var f struct {
+			URL string `json:"url"`
+			ID  int64  `json:"id"`
+		}
+		if err := json.Unmarshal([]byte(line), &f); err != nil {
+			t.Fatal(err)
+		}
+		if f.ID <= last {
+			t.Errorf("%s has ID %d after %d: IDs not in the order the requests were made", f.URL, f.ID, last)
+		}
+		last = f.ID
+		urls = append(urls, f.URL)
+	}
+	return urls
+}
+
+// spooledFlows counts the flows in the spool directory dir, by its files'
+// names.
+func spooledFlows(dir string) int {
+	names, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	n := 0
+	for _, name := range names {
+		var seq, k int
+		fmt.Sscanf(filepath.Base(name), "%d-%d.jsonl", &seq, &k)
+		n += k
+	}
+	return n
+}
+
+// waitUntil waits, at most 30 s, for cond.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+	}
+}
+
+// TestProxyStartsWithoutPostgres: a proxy whose PostgreSQL server is down
+// when it starts still serves, records into its spool, and delivers to
+// the database once it is up, without a restart.
+func TestProxyStartsWithoutPostgres(t *testing.T) {
+	srv := testutil.StartPostgres(t)
+	url := srv.NewDatabase(t)
+	srv.Stop(t)
+	bin := proxyBinary(t)
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer upstream.Close()
+	rp := startProxy(t, bin, url, "--allow-private-targets", "--name", "lab2", "--spool", spoolDir, "--flush-interval", "100ms")
+	c := proxyClient(t, rp.addr, nil)
+	var made []string
+	for i := range 30 {
+		u := fmt.Sprintf("%s/down/%d", upstream.URL, i)
+		if err := get(c, u); err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		made = append(made, u)
+	}
+	waitUntil(t, "30 flows in the spool", func() bool { return spooledFlows(spoolDir) >= 30 })
+	srv.Start(t)
+	waitUntil(t, "the spool delivered", func() bool { return spooledFlows(spoolDir) == 0 })
+	rp.cmd.Process.Signal(os.Interrupt)
+	if code := rp.wait(t); code != 0 {
+		t.Fatalf("exit %d: %s", code, rp.stderr)
+	}
+	if !strings.Contains(rp.stderr.String(), "recording into the spool until the database answers") {
+		t.Errorf("the proxy did not say it could not reach the database:\n%s", rp.stderr)
+	}
+	if got := pgStored(t, url); strings.Join(got, "\n") != strings.Join(made, "\n") {
+		t.Fatalf("stored %d flows, made %d requests:\n%s", len(got), len(made), strings.Join(got, "\n"))
 	}
 }

@@ -127,7 +127,7 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	var st flow.Store
 	var hub *live.Hub
 	if o.record {
-		st, err = openStore(ctx, g)
+		st, err = o.openStore(ctx, g, "proxy")
 		if err != nil {
 			return err
 		}

@@ -30,6 +30,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
@@ -176,7 +177,7 @@ func connect(ctx context.Context, rawURL string, readOnly bool) (*DB, error) {
 	name := Redact(rawURL)
 	cfg, err := pgxpool.ParseConfig(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %s", name, scrub(err.Error(), rawURL))
+		return nil, &connectError{fmt.Sprintf("store %s: %s", name, scrub(err.Error(), rawURL)), err}
 	}
 	if readOnly {
 		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
@@ -184,13 +185,32 @@ func connect(ctx context.Context, rawURL string, readOnly bool) (*DB, error) {
 	cfg.ConnConfig.RuntimeParams["application_name"] = "pilotwire"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %s", name, scrub(err.Error(), rawURL))
+		return nil, &connectError{fmt.Sprintf("store %s: %s", name, scrub(err.Error(), rawURL)), err}
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("store %s: %s", name, scrub(err.Error(), rawURL))
+		return nil, &connectError{fmt.Sprintf("store %s: %s", name, scrub(err.Error(), rawURL)), err}
 	}
 	return &DB{pool: pool, name: name, readOnly: readOnly}, nil
+}
+
+// connectError is an error of reaching the database, worded without its
+// password, that keeps the driver's error for errors.As.
+type connectError struct {
+	msg string
+	err error
+}
+
+func (e *connectError) Error() string { return e.msg }
+func (e *connectError) Unwrap() error { return e.err }
+
+// Unreachable reports whether err (of Open) says the server could not be
+// reached at all — down, or no route — rather than that it answered and
+// refused (no such database, a wrong password, a newer schema).
+func Unreachable(err error) bool {
+	var ce *connectError
+	var pgErr *pgconn.PgError
+	return errors.As(err, &ce) && !errors.As(err, &pgErr)
 }
 
 // scrub removes the password of rawURL from a driver's message, should
