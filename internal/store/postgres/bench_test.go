@@ -51,6 +51,35 @@ func benchFlow(n int, base time.Time) flow.Flow {
 	}
 }
 
+// BenchmarkLiveInserts: batches of 2,000 new live flows (no
+// completions): the insert rate alone.
+func BenchmarkLiveInserts(b *testing.B) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		open := stores(b)[name]
+		b.Run(name, func(b *testing.B) {
+			st := open(b)
+			defer st.Close()
+			ctx := context.Background()
+			base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+			batch := make([]flow.Flow, 2000)
+			n := 0
+			for b.Loop() {
+				b.StopTimer()
+				for i := range batch {
+					n++
+					batch[i] = benchFlow(n, base)
+					batch[i].End = batch[i].Start.Add(time.Second)
+				}
+				b.StartTimer()
+				if err := st.PutFlows(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "flows/s")
+		})
+	}
+}
+
 func BenchmarkLiveFlows(b *testing.B) {
 	for _, name := range []string{"sqlite", "postgres"} {
 		open := stores(b)[name]
