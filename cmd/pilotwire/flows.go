@@ -15,6 +15,7 @@ import (
 )
 
 const flowsExamples = `  pilotwire flows                              # every flow, oldest first
+  pilotwire flows --proxy site-a --newest --limit 20   # the newest flows of one site of a shared store
   pilotwire flows --client 10.0.0.23 --since 1h # one device, the last hour
   pilotwire flows --host '*.manage.microsoft.com' --json | jq .
   pilotwire flows --host 'login.*' --host '*.msftauth.net'   # either pattern

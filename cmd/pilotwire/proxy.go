@@ -33,6 +33,7 @@ const proxyExamples = `  pilotwire proxy                                  # :808
   pilotwire proxy --intercept                      # lab: record full HTTPS URLs (pilotwire ca init first; devices trust its CA)
   pilotwire proxy --intercept --intercept-hosts '*.officecdn.microsoft.com,*.delivery.mp.microsoft.com'
   pilotwire proxy --pac-fallback direct            # PAC says "PROXY ...; DIRECT": devices go direct (uncaptured) if the proxy is down
+  pilotwire proxy --store postgres://pilotwire@db.lab/pilotwire --name site-a   # one of several sites sharing a store
 
 Point a Windows device at it (pilotwire prints the addresses when it starts):
   Settings > Network & internet > Proxy > Use setup script: http://ADDR:8080/proxy.pac

@@ -18,6 +18,7 @@ import (
 )
 
 const reportExamples = `  pilotwire report                                   # the newest session, as text
+  pilotwire report --store postgres://pilotwire@db.lab/pilotwire --proxy site-a   # that site's newest session
   pilotwire report --session 3 --format html -o run3.html
   pilotwire report --client 10.0.0.23 --format json
   pilotwire report --format markdown                 # paste into a ticket or a blog post

@@ -17,6 +17,7 @@ import (
 )
 
 const sessionsExamples = `  pilotwire sessions                       # every device session, newest first
+  pilotwire sessions --store postgres://pilotwire@db.lab/pilotwire --proxy site-b   # one site of a shared store
   pilotwire sessions --gap 10m             # split runs at 10 minutes of silence
   pilotwire sessions --client 10.0.0.23 --json
   pilotwire sessions customer.har          # sessions in a capture file, without a store
