@@ -103,14 +103,16 @@ func filterQuery(f flow.Filter) (q query, exact bool) {
 // Flows calls fn for each flow f selects, by start time then ID, from one
 // snapshot of the database.
 func (s *DB) Flows(ctx context.Context, f flow.Filter, fn func(flow.Flow) error) error {
+	// fn's own error is returned as it is; the database's are worded.
 	var fnErr error
-	err := s.read(ctx, func(tx pgx.Tx) error {
-		fnErr = s.flows(ctx, tx, f, fn)
-		if fnErr != nil {
-			return errStop
+	own := func(fl flow.Flow) error {
+		if err := fn(fl); err != nil {
+			fnErr = err
+			return err
 		}
 		return nil
-	})
+	}
+	err := s.read(ctx, func(tx pgx.Tx) error { return s.flows(ctx, tx, f, own) })
 	if fnErr != nil {
 		return fnErr
 	}
@@ -120,7 +122,6 @@ func (s *DB) Flows(ctx context.Context, f flow.Filter, fn func(flow.Flow) error)
 	return nil
 }
 
-var errStop = fmt.Errorf("stopped")
 
 // read runs fn in a read-only REPEATABLE READ transaction: one snapshot
 // however many statements it runs.
