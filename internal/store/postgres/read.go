@@ -122,7 +122,6 @@ func (s *DB) Flows(ctx context.Context, f flow.Filter, fn func(flow.Flow) error)
 	return nil
 }
 
-
 // read runs fn in a read-only REPEATABLE READ transaction: one snapshot
 // however many statements it runs.
 func (s *DB) read(ctx context.Context, fn func(pgx.Tx) error) error {
