@@ -125,7 +125,9 @@ func TestProxiesSharePostgres(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(names)*clients)
 	for _, name := range names {
-		addr, _, stop := startInProcess(t, "--store", url, "--name", name, "--allow-private-targets", "--flush-interval", "100ms")
+		// A spool of its own in the test's folder, not the user's cache directory.
+		addr, _, stop := startInProcess(t, "--store", url, "--name", name, "--allow-private-targets", "--flush-interval", "100ms",
+			"--spool", filepath.Join(t.TempDir(), "spool-"+name))
 		stops = append(stops, stop)
 		proxyURL, _ := neturl.Parse("http://" + addr)
 		for c := range clients {
