@@ -23,6 +23,7 @@ import (
 type PostgresServer struct {
 	dir, bin, port string
 	asNobody       bool
+	durable        bool // fsync and full-page writes on (StartPostgresDurable)
 	databases      atomic.Int64
 }
 
@@ -35,6 +36,19 @@ const nobodyID = "65534"
 // is set. fsync is off: a test's cluster does not outlive it.
 func StartPostgres(t testing.TB) *PostgresServer {
 	t.Helper()
+	return startPostgres(t, false)
+}
+
+// StartPostgresDurable is StartPostgres with fsync and full-page writes
+// on, as a real server has them: for benchmarks, whose figures should
+// include what durability costs.
+func StartPostgresDurable(t testing.TB) *PostgresServer {
+	t.Helper()
+	return startPostgres(t, true)
+}
+
+func startPostgres(t testing.TB, durable bool) *PostgresServer {
+	t.Helper()
 	bin := postgresBin()
 	if bin == "" {
 		Missing(t, "PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin; scripts/test installs Debian's postgresql as root)")
@@ -44,7 +58,7 @@ func StartPostgres(t testing.TB) *PostgresServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &PostgresServer{dir: dir, bin: bin, asNobody: os.Geteuid() == 0}
+	s := &PostgresServer{dir: dir, bin: bin, asNobody: os.Geteuid() == 0, durable: durable}
 	t.Cleanup(func() {
 		s.run(context.Background(), "pg_ctl", "-D", s.data(), "-m", "immediate", "-w", "stop")
 		os.RemoveAll(dir)
@@ -116,9 +130,11 @@ func (s *PostgresServer) Start(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	opts := strings.Join([]string{"-p", s.port, "-k", s.dir, "-c", "listen_addresses=127.0.0.1",
-		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200"}, " ")
-	if out, err := s.run(ctx, "pg_ctl", "-D", s.data(), "-l", filepath.Join(s.dir, "log"), "-o", opts, "-w", "-t", "50", "start"); err != nil {
+	opts := []string{"-p", s.port, "-k", s.dir, "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"}
+	if !s.durable {
+		opts = append(opts, "-c", "fsync=off", "-c", "full_page_writes=off")
+	}
+	if out, err := s.run(ctx, "pg_ctl", "-D", s.data(), "-l", filepath.Join(s.dir, "log"), "-o", strings.Join(opts, " "), "-w", "-t", "50", "start"); err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.dir, "log"))
 		t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, log)
 	}
@@ -155,4 +171,69 @@ func (s *PostgresServer) NewDatabase(t testing.TB) string {
 		t.Fatalf("create database: %v", err)
 	}
 	return s.URL(name)
+}
+
+// CPUTime is the CPU time (user and system) that the cluster's processes
+// have used so far: the postmaster, the backends and workers running now,
+// and those that ended. It reads /proc, so it is 0 where there is none
+// (and when the cluster is stopped).
+func (s *PostgresServer) CPUTime() time.Duration {
+	pidFile, err := os.ReadFile(filepath.Join(s.data(), "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	postmaster, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(pidFile), "\n", 2)[0]))
+	if err != nil {
+		return 0
+	}
+	// Ended children's time is in the postmaster's (it waited for them).
+	total, _, _ := procCPU(postmaster)
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == postmaster {
+			continue
+		}
+		if _, own, ppid := procCPU(pid); ppid == postmaster {
+			total += own
+		}
+	}
+	return total
+}
+
+// ProcessCPU is the CPU time (user and system) that the process pid and
+// the children it waited for have used so far; 0 where there is no /proc.
+func ProcessCPU(pid int) time.Duration {
+	total, _, _ := procCPU(pid)
+	return total
+}
+
+// procCPU reads /proc/PID/stat: the process's CPU time with its ended
+// children's, its own alone, and its parent's pid.
+func procCPU(pid int) (total, own time.Duration, ppid int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, 0
+	}
+	// After "pid (comm) ": state, ppid, ... utime (14th field), stime,
+	// cutime, cstime. comm may hold spaces and parentheses: the last ')'
+	// ends it.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0, 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return 0, 0, 0
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	var ticks [4]int64
+	for k := range ticks {
+		ticks[k], _ = strconv.ParseInt(f[11+k], 10, 64)
+	}
+	// The kernel counts in clock ticks of 1/100 s (USER_HZ, 100 on every
+	// Linux architecture Go supports).
+	const tick = 10 * time.Millisecond
+	own = time.Duration(ticks[0]+ticks[1]) * tick
+	return own + time.Duration(ticks[2]+ticks[3])*tick, own, ppid
 }
