@@ -12,25 +12,6 @@ import (
 	"github.com/pilotwire/pilotwire/internal/flow"
 )
 
-// columns are the flows table's columns in the order rowValues gives them.
-var columns = []string{"id", "key", "file", "part", "start_ns", "start_tz", "end_ns", "client", "client_port", "device",
-	"session", "source", "source_file", "kind", "method", "scheme", "host", "port", "url", "status", "bytes_up",
-	"bytes_down", "sni", "alpn", "tls_version", "error", "decision", "reason", "note", "lost", "tunnel", "headers", "proxy"}
-
-// rowValues are f's values for COPY, with its file and part (nil for a
-// live row).
-func rowValues(f *flow.Flow, file any, part any) []any {
-	_, tz := f.Start.Zone()
-	var end any
-	if !f.End.IsZero() {
-		end = f.End.UnixNano()
-	}
-	return []any{f.ID, f.Key, file, part, f.Start.UnixNano(), int32(tz), end, f.Client, int32(f.ClientPort), f.Device,
-		f.Session, string(f.Source), f.SourceFile, string(f.Kind), f.Method, f.Scheme, f.Host, int32(f.Port), f.URL,
-		int32(f.Status), f.BytesUp, f.BytesDown, f.SNI, f.ALPN, f.TLSVersion, f.Error, string(f.Decision), f.Reason,
-		f.Note, f.Lost, f.Tunnel, f.Headers, f.Proxy}
-}
-
 // takeIDs locks the ID counter's row for the rest of tx, so writers take
 // turns, and returns the next ID.
 func takeIDs(ctx context.Context, tx pgx.Tx) (int64, error) {
@@ -109,7 +90,7 @@ func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 		for i := range flows {
 			flows[i].ID = ids[flows[i].Key]
 		}
-		if err := copyRows(ctx, tx, "flows", flows, fresh, nil, nil); err != nil {
+		if err := copyRows(ctx, tx, "flows", flows, fresh, "", 0); err != nil {
 			return err
 		}
 		for _, i := range fresh {
@@ -119,7 +100,7 @@ func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 			if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS flows_batch (LIKE flows) ON COMMIT DELETE ROWS`); err != nil {
 				return err
 			}
-			if err := copyRows(ctx, tx, "flows_batch", flows, replace, nil, nil); err != nil {
+			if err := copyRows(ctx, tx, "flows_batch", flows, replace, "", 0); err != nil {
 				return err
 			}
 			set := ""
@@ -139,17 +120,6 @@ func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 		return s.wrap("put flows", err)
 	}
 	return nil
-}
-
-// copyRows COPYs the flows at the indexes given into table.
-func copyRows(ctx context.Context, tx pgx.Tx, table string, flows []flow.Flow, idx []int, file, part any) error {
-	if len(idx) == 0 {
-		return nil
-	}
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{table}, columns, pgx.CopyFromSlice(len(idx), func(i int) ([]any, error) {
-		return rowValues(&flows[idx[i]], file, part), nil
-	}))
-	return err
 }
 
 // PutFileFlows writes part k of an imported file's flows in one
