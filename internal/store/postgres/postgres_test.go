@@ -224,3 +224,54 @@ func TestIDsInCommitOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestReadsBothFormats: a read gives every field back as it was written,
+// strings that look like escapes or hold any rune included, whether the
+// server sends rows in binary (the extended protocol, pgx's default) or
+// as text (the simple protocol, which a connection pooler may need).
+func TestReadsBothFormats(t *testing.T) {
+	srv := testutil.StartPostgres(t)
+	url := srv.NewDatabase(t)
+	ctx := context.Background()
+	w, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	start := time.Date(2026, 12, 5, 9, 0, 0, 123, time.FixedZone("", -5*3600))
+	want := []flow.Flow{
+		{Key: `k\x41`, Start: start, End: start.Add(time.Second), Client: "10.0.0.1", ClientPort: -1, Device: `LAB\VM`,
+			Session: "s", Source: flow.SourceProxy, SourceFile: "f", Kind: flow.KindHTTP, Method: "GET", Scheme: "http",
+			Host: "ü.example", Port: 8080, URL: `http://ü.example/a\\b?x='1'`, Status: 200, BytesUp: 1, BytesDown: 1 << 40,
+			SNI: "s", ALPN: "h2", TLSVersion: "1.3", Error: "e", Decision: flow.DecisionAllowed, Reason: "r", Note: "n",
+			Lost: 3, Tunnel: "t", Headers: "> A: b\n< C: \\x00", Proxy: "site-a"},
+		{Key: "open", Start: start.Add(time.Minute).UTC()}, // no end, every string empty
+	}
+	if err := w.PutFlows(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"", "&default_query_exec_mode=simple_protocol"} {
+		r, err := postgres.OpenReadOnly(ctx, url+mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []flow.Flow
+		if err := r.Flows(ctx, flow.Filter{}, func(f flow.Flow) error { got = append(got, f); return nil }); err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		r.Close()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d flows, want %d", mode, len(got), len(want))
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			if !g.Start.Equal(w.Start) || !g.End.Equal(w.End) || g.Start.Format(time.RFC3339Nano) != w.Start.Format(time.RFC3339Nano) {
+				t.Errorf("%s: flow %d: start %v end %v, want %v and %v", mode, i, g.Start, g.End, w.Start, w.End)
+			}
+			g.Start, g.End, w.Start, w.End = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+			if g != w {
+				t.Errorf("%s: flow %d:\n got %+v\nwant %+v", mode, i, g, w)
+			}
+		}
+	}
+}
