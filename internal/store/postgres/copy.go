@@ -135,9 +135,9 @@ var copyStatements = func() map[string]string {
 // copyRows COPYs the flows at the indexes given into table (flows or
 // flows_batch), with file and part ("" for live rows). The binary format
 // is written here rather than by pgx's CopyFrom, which takes each row as a
-// []any: 33 values boxed and each encoder looked up by type, which cost
-// this process 4–6 µs of CPU a flow against 1.5–2 µs now (the server
-// spends 6–8; BenchmarkImportFlows, BenchmarkLiveInserts).
+// []any: 33 values boxed and each encoder looked up by type. That cost
+// this process 4–7 µs of CPU a flow, 2–4 now (the server spends 6–9,
+// which sets the rate; the benchmarks in bench_test.go print both).
 func copyRows(ctx context.Context, tx pgx.Tx, table string, flows []flow.Flow, idx []int, file string, part int32) error {
 	if len(idx) == 0 {
 		return nil
