@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
@@ -22,8 +24,18 @@ const gatewayExamples = `  sudo pilotwire gateway --lan eth1 --wan eth0     # ro
 The devices need no proxy setting: give them this machine's --lan address as their default
 gateway and DNS server (DHCP or static). Their TCP is recorded like the proxy's flows (tunnels
 named by SNI, plain HTTP with full URLs), every DNS question and answer too; other traffic is
-routed and masqueraded, not recorded. Linux only; needs root (CAP_NET_ADMIN).
+routed and masqueraded, not recorded. IPv6 too when --lan has an IPv6 address other than
+link-local (a ULA such as fd00:77::1/64): the devices' IPv6 router and DNS server is that
+address. Linux only; needs root (CAP_NET_ADMIN).
 `
+
+func joinAddrs(as []netip.Addr) string {
+	ss := make([]string, len(as))
+	for i, a := range as {
+		ss[i] = a.String()
+	}
+	return strings.Join(ss, ", ")
+}
 
 // gatewayOptions are the flags of the gateway command.
 type gatewayOptions struct {
@@ -42,7 +54,7 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 	fs.StringVar(&o.wan, "wan", "", "the `INTERFACE` towards the internet (the devices' traffic is masqueraded out of it)")
 	fs.StringVar(&o.dnsUpstream, "dns-upstream", "", "DNS server `ADDR` (IP or IP:port) the recording forwarder asks (default: the first nameserver of /etc/resolv.conf)")
 	fs.BoolVar(&o.printRules, "print-rules", false, "print the nftables table it would install (nft syntax) and change nothing")
-	fs.BoolVar(&o.cleanup, "cleanup", false, "remove the table a killed gateway left and restore IPv4 forwarding, then exit")
+	fs.BoolVar(&o.cleanup, "cleanup", false, "remove the table a killed gateway left and restore IP forwarding, then exit")
 	o.ui.register(fs, "the live page's `ADDR`")
 	fs.Var(&o.devices, "device", "name the device at an address: `NAME=ADDR` (repeatable)")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "close connections idle this long")
@@ -66,6 +78,8 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 		switch {
 		case !lo.Found:
 			fmt.Fprintf(g.stderr, "pilotwire gateway: nothing to clean up (no table inet %s)\n", gateway.TableName)
+		case lo.Forwarding != "" && lo.Forwarding6 != "":
+			fmt.Fprintf(g.stderr, "pilotwire gateway: removed table inet %s left by an earlier run; IPv4 forwarding set back to %s, IPv6 forwarding to %s\n", gateway.TableName, lo.Forwarding, lo.Forwarding6)
 		case lo.Forwarding != "":
 			fmt.Fprintf(g.stderr, "pilotwire gateway: removed table inet %s left by an earlier run; IPv4 forwarding set back to %s\n", gateway.TableName, lo.Forwarding)
 		default:
@@ -155,6 +169,9 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 		}
 		fmt.Fprintf(g.stdout, "pilotwire gateway: devices on %s: gateway and DNS server %s (TCP redirected to %s, DNS to %s, upstream %s)\n",
 			o.lan, s.LANAddr, s.TCP, s.DNS, s.Upstream)
+		if len(s.LANAddrs6) > 0 {
+			fmt.Fprintf(g.stdout, "  IPv6: gateway and DNS server %s (the same ports); IPv6 forwarding on while it runs\n", joinAddrs(s.LANAddrs6))
+		}
 		fmt.Fprintf(g.stdout, "  forwarding to %s, masqueraded; nftables table inet %s (removed on exit)\n", o.wan, gateway.TableName)
 		if uiLn != nil {
 			fmt.Fprintf(g.stdout, "  live page: %s\n", pageURL(uiLn.Addr(), token))

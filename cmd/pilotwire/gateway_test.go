@@ -68,14 +68,14 @@ func TestGatewayPrintRules(t *testing.T) {
 	want := `table inet pilotwire {
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
-		iifname "eth1" meta nfproto ipv4 udp dport 53 redirect to :53
-		iifname "eth1" meta nfproto ipv4 tcp dport 53 redirect to :53
-		iifname "eth1" meta nfproto ipv4 fib daddr type != local meta l4proto tcp redirect to :3129
+		iifname "eth1" udp dport 53 redirect to :53
+		iifname "eth1" tcp dport 53 redirect to :53
+		iifname "eth1" fib daddr type != local meta l4proto tcp redirect to :3129
 	}
 
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
-		iifname "eth1" oifname "eth0" meta nfproto ipv4 masquerade comment "pilotwire gateway; net.ipv4.ip_forward was ` + strings.TrimSpace(string(fwd)) + `"
+		iifname "eth1" oifname "eth0" masquerade comment "pilotwire gateway; net.ipv4.ip_forward was ` + strings.TrimSpace(string(fwd)) + `"
 	}
 }
 `

@@ -5,13 +5,16 @@
 // table of its own ("inet pilotwire", installed through netlink, never by
 // running nft) that redirects the LAN's TCP to a transparent listener and
 // its DNS to a recording forwarder, and masquerades the rest of the LAN's
-// traffic out of the WAN interface; and IPv4 forwarding, switched on and
-// restored to what it was. The table also remembers that old value (in a
-// rule's comment), so that the next start after a crash, or --cleanup,
-// can remove the table and restore forwarding exactly.
+// traffic out of the WAN interface, IPv4 and IPv6 alike; and IP
+// forwarding, switched on and restored to what it was (IPv6's only when
+// the LAN interface has an IPv6 address other than link-local: then the
+// listeners listen there too). The table also remembers the old values
+// (in a rule's comment), so that the next start after a crash, or
+// --cleanup, can remove the table and restore forwarding exactly.
 //
 // Each redirected connection's original destination comes from the
-// socket (SO_ORIGINAL_DST, IPv4) and the connection is handed to the
+// socket (SO_ORIGINAL_DST for IPv4, IP6T_SO_ORIGINAL_DST for IPv6) and
+// the connection is handed to the
 // proxy (proxy.ServeTransparent), which records it like a proxy client's:
 // a tunnel named by its SNI, plain HTTP with its full URL, other TCP named
 // by the DNS answers the forwarder gave that client (names.go). Every DNS

@@ -36,10 +36,15 @@ type Config struct {
 
 // Started says what a running gateway listens on and what it found.
 type Started struct {
-	LANAddr  netip.Addr     // the LAN interface's IPv4 address
-	TCP      netip.AddrPort // the transparent listener
-	DNS      netip.AddrPort // the DNS forwarder (UDP and TCP)
-	Upstream string         // the forwarder's upstream
+	LANAddr netip.Addr     // the LAN interface's IPv4 address
+	TCP     netip.AddrPort // the transparent listener
+	DNS     netip.AddrPort // the DNS forwarder (UDP and TCP)
+	// LANAddrs6 are the LAN interface's IPv6 addresses other than
+	// link-local; the transparent listener and the forwarder listen on
+	// each too (same ports), and IPv6 forwarding is on while it runs.
+	// Empty: the gateway leaves IPv6 alone.
+	LANAddrs6 []netip.Addr
+	Upstream  string // the DNS forwarder's upstream
 	// Leftover is the table an earlier run left (it was replaced, and
 	// its forwarding value is the one restored on exit).
 	Leftover Leftover
@@ -47,8 +52,10 @@ type Started struct {
 }
 
 // Leftover is what an earlier run left behind: its table, and the
-// forwarding value it recorded there ("" when the table did not say).
+// forwarding values it recorded there ("" when the table did not say, or,
+// for IPv6, when that run left IPv6 forwarding alone).
 type Leftover struct {
-	Found      bool
-	Forwarding string
+	Found       bool
+	Forwarding  string
+	Forwarding6 string
 }
