@@ -24,7 +24,8 @@ const gatewayExamples = `  sudo pilotwire gateway --lan eth1 --wan eth0     # ro
 The devices need no proxy setting: give them this machine's --lan address as their default
 gateway and DNS server (DHCP or static). Their TCP is recorded like the proxy's flows (tunnels
 named by SNI, plain HTTP with full URLs), every DNS question and answer too; other traffic is
-routed and masqueraded, not recorded. IPv6 too when --lan has an IPv6 address other than
+routed and masqueraded, and its UDP noted (QUIC by the SNI of its Initial, NTP, the rest by
+address and port, named by DNS). IPv6 too when --lan has an IPv6 address other than
 link-local (a ULA such as fd00:77::1/64): the devices' IPv6 router and DNS server is that
 address. Linux only; needs root (CAP_NET_ADMIN).
 `
@@ -172,7 +173,7 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 		if len(s.LANAddrs6) > 0 {
 			fmt.Fprintf(g.stdout, "  IPv6: gateway and DNS server %s (the same ports); IPv6 forwarding on while it runs\n", joinAddrs(s.LANAddrs6))
 		}
-		fmt.Fprintf(g.stdout, "  forwarding to %s, masqueraded; nftables table inet %s (removed on exit)\n", o.wan, gateway.TableName)
+		fmt.Fprintf(g.stdout, "  forwarding to %s, masqueraded, UDP noted; nftables table inet %s (removed on exit)\n", o.wan, gateway.TableName)
 		if uiLn != nil {
 			fmt.Fprintf(g.stdout, "  live page: %s\n", pageURL(uiLn.Addr(), token))
 		}

@@ -20,5 +20,17 @@
 // by the DNS answers the forwarder gave that client (names.go). Every DNS
 // query the forwarder passes on is a flow of its own (dns.go).
 //
+// The UDP it forwards is noted from the LAN side (udp.go): a capture
+// (internal/capture) on the LAN interface whose kernel filter passes only
+// forwarded unicast UDP other than DNS and DHCP, so relayed TCP costs it
+// nothing; the pcap importer's decoder makes a quic flow of a QUIC
+// Initial (named by its SNI) and a udp flow of any other association
+// (NTP said as such), and the gateway names their servers from its DNS
+// answers. Memory stays bounded: an association ends after UDPIdle of
+// silence, and the decoder keeps a bounded number at once.
+//
+// It must not import the stores, the catalog or the timeline: flows go
+// to Config.Record.
+//
 // Linux only: elsewhere Run, Cleanup and Rules return ErrNotSupported.
 package gateway

@@ -24,8 +24,12 @@ type Config struct {
 	// Proxy serves the redirected connections (its limits, rules and
 	// Record apply); it must not be serving listeners of its own.
 	Proxy *proxy.Proxy
-	// Record receives the DNS flows; it must not block.
+	// Record receives the DNS flows and those of the UDP the gateway
+	// forwards; it must not block.
 	Record func(flow.Flow)
+	// UDPIdle is how long a noted UDP association may be silent before
+	// its flow ends; if zero, DefaultUDPIdle.
+	UDPIdle time.Duration
 	// ShutdownGrace is how long open connections may finish after the
 	// context ends; then they are closed. If zero, 2 seconds.
 	ShutdownGrace time.Duration

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +13,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
+
+	"github.com/pilotwire/pilotwire/internal/capture"
 )
 
 // Run installs the gateway's rules, serves until ctx ends, then removes
@@ -106,6 +110,39 @@ func Run(ctx context.Context, cfg Config, started func(Started)) (err error) {
 			&dns.Server{PacketConn: dnsUDP, Handler: fw, Net: "udp"},
 			&dns.Server{Listener: dnsTCP, Handler: fw, Net: "tcp", ReadTimeout: 10 * time.Second})
 	}
+
+	// The forwarded UDP is noted from the LAN side (a packet socket that
+	// the kernel filter passes only that UDP): opened before anything
+	// changes, so a missing CAP_NET_RAW changes nothing.
+	udpIdle := cfg.UDPIdle
+	if udpIdle <= 0 {
+		udpIdle = DefaultUDPIdle
+	}
+	var id [4]byte
+	_, _ = rand.Read(id[:])
+	capt, err := capture.Open(capture.Options{
+		Interface: p.LAN,
+		Prefix:    "gw-udp-" + hex.EncodeToString(id[:]) + "-",
+		Record:    notedUDP(cfg.Record, nm),
+		Filter:    udpFilter(),
+		UDPIdle:   udpIdle,
+	})
+	if err != nil {
+		return fmt.Errorf("gateway: noting UDP: %w", err)
+	}
+	captCtx, stopCapt := context.WithCancel(context.Background())
+	captDone := make(chan error, 1)
+	go func() {
+		_, err := capt.Run(captCtx)
+		captDone <- err
+	}()
+	// Stopped after the listeners: what it still holds is emitted then.
+	defer func() {
+		stopCapt()
+		if cerr := <-captDone; cerr != nil {
+			err = errors.Join(err, fmt.Errorf("gateway: noting UDP: %w", cerr))
+		}
+	}()
 
 	if err := install(p); err != nil {
 		return err

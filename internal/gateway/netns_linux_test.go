@@ -61,7 +61,9 @@ const (
 	wanAddr6   = "fd00:88::1"
 	inetAddr6  = "fd00:88::2"
 	v6Name     = "enterpriseregistration.windows.net" // the one name with an AAAA answer
-	echoAddr   = "198.18.0.200"                       // the internet's UDP echo, which answers with the sender's address
+	ntpName    = "time.windows.com"
+	ntpAddr    = "198.18.0.123" // the internet's NTP server
+	echoAddr   = "198.18.0.200" // the internet's UDP echo, which answers with the sender's address
 	echoPort   = 9
 	ztdName    = "ztd.dds.microsoft.com"
 	plainName  = "ctldl.windowsupdate.com"
@@ -295,7 +297,8 @@ func (l *lab) gatewayFlows() []flow.Flow {
 // internet through the gateway, which records each connection with its
 // SNI or Host and original destination (IPv6 ones too), and each DNS
 // question with its answers, asked of its IPv4 or IPv6 address; other
-// traffic is masqueraded.
+// traffic is masqueraded, and its UDP noted: a QUIC Initial by its SNI,
+// an NTP exchange named by DNS, a UDP echo.
 // Stopped, it leaves the ruleset and forwarding as they were; killed with
 // -9, the next start (or --cleanup) puts them back.
 func TestGateway(t *testing.T) {
@@ -340,7 +343,9 @@ func TestGateway(t *testing.T) {
 		"tcp HTTP/1.1 400 Bad Request\n" +
 		"dns direct.example not found\n" +
 		"dns6 " + v6Name + " " + v6Addr + "\n" +
-		"udp ping from " + wanAddr + "\n" // masqueraded: the internet has no route to the device
+		"udp ping from " + wanAddr + "\n" + // masqueraded: the internet has no route to the device
+		"quic 1200 bytes to " + ztdAddr + ":443\n" +
+		"ntp version 4 mode 4 stratum 2 from " + ntpAddr + "\n"
 	if out != wantOut {
 		t.Errorf("device's Go client:\n%s\nwant\n%s", out, wantOut)
 	}
@@ -354,9 +359,21 @@ func TestGateway(t *testing.T) {
 		SNI, TLSVersion      string
 		Note, Client, Source string
 	}
-	var conns []conn
+	var conns, udps []conn
+	var echo []flow.Flow
 	dnsSeen := map[string]bool{}
 	for _, f := range l.gatewayFlows() {
+		if f.Kind == flow.KindQUIC || f.Kind == flow.KindUDP {
+			if f.Open() || f.Error != "" || f.Decision != flow.DecisionAllowed || !strings.HasPrefix(f.Key, "gw-udp-") || f.SourceFile != "" {
+				t.Errorf("UDP flow %+v", f)
+			}
+			if f.Host == echoAddr {
+				echo = append(echo, f)
+				continue
+			}
+			udps = append(udps, conn{f.Kind, f.Method, f.Host, f.URL, f.Port, int(f.BytesUp*1000 + f.BytesDown), f.SNI, f.TLSVersion + " " + f.ALPN, f.Note, f.Client, string(f.Source)})
+			continue
+		}
 		if f.Kind == flow.KindDNS {
 			if f.Source != flow.SourceGateway || f.Port != 53 || f.End.Before(f.Start) {
 				t.Errorf("DNS flow %+v", f)
@@ -379,6 +396,18 @@ func TestGateway(t *testing.T) {
 	if !slices.Equal(conns, wantConns) {
 		t.Errorf("connections:\n%+v\nwant\n%+v", conns, wantConns)
 	}
+	// The UDP it forwarded, noted from the LAN side (Status here: bytes
+	// up * 1000 + bytes down). The echo was pinged until it answered.
+	wantUDP := []conn{
+		{flow.KindQUIC, "", ztdName, "", 443, 1200 * 1000, ztdName, "1.3 h3", "", devAddr, "gateway"},
+		{flow.KindUDP, "", ntpName, "", 123, 48*1000 + 48, "", " ", "NTP version 4; destination " + ntpAddr + ":123; host named from DNS answer", devAddr, "gateway"},
+	}
+	if !slices.Equal(udps, wantUDP) {
+		t.Errorf("UDP:\n%+v\nwant\n%+v", udps, wantUDP)
+	}
+	if len(echo) != 1 || echo[0].Port != echoPort || echo[0].BytesUp%4 != 0 || echo[0].BytesDown < int64(len("ping from "+wanAddr)) || echo[0].Client != devAddr {
+		t.Errorf("UDP echo: %+v", echo)
+	}
 	// Each name's A question and answer (v6Name's AAAA, asked by curl -6
 	// over IPv4 and by the Go client of the gateway's IPv6 address);
 	// AAAA questions (no answers), and v6Name's A question, as the
@@ -389,6 +418,7 @@ func TestGateway(t *testing.T) {
 		devAddr + " | " + v6Name + " | AAAA query; answers " + v6Addr + " | ",
 		devAddr + " | " + fefName + " | A query; answers " + fefAddr + " | ",
 		devAddr + " | direct.example | A query | NXDOMAIN",
+		devAddr + " | " + ntpName + " | A query; answers " + ntpAddr + " | ",
 		devAddr6 + " | " + v6Name + " | AAAA query; answers " + v6Addr + " | ",
 	}
 	for _, d := range wantDNS {
@@ -510,6 +540,28 @@ func runInternet() error {
 	if err := os.WriteFile(os.Getenv(caEnv), in.CAPEM(), 0o644); err != nil {
 		return err
 	}
+	in.Point(ntpName, netip.MustParseAddr(ntpAddr))
+	ntp, err := net.ListenPacket("udp4", ntpAddr+":123")
+	if err != nil {
+		return err
+	}
+	defer ntp.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := ntp.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if n < 48 {
+				continue
+			}
+			answer := make([]byte, 48)
+			answer[0] = buf[0]&0x38 | 4 // the client's version, mode 4 (server)
+			answer[1] = 2               // stratum
+			_, _ = ntp.WriteTo(answer, from)
+		}
+	}()
 	for _, addr := range []string{"0.0.0.0:80", "0.0.0.0:443", "[::]:80", "[::]:443"} {
 		network := "tcp4"
 		if strings.HasPrefix(addr, "[") {
@@ -689,6 +741,15 @@ func runDevice() error {
 	}
 	fmt.Printf("dns6 %s %s\n", v6Name, as6[0])
 
+	if err := deviceEcho(); err != nil {
+		return err
+	}
+	return deviceUDP()
+}
+
+// deviceEcho is a UDP exchange with the internet's echo, which says whom
+// it saw.
+func deviceEcho() error {
 	uc, err := net.Dial("udp4", netip.AddrPortFrom(netip.MustParseAddr(echoAddr), echoPort).String())
 	if err != nil {
 		return err
@@ -708,4 +769,51 @@ func runDevice() error {
 		}
 		_ = uc.SetDeadline(time.Now().Add(5 * time.Second))
 	}
+}
+
+// deviceUDP sends what a device sends past a proxy: a QUIC Initial for a
+// catalog name (nothing answers it) and an NTP request to time.windows.com,
+// each to the address DNS gave.
+func deviceUDP() error {
+	ctx := context.Background()
+	as, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", ztdName)
+	if err != nil || len(as) == 0 {
+		return fmt.Errorf("resolve %s: %v", ztdName, err)
+	}
+	initial, err := quicInitial(ztdName, "h3")
+	if err != nil {
+		return err
+	}
+	to := netip.AddrPortFrom(as[0], 443)
+	qc, err := net.Dial("udp4", to.String())
+	if err != nil {
+		return err
+	}
+	n, err := qc.Write(initial)
+	qc.Close()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("quic %d bytes to %s\n", n, to)
+
+	if as, err = net.DefaultResolver.LookupNetIP(ctx, "ip4", ntpName); err != nil || len(as) == 0 {
+		return fmt.Errorf("resolve %s: %v", ntpName, err)
+	}
+	nc, err := net.Dial("udp4", netip.AddrPortFrom(as[0], 123).String())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	req := make([]byte, 48)
+	req[0] = 0x23 // LI 0, version 4, mode 3 (client)
+	if _, err := nc.Write(req); err != nil {
+		return err
+	}
+	_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+	answer := make([]byte, 100)
+	if n, err = nc.Read(answer); err != nil || n != 48 {
+		return fmt.Errorf("ntp: %d bytes, %v", n, err)
+	}
+	fmt.Printf("ntp version %d mode %d stratum %d from %s\n", answer[0]>>3&7, answer[0]&7, answer[1], as[0])
+	return nil
 }
