@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
@@ -19,6 +20,7 @@ import (
 const gatewayExamples = `  sudo pilotwire gateway --lan eth1 --wan eth0     # route, NAT and capture the devices on eth1; flows in ./pilotwire.db
   pilotwire gateway --lan eth1 --wan eth0 --print-rules   # the nftables table it would install; nothing changed
   sudo pilotwire gateway --lan eth1 --wan eth0 --dns-upstream 192.0.2.53
+  sudo pilotwire gateway --lan eth1 --wan eth0 --dhcp 192.168.77.0/24   # also lease addresses (a lab with no DHCP)
   sudo pilotwire gateway --cleanup                  # remove what a killed gateway left (its table; forwarding restored)
 
 The devices need no proxy setting: give them this machine's --lan address as their default
@@ -41,6 +43,7 @@ func joinAddrs(as []netip.Addr) string {
 // gatewayOptions are the flags of the gateway command.
 type gatewayOptions struct {
 	lan, wan, dnsUpstream     string
+	dhcp                      string
 	printRules, cleanup       bool
 	ui                        uiFlags
 	devices                   multiFlag
@@ -54,6 +57,7 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 	fs.StringVar(&o.lan, "lan", "", "the devices' `INTERFACE` (its IPv4 address is their gateway and DNS server)")
 	fs.StringVar(&o.wan, "wan", "", "the `INTERFACE` towards the internet (the devices' traffic is masqueraded out of it)")
 	fs.StringVar(&o.dnsUpstream, "dns-upstream", "", "DNS server `ADDR` (IP or IP:port) the recording forwarder asks (default: the first nameserver of /etc/resolv.conf)")
+	fs.StringVar(&o.dhcp, "dhcp", "", "also run a DHCP server on --lan leasing addresses of `CIDR` (inside its subnet), with the --lan address as router and DNS server")
 	fs.BoolVar(&o.printRules, "print-rules", false, "print the nftables table it would install (nft syntax) and change nothing")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "remove the table a killed gateway left and restore IP forwarding, then exit")
 	o.ui.register(fs, "the live page's `ADDR`")
@@ -113,6 +117,21 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 	}
 	if o.flush <= 0 || o.flush > time.Second {
 		return usagef("gateway: --flush-interval %s: must be more than 0 and at most 1s", o.flush)
+	}
+	var printMu sync.Mutex // DHCP leases are told from the server's goroutines
+	if o.dhcp != "" {
+		pool, err := gateway.ParseDHCPPool(o.dhcp)
+		if err != nil {
+			return usagef("gateway: --dhcp: %v", err)
+		}
+		cfg.DHCP = &gateway.DHCP{Pool: pool, Leased: func(mac net.HardwareAddr, addr netip.Addr, hostname string) {
+			printMu.Lock()
+			defer printMu.Unlock()
+			if hostname != "" {
+				hostname = " (" + hostname + ")"
+			}
+			fmt.Fprintf(g.stderr, "pilotwire gateway: DHCP: %s leased to %s%s\n", addr, mac, hostname)
+		}}
 	}
 	// The proxy's own flags' checks and device names, with its defaults.
 	po := proxyOptions{maxHeaderBytes: proxy.DefaultMaxHeaderBytes, headerTimeout: proxy.DefaultHeaderTimeout,
@@ -174,6 +193,9 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 			fmt.Fprintf(g.stdout, "  IPv6: gateway and DNS server %s (the same ports); IPv6 forwarding on while it runs\n", joinAddrs(s.LANAddrs6))
 		}
 		fmt.Fprintf(g.stdout, "  forwarding to %s, masqueraded, UDP noted; nftables table inet %s (removed on exit)\n", o.wan, gateway.TableName)
+		if s.DHCP.IsValid() {
+			fmt.Fprintf(g.stdout, "  DHCP: leasing %s for %s, router and DNS server %s\n", s.DHCP, gateway.DefaultLeaseTime, s.LANAddr)
+		}
 		if uiLn != nil {
 			fmt.Fprintf(g.stdout, "  live page: %s\n", pageURL(uiLn.Addr(), token))
 		}

@@ -29,6 +29,11 @@
 // answers. Memory stays bounded: an association ends after UDPIdle of
 // silence, and the decoder keeps a bounded number at once.
 //
+// With Config.DHCP it also leases addresses to the LAN (dhcp.go, on
+// github.com/insomniacslk/dhcp's DHCPv4 server): the gateway's LAN address
+// as router and DNS server, one lease per address of the pool, so its
+// state is bounded by the pool.
+//
 // It must not import the stores, the catalog or the timeline: flows go
 // to Config.Record.
 //

@@ -27,6 +27,8 @@ type Config struct {
 	// Record receives the DNS flows and those of the UDP the gateway
 	// forwards; it must not block.
 	Record func(flow.Flow)
+	// DHCP, if not nil, also runs a DHCP server on the LAN interface.
+	DHCP *DHCP
 	// UDPIdle is how long a noted UDP association may be silent before
 	// its flow ends; if zero, DefaultUDPIdle.
 	UDPIdle time.Duration
@@ -53,6 +55,9 @@ type Started struct {
 	// its forwarding value is the one restored on exit).
 	Leftover Leftover
 	Rules    string // the table installed, in nft's syntax
+	// DHCP is the pool the DHCP server leases from; invalid when there
+	// is none.
+	DHCP netip.Prefix
 }
 
 // Leftover is what an earlier run left behind: its table, and the

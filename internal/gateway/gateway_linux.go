@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 
@@ -35,9 +37,16 @@ func Run(ctx context.Context, cfg Config, started func(Started)) (err error) {
 	if cfg.Proxy == nil {
 		return errors.New("gateway: no proxy to serve connections")
 	}
-	lanAddr, lanAddrs6, err := interfaceAddrs(p.LAN, "--lan")
+	lanNet, lanAddrs6, err := interfaceAddrs(p.LAN, "--lan")
 	if err != nil {
 		return err
+	}
+	lanAddr := lanNet.Addr()
+	var dhcpLeases *leases
+	if cfg.DHCP != nil {
+		if dhcpLeases, err = newLeases(*cfg.DHCP, lanNet, lanAddr); err != nil {
+			return err
+		}
 	}
 	if _, err := net.InterfaceByName(p.WAN); err != nil {
 		return fmt.Errorf("--wan %s: %w", p.WAN, err)
@@ -143,6 +152,20 @@ func Run(ctx context.Context, cfg Config, started func(Started)) (err error) {
 			err = errors.Join(err, fmt.Errorf("gateway: noting UDP: %w", cerr))
 		}
 	}()
+
+	if dhcpLeases != nil {
+		srv, err := server4.NewServer(p.LAN, &net.UDPAddr{Port: dhcpv4.ServerPort}, dhcpHandler(dhcpLeases, cfg))
+		if err != nil {
+			return fmt.Errorf("gateway: DHCP server on %s: %w", p.LAN, err)
+		}
+		go func() {
+			if err := srv.Serve(); err != nil && !errors.Is(err, net.ErrClosed) && cfg.Logger != nil {
+				cfg.Logger.Error("gateway: DHCP server stopped", "err", err)
+			}
+		}()
+		defer srv.Close()
+		st.DHCP = cfg.DHCP.Pool
+	}
 
 	if err := install(p); err != nil {
 		return err
@@ -256,9 +279,33 @@ func accept(ln net.Listener, cfg Config, nm *names) error {
 	}
 }
 
-// interfaceAddrs is the first IPv4 address of the interface name, which
-// it must have, and its IPv6 addresses other than link-local ones.
-func interfaceAddrs(name, flag string) (v4 netip.Addr, v6 []netip.Addr, err error) {
+// dhcpHandler answers each DHCP message from the leases and tells
+// cfg.DHCP.Leased of each address acknowledged.
+func dhcpHandler(ls *leases, cfg Config) server4.Handler {
+	return func(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) {
+		resp, leased, err := ls.reply(m, time.Now())
+		if errors.Is(err, errNoReply) {
+			return
+		}
+		if err != nil {
+			if cfg.Logger != nil {
+				cfg.Logger.Error("gateway: DHCP: "+err.Error(), "client", m.ClientHWAddr.String())
+			}
+			return
+		}
+		if _, err := conn.WriteTo(resp.ToBytes(), peer); err != nil && cfg.Logger != nil {
+			cfg.Logger.Error("gateway: DHCP answer", "err", err, "client", m.ClientHWAddr.String())
+		}
+		if leased.IsValid() && cfg.DHCP.Leased != nil {
+			cfg.DHCP.Leased(m.ClientHWAddr, leased, m.HostName())
+		}
+	}
+}
+
+// interfaceAddrs is the first IPv4 address of the interface name (with
+// its prefix), which it must have, and its IPv6 addresses other than
+// link-local ones.
+func interfaceAddrs(name, flag string) (v4 netip.Prefix, v6 []netip.Addr, err error) {
 	ifc, err := net.InterfaceByName(name)
 	if err != nil {
 		return v4, nil, fmt.Errorf("%s %s: %w", flag, name, err)
@@ -279,7 +326,8 @@ func interfaceAddrs(name, flag string) (v4 netip.Addr, v6 []netip.Addr, err erro
 		switch ip = ip.Unmap(); {
 		case ip.Is4():
 			if !v4.IsValid() {
-				v4 = ip
+				ones, _ := n.Mask.Size()
+				v4 = netip.PrefixFrom(ip, ones)
 			}
 		case ip.IsGlobalUnicast():
 			v6 = append(v6, ip)

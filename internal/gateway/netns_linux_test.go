@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,6 +53,7 @@ const (
 	helperEnv  = "PILOTWIRE_GATEWAY_HELPER" // the role of a helper process
 	flowsEnv   = "PILOTWIRE_GATEWAY_FLOWS"  // the gateway's flows file
 	caEnv      = "PILOTWIRE_GATEWAY_CA"     // the internet's CA file
+	dhcpEnv    = "PILOTWIRE_GATEWAY_DHCP"   // the gateway's DHCP pool, if any
 	devAddr    = "10.77.0.2"
 	lanAddr    = "10.77.0.1"
 	wanAddr    = "10.88.0.1"
@@ -675,7 +677,17 @@ func runGateway() error {
 		_, _ = f.Write(append(b, '\n'))
 	}
 	p := &proxy.Proxy{Record: record, ProgressEvery: time.Hour}
-	return Run(ctx, Config{Plan: Plan{LAN: "lan0", WAN: "wan0"}, Proxy: p, Record: record}, func(s Started) {
+	cfg := Config{Plan: Plan{LAN: "lan0", WAN: "wan0"}, Proxy: p, Record: record}
+	if pool := os.Getenv(dhcpEnv); pool != "" {
+		prefix, err := ParseDHCPPool(pool)
+		if err != nil {
+			return err
+		}
+		cfg.DHCP = &DHCP{Pool: prefix, Leased: func(mac net.HardwareAddr, addr netip.Addr, hostname string) {
+			fmt.Printf("leased %s to %s %s\n", addr, mac, hostname)
+		}}
+	}
+	return Run(ctx, cfg, func(s Started) {
 		if s.Leftover.Found {
 			fmt.Printf("leftover forwarding=%s forwarding6=%s\n", s.Leftover.Forwarding, s.Leftover.Forwarding6)
 		}
@@ -816,4 +828,60 @@ func deviceUDP() error {
 	}
 	fmt.Printf("ntp version %d mode %d stratum %d from %s\n", answer[0]>>3&7, answer[0]&7, answer[1], as[0])
 	return nil
+}
+
+// TestGatewayDHCP: with --dhcp, a device with no address of its own (its
+// IPv4 address removed) gets one from the gateway with busybox's udhcpc,
+// the gateway as its router and DNS server, and then reaches the stand-in
+// internet by name through it.
+func TestGatewayDHCP(t *testing.T) {
+	l := newLab(t)
+	busybox := testutil.LookPath(t, "busybox")
+	curl := testutil.LookPath(t, "curl")
+	inet, _ := l.start(l.inet, "internet")
+	defer inet.stop(t, syscall.SIGTERM)
+	l.in(l.dev, "ip", "-4", "addr", "flush", "dev", "dev0") // its default route goes too
+	gw, _ := l.start(l.gw, "gateway", dhcpEnv+"=10.77.0.64/26")
+
+	// udhcpc runs this at each event; bound: configure the interface and
+	// say what the lease holds.
+	said := filepath.Join(l.dir, "udhcpc.out")
+	script := filepath.Join(l.dir, "udhcpc.sh")
+	if err := os.WriteFile(script, []byte(`#!/bin/sh
+case "$1" in
+bound|renew)
+	ip -4 addr add "$ip/$mask" dev "$interface"
+	ip route replace default via "$router"
+	echo "$1 ip=$ip subnet=$subnet router=$router dns=$dns lease=$lease serverid=$serverid" >> `+said+`
+	;;
+esac
+`), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l.in(l.dev, busybox, "udhcpc", "-i", "dev0", "-f", "-q", "-n", "-t", "5", "-T", "1", "-s", script, "-x", "hostname:pwdevice")
+	got, err := os.ReadFile(said)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "bound ip=10.77.0.64 subnet=255.255.255.0 router=10.77.0.1 dns=10.77.0.1 lease=3600 serverid=10.77.0.1\n"; string(got) != want {
+		t.Errorf("udhcpc said %q, want %q", got, want)
+	}
+	body := l.in(l.dev, curl, "-sS", "--max-time", "10", "http://"+plainName+"/after-dhcp")
+	if body != "hello from "+plainName+" /after-dhcp\n" {
+		t.Errorf("curl after DHCP: %q", body)
+	}
+	gw.stop(t, syscall.SIGTERM)
+	l.checkRestored("after SIGTERM")
+	if out := gw.output(); !regexp.MustCompile(`(?m)^leased 10\.77\.0\.64 to ([0-9a-f]{2}:){5}[0-9a-f]{2} pwdevice$`).MatchString(out) {
+		t.Errorf("the gateway did not tell of the lease:\n%s", out)
+	}
+	var sawHTTP bool
+	for _, f := range l.gatewayFlows() {
+		if f.Kind == flow.KindHTTP && f.URL == "http://"+plainName+"/after-dhcp" && f.Client == "10.77.0.64" && f.Status == 200 {
+			sawHTTP = true
+		}
+	}
+	if !sawHTTP {
+		t.Errorf("no HTTP flow from the leased address: %+v", l.gatewayFlows())
+	}
 }
