@@ -95,6 +95,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) (err error) {
 	}()
 	nm := newNames(maxNames)
 	fw := newForwarder(upstream, cfg.Record, nm)
+	defer fw.close()
 	for _, a := range append([]netip.Addr{lanAddr}, lanAddrs6...) {
 		network := "4"
 		if a.Is6() {
