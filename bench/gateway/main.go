@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command gateway measures pilotwire gateway between network namespaces it
 // makes, side by side with plain routing between the same namespaces:
 //
@@ -12,7 +14,10 @@
 //
 //   - TCP throughput device ← internet: one connection (and -streams
 //     at once) that the internet's server writes into for -duration, MB/s
-//     as the device reads it;
+//     as the device reads it; and one connection again with the device's
+//     link limited to -link-rate (a token bucket on the gateway's LAN
+//     side, in both setups), as a real NIC limits it: over veth alone,
+//     with every process on the same two CPUs, the figure is the CPU's;
 //   - connection setup: -setups fresh connections one after the other,
 //     each from the dial to the first byte of the server's answer to a
 //     line the device sends (through the gateway: the accept, the peek of
@@ -80,6 +85,9 @@ func main() {
 	dnsClients := flag.Int("dns-clients", 32, "DNS clients at once")
 	dnsDuration := flag.Duration("dns-duration", 5*time.Second, "length of the DNS run")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of pilotwire during the first gateway run of -profile to `FILE` (a build with pprof added by go build -overlay)")
+	linkRate := flag.String("link-rate", "1gbit", "the device link's rate for the limited throughput run (tc tbf rate); empty: no such run")
+	shapeWAN := flag.Bool("shape-wan", false, "limit the internet's side of the link (up0) instead of the device's (lan0) for the limited run")
+	gomaxprocs := flag.Int("pilotwire-gomaxprocs", 0, "run pilotwire with GOMAXPROCS=`N` (0: the default)")
 	profile := flag.String("profile", "tput", "what -cpuprofile profiles: tput (the 1-connection throughput run), setup or dns")
 	// Flags of the client role.
 	mode := flag.String("mode", "", "internal: client mode (tput, setup, dns)")
@@ -91,7 +99,7 @@ func main() {
 	var err error
 	switch *role {
 	case "":
-		err = run(*reps, *duration, *streams, *setups, *dnsClients, *dnsDuration, *cpuprofile, *profile)
+		err = run(*reps, *duration, *streams, *setups, *dnsClients, *dnsDuration, *cpuprofile, *profile, *linkRate, *shapeWAN, *gomaxprocs)
 	case "server":
 		err = serve()
 	case "client":
@@ -281,11 +289,11 @@ func (l *lab) measure(mode, target string, duration time.Duration, streams, setu
 	return r, nil
 }
 
-func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsDuration time.Duration, cpuprofile, profile string) error {
+func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsDuration time.Duration, cpuprofile, profile, linkRate string, shapeWAN bool, gomaxprocs int) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it makes network namespaces")
 	}
-	for _, tool := range []string{"ip", "nft", "go"} {
+	for _, tool := range []string{"ip", "nft", "tc", "go", "curl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is not installed", tool)
 		}
@@ -312,15 +320,16 @@ func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsD
 		}
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	l, err := newLab(dir)
 	defer l.close()
 	if err != nil {
 		return err
 	}
 	go func() {
-		<-ctx.Done()
+		<-sigs
 		l.close() // Ctrl-C: the namespaces go even mid-run
 		os.Exit(130)
 	}()
@@ -333,8 +342,8 @@ func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsD
 	store := filepath.Join(dir, "gw.db")
 	startGateway := func() (*proc, error) {
 		var env []string
-		if v := os.Getenv("BENCH_PILOTWIRE_GOMAXPROCS"); v != "" {
-			env = append(env, "GOMAXPROCS="+v)
+		if gomaxprocs > 0 {
+			env = append(env, "GOMAXPROCS="+strconv.Itoa(gomaxprocs))
 		}
 		if cpuprofile != "" {
 			env = append(env, "PILOTWIRE_BENCH_PPROF=127.0.0.1:6060")
@@ -346,7 +355,19 @@ func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsD
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("bench/gateway %s, %d CPUs, load %s", time.Now().Format("2006-01-02 15:04"), numCPU(), load)
 	type pair struct{ plain, gw []result }
-	var tput1, tputN, setup pair
+	var tput1, tputN, tputLink, setup pair
+	// limited measures one connection with the device's link at linkRate.
+	limited := func() (result, error) {
+		ns, dev := l.gw, "lan0"
+		if shapeWAN {
+			ns, dev = l.inet, "up0"
+		}
+		if _, err := l.in(ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", linkRate, "burst", "256kb", "latency", "20ms"); err != nil {
+			return result{}, err
+		}
+		defer l.in(ns, "tc", "qdisc", "del", "dev", dev, "root")
+		return l.measure("tput", net.JoinHostPort(inetAddr, strconv.Itoa(tputPort)), duration, 1, 0, 0)
+	}
 	var gwCPU []float64 // pilotwire's CPU seconds per second of the 1-stream run
 	tputTarget := net.JoinHostPort(inetAddr, strconv.Itoa(tputPort))
 	setupTarget := net.JoinHostPort(inetAddr, strconv.Itoa(setupPort))
@@ -361,6 +382,12 @@ func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsD
 			return err
 		}
 		tputN.plain = append(tputN.plain, r)
+		if linkRate != "" {
+			if r, err = limited(); err != nil {
+				return err
+			}
+			tputLink.plain = append(tputLink.plain, r)
+		}
 		if r, err = l.measure("setup", setupTarget, 0, 0, setups, 0); err != nil {
 			return err
 		}
@@ -381,7 +408,7 @@ func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsD
 			gw.stop()
 			return err
 		}
-		gwCPU = append(gwCPU, (gw.cpu() - c0).Seconds()/r.Seconds)
+		gwCPU = append(gwCPU, (gw.cpu()-c0).Seconds()/r.Seconds)
 		tput1.gw = append(tput1.gw, r)
 		if prof != nil {
 			if err := <-prof; err != nil {
@@ -393,6 +420,13 @@ func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsD
 			return err
 		}
 		tputN.gw = append(tputN.gw, r)
+		if linkRate != "" {
+			if r, err = limited(); err != nil {
+				gw.stop()
+				return err
+			}
+			tputLink.gw = append(tputLink.gw, r)
+		}
 		if cpuprofile != "" && rep == 0 && profile == "setup" {
 			prof = l.profile(cpuprofile, 2*time.Second)
 		}
@@ -471,6 +505,9 @@ func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsD
 	t1p, t1g := med(tput1.plain, mbps), med(tput1.gw, mbps)
 	row("TCP throughput, 1 connection, MB/s", t1p, t1g, "%.0f")
 	row(fmt.Sprintf("TCP throughput, %d connections, MB/s", streams), med(tputN.plain, mbps), med(tputN.gw, mbps), "%.0f")
+	if linkRate != "" {
+		row("TCP throughput, 1 connection, "+linkRate+" link, MB/s", med(tputLink.plain, mbps), med(tputLink.gw, mbps), "%.1f")
+	}
 	sp, sg := med(setup.plain, p50), med(setup.gw, p50)
 	row("connection setup p50, µs", sp, sg, "%.0f")
 	row("connection setup p99, µs", med(setup.plain, p99), med(setup.gw, p99), "%.0f")
@@ -491,12 +528,19 @@ func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsD
 		return "NOT MET"
 	}
 	fmt.Printf("  throughput ≥ 0.9× plain:            %.2f×  %s\n", t1g/t1p, verdict(t1g >= 0.9*t1p))
+	if linkRate != "" {
+		lp, lg := med(tputLink.plain, mbps), med(tputLink.gw, mbps)
+		fmt.Printf("    with a %s device link:         %.2f×  %s\n", linkRate, lg/lp, verdict(lg >= 0.9*lp))
+	}
 	fmt.Printf("  setup p50 ≤ plain + 150 µs:          +%.0f µs  %s\n", sg-sp, verdict(sg-sp <= 150))
 	fmt.Printf("  DNS 20,000 queries/s recorded:       %.0f/s, %d of %d stored  %s\n", dnsGW.QPS, stored, dnsGW.Count,
 		verdict(dnsGW.QPS >= 20000 && stored >= dnsGW.Count))
 	fmt.Println("\nall runs:")
 	fmt.Printf("  throughput 1 plain   %s\n  throughput 1 gateway %s\n", all(tput1.plain, mbps, "%.0f"), all(tput1.gw, mbps, "%.0f"))
 	fmt.Printf("  throughput %d plain   %s\n  throughput %d gateway %s\n", streams, all(tputN.plain, mbps, "%.0f"), streams, all(tputN.gw, mbps, "%.0f"))
+	if linkRate != "" {
+		fmt.Printf("  throughput %s plain   %s\n  throughput %s gateway %s\n", linkRate, all(tputLink.plain, mbps, "%.1f"), linkRate, all(tputLink.gw, mbps, "%.1f"))
+	}
 	fmt.Printf("  setup p50 plain   %s\n  setup p50 gateway %s\n", all(setup.plain, p50, "%.0f"), all(setup.gw, p50, "%.0f"))
 	fmt.Printf("load at the end: %s", load)
 	return nil
