@@ -42,6 +42,7 @@ var rules = []struct {
 	{"internal/capture", []string{module + "/internal/store/", module + "/internal/proxy", module + "/internal/catalog", module + "/internal/timeline", module + "/internal/web", "database/sql", "net/http"}, "passive capture reads frames and hands flows to a Record function; the pcap importer's decoder makes them", nil},
 	{"internal/gateway", []string{module + "/internal/store/", module + "/internal/catalog", module + "/internal/timeline", module + "/internal/session", module + "/internal/report", module + "/internal/web", "database/sql"}, "the gateway redirects, forwards and notes; flows go to a Record function, meaning is others' job", nil},
 	{"internal/ca", []string{module + "/"}, "the lab CA is a leaf: keys and certificates only", nil},
+	{"internal/spool", []string{module + "/internal/store/", module + "/internal/proxy", module + "/internal/catalog", module + "/internal/session", "database/sql", "net/http"}, "the spool keeps flows on disk for the Recorder; it knows no store", nil},
 	{"internal/allowlist", []string{module + "/internal/store/", module + "/internal/proxy", module + "/internal/timeline", module + "/internal/session", "net/http", "database/sql"}, "allowlists are parsed and matched; the proxy and the report ask them", nil},
 	{"internal/check", []string{module + "/internal/store/", module + "/internal/proxy", module + "/internal/report", module + "/internal/web", "database/sql"}, "check probes the network itself, as a device would; it does not go through pilotwire's proxy code", nil},
 	{"internal/live", []string{module + "/internal/store/", module + "/internal/catalog", module + "/internal/timeline", module + "/internal/session", module + "/internal/report", module + "/internal/proxy", "net/http"}, "live only fans flows out to viewers", nil},
@@ -49,6 +50,7 @@ var rules = []struct {
 	// and never each other (storetest is the one contract they share).
 	{"internal/store/sqlite", storeForbidden("sqlite"), "stores only keep flows", nil},
 	{"internal/store/mem", storeForbidden("mem"), "stores only keep flows", nil},
+	{"internal/store/postgres", storeForbidden("postgres"), "stores only keep flows", nil},
 	{"internal/store/storetest", storeForbidden("storetest"), "the conformance suite tests the flow.Store interface, not an implementation", nil},
 }
 
@@ -59,7 +61,7 @@ func storeForbidden(name string) []string {
 	for _, p := range []string{"catalog", "timeline", "report", "proxy", "importer/", "sim", "testutil"} {
 		out = append(out, module+"/internal/"+p)
 	}
-	for _, other := range []string{"sqlite", "mem", "storetest"} {
+	for _, other := range []string{"sqlite", "mem", "postgres", "storetest"} {
 		if other != name && !(name != "storetest" && other == "storetest") {
 			out = append(out, module+"/internal/store/"+other)
 		}
@@ -79,6 +81,7 @@ var importers = []struct {
 }{
 	{"internal/store/sqlite", []string{"cmd/", "bench/"}, "a concrete store is chosen where flags are read; everything else takes a flow.Store"},
 	{"internal/store/mem", []string{"cmd/", "bench/"}, "a concrete store is chosen where flags are read; everything else takes a flow.Store"},
+	{"internal/store/postgres", []string{"cmd/", "bench/"}, "a concrete store is chosen where flags are read; everything else takes a flow.Store"},
 	// /metrics is a view too: it observes finished sessions' phases.
 	{"internal/session", []string{"cmd/", "bench/", "internal/web", "internal/metrics"}, "session is the pipeline the views call; nothing below a view calls it"},
 	{"internal/report", []string{"cmd/", "bench/", "internal/web"}, "rendering is the last step, called by the views only"},

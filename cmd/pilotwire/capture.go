@@ -31,6 +31,8 @@ func runCapture(ctx context.Context, g *globals, args []string) error {
 	fs.StringVar(&iface, "interface", "", "the network interface `IF` to read (required)")
 	fs.StringVar(&write, "write", "", "also keep the packets in `FILE` (pcapng; refused if it exists)")
 	fs.DurationVar(&flushInterval, "flush-interval", 500*time.Millisecond, "store recorded flows at least this often (at most 1s)")
+	var rf recordingFlags
+	rf.register(fs, "capture")
 	if err := parseFlags(g, fs, args); err != nil {
 		return err
 	}
@@ -39,6 +41,9 @@ func runCapture(ctx context.Context, g *globals, args []string) error {
 	}
 	if iface == "" {
 		return usagef("capture: --interface IF is required (ip link lists them)")
+	}
+	if err := rf.check(); err != nil {
+		return usagef("capture: %v", err)
 	}
 	if flushInterval <= 0 || flushInterval > time.Second {
 		return usagef("capture: --flush-interval %s: must be more than 0 and at most 1s", flushInterval)
@@ -61,20 +66,27 @@ func runCapture(ctx context.Context, g *globals, args []string) error {
 	var id [4]byte
 	rand.Read(id[:])
 	o.Prefix = "cap-" + hex.EncodeToString(id[:]) + "-"
-	st, err := openStore(ctx, g)
+	st, err := rf.openStore(ctx, g, "capture")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	rec := flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: flushInterval})
+	sp, err := rf.openSpool(g, "capture")
+	if err != nil {
+		return err
+	}
+	if sp != nil {
+		defer sp.Close()
+	}
+	rec := flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: flushInterval, Name: rf.name, Spool: spoolOf(sp)})
 	o.Record = rec.Record
-	fmt.Fprintf(g.stdout, "pilotwire capture: reading %s (passive: nothing is forwarded)\n  flows: %s (stored every %s)\n", iface, g.store, flushInterval)
+	fmt.Fprintf(g.stdout, "pilotwire capture: reading %s (passive: nothing is forwarded)\n  flows: %s (stored every %s)\n", iface, g.storeName(), flushInterval)
 	if write != "" {
 		fmt.Fprintf(g.stdout, "  packets: %s\n", write)
 	}
 	stats, runErr := capture.Run(ctx, o)
 	recErr := rec.Close()
-	fmt.Fprintf(g.stderr, "pilotwire capture: stopped; %d frames (%s), %d flow records stored in %s\n", stats.Frames, humanBytes(stats.Bytes), stats.Flows, g.store)
+	fmt.Fprintf(g.stderr, "pilotwire capture: stopped; %d frames (%s), %d flow records stored in %s\n", stats.Frames, humanBytes(stats.Bytes), stats.Flows, g.storeName())
 	if errors.Is(runErr, capture.ErrNotSupported) {
 		return usagef("capture: %v", runErr)
 	}

@@ -108,7 +108,7 @@ func runCheck(ctx context.Context, g *globals, args []string) error {
 		if err != nil {
 			return usagef("check: %v", err)
 		}
-		s, err := session.Find(ctx, src, gap, fromSession, client)
+		s, err := session.Find(ctx, src, gap, fromSession, session.Who{Client: client})
 		if err != nil {
 			src.Close()
 			return usagef("check: %v", sessionError(err))

@@ -207,7 +207,7 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 	}
 	src := session.FromStore(st, g.store)
 	for _, a := range addrs {
-		s, err := session.Find(context.Background(), src, timeline.DefaultGap, 0, a.String())
+		s, err := session.Find(context.Background(), src, timeline.DefaultGap, 0, session.Who{Client: a.String()})
 		if err != nil {
 			return sessionError(err)
 		}

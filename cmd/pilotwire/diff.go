@@ -85,7 +85,7 @@ func diffSide(ctx context.Context, g *globals, arg string, gap time.Duration, st
 		return diff.Side{}, err
 	}
 	defer src.Close()
-	s, err := session.Find(ctx, src, gap, number, "")
+	s, err := session.Find(ctx, src, gap, number, session.Who{})
 	if err != nil {
 		return diff.Side{}, sessionError(err)
 	}

@@ -385,7 +385,7 @@ func runEndpointsLearned(ctx context.Context, g *globals, args []string) error {
 	defer st.Close()
 	pts, ok := st.(flow.PassThroughStore)
 	if !ok {
-		return fmt.Errorf("endpoints learned: the store at %s keeps no pass-through list", g.store)
+		return fmt.Errorf("endpoints learned: the store at %s keeps no pass-through list", g.storeName())
 	}
 	list, err := pts.PassThroughs(ctx)
 	if err != nil {
@@ -523,7 +523,7 @@ func runEndpointsObserved(ctx context.Context, g *globals, args []string) error 
 	defer src.Close()
 	obs := catalog.NewObserver(cat)
 	if number != 0 {
-		s, err := session.Find(ctx, src, gap, number, client)
+		s, err := session.Find(ctx, src, gap, number, session.Who{Client: client})
 		if err != nil {
 			return sessionError(err)
 		}

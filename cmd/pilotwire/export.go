@@ -52,7 +52,7 @@ func runExport(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	defer src.Close()
-	s, err := session.Find(ctx, src, gap, number, client)
+	s, err := session.Find(ctx, src, gap, number, session.Who{Client: client})
 	if err != nil {
 		return sessionError(err)
 	}

@@ -15,6 +15,7 @@ import (
 )
 
 const flowsExamples = `  pilotwire flows                              # every flow, oldest first
+  pilotwire flows --proxy site-a --newest --limit 20   # the newest flows of one site of a shared store
   pilotwire flows --client 10.0.0.23 --since 1h # one device, the last hour
   pilotwire flows --host '*.manage.microsoft.com' --json | jq .
   pilotwire flows --host 'login.*' --host '*.msftauth.net'   # either pattern
@@ -27,11 +28,13 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "flows", "flows [flags] [CAPTURE-FILE]", flowsExamples)
 	var (
 		client, text, source, since, until     string
+		proxyName                              string
 		hosts                                  hostPatterns
 		limit                                  int
 		asJSON, newest, wide, strict, problems bool
 	)
 	fs.StringVar(&client, "client", "", "only flows of this client `ADDR` or device label")
+	fs.StringVar(&proxyName, "proxy", "", "only flows recorded by the pilotwire proxy of this `NAME` (proxy --name)")
 	fs.Var(&hosts, "host", "only flows to hosts matching this `PATTERN` (repeatable: any of them), e.g. '*.microsoft.com':\n"+
 		"labels match one by one; a '*' label is one or more labels (zero or more when last), see README")
 	fs.StringVar(&text, "text", "", "only flows whose host or URL holds `TEXT` (letters in either case)")
@@ -51,7 +54,7 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 	if len(pos) > 1 {
 		return usagef("flows: one capture file at most, got %q", pos)
 	}
-	f := flow.Filter{Client: client, Hosts: hosts, Text: text, Problems: problems, Source: flow.Source(source), Limit: limit, Newest: newest}
+	f := flow.Filter{Client: client, Proxy: proxyName, Hosts: hosts, Text: text, Problems: problems, Source: flow.Source(source), Limit: limit, Newest: newest}
 	if f.Since, err = parseTimeFlag("since", since, time.Now()); err != nil {
 		return usagef("flows: %v", err)
 	}

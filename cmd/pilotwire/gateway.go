@@ -49,6 +49,7 @@ type gatewayOptions struct {
 	devices                   multiFlag
 	idleTimeout, grace, flush time.Duration
 	maxConns                  int
+	recordingFlags
 }
 
 func runGateway(ctx context.Context, g *globals, args []string) error {
@@ -61,6 +62,7 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 	fs.BoolVar(&o.printRules, "print-rules", false, "print the nftables table it would install (nft syntax) and change nothing")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "remove the table a killed gateway left and restore IP forwarding, then exit")
 	o.ui.register(fs, "the live page's `ADDR`")
+	o.recordingFlags.register(fs, "gateway")
 	fs.Var(&o.devices, "device", "name the device at an address: `NAME=ADDR` (repeatable)")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "close connections idle this long")
 	fs.IntVar(&o.maxConns, "max-conns", proxy.DefaultMaxConns, "limit of open device connections")
@@ -115,6 +117,9 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 		}
 		cfg.DNSUpstream = up
 	}
+	if err := o.recordingFlags.check(); err != nil {
+		return usagef("gateway: %v", err)
+	}
 	if o.flush <= 0 || o.flush > time.Second {
 		return usagef("gateway: --flush-interval %s: must be more than 0 and at most 1s", o.flush)
 	}
@@ -149,11 +154,18 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	p.Logger, cfg.Logger = logger, logger
-	st, err := openStore(ctx, g)
+	st, err := o.openStore(ctx, g, "gateway")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	sp, err := o.openSpool(g, "gateway")
+	if err != nil {
+		return err
+	}
+	if sp != nil {
+		defer sp.Close()
+	}
 	var hub *live.Hub
 	var publish func([]flow.Flow)
 	if o.ui.addr != "" {
@@ -161,7 +173,7 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 		publish = hub.Publish
 	}
 	rec := flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: o.flush, Logger: logger,
-		MaxBacklog: flow.DefaultMaxBacklog, Publish: publish})
+		MaxBacklog: flow.DefaultMaxBacklog, Publish: publish, Name: o.name, Spool: spoolOf(sp)})
 	p.Record, cfg.Record = rec.Record, rec.Record
 	p.ProgressEvery = o.flush
 	cfg.Proxy = p
@@ -199,7 +211,7 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 		if uiLn != nil {
 			fmt.Fprintf(g.stdout, "  live page: %s\n", pageURL(uiLn.Addr(), token))
 		}
-		fmt.Fprintf(g.stdout, "  flows: %s (stored every %s)\n", g.store, o.flush)
+		fmt.Fprintf(g.stdout, "  flows: %s (stored every %s)\n", g.storeName(), o.flush)
 	})
 	// Run has stopped every connection: what the recorder holds is all.
 	recErr := rec.Close()
@@ -209,7 +221,6 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 	if recErr != nil {
 		return fmt.Errorf("gateway: storing flows: %w", recErr)
 	}
-	s := rec.Stats()
-	fmt.Fprintf(g.stderr, "pilotwire gateway: stopped; rules removed; every flow stored in %s (%d writes in %d batches)\n", g.store, s.Written, s.Batches)
+	o.stopped(g, "gateway", "rules removed", rec)
 	return nil
 }

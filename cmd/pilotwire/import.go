@@ -63,6 +63,8 @@ func runImport(ctx context.Context, g *globals, args []string) error {
 	defer st.Close()
 
 	failed := 0
+	var imported int64
+	defer func() { refreshStats(ctx, st, imported) }()
 	for _, path := range files {
 		prog := newProgress(g.stderr, filepath.Base(path), quiet)
 		opt := importer.Options{Format: format, Device: device, FormatOptions: []any{squidOpt}, Strict: strict, Progress: prog.update}
@@ -85,6 +87,7 @@ func runImport(ctx context.Context, g *globals, args []string) error {
 		if res.Dropped > 0 {
 			fewer = fmt.Sprintf(", %d fewer than before", res.Dropped)
 		}
+		imported += int64(res.Flows)
 		fmt.Fprintf(g.stdout, "%s: %s, %d flows (%d new%s), %d skipped, %s\n", path, res.Format, res.Flows, res.New, fewer, res.SkipCount,
 			time.Since(start).Round(time.Millisecond))
 		warnPartial(g.stderr, res.Result)

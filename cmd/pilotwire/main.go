@@ -62,7 +62,7 @@ func exitCode(err error, stderr io.Writer) int {
 const usage = `pilotwire records and explains the network traffic of Windows Autopilot provisioning.
 
 Usage:
-  pilotwire [--store PATH] [--catalog FILE] COMMAND [flags]
+  pilotwire [--store STORE] [--catalog FILE] COMMAND [flags]
 
 Commands:
   proxy       capture: forward proxy (:8080) and live page (127.0.0.1:8081); stores every flow
@@ -79,11 +79,13 @@ Commands:
   demo        the whole product on this machine: proxy, page, stand-in internet, simulated devices
   endpoints   the endpoint catalog: list, look up hosts, export allowlists
   check       is this network ready for Autopilot? required hosts, directly or through a proxy
+  store       copy a store into another (SQLite ⇄ PostgreSQL)
   ca          the lab CA for TLS interception: init, export (for the device's trust store), show
   version     print the version
 
 Global flags (also accepted after the command):
-  --store PATH      flow store (default ./pilotwire.db, or $PILOTWIRE_STORE)
+  --store STORE     flow store: an SQLite file (default ./pilotwire.db) or a
+                    postgres://user@host/db URL; or $PILOTWIRE_STORE
   --catalog FILE    extra catalog entries (or $PILOTWIRE_CATALOG)
 
 Run "pilotwire COMMAND --help" for a command's flags and examples.
@@ -152,6 +154,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runEndpoints(ctx, g, rest)
 	case "check":
 		return runCheck(ctx, g, rest)
+	case "store":
+		return runStore(ctx, g, rest)
 	case "ca":
 		return runCA(ctx, g, rest)
 	case "version":

@@ -33,6 +33,7 @@ const proxyExamples = `  pilotwire proxy                                  # :808
   pilotwire proxy --intercept                      # lab: record full HTTPS URLs (pilotwire ca init first; devices trust its CA)
   pilotwire proxy --intercept --intercept-hosts '*.officecdn.microsoft.com,*.delivery.mp.microsoft.com'
   pilotwire proxy --pac-fallback direct            # PAC says "PROXY ...; DIRECT": devices go direct (uncaptured) if the proxy is down
+  pilotwire proxy --store postgres://pilotwire@db.lab/pilotwire --name site-a   # one of several sites sharing a store
 
 Point a Windows device at it (pilotwire prints the addresses when it starts):
   Settings > Network & internet > Proxy > Use setup script: http://ADDR:8080/proxy.pac
@@ -47,20 +48,22 @@ var proxyNetwork func(*proxy.Proxy)
 // proxyOptions are the flags of the proxy command.
 type proxyOptions struct {
 	listen, connectPorts, upstream, allowClients, auth, pacFallback string
-	enforce, deny                                                   string
-	ui                                                              uiFlags
-	intercept                                                       interceptFlags
-	allowPrivate, record                                            bool
-	devices                                                         multiFlag
-	maxHeaderBytes, maxConns                                        int
-	headerTimeout, idleTimeout, grace, flushInterval                time.Duration
-	maxBacklogMiB                                                   int
+	recordingFlags
+	enforce, deny                                    string
+	ui                                               uiFlags
+	intercept                                        interceptFlags
+	allowPrivate, record                             bool
+	devices                                          multiFlag
+	maxHeaderBytes, maxConns                         int
+	headerTimeout, idleTimeout, grace, flushInterval time.Duration
+	maxBacklogMiB                                    int
 }
 
 func runProxy(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "proxy", "proxy [flags]", proxyExamples)
 	var o proxyOptions
 	fs.StringVar(&o.listen, "listen", ":8080", "proxy listen `ADDR` (host:port; empty host: every interface)")
+	o.recordingFlags.register(fs, "proxy")
 	o.ui.register(fs, "the live page's `ADDR`")
 	fs.StringVar(&o.connectPorts, "connect-ports", "443", "`PORTS` CONNECT may reach, comma separated")
 	fs.StringVar(&o.upstream, "upstream", "", "send everything through the proxy at `URL` (http://[user:pass@]host:port)")
@@ -106,6 +109,9 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	if o.maxBacklogMiB <= 0 {
 		return usagef("proxy: --max-backlog %d: want a positive number of MiB", o.maxBacklogMiB)
 	}
+	if err := o.recordingFlags.check(); err != nil {
+		return usagef("proxy: %v", err)
+	}
 	if o.flushInterval <= 0 || o.flushInterval > time.Second {
 		return usagef("proxy: --flush-interval %s: must be more than 0 and at most 1s", o.flushInterval)
 	}
@@ -122,18 +128,25 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	var st flow.Store
 	var hub *live.Hub
 	if o.record {
-		st, err = openStore(ctx, g)
+		st, err = o.openStore(ctx, g, "proxy")
 		if err != nil {
 			return err
 		}
 		defer st.Close()
+		sp, err := o.openSpool(g, "proxy")
+		if err != nil {
+			return err
+		}
+		if sp != nil {
+			defer sp.Close()
+		}
 		var publish func([]flow.Flow)
 		if o.ui.addr != "" {
 			hub = live.NewHub(maxViewers, 0)
 			publish = hub.Publish
 		}
 		rec = flow.NewRecorder(st, flow.RecorderOptions{FlushInterval: o.flushInterval, Logger: logger,
-			MaxBacklog: int64(o.maxBacklogMiB) << 20, Publish: publish})
+			MaxBacklog: int64(o.maxBacklogMiB) << 20, Publish: publish, Name: o.name, Spool: spoolOf(sp)})
 		p.Record = rec.Record
 		// Open tunnels show their bytes so far as often as flows are
 		// stored.
@@ -199,7 +212,7 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 		ui = pageServer(page)
 		go ui.Serve(uiLn)
 	}
-	printListening(g.stdout, ln.Addr(), uiLn, token, g.store, o)
+	printListening(g.stdout, ln.Addr(), uiLn, token, g.storeName(), o)
 	if p.Intercept != nil {
 		printIntercepting(g.stdout, p.Intercept, cat)
 	}
@@ -225,10 +238,8 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	if rec != nil {
 		recErr = rec.Close()
 		s := rec.Stats()
-		// Written counts writes: an open tunnel written again when it ends
-		// counts twice.
 		if recErr == nil {
-			fmt.Fprintf(g.stderr, "pilotwire proxy: stopped; every flow stored in %s (%d writes in %d batches)\n", g.store, s.Written, s.Batches)
+			o.stopped(g, "proxy", "", rec)
 		}
 		if s.Dropped > 0 {
 			fmt.Fprintf(g.stderr, "pilotwire proxy: %d flows were dropped while the store could not be written (--max-backlog); the sessions they belong to say so\n", s.Dropped)
@@ -363,7 +374,12 @@ func printListening(w io.Writer, addr net.Addr, ui net.Listener, token, store st
 	if ui != nil {
 		fmt.Fprintf(w, "  live page: %s\n", pageURL(ui.Addr(), token))
 	}
-	if o.record {
+	if o.record && o.spool != "" {
+		fmt.Fprintf(w, "  spool: %s (flows wait there while the store cannot be written)\n", o.spool)
+	}
+	if o.record && o.name != "" {
+		fmt.Fprintf(w, "  flows: %s (stored every %s, as proxy %s)\n", store, o.flushInterval, o.name)
+	} else if o.record {
 		fmt.Fprintf(w, "  flows: %s (stored every %s)\n", store, o.flushInterval)
 	} else {
 		fmt.Fprintf(w, "  flows: not recorded (--record=false)\n")
@@ -378,7 +394,7 @@ func proxyPage(g *globals, p *proxy.Proxy, rec *flow.Recorder, st flow.Store, hu
 	if err != nil {
 		return nil, err
 	}
-	source := g.store
+	source := g.storeName()
 	if st == nil {
 		st, source = mem.New(), "not recorded (--record=false)"
 	}

@@ -18,6 +18,7 @@ import (
 )
 
 const reportExamples = `  pilotwire report                                   # the newest session, as text
+  pilotwire report --store postgres://pilotwire@db.lab/pilotwire --proxy site-a   # that site's newest session
   pilotwire report --session 3 --format html -o run3.html
   pilotwire report --client 10.0.0.23 --format json
   pilotwire report --format markdown                 # paste into a ticket or a blog post
@@ -31,14 +32,16 @@ const reportExamples = `  pilotwire report                                   # t
 func runReport(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "report", "report [flags] [CAPTURE-FILE]", reportExamples)
 	var (
-		number                          int
-		client, format, out, t0s, rules string
-		against, deny                   string
-		gap                             time.Duration
-		strict                          bool
+		number                         int
+		client, proxyName, format, out string
+		t0s, rules                     string
+		against, deny                  string
+		gap                            time.Duration
+		strict                         bool
 	)
 	fs.IntVar(&number, "session", 0, "report session `N` (see pilotwire sessions; default: the newest)")
 	fs.StringVar(&client, "client", "", "report the newest session of this client `ADDR` or device label")
+	fs.StringVar(&proxyName, "proxy", "", "only sessions recorded by the pilotwire proxy of this `NAME` (proxy --name)")
 	fs.StringVar(&format, "format", "text", "output `FORMAT`: "+strings.Join(report.Formats, ", "))
 	fs.StringVar(&out, "o", "", "write to `FILE` instead of standard output")
 	fs.StringVar(&t0s, "t0", "", "zero of the clock: a `TIME` (2026-11-25T09:14:05Z, \"2026-11-25 09:14:05\", 09:14:05 on the\n"+
@@ -76,7 +79,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	defer src.Close()
-	s, err := session.Find(ctx, src, gap, number, client)
+	s, err := session.Find(ctx, src, gap, number, session.Who{Proxy: proxyName, Client: client})
 	if err != nil {
 		return sessionError(err)
 	}

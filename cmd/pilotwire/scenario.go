@@ -99,7 +99,7 @@ func scenarioFromSession(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	defer src.Close()
-	s, err := session.Find(ctx, src, gap, number, "")
+	s, err := session.Find(ctx, src, gap, number, session.Who{})
 	if err != nil {
 		return sessionError(err)
 	}

@@ -61,7 +61,7 @@ func runServe(ctx context.Context, g *globals, args []string) error {
 
 	var st flow.Store
 	var hub *live.Hub
-	source := g.store
+	source := g.storeName()
 	if len(pos) == 0 {
 		if st, err = openStoreReadOnly(ctx, g); err != nil {
 			return err

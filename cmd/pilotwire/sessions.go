@@ -17,6 +17,7 @@ import (
 )
 
 const sessionsExamples = `  pilotwire sessions                       # every device session, newest first
+  pilotwire sessions --store postgres://pilotwire@db.lab/pilotwire --proxy site-b   # one site of a shared store
   pilotwire sessions --gap 10m             # split runs at 10 minutes of silence
   pilotwire sessions --client 10.0.0.23 --json
   pilotwire sessions customer.har          # sessions in a capture file, without a store
@@ -25,11 +26,12 @@ const sessionsExamples = `  pilotwire sessions                       # every dev
 func runSessions(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "sessions", "sessions [flags] [CAPTURE-FILE]", sessionsExamples)
 	var (
-		client         string
-		gap            time.Duration
-		asJSON, strict bool
+		client, proxyName string
+		gap               time.Duration
+		asJSON, strict    bool
 	)
 	fs.StringVar(&client, "client", "", "only sessions of this client `ADDR` or device label")
+	fs.StringVar(&proxyName, "proxy", "", "only sessions recorded by the pilotwire proxy of this `NAME` (proxy --name)")
 	addStrictFlag(fs, &strict)
 	fs.DurationVar(&gap, "gap", timeline.DefaultGap, "idle `TIME` that ends a session")
 	fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
@@ -52,10 +54,13 @@ func runSessions(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	who := session.Who{Proxy: proxyName, Client: client}
 	var list []timeline.Session
+	named := false                           // a proxy column only when some proxy has a name
 	for _, s := range slices.Backward(all) { // newest first
-		if client == "" || s.Client == client || s.Device == client {
+		if who.Owns(s) {
 			list = append(list, s)
+			named = named || s.Proxy != ""
 		}
 	}
 	notes, err := session.IncompleteNotes(ctx, src, list)
@@ -81,8 +86,8 @@ func runSessions(ctx context.Context, g *globals, args []string) error {
 		}
 	}
 	if len(list) == 0 {
-		if client != "" {
-			return emptyf("no sessions of %s in %s", client, src.Name())
+		if who != (session.Who{}) {
+			return emptyf("no sessions of %s in %s", who, src.Name())
 		}
 		return emptyf("no flows in %s: no sessions (capture with pilotwire proxy, or read a capture file with pilotwire import FILE)", src.Name())
 	}
@@ -90,13 +95,21 @@ func runSessions(ctx context.Context, g *globals, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "#\tCLIENT\tDEVICE\tSTART\tDURATION\tFLOWS\tBYTES\t")
+	if named {
+		fmt.Fprint(tw, "#\tPROXY\tCLIENT\tDEVICE\tSTART\tDURATION\tFLOWS\tBYTES\t\n")
+	} else {
+		fmt.Fprint(tw, "#\tCLIENT\tDEVICE\tSTART\tDURATION\tFLOWS\tBYTES\t\n")
+	}
 	for _, s := range list {
 		dev := dash(s.Device)
 		if s.Name != "" {
 			dev += " [" + s.Name + "]"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t", s.Number, s.Client, dev, s.Start.Local().Format("2006-01-02 15:04:05"),
+		fmt.Fprintf(tw, "%d\t", s.Number)
+		if named {
+			fmt.Fprintf(tw, "%s\t", dash(s.Proxy))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t", s.Client, dev, s.Start.Local().Format("2006-01-02 15:04:05"),
 			timeline.FormatOffset(s.Duration()), s.Flows, humanBytes(s.Bytes))
 		// A note ends the row, outside the right-aligned columns.
 		if n := notes[s.Number]; n != "" {
@@ -147,7 +160,7 @@ func openSource(ctx context.Context, g *globals, path string, strict bool) (sess
 		if err != nil {
 			return nil, err
 		}
-		return session.FromStore(st, g.store), nil
+		return session.FromStore(st, g.storeName()), nil
 	}
 	src, res, err := session.ReadFile(ctx, path, strict, mem.New())
 	if err != nil {

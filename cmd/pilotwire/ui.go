@@ -132,7 +132,7 @@ func serveMetrics(ctx context.Context, g *globals, page *web.Server, m *metrics.
 	if st == nil {
 		return
 	}
-	go m.WatchPhases(ctx, session.FromStore(st, g.store), cat, gap, metricsPhaseEvery, func(err error) {
+	go m.WatchPhases(ctx, session.FromStore(st, g.storeName()), cat, gap, metricsPhaseEvery, func(err error) {
 		fmt.Fprintf(g.stderr, "pilotwire: /metrics: finished sessions' phases: %v\n", err)
 	})
 }

@@ -13,11 +13,13 @@ import (
 // such gap then fits inside one window.
 const ActivityWindow = time.Minute
 
-// Activity is what one client (under one explicit session name) did in one
+// Activity is what one client of one pilotwire (under one explicit session
+// name) did in one
 // ActivityWindow: enough to split flows into sessions without reading them.
 // KindPAC flows are left out (they are the proxy's traffic); KindLost
 // flows count their Lost, not as flows.
 type Activity struct {
+	Proxy   string // the pilotwire that recorded it (Flow.Proxy)
 	Client  string
 	Session string // the flows' explicit session name, if any
 	Window  int64  // the window's number (WindowOf)
@@ -53,7 +55,8 @@ func (f *Flow) LastMoment() time.Time {
 }
 
 // ActivityOf sums flows up as a Store's Activity does: one Activity per
-// client, session name and window, in order of First, Client, Session.
+// proxy, client, session name and window, in order of First, Proxy,
+// Client, Session.
 // Flows count in the order given; give them by start (then ID), as stores
 // return them, for Device to be the newest label.
 func ActivityOf(flows []Flow) []Activity {
@@ -72,8 +75,8 @@ type ActivitySum struct {
 }
 
 type activityKey struct {
-	client, session string
-	window          int64
+	proxy, client, session string
+	window                 int64
 }
 
 // Add counts f.
@@ -84,12 +87,12 @@ func (acc *ActivitySum) Add(f *Flow) {
 	if acc.by == nil {
 		acc.by = map[activityKey]int{}
 	}
-	k := activityKey{f.Client, f.Session, WindowOf(f.Start)}
+	k := activityKey{f.Proxy, f.Client, f.Session, WindowOf(f.Start)}
 	j, ok := acc.by[k]
 	if !ok {
 		j = len(acc.out)
 		acc.by[k] = j
-		acc.out = append(acc.out, Activity{Client: f.Client, Session: f.Session, Window: k.window, First: f.Start, Last: f.LastMoment()})
+		acc.out = append(acc.out, Activity{Proxy: f.Proxy, Client: f.Client, Session: f.Session, Window: k.window, First: f.Start, Last: f.LastMoment()})
 	}
 	acc.out[j].add(f)
 }
@@ -101,8 +104,8 @@ func (acc *ActivitySum) Activity() []Activity {
 	return acc.out
 }
 
-// Merge adds b, the activity of other flows of a's client, session and
-// window, to a.
+// Merge adds b, the activity of other flows of a's proxy, client, session
+// and window, to a.
 func (a *Activity) Merge(b *Activity) {
 	if b.First.Before(a.First) {
 		a.First = b.First
@@ -143,6 +146,9 @@ func SortActivity(as []Activity) {
 		if c := a.First.Compare(b.First); c != 0 {
 			return c
 		}
+		if c := cmp.Compare(a.Proxy, b.Proxy); c != 0 {
+			return c
+		}
 		if c := cmp.Compare(a.Client, b.Client); c != 0 {
 			return c
 		}
@@ -150,12 +156,12 @@ func SortActivity(as []Activity) {
 	})
 }
 
-// MatchActivity reports whether f selects a: its Client (the address
+// MatchActivity reports whether f selects a: its Proxy, its Client (the address
 // only: a window without a label is still the labelled client's), Since
 // and Until (by the window: a window that overlaps [Since, Until) is
 // selected whole).
 func (f *Filter) MatchActivity(a *Activity) bool {
-	if f.Client != "" && a.Client != f.Client {
+	if f.Client != "" && a.Client != f.Client || f.Proxy != "" && a.Proxy != f.Proxy {
 		return false
 	}
 	if !f.Since.IsZero() && WindowOf(f.Since) > a.Window {

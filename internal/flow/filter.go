@@ -34,6 +34,7 @@ func (p Position) after(f *Flow) bool {
 //   - Client: fl.Client or fl.Device equals it.
 //   - Hosts: fl.Host matches one of them (the host-pattern language of
 //     package pattern).
+//   - Proxy: equal.
 //   - Source: equal.
 //   - Since, Until: Since <= fl.Start < Until.
 //   - AfterID: fl.ID > AfterID.
@@ -43,6 +44,7 @@ func (p Position) after(f *Flow) bool {
 func (f *Filter) Match(fl *Flow) bool {
 	switch {
 	case f.Client != "" && fl.Client != f.Client && fl.Device != f.Client,
+		f.Proxy != "" && fl.Proxy != f.Proxy,
 		f.Source != "" && fl.Source != f.Source,
 		f.AfterID > 0 && fl.ID <= f.AfterID,
 		!f.Since.IsZero() && fl.Start.Before(f.Since),

@@ -131,6 +131,12 @@ type Flow struct {
 	// the values of secrets (Authorization, Cookie, tokens) replaced by
 	// REDACTED. Empty for every other flow.
 	Headers string
+
+	// Proxy is the name of the pilotwire (proxy, gateway or capture) that
+	// recorded the flow, when it was given one (--name): several of them
+	// may share one store, and devices behind different ones may share an
+	// address. Empty for imports and an unnamed pilotwire.
+	Proxy string
 }
 
 // Open reports whether the flow has not ended yet.
@@ -149,7 +155,10 @@ func (f *Flow) Bytes() int64 { return f.BytesUp + f.BytesDown }
 
 // Filter selects flows. Zero fields select everything.
 type Filter struct {
-	Client  string            // exact client address, or device label
+	Client string // exact client address, or device label
+	// Proxy selects the flows of the pilotwire of this name (Flow.Proxy);
+	// empty selects every one's.
+	Proxy   string
 	Hosts   []pattern.Pattern // flows to a host that one of these matches
 	Source  Source            // only flows from this source
 	Since   time.Time         // flows that started at or after Since
@@ -165,7 +174,7 @@ type Filter struct {
 	// Newest returns the newest flows first instead of the oldest.
 	Newest bool
 	// Brief asks only for the fields that splitting flows into sessions
-	// needs: ID, Start, End, Client, Device, Session, BytesUp, BytesDown,
+	// needs: ID, Start, End, Proxy, Client, Device, Session, BytesUp, BytesDown,
 	// Kind (the splitter leaves KindPAC flows out), Lost (of KindLost
 	// flows) and SourceFile (a session holding flows of an unfinished
 	// import says so); the others may be left zero, which lets a store read
@@ -210,12 +219,13 @@ const (
 	FieldLost
 	FieldTunnel
 	FieldHeaders
+	FieldProxy
 
 	// FieldsAll is every field.
-	FieldsAll = FieldHeaders<<1 - 1
+	FieldsAll = FieldProxy<<1 - 1
 	// FieldsBrief are the fields of a Brief read (see Filter.Brief).
 	FieldsBrief = FieldEnd | FieldClient | FieldDevice | FieldSession | FieldBytesUp | FieldBytesDown |
-		FieldKind | FieldLost | FieldSourceFile
+		FieldKind | FieldLost | FieldSourceFile | FieldProxy
 )
 
 // Trim zeroes the fields of f that are not in fs (ID and Start stay): f as
@@ -305,6 +315,9 @@ func (fs Fields) Trim(f *Flow) {
 	}
 	if fs&FieldHeaders != 0 {
 		keep.Headers = f.Headers
+	}
+	if fs&FieldProxy != 0 {
+		keep.Proxy = f.Proxy
 	}
 	*f = keep
 }

@@ -42,6 +42,38 @@ type RecorderOptions struct {
 	// RemindEvery is how often a failing store is logged again. If zero,
 	// 30s.
 	RemindEvery time.Duration
+	// Spool, when set, takes the waiting flows once the store has failed
+	// for SpoolAfter (or their backlog reached MaxBacklog), and at Close,
+	// so that a long outage or a restart loses nothing; they are delivered
+	// to the store, oldest first, before anything newer, once it takes
+	// flows again.
+	Spool Spool
+	// SpoolAfter is how long the store may fail before waiting flows go to
+	// the Spool: a short blip costs no disk writes. If zero, 5s.
+	SpoolAfter time.Duration
+	// Name, when set, is the name of the pilotwire recording (proxy
+	// --name): every flow is stored with it as Flow.Proxy, so that several
+	// proxies can share a store without mixing their devices.
+	Name string
+}
+
+// Spool keeps flows on local disk while the store cannot take them
+// (package spool).
+type Spool interface {
+	// Append keeps flows after every flow kept before.
+	Append(flows []Flow) error
+	// Held says what the spool holds.
+	Held() SpoolHeld
+	// Deliver hands the kept flows to put, oldest first, forgetting each
+	// part once put took it; it stops at put's first error.
+	Deliver(ctx context.Context, put func(context.Context, []Flow) error) error
+}
+
+// SpoolHeld is what a Spool holds.
+type SpoolHeld struct {
+	Flows, Bytes int64
+	Oldest       time.Time // when the oldest part was kept; zero when empty
+	Damaged      int       // parts found damaged on disk and set aside (their flows lost)
 }
 
 // Recorder batches flows into a Store off the caller's path. Record never
@@ -88,6 +120,7 @@ type RecorderStats struct {
 	Batches  int64
 	Errors   int64 // failed batch writes
 	Dropped  int64 // flows dropped because the backlog reached MaxBacklog
+	Spooled  int64 // flows handed to the Spool
 }
 
 // RecorderHealth says whether a Recorder is storing what it records.
@@ -99,6 +132,7 @@ type RecorderHealth struct {
 	Err       error     // the last write error; nil while recording
 	Waiting   int       // flows waiting to be written, the batch being written included
 	Dropped   int64     // flows dropped since the Recorder started
+	Spool     SpoolHeld // what the Spool holds; zero without one
 }
 
 // String says it in one line for a log or a status page:
@@ -108,15 +142,19 @@ func (h RecorderHealth) String() string {
 	if h.Recording {
 		b.WriteString("recording")
 	} else {
-		fmt.Fprintf(&b, "NOT RECORDING since %s: %v; %s flows waiting", h.Since.Format("15:04:05"), h.Err, thousands(int64(h.Waiting)))
+		fmt.Fprintf(&b, "NOT RECORDING since %s: %v; %s flows waiting", h.Since.Format("15:04:05"), h.Err, Thousands(int64(h.Waiting)))
+	}
+	if h.Spool.Flows > 0 {
+		fmt.Fprintf(&b, "; %s flows kept on disk (spool) since %s", Thousands(h.Spool.Flows), h.Spool.Oldest.Format("15:04:05"))
 	}
 	if h.Dropped > 0 {
-		fmt.Fprintf(&b, "; %s flows dropped (backlog full)", thousands(h.Dropped))
+		fmt.Fprintf(&b, "; %s flows dropped (backlog full)", Thousands(h.Dropped))
 	}
 	return b.String()
 }
 
-func thousands(n int64) string {
+// Thousands writes n with a comma every three digits: 12,345 (-1,234).
+func Thousands(n int64) string {
 	s := strconv.FormatInt(n, 10)
 	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
 		s = s[:i] + "," + s[i:]
@@ -137,6 +175,9 @@ func NewRecorder(s Store, opts RecorderOptions) *Recorder {
 	}
 	if opts.RemindEvery <= 0 {
 		opts.RemindEvery = 30 * time.Second
+	}
+	if opts.SpoolAfter <= 0 {
+		opts.SpoolAfter = 5 * time.Second
 	}
 	r := &Recorder{
 		store: s,
@@ -167,6 +208,9 @@ func (r *Recorder) Record(f Flow) {
 		return
 	}
 	r.stats.Recorded++
+	if r.opts.Name != "" {
+		f.Proxy = r.opts.Name
+	}
 	size := flowSize(&f)
 	if i, ok := r.byKey[f.Key]; ok && f.Key != "" {
 		r.pendingBytes += size - flowSize(&r.pending[i])
@@ -218,7 +262,7 @@ func (r *Recorder) dropOldest() {
 func (r *Recorder) noteLost(f *Flow) {
 	l := r.lost[f.Client]
 	if l == nil {
-		l = &Flow{Kind: KindLost, Client: f.Client, Start: f.Start, End: f.Start}
+		l = &Flow{Kind: KindLost, Client: f.Client, Proxy: f.Proxy, Start: f.Start, End: f.Start}
 		r.lost[f.Client] = l
 	}
 	l.Lost++
@@ -251,6 +295,9 @@ func (r *Recorder) healthLocked() RecorderHealth {
 	h := RecorderHealth{Recording: r.failingSince.IsZero(), Waiting: len(r.pending) + r.flushingN, Dropped: r.stats.Dropped}
 	if !h.Recording {
 		h.Since, h.Err = r.failingSince, r.lastErr
+	}
+	if r.opts.Spool != nil {
+		h.Spool = r.opts.Spool.Held()
 	}
 	return h
 }
@@ -286,18 +333,29 @@ func (r *Recorder) flush() {
 	r.lost = make(map[string]*Flow)
 	for client, l := range lost {
 		l.Key = "lost/" + client + "/" + strconv.FormatInt(l.Start.UnixNano(), 10)
+		if r.opts.Name != "" {
+			// Keys are one namespace in a shared store.
+			l.Key = "lost/" + r.opts.Name + "/" + client + "/" + strconv.FormatInt(l.Start.UnixNano(), 10)
+		}
 		l.Note = "flows dropped before they could be stored: the store could not be written"
 		batch = append(batch, *l)
 	}
 	r.mu.Unlock()
-	if len(batch) == 0 {
+	// What waits on disk is older than anything in memory: it goes first.
+	var err error
+	if sp := r.opts.Spool; sp != nil && sp.Held().Flows > 0 {
+		err = r.deliverSpool(sp)
+	}
+	if len(batch) == 0 && err == nil {
 		return
 	}
-	// The write gets its own deadline: the proxy's context may be gone at
-	// shutdown, and the last batch must still land.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	err := r.store.PutFlows(ctx, batch)
-	cancel()
+	if err == nil {
+		// The write gets its own deadline: the proxy's context may be
+		// gone at shutdown, and the last batch must still land.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = r.store.PutFlows(ctx, batch)
+		cancel()
+	}
 	now := time.Now()
 	r.mu.Lock()
 	r.flushing, r.flushingN = 0, 0
@@ -322,25 +380,10 @@ func (r *Recorder) flush() {
 			}
 			r.lost[client] = l
 		}
-		// Put the batch back in front of what arrived meanwhile, keeping the
-		// newer version of any flow recorded again.
-		newer := r.pending
-		r.pending = batch[:lostAt]
-		clear(r.byKey)
-		r.pendingBytes = 0
-		for i := range r.pending {
-			r.byKey[r.pending[i].Key] = i
-			r.pendingBytes += flowSize(&r.pending[i])
-		}
-		for _, f := range newer {
-			r.pendingBytes += flowSize(&f)
-			if i, ok := r.byKey[f.Key]; ok && f.Key != "" {
-				r.pendingBytes -= flowSize(&r.pending[i])
-				r.pending[i] = f
-			} else {
-				r.byKey[f.Key] = len(r.pending)
-				r.pending = append(r.pending, f)
-			}
+		r.putBack(batch[:lostAt])
+		if sp := r.opts.Spool; sp != nil && len(r.pending) > 0 &&
+			(r.closed || now.Sub(r.failingSince) >= r.opts.SpoolAfter || r.pendingBytes > r.opts.MaxBacklog) {
+			r.spoolPending(sp)
 		}
 		if r.pendingBytes > r.opts.MaxBacklog {
 			r.dropOldest()
@@ -371,11 +414,75 @@ func (r *Recorder) flush() {
 	r.mu.Unlock()
 	if recovered && r.opts.Logger != nil {
 		r.opts.Logger.Warn(fmt.Sprintf("recording again after %s: %s waiting flows stored; %s dropped since start",
-			outage.Round(time.Second), thousands(int64(lostAt)), thousands(dropped)))
+			outage.Round(time.Second), Thousands(int64(lostAt)), Thousands(dropped)))
 	}
 	if r.opts.Publish != nil {
 		r.opts.Publish(batch)
 	}
+}
+
+// putBack puts older flows back in front of what is pending, keeping the
+// newer version of any flow recorded again. r.mu is held.
+func (r *Recorder) putBack(older []Flow) {
+	newer := r.pending
+	r.pending = older
+	clear(r.byKey)
+	r.pendingBytes = 0
+	for i := range r.pending {
+		r.byKey[r.pending[i].Key] = i
+		r.pendingBytes += flowSize(&r.pending[i])
+	}
+	for _, f := range newer {
+		r.pendingBytes += flowSize(&f)
+		if i, ok := r.byKey[f.Key]; ok && f.Key != "" {
+			r.pendingBytes -= flowSize(&r.pending[i])
+			r.pending[i] = f
+		} else {
+			r.byKey[f.Key] = len(r.pending)
+			r.pending = append(r.pending, f)
+		}
+	}
+}
+
+// spoolPending hands what is pending to the spool, off the lock (a disk
+// write must not hold up Record); on failure it goes back in front of
+// what arrived meanwhile. r.mu is held, and released while it writes.
+func (r *Recorder) spoolPending(sp Spool) {
+	out := r.pending
+	r.pending = nil
+	clear(r.byKey)
+	r.pendingBytes = 0
+	r.mu.Unlock()
+	err := sp.Append(out)
+	r.mu.Lock()
+	if err != nil {
+		r.putBack(out)
+		r.lastErr = fmt.Errorf("%w; and the spool: %w", r.lastErr, err)
+		return
+	}
+	r.stats.Spooled += int64(len(out))
+}
+
+// deliverSpool writes what the spool holds to the store, oldest first,
+// publishing each part as a batch would be.
+func (r *Recorder) deliverSpool(sp Spool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	return sp.Deliver(ctx, func(ctx context.Context, fs []Flow) error {
+		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer wcancel()
+		if err := r.store.PutFlows(wctx, fs); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.stats.Written += int64(len(fs))
+		r.stats.Batches++
+		r.mu.Unlock()
+		if r.opts.Publish != nil {
+			r.opts.Publish(fs)
+		}
+		return nil
+	})
 }
 
 // Close flushes every waiting flow and stops the Recorder. It returns an

@@ -155,7 +155,7 @@ func size(t *testing.T, path string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return thousands(st.Size())
+	return flow.Thousands(st.Size())
 }
 
 const squidLine = "1157689312.049   5006 10.105.21.199 TCP_MISS/200 19763 CONNECT login.yahoo.com:443 badeyek DIRECT/175.16.199.115 -\n"

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,7 +86,7 @@ func (r Result) Partial() string {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "read %s of a %s-byte file", plural(r.Flows, "flow"), thousands(r.Size))
+	fmt.Fprintf(&b, "read %s of a %s-byte file", plural(r.Flows, "flow"), flow.Thousands(r.Size))
 	if r.StoppedAt != "" {
 		fmt.Fprintf(&b, ", then stopped early: %s", r.StoppedAt)
 	}
@@ -102,25 +101,7 @@ func plural(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
 	}
-	return thousands(int64(n)) + " " + what + "s"
-}
-
-// thousands writes n with a comma every three digits: 12,345.
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b []byte
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b = append(b, ',')
-		}
-		b = append(b, s[i])
-	}
-	if neg {
-		return "-" + string(b)
-	}
-	return string(b)
+	return flow.Thousands(int64(n)) + " " + what + "s"
 }
 
 // headSize is how much of a file Detect looks at and the identity hashes.

@@ -107,6 +107,17 @@ func New(src Sources) *Metrics {
 				func() float64 { s, _ := get(); return float64(s.Errors) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pilotwire_flows_lost_total", Help: "Flows seen but never stored (the store could not be written for too long). Must stay 0."},
 				func() float64 { s, _ := get(); return float64(s.Dropped) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pilotwire_spool_flows", Help: "Flows kept in the local spool until the store takes them."},
+				func() float64 { _, h := get(); return float64(h.Spool.Flows) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pilotwire_spool_bytes", Help: "Bytes the spool takes on disk."},
+				func() float64 { _, h := get(); return float64(h.Spool.Bytes) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pilotwire_spool_oldest_age_seconds", Help: "Age of the oldest flows in the spool; 0 when it is empty."},
+				func() float64 {
+					if _, h := get(); !h.Spool.Oldest.IsZero() {
+						return time.Since(h.Spool.Oldest).Seconds()
+					}
+					return 0
+				}),
 		)
 	}
 	if src.Intercept != nil {

@@ -46,7 +46,7 @@ func TestObserveAndSources(t *testing.T) {
 	m := New(Sources{
 		Proxy: func() (int64, int64, int64) { return 3, 2, 41 },
 		Recorder: func() (flow.RecorderStats, flow.RecorderHealth) {
-			return flow.RecorderStats{Written: 40, Errors: 1}, flow.RecorderHealth{Recording: true, Waiting: 5}
+			return flow.RecorderStats{Written: 40, Errors: 1}, flow.RecorderHealth{Recording: true, Waiting: 5, Spool: flow.SpoolHeld{Flows: 12, Bytes: 3400}}
 		},
 		Intercept: func() (int64, int) { return 7, 1 },
 	})
@@ -74,11 +74,14 @@ func TestObserveAndSources(t *testing.T) {
 		`pilotwire_flows_lost_total 0`,
 		`pilotwire_intercept_certificates_minted_total 7`,
 		`pilotwire_intercept_learned_hosts 1`,
+		`pilotwire_spool_flows 12`,
+		`pilotwire_spool_bytes 3400`,
+		`pilotwire_spool_oldest_age_seconds 0`,
 	}
 	got := lines(text, "pilotwire_flows_total", "pilotwire_flow_bytes_total", "pilotwire_open_connections", "pilotwire_open_tunnels",
 		"pilotwire_requests_total", "pilotwire_store_queue_flows", "pilotwire_store_recording", "pilotwire_store_writes_total",
 		"pilotwire_store_write_errors_total", "pilotwire_flows_lost_total", "pilotwire_intercept_certificates_minted_total",
-		"pilotwire_intercept_learned_hosts")
+		"pilotwire_intercept_learned_hosts", "pilotwire_spool_flows", "pilotwire_spool_bytes", "pilotwire_spool_oldest_age_seconds")
 	slices.Sort(want) // the registry writes metrics by name
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("samples:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

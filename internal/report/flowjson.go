@@ -21,7 +21,8 @@ func FlowJSON(f *flow.Flow) map[string]any {
 	}
 	opt := map[string]string{"device": f.Device, "session": f.Session, "source_file": f.SourceFile, "method": f.Method,
 		"scheme": f.Scheme, "url": f.URL, "sni": f.SNI, "alpn": f.ALPN, "tls_version": f.TLSVersion, "error": f.Error,
-		"decision": string(f.Decision), "reason": f.Reason, "note": f.Note, "tunnel": f.Tunnel, "headers": f.Headers}
+		"decision": string(f.Decision), "reason": f.Reason, "note": f.Note, "tunnel": f.Tunnel, "headers": f.Headers,
+		"proxy": f.Proxy}
 	for k, v := range opt {
 		if v != "" {
 			m[k] = v

@@ -37,12 +37,13 @@ type SessionJSON = jsonSession
 
 // NewSessionJSON describes s the way the JSON report does.
 func NewSessionJSON(s timeline.Session) SessionJSON {
-	return jsonSession{Number: s.Number, Client: s.Client, Device: s.Device, Name: s.Name, Start: s.Start, End: s.End,
+	return jsonSession{Number: s.Number, Proxy: s.Proxy, Client: s.Client, Device: s.Device, Name: s.Name, Start: s.Start, End: s.End,
 		Duration: timeline.FormatOffset(s.Duration()), DurationSeconds: secs(s.Duration()), Flows: s.Flows, Bytes: s.Bytes, Lost: s.Lost}
 }
 
 type jsonSession struct {
 	Number          int       `json:"number,omitempty"`
+	Proxy           string    `json:"proxy,omitempty"`
 	Client          string    `json:"client"`
 	Device          string    `json:"device,omitempty"`
 	Name            string    `json:"name,omitempty"`

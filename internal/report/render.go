@@ -64,6 +64,9 @@ func title(tl *timeline.Timeline) string {
 	if s.Device != "" {
 		who = s.Device + " (" + s.Client + ")"
 	}
+	if s.Proxy != "" {
+		who += " via proxy " + s.Proxy
+	}
 	head := "Provisioning timeline"
 	if s.Number > 0 {
 		head += fmt.Sprintf(", session %d", s.Number)

@@ -159,7 +159,7 @@ func checkReplay(t *testing.T, sc *scenario.Scenario, speed float64) *timeline.T
 	// The captured timeline has the scenario's milestones, at the
 	// scenario's offsets divided by the speed, within a second.
 	src := session.FromStore(st, "replay")
-	s, err := session.Find(t.Context(), src, timeline.DefaultGap, 0, "")
+	s, err := session.Find(t.Context(), src, timeline.DefaultGap, 0, session.Who{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +314,7 @@ func TestFromSessionReplays(t *testing.T) {
 	}
 	milestones := func(st *mem.Store) map[string]time.Duration {
 		src := session.FromStore(st, "replay")
-		s, err := session.Find(t.Context(), src, timeline.DefaultGap, 0, "")
+		s, err := session.Find(t.Context(), src, timeline.DefaultGap, 0, session.Who{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -139,9 +139,37 @@ func List(ctx context.Context, src Source, gap time.Duration) ([]timeline.Sessio
 	return sp.Sessions(), nil
 }
 
+// Who narrows the sessions Pick chooses from: those of a proxy (by
+// name, flow.Flow.Proxy) and of a client (address or device label);
+// empty fields narrow nothing.
+type Who struct {
+	Proxy  string
+	Client string
+}
+
+// Owns reports whether s is of w.
+func (w Who) Owns(s timeline.Session) bool {
+	return (w.Proxy == "" || s.Proxy == w.Proxy) && (w.Client == "" || s.Client == w.Client || s.Device == w.Client)
+}
+
+func (w Who) String() string {
+	switch {
+	case w.Proxy == "":
+		return w.Client
+	case w.Client == "":
+		return "proxy " + w.Proxy
+	}
+	return w.Client + " of proxy " + w.Proxy
+}
+
+// whose names s's owner as Who.String does.
+func whose(s timeline.Session) string {
+	return Who{Proxy: s.Proxy, Client: s.Client}.String()
+}
+
 // Pick chooses the session a report is about: number n, else the
-// newest of client, else the newest of all.
-func Pick(all []timeline.Session, n int, client, where string) (timeline.Session, error) {
+// newest of who's, else the newest of all.
+func Pick(all []timeline.Session, n int, who Who, where string) (timeline.Session, error) {
 	if len(all) == 0 {
 		return timeline.Session{}, &NoFlowsError{Where: where}
 	}
@@ -154,38 +182,38 @@ func Pick(all []timeline.Session, n int, client, where string) (timeline.Session
 			return timeline.Session{}, &ChoiceError{fmt.Sprintf("--session %d: %s has %s (see pilotwire sessions)", n, where, have)}
 		}
 		s := all[n-1]
-		if client != "" && s.Client != client && s.Device != client {
-			return timeline.Session{}, &ChoiceError{fmt.Sprintf("session %d belongs to %s, not %s", n, s.Client, client)}
+		if !who.Owns(s) {
+			return timeline.Session{}, &ChoiceError{fmt.Sprintf("session %d belongs to %s, not %s", n, whose(s), who)}
 		}
 		return s, nil
 	}
 	for _, s := range slices.Backward(all) {
-		if client == "" || s.Client == client || s.Device == client {
+		if who.Owns(s) {
 			return s, nil
 		}
 	}
-	var clients []string
+	var owners []string
 	for _, s := range all {
-		if !slices.Contains(clients, s.Client) {
-			clients = append(clients, s.Client)
+		if o := whose(s); !slices.Contains(owners, o) {
+			owners = append(owners, o)
 		}
 	}
-	if len(clients) > 5 {
-		clients = append(clients[:5], "…")
+	if len(owners) > 5 {
+		owners = append(owners[:5], "…")
 	}
-	return timeline.Session{}, fmt.Errorf("no sessions of %s in %s (clients: %s): %w", client, where,
-		strings.Join(clients, ", "), flow.ErrNotFound)
+	return timeline.Session{}, fmt.Errorf("no sessions of %s in %s (clients: %s): %w", who, where,
+		strings.Join(owners, ", "), flow.ErrNotFound)
 }
 
 // Find finds the session a report is about (see List and
 // Pick). Its flows are read after, by Flows, only in its time
 // range.
-func Find(ctx context.Context, src Source, gap time.Duration, n int, client string) (timeline.Session, error) {
+func Find(ctx context.Context, src Source, gap time.Duration, n int, who Who) (timeline.Session, error) {
 	all, err := List(ctx, src, gap)
 	if err != nil {
 		return timeline.Session{}, err
 	}
-	return Pick(all, n, client, src.Name())
+	return Pick(all, n, who, src.Name())
 }
 
 // Flows calls fn for each flow of session s, in start order (the
@@ -195,7 +223,7 @@ func Find(ctx context.Context, src Source, gap time.Duration, n int, client stri
 // zero for all). fn must not keep f.
 func Flows(ctx context.Context, src Source, s timeline.Session, fields flow.Fields, fn func(f *flow.Flow)) error {
 	n := 0
-	f := flow.Filter{Client: s.Client, Since: s.Start, Until: s.End.Add(time.Nanosecond), Fields: fields}
+	f := flow.Filter{Client: s.Client, Proxy: s.Proxy, Since: s.Start, Until: s.End.Add(time.Nanosecond), Fields: fields}
 	err := src.Each(ctx, f, func(fl *flow.Flow) error {
 		if s.Contains(fl) {
 			fn(fl)
@@ -234,7 +262,7 @@ func build(ctx context.Context, src Source, s timeline.Session, cat *catalog.Cat
 		return nil, err
 	}
 	tl := b.Timeline()
-	tl.Session.Number, tl.Session.Name = s.Number, s.Name
+	tl.Session.Number, tl.Session.Name, tl.Session.Proxy = s.Number, s.Name, s.Proxy
 	return tl, nil
 }
 

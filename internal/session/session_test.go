@@ -39,7 +39,7 @@ func TestFindAndFlows(t *testing.T) {
 	if err != nil || len(all) != 3 {
 		t.Fatalf("List = %d sessions, %v; want 3", len(all), err)
 	}
-	s, err := session.Find(ctx, src, 30*time.Minute, 0, "10.0.0.23")
+	s, err := session.Find(ctx, src, 30*time.Minute, 0, session.Who{Client: "10.0.0.23"})
 	if err != nil || s.Number != 3 || s.Flows != 2 {
 		t.Fatalf("Find newest of 10.0.0.23 = %+v, %v", s, err)
 	}
@@ -59,14 +59,14 @@ func TestFindAndFlows(t *testing.T) {
 			tl.Session.Number, tl.Session.Flows, tl.Session.Client, tl.T0, t0.Add(2*time.Hour))
 	}
 	var choice *session.ChoiceError
-	if _, err := session.Pick(all, 9, "", "test store"); !errors.As(err, &choice) || !strings.Contains(err.Error(), "sessions 1 to 3") {
+	if _, err := session.Pick(all, 9, session.Who{}, "test store"); !errors.As(err, &choice) || !strings.Contains(err.Error(), "sessions 1 to 3") {
 		t.Errorf("Pick(9) = %v, want a ChoiceError naming sessions 1 to 3", err)
 	}
-	if _, err := session.Pick(all, 0, "10.9.9.9", "test store"); !errors.Is(err, flow.ErrNotFound) {
+	if _, err := session.Pick(all, 0, session.Who{Client: "10.9.9.9"}, "test store"); !errors.Is(err, flow.ErrNotFound) {
 		t.Errorf("Pick(unknown client) = %v, want flow.ErrNotFound", err)
 	}
 	var none *session.NoFlowsError
-	if _, err := session.Pick(nil, 0, "", "empty"); !errors.As(err, &none) {
+	if _, err := session.Pick(nil, 0, session.Who{}, "empty"); !errors.As(err, &none) {
 		t.Errorf("Pick of no sessions = %v, want a NoFlowsError", err)
 	}
 }
@@ -91,7 +91,7 @@ func TestReadFile(t *testing.T) {
 	if src.Name() != path {
 		t.Errorf("Name() = %q, want %q", src.Name(), path)
 	}
-	s, err := session.Find(ctx, src, 30*time.Minute, 0, "")
+	s, err := session.Find(ctx, src, 30*time.Minute, 0, session.Who{})
 	if err != nil || s.Flows != 2 {
 		t.Fatalf("Find = %+v, %v; want one session of 2 flows", s, err)
 	}

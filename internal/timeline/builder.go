@@ -209,7 +209,8 @@ func NewBuilder(cat *catalog.Catalog, opt Options) (*Builder, error) {
 // Session.Contains needs no others either.
 const FlowFields = flow.FieldEnd | flow.FieldClient | flow.FieldDevice | flow.FieldSession | flow.FieldKind |
 	flow.FieldScheme | flow.FieldHost | flow.FieldPort | flow.FieldURL | flow.FieldStatus | flow.FieldBytesUp |
-	flow.FieldBytesDown | flow.FieldSNI | flow.FieldError | flow.FieldDecision | flow.FieldReason | flow.FieldLost
+	flow.FieldBytesDown | flow.FieldSNI | flow.FieldError | flow.FieldDecision | flow.FieldReason | flow.FieldLost |
+	flow.FieldProxy
 
 // Grow makes room for n more flows, so that a caller that knows how many
 // are coming spares the Builder growing its records step by step (which

@@ -17,9 +17,10 @@ const DefaultGap = 30 * time.Minute
 // carrying one explicit session name.
 type Session struct {
 	// Number is the session's 1-based position among all sessions sorted by
-	// start (then client, then name), so "--session 3" names the same run
+	// start (then proxy, client, name), so "--session 3" names the same run
 	// as long as no older flows are added.
 	Number int       `json:"number"`
+	Proxy  string    `json:"proxy,omitempty"` // the pilotwire that recorded it (flow.Flow.Proxy)
 	Client string    `json:"client"`
 	Device string    `json:"device,omitempty"` // newest non-empty device label
 	Name   string    `json:"name,omitempty"`   // the flows' explicit flow.Flow.Session, if any
@@ -37,13 +38,14 @@ type Session struct {
 // Duration is End-Start.
 func (s Session) Duration() time.Duration { return s.End.Sub(s.Start) }
 
-// Contains reports whether f belongs to s. Sessions of one client and name
-// never overlap in time, so client, name and start decide it. A PAC flow
+// Contains reports whether f belongs to s. Sessions of one client (of one
+// proxy) and name never overlap in time, so proxy, client, name and start
+// decide it. A PAC flow
 // (flow.KindPAC) of the client inside the session's time belongs to it
 // too, though it never made the session: the timeline shows it as one
 // line.
 func (s Session) Contains(f *flow.Flow) bool {
-	return f.Client == s.Client && f.Session == s.Name && !f.Start.Before(s.Start) && !f.Start.After(s.End)
+	return f.Client == s.Client && f.Proxy == s.Proxy && f.Session == s.Name && !f.Start.Before(s.Start) && !f.Start.After(s.End)
 }
 
 // Splitter cuts a stream of flows into sessions. Feed it flows in start
@@ -56,7 +58,9 @@ type Splitter struct {
 	done []Session
 }
 
-type splitKey struct{ client, name string }
+// splitKey is whose sessions: devices behind different proxies may share
+// an address.
+type splitKey struct{ proxy, client, name string }
 
 // NewSplitter returns a Splitter that ends a session after gap without
 // activity. A gap <= 0 means DefaultGap. Flows with an explicit session name
@@ -80,7 +84,7 @@ func (sp *Splitter) Add(f *flow.Flow) {
 	if f.Kind == flow.KindPAC {
 		return
 	}
-	k := splitKey{f.Client, f.Session}
+	k := splitKey{f.Proxy, f.Client, f.Session}
 	last := f.Start
 	if f.End.After(last) {
 		last = f.End
@@ -91,7 +95,7 @@ func (sp *Splitter) Add(f *flow.Flow) {
 		s = nil
 	}
 	if s == nil {
-		s = &Session{Client: f.Client, Name: f.Session, Start: f.Start, End: last}
+		s = &Session{Proxy: f.Proxy, Client: f.Client, Name: f.Session, Start: f.Start, End: last}
 		sp.open[k] = s
 	}
 	if f.Start.Before(s.Start) {
@@ -121,14 +125,14 @@ func (sp *Splitter) AddActivity(a *flow.Activity) bool {
 	if sp.gap < flow.ActivityWindow {
 		return false
 	}
-	k := splitKey{a.Client, a.Session}
+	k := splitKey{a.Proxy, a.Client, a.Session}
 	s := sp.open[k]
 	if s != nil && a.Session == "" && a.First.Sub(s.End) > sp.gap {
 		sp.done = append(sp.done, *s)
 		s = nil
 	}
 	if s == nil {
-		s = &Session{Client: a.Client, Name: a.Session, Start: a.First, End: a.Last}
+		s = &Session{Proxy: a.Proxy, Client: a.Client, Name: a.Session, Start: a.First, End: a.Last}
 		sp.open[k] = s
 	}
 	if a.First.Before(s.Start) {
@@ -157,6 +161,9 @@ func (sp *Splitter) Sessions() []Session {
 		a, b := out[i], out[j]
 		if !a.Start.Equal(b.Start) {
 			return a.Start.Before(b.Start)
+		}
+		if a.Proxy != b.Proxy {
+			return a.Proxy < b.Proxy
 		}
 		if a.Client != b.Client {
 			return a.Client < b.Client

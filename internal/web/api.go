@@ -47,8 +47,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 // Device states: a device is active while its last flow is this recent.
 const activeWithin = time.Minute
 
-// device is one client's newest session, as /api/devices gives it.
+// device is one client's newest session, as /api/devices gives it; a
+// client of each proxy (proxies that share a store may see the same
+// address) is a device of its own.
 type device struct {
+	Proxy          string    `json:"proxy,omitempty"`
 	Client         string    `json:"client"`
 	Device         string    `json:"device,omitempty"`
 	Label          string    `json:"label"`
@@ -105,16 +108,18 @@ func (s *Server) computeDevices(r *http.Request) ([]device, error) {
 	if err != nil {
 		return nil, err
 	}
-	newest := map[string]timeline.Session{}
+	type whose struct{ proxy, client string }
+	newest := map[whose]timeline.Session{}
 	for _, ses := range all {
-		if cur, ok := newest[ses.Client]; !ok || ses.Start.After(cur.Start) {
-			newest[ses.Client] = ses
+		k := whose{ses.Proxy, ses.Client}
+		if cur, ok := newest[k]; !ok || ses.Start.After(cur.Start) {
+			newest[k] = ses
 		}
 	}
 	now := s.o.Now()
 	out := []device{}
 	for _, ses := range newest {
-		d := device{Client: ses.Client, Device: ses.Device, Label: cmp.Or(ses.Device, ses.Client, "unknown"), Session: ses.Number,
+		d := device{Proxy: ses.Proxy, Client: ses.Client, Device: ses.Device, Label: cmp.Or(ses.Device, ses.Client, "unknown"), Session: ses.Number,
 			Start: ses.Start, Last: ses.End, ElapsedSeconds: ses.Duration().Seconds(), Flows: ses.Flows, Bytes: ses.Bytes, Lost: ses.Lost}
 		switch idle := now.Sub(ses.End); {
 		case idle < activeWithin:
@@ -132,7 +137,7 @@ func (s *Server) computeDevices(r *http.Request) ([]device, error) {
 		} else if r.Context().Err() != nil {
 			return nil, r.Context().Err()
 		}
-		s.o.Store.Flows(r.Context(), flow.Filter{Client: ses.Client, Newest: true, Limit: 1, Fields: flow.FieldHost}, func(f flow.Flow) error {
+		s.o.Store.Flows(r.Context(), flow.Filter{Client: ses.Client, Proxy: ses.Proxy, Newest: true, Limit: 1, Fields: flow.FieldHost}, func(f flow.Flow) error {
 			d.LastHost = f.Host
 			return nil
 		})
@@ -162,7 +167,7 @@ func (s *Server) findSession(w http.ResponseWriter, r *http.Request) (timeline.S
 		apiError(w, http.StatusBadRequest, "session %q: want a session number (1, 2, …)", r.PathValue("n"))
 		return timeline.Session{}, false
 	}
-	ses, err := session.Find(r.Context(), s.src, s.o.Gap, n, "")
+	ses, err := session.Find(r.Context(), s.src, s.o.Gap, n, session.Who{})
 	var choice *session.ChoiceError
 	var none *session.NoFlowsError
 	switch {
@@ -302,7 +307,7 @@ func (s *Server) parseFlowQuery(r *http.Request) (flowQuery, error) {
 		if err != nil || n < 1 {
 			return fq, fmt.Errorf("session %q: want a session number", v)
 		}
-		ses, err := session.Find(r.Context(), s.src, s.o.Gap, n, "")
+		ses, err := session.Find(r.Context(), s.src, s.o.Gap, n, session.Who{})
 		if err != nil {
 			return fq, fmt.Errorf("session %d: no such session", n)
 		}
@@ -639,7 +644,7 @@ func (s *Server) diff(w http.ResponseWriter, r *http.Request) {
 			apiError(w, http.StatusBadRequest, "%s %q: want a session number", k, q.Get(k))
 			return
 		}
-		ses, err := session.Find(r.Context(), s.src, s.o.Gap, n, "")
+		ses, err := session.Find(r.Context(), s.src, s.o.Gap, n, session.Who{})
 		if err != nil {
 			apiError(w, http.StatusNotFound, "no session %d", n)
 			return

@@ -14,6 +14,10 @@ import (
 // flows up instead.
 const activitySchema = 4
 
+// proxySchema is the first schema that keeps flows' proxy names
+// (migration 0008), in the flows and in the activity tables.
+const proxySchema = 8
+
 // Activity calls fn with the activity f selects (see flow.Store). Rows'
 // activity is kept by triggers on the flows table, segments' is written
 // with each segment; the two meet here, window by window.
@@ -44,24 +48,28 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 		if len(conds) > 0 {
 			w = ` WHERE ` + strings.Join(conds, " AND ")
 		}
-		const cols = `client, session, win, first_ns, first_tz, last_ns, last_tz, flows, bytes, lost, device, device_ns`
+		cols := `proxy, client, session, win, first_ns, first_tz, last_ns, last_tz, flows, bytes, lost, device, device_ns`
+		if s.schema != 0 && s.schema < proxySchema {
+			cols = `'' AS ` + cols // a read-only store of an older schema: every flow of the unnamed proxy
+		}
 		q := `SELECT ` + cols + ` FROM activity` + w + ` UNION ALL SELECT ` + cols + ` FROM segment_activity` + w
 		return c.run(q, append(args, args...), func(st uintptr) error {
 			a := flow.Activity{
-				Client:  in.get(c.columnView(st, 0)),
-				Session: in.get(c.columnView(st, 1)),
-				Window:  c.columnInt(st, 2),
-				First:   time.Unix(0, c.columnInt(st, 3)).In(zones.get(c.columnInt(st, 4))),
-				Last:    time.Unix(0, c.columnInt(st, 5)).In(zones.get(c.columnInt(st, 6))),
-				Flows:   c.columnInt(st, 7),
-				Bytes:   c.columnInt(st, 8),
-				Lost:    c.columnInt(st, 9),
-				Device:  in.get(c.columnView(st, 10)),
+				Proxy:   in.get(c.columnView(st, 0)),
+				Client:  in.get(c.columnView(st, 1)),
+				Session: in.get(c.columnView(st, 2)),
+				Window:  c.columnInt(st, 3),
+				First:   time.Unix(0, c.columnInt(st, 4)).In(zones.get(c.columnInt(st, 5))),
+				Last:    time.Unix(0, c.columnInt(st, 6)).In(zones.get(c.columnInt(st, 7))),
+				Flows:   c.columnInt(st, 8),
+				Bytes:   c.columnInt(st, 9),
+				Lost:    c.columnInt(st, 10),
+				Device:  in.get(c.columnView(st, 11)),
 			}
-			if !c.columnNull(st, 11) {
-				a.DeviceAt = time.Unix(0, c.columnInt(st, 11))
+			if !c.columnNull(st, 12) {
+				a.DeviceAt = time.Unix(0, c.columnInt(st, 12))
 			}
-			k := activityKey{a.Client, a.Session, a.Window}
+			k := activityKey{a.Proxy, a.Client, a.Session, a.Window}
 			if i, ok := by[k]; ok {
 				all[i].Merge(&a)
 				return nil
@@ -87,8 +95,8 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 }
 
 type activityKey struct {
-	client, session string
-	window          int64
+	proxy, client, session string
+	window                 int64
 }
 
 // activityFromFlows sums every flow up (a Brief read), for a store whose
@@ -115,9 +123,9 @@ func (s *DB) activityFromFlows(ctx context.Context, f flow.Filter, fn func(flow.
 
 // activityAdd adds a window's activity to the activity of rows: the same
 // merge as the update trigger's (migration 0004).
-const activityAdd = `INSERT INTO activity (client, session, win, first_ns, first_tz, last_ns, last_tz, flows, bytes, lost, device, device_ns)
-	VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
-	ON CONFLICT (client, session, win) DO UPDATE SET
+const activityAdd = `INSERT INTO activity (proxy, client, session, win, first_ns, first_tz, last_ns, last_tz, flows, bytes, lost, device, device_ns)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+	ON CONFLICT (proxy, client, session, win) DO UPDATE SET
 		first_tz = CASE WHEN excluded.first_ns < first_ns THEN excluded.first_tz ELSE first_tz END,
 		first_ns = min(first_ns, excluded.first_ns),
 		last_tz = CASE WHEN excluded.last_ns > last_ns THEN excluded.last_tz ELSE last_tz END,
@@ -141,7 +149,7 @@ func (c *rawConn) addRowActivity(sum *flow.ActivitySum) error {
 }
 
 // activityArgs are a's values in the order of the activity columns from
-// client on, after the leading ones given.
+// proxy on, after the leading ones given.
 func activityArgs(lead []any, a *flow.Activity) []any {
 	_, firstTZ := a.First.Zone()
 	_, lastTZ := a.Last.Zone()
@@ -149,15 +157,15 @@ func activityArgs(lead []any, a *flow.Activity) []any {
 	if a.Device != "" {
 		deviceAt = a.DeviceAt.UnixNano()
 	}
-	return append(lead, a.Client, a.Session, a.Window, a.First.UnixNano(), firstTZ, a.Last.UnixNano(), lastTZ,
+	return append(lead, a.Proxy, a.Client, a.Session, a.Window, a.First.UnixNano(), firstTZ, a.Last.UnixNano(), lastTZ,
 		a.Flows, a.Bytes, a.Lost, a.Device, deviceAt)
 }
 
 // insertSegmentActivity writes the activity of segment id.
 func (c *rawConn) insertSegmentActivity(id int64, acts []flow.Activity) error {
 	for i := range acts {
-		if err := c.run(`INSERT INTO segment_activity (segment_id, client, session, win, first_ns, first_tz, last_ns, last_tz, flows, bytes, lost, device, device_ns)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, activityArgs([]any{id}, &acts[i]), nil); err != nil {
+		if err := c.run(`INSERT INTO segment_activity (segment_id, proxy, client, session, win, first_ns, first_tz, last_ns, last_tz, flows, bytes, lost, device, device_ns)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, activityArgs([]any{id}, &acts[i]), nil); err != nil {
 			return fmt.Errorf("segment activity: %w", err)
 		}
 	}
@@ -184,8 +192,13 @@ func (c *rawConn) backfillSegmentActivity() error {
 		if err != nil {
 			return fmt.Errorf("segment %d: %w", sg.id, err)
 		}
-		if err := c.insertSegmentActivity(sg.id, flow.ActivityOf(flows)); err != nil {
-			return err
+		// The table of schema 4, before migration 0008 added the proxy
+		// (every segment then was of the unnamed proxy).
+		for _, a := range flow.ActivityOf(flows) {
+			if err := c.run(`INSERT INTO segment_activity (segment_id, client, session, win, first_ns, first_tz, last_ns, last_tz, flows, bytes, lost, device, device_ns)
+				VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, append([]any{sg.id}, activityArgs(nil, &a)[1:]...), nil); err != nil {
+				return fmt.Errorf("segment activity: %w", err)
+			}
 		}
 		buf = flows
 	}

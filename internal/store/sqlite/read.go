@@ -53,6 +53,10 @@ func where(f flow.Filter) (clause string, args []any, exact bool) {
 		}
 		conds = append(conds, `(`+strings.Join(ors, " OR ")+`)`)
 	}
+	if f.Proxy != "" {
+		conds = append(conds, `proxy = ?`)
+		args = append(args, f.Proxy)
+	}
 	if f.Source != "" {
 		conds = append(conds, `source = ?`)
 		args = append(args, string(f.Source))
@@ -500,7 +504,7 @@ var fieldColumns = []struct {
 	{flow.FieldStatus, "status"}, {flow.FieldBytesUp, "bytes_up"}, {flow.FieldBytesDown, "bytes_down"},
 	{flow.FieldSNI, "sni"}, {flow.FieldALPN, "alpn"}, {flow.FieldTLSVersion, "tls_version"},
 	{flow.FieldError, "error"}, {flow.FieldDecision, "decision"}, {flow.FieldReason, "reason"}, {flow.FieldNote, "note"},
-	{flow.FieldLost, "lost"}, {flow.FieldTunnel, "tunnel"}, {flow.FieldHeaders, "headers"},
+	{flow.FieldLost, "lost"}, {flow.FieldTunnel, "tunnel"}, {flow.FieldHeaders, "headers"}, {flow.FieldProxy, "proxy"},
 }
 
 // fieldsColumns is the column list of a read of fields fs, and the field
@@ -583,6 +587,8 @@ func (r *rowCursor) scanFields(fl *flow.Flow) {
 			fl.Tunnel = in.get(c.columnView(st, col))
 		case flow.FieldHeaders:
 			fl.Headers = in.get(c.columnView(st, col))
+		case flow.FieldProxy:
+			fl.Proxy = in.get(c.columnView(st, col))
 		}
 	}
 }
@@ -702,7 +708,7 @@ func (c *rawConn) countFlows(ctx context.Context, f flow.Filter) (int64, error) 
 
 // wholly reports whether f selects every flow of seg.
 func wholly(f flow.Filter, seg segmentInfo) bool {
-	return f.Client == "" && len(f.Hosts) == 0 && f.Text == "" && !f.Problems && f.Before.IsZero() &&
+	return f.Client == "" && f.Proxy == "" && len(f.Hosts) == 0 && f.Text == "" && !f.Problems && f.Before.IsZero() &&
 		(f.Source == "" || f.Source == seg.source) &&
 		(f.Since.IsZero() || seg.startMin >= f.Since.UnixNano()) &&
 		(f.Until.IsZero() || seg.startMax < f.Until.UnixNano()) &&

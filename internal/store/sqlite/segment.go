@@ -18,7 +18,8 @@ import (
 //
 // The blob, all integers varints:
 //
-//	version (3; version 1, read still, had no tunnel, version 2 no headers)
+//	version (4; version 1, read still, had no tunnel, version 2 no
+//	  headers, version 3 no proxy)
 //	n, the count of flows
 //	the string table: a count, then each string as length and bytes;
 //	  entry 0 is always ""
@@ -32,12 +33,13 @@ import (
 //	  client port, port, status, bytes up and bytes down, zigzag
 //	  the string table index of client, device, session, source, source
 //	    file, kind, method, scheme, host, SNI, ALPN, TLS version, error,
-//	    decision, reason, note, (version 2) tunnel and (version 3) headers
+//	    decision, reason, note, (version 2) tunnel, (version 3) headers and
+//	    (version 4) proxy
 //	  URL as length and bytes
 //
 // Strings that repeat from flow to flow are written once per segment, so a
 // segment of Squid flows takes less room than the same flows as rows.
-const segmentVersion = 3
+const segmentVersion = 4
 
 // segmentInfo is what the segments table holds beside the blob, so reads can
 // skip segments without decoding them.
@@ -77,8 +79,8 @@ func encodeSegment(flows []flow.Flow) (blob []byte, startMin, startMax int64) {
 	body := make([]byte, 0, 96*len(flows))
 	var prevKey string
 	var prevStart int64
-	var last [18]string
-	var lastRef [18]uint64 // all "", string 0
+	var last [19]string
+	var lastRef [19]uint64 // all "", string 0
 	for _, i := range order {
 		f := &flows[i]
 		body = binary.AppendUvarint(body, uint64(i))
@@ -102,7 +104,7 @@ func encodeSegment(flows []flow.Flow) (blob []byte, startMin, startMax int64) {
 		body = binary.AppendVarint(body, f.BytesUp)
 		body = binary.AppendVarint(body, f.BytesDown)
 		for col, s := range [...]string{f.Client, f.Device, f.Session, string(f.Source), f.SourceFile, string(f.Kind),
-			f.Method, f.Scheme, f.Host, f.SNI, f.ALPN, f.TLSVersion, f.Error, string(f.Decision), f.Reason, f.Note, f.Tunnel, f.Headers} {
+			f.Method, f.Scheme, f.Host, f.SNI, f.ALPN, f.TLSVersion, f.Error, string(f.Decision), f.Reason, f.Note, f.Tunnel, f.Headers, f.Proxy} {
 			// Most columns repeat the previous flow's value: a string
 			// comparison (of the same pointer, often) saves a map lookup.
 			if s != last[col] {
@@ -377,6 +379,9 @@ func (r *segReader) next(f *flow.Flow) (bool, error) {
 		}
 		if r.version >= 3 {
 			f.Headers = r.str()
+		}
+		if r.version >= 4 {
+			f.Proxy = r.str()
 		}
 		url := d.bytes()
 		if d.err != nil {

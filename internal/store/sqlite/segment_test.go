@@ -154,14 +154,14 @@ func TestSegmentVersion1(t *testing.T) {
 			t.Errorf("flow %d:\n got %+v\nwant %+v", i, got[i], want[i])
 		}
 	}
-	// The encoder writes version 3 now, and a version it does not know
+	// The encoder writes version 4 now, and a version it does not know
 	// is refused.
-	if b, _, _ := encodeSegment(want); b[0] != 3 {
+	if b, _, _ := encodeSegment(want); b[0] != 4 {
 		t.Errorf("encoder writes version %d", b[0])
 	}
-	blob[0] = 4
+	blob[0] = 5
 	if _, err := decodeSegment(blob, 7, nil, &decodeOpts{}); err == nil || !strings.Contains(err.Error(), "unknown version") {
-		t.Errorf("version 4: %v", err)
+		t.Errorf("version 5: %v", err)
 	}
 }
 
@@ -181,5 +181,31 @@ func TestSegmentVersion2(t *testing.T) {
 	if len(got) != 2 || got[0].Tunnel != "px-1" || got[0].URL != "https://ztd.dds.microsoft.com/x" || got[0].Headers != "" ||
 		got[1].Key != "px-1" || got[1].Kind != flow.KindConnect {
 		t.Errorf("decoded %+v", got)
+	}
+}
+
+// segmentV3 is a segment written by the encoder before version 4 added
+// Flow.Proxy: an intercepted request with its headers, and its tunnel.
+const segmentV3 = "03020a000931302e302e302e32330570726f7879046874747003474554056874747073157a74642e6464732e6d6963726f736f66742e636f6d0470782d311d3e20486f73743a207a74642e6464732e6d6963726f736f66742e636f6d07636f6e6e6563740000036b2f3180c8b1c9c3bce586310081a8d6b90700f606900300000100000200030405060000000000000007081f68747470733a2f2f7a74642e6464732e6d6963726f736f66742e636f6d2f7801000470782d3180d0acf30e000000f60600000001000002000900000600000000000000000000"
+
+func TestSegmentVersion3(t *testing.T) {
+	blob, err := hex.DecodeString(segmentV3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeSegment(blob, 1, nil, &decodeOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Tunnel != "px-1" || got[0].Headers != "> Host: ztd.dds.microsoft.com" || got[0].Proxy != "" ||
+		got[1].Key != "px-1" || got[1].Kind != flow.KindConnect {
+		t.Errorf("decoded %+v", got)
+	}
+	// Version 4 keeps the proxy.
+	got[0].Proxy = "site-a"
+	b, _, _ := encodeSegment(got)
+	again, err := decodeSegment(b, 1, nil, &decodeOpts{})
+	if err != nil || again[0].Proxy != "site-a" || again[1].Proxy != "" {
+		t.Errorf("version 4: %+v, %v", again, err)
 	}
 }

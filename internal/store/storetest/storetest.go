@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 		want.Device, want.Session, want.URL, want.Error, want.Note, want.SourceFile = "LAB-VM-07", "run1", "https://x/y?z", "boom", "n", "cap.har"
 		want.Tunnel = "px-0a1b2c3d-7"
 		want.Headers = "> User-Agent: Windows-Update-Agent\n< Content-Type: application/soap+xml; charset=utf-8\n< MS-CV: 1f2e.3"
+		want.Proxy = "site-a"
 		if err := s.PutFlows(context.Background(), []flow.Flow{want}); err != nil {
 			t.Fatal(err)
 		}
@@ -179,6 +180,7 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 		}
 		all[4].Host = "login.live.com"
 		all[5].Device = "VM7"
+		all[6].Proxy, all[7].Proxy = "site-b", "site-b"
 		if err := s.PutFlows(context.Background(), all); err != nil {
 			t.Fatal(err)
 		}
@@ -199,6 +201,9 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 			{"limit", flow.Filter{Limit: 3}, "k0 k1 k2"},
 			{"newest", flow.Filter{Limit: 2, Newest: true}, "k9 k8"},
 			{"source", flow.Filter{Source: flow.SourceHAR}, ""},
+			{"proxy", flow.Filter{Proxy: "site-b"}, "k6 k7"},
+			{"proxy and client", flow.Filter{Proxy: "site-b", Client: "10.0.0.2"}, "k7"},
+			{"unknown proxy", flow.Filter{Proxy: "site-z"}, ""},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -394,6 +399,11 @@ func generated(prefix string, src flow.Source, n int, seed uint64) []flow.Flow {
 		if r.IntN(50) == 0 {
 			f.BytesUp, f.BytesDown = -1, -1
 		}
+		// Two named proxies whose devices share the addresses of the
+		// unnamed one's.
+		if r.IntN(3) == 0 {
+			f.Proxy = []string{"site-a", "site-b"}[r.IntN(2)]
+		}
 		out[i] = f
 	}
 	return out
@@ -449,7 +459,7 @@ func briefDiff(got, want flow.Flow) string {
 	if got.ID != want.ID || !got.Start.Equal(want.Start) || offset(got.Start) != offset(want.Start) ||
 		!got.End.Equal(want.End) || got.Open() != want.Open() || got.Client != want.Client ||
 		got.Device != want.Device || got.Session != want.Session || got.BytesUp != want.BytesUp ||
-		got.BytesDown != want.BytesDown || got.Kind != want.Kind || got.SourceFile != want.SourceFile {
+		got.BytesDown != want.BytesDown || got.Kind != want.Kind || got.SourceFile != want.SourceFile || got.Proxy != want.Proxy {
 		return fmt.Sprintf("brief read differs:\n got %+v\nwant %+v", got, want)
 	}
 	return ""
@@ -887,6 +897,9 @@ func testFilterProperty(t *testing.T, s flow.Store) {
 		if r.IntN(4) == 0 {
 			f.Source = []flow.Source{flow.SourceHAR, flow.SourceSquid, flow.SourceProxy}[r.IntN(3)]
 		}
+		if r.IntN(4) == 0 {
+			f.Proxy = []string{"site-a", "site-b", "site-z"}[r.IntN(3)]
+		}
 		if r.IntN(3) == 0 {
 			f.Since = pick().Start
 		}
@@ -958,7 +971,7 @@ func checkActivity(t *testing.T, s flow.Store, what string, all []flow.Flow, f f
 	}
 	for i := range got {
 		g, w := got[i], want[i]
-		if g.Client != w.Client || g.Session != w.Session || g.Window != w.Window || !same(g.First, w.First) || !same(g.Last, w.Last) ||
+		if g.Proxy != w.Proxy || g.Client != w.Client || g.Session != w.Session || g.Window != w.Window || !same(g.First, w.First) || !same(g.Last, w.Last) ||
 			g.Flows != w.Flows || g.Bytes != w.Bytes || g.Lost != w.Lost || g.Device != w.Device || !g.DeviceAt.Equal(w.DeviceAt) {
 			t.Fatalf("%s: window %d:\n got %+v\nwant %+v", what, i, g, w)
 		}
@@ -989,7 +1002,7 @@ func testActivity(t *testing.T, s flow.Store) {
 	checkActivity(t, s, "after writing", all, flow.Filter{})
 	mid := selectFlows(all, flow.Filter{})[len(all)/2].Start
 	for _, f := range []flow.Filter{
-		{Client: "192.168.1.2"}, {Client: "192.168.1.9"}, {Since: mid}, {Until: mid}, {Since: genBase.Add(3 * time.Minute), Until: genBase.Add(6 * time.Minute)},
+		{Client: "192.168.1.2"}, {Client: "192.168.1.9"}, {Proxy: "site-b"}, {Proxy: "site-a", Client: "192.168.1.2"}, {Since: mid}, {Until: mid}, {Since: genBase.Add(3 * time.Minute), Until: genBase.Add(6 * time.Minute)},
 	} {
 		checkActivity(t, s, fmt.Sprintf("filter %+v", f), all, f)
 	}
@@ -1019,6 +1032,9 @@ func testActivity(t *testing.T, s flow.Store) {
 			f.Start, f.End = f.Start.Add(3*time.Minute), f.End.Add(3*time.Minute)
 		case 2:
 			f.Device = ""
+			if i == 8 {
+				f.Proxy = "site-moved" // the same address behind another proxy
+			}
 		case 3:
 			f.Device = "RENAMED"
 		case 4:

@@ -234,6 +234,7 @@ function renderDevices(list) {
     const name = td('', 'dev');
     name.append(el('span', 'dev-label wrap', deviceName(d)));
     if (d.client && deviceName(d) !== d.client) name.append(el('span', 'dev-addr', d.client));
+    if (d.proxy) name.append(el('span', 'dev-addr', 'via ' + d.proxy));
     tr.append(name);
     const st = td('');
     st.append(el('span', 'badge ' + (d.state || ''), d.state || ''));
@@ -952,7 +953,7 @@ function milestoneHref(m, title) {
 function renderSession() {
   const r = sess.report;
   const s = r.session || {};
-  const who = s.device ? s.device + ' (' + (s.client || 'no address') + ')' : s.client || 'unknown client';
+  const who = (s.device ? s.device + ' (' + (s.client || 'no address') + ')' : s.client || 'unknown client') + (s.proxy ? ' via proxy ' + s.proxy : '');
   $('session-title').textContent = 'Session ' + (s.number || sess.n) + ': ' + who;
   $('session-summary').textContent = fmtDateTime(s.start) + ' to ' + fmtDateTime(s.end) + ' · ' + (s.duration || '') + ' · ' +
     s.flows + (s.flows === 1 ? ' flow' : ' flows') + ' · ' + fmtBytes(s.bytes);

@@ -1,0 +1,226 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/store/postgres"
+	"github.com/pilotwire/pilotwire/internal/store/storetest"
+	"github.com/pilotwire/pilotwire/internal/testutil"
+)
+
+// TestConformance runs the flow.Store suite against a real PostgreSQL
+// server, a new database for each store the suite opens.
+func TestConformance(t *testing.T) {
+	srv := testutil.StartPostgres(t)
+	storetest.Run(t, func(t *testing.T) flow.Store {
+		s, err := postgres.Open(context.Background(), srv.NewDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// TestOpenTogether: proxies starting at once on a new database migrate it
+// once between them (the advisory lock), and every one of them opens.
+func TestOpenTogether(t *testing.T) {
+	srv := testutil.StartPostgres(t)
+	url := srv.NewDatabase(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := postgres.Open(ctx, url)
+			if err == nil {
+				err = s.PutFlows(ctx, []flow.Flow{{Key: fmt.Sprintf("k%p", s), Start: time.Now()}})
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var rows, flows int
+	if err := c.QueryRow(ctx, `SELECT count(*), (SELECT count(*) FROM flows) FROM pilotwire_schema`).Scan(&rows, &flows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != postgres.SchemaVersion || flows != 8 {
+		t.Fatalf("%d migrations recorded (want %d), %d flows (want 8)", rows, postgres.SchemaVersion, flows)
+	}
+}
+
+// TestNewerSchemaRefused: a database a newer pilotwire wrote is neither
+// migrated nor read.
+func TestNewerSchemaRefused(t *testing.T) {
+	srv := testutil.StartPostgres(t)
+	url := srv.NewDatabase(t)
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, `INSERT INTO pilotwire_schema (version) VALUES (999)`); err != nil {
+		t.Fatal(err)
+	}
+	for name, open := range map[string]func(context.Context, string) (*postgres.DB, error){"Open": postgres.Open, "OpenReadOnly": postgres.OpenReadOnly} {
+		_, err := open(ctx, url)
+		var newer *postgres.NewerSchemaError
+		if !errors.As(err, &newer) || newer.Schema != 999 || newer.Known != postgres.SchemaVersion {
+			t.Errorf("%s: %v, want a NewerSchemaError of schema 999", name, err)
+		}
+	}
+}
+
+// TestReadOnly: a reader of a database with no store yet is told so and
+// creates nothing; a read-only store refuses writes.
+func TestReadOnly(t *testing.T) {
+	srv := testutil.StartPostgres(t)
+	url := srv.NewDatabase(t)
+	ctx := context.Background()
+	if _, err := postgres.OpenReadOnly(ctx, url); !errors.Is(err, postgres.ErrNoStore) {
+		t.Fatalf("OpenReadOnly of an empty database: %v, want ErrNoStore", err)
+	}
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var tables int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`).Scan(&tables); err != nil || tables != 0 {
+		t.Fatalf("a read-only open left %d tables (%v)", tables, err)
+	}
+	w, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.PutFlows(ctx, []flow.Flow{{Key: "a", Start: time.Now(), Host: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := postgres.OpenReadOnly(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if n, err := r.CountFlows(ctx, flow.Filter{}); err != nil || n != 1 {
+		t.Fatalf("read-only count: %d, %v", n, err)
+	}
+	if err := r.PutFlows(ctx, []flow.Flow{{Key: "b", Start: time.Now()}}); err == nil {
+		t.Fatal("a read-only store wrote")
+	}
+}
+
+// TestPasswordNeverPrinted: errors name the store without its password,
+// whether the server is not there or the database is not.
+func TestPasswordNeverPrinted(t *testing.T) {
+	srv := testutil.StartPostgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	good := srv.URL("postgres")
+	withPW := strings.Replace(good, "pilotwire@", "pilotwire:Sup3rS3cret@", 1)
+	for _, u := range []string{
+		strings.Replace(withPW, "/postgres?", "/nosuchdb?", 1),
+		"postgres://pilotwire:Sup3rS3cret@127.0.0.1:1/x?sslmode=disable",
+		"postgres://pilotwire:Sup3rS3cret@127.0.0.1:1/x?sslmode=disable&connect_timeout=nonsense",
+		"postgres://pilotwire:Sup3rS3cret@[::1/x",
+	} {
+		_, err := postgres.Open(ctx, u)
+		if err == nil {
+			t.Fatalf("Open(%s) worked", postgres.Redact(u))
+		}
+		if strings.Contains(err.Error(), "Sup3rS3cret") {
+			t.Errorf("the password is in the error: %v", err)
+		}
+	}
+	if got := postgres.Redact(withPW); strings.Contains(got, "Sup3rS3cret") || !strings.Contains(got, "pilotwire:xxxxx@") {
+		t.Errorf("Redact = %s", got)
+	}
+}
+
+// TestIDsInCommitOrder: several writers at once, and a reader that
+// follows by ID (as the live page does) sees every flow exactly once.
+func TestIDsInCommitOrder(t *testing.T) {
+	srv := testutil.StartPostgres(t)
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, srv.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const writers, batches, per = 4, 50, 40
+	var wg sync.WaitGroup
+	base := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				fs := make([]flow.Flow, per)
+				for i := range fs {
+					fs[i] = flow.Flow{Key: fmt.Sprintf("w%d-%d-%d", w, b, i), Start: base.Add(time.Duration(b*per+i) * time.Millisecond), Client: "10.0.0.1"}
+				}
+				if err := s.PutFlows(ctx, fs); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	seen := map[string]int{}
+	var after int64
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		var maxID int64
+		if err := s.Flows(ctx, flow.Filter{AfterID: after}, func(f flow.Flow) error {
+			seen[f.Key]++
+			maxID = max(maxID, f.ID)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		after = max(after, maxID)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(seen) != writers*batches*per {
+		t.Fatalf("the follower saw %d flows, want %d", len(seen), writers*batches*per)
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s seen %d times", k, n)
+		}
+	}
+}

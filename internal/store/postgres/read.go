@@ -1,0 +1,582 @@
+package postgres
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// readPage is how many rows a read takes from its snapshot at a time: fn
+// runs between pages, with no result set open, so a reader that stops
+// early costs one page, not the rest of the table.
+const readPage = 20000
+
+// query builds a WHERE clause with numbered parameters.
+type query struct {
+	conds []string
+	args  []any
+}
+
+func (q *query) add(cond string, args ...any) {
+	for range args {
+		q.args = append(q.args, nil)
+	}
+	n := len(q.args) - len(args)
+	copy(q.args[n:], args)
+	for i := range args {
+		cond = strings.Replace(cond, "?", fmt.Sprintf("$%d", n+i+1), 1)
+	}
+	q.conds = append(q.conds, cond)
+}
+
+func (q *query) where() string {
+	if len(q.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(q.conds, " AND ")
+}
+
+// filterQuery is the SQL of f: exact is false when it selects more than
+// f (host patterns, Judge's failures), so that every flow must pass
+// Filter.Match too and LIMIT and COUNT cannot be left to the server.
+func filterQuery(f flow.Filter) (q query, exact bool) {
+	exact = true
+	if f.Client != "" {
+		q.add(`(client = ? OR device = ?)`, f.Client, f.Client)
+	}
+	if len(f.Hosts) > 0 {
+		var literal []string
+		for _, p := range f.Hosts {
+			if !p.Literal() {
+				literal = nil
+				break
+			}
+			literal = append(literal, p.String())
+		}
+		if literal != nil {
+			q.add(`host = ANY(?)`, literal)
+		} else {
+			exact = false
+		}
+	}
+	if f.Proxy != "" {
+		q.add(`proxy = ?`, f.Proxy)
+	}
+	if f.Source != "" {
+		q.add(`source = ?`, string(f.Source))
+	}
+	if !f.Since.IsZero() {
+		q.add(`start_ns >= ?`, f.Since.UnixNano())
+	}
+	if !f.Until.IsZero() {
+		q.add(`start_ns < ?`, f.Until.UnixNano())
+	}
+	if f.AfterID > 0 {
+		q.add(`id > ?`, f.AfterID)
+	}
+	if !f.Before.IsZero() {
+		q.add(`(start_ns, id) < (?, ?)`, f.Before.Start.UnixNano(), f.Before.ID)
+	}
+	if f.Text != "" {
+		// lower() folds more than ASCII: a superset, which Match trims.
+		t := flow.LowerASCII(f.Text)
+		q.add(`(strpos(lower(host), lower(?)) > 0 OR strpos(lower(url), lower(?)) > 0)`, t, t)
+		exact = false
+	}
+	if f.Problems {
+		// Every flow flow.Judge calls refused or failed, and some more
+		// (the flows_problems index's condition).
+		q.add(`(decision = 'denied' OR error <> '' OR status >= 400 AND status <> 401 OR bytes_down < 64)`)
+		exact = false
+	}
+	return q, exact
+}
+
+// Flows calls fn for each flow f selects, by start time then ID, from one
+// snapshot of the database.
+func (s *DB) Flows(ctx context.Context, f flow.Filter, fn func(flow.Flow) error) error {
+	// fn's own error is returned as it is; the database's are worded.
+	var fnErr error
+	own := func(fl flow.Flow) error {
+		if err := fn(fl); err != nil {
+			fnErr = err
+			return err
+		}
+		return nil
+	}
+	err := s.read(ctx, func(tx pgx.Tx) error { return s.flows(ctx, tx, f, own) })
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return s.wrap("read flows", err)
+	}
+	return nil
+}
+
+// read runs fn in a read-only REPEATABLE READ transaction: one snapshot
+// however many statements it runs.
+func (s *DB) read(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+}
+
+func (s *DB) flows(ctx context.Context, tx pgx.Tx, f flow.Filter, fn func(flow.Flow) error) error {
+	q, exact := filterQuery(f)
+	order, cmp := "start_ns, id", ">"
+	if f.Newest {
+		order, cmp = "start_ns DESC, id DESC", "<"
+	}
+	// The columns of the fields asked for (all when none are named; a
+	// Brief read's few; all when Match must look at the rest).
+	fields := f.Fields
+	switch {
+	case !exact:
+		fields = flow.FieldsAll
+	case f.Brief:
+		fields = flow.FieldsBrief
+	case fields == 0:
+		fields = flow.FieldsAll
+	}
+	cols, sc := newRowScanner(fields)
+	if f.Limit == 0 {
+		return s.stream(ctx, tx, `SELECT `+cols+` FROM flows`+q.where()+` ORDER BY `+order, q.args, sc, exact, f, fn)
+	}
+	page := make([]flow.Flow, 0, readPage)
+	given := 0
+	var last *flow.Flow
+	for {
+		pq := q
+		pq.conds, pq.args = append([]string(nil), q.conds...), append([]any(nil), q.args...)
+		if last != nil {
+			pq.add(`(start_ns, id) `+cmp+` (?, ?)`, last.Start.UnixNano(), last.ID)
+		}
+		limit := readPage
+		if exact && f.Limit > 0 && f.Limit-given < limit {
+			limit = f.Limit - given
+		}
+		rows, err := tx.Query(ctx, `SELECT `+cols+` FROM flows`+pq.where()+` ORDER BY `+order+fmt.Sprintf(` LIMIT %d`, limit), pq.args...)
+		if err != nil {
+			return err
+		}
+		page = page[:0]
+		for rows.Next() {
+			var fl flow.Flow
+			if err := sc.scan(rows, &fl); err != nil {
+				rows.Close()
+				return err
+			}
+			page = append(page, fl)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range page {
+			if !exact && !f.Match(&page[i]) {
+				continue
+			}
+			if err := fn(page[i]); err != nil {
+				return err
+			}
+			given++
+			if f.Limit > 0 && given >= f.Limit {
+				return nil
+			}
+		}
+		if len(page) < limit {
+			return nil
+		}
+		last = &page[len(page)-1]
+		l := *last
+		last = &l
+	}
+}
+
+// scanRaw decodes a row of binary values (int8, int4, text) into fl.
+func (r *rowScanner) scanRaw(vals [][]byte, fl *flow.Flow) error {
+	if len(vals) != 3+len(r.plan) {
+		return fmt.Errorf("%d columns, want %d", len(vals), 3+len(r.plan))
+	}
+	i8 := func(b []byte) (int64, error) {
+		if len(b) != 8 {
+			return 0, fmt.Errorf("a bigint of %d bytes", len(b))
+		}
+		return int64(binary.BigEndian.Uint64(b)), nil
+	}
+	i4 := func(b []byte) (int64, error) {
+		if len(b) != 4 {
+			return 0, fmt.Errorf("an integer of %d bytes", len(b))
+		}
+		return int64(int32(binary.BigEndian.Uint32(b))), nil
+	}
+	str := func(b []byte) string {
+		if len(b) == 0 {
+			return ""
+		}
+		if v, ok := r.in[string(b)]; ok { // no allocation: the compiler looks up without converting
+			return v
+		}
+		v := string(b)
+		if len(r.in) < 1<<16 {
+			r.in[v] = v
+		}
+		return v
+	}
+	id, err1 := i8(vals[0])
+	start, err2 := i8(vals[1])
+	tz, err3 := i4(vals[2])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return err
+	}
+	loc := r.zones.get(int32(tz))
+	*fl = flow.Flow{ID: id, Start: time.Unix(0, start).In(loc)}
+	for k, f := range r.plan {
+		b := vals[3+k]
+		var err error
+		var n int64
+		switch f {
+		case flow.FieldKey:
+			fl.Key = string(b)
+		case flow.FieldEnd:
+			if b != nil {
+				n, err = i8(b)
+				fl.End = time.Unix(0, n).In(loc)
+			}
+		case flow.FieldClient:
+			fl.Client = str(b)
+		case flow.FieldClientPort:
+			n, err = i4(b)
+			fl.ClientPort = int(n)
+		case flow.FieldDevice:
+			fl.Device = str(b)
+		case flow.FieldSession:
+			fl.Session = str(b)
+		case flow.FieldSource:
+			fl.Source = flow.Source(str(b))
+		case flow.FieldSourceFile:
+			fl.SourceFile = str(b)
+		case flow.FieldKind:
+			fl.Kind = flow.Kind(str(b))
+		case flow.FieldMethod:
+			fl.Method = str(b)
+		case flow.FieldScheme:
+			fl.Scheme = str(b)
+		case flow.FieldHost:
+			fl.Host = str(b)
+		case flow.FieldPort:
+			n, err = i4(b)
+			fl.Port = int(n)
+		case flow.FieldURL:
+			fl.URL = string(b)
+		case flow.FieldStatus:
+			n, err = i4(b)
+			fl.Status = int(n)
+		case flow.FieldBytesUp:
+			fl.BytesUp, err = i8(b)
+		case flow.FieldBytesDown:
+			fl.BytesDown, err = i8(b)
+		case flow.FieldSNI:
+			fl.SNI = str(b)
+		case flow.FieldALPN:
+			fl.ALPN = str(b)
+		case flow.FieldTLSVersion:
+			fl.TLSVersion = str(b)
+		case flow.FieldError:
+			fl.Error = str(b)
+		case flow.FieldDecision:
+			fl.Decision = flow.Decision(str(b))
+		case flow.FieldReason:
+			fl.Reason = str(b)
+		case flow.FieldNote:
+			fl.Note = str(b)
+		case flow.FieldLost:
+			fl.Lost, err = i8(b)
+		case flow.FieldTunnel:
+			fl.Tunnel = str(b)
+		case flow.FieldHeaders:
+			fl.Headers = string(b)
+		case flow.FieldProxy:
+			fl.Proxy = str(b)
+		}
+		if err != nil {
+			return fmt.Errorf("column %d: %w", 3+k, err)
+		}
+	}
+	return nil
+}
+
+// stream reads a whole selection in one statement: the server sends rows
+// while fn works on the ones before, which a read page by page would
+// wait for at every page (a million-flow report read 1.7 s that way, 1.4
+// s streamed). fn stopping early cancels the statement rather than
+// reading the rest. (Decoding in a goroutine of its own was slower on two
+// CPUs, the server's backend taking one.)
+func (s *DB) stream(ctx context.Context, tx pgx.Tx, sql string, args []any, sc *rowScanner, exact bool, f flow.Filter, fn func(flow.Flow) error) error {
+	qctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rows, err := tx.Query(qctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var fl flow.Flow
+		if err := sc.scan(rows, &fl); err != nil {
+			return err
+		}
+		if !exact && !f.Match(&fl) {
+			continue
+		}
+		if err := fn(fl); err != nil {
+			cancel() // before Close, which would read every row left
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// rowScanner reads rows of the columns a read asks for (flow.Fields):
+// fixed scan targets, so a row costs no allocation beyond its strings.
+type rowScanner struct {
+	plan  []flow.Fields // the field of each column after id, start_ns, start_tz
+	dest  []any
+	zones zoneCache
+	raw   int               // 1: rows come in binary and are decoded by scanRaw; -1: by Scan; 0: not known yet
+	in    map[string]string // strings made so far, by value (scanRaw)
+
+	id, startNS                 int64
+	tz                          int32
+	end                         *int64
+	key, client, device         string
+	session, source, sourceFile string
+	kind, method, scheme, host  string
+	url, sni, alpn, tlsVersion  string
+	errText, decision, reason   string
+	note, tunnel, headers       string
+	proxy                       string
+	clientPort, port, status    int32
+	bytesUp, bytesDown, lost    int64
+}
+
+// fieldColumns are the columns of the fields Filter.Fields may leave out.
+var fieldColumns = []struct {
+	field flow.Fields
+	col   string
+}{
+	{flow.FieldKey, "key"}, {flow.FieldEnd, "end_ns"}, {flow.FieldClient, "client"}, {flow.FieldClientPort, "client_port"},
+	{flow.FieldDevice, "device"}, {flow.FieldSession, "session"}, {flow.FieldSource, "source"},
+	{flow.FieldSourceFile, "source_file"}, {flow.FieldKind, "kind"}, {flow.FieldMethod, "method"},
+	{flow.FieldScheme, "scheme"}, {flow.FieldHost, "host"}, {flow.FieldPort, "port"}, {flow.FieldURL, "url"},
+	{flow.FieldStatus, "status"}, {flow.FieldBytesUp, "bytes_up"}, {flow.FieldBytesDown, "bytes_down"},
+	{flow.FieldSNI, "sni"}, {flow.FieldALPN, "alpn"}, {flow.FieldTLSVersion, "tls_version"},
+	{flow.FieldError, "error"}, {flow.FieldDecision, "decision"}, {flow.FieldReason, "reason"}, {flow.FieldNote, "note"},
+	{flow.FieldLost, "lost"}, {flow.FieldTunnel, "tunnel"}, {flow.FieldHeaders, "headers"}, {flow.FieldProxy, "proxy"},
+}
+
+// newRowScanner returns the column list of a read of fields fs and its
+// scanner.
+func newRowScanner(fs flow.Fields) (string, *rowScanner) {
+	r := &rowScanner{zones: zoneCache{}}
+	cols := []string{"id", "start_ns", "start_tz"}
+	r.dest = []any{&r.id, &r.startNS, &r.tz}
+	for _, fc := range fieldColumns {
+		if fs&fc.field == 0 {
+			continue
+		}
+		cols = append(cols, fc.col)
+		r.plan = append(r.plan, fc.field)
+		r.dest = append(r.dest, r.target(fc.field))
+	}
+	return strings.Join(cols, ", "), r
+}
+
+// target is where the column of field f is scanned to.
+func (r *rowScanner) target(f flow.Fields) any {
+	switch f {
+	case flow.FieldKey:
+		return &r.key
+	case flow.FieldEnd:
+		return &r.end
+	case flow.FieldClient:
+		return &r.client
+	case flow.FieldClientPort:
+		return &r.clientPort
+	case flow.FieldDevice:
+		return &r.device
+	case flow.FieldSession:
+		return &r.session
+	case flow.FieldSource:
+		return &r.source
+	case flow.FieldSourceFile:
+		return &r.sourceFile
+	case flow.FieldKind:
+		return &r.kind
+	case flow.FieldMethod:
+		return &r.method
+	case flow.FieldScheme:
+		return &r.scheme
+	case flow.FieldHost:
+		return &r.host
+	case flow.FieldPort:
+		return &r.port
+	case flow.FieldURL:
+		return &r.url
+	case flow.FieldStatus:
+		return &r.status
+	case flow.FieldBytesUp:
+		return &r.bytesUp
+	case flow.FieldBytesDown:
+		return &r.bytesDown
+	case flow.FieldSNI:
+		return &r.sni
+	case flow.FieldALPN:
+		return &r.alpn
+	case flow.FieldTLSVersion:
+		return &r.tlsVersion
+	case flow.FieldError:
+		return &r.errText
+	case flow.FieldDecision:
+		return &r.decision
+	case flow.FieldReason:
+		return &r.reason
+	case flow.FieldNote:
+		return &r.note
+	case flow.FieldLost:
+		return &r.lost
+	case flow.FieldTunnel:
+		return &r.tunnel
+	case flow.FieldHeaders:
+		return &r.headers
+	case flow.FieldProxy:
+		return &r.proxy
+	}
+	panic(fmt.Sprintf("postgres: no column for field %d", f)) // a field added without a column: a bug
+}
+
+// scan reads the current row into fl: from the row's raw binary values
+// when the server sent them so (strings that repeat from row to row, a
+// host or a client, are then made once), else through pgx's Scan.
+func (r *rowScanner) scan(rows pgx.Rows, fl *flow.Flow) error {
+	if r.raw == 0 {
+		r.raw = -1
+		fds := rows.FieldDescriptions()
+		binary := len(fds) == len(r.dest)
+		for _, fd := range fds {
+			// Text is the same bytes in either format.
+			binary = binary && (fd.Format == pgx.BinaryFormatCode || fd.DataTypeOID == pgtype.TextOID)
+		}
+		if binary {
+			r.raw = 1
+			r.in = map[string]string{}
+		}
+	}
+	if r.raw == 1 {
+		return r.scanRaw(rows.RawValues(), fl)
+	}
+	if err := rows.Scan(r.dest...); err != nil {
+		return err
+	}
+	loc := r.zones.get(r.tz)
+	*fl = flow.Flow{ID: r.id, Start: time.Unix(0, r.startNS).In(loc)}
+	for _, f := range r.plan {
+		switch f {
+		case flow.FieldKey:
+			fl.Key = r.key
+		case flow.FieldEnd:
+			if r.end != nil {
+				fl.End = time.Unix(0, *r.end).In(loc)
+			}
+		case flow.FieldClient:
+			fl.Client = r.client
+		case flow.FieldClientPort:
+			fl.ClientPort = int(r.clientPort)
+		case flow.FieldDevice:
+			fl.Device = r.device
+		case flow.FieldSession:
+			fl.Session = r.session
+		case flow.FieldSource:
+			fl.Source = flow.Source(r.source)
+		case flow.FieldSourceFile:
+			fl.SourceFile = r.sourceFile
+		case flow.FieldKind:
+			fl.Kind = flow.Kind(r.kind)
+		case flow.FieldMethod:
+			fl.Method = r.method
+		case flow.FieldScheme:
+			fl.Scheme = r.scheme
+		case flow.FieldHost:
+			fl.Host = r.host
+		case flow.FieldPort:
+			fl.Port = int(r.port)
+		case flow.FieldURL:
+			fl.URL = r.url
+		case flow.FieldStatus:
+			fl.Status = int(r.status)
+		case flow.FieldBytesUp:
+			fl.BytesUp = r.bytesUp
+		case flow.FieldBytesDown:
+			fl.BytesDown = r.bytesDown
+		case flow.FieldSNI:
+			fl.SNI = r.sni
+		case flow.FieldALPN:
+			fl.ALPN = r.alpn
+		case flow.FieldTLSVersion:
+			fl.TLSVersion = r.tlsVersion
+		case flow.FieldError:
+			fl.Error = r.errText
+		case flow.FieldDecision:
+			fl.Decision = flow.Decision(r.decision)
+		case flow.FieldReason:
+			fl.Reason = r.reason
+		case flow.FieldNote:
+			fl.Note = r.note
+		case flow.FieldLost:
+			fl.Lost = r.lost
+		case flow.FieldTunnel:
+			fl.Tunnel = r.tunnel
+		case flow.FieldHeaders:
+			fl.Headers = r.headers
+		case flow.FieldProxy:
+			fl.Proxy = r.proxy
+		}
+	}
+	return nil
+}
+
+// CountFlows returns how many flows f selects, ignoring f.Limit.
+func (s *DB) CountFlows(ctx context.Context, f flow.Filter) (int64, error) {
+	q, exact := filterQuery(f)
+	if !exact {
+		var n int64
+		f.Limit = 0
+		err := s.Flows(ctx, f, func(flow.Flow) error { n++; return nil })
+		return n, err
+	}
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM flows`+q.where(), q.args...).Scan(&n); err != nil {
+		return 0, s.wrap("count flows", err)
+	}
+	return n, nil
+}
+
+// zoneCache holds one *time.Location per zone offset met in one read.
+type zoneCache map[int32]*time.Location
+
+func (z zoneCache) get(offset int32) *time.Location {
+	if offset == 0 {
+		return time.UTC
+	}
+	loc, ok := z[offset]
+	if !ok {
+		loc = time.FixedZone("", int(offset))
+		z[offset] = loc
+	}
+	return loc
+}

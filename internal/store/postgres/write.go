@@ -1,0 +1,345 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
+)
+
+// columns are the flows table's columns in the order rowValues gives them.
+var columns = []string{"id", "key", "file", "part", "start_ns", "start_tz", "end_ns", "client", "client_port", "device",
+	"session", "source", "source_file", "kind", "method", "scheme", "host", "port", "url", "status", "bytes_up",
+	"bytes_down", "sni", "alpn", "tls_version", "error", "decision", "reason", "note", "lost", "tunnel", "headers", "proxy"}
+
+// rowValues are f's values for COPY, with its file and part (nil for a
+// live row).
+func rowValues(f *flow.Flow, file any, part any) []any {
+	_, tz := f.Start.Zone()
+	var end any
+	if !f.End.IsZero() {
+		end = f.End.UnixNano()
+	}
+	return []any{f.ID, f.Key, file, part, f.Start.UnixNano(), int32(tz), end, f.Client, int32(f.ClientPort), f.Device,
+		f.Session, string(f.Source), f.SourceFile, string(f.Kind), f.Method, f.Scheme, f.Host, int32(f.Port), f.URL,
+		int32(f.Status), f.BytesUp, f.BytesDown, f.SNI, f.ALPN, f.TLSVersion, f.Error, string(f.Decision), f.Reason,
+		f.Note, f.Lost, f.Tunnel, f.Headers, f.Proxy}
+}
+
+// takeIDs locks the ID counter's row for the rest of tx, so writers take
+// turns, and returns the next ID.
+func takeIDs(ctx context.Context, tx pgx.Tx) (int64, error) {
+	var next int64
+	err := tx.QueryRow(ctx, `SELECT value FROM counters WHERE name = 'next_flow_id' FOR UPDATE`).Scan(&next)
+	return next, err
+}
+
+func giveIDs(ctx context.Context, tx pgx.Tx, next int64) error {
+	_, err := tx.Exec(ctx, `UPDATE counters SET value = $1 WHERE name = 'next_flow_id'`, next)
+	return err
+}
+
+// PutFlows writes flows in one transaction: new keys with COPY, stored
+// ones replaced in place (keeping their IDs). A key given twice in the
+// call is stored in its last form, under one ID.
+func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
+	if s.readOnly {
+		return fmt.Errorf("put flows: %w", errReadOnly)
+	}
+	if len(flows) == 0 {
+		return nil
+	}
+	for i := range flows {
+		if flows[i].Key == "" {
+			return fmt.Errorf("put flows: flow %d has no key", i)
+		}
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		next, err := takeIDs(ctx, tx)
+		if err != nil {
+			return err
+		}
+		last := make(map[string]int, len(flows))
+		keys := make([]string, 0, len(flows))
+		for i := range flows {
+			if _, ok := last[flows[i].Key]; !ok {
+				keys = append(keys, flows[i].Key)
+			}
+			last[flows[i].Key] = i
+		}
+		ids := make(map[string]int64, len(keys))
+		// Rows replaced leave their windows, which are summed again.
+		var act activityChange
+		rows, err := tx.Query(ctx, `SELECT key, id, proxy, client, session, kind, device, start_ns, start_tz, end_ns,
+			bytes_up + bytes_down, lost FROM flows WHERE file IS NULL AND key = ANY($1)`, keys)
+		if err != nil {
+			return err
+		}
+		var fresh, replace []int
+		stored := map[string]storedRow{}
+		for rows.Next() {
+			var k string
+			var id int64
+			var r storedRow
+			if err := rows.Scan(&k, &id, &r.proxy, &r.client, &r.session, &r.kind, &r.device, &r.startNS, &r.startTZ, &r.endNS,
+				&r.bytes, &r.lost); err != nil {
+				rows.Close()
+				return err
+			}
+			ids[k], stored[k] = id, r
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if old, ok := stored[k]; ok {
+				replace = append(replace, last[k])
+				act.replace(old, &flows[last[k]])
+				continue
+			}
+			ids[k] = next
+			next++
+			fresh = append(fresh, last[k])
+		}
+		for i := range flows {
+			flows[i].ID = ids[flows[i].Key]
+		}
+		if err := copyRows(ctx, tx, "flows", flows, fresh, nil, nil); err != nil {
+			return err
+		}
+		for _, i := range fresh {
+			act.add(&flows[i])
+		}
+		if len(replace) > 0 {
+			if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS flows_batch (LIKE flows) ON COMMIT DELETE ROWS`); err != nil {
+				return err
+			}
+			if err := copyRows(ctx, tx, "flows_batch", flows, replace, nil, nil); err != nil {
+				return err
+			}
+			set := ""
+			for _, c := range columns[1:] {
+				set += fmt.Sprintf(", %s = b.%s", c, c)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE flows f SET `+set[2:]+` FROM flows_batch b WHERE f.id = b.id`); err != nil {
+				return err
+			}
+		}
+		if err := act.apply(ctx, tx); err != nil {
+			return err
+		}
+		return giveIDs(ctx, tx, next)
+	})
+	if err != nil {
+		return s.wrap("put flows", err)
+	}
+	return nil
+}
+
+// copyRows COPYs the flows at the indexes given into table.
+func copyRows(ctx context.Context, tx pgx.Tx, table string, flows []flow.Flow, idx []int, file, part any) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{table}, columns, pgx.CopyFromSlice(len(idx), func(i int) ([]any, error) {
+		return rowValues(&flows[idx[i]], file, part), nil
+	}))
+	return err
+}
+
+// PutFileFlows writes part k of an imported file's flows in one
+// transaction, replacing the part an earlier import wrote (see
+// flow.Store).
+func (s *DB) PutFileFlows(ctx context.Context, file string, part int, flows []flow.Flow) (flow.FileChange, error) {
+	if s.readOnly {
+		return flow.FileChange{}, fmt.Errorf("put file flows %s: %w", file, errReadOnly)
+	}
+	if file == "" {
+		return flow.FileChange{}, errors.New("put file flows: no file identity")
+	}
+	if part < 0 {
+		return flow.FileChange{}, fmt.Errorf("put file flows %s: part %d", file, part)
+	}
+	sorted := slices.Clone(flows)
+	slices.SortStableFunc(sorted, func(a, b flow.Flow) int { return a.Start.Compare(b.Start) })
+	sourceFile := ""
+	if len(flows) > 0 {
+		sourceFile = flows[0].SourceFile
+	}
+	var ch flow.FileChange
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		ch = flow.FileChange{}
+		next, err := takeIDs(ctx, tx)
+		if err != nil {
+			return err
+		}
+		track := `INSERT INTO imports (file, source_file, flows, started_ns) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (file) DO UPDATE SET flows = imports.flows + excluded.flows`
+		if part == 0 {
+			track = `INSERT INTO imports (file, source_file, flows, started_ns) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (file) DO UPDATE SET source_file = excluded.source_file, flows = excluded.flows, started_ns = excluded.started_ns`
+		}
+		if _, err := tx.Exec(ctx, track, file, sourceFile, len(flows), time.Now().UnixNano()); err != nil {
+			return err
+		}
+		// The part's earlier flows leave their windows, which are summed
+		// again.
+		var act activityChange
+		rows, err := tx.Query(ctx, `DELETE FROM flows WHERE file = $1 AND part = $2 RETURNING id, proxy, client, session, start_ns`, file, part)
+		if err != nil {
+			return err
+		}
+		var old []int64
+		for rows.Next() {
+			var id, start int64
+			var proxy, client, session string
+			if err := rows.Scan(&id, &proxy, &client, &session, &start); err != nil {
+				rows.Close()
+				return err
+			}
+			old = append(old, id)
+			act.touch(windowOf(proxy, client, session, start))
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		slices.Sort(old)
+		if d := int64(len(sorted) - len(old)); d > 0 {
+			ch.Added = d
+		} else {
+			ch.Dropped = -d
+		}
+		idx := make([]int, len(sorted))
+		for i := range sorted {
+			if len(old) == len(sorted) {
+				sorted[i].ID = old[i]
+			} else {
+				sorted[i].ID = next
+				next++
+			}
+			idx[i] = i
+		}
+		if err := copyRows(ctx, tx, "flows", sorted, idx, file, int32(part)); err != nil {
+			return err
+		}
+		for i := range sorted {
+			act.add(&sorted[i])
+		}
+		if err := act.apply(ctx, tx); err != nil {
+			return err
+		}
+		return giveIDs(ctx, tx, next)
+	})
+	if err != nil {
+		return flow.FileChange{}, s.wrap(fmt.Sprintf("put file flows %s part %d", file, part), err)
+	}
+	return ch, nil
+}
+
+// EndFileFlows deletes file's parts from parts on (none when parts < 0)
+// and ends its import.
+func (s *DB) EndFileFlows(ctx context.Context, file string, parts int) (flow.FileChange, error) {
+	if s.readOnly {
+		return flow.FileChange{}, fmt.Errorf("end file flows %s: %w", file, errReadOnly)
+	}
+	var ch flow.FileChange
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		ch = flow.FileChange{}
+		if _, err := takeIDs(ctx, tx); err != nil {
+			return err
+		}
+		if parts >= 0 {
+			var act activityChange
+			rows, err := tx.Query(ctx, `DELETE FROM flows WHERE file = $1 AND part >= $2 RETURNING proxy, client, session, start_ns`, file, parts)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var proxy, client, session string
+				var start int64
+				if err := rows.Scan(&proxy, &client, &session, &start); err != nil {
+					rows.Close()
+					return err
+				}
+				ch.Dropped++
+				act.touch(windowOf(proxy, client, session, start))
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if err := act.apply(ctx, tx); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM imports WHERE file = $1`, file)
+		return err
+	})
+	if err != nil {
+		return flow.FileChange{}, s.wrap("end file flows "+file, err)
+	}
+	return ch, nil
+}
+
+// UnfinishedImports lists the imports begun and not ended, oldest first.
+func (s *DB) UnfinishedImports(ctx context.Context) ([]flow.UnfinishedImport, error) {
+	rows, err := s.pool.Query(ctx, `SELECT file, source_file, flows, started_ns FROM imports ORDER BY started_ns, file`)
+	if err != nil {
+		return nil, s.wrap("list unfinished imports", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (flow.UnfinishedImport, error) {
+		var u flow.UnfinishedImport
+		var ns int64
+		err := r.Scan(&u.File, &u.SourceFile, &u.Flows, &ns)
+		u.Started = time.Unix(0, ns)
+		return u, err
+	})
+	if err != nil {
+		return nil, s.wrap("list unfinished imports", err)
+	}
+	return out, nil
+}
+
+// LearnPassThrough adds p to the learned pass-through list; a host
+// already listed keeps its first entry.
+func (s *DB) LearnPassThrough(ctx context.Context, p flow.PassThrough) error {
+	if s.readOnly {
+		return fmt.Errorf("learn pass-through: %w", errReadOnly)
+	}
+	if p.Host == "" {
+		return errors.New("learn pass-through: no host")
+	}
+	_, tz := p.Learned.Zone()
+	_, err := s.pool.Exec(ctx, `INSERT INTO pass_through (host, reason, learned_ns, learned_tz, client, flow_key)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (host) DO NOTHING`,
+		p.Host, p.Reason, p.Learned.UnixNano(), int32(tz), p.Client, p.Flow)
+	if err != nil {
+		return s.wrap("learn pass-through", err)
+	}
+	return nil
+}
+
+// PassThroughs returns the learned pass-through list, ordered by host.
+func (s *DB) PassThroughs(ctx context.Context) ([]flow.PassThrough, error) {
+	rows, err := s.pool.Query(ctx, `SELECT host, reason, learned_ns, learned_tz, client, flow_key FROM pass_through ORDER BY host`)
+	if err != nil {
+		return nil, s.wrap("list pass-through", err)
+	}
+	zones := zoneCache{}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (flow.PassThrough, error) {
+		var p flow.PassThrough
+		var ns int64
+		var tz int32
+		err := r.Scan(&p.Host, &p.Reason, &ns, &tz, &p.Client, &p.Flow)
+		p.Learned = time.Unix(0, ns).In(zones.get(tz))
+		return p, err
+	})
+	if err != nil {
+		return nil, s.wrap("list pass-through", err)
+	}
+	return out, nil
+}
