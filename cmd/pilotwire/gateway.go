@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
@@ -17,17 +20,30 @@ import (
 const gatewayExamples = `  sudo pilotwire gateway --lan eth1 --wan eth0     # route, NAT and capture the devices on eth1; flows in ./pilotwire.db
   pilotwire gateway --lan eth1 --wan eth0 --print-rules   # the nftables table it would install; nothing changed
   sudo pilotwire gateway --lan eth1 --wan eth0 --dns-upstream 192.0.2.53
+  sudo pilotwire gateway --lan eth1 --wan eth0 --dhcp 192.168.77.0/24   # also lease addresses (a lab with no DHCP)
   sudo pilotwire gateway --cleanup                  # remove what a killed gateway left (its table; forwarding restored)
 
 The devices need no proxy setting: give them this machine's --lan address as their default
 gateway and DNS server (DHCP or static). Their TCP is recorded like the proxy's flows (tunnels
 named by SNI, plain HTTP with full URLs), every DNS question and answer too; other traffic is
-routed and masqueraded, not recorded. Linux only; needs root (CAP_NET_ADMIN).
+routed and masqueraded, and its UDP noted (QUIC by the SNI of its Initial, NTP, the rest by
+address and port, named by DNS). IPv6 too when --lan has an IPv6 address other than
+link-local (a ULA such as fd00:77::1/64): the devices' IPv6 router and DNS server is that
+address. Linux only; needs root (CAP_NET_ADMIN).
 `
+
+func joinAddrs(as []netip.Addr) string {
+	ss := make([]string, len(as))
+	for i, a := range as {
+		ss[i] = a.String()
+	}
+	return strings.Join(ss, ", ")
+}
 
 // gatewayOptions are the flags of the gateway command.
 type gatewayOptions struct {
 	lan, wan, dnsUpstream     string
+	dhcp                      string
 	printRules, cleanup       bool
 	ui                        uiFlags
 	devices                   multiFlag
@@ -42,8 +58,9 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 	fs.StringVar(&o.lan, "lan", "", "the devices' `INTERFACE` (its IPv4 address is their gateway and DNS server)")
 	fs.StringVar(&o.wan, "wan", "", "the `INTERFACE` towards the internet (the devices' traffic is masqueraded out of it)")
 	fs.StringVar(&o.dnsUpstream, "dns-upstream", "", "DNS server `ADDR` (IP or IP:port) the recording forwarder asks (default: the first nameserver of /etc/resolv.conf)")
+	fs.StringVar(&o.dhcp, "dhcp", "", "also run a DHCP server on --lan leasing addresses of `CIDR` (inside its subnet), with the --lan address as router and DNS server")
 	fs.BoolVar(&o.printRules, "print-rules", false, "print the nftables table it would install (nft syntax) and change nothing")
-	fs.BoolVar(&o.cleanup, "cleanup", false, "remove the table a killed gateway left and restore IPv4 forwarding, then exit")
+	fs.BoolVar(&o.cleanup, "cleanup", false, "remove the table a killed gateway left and restore IP forwarding, then exit")
 	o.ui.register(fs, "the live page's `ADDR`")
 	o.recordingFlags.register(fs, "gateway")
 	fs.Var(&o.devices, "device", "name the device at an address: `NAME=ADDR` (repeatable)")
@@ -68,6 +85,8 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 		switch {
 		case !lo.Found:
 			fmt.Fprintf(g.stderr, "pilotwire gateway: nothing to clean up (no table inet %s)\n", gateway.TableName)
+		case lo.Forwarding != "" && lo.Forwarding6 != "":
+			fmt.Fprintf(g.stderr, "pilotwire gateway: removed table inet %s left by an earlier run; IPv4 forwarding set back to %s, IPv6 forwarding to %s\n", gateway.TableName, lo.Forwarding, lo.Forwarding6)
 		case lo.Forwarding != "":
 			fmt.Fprintf(g.stderr, "pilotwire gateway: removed table inet %s left by an earlier run; IPv4 forwarding set back to %s\n", gateway.TableName, lo.Forwarding)
 		default:
@@ -103,6 +122,21 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 	}
 	if o.flush <= 0 || o.flush > time.Second {
 		return usagef("gateway: --flush-interval %s: must be more than 0 and at most 1s", o.flush)
+	}
+	var printMu sync.Mutex // DHCP leases are told from the server's goroutines
+	if o.dhcp != "" {
+		pool, err := gateway.ParseDHCPPool(o.dhcp)
+		if err != nil {
+			return usagef("gateway: --dhcp: %v", err)
+		}
+		cfg.DHCP = &gateway.DHCP{Pool: pool, Leased: func(mac net.HardwareAddr, addr netip.Addr, hostname string) {
+			printMu.Lock()
+			defer printMu.Unlock()
+			if hostname != "" {
+				hostname = " (" + hostname + ")"
+			}
+			fmt.Fprintf(g.stderr, "pilotwire gateway: DHCP: %s leased to %s%s\n", addr, mac, hostname)
+		}}
 	}
 	// The proxy's own flags' checks and device names, with its defaults.
 	po := proxyOptions{maxHeaderBytes: proxy.DefaultMaxHeaderBytes, headerTimeout: proxy.DefaultHeaderTimeout,
@@ -167,7 +201,13 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 		}
 		fmt.Fprintf(g.stdout, "pilotwire gateway: devices on %s: gateway and DNS server %s (TCP redirected to %s, DNS to %s, upstream %s)\n",
 			o.lan, s.LANAddr, s.TCP, s.DNS, s.Upstream)
-		fmt.Fprintf(g.stdout, "  forwarding to %s, masqueraded; nftables table inet %s (removed on exit)\n", o.wan, gateway.TableName)
+		if len(s.LANAddrs6) > 0 {
+			fmt.Fprintf(g.stdout, "  IPv6: gateway and DNS server %s (the same ports); IPv6 forwarding on while it runs\n", joinAddrs(s.LANAddrs6))
+		}
+		fmt.Fprintf(g.stdout, "  forwarding to %s, masqueraded, UDP noted; nftables table inet %s (removed on exit)\n", o.wan, gateway.TableName)
+		if s.DHCP.IsValid() {
+			fmt.Fprintf(g.stdout, "  DHCP: leasing %s for %s, router and DNS server %s\n", s.DHCP, gateway.DefaultLeaseTime, s.LANAddr)
+		}
 		if uiLn != nil {
 			fmt.Fprintf(g.stdout, "  live page: %s\n", pageURL(uiLn.Addr(), token))
 		}

@@ -31,6 +31,8 @@ func TestGatewayFlags(t *testing.T) {
 		{[]string{"--lan", "a very long interface name", "--wan", "eth0"}, `--lan "a very long interface name": not an interface name`},
 		{[]string{"--lan", "eth1", "--wan", "eth0", "--dns-upstream", "dns.example"}, `--dns-upstream: DNS upstream "dns.example": not an IP address or IP:port`},
 		{[]string{"--lan", "eth1", "--wan", "eth0", "--flush-interval", "3s"}, "--flush-interval 3s: must be more than 0 and at most 1s"},
+		{[]string{"--lan", "eth1", "--wan", "eth0", "--dhcp", "192.168.77.0"}, `--dhcp: DHCP pool "192.168.77.0": not a CIDR such as 192.168.77.0/24`},
+		{[]string{"--lan", "eth1", "--wan", "eth0", "--dhcp", "fd00:77::/64"}, "--dhcp: DHCP pool fd00:77::/64: not IPv4"},
 		{[]string{"--lan", "eth1", "--wan", "eth0", "--device", "vm"}, `--device "vm": want NAME=ADDR`},
 		{[]string{"--cleanup", "--print-rules"}, "--cleanup and --print-rules do not go together"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
@@ -68,14 +70,14 @@ func TestGatewayPrintRules(t *testing.T) {
 	want := `table inet pilotwire {
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
-		iifname "eth1" meta nfproto ipv4 udp dport 53 redirect to :53
-		iifname "eth1" meta nfproto ipv4 tcp dport 53 redirect to :53
-		iifname "eth1" meta nfproto ipv4 fib daddr type != local meta l4proto tcp redirect to :3129
+		iifname "eth1" udp dport 53 redirect to :53
+		iifname "eth1" tcp dport 53 redirect to :53
+		iifname "eth1" fib daddr type != local meta l4proto tcp redirect to :3129
 	}
 
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
-		iifname "eth1" oifname "eth0" meta nfproto ipv4 masquerade comment "pilotwire gateway; net.ipv4.ip_forward was ` + strings.TrimSpace(string(fwd)) + `"
+		iifname "eth1" oifname "eth0" masquerade comment "pilotwire gateway; net.ipv4.ip_forward was ` + strings.TrimSpace(string(fwd)) + `"
 	}
 }
 `

@@ -5,7 +5,11 @@
 // they pass (pcap.Stream), optionally keeping the frames in a pcapng file.
 // Nothing is forwarded or changed: the device needs no setting.
 //
-// Linux only; elsewhere Run says so. It needs CAP_NET_RAW.
+// pilotwire gateway uses it too, on its LAN interface, to note the UDP it
+// forwards: a kernel filter (Options.Filter) passes it only those frames,
+// and the stream makes flows of every UDP association (Options.UDPIdle).
+//
+// Linux only; elsewhere Open and Run say so. It needs CAP_NET_RAW.
 //
 // It owns the socket and the loop; it must not import the stores or the
 // proxy (cmd hands it a Recorder's Record).
@@ -21,6 +25,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+	"golang.org/x/net/bpf"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/importer/pcap"
@@ -33,14 +38,22 @@ type Options struct {
 	// Prefix starts every flow's Key (unique per run: two captures into
 	// one store never share a Key).
 	Prefix string
-	// Record receives each flow: a TLS connection when its ClientHello
-	// passes and again when it ends, everything else once. It must not
-	// block (flow.Recorder.Record does not).
+	// Record receives each flow: a TLS connection or a QUIC association
+	// when its ClientHello passes and again when it ends, everything else
+	// once. It must not block (flow.Recorder.Record does not).
 	Record func(flow.Flow)
 	// Write, if set, receives the frames as a pcapng file.
 	Write io.Writer
 	// Skip is told of frames too damaged to decode; nil: dropped quietly.
 	Skip func(where string, err error)
+	// Filter, if not empty, is a classic BPF program the kernel runs on
+	// each frame before the socket gets it: only the frames it accepts
+	// are read (and copied at all).
+	Filter []bpf.RawInstruction
+	// UDPIdle, if not zero, makes flows of UDP traffic that is neither
+	// DNS, QUIC nor HTTP too (NTP and the rest, pcap.Stream.NoteUDP),
+	// each association ending after UDPIdle of silence.
+	UDPIdle time.Duration
 }
 
 // Stats count what a capture saw.
@@ -49,7 +62,7 @@ type Stats struct {
 	Flows         int64 // records passed to Record
 }
 
-// ErrNotSupported is returned by Run where there is no AF_PACKET.
+// ErrNotSupported is returned by Open and Run where there is no AF_PACKET.
 var ErrNotSupported = errors.New("passive capture needs Linux (AF_PACKET sockets)")
 
 // pollEvery bounds a read, so the loop sees ctx end and moves the
@@ -67,20 +80,43 @@ type frameSource interface {
 	close() error
 }
 
-// Run captures until ctx ends, then emits the connections still open and
-// returns what it saw. An error of the socket or of writing the file ends
-// it early, with the flows so far emitted.
-func Run(ctx context.Context, o Options) (Stats, error) {
-	var st Stats
+// Capture is an open capture socket, to be read by Run.
+type Capture struct {
+	o   Options
+	src frameSource
+}
+
+// Open opens the capture socket of o.Interface (with o.Filter), so that a
+// caller learns at once whether it can capture there.
+func Open(o Options) (*Capture, error) {
 	if o.Record == nil {
-		return st, errors.New("capture: no Record")
+		return nil, errors.New("capture: no Record")
 	}
-	src, err := open(o.Interface)
+	src, err := open(o.Interface, o.Filter)
 	if err != nil {
-		return st, err
+		return nil, err
 	}
-	defer src.close()
+	return &Capture{o: o, src: src}, nil
+}
+
+// Run opens the capture (Open) and runs it (Capture.Run).
+func Run(ctx context.Context, o Options) (Stats, error) {
+	c, err := Open(o)
+	if err != nil {
+		return Stats{}, err
+	}
+	return c.Run(ctx)
+}
+
+// Run captures until ctx ends, then emits the connections still open,
+// closes the socket and returns what it saw. An error of the socket or of
+// writing the file ends it early, with the flows so far emitted.
+func (c *Capture) Run(ctx context.Context) (Stats, error) {
+	var st Stats
+	o := c.o
+	defer c.src.close()
 	var w *pcapgo.NgWriter
+	var err error
 	if o.Write != nil {
 		if w, err = pcapgo.NewNgWriter(o.Write, layers.LinkTypeEthernet); err != nil {
 			return st, fmt.Errorf("capture: pcapng: %w", err)
@@ -91,10 +127,13 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 		o.Record(f)
 		return nil
 	}, o.Skip)
+	if o.UDPIdle > 0 {
+		s.NoteUDP(o.UDPIdle)
+	}
 	buf := make([]byte, maxFrame)
 	var runErr error
 	for ctx.Err() == nil {
-		n, err := src.read(buf)
+		n, err := c.src.read(buf)
 		now := time.Now()
 		if err != nil {
 			runErr = fmt.Errorf("capture: reading %s: %w", o.Interface, err)

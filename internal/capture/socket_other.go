@@ -2,4 +2,6 @@
 
 package capture
 
-func open(string) (frameSource, error) { return nil, ErrNotSupported }
+import "golang.org/x/net/bpf"
+
+func open(string, []bpf.RawInstruction) (frameSource, error) { return nil, ErrNotSupported }

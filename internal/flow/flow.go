@@ -45,6 +45,7 @@ const (
 	KindDNS     Kind = "dns"     // a DNS query and its answer
 	KindTCP     Kind = "tcp"     // any other TCP connection
 	KindQUIC    Kind = "quic"    // a QUIC connection (UDP)
+	KindUDP     Kind = "udp"     // other UDP: an association's datagrams (NTP, …)
 	// KindPAC is pilotwire's own proxy auto-config file (or status page)
 	// served to a client that asked the proxy for it directly. It is the
 	// proxy's traffic, not the device's: it never starts or extends a

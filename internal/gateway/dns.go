@@ -37,7 +37,14 @@ type forwarder struct {
 	prefix   string // of flow Keys, unique to this run
 	seq      atomic.Uint64
 	udp, tcp dns.Client
+	// idle holds UDP sockets to upstream for the next queries: a socket
+	// a query, made anew each time, cost more than the rest of the
+	// exchange.
+	idle chan *dns.Conn
 }
+
+// maxIdleUpstream is how many UDP sockets to upstream wait for queries.
+const maxIdleUpstream = 64
 
 func newForwarder(upstream string, record func(flow.Flow), nm *names) *forwarder {
 	var b [4]byte
@@ -47,8 +54,54 @@ func newForwarder(upstream string, record func(flow.Flow), nm *names) *forwarder
 		record:   record,
 		names:    nm,
 		prefix:   "gw-dns-" + hex.EncodeToString(b[:]) + "-",
-		udp:      dns.Client{Net: "udp", Timeout: dnsTimeout, UDPSize: dns.MaxMsgSize},
-		tcp:      dns.Client{Net: "tcp", Timeout: dnsTimeout},
+		// The answer's size is bounded by the query's EDNS0 size, which
+		// the client library reads into a buffer that large; 512 bytes
+		// without EDNS0.
+		udp:  dns.Client{Net: "udp", Timeout: dnsTimeout},
+		tcp:  dns.Client{Net: "tcp", Timeout: dnsTimeout},
+		idle: make(chan *dns.Conn, maxIdleUpstream),
+	}
+}
+
+// exchange asks upstream over UDP, on a socket kept from an earlier query
+// when there is one (answers to other queries, late ones, are told by
+// their ID and skipped), or over TCP.
+func (fw *forwarder) exchange(req *dns.Msg, tcp bool) (*dns.Msg, error) {
+	if tcp {
+		resp, _, err := fw.tcp.Exchange(req, fw.upstream)
+		return resp, err
+	}
+	var co *dns.Conn
+	select {
+	case co = <-fw.idle:
+	default:
+		var err error
+		if co, err = fw.udp.Dial(fw.upstream); err != nil {
+			return nil, err
+		}
+	}
+	resp, _, err := fw.udp.ExchangeWithConn(req, co)
+	if err != nil {
+		co.Close() // it may yet receive the late answer
+		return nil, err
+	}
+	select {
+	case fw.idle <- co:
+	default:
+		co.Close()
+	}
+	return resp, nil
+}
+
+// close closes the idle sockets to upstream.
+func (fw *forwarder) close() {
+	for {
+		select {
+		case co := <-fw.idle:
+			co.Close()
+		default:
+			return
+		}
 	}
 }
 
@@ -57,11 +110,8 @@ func (fw *forwarder) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	start := time.Now()
 	client := addrPortOf(w.RemoteAddr())
 	local := addrPortOf(w.LocalAddr())
-	c := &fw.udp
-	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
-		c = &fw.tcp
-	}
-	resp, _, err := c.Exchange(req, fw.upstream)
+	_, tcp := w.RemoteAddr().(*net.TCPAddr)
+	resp, err := fw.exchange(req, tcp)
 	f := flow.Flow{
 		Key:        fw.prefix + strconv.FormatUint(fw.seq.Add(1), 10),
 		Start:      start,

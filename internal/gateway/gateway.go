@@ -24,8 +24,14 @@ type Config struct {
 	// Proxy serves the redirected connections (its limits, rules and
 	// Record apply); it must not be serving listeners of its own.
 	Proxy *proxy.Proxy
-	// Record receives the DNS flows; it must not block.
+	// Record receives the DNS flows and those of the UDP the gateway
+	// forwards; it must not block.
 	Record func(flow.Flow)
+	// DHCP, if not nil, also runs a DHCP server on the LAN interface.
+	DHCP *DHCP
+	// UDPIdle is how long a noted UDP association may be silent before
+	// its flow ends; if zero, DefaultUDPIdle.
+	UDPIdle time.Duration
 	// ShutdownGrace is how long open connections may finish after the
 	// context ends; then they are closed. If zero, 2 seconds.
 	ShutdownGrace time.Duration
@@ -36,19 +42,29 @@ type Config struct {
 
 // Started says what a running gateway listens on and what it found.
 type Started struct {
-	LANAddr  netip.Addr     // the LAN interface's IPv4 address
-	TCP      netip.AddrPort // the transparent listener
-	DNS      netip.AddrPort // the DNS forwarder (UDP and TCP)
-	Upstream string         // the forwarder's upstream
+	LANAddr netip.Addr     // the LAN interface's IPv4 address
+	TCP     netip.AddrPort // the transparent listener
+	DNS     netip.AddrPort // the DNS forwarder (UDP and TCP)
+	// LANAddrs6 are the LAN interface's IPv6 addresses other than
+	// link-local; the transparent listener and the forwarder listen on
+	// each too (same ports), and IPv6 forwarding is on while it runs.
+	// Empty: the gateway leaves IPv6 alone.
+	LANAddrs6 []netip.Addr
+	Upstream  string // the DNS forwarder's upstream
 	// Leftover is the table an earlier run left (it was replaced, and
 	// its forwarding value is the one restored on exit).
 	Leftover Leftover
 	Rules    string // the table installed, in nft's syntax
+	// DHCP is the pool the DHCP server leases from; invalid when there
+	// is none.
+	DHCP netip.Prefix
 }
 
 // Leftover is what an earlier run left behind: its table, and the
-// forwarding value it recorded there ("" when the table did not say).
+// forwarding values it recorded there ("" when the table did not say, or,
+// for IPv6, when that run left IPv6 forwarding alone).
 type Leftover struct {
-	Found      bool
-	Forwarding string
+	Found       bool
+	Forwarding  string
+	Forwarding6 string
 }

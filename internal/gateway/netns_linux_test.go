@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,19 +40,31 @@ import (
 // a DNS server that answers those names).
 //
 //	device dev0 10.77.0.2 ── lan0 10.77.0.1 [gateway] wan0 10.88.0.1 ── up0 10.88.0.2 [internet]
+//	            fd00:77::2        fd00:77::1           fd00:88::1        fd00:88::2
 //
-// The internet has no route back to 10.77.0.0/24: answers reach the
-// device only through the gateway's masquerade. The roles run as this test
+// Every link has IPv6 (ULA) addresses too; the internet's servers are also
+// at fd00:99::/64, the address of 198.18.a.b being fd00:99::a:b (sim6),
+// and its DNS gives AAAA answers for v6Name only. The internet has no
+// route back to 10.77.0.0/24 or fd00:77::/64: answers reach the device
+// only through the gateway's masquerade. The roles run as this test
 // binary started again inside a namespace (ip netns exec), selected by
 // helperEnv; the gateway's flows come back as JSON lines in a file.
 const (
 	helperEnv  = "PILOTWIRE_GATEWAY_HELPER" // the role of a helper process
 	flowsEnv   = "PILOTWIRE_GATEWAY_FLOWS"  // the gateway's flows file
 	caEnv      = "PILOTWIRE_GATEWAY_CA"     // the internet's CA file
+	dhcpEnv    = "PILOTWIRE_GATEWAY_DHCP"   // the gateway's DHCP pool, if any
 	devAddr    = "10.77.0.2"
 	lanAddr    = "10.77.0.1"
 	wanAddr    = "10.88.0.1"
 	inetAddr   = "10.88.0.2"
+	devAddr6   = "fd00:77::2"
+	lanAddr6   = "fd00:77::1"
+	wanAddr6   = "fd00:88::1"
+	inetAddr6  = "fd00:88::2"
+	v6Name     = "enterpriseregistration.windows.net" // the one name with an AAAA answer
+	ntpName    = "time.windows.com"
+	ntpAddr    = "198.18.0.123" // the internet's NTP server
 	echoAddr   = "198.18.0.200" // the internet's UDP echo, which answers with the sender's address
 	echoPort   = 9
 	ztdName    = "ztd.dds.microsoft.com"
@@ -68,6 +81,7 @@ type lab struct {
 	flows, ca             string // files
 	ipPath                string
 	rulesBefore, fwBefore string // the gateway namespace before the gateway ran
+	fw6Before             string
 }
 
 // newLab builds the namespaces, or skips when the test cannot (not root,
@@ -99,21 +113,26 @@ func newLab(t *testing.T) *lab {
 	}
 	l.ip("link", "add", "dev0", "netns", l.dev, "type", "veth", "peer", "name", "lan0", "netns", l.gw)
 	l.ip("link", "add", "wan0", "netns", l.gw, "type", "veth", "peer", "name", "up0", "netns", l.inet)
-	for _, a := range []struct{ ns, ifc, addr string }{
-		{l.dev, "dev0", devAddr}, {l.gw, "lan0", lanAddr}, {l.gw, "wan0", wanAddr}, {l.inet, "up0", inetAddr},
+	for _, a := range []struct{ ns, ifc, addr, addr6 string }{
+		{l.dev, "dev0", devAddr, devAddr6}, {l.gw, "lan0", lanAddr, lanAddr6}, {l.gw, "wan0", wanAddr, wanAddr6}, {l.inet, "up0", inetAddr, inetAddr6},
 	} {
 		l.in(a.ns, "ip", "addr", "add", a.addr+"/24", "dev", a.ifc)
+		// nodad: usable at once, not after duplicate address detection.
+		l.in(a.ns, "ip", "addr", "add", a.addr6+"/64", "dev", a.ifc, "nodad")
 		l.in(a.ns, "ip", "link", "set", a.ifc, "up")
 	}
 	l.in(l.dev, "ip", "route", "add", "default", "via", lanAddr)
+	l.in(l.dev, "ip", "-6", "route", "add", "default", "via", lanAddr6)
 	l.in(l.gw, "ip", "route", "add", "default", "via", inetAddr)
+	l.in(l.gw, "ip", "-6", "route", "add", "default", "via", inetAddr6)
 	l.in(l.inet, "ip", "route", "add", "local", "198.18.0.0/15", "dev", "lo")
+	l.in(l.inet, "ip", "-6", "route", "add", "local", "fd00:99::/64", "dev", "lo")
 	// ip netns exec puts these over /etc/resolv.conf: the device asks the
 	// gateway, and the gateway's default upstream is the internet's DNS.
 	l.resolvConf(l.dev, lanAddr)
 	l.resolvConf(l.gw, inetAddr)
 	l.flows, l.ca = filepath.Join(l.dir, "flows.jsonl"), filepath.Join(l.dir, "ca.pem")
-	l.rulesBefore, l.fwBefore = l.state()
+	l.rulesBefore, l.fwBefore, l.fw6Before = l.state()
 	return l
 }
 
@@ -143,21 +162,22 @@ func (l *lab) in(ns string, args ...string) string {
 }
 
 // state is the gateway namespace's ruleset (as nft lists it) and IPv4
-// forwarding.
-func (l *lab) state() (rules, fwd string) {
+// and IPv6 forwarding.
+func (l *lab) state() (rules, fwd, fwd6 string) {
 	l.t.Helper()
-	return l.in(l.gw, "nft", "list", "ruleset"), strings.TrimSpace(l.in(l.gw, "cat", "/proc/sys/net/ipv4/ip_forward"))
+	return l.in(l.gw, "nft", "list", "ruleset"), strings.TrimSpace(l.in(l.gw, "cat", forwardingFile)),
+		strings.TrimSpace(l.in(l.gw, "cat", forwardingFile6))
 }
 
 // checkRestored fails unless the gateway namespace is as it was before.
 func (l *lab) checkRestored(when string) {
 	l.t.Helper()
-	rules, fwd := l.state()
+	rules, fwd, fwd6 := l.state()
 	if rules != l.rulesBefore {
 		l.t.Errorf("%s: ruleset\n%s\nwant as before:\n%s", when, rules, l.rulesBefore)
 	}
-	if fwd != l.fwBefore {
-		l.t.Errorf("%s: ip_forward %s, want %s as before", when, fwd, l.fwBefore)
+	if fwd != l.fwBefore || fwd6 != l.fw6Before {
+		l.t.Errorf("%s: ip_forward %s and IPv6 forwarding %s, want %s and %s as before", when, fwd, fwd6, l.fwBefore, l.fw6Before)
 	}
 }
 
@@ -275,9 +295,12 @@ func (l *lab) gatewayFlows() []flow.Flow {
 }
 
 // TestGateway: with no proxy setting, a device's curl over HTTPS and HTTP
-// and a Go client reach the stand-in internet through the gateway, which
-// records each connection with its SNI or Host and original destination,
-// and each DNS question with its answers; other traffic is masqueraded.
+// (IPv4, and IPv6 with curl -6) and a Go client reach the stand-in
+// internet through the gateway, which records each connection with its
+// SNI or Host and original destination (IPv6 ones too), and each DNS
+// question with its answers, asked of its IPv4 or IPv6 address; other
+// traffic is masqueraded, and its UDP noted: a QUIC Initial by its SNI,
+// an NTP exchange named by DNS, a UDP echo.
 // Stopped, it leaves the ruleset and forwarding as they were; killed with
 // -9, the next start (or --cleanup) puts them back.
 func TestGateway(t *testing.T) {
@@ -286,21 +309,22 @@ func TestGateway(t *testing.T) {
 	defer inet.stop(t, syscall.SIGTERM)
 	// The sim gives addresses in the order names are added (runInternet).
 	ztdAddr, fefAddr, plainAddr := "198.18.0.1", "198.18.0.2", "198.18.0.3"
+	v6Addr := sim6(netip.MustParseAddr("198.18.0.4")).String() // v6Name's
 
 	gw, info := l.start(l.gw, "gateway")
 	if want := "upstream " + inetAddr + ":53"; info != want {
 		t.Errorf("gateway started with %q, want %q (the namespace's resolv.conf)", info, want)
 	}
 	got := l.in(l.gw, "nft", "list", "table", "inet", TableName)
-	want, err := Rules(Plan{LAN: "lan0", WAN: "wan0", TCPPort: DefaultTCPPort, DNSPort: DefaultDNSPort, Forwarding: l.fwBefore})
+	want, err := Rules(Plan{LAN: "lan0", WAN: "wan0", TCPPort: DefaultTCPPort, DNSPort: DefaultDNSPort, Forwarding: l.fwBefore, Forwarding6: l.fw6Before})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != want {
 		t.Errorf("nft lists\n%s\nRules printed\n%s", got, want)
 	}
-	if _, fwd := l.state(); fwd != "1" {
-		t.Errorf("ip_forward %s while running, want 1", fwd)
+	if _, fwd, fwd6 := l.state(); fwd != "1" || fwd6 != "1" {
+		t.Errorf("ip_forward %s, IPv6 forwarding %s while running, want 1 and 1", fwd, fwd6)
 	}
 
 	curl := testutil.LookPath(t, "curl")
@@ -312,11 +336,18 @@ func TestGateway(t *testing.T) {
 	if body != "hello from "+plainName+" /file.cab\n" {
 		t.Errorf("curl http: %q", body)
 	}
+	body = l.in(l.dev, curl, "-6", "-sS", "--max-time", "10", "--cacert", l.ca, "https://"+v6Name+"/hello")
+	if body != "hello from "+v6Name+" /hello\n" {
+		t.Errorf("curl -6 https: %q", body)
+	}
 	out := l.in(l.dev, "env", helperEnv+"=device", caEnv+"="+l.ca, os.Args[0], "-test.run=^TestHelperProcess$")
 	wantOut := "https 200 hello from " + fefName + " /enroll\n" +
 		"tcp HTTP/1.1 400 Bad Request\n" +
 		"dns direct.example not found\n" +
-		"udp ping from " + wanAddr + "\n" // masqueraded: the internet has no route to the device
+		"dns6 " + v6Name + " " + v6Addr + "\n" +
+		"udp ping from " + wanAddr + "\n" + // masqueraded: the internet has no route to the device
+		"quic 1200 bytes to " + ztdAddr + ":443\n" +
+		"ntp version 4 mode 4 stratum 2 from " + ntpAddr + "\n"
 	if out != wantOut {
 		t.Errorf("device's Go client:\n%s\nwant\n%s", out, wantOut)
 	}
@@ -330,14 +361,26 @@ func TestGateway(t *testing.T) {
 		SNI, TLSVersion      string
 		Note, Client, Source string
 	}
-	var conns []conn
+	var conns, udps []conn
+	var echo []flow.Flow
 	dnsSeen := map[string]bool{}
 	for _, f := range l.gatewayFlows() {
+		if f.Kind == flow.KindQUIC || f.Kind == flow.KindUDP {
+			if f.Open() || f.Error != "" || f.Decision != flow.DecisionAllowed || !strings.HasPrefix(f.Key, "gw-udp-") || f.SourceFile != "" {
+				t.Errorf("UDP flow %+v", f)
+			}
+			if f.Host == echoAddr {
+				echo = append(echo, f)
+				continue
+			}
+			udps = append(udps, conn{f.Kind, f.Method, f.Host, f.URL, f.Port, int(f.BytesUp*1000 + f.BytesDown), f.SNI, f.TLSVersion + " " + f.ALPN, f.Note, f.Client, string(f.Source)})
+			continue
+		}
 		if f.Kind == flow.KindDNS {
-			if f.Client != devAddr || f.Source != flow.SourceGateway || f.Port != 53 || f.End.Before(f.Start) {
+			if f.Source != flow.SourceGateway || f.Port != 53 || f.End.Before(f.Start) {
 				t.Errorf("DNS flow %+v", f)
 			}
-			dnsSeen[f.Host+" | "+f.Note+" | "+f.Error] = true
+			dnsSeen[f.Client+" | "+f.Host+" | "+f.Note+" | "+f.Error] = true
 			continue
 		}
 		if f.Open() {
@@ -348,19 +391,37 @@ func TestGateway(t *testing.T) {
 	wantConns := []conn{
 		{flow.KindConnect, "CONNECT", ztdName, "", 443, 0, ztdName, "1.3", "original destination " + ztdAddr + ":443", devAddr, "gateway"},
 		{flow.KindHTTP, "GET", plainName, "http://" + plainName + "/file.cab?x=1", 80, 200, "", "", "original destination " + plainAddr + ":80", devAddr, "gateway"},
+		{flow.KindConnect, "CONNECT", v6Name, "", 443, 0, v6Name, "1.3", "original destination [" + v6Addr + "]:443", devAddr6, "gateway"},
 		{flow.KindConnect, "CONNECT", fefName, "", 443, 0, fefName, "1.3", "original destination " + fefAddr + ":443", devAddr, "gateway"},
 		{flow.KindTCP, "", plainName, "", 80, 0, "", "", "original destination " + plainAddr + ":80; host named from DNS answer", devAddr, "gateway"},
 	}
 	if !slices.Equal(conns, wantConns) {
 		t.Errorf("connections:\n%+v\nwant\n%+v", conns, wantConns)
 	}
-	// Each name's A question and answer; AAAA questions (no answers) as
-	// the client's resolver chooses to ask them.
+	// The UDP it forwarded, noted from the LAN side (Status here: bytes
+	// up * 1000 + bytes down). The echo was pinged until it answered.
+	wantUDP := []conn{
+		{flow.KindQUIC, "", ztdName, "", 443, 1200 * 1000, ztdName, "1.3 h3", "", devAddr, "gateway"},
+		{flow.KindUDP, "", ntpName, "", 123, 48*1000 + 48, "", " ", "NTP version 4; destination " + ntpAddr + ":123; host named from DNS answer", devAddr, "gateway"},
+	}
+	if !slices.Equal(udps, wantUDP) {
+		t.Errorf("UDP:\n%+v\nwant\n%+v", udps, wantUDP)
+	}
+	if len(echo) != 1 || echo[0].Port != echoPort || echo[0].BytesUp%4 != 0 || echo[0].BytesDown < int64(len("ping from "+wanAddr)) || echo[0].Client != devAddr {
+		t.Errorf("UDP echo: %+v", echo)
+	}
+	// Each name's A question and answer (v6Name's AAAA, asked by curl -6
+	// over IPv4 and by the Go client of the gateway's IPv6 address);
+	// AAAA questions (no answers), and v6Name's A question, as the
+	// client's resolver chooses to ask them.
 	wantDNS := []string{
-		ztdName + " | A query; answers " + ztdAddr + " | ",
-		plainName + " | A query; answers " + plainAddr + " | ",
-		fefName + " | A query; answers " + fefAddr + " | ",
-		"direct.example | A query | NXDOMAIN",
+		devAddr + " | " + ztdName + " | A query; answers " + ztdAddr + " | ",
+		devAddr + " | " + plainName + " | A query; answers " + plainAddr + " | ",
+		devAddr + " | " + v6Name + " | AAAA query; answers " + v6Addr + " | ",
+		devAddr + " | " + fefName + " | A query; answers " + fefAddr + " | ",
+		devAddr + " | direct.example | A query | NXDOMAIN",
+		devAddr + " | " + ntpName + " | A query; answers " + ntpAddr + " | ",
+		devAddr6 + " | " + v6Name + " | AAAA query; answers " + v6Addr + " | ",
 	}
 	for _, d := range wantDNS {
 		if !dnsSeen[d] {
@@ -369,7 +430,10 @@ func TestGateway(t *testing.T) {
 		delete(dnsSeen, d)
 	}
 	for d := range dnsSeen {
-		if !slices.Contains([]string{ztdName, plainName, fefName}, strings.Split(d, " | ")[0]) || !strings.HasSuffix(d, " | AAAA query | ") {
+		if d == devAddr+" | "+v6Name+" | A query; answers 198.18.0.4 | " {
+			continue
+		}
+		if parts := strings.Split(d, " | "); parts[0] != devAddr || !slices.Contains([]string{ztdName, plainName, fefName}, parts[1]) || !strings.HasSuffix(d, " | AAAA query | ") {
 			t.Errorf("unexpected DNS flow %q", d)
 		}
 	}
@@ -377,11 +441,11 @@ func TestGateway(t *testing.T) {
 	t.Run("killed then restarted", func(t *testing.T) {
 		gw, _ := l.start(l.gw, "gateway")
 		gw.stop(t, syscall.SIGKILL)
-		if rules, fwd := l.state(); rules == l.rulesBefore || fwd != "1" {
+		if rules, fwd, _ := l.state(); rules == l.rulesBefore || fwd != "1" {
 			t.Fatalf("after kill -9 the rules and forwarding should still be there; ip_forward %s, ruleset\n%s", fwd, rules)
 		}
 		gw, _ = l.start(l.gw, "gateway")
-		if want := "leftover forwarding=" + l.fwBefore + "\n"; !strings.Contains(gw.output(), want) {
+		if want := "leftover forwarding=" + l.fwBefore + " forwarding6=" + l.fw6Before + "\n"; !strings.Contains(gw.output(), want) {
 			t.Errorf("restart said\n%s\nwant a line %q", gw.output(), want)
 		}
 		gw.stop(t, syscall.SIGTERM)
@@ -392,11 +456,11 @@ func TestGateway(t *testing.T) {
 		gw, _ := l.start(l.gw, "gateway")
 		gw.stop(t, syscall.SIGKILL)
 		_, said := l.start(l.gw, "cleanup")
-		if want := `found=true forwarding="` + l.fwBefore + `"`; said != want {
+		if want := `found=true forwarding="` + l.fwBefore + `" forwarding6="` + l.fw6Before + `"`; said != want {
 			t.Errorf("cleanup said %q, want %q", said, want)
 		}
 		l.checkRestored("killed, cleaned up")
-		if _, said = l.start(l.gw, "cleanup"); said != `found=false forwarding=""` {
+		if _, said = l.start(l.gw, "cleanup"); said != `found=false forwarding="" forwarding6=""` {
 			t.Errorf("second cleanup said %q", said)
 		}
 	})
@@ -429,7 +493,7 @@ func TestHelperProcess(t *testing.T) {
 	case "cleanup":
 		var lo Leftover
 		if lo, err = Cleanup(); err == nil {
-			fmt.Printf("ready found=%v forwarding=%q\n", lo.Found, lo.Forwarding)
+			fmt.Printf("ready found=%v forwarding=%q forwarding6=%q\n", lo.Found, lo.Forwarding, lo.Forwarding6)
 		}
 	case "device":
 		err = runDevice()
@@ -465,7 +529,7 @@ func runInternet() error {
 		name string
 		port uint16
 		tls  bool
-	}{{ztdName, 443, true}, {fefName, 443, true}, {plainName, 80, false}} {
+	}{{ztdName, 443, true}, {fefName, 443, true}, {plainName, 80, false}, {v6Name, 443, true}} {
 		if s.tls {
 			_, err = in.AddHTTPS(s.name, s.port, hello(s.name))
 		} else {
@@ -478,8 +542,34 @@ func runInternet() error {
 	if err := os.WriteFile(os.Getenv(caEnv), in.CAPEM(), 0o644); err != nil {
 		return err
 	}
-	for _, port := range []string{"80", "443"} {
-		ln, err := net.Listen("tcp4", "0.0.0.0:"+port)
+	in.Point(ntpName, netip.MustParseAddr(ntpAddr))
+	ntp, err := net.ListenPacket("udp4", ntpAddr+":123")
+	if err != nil {
+		return err
+	}
+	defer ntp.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := ntp.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if n < 48 {
+				continue
+			}
+			answer := make([]byte, 48)
+			answer[0] = buf[0]&0x38 | 4 // the client's version, mode 4 (server)
+			answer[1] = 2               // stratum
+			_, _ = ntp.WriteTo(answer, from)
+		}
+	}()
+	for _, addr := range []string{"0.0.0.0:80", "0.0.0.0:443", "[::]:80", "[::]:443"} {
+		network := "tcp4"
+		if strings.HasPrefix(addr, "[") {
+			network = "tcp6"
+		}
+		ln, err := net.Listen(network, addr)
 		if err != nil {
 			return err
 		}
@@ -496,6 +586,10 @@ func runInternet() error {
 		} else if q.Qtype == dns.TypeA {
 			for _, a := range as {
 				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: a.AsSlice()})
+			}
+		} else if q.Qtype == dns.TypeAAAA && strings.EqualFold(q.Name, v6Name+".") {
+			for _, a := range as {
+				m.Answer = append(m.Answer, &dns.AAAA{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 60}, AAAA: sim6(a).AsSlice()})
 			}
 		}
 		_ = w.WriteMsg(m)
@@ -527,6 +621,23 @@ func runInternet() error {
 	return nil
 }
 
+// sim6 is the IPv6 address of the internet's server at a (198.18.a.b):
+// fd00:99::a:b.
+func sim6(a netip.Addr) netip.Addr {
+	b := a.As4()
+	return netip.AddrFrom16([16]byte{0xfd, 0x00, 0x00, 0x99, 12: 0, 13: b[2], 14: 0, 15: b[3]})
+}
+
+// sim4 is the reverse of sim6 for an address of fd00:99::/64; others are
+// returned as they are.
+func sim4(a netip.Addr) netip.Addr {
+	b := a.As16()
+	if !a.Is6() || b[0] != 0xfd || b[3] != 0x99 {
+		return a
+	}
+	return netip.AddrFrom4([4]byte{198, 18, b[13], b[15]})
+}
+
 // relayTo passes each connection to the sim server of its local address.
 func relayTo(in *sim.Internet, ln net.Listener) {
 	for {
@@ -536,7 +647,8 @@ func relayTo(in *sim.Internet, ln net.Listener) {
 		}
 		go func() {
 			defer c.Close()
-			s, err := in.Dial(context.Background(), "tcp", c.LocalAddr().String())
+			local := c.LocalAddr().(*net.TCPAddr).AddrPort()
+			s, err := in.Dial(context.Background(), "tcp", netip.AddrPortFrom(sim4(local.Addr().Unmap()), local.Port()).String())
 			if err != nil {
 				return
 			}
@@ -565,9 +677,19 @@ func runGateway() error {
 		_, _ = f.Write(append(b, '\n'))
 	}
 	p := &proxy.Proxy{Record: record, ProgressEvery: time.Hour}
-	return Run(ctx, Config{Plan: Plan{LAN: "lan0", WAN: "wan0"}, Proxy: p, Record: record}, func(s Started) {
+	cfg := Config{Plan: Plan{LAN: "lan0", WAN: "wan0"}, Proxy: p, Record: record}
+	if pool := os.Getenv(dhcpEnv); pool != "" {
+		prefix, err := ParseDHCPPool(pool)
+		if err != nil {
+			return err
+		}
+		cfg.DHCP = &DHCP{Pool: prefix, Leased: func(mac net.HardwareAddr, addr netip.Addr, hostname string) {
+			fmt.Printf("leased %s to %s %s\n", addr, mac, hostname)
+		}}
+	}
+	return Run(ctx, cfg, func(s Started) {
 		if s.Leftover.Found {
-			fmt.Printf("leftover forwarding=%s\n", s.Leftover.Forwarding)
+			fmt.Printf("leftover forwarding=%s forwarding6=%s\n", s.Leftover.Forwarding, s.Leftover.Forwarding6)
 		}
 		fmt.Printf("ready upstream %s\n", s.Upstream)
 	})
@@ -620,6 +742,26 @@ func runDevice() error {
 	}
 	fmt.Println("dns direct.example not found")
 
+	// The forwarder answers on the gateway's IPv6 address too.
+	r6 := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, "["+lanAddr6+"]:53")
+	}}
+	as6, err := r6.LookupNetIP(context.Background(), "ip6", v6Name)
+	if err != nil || len(as6) != 1 {
+		return fmt.Errorf("%s over IPv6: %v %v", v6Name, as6, err)
+	}
+	fmt.Printf("dns6 %s %s\n", v6Name, as6[0])
+
+	if err := deviceEcho(); err != nil {
+		return err
+	}
+	return deviceUDP()
+}
+
+// deviceEcho is a UDP exchange with the internet's echo, which says whom
+// it saw.
+func deviceEcho() error {
 	uc, err := net.Dial("udp4", netip.AddrPortFrom(netip.MustParseAddr(echoAddr), echoPort).String())
 	if err != nil {
 		return err
@@ -638,5 +780,108 @@ func runDevice() error {
 			return fmt.Errorf("udp echo: %w", err)
 		}
 		_ = uc.SetDeadline(time.Now().Add(5 * time.Second))
+	}
+}
+
+// deviceUDP sends what a device sends past a proxy: a QUIC Initial for a
+// catalog name (nothing answers it) and an NTP request to time.windows.com,
+// each to the address DNS gave.
+func deviceUDP() error {
+	ctx := context.Background()
+	as, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", ztdName)
+	if err != nil || len(as) == 0 {
+		return fmt.Errorf("resolve %s: %v", ztdName, err)
+	}
+	initial, err := quicInitial(ztdName, "h3")
+	if err != nil {
+		return err
+	}
+	to := netip.AddrPortFrom(as[0], 443)
+	qc, err := net.Dial("udp4", to.String())
+	if err != nil {
+		return err
+	}
+	n, err := qc.Write(initial)
+	qc.Close()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("quic %d bytes to %s\n", n, to)
+
+	if as, err = net.DefaultResolver.LookupNetIP(ctx, "ip4", ntpName); err != nil || len(as) == 0 {
+		return fmt.Errorf("resolve %s: %v", ntpName, err)
+	}
+	nc, err := net.Dial("udp4", netip.AddrPortFrom(as[0], 123).String())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	req := make([]byte, 48)
+	req[0] = 0x23 // LI 0, version 4, mode 3 (client)
+	if _, err := nc.Write(req); err != nil {
+		return err
+	}
+	_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+	answer := make([]byte, 100)
+	if n, err = nc.Read(answer); err != nil || n != 48 {
+		return fmt.Errorf("ntp: %d bytes, %v", n, err)
+	}
+	fmt.Printf("ntp version %d mode %d stratum %d from %s\n", answer[0]>>3&7, answer[0]&7, answer[1], as[0])
+	return nil
+}
+
+// TestGatewayDHCP: with --dhcp, a device with no address of its own (its
+// IPv4 address removed) gets one from the gateway with busybox's udhcpc,
+// the gateway as its router and DNS server, and then reaches the stand-in
+// internet by name through it.
+func TestGatewayDHCP(t *testing.T) {
+	l := newLab(t)
+	busybox := testutil.LookPath(t, "busybox")
+	curl := testutil.LookPath(t, "curl")
+	inet, _ := l.start(l.inet, "internet")
+	defer inet.stop(t, syscall.SIGTERM)
+	l.in(l.dev, "ip", "-4", "addr", "flush", "dev", "dev0") // its default route goes too
+	gw, _ := l.start(l.gw, "gateway", dhcpEnv+"=10.77.0.64/26")
+
+	// udhcpc runs this at each event; bound: configure the interface and
+	// say what the lease holds.
+	said := filepath.Join(l.dir, "udhcpc.out")
+	script := filepath.Join(l.dir, "udhcpc.sh")
+	if err := os.WriteFile(script, []byte(`#!/bin/sh
+case "$1" in
+bound|renew)
+	ip -4 addr add "$ip/$mask" dev "$interface"
+	ip route replace default via "$router"
+	echo "$1 ip=$ip subnet=$subnet router=$router dns=$dns lease=$lease serverid=$serverid" >> `+said+`
+	;;
+esac
+`), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l.in(l.dev, busybox, "udhcpc", "-i", "dev0", "-f", "-q", "-n", "-t", "5", "-T", "1", "-s", script, "-x", "hostname:pwdevice")
+	got, err := os.ReadFile(said)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "bound ip=10.77.0.64 subnet=255.255.255.0 router=10.77.0.1 dns=10.77.0.1 lease=3600 serverid=10.77.0.1\n"; string(got) != want {
+		t.Errorf("udhcpc said %q, want %q", got, want)
+	}
+	body := l.in(l.dev, curl, "-sS", "--max-time", "10", "http://"+plainName+"/after-dhcp")
+	if body != "hello from "+plainName+" /after-dhcp\n" {
+		t.Errorf("curl after DHCP: %q", body)
+	}
+	gw.stop(t, syscall.SIGTERM)
+	l.checkRestored("after SIGTERM")
+	if out := gw.output(); !regexp.MustCompile(`(?m)^leased 10\.77\.0\.64 to ([0-9a-f]{2}:){5}[0-9a-f]{2} pwdevice$`).MatchString(out) {
+		t.Errorf("the gateway did not tell of the lease:\n%s", out)
+	}
+	var sawHTTP bool
+	for _, f := range l.gatewayFlows() {
+		if f.Kind == flow.KindHTTP && f.URL == "http://"+plainName+"/after-dhcp" && f.Client == "10.77.0.64" && f.Status == 200 {
+			sawHTTP = true
+		}
+	}
+	if !sawHTTP {
+		t.Errorf("no HTTP flow from the leased address: %+v", l.gatewayFlows())
 	}
 }

@@ -23,6 +23,10 @@ type Plan struct {
 	// Forwarding is the IPv4 forwarding value to restore on exit ("0" or
 	// "1"), kept in the table for a cleanup after a crash.
 	Forwarding string
+	// Forwarding6 is IPv6's (net.ipv6.conf.all.forwarding), kept the
+	// same way; "" when the gateway leaves IPv6 forwarding alone (the LAN
+	// interface has no IPv6 address other than link-local).
+	Forwarding6 string
 }
 
 // check refuses a plan that cannot be installed, before anything is
@@ -36,6 +40,9 @@ func (p Plan) check() error {
 	}
 	if p.Forwarding != "0" && p.Forwarding != "1" {
 		return fmt.Errorf("gateway: forwarding value %q is not 0 or 1", p.Forwarding)
+	}
+	if p.Forwarding6 != "" && p.Forwarding6 != "0" && p.Forwarding6 != "1" {
+		return fmt.Errorf("gateway: IPv6 forwarding value %q is not 0 or 1", p.Forwarding6)
 	}
 	return nil
 }

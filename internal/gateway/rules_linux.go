@@ -14,12 +14,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// forwardingFile is IPv4 forwarding's switch (one per network namespace).
-const forwardingFile = "/proc/sys/net/ipv4/ip_forward"
+// The forwarding switches (one of each per network namespace): IPv4's,
+// and IPv6's for every interface at once.
+const (
+	forwardingFile  = "/proc/sys/net/ipv4/ip_forward"
+	forwardingFile6 = "/proc/sys/net/ipv6/conf/all/forwarding"
+)
 
 // forwardingComment starts the masquerade rule's comment, which keeps the
-// forwarding value to restore: "… ip_forward was 0".
-const forwardingComment = "pilotwire gateway; net.ipv4.ip_forward was "
+// forwarding values to restore: "… ip_forward was 0", followed by
+// forwardingComment6 and IPv6's value when the gateway switched that on
+// too.
+const (
+	forwardingComment  = "pilotwire gateway; net.ipv4.ip_forward was "
+	forwardingComment6 = "; net.ipv6.conf.all.forwarding was "
+)
 
 // ErrNeedNetAdmin is returned when the process may not change the
 // machine's firewall or forwarding.
@@ -44,14 +53,11 @@ type chainSpec struct {
 
 // plan is the table for p: DNS from the LAN to the forwarder, the LAN's
 // other TCP (to addresses not of this machine) to the transparent
-// listener, the rest masqueraded out of the WAN. IPv4 only: the listener
-// learns original destinations of IPv4 connections.
+// listener, the rest masqueraded out of the WAN. The rules hold for IPv4
+// and IPv6 alike (a redirect goes to the LAN interface's own address of
+// the packet's family, where the listeners are).
 func (p Plan) plan() []chainSpec {
 	iif, oif := cmpName(expr.MetaKeyIIFNAME, p.LAN), cmpName(expr.MetaKeyOIFNAME, p.WAN)
-	ipv4 := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
-	}
 	l4 := func(proto byte) []expr.Any {
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
@@ -81,21 +87,21 @@ func (p Plan) plan() []chainSpec {
 		}
 		return out
 	}
-	comment := forwardingComment + p.Forwarding
+	comment := p.comment()
 	return []chainSpec{{
 		name:     "prerouting",
 		hook:     nftables.ChainHookPrerouting,
 		priority: nftables.ChainPriorityNATDest,
 		head:     "type nat hook prerouting priority dstnat; policy accept;",
 		rules: []rule{{
-			text:  fmt.Sprintf("iifname %q meta nfproto ipv4 udp dport 53 redirect to :%d", p.LAN, p.DNSPort),
-			exprs: cat(iif, ipv4, l4(unix.IPPROTO_UDP), dport(53), redirect(p.DNSPort)),
+			text:  fmt.Sprintf("iifname %q udp dport 53 redirect to :%d", p.LAN, p.DNSPort),
+			exprs: cat(iif, l4(unix.IPPROTO_UDP), dport(53), redirect(p.DNSPort)),
 		}, {
-			text:  fmt.Sprintf("iifname %q meta nfproto ipv4 tcp dport 53 redirect to :%d", p.LAN, p.DNSPort),
-			exprs: cat(iif, ipv4, l4(unix.IPPROTO_TCP), dport(53), redirect(p.DNSPort)),
+			text:  fmt.Sprintf("iifname %q tcp dport 53 redirect to :%d", p.LAN, p.DNSPort),
+			exprs: cat(iif, l4(unix.IPPROTO_TCP), dport(53), redirect(p.DNSPort)),
 		}, {
-			text:  fmt.Sprintf("iifname %q meta nfproto ipv4 fib daddr type != local meta l4proto tcp redirect to :%d", p.LAN, p.TCPPort),
-			exprs: cat(iif, ipv4, notLocal, l4(unix.IPPROTO_TCP), redirect(p.TCPPort)),
+			text:  fmt.Sprintf("iifname %q fib daddr type != local meta l4proto tcp redirect to :%d", p.LAN, p.TCPPort),
+			exprs: cat(iif, notLocal, l4(unix.IPPROTO_TCP), redirect(p.TCPPort)),
 		}},
 	}, {
 		name:     "postrouting",
@@ -103,11 +109,38 @@ func (p Plan) plan() []chainSpec {
 		priority: nftables.ChainPriorityNATSource,
 		head:     "type nat hook postrouting priority srcnat; policy accept;",
 		rules: []rule{{
-			text:  fmt.Sprintf("iifname %q oifname %q meta nfproto ipv4 masquerade comment %q", p.LAN, p.WAN, comment),
-			exprs: cat(iif, oif, ipv4, []expr.Any{&expr.Masq{}}),
+			text:  fmt.Sprintf("iifname %q oifname %q masquerade comment %q", p.LAN, p.WAN, comment),
+			exprs: cat(iif, oif, []expr.Any{&expr.Masq{}}),
 			udata: userdata.AppendString(nil, userdata.TypeComment, comment),
 		}},
 	}}
+}
+
+// comment is the masquerade rule's comment: the forwarding values to
+// restore.
+func (p Plan) comment() string {
+	c := forwardingComment + p.Forwarding
+	if p.Forwarding6 != "" {
+		c += forwardingComment6 + p.Forwarding6
+	}
+	return c
+}
+
+// parseComment reads the forwarding values back from a comment that
+// comment wrote ("" where it says nothing).
+func parseComment(s string) (fwd, fwd6 string) {
+	rest, ok := strings.CutPrefix(s, forwardingComment)
+	if !ok {
+		return "", ""
+	}
+	v, v6, has6 := strings.Cut(rest, forwardingComment6)
+	if v == "0" || v == "1" {
+		fwd = v
+	}
+	if has6 && (v6 == "0" || v6 == "1") {
+		fwd6 = v6
+	}
+	return fwd, fwd6
 }
 
 // cmpName matches an interface name, as nft does: NUL-padded to IFNAMSIZ.
@@ -191,8 +224,8 @@ func findLeftover(cc *nftables.Conn) (Leftover, error) {
 	}
 	for _, r := range rules {
 		if s, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok {
-			if v, ok := strings.CutPrefix(s, forwardingComment); ok && (v == "0" || v == "1") {
-				lo.Forwarding = v
+			if v, v6 := parseComment(s); v != "" {
+				lo.Forwarding, lo.Forwarding6 = v, v6
 			}
 		}
 	}
@@ -200,8 +233,9 @@ func findLeftover(cc *nftables.Conn) (Leftover, error) {
 }
 
 // Cleanup removes the table an earlier run left (a killed gateway) and
-// restores IPv4 forwarding to the value that run found. It reports what
-// it found; no table is not an error.
+// restores IPv4 forwarding (and IPv6's, when that run changed it) to the
+// values that run found. It reports what it found; no table is not an
+// error.
 func Cleanup() (Leftover, error) {
 	cc, err := nftables.New()
 	if err != nil {
@@ -215,12 +249,23 @@ func Cleanup() (Leftover, error) {
 	if err := cc.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
 		return lo, netlinkErr("deleting nftables table inet "+TableName, err)
 	}
-	if lo.Forwarding != "" {
-		if err := setForwarding(lo.Forwarding); err != nil {
-			return lo, err
-		}
+	if err := restoreForwarding(lo.Forwarding, lo.Forwarding6); err != nil {
+		return lo, err
 	}
 	return lo, nil
+}
+
+// restoreForwarding sets IPv4 and IPv6 forwarding back to fwd and fwd6;
+// an empty value leaves that one as it is.
+func restoreForwarding(fwd, fwd6 string) error {
+	var errs []error
+	if fwd != "" {
+		errs = append(errs, setForwarding(forwardingFile, fwd))
+	}
+	if fwd6 != "" {
+		errs = append(errs, setForwarding(forwardingFile6, fwd6))
+	}
+	return errors.Join(errs...)
 }
 
 // netlinkErr says what failed; lacking the capability is said in one line.
@@ -231,25 +276,33 @@ func netlinkErr(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// forwarding reads IPv4 forwarding's value, "0" or "1".
-func forwarding() (string, error) {
-	b, err := os.ReadFile(forwardingFile)
+// forwarding reads a forwarding switch (forwardingFile or
+// forwardingFile6): "0" or "1".
+func forwarding(file string) (string, error) {
+	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("reading IPv4 forwarding: %w", err)
+		return "", fmt.Errorf("reading %s forwarding: %w", family(file), err)
 	}
 	v := strings.TrimSpace(string(b))
 	if v != "0" && v != "1" {
-		return "", fmt.Errorf("reading IPv4 forwarding: %s holds %q", forwardingFile, v)
+		return "", fmt.Errorf("reading %s forwarding: %s holds %q", family(file), file, v)
 	}
 	return v, nil
 }
 
-func setForwarding(v string) error {
-	if err := os.WriteFile(forwardingFile, []byte(v+"\n"), 0o644); err != nil {
+func setForwarding(file, v string) error {
+	if err := os.WriteFile(file, []byte(v+"\n"), 0o644); err != nil {
 		if errors.Is(err, fs.ErrPermission) {
 			return ErrNeedNetAdmin
 		}
-		return fmt.Errorf("setting IPv4 forwarding to %s: %w", v, err)
+		return fmt.Errorf("setting %s forwarding to %s: %w", family(file), v, err)
 	}
 	return nil
+}
+
+func family(file string) string {
+	if file == forwardingFile6 {
+		return "IPv6"
+	}
+	return "IPv4"
 }

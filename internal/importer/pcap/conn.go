@@ -88,6 +88,11 @@ type conn struct {
 	nreqs int        // requests seen on this connection
 
 	quic *quicState
+	// udp: a UDP association that is neither DNS nor QUIC (NTP and the
+	// rest), kept only when the stream notes UDP; ntpVersion is the
+	// version of its first NTP request.
+	udp        bool
+	ntpVersion int
 }
 
 func (c *conn) closed() bool { return c.rst || (c.fin[0] && c.fin[1]) }
@@ -136,6 +141,9 @@ func (l *connList) remove(c *conn) {
 }
 
 func (rd *reader) list(c *conn) *connList {
+	if c.udp {
+		return &rd.udpConns
+	}
 	if c.inClosed {
 		return &rd.closedConns
 	}
@@ -453,6 +461,11 @@ func (rd *reader) finish(c *conn) {
 		delete(rd.conns, c.key)
 	}
 	rd.list(c).remove(c)
+	if c.udp {
+		rd.nUDP--
+		rd.out(rd.udpFlow(c), nil)
+		return
+	}
 	if c.quic != nil {
 		var pkts []int
 		if c.quic.hello != nil {

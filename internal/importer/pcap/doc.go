@@ -43,7 +43,9 @@
 //     a flow says "host named from DNS answer" in its Note. Without either,
 //     Host is the server's address.
 //   - An HTTP request in a single UDP datagram (SSDP M-SEARCH, NOTIFY) is
-//     an http flow. Other UDP traffic makes no flow.
+//     an http flow. Other UDP traffic makes no flow, except in a live
+//     Stream told to note it (Stream.NoteUDP, which pilotwire gateway
+//     uses): there each UDP association is a udp flow, NTP said as such.
 //
 // Streams are put in order of sequence number only as far as the parsers
 // need them (the ClientHello, HTTP header blocks), holding at most 64 KiB of

@@ -115,6 +115,13 @@ func (rd *reader) quicPacket(ts time.Time, p *packet, c *conn) {
 		if h, err := parseClientHello(msg); err == nil {
 			h.pkts = []int{rd.pkt}
 			q.hello = h
+			if rd.live {
+				// Shown open as soon as its SNI is known, like a TLS
+				// connection; its end replaces this record (same Key).
+				f := rd.quicFlow(c)
+				f.End = time.Time{}
+				rd.out(f, h.pkts)
+			}
 		}
 	}
 }

@@ -254,6 +254,14 @@ type reader struct {
 	names       map[netip.Addr]string
 	lastSweep   time.Time
 
+	// udpIdle, when not zero, makes the UDP traffic that is neither DNS,
+	// QUIC nor HTTP into flows too (Stream.NoteUDP): udpConns holds those
+	// associations, least recently active first, nUDP counts them, and
+	// each ends after udpIdle of silence.
+	udpIdle  time.Duration
+	udpConns connList
+	nUDP     int
+
 	// live: packets come from an interface as they pass (Stream), not
 	// from a file: a TLS connection is emitted open when its ClientHello
 	// is seen, and again when it ends.
@@ -305,7 +313,7 @@ func (rd *reader) tick(ts time.Time) {
 	for _, l := range []struct {
 		list  *connList
 		after time.Duration
-	}{{&rd.closedConns, closedLinger}, {&rd.openConns, idleTimeout}} {
+	}{{&rd.closedConns, closedLinger}, {&rd.openConns, idleTimeout}, {&rd.udpConns, rd.udpIdle}} {
 		for c := l.list.head; c != nil && rd.now.Sub(c.last) >= l.after; c = l.list.head {
 			rd.finish(c)
 		}
@@ -341,7 +349,7 @@ func (rd *reader) flushAll() error {
 		q   *dnsQuery
 	}
 	var all []pending
-	for _, l := range []*connList{&rd.openConns, &rd.closedConns} {
+	for _, l := range []*connList{&rd.openConns, &rd.closedConns, &rd.udpConns} {
 		for c := l.head; c != nil; c = c.next {
 			all = append(all, pending{pkt: c.firstPkt, c: c})
 		}
@@ -369,11 +377,16 @@ func (rd *reader) learnName(addr netip.Addr, name string) {
 	rd.names[addr.Unmap()] = name
 }
 
-// udp handles DNS, QUIC Initial packets and HTTP over UDP (SSDP).
+// udp handles DNS, QUIC Initial packets and HTTP over UDP (SSDP), and
+// when the stream notes UDP, the rest.
 func (rd *reader) udp(ts time.Time, p *packet) {
 	sp, dp := p.src.Port(), p.dst.Port()
 	if c := rd.conns[makeKey(protoUDP, p.src, p.dst)]; c != nil {
-		rd.quicPacket(ts, p, c)
+		if c.udp {
+			rd.udpPacket(ts, p, c)
+		} else {
+			rd.quicPacket(ts, p, c)
+		}
 		return
 	}
 	switch {
@@ -383,5 +396,7 @@ func (rd *reader) udp(ts time.Time, p *packet) {
 		rd.quicPacket(ts, p, nil)
 	case startsWithMethod(p.payload) && bytes.Contains(p.payload, []byte(" HTTP/1.")):
 		rd.udpHTTP(ts, p)
+	case rd.udpIdle > 0:
+		rd.udpPacket(ts, p, nil)
 	}
 }

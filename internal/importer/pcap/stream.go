@@ -13,7 +13,8 @@ import (
 // same decoder Read uses for files: connections become flows when they
 // close or after five minutes of silence, a TLS connection is emitted
 // open as soon as its ClientHello is seen (and again, same Key, when it
-// ends), DNS answers name later connections. Memory is bounded by the
+// ends; a QUIC association likewise once its Initial's ClientHello is
+// read), DNS answers name later connections. Memory is bounded by the
 // connections open at once, however long it runs.
 //
 // Keys are prefixed with prefix (a run's own, so that two captures into
@@ -65,6 +66,21 @@ func (s *Stream) Packet(ts time.Time, frame []byte) error {
 func (s *Stream) Tick(now time.Time) error {
 	s.rd.tick(now)
 	return s.rd.err
+}
+
+// NoteUDP makes the UDP traffic that is neither DNS, QUIC nor HTTP into
+// flows too: one flow of kind udp per association (client address and
+// port to server address and port; the side that sent first is the
+// client), with the bytes each way; NTP (port 123) is said in its Note
+// ("NTP version 4"), with an Error when the server never answered. An
+// association ends after idle of silence; at most 16384 are kept at once
+// (the least recently active ends first). pilotwire gateway notes the UDP
+// it forwards this way. Call it before the first packet.
+func (s *Stream) NoteUDP(idle time.Duration) {
+	if idle <= 0 {
+		idle = time.Minute
+	}
+	s.rd.udpIdle = idle
 }
 
 // Close emits every connection and query still open.
