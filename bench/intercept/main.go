@@ -22,6 +22,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -46,6 +47,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -56,6 +58,8 @@ func main() {
 	clients := flag.Int("clients", 64, "clients of the small GETs")
 	names := flag.Int("names", 200, "server names for the minting figure")
 	only := flag.String("only", "", "comma-separated contenders to run (direct,pilotwire,mitmproxy,squid); empty: all found")
+	flag.StringVar(&prof.cpu, "cpuprofile", "", "write a CPU profile of pilotwire under the small GETs to this file")
+	flag.StringVar(&prof.mem, "memprofile", "", "write pilotwire's allocation profile, taken right after the small GETs, to this file")
 	flag.Parse()
 	if *quick {
 		*duration, *size, *names = 5*time.Second, 256<<20, 50
@@ -66,6 +70,14 @@ func main() {
 	}
 }
 
+// prof says where to write pilotwire's profiles; when either is set,
+// pilotwire is built with a pprof listener (bench/proxy/pprof.go.in, added
+// with go build -overlay: pilotwire's source is untouched).
+var prof struct {
+	cpu, mem string
+	addr     string // the pprof listener, once started
+}
+
 // contender is one way through: a proxy URL (nil: direct) and the CA its
 // clients must trust.
 type contender struct {
@@ -74,12 +86,15 @@ type contender struct {
 	roots *x509.CertPool
 	stop  func()
 	mint  bool // the minting figure applies
+	pid   int  // the proxy's process, for its CPU time; 0: none
 }
 
 type result struct {
 	name           string
 	reqs, p99      float64 // requests a second, p99 in ms
 	errs           int64
+	proxyCPU       float64 // the proxy process's CPU time per small GET, µs
+	benchCPU       float64 // this process's (clients and upstream) per small GET, µs
 	mbps           float64
 	mintNew, mintC float64 // handshake p50 in ms, new name / cached
 }
@@ -128,12 +143,37 @@ func run(duration time.Duration, size int64, clients, names int, only string) er
 			fmt.Fprintf(os.Stderr, "bench/intercept: %s does not work: %v\n", c.name, err)
 			continue
 		}
-		r.reqs, r.p99, r.errs = smallGets(c, target, clients, duration)
+		profDone := make(chan error, 1)
+		if c.name == "pilotwire" && prof.cpu != "" {
+			go func() {
+				profDone <- fetchProfile(fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(duration.Seconds())), prof.cpu)
+			}()
+		} else {
+			profDone <- nil
+		}
+		pcpu0, bcpu0 := procCPU(c.pid), selfCPU()
+		var n int64
+		r.reqs, r.p99, r.errs, n = smallGets(c, target, clients, duration)
+		if n > 0 {
+			if c.pid != 0 {
+				r.proxyCPU = float64((procCPU(c.pid) - pcpu0).Microseconds()) / float64(n)
+			}
+			r.benchCPU = float64((selfCPU() - bcpu0).Microseconds()) / float64(n)
+		}
+		if err := <-profDone; err != nil {
+			fmt.Fprintf(os.Stderr, "bench/intercept: CPU profile: %v\n", err)
+		}
+		if c.name == "pilotwire" && prof.mem != "" {
+			if err := fetchProfile("/debug/pprof/allocs", prof.mem); err != nil {
+				fmt.Fprintf(os.Stderr, "bench/intercept: allocation profile: %v\n", err)
+			}
+		}
 		r.mbps = bigGet(c, target, size)
 		if c.mint && c.proxy != nil {
 			r.mintNew, r.mintC = minting(c, up.port, names)
 		}
-		fmt.Printf("  %-10s %9.0f req/s  p99 %7.1f ms  (%d errors)  %8.0f MB/s", r.name, r.reqs, r.p99, r.errs, r.mbps)
+		fmt.Printf("  %-10s %9.0f req/s  p99 %7.1f ms  (%d errors)  CPU per request: proxy %s, bench %4.0f µs  %8.0f MB/s",
+			r.name, r.reqs, r.p99, r.errs, cpuText(r.proxyCPU, c.pid != 0), r.benchCPU, r.mbps)
 		if r.mintNew > 0 {
 			fmt.Printf("  handshake p50: new name %.2f ms, cached %.2f ms", r.mintNew, r.mintC)
 		}
@@ -151,7 +191,11 @@ func run(duration time.Duration, size int64, clients, names int, only string) er
 			if r.name == "pilotwire" || r.name == "direct" {
 				continue
 			}
-			fmt.Printf("pilotwire / %s: small GETs %.2f×, big GET %.2f×\n", r.name, pw.reqs/r.reqs, pw.mbps/r.mbps)
+			fmt.Printf("pilotwire / %s: small GETs %.2f×, big GET %.2f×", r.name, pw.reqs/r.reqs, pw.mbps/r.mbps)
+			if pw.proxyCPU > 0 && r.proxyCPU > 0 {
+				fmt.Printf("; proxy CPU per small GET %.2f× as efficient", r.proxyCPU/pw.proxyCPU)
+			}
+			fmt.Println()
 		}
 	}
 	return nil
@@ -288,7 +332,23 @@ func poolFromFile(path string) (*x509.CertPool, error) {
 
 func startPilotwire(dir string, up *upstream) (*contender, error) {
 	bin := filepath.Join(dir, "pilotwire")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/pilotwire").CombinedOutput(); err != nil {
+	build := []string{"build", "-o", bin}
+	var env []string
+	if prof.cpu != "" || prof.mem != "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		overlay := filepath.Join(dir, "overlay.json")
+		o := fmt.Sprintf(`{"Replace":{%q:%q}}`, filepath.Join(wd, "cmd/pilotwire/zz_bench_pprof.go"), filepath.Join(wd, "bench/proxy/pprof.go.in"))
+		if err := os.WriteFile(overlay, []byte(o), 0o600); err != nil {
+			return nil, err
+		}
+		build = append(build, "-overlay", overlay)
+		prof.addr = "127.0.0.1:" + strconv.Itoa(freePort())
+		env = append(env, "PILOTWIRE_BENCH_PPROF="+prof.addr)
+	}
+	if out, err := exec.Command("go", append(build, "./cmd/pilotwire")...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build: %v: %s", err, out)
 	}
 	caDir := filepath.Join(dir, "pwca")
@@ -300,7 +360,7 @@ func startPilotwire(dir string, up *upstream) (*contender, error) {
 		"--ui", "off", "--intercept", "--ca-dir", caDir, "--allow-private-targets", "--connect-ports", strconv.Itoa(up.port),
 		"--max-conns", "10000")
 	// Go reads the system roots from SSL_CERT_FILE: the upstream's CA.
-	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+up.caFile)
+	cmd.Env = append(append(os.Environ(), "SSL_CERT_FILE="+up.caFile), env...)
 	stop, err := startCmd(cmd, port)
 	if err != nil {
 		return nil, err
@@ -310,7 +370,7 @@ func startPilotwire(dir string, up *upstream) (*contender, error) {
 		stop()
 		return nil, err
 	}
-	return &contender{name: "pilotwire", proxy: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, roots: pool, stop: stop, mint: true}, nil
+	return &contender{name: "pilotwire", proxy: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, roots: pool, stop: stop, mint: true, pid: cmd.Process.Pid}, nil
 }
 
 func startMitmproxy(dir string, up *upstream) (*contender, error) {
@@ -332,7 +392,7 @@ func startMitmproxy(dir string, up *upstream) (*contender, error) {
 		stop()
 		return nil, err
 	}
-	return &contender{name: "mitmproxy", proxy: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, roots: pool, stop: stop, mint: true}, nil
+	return &contender{name: "mitmproxy", proxy: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, roots: pool, stop: stop, mint: true, pid: cmd.Process.Pid}, nil
 }
 
 func startSquid(dir string, up *upstream) (*contender, error) {
@@ -384,14 +444,15 @@ shutdown_lifetime 1 seconds
 	exec.Command("chmod", "-R", "a+rwX", sq).Run()
 	exec.Command("chmod", "a+rx", dir).Run()
 	exec.Command("chmod", "a+r", up.caFile).Run()
-	stop, err := startCmd(exec.Command(bin, "-N", "-f", conf), port)
+	cmd := exec.Command(bin, "-N", "-f", conf) // -N: one process, no fork
+	stop, err := startCmd(cmd, port)
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(sq, "cache.log"))
 		return nil, fmt.Errorf("%v; cache.log: %s", err, log)
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
-	return &contender{name: "squid", proxy: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, roots: pool, stop: stop}, nil
+	return &contender{name: "squid", proxy: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, roots: pool, stop: stop, pid: cmd.Process.Pid}, nil
 }
 
 // ---------------------------------------------------------------- measurements
@@ -422,7 +483,9 @@ func get(c *http.Client, u string) error {
 	return nil
 }
 
-func smallGets(c *contender, target string, n int, d time.Duration) (float64, float64, int64) {
+// smallGets runs n clients for d: requests a second, p99 in ms, errors,
+// and the number of requests answered.
+func smallGets(c *contender, target string, n int, d time.Duration) (float64, float64, int64, int64) {
 	var done, errs atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -455,7 +518,70 @@ func smallGets(c *contender, target string, n int, d time.Duration) (float64, fl
 	if len(lat) > 0 {
 		p99 = float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds()) / 1000
 	}
-	return float64(done.Load()) / elapsed.Seconds(), p99, errs.Load()
+	return float64(done.Load()) / elapsed.Seconds(), p99, errs.Load(), done.Load()
+}
+
+// procCPU is the CPU time (user and system) process pid has used, from
+// /proc/PID/stat: utime and stime, the 14th and 15th fields, in clock
+// ticks of 10 ms. 0 where there is no /proc.
+func procCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// selfCPU is this process's CPU time: the clients and the upstream server,
+// which share the machine with the proxy.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func cpuText(us float64, known bool) string {
+	if !known {
+		return "   -"
+	}
+	return fmt.Sprintf("%4.0f µs", us)
+}
+
+// fetchProfile writes what pilotwire's pprof listener answers at path to
+// file.
+func fetchProfile(path, file string) error {
+	resp, err := http.Get("http://" + prof.addr + path)
+	if err != nil {
+		return fmt.Errorf("pprof listener: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof %s: %s", path, resp.Status)
+	}
+	out, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		out.Close()
+		return fmt.Errorf("pprof %s: %w", path, err)
+	}
+	return out.Close()
 }
 
 func bigGet(c *contender, target string, size int64) float64 {
