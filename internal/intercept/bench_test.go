@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,7 +22,9 @@ import (
 // BenchmarkServe is the per-request path of an intercepted connection:
 // small GETs, one after another, from an HTTP/1.1 client on one
 // keep-alive connection through Serve to a TLS server on loopback that
-// speaks HTTP/2 or only HTTP/1.1, each request recorded. The client, the
+// speaks both HTTP/2 and HTTP/1.1, each request recorded. The server is
+// offered HTTP/1.1 (upstream=h1: the client offered only that) or HTTP/2
+// (upstream=h2: as if the ClientHello had offered it too). The client, the
 // server and the interceptor all run in this process, so ns/op and
 // allocs/op are theirs together; compare runs, not absolute figures.
 //
@@ -41,10 +44,16 @@ func benchServe(b *testing.B, h2 bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	var upMajor atomic.Int32 // the protocol the server was spoken to in
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upMajor.Store(int32(r.ProtoMajor))
 		io.WriteString(w, "hello, world\n")
 	}))
-	srv.EnableHTTP2 = h2
+	srv.EnableHTTP2 = true
+	alpn := []string{"http/1.1"}
+	if h2 {
+		alpn = []string{"h2", "http/1.1"}
+	}
 	srv.StartTLS()
 	b.Cleanup(srv.Close)
 	upAddr := srv.Listener.Addr().String()
@@ -87,7 +96,7 @@ func benchServe(b *testing.B, h2 bool) {
 	go func() {
 		done <- ic.Serve(b.Context(), Conn{
 			Client: clientSide, Server: server, Redial: dial,
-			Host: "example.com", Port: port, SNI: "example.com",
+			Host: "example.com", Port: port, SNI: "example.com", ALPN: alpn,
 			RootCAs: upRoots,
 			Tunnel:  flow.Flow{Key: "t1", Client: "127.0.0.1", Kind: flow.KindConnect},
 			Record:  func(flow.Flow) { recorded++ },
@@ -128,5 +137,8 @@ func benchServe(b *testing.B, h2 bool) {
 	res := <-done
 	if res.Requests != int64(b.N)+1 || recorded != b.N+1 {
 		b.Fatalf("%d requests served, %d recorded, want %d", res.Requests, recorded, b.N+1)
+	}
+	if want := map[bool]int32{true: 2, false: 1}[h2]; upMajor.Load() != want {
+		b.Fatalf("the server was spoken to in HTTP/%d, want HTTP/%d", upMajor.Load(), want)
 	}
 }

@@ -24,10 +24,11 @@ type forwarder struct {
 	i          *Interceptor
 	c          *Conn
 	tr         *http.Transport
-	name       string // the server name verified and minted for
-	proto      string // the client side's protocol
-	tlsVersion string // the client side's TLS version
-	refused    string // set: the server was refused, every request gets a 502
+	name       string   // the server name verified and minted for
+	proto      string   // the client side's protocol
+	tlsVersion string   // the client side's TLS version
+	refused    string   // set: the server was refused, every request gets a 502
+	upProtos   []string // offered to the server (upstreamProtos)
 	seq        atomic.Int64
 
 	mu    sync.Mutex
@@ -49,7 +50,7 @@ func (fw *forwarder) dialTLS(ctx context.Context, _, _ string) (net.Conn, error)
 	if err != nil {
 		return nil, err
 	}
-	tc, err := handshake(ctx, tls.Client(raw, &tls.Config{ServerName: fw.name, RootCAs: fw.c.RootCAs, NextProtos: []string{"h2", "http/1.1"}}), fw.c.HandshakeTimeout)
+	tc, err := handshake(ctx, tls.Client(raw, upstreamConfig(fw.name, fw.c.RootCAs, fw.upProtos)), fw.c.HandshakeTimeout)
 	if err != nil {
 		raw.Close()
 		return nil, &refusedError{upstreamRefusal(fw.name, err), err}
