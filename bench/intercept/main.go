@@ -4,7 +4,11 @@
 //
 //   - small GETs: 64 clients, each on its own keep-alive connection
 //     through the proxy (which opens each client's TLS with its own CA),
-//     for -duration: requests a second and p99 latency;
+//     for -duration, in -reps rounds where the contenders take turns:
+//     requests a second, p99 latency, and CPU time per request of the
+//     proxy's process and of this one (the clients and the upstream
+//     server, which share the machine with the proxy), medians of the
+//     rounds;
 //   - one big GET of -size bytes through one intercepted connection: MB/s;
 //   - minting: a TLS handshake through the proxy for a server name it has
 //     not seen (a leaf to mint) against one it has (a cached leaf), p50 of
@@ -17,7 +21,7 @@
 // each client trusts the proxy's own CA. Ratios are printed at the end.
 //
 //	go run ./bench/intercept                 # the full run, a few minutes
-//	go run ./bench/intercept -quick          # about a minute
+//	go run ./bench/intercept -quick          # about two minutes
 package main
 
 import (
@@ -52,23 +56,27 @@ import (
 )
 
 func main() {
-	quick := flag.Bool("quick", false, "shorter runs (about a minute in all)")
+	quick := flag.Bool("quick", false, "shorter runs (about two minutes in all)")
 	duration := flag.Duration("duration", 15*time.Second, "how long the 64 clients send small GETs, per contender")
 	size := flag.Int64("size", 1<<30, "bytes of the big GET")
 	clients := flag.Int("clients", 64, "clients of the small GETs")
 	names := flag.Int("names", 200, "server names for the minting figure")
+	reps := flag.Int("reps", 3, "rounds of small GETs, the contenders taking turns; the median is reported")
 	only := flag.String("only", "", "comma-separated contenders to run (direct,pilotwire,mitmproxy,squid); empty: all found")
+	flag.StringVar(&pilotwireArgs, "pilotwire-args", "", `more arguments to "pilotwire proxy", e.g. --record=false`)
 	flag.StringVar(&prof.cpu, "cpuprofile", "", "write a CPU profile of pilotwire under the small GETs to this file")
 	flag.StringVar(&prof.mem, "memprofile", "", "write pilotwire's allocation profile, taken right after the small GETs, to this file")
 	flag.Parse()
 	if *quick {
 		*duration, *size, *names = 5*time.Second, 256<<20, 50
 	}
-	if err := run(*duration, *size, *clients, *names, *only); err != nil {
+	if err := run(*duration, *size, *clients, *names, max(*reps, 1), *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/intercept:", err)
 		os.Exit(1)
 	}
 }
+
+var pilotwireArgs string
 
 // prof says where to write pilotwire's profiles; when either is set,
 // pilotwire is built with a pprof listener (bench/proxy/pprof.go.in, added
@@ -99,7 +107,7 @@ type result struct {
 	mintNew, mintC float64 // handshake p50 in ms, new name / cached
 }
 
-func run(duration time.Duration, size int64, clients, names int, only string) error {
+func run(duration time.Duration, size int64, clients, names, reps int, only string) error {
 	dir, err := os.MkdirTemp("", "pilotwire-bench-intercept")
 	if err != nil {
 		return err
@@ -133,40 +141,40 @@ func run(duration time.Duration, size int64, clients, names int, only string) er
 		all = append(all, c)
 	}
 
-	fmt.Printf("TLS interception on loopback, %d clients, small GETs for %s, one GET of %d MiB, minting over %d names\n",
-		clients, duration, size>>20, names)
-	var results []result
+	fmt.Printf("TLS interception on loopback, %d clients, small GETs for %s × %d rounds, one GET of %d MiB, minting over %d names\n",
+		clients, duration, reps, size>>20, names)
+	target := "https://localhost:" + strconv.Itoa(up.port)
+	var working []*contender
 	for _, c := range all {
-		r := result{name: c.name}
-		target := "https://localhost:" + strconv.Itoa(up.port)
 		if err := get(client(c, c.roots, true), target+"/small"); err != nil {
 			fmt.Fprintf(os.Stderr, "bench/intercept: %s does not work: %v\n", c.name, err)
 			continue
 		}
-		profDone := make(chan error, 1)
-		if c.name == "pilotwire" && prof.cpu != "" {
-			go func() {
-				profDone <- fetchProfile(fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(duration.Seconds())), prof.cpu)
-			}()
-		} else {
-			profDone <- nil
+		working = append(working, c)
+	}
+	// The small GETs run in rounds, each contender once a round in turn:
+	// on a shared 2-CPU VM the machine's own load drifts by tens of per
+	// cent within a minute, and one run each, one after the other, turned
+	// that drift into a ratio. Each figure is the median of the rounds.
+	runs := make([][]smallRun, len(working))
+	for round := range reps {
+		for i, c := range working {
+			profile := c.name == "pilotwire" && round == reps/2
+			r := measureSmall(c, target, clients, duration, profile)
+			fmt.Printf("  round %d %-10s %9.0f req/s  p99 %7.1f ms  CPU per request: proxy %s, bench %4.0f µs\n",
+				round+1, c.name, r.reqs, r.p99, cpuText(r.proxyCPU, c.pid != 0), r.benchCPU)
+			runs[i] = append(runs[i], r)
 		}
-		pcpu0, bcpu0 := procCPU(c.pid), selfCPU()
-		var n int64
-		r.reqs, r.p99, r.errs, n = smallGets(c, target, clients, duration)
-		if n > 0 {
-			if c.pid != 0 {
-				r.proxyCPU = float64((procCPU(c.pid) - pcpu0).Microseconds()) / float64(n)
-			}
-			r.benchCPU = float64((selfCPU() - bcpu0).Microseconds()) / float64(n)
-		}
-		if err := <-profDone; err != nil {
-			fmt.Fprintf(os.Stderr, "bench/intercept: CPU profile: %v\n", err)
-		}
-		if c.name == "pilotwire" && prof.mem != "" {
-			if err := fetchProfile("/debug/pprof/allocs", prof.mem); err != nil {
-				fmt.Fprintf(os.Stderr, "bench/intercept: allocation profile: %v\n", err)
-			}
+	}
+	var results []result
+	for i, c := range working {
+		r := result{name: c.name}
+		r.reqs = median(runs[i], func(s smallRun) float64 { return s.reqs })
+		r.p99 = median(runs[i], func(s smallRun) float64 { return s.p99 })
+		r.proxyCPU = median(runs[i], func(s smallRun) float64 { return s.proxyCPU })
+		r.benchCPU = median(runs[i], func(s smallRun) float64 { return s.benchCPU })
+		for _, s := range runs[i] {
+			r.errs += s.errs
 		}
 		r.mbps = bigGet(c, target, size)
 		if c.mint && c.proxy != nil {
@@ -187,6 +195,7 @@ func run(duration time.Duration, size int64, clients, names int, only string) er
 		}
 	}
 	if pw != nil {
+		fmt.Printf("(medians of %d rounds)\n", reps)
 		for _, r := range results {
 			if r.name == "pilotwire" || r.name == "direct" {
 				continue
@@ -359,6 +368,7 @@ func startPilotwire(dir string, up *upstream) (*contender, error) {
 	cmd := exec.Command(bin, "--store", filepath.Join(dir, "pw.db"), "proxy", "--listen", "127.0.0.1:"+strconv.Itoa(port),
 		"--ui", "off", "--intercept", "--ca-dir", caDir, "--allow-private-targets", "--connect-ports", strconv.Itoa(up.port),
 		"--max-conns", "10000")
+	cmd.Args = append(cmd.Args, strings.Fields(pilotwireArgs)...)
 	// Go reads the system roots from SSL_CERT_FILE: the upstream's CA.
 	cmd.Env = append(append(os.Environ(), "SSL_CERT_FILE="+up.caFile), env...)
 	stop, err := startCmd(cmd, port)
@@ -582,6 +592,60 @@ func fetchProfile(path, file string) error {
 		return fmt.Errorf("pprof %s: %w", path, err)
 	}
 	return out.Close()
+}
+
+// smallRun is one round of small GETs through one contender.
+type smallRun struct {
+	reqs, p99          float64
+	errs               int64
+	proxyCPU, benchCPU float64 // µs per request
+}
+
+// measureSmall runs one round of small GETs through c; with profile, it
+// takes pilotwire's profiles meanwhile (-cpuprofile, -memprofile).
+func measureSmall(c *contender, target string, clients int, d time.Duration, profile bool) smallRun {
+	profDone := make(chan error, 1)
+	if profile && prof.cpu != "" {
+		go func() {
+			profDone <- fetchProfile(fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), prof.cpu)
+		}()
+	} else {
+		profDone <- nil
+	}
+	var r smallRun
+	pcpu0, bcpu0 := procCPU(c.pid), selfCPU()
+	var n int64
+	r.reqs, r.p99, r.errs, n = smallGets(c, target, clients, d)
+	if n > 0 {
+		if c.pid != 0 {
+			r.proxyCPU = float64((procCPU(c.pid) - pcpu0).Microseconds()) / float64(n)
+		}
+		r.benchCPU = float64((selfCPU() - bcpu0).Microseconds()) / float64(n)
+	}
+	if err := <-profDone; err != nil {
+		fmt.Fprintf(os.Stderr, "bench/intercept: CPU profile: %v\n", err)
+	}
+	if profile && prof.mem != "" {
+		if err := fetchProfile("/debug/pprof/allocs", prof.mem); err != nil {
+			fmt.Fprintf(os.Stderr, "bench/intercept: allocation profile: %v\n", err)
+		}
+	}
+	return r
+}
+
+func median(runs []smallRun, f func(smallRun) float64) float64 {
+	if len(runs) == 0 {
+		return 0
+	}
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 func bigGet(c *contender, target string, size int64) float64 {
