@@ -31,8 +31,10 @@ type forwarder struct {
 	upProtos   []string // offered to the server (upstreamProtos)
 	seq        atomic.Int64
 
-	mu    sync.Mutex
-	first *tls.Conn // the server connection verified before the client's handshake, until the Transport takes it
+	mu      sync.Mutex
+	first   *tls.Conn // the server connection verified before the client's handshake, until the Transport takes it
+	h1      *h1Server // the HTTP/1.1 path's server connection (http1.go)
+	stopped bool      // the HTTP/1.1 path is shutting down: no new server connection
 }
 
 // dialTLS gives the Transport its server connections: the one verified
@@ -75,7 +77,9 @@ func (fw *forwarder) close() {
 		fw.first = nil
 	}
 	fw.mu.Unlock()
-	fw.tr.CloseIdleConnections()
+	if fw.tr != nil {
+		fw.tr.CloseIdleConnections()
+	}
 }
 
 // hopHeaders are the headers of one hop, never passed on (RFC 9110
@@ -96,11 +100,12 @@ func removeHop(h http.Header) {
 	}
 }
 
-func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// newFlow is the flow of a request inside the connection, to host (the
+// request's Host, or empty) for requestURI.
+func (fw *forwarder) newFlow(method, host, requestURI string) flow.Flow {
 	c := fw.c
-	n := fw.seq.Add(1)
 	f := flow.Flow{
-		Key:        c.Tunnel.Key + "-r" + strconv.FormatInt(n, 10),
+		Key:        c.Tunnel.Key + "-r" + strconv.FormatInt(fw.seq.Add(1), 10),
 		Start:      fw.i.o.Now(),
 		Client:     c.Tunnel.Client,
 		ClientPort: c.Tunnel.ClientPort,
@@ -108,7 +113,7 @@ func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Session:    c.Tunnel.Session,
 		Source:     flow.SourceProxy,
 		Kind:       flow.KindHTTP,
-		Method:     r.Method,
+		Method:     method,
 		Scheme:     "https",
 		Host:       fw.name,
 		Port:       c.Port,
@@ -118,19 +123,32 @@ func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Decision:   flow.DecisionAllowed,
 		Tunnel:     c.Tunnel.Key,
 	}
-	authority := r.Host
-	if authority == "" {
-		authority = fw.name
-		if c.Port != 443 {
-			authority = net.JoinHostPort(fw.name, strconv.Itoa(c.Port))
-		}
-	}
+	authority := fw.authority(host)
 	if h, _, err := net.SplitHostPort(authority); err == nil {
 		f.Host = strings.ToLower(strings.Trim(h, "[]"))
 	} else {
 		f.Host = strings.ToLower(authority)
 	}
-	f.URL = "https://" + authority + RedactRequestURI(r.URL.RequestURI())
+	f.URL = "https://" + authority + RedactRequestURI(requestURI)
+	return f
+}
+
+// authority is a request's Host, or when it has none the name and port
+// the connection is for.
+func (fw *forwarder) authority(host string) string {
+	if host != "" {
+		return host
+	}
+	if fw.c.Port != 443 {
+		return net.JoinHostPort(fw.name, strconv.Itoa(fw.c.Port))
+	}
+	return fw.name
+}
+
+func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := fw.c
+	f := fw.newFlow(r.Method, r.Host, r.URL.RequestURI())
+	authority := fw.authority(r.Host)
 	var up counter
 	defer func() {
 		f.BytesUp = up.n.Load()
@@ -140,7 +158,7 @@ func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if fw.refused != "" {
-		fw.refuse(w, &f, fw.refused)
+		refuse(w, &f, fw.refused)
 		return
 	}
 
@@ -162,7 +180,7 @@ func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case r.Context().Err() != nil:
 			f.Error = "client went away before the answer"
 		case errors.As(err, &re):
-			fw.refuse(w, &f, re.msg)
+			refuse(w, &f, re.msg)
 		default:
 			f.Status = http.StatusBadGateway
 			f.Error = "forwarding to " + fw.name + ": " + err.Error()
@@ -196,11 +214,16 @@ func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // refuse answers a request whose server was refused, and says so in its
 // flow.
-func (fw *forwarder) refuse(w http.ResponseWriter, f *flow.Flow, why string) {
+func refuse(w http.ResponseWriter, f *flow.Flow, why string) {
+	refusal(f, why)
+	http.Error(w, "pilotwire: 502 Bad Gateway: "+why, http.StatusBadGateway)
+}
+
+// refusal says in a request's flow that its server was refused.
+func refusal(f *flow.Flow, why string) {
 	f.Status = http.StatusBadGateway
 	f.Decision = flow.DecisionDenied
 	f.Reason = why
-	http.Error(w, "pilotwire: 502 Bad Gateway: "+why, http.StatusBadGateway)
 }
 
 // contentTypes is a request flow's Note: the media types of the answer

@@ -123,22 +123,32 @@ func (i *Interceptor) Serve(ctx context.Context, c Conn) Result {
 		res.Protocol = "http/1.1"
 	}
 	fw := &forwarder{i: i, c: &c, name: name, proto: res.Protocol, tlsVersion: tlsVersionName(cs.Version), refused: res.Refused, first: up, upProtos: upProtos}
-	fw.tr = &http.Transport{
-		DialTLSContext:        fw.dialTLS,
-		ForceAttemptHTTP2:     true,
-		DisableCompression:    true, // bytes pass as they are
-		MaxIdleConnsPerHost:   8,
-		IdleConnTimeout:       c.IdleTimeout,
-		ExpectContinueTimeout: time.Second,
-	}
 	defer fw.close()
-	serveConn(ctx, tc, fw, c.HeaderTimeout, c.IdleTimeout)
+	if http1Path && res.Protocol == "http/1.1" && up != nil && up.ConnectionState().NegotiatedProtocol != "h2" {
+		// One request at a time both ways: http1.go, on this goroutine.
+		fw.upProtos = []string{"http/1.1"}
+		fw.serveHTTP1(ctx, tc, c.HeaderTimeout, c.IdleTimeout)
+	} else {
+		fw.tr = &http.Transport{
+			DialTLSContext:        fw.dialTLS,
+			ForceAttemptHTTP2:     true,
+			DisableCompression:    true, // bytes pass as they are
+			MaxIdleConnsPerHost:   8,
+			IdleConnTimeout:       c.IdleTimeout,
+			ExpectContinueTimeout: time.Second,
+		}
+		serveConn(ctx, tc, fw, c.HeaderTimeout, c.IdleTimeout)
+	}
 	res.Requests = fw.seq.Load()
 	if res.Requests == 0 && res.Refused == "" && ctx.Err() == nil && i.o.Now().Sub(shook) < rejectWindow {
 		res.Learned = i.refusedBy(c, name, "client closed right after the TLS handshake, with no request")
 	}
 	return res
 }
+
+// http1Path serves HTTP/1.1 clients of HTTP/1.1 servers on http1.go's
+// path; tests turn it off to hold net/http's to the same behaviour.
+var http1Path = true
 
 // upstreamProtos is what the server is offered, given what the client
 // offered (Conn.ALPN).
