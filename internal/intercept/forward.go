@@ -243,12 +243,25 @@ func mediaType(v string) string {
 	if v == "" {
 		return ""
 	}
+	slot := &mediaTypes[(len(v)+int(v[0])+int(v[len(v)-1]))%len(mediaTypes)]
+	if e := slot.Load(); e != nil && e.value == v {
+		return e.media
+	}
 	t, _, err := mime.ParseMediaType(v)
 	if err != nil {
-		return "(malformed)"
+		t = "(malformed)"
 	}
+	slot.Store(&mediaEntry{value: v, media: t})
 	return t
 }
+
+// mediaTypes remembers Content-Type values parsed, each in a slot chosen by
+// its length and ends: servers send the same few values again and again,
+// and mime.ParseMediaType makes a map of parameters every time. A value
+// that differs each time (a multipart boundary) only takes its slot.
+var mediaTypes [16]atomic.Pointer[mediaEntry]
+
+type mediaEntry struct{ value, media string }
 
 // counter counts what is read through it.
 type counter struct {
