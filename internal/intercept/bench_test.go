@@ -1,8 +1,13 @@
 package intercept
 
 import (
+	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"sync/atomic"
 	"testing"
 )
@@ -64,4 +69,55 @@ func benchServe(b *testing.B, h2 bool) {
 	if want := map[bool]int32{true: 2, false: 1}[h2]; upMajor.Load() != want {
 		b.Fatalf("the server was spoken to in HTTP/%d, want HTTP/%d", upMajor.Load(), want)
 	}
+}
+
+// BenchmarkServeH2Client is an HTTP/2 client sending many requests at
+// once on its one intercepted connection to a server that speaks only
+// HTTP/1.1, which needs a connection a request in flight: served by
+// net/http's server and Transport. dials/kreq is the server connections
+// opened a thousand requests.
+//
+//	go test ./internal/intercept -run '^$' -bench ServeH2Client -benchmem
+func BenchmarkServeH2Client(b *testing.B) {
+	var dials atomic.Int64
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello, world\n") })
+	hs := newHarness(b, h, false, []string{"h2", "http/1.1"}, []string{"h2"}, func(s *httptest.Server) {
+		s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				dials.Add(1)
+			}
+		}
+	})
+	var once atomic.Bool
+	tr := &http.Transport{ForceAttemptHTTP2: true, DialTLSContext: func(context.Context, string, string) (net.Conn, error) {
+		if once.Swap(true) {
+			return nil, errors.New("one connection only")
+		}
+		return hs.client, nil
+	}}
+	defer tr.CloseIdleConnections()
+	get := func() {
+		resp, err := tr.RoundTrip(&http.Request{Method: "GET", URL: &url.URL{Scheme: "https", Host: "example.com", Path: "/small"}, Header: http.Header{}})
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+			b.Errorf("%s %d", resp.Proto, resp.StatusCode)
+		}
+	}
+	get()
+	dials.Store(0)
+	b.ReportAllocs()
+	b.SetParallelism(32) // 64 requests in flight on 2 CPUs
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			get()
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(dials.Load())*1000/float64(b.N), "dials/kreq")
 }

@@ -43,6 +43,7 @@ func newHarness(tb testing.TB, h http.Handler, h2 bool, alpn, clientALPN []strin
 	}
 	srv := httptest.NewUnstartedServer(h)
 	srv.EnableHTTP2 = h2
+	srv.Config.ErrorLog = quiet // connections cut when a test ends are not news
 	if configure != nil {
 		configure(srv)
 	}
