@@ -9,7 +9,8 @@
 //     proxy's process and of this one (the clients and the upstream
 //     server, which share the machine with the proxy), medians of the
 //     rounds;
-//   - one big GET of -size bytes through one intercepted connection: MB/s;
+//   - one big GET of -size bytes through one intercepted connection a
+//     round: MB/s, the median of the rounds;
 //   - minting: a TLS handshake through the proxy for a server name it has
 //     not seen (a leaf to mint) against one it has (a cached leaf), p50 of
 //     each (pilotwire and mitmproxy; Squid's bump mints for the CONNECT
@@ -21,7 +22,7 @@
 // each client trusts the proxy's own CA. Ratios are printed at the end.
 //
 //	go run ./bench/intercept                 # the full run, a few minutes
-//	go run ./bench/intercept -quick          # about two minutes
+//	go run ./bench/intercept -quick          # about a minute and a half
 package main
 
 import (
@@ -56,12 +57,12 @@ import (
 )
 
 func main() {
-	quick := flag.Bool("quick", false, "shorter runs (about two minutes in all)")
+	quick := flag.Bool("quick", false, "shorter runs (about a minute and a half in all)")
 	duration := flag.Duration("duration", 15*time.Second, "how long the 64 clients send small GETs, per contender")
 	size := flag.Int64("size", 1<<30, "bytes of the big GET")
 	clients := flag.Int("clients", 64, "clients of the small GETs")
 	names := flag.Int("names", 200, "server names for the minting figure")
-	reps := flag.Int("reps", 3, "rounds of small GETs, the contenders taking turns; the median is reported")
+	reps := flag.Int("reps", 3, "rounds of small GETs and a big GET, the contenders taking turns; the median is reported")
 	only := flag.String("only", "", "comma-separated contenders to run (direct,pilotwire,mitmproxy,squid); empty: all found")
 	flag.StringVar(&pilotwireArgs, "pilotwire-args", "", `more arguments to "pilotwire proxy", e.g. --record=false`)
 	flag.StringVar(&prof.cpu, "cpuprofile", "", "write a CPU profile of pilotwire under the small GETs to this file")
@@ -152,17 +153,19 @@ func run(duration time.Duration, size int64, clients, names, reps int, only stri
 		}
 		working = append(working, c)
 	}
-	// The small GETs run in rounds, each contender once a round in turn:
-	// on a shared 2-CPU VM the machine's own load drifts by tens of per
-	// cent within a minute, and one run each, one after the other, turned
-	// that drift into a ratio. Each figure is the median of the rounds.
+	// The small GETs and the big GET run in rounds, each contender once a
+	// round in turn: on a shared 2-CPU VM the machine's own load drifts by
+	// tens of per cent within a minute, and one run each, one after the
+	// other, turned that drift into a ratio. Each figure is the median of
+	// the rounds.
 	runs := make([][]smallRun, len(working))
 	for round := range reps {
 		for i, c := range working {
 			profile := c.name == "pilotwire" && round == reps/2
 			r := measureSmall(c, target, clients, duration, profile)
-			fmt.Printf("  round %d %-10s %9.0f req/s  p99 %7.1f ms  CPU per request: proxy %s, bench %4.0f µs\n",
-				round+1, c.name, r.reqs, r.p99, cpuText(r.proxyCPU, c.pid != 0), r.benchCPU)
+			r.mbps = bigGet(c, target, size)
+			fmt.Printf("  round %d %-10s %9.0f req/s  p99 %7.1f ms  CPU per request: proxy %s, bench %4.0f µs  %8.0f MB/s\n",
+				round+1, c.name, r.reqs, r.p99, cpuText(r.proxyCPU, c.pid != 0), r.benchCPU, r.mbps)
 			runs[i] = append(runs[i], r)
 		}
 	}
@@ -176,7 +179,7 @@ func run(duration time.Duration, size int64, clients, names, reps int, only stri
 		for _, s := range runs[i] {
 			r.errs += s.errs
 		}
-		r.mbps = bigGet(c, target, size)
+		r.mbps = median(runs[i], func(s smallRun) float64 { return s.mbps })
 		if c.mint && c.proxy != nil {
 			r.mintNew, r.mintC = minting(c, up.port, names)
 		}
@@ -594,11 +597,13 @@ func fetchProfile(path, file string) error {
 	return out.Close()
 }
 
-// smallRun is one round of small GETs through one contender.
+// smallRun is one round through one contender: its small GETs and its
+// big GET.
 type smallRun struct {
 	reqs, p99          float64
 	errs               int64
 	proxyCPU, benchCPU float64 // µs per request
+	mbps               float64 // the big GET
 }
 
 // measureSmall runs one round of small GETs through c; with profile, it
