@@ -20,8 +20,25 @@ import (
 //	/close       "bye", asking to close the connection
 //	/status?c=C  status C, no body
 //	/len         "hello" with a Content-Length (a HEAD gets the length only)
+//	/bytes?n=N   N bytes of counting(0, N), with a Content-Length, or chunked in
+//	             flushed 64 KiB pieces with &chunked=1
 func upstream() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/bytes", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		chunked := r.URL.Query().Get("chunked") == "1"
+		if !chunked {
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+		}
+		for off := 0; off < n; off += 64 << 10 {
+			if _, err := w.Write(counting(off, min(64<<10, n-off))); err != nil {
+				return
+			}
+			if chunked {
+				w.(http.Flusher).Flush()
+			}
+		}
+	})
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -73,6 +90,15 @@ func bothPaths(t *testing.T, test func(t *testing.T)) {
 			test(t)
 		})
 	}
+}
+
+// counting is the bytes at off of an endless text that says where it is.
+func counting(off, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte((off + i) % 251)
+	}
+	return b
 }
 
 func h1Harness(t *testing.T, configure func(*httptest.Server)) *harness {
@@ -347,6 +373,37 @@ func TestHTTP1Shutdown(t *testing.T) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("Serve did not return within 5 s of the shutdown")
+		}
+	})
+}
+
+// Big bodies arrive whole and in order, with a length or chunked; a
+// client that leaves in the middle of one ends the connection, and the
+// flow says why.
+func TestHTTP1BigBodies(t *testing.T) {
+	bothPaths(t, func(t *testing.T) {
+		hs := h1Harness(t, nil)
+		const mib = 1 << 20
+		const n = 3*mib + 12345
+		for _, q := range []string{"", "&chunked=1"} {
+			hs.send("GET /bytes?n=" + strconv.Itoa(n) + q + " HTTP/1.1\r\nHost: example.com\r\n\r\n")
+			resp := hs.read("GET")
+			got := body(t, resp)
+			if resp.StatusCode != 200 || got != string(counting(0, n)) || (q != "") != (resp.ContentLength < 0) {
+				t.Fatalf("%q: %d, %d bytes (length %d), the same: %v", q, resp.StatusCode, len(got), resp.ContentLength, got == string(counting(0, n)))
+			}
+		}
+		hs.send("GET /bytes?n=" + strconv.Itoa(64*mib) + " HTTP/1.1\r\nHost: example.com\r\n\r\n")
+		resp := hs.read("GET")
+		if _, err := io.ReadFull(resp.Body, make([]byte, 2*mib)); err != nil {
+			t.Fatal(err)
+		}
+		hs.end() // the client leaves in the middle
+		flows := hs.recorded()
+		if len(flows) != 3 || flows[0].BytesDown != n || flows[1].BytesDown != n || flows[2].Error == "" || flows[2].BytesDown >= 64*mib {
+			for _, f := range flows {
+				t.Errorf("flow: down %d error %q", f.BytesDown, f.Error)
+			}
 		}
 	})
 }
