@@ -32,9 +32,10 @@ type forwarder struct {
 	seq        atomic.Int64
 
 	mu      sync.Mutex
-	first   *tls.Conn // the server connection verified before the client's handshake, until the Transport takes it
-	h1      *h1Server // the HTTP/1.1 path's server connection (http1.go)
-	stopped bool      // the HTTP/1.1 path is shutting down: no new server connection
+	first   *tls.Conn       // the server connection verified before the client's handshake, until the Transport takes it
+	h1      *h1Server       // the HTTP/1.1 path's server connection (http1.go)
+	h1ctx   context.Context // done when the HTTP/1.1 path must stop
+	stopped bool            // the HTTP/1.1 path is shutting down: no new server connection
 }
 
 // dialTLS gives the Transport its server connections: the one verified

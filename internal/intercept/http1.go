@@ -112,6 +112,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 // side fails, or ctx is done (the proxy is shutting down); then it closes
 // the client's TLS connection, as net/http's server does.
 func (fw *forwarder) serveHTTP1(ctx context.Context, tc *tls.Conn, headerTimeout, idle time.Duration) {
+	fw.h1ctx = ctx
 	cl := newH1Conn(tc)
 	defer func() {
 		_ = tc.Close()
@@ -421,7 +422,7 @@ func (fw *forwarder) h1Server(replay bool) (*h1Server, bool, error) {
 	if srv != nil {
 		return srv, true, nil
 	}
-	conn, err := fw.dialTLS(context.Background(), "", "")
+	conn, err := fw.dialTLS(fw.h1ctx, "", "") // a shutdown stops a slow dial too
 	if err != nil {
 		return nil, false, err
 	}
