@@ -4,8 +4,13 @@
 //
 //   - small GETs: 64 clients, each on its own keep-alive connection
 //     through the proxy (which opens each client's TLS with its own CA),
-//     for -duration: requests a second and p99 latency;
-//   - one big GET of -size bytes through one intercepted connection: MB/s;
+//     for -duration, in -reps rounds where the contenders take turns:
+//     requests a second, p99 latency, and CPU time per request of the
+//     proxy's process and of this one (the clients and the upstream
+//     server, which share the machine with the proxy), medians of the
+//     rounds;
+//   - one big GET of -size bytes through one intercepted connection a
+//     round: MB/s, the median of the rounds;
 //   - minting: a TLS handshake through the proxy for a server name it has
 //     not seen (a leaf to mint) against one it has (a cached leaf), p50 of
 //     each (pilotwire and mitmproxy; Squid's bump mints for the CONNECT
@@ -17,11 +22,12 @@
 // each client trusts the proxy's own CA. Ratios are printed at the end.
 //
 //	go run ./bench/intercept                 # the full run, a few minutes
-//	go run ./bench/intercept -quick          # about a minute
+//	go run ./bench/intercept -quick          # about a minute and a half
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -46,24 +52,39 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
 func main() {
-	quick := flag.Bool("quick", false, "shorter runs (about a minute in all)")
+	quick := flag.Bool("quick", false, "shorter runs (about a minute and a half in all)")
 	duration := flag.Duration("duration", 15*time.Second, "how long the 64 clients send small GETs, per contender")
 	size := flag.Int64("size", 1<<30, "bytes of the big GET")
 	clients := flag.Int("clients", 64, "clients of the small GETs")
 	names := flag.Int("names", 200, "server names for the minting figure")
+	reps := flag.Int("reps", 3, "rounds of small GETs and a big GET, the contenders taking turns; the median is reported")
 	only := flag.String("only", "", "comma-separated contenders to run (direct,pilotwire,mitmproxy,squid); empty: all found")
+	flag.StringVar(&pilotwireArgs, "pilotwire-args", "", `more arguments to "pilotwire proxy", e.g. --record=false`)
+	flag.StringVar(&prof.cpu, "cpuprofile", "", "write a CPU profile of pilotwire under the small GETs to this file")
+	flag.StringVar(&prof.mem, "memprofile", "", "write pilotwire's allocation profile, taken right after the small GETs, to this file")
 	flag.Parse()
 	if *quick {
 		*duration, *size, *names = 5*time.Second, 256<<20, 50
 	}
-	if err := run(*duration, *size, *clients, *names, *only); err != nil {
+	if err := run(*duration, *size, *clients, *names, max(*reps, 1), *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/intercept:", err)
 		os.Exit(1)
 	}
+}
+
+var pilotwireArgs string
+
+// prof says where to write pilotwire's profiles; when either is set,
+// pilotwire is built with a pprof listener (bench/proxy/pprof.go.in, added
+// with go build -overlay: pilotwire's source is untouched).
+var prof struct {
+	cpu, mem string
+	addr     string // the pprof listener, once started
 }
 
 // contender is one way through: a proxy URL (nil: direct) and the CA its
@@ -74,17 +95,20 @@ type contender struct {
 	roots *x509.CertPool
 	stop  func()
 	mint  bool // the minting figure applies
+	pid   int  // the proxy's process, for its CPU time; 0: none
 }
 
 type result struct {
 	name           string
 	reqs, p99      float64 // requests a second, p99 in ms
 	errs           int64
+	proxyCPU       float64 // the proxy process's CPU time per small GET, µs
+	benchCPU       float64 // this process's (clients and upstream) per small GET, µs
 	mbps           float64
 	mintNew, mintC float64 // handshake p50 in ms, new name / cached
 }
 
-func run(duration time.Duration, size int64, clients, names int, only string) error {
+func run(duration time.Duration, size int64, clients, names, reps int, only string) error {
 	dir, err := os.MkdirTemp("", "pilotwire-bench-intercept")
 	if err != nil {
 		return err
@@ -118,22 +142,49 @@ func run(duration time.Duration, size int64, clients, names int, only string) er
 		all = append(all, c)
 	}
 
-	fmt.Printf("TLS interception on loopback, %d clients, small GETs for %s, one GET of %d MiB, minting over %d names\n",
-		clients, duration, size>>20, names)
-	var results []result
+	fmt.Printf("TLS interception on loopback, %d clients, small GETs for %s × %d rounds, one GET of %d MiB, minting over %d names\n",
+		clients, duration, reps, size>>20, names)
+	target := "https://localhost:" + strconv.Itoa(up.port)
+	var working []*contender
 	for _, c := range all {
-		r := result{name: c.name}
-		target := "https://localhost:" + strconv.Itoa(up.port)
 		if err := get(client(c, c.roots, true), target+"/small"); err != nil {
 			fmt.Fprintf(os.Stderr, "bench/intercept: %s does not work: %v\n", c.name, err)
 			continue
 		}
-		r.reqs, r.p99, r.errs = smallGets(c, target, clients, duration)
-		r.mbps = bigGet(c, target, size)
+		working = append(working, c)
+	}
+	// The small GETs and the big GET run in rounds, each contender once a
+	// round in turn: on a shared 2-CPU VM the machine's own load drifts by
+	// tens of per cent within a minute, and one run each, one after the
+	// other, turned that drift into a ratio. Each figure is the median of
+	// the rounds.
+	runs := make([][]smallRun, len(working))
+	for round := range reps {
+		for i, c := range working {
+			profile := c.name == "pilotwire" && round == reps/2
+			r := measureSmall(c, target, clients, duration, profile)
+			r.mbps = bigGet(c, target, size)
+			fmt.Printf("  round %d %-10s %9.0f req/s  p99 %7.1f ms  CPU per request: proxy %s, bench %4.0f µs  %8.0f MB/s\n",
+				round+1, c.name, r.reqs, r.p99, cpuText(r.proxyCPU, c.pid != 0), r.benchCPU, r.mbps)
+			runs[i] = append(runs[i], r)
+		}
+	}
+	var results []result
+	for i, c := range working {
+		r := result{name: c.name}
+		r.reqs = median(runs[i], func(s smallRun) float64 { return s.reqs })
+		r.p99 = median(runs[i], func(s smallRun) float64 { return s.p99 })
+		r.proxyCPU = median(runs[i], func(s smallRun) float64 { return s.proxyCPU })
+		r.benchCPU = median(runs[i], func(s smallRun) float64 { return s.benchCPU })
+		for _, s := range runs[i] {
+			r.errs += s.errs
+		}
+		r.mbps = median(runs[i], func(s smallRun) float64 { return s.mbps })
 		if c.mint && c.proxy != nil {
 			r.mintNew, r.mintC = minting(c, up.port, names)
 		}
-		fmt.Printf("  %-10s %9.0f req/s  p99 %7.1f ms  (%d errors)  %8.0f MB/s", r.name, r.reqs, r.p99, r.errs, r.mbps)
+		fmt.Printf("  %-10s %9.0f req/s  p99 %7.1f ms  (%d errors)  CPU per request: proxy %s, bench %4.0f µs  %8.0f MB/s",
+			r.name, r.reqs, r.p99, r.errs, cpuText(r.proxyCPU, c.pid != 0), r.benchCPU, r.mbps)
 		if r.mintNew > 0 {
 			fmt.Printf("  handshake p50: new name %.2f ms, cached %.2f ms", r.mintNew, r.mintC)
 		}
@@ -147,11 +198,16 @@ func run(duration time.Duration, size int64, clients, names int, only string) er
 		}
 	}
 	if pw != nil {
+		fmt.Printf("(medians of %d rounds)\n", reps)
 		for _, r := range results {
 			if r.name == "pilotwire" || r.name == "direct" {
 				continue
 			}
-			fmt.Printf("pilotwire / %s: small GETs %.2f×, big GET %.2f×\n", r.name, pw.reqs/r.reqs, pw.mbps/r.mbps)
+			fmt.Printf("pilotwire / %s: small GETs %.2f×, big GET %.2f×", r.name, pw.reqs/r.reqs, pw.mbps/r.mbps)
+			if pw.proxyCPU > 0 && r.proxyCPU > 0 {
+				fmt.Printf("; proxy CPU per small GET %.2f× as efficient", r.proxyCPU/pw.proxyCPU)
+			}
+			fmt.Println()
 		}
 	}
 	return nil
@@ -288,7 +344,23 @@ func poolFromFile(path string) (*x509.CertPool, error) {
 
 func startPilotwire(dir string, up *upstream) (*contender, error) {
 	bin := filepath.Join(dir, "pilotwire")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/pilotwire").CombinedOutput(); err != nil {
+	build := []string{"build", "-o", bin}
+	var env []string
+	if prof.cpu != "" || prof.mem != "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		overlay := filepath.Join(dir, "overlay.json")
+		o := fmt.Sprintf(`{"Replace":{%q:%q}}`, filepath.Join(wd, "cmd/pilotwire/zz_bench_pprof.go"), filepath.Join(wd, "bench/proxy/pprof.go.in"))
+		if err := os.WriteFile(overlay, []byte(o), 0o600); err != nil {
+			return nil, err
+		}
+		build = append(build, "-overlay", overlay)
+		prof.addr = "127.0.0.1:" + strconv.Itoa(freePort())
+		env = append(env, "PILOTWIRE_BENCH_PPROF="+prof.addr)
+	}
+	if out, err := exec.Command("go", append(build, "./cmd/pilotwire")...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build: %v: %s", err, out)
 	}
 	caDir := filepath.Join(dir, "pwca")
@@ -299,8 +371,9 @@ func startPilotwire(dir string, up *upstream) (*contender, error) {
 	cmd := exec.Command(bin, "--store", filepath.Join(dir, "pw.db"), "proxy", "--listen", "127.0.0.1:"+strconv.Itoa(port),
 		"--ui", "off", "--intercept", "--ca-dir", caDir, "--allow-private-targets", "--connect-ports", strconv.Itoa(up.port),
 		"--max-conns", "10000")
+	cmd.Args = append(cmd.Args, strings.Fields(pilotwireArgs)...)
 	// Go reads the system roots from SSL_CERT_FILE: the upstream's CA.
-	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+up.caFile)
+	cmd.Env = append(append(os.Environ(), "SSL_CERT_FILE="+up.caFile), env...)
 	stop, err := startCmd(cmd, port)
 	if err != nil {
 		return nil, err
@@ -310,7 +383,7 @@ func startPilotwire(dir string, up *upstream) (*contender, error) {
 		stop()
 		return nil, err
 	}
-	return &contender{name: "pilotwire", proxy: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, roots: pool, stop: stop, mint: true}, nil
+	return &contender{name: "pilotwire", proxy: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, roots: pool, stop: stop, mint: true, pid: cmd.Process.Pid}, nil
 }
 
 func startMitmproxy(dir string, up *upstream) (*contender, error) {
@@ -332,7 +405,7 @@ func startMitmproxy(dir string, up *upstream) (*contender, error) {
 		stop()
 		return nil, err
 	}
-	return &contender{name: "mitmproxy", proxy: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, roots: pool, stop: stop, mint: true}, nil
+	return &contender{name: "mitmproxy", proxy: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, roots: pool, stop: stop, mint: true, pid: cmd.Process.Pid}, nil
 }
 
 func startSquid(dir string, up *upstream) (*contender, error) {
@@ -384,14 +457,15 @@ shutdown_lifetime 1 seconds
 	exec.Command("chmod", "-R", "a+rwX", sq).Run()
 	exec.Command("chmod", "a+rx", dir).Run()
 	exec.Command("chmod", "a+r", up.caFile).Run()
-	stop, err := startCmd(exec.Command(bin, "-N", "-f", conf), port)
+	cmd := exec.Command(bin, "-N", "-f", conf) // -N: one process, no fork
+	stop, err := startCmd(cmd, port)
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(sq, "cache.log"))
 		return nil, fmt.Errorf("%v; cache.log: %s", err, log)
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
-	return &contender{name: "squid", proxy: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, roots: pool, stop: stop}, nil
+	return &contender{name: "squid", proxy: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, roots: pool, stop: stop, pid: cmd.Process.Pid}, nil
 }
 
 // ---------------------------------------------------------------- measurements
@@ -422,7 +496,9 @@ func get(c *http.Client, u string) error {
 	return nil
 }
 
-func smallGets(c *contender, target string, n int, d time.Duration) (float64, float64, int64) {
+// smallGets runs n clients for d: requests a second, p99 in ms, errors,
+// and the number of requests answered.
+func smallGets(c *contender, target string, n int, d time.Duration) (float64, float64, int64, int64) {
 	var done, errs atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -455,7 +531,126 @@ func smallGets(c *contender, target string, n int, d time.Duration) (float64, fl
 	if len(lat) > 0 {
 		p99 = float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds()) / 1000
 	}
-	return float64(done.Load()) / elapsed.Seconds(), p99, errs.Load()
+	return float64(done.Load()) / elapsed.Seconds(), p99, errs.Load(), done.Load()
+}
+
+// procCPU is the CPU time (user and system) process pid has used, from
+// /proc/PID/stat: utime and stime, the 14th and 15th fields, in clock
+// ticks of 10 ms. 0 where there is no /proc.
+func procCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// selfCPU is this process's CPU time: the clients and the upstream server,
+// which share the machine with the proxy.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func cpuText(us float64, known bool) string {
+	if !known {
+		return "   -"
+	}
+	return fmt.Sprintf("%4.0f µs", us)
+}
+
+// fetchProfile writes what pilotwire's pprof listener answers at path to
+// file.
+func fetchProfile(path, file string) error {
+	resp, err := http.Get("http://" + prof.addr + path)
+	if err != nil {
+		return fmt.Errorf("pprof listener: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof %s: %s", path, resp.Status)
+	}
+	out, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		out.Close()
+		return fmt.Errorf("pprof %s: %w", path, err)
+	}
+	return out.Close()
+}
+
+// smallRun is one round through one contender: its small GETs and its
+// big GET.
+type smallRun struct {
+	reqs, p99          float64
+	errs               int64
+	proxyCPU, benchCPU float64 // µs per request
+	mbps               float64 // the big GET
+}
+
+// measureSmall runs one round of small GETs through c; with profile, it
+// takes pilotwire's profiles meanwhile (-cpuprofile, -memprofile).
+func measureSmall(c *contender, target string, clients int, d time.Duration, profile bool) smallRun {
+	profDone := make(chan error, 1)
+	if profile && prof.cpu != "" {
+		go func() {
+			profDone <- fetchProfile(fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), prof.cpu)
+		}()
+	} else {
+		profDone <- nil
+	}
+	var r smallRun
+	pcpu0, bcpu0 := procCPU(c.pid), selfCPU()
+	var n int64
+	r.reqs, r.p99, r.errs, n = smallGets(c, target, clients, d)
+	if n > 0 {
+		if c.pid != 0 {
+			r.proxyCPU = float64((procCPU(c.pid) - pcpu0).Microseconds()) / float64(n)
+		}
+		r.benchCPU = float64((selfCPU() - bcpu0).Microseconds()) / float64(n)
+	}
+	if err := <-profDone; err != nil {
+		fmt.Fprintf(os.Stderr, "bench/intercept: CPU profile: %v\n", err)
+	}
+	if profile && prof.mem != "" {
+		if err := fetchProfile("/debug/pprof/allocs", prof.mem); err != nil {
+			fmt.Fprintf(os.Stderr, "bench/intercept: allocation profile: %v\n", err)
+		}
+	}
+	return r
+}
+
+func median(runs []smallRun, f func(smallRun) float64) float64 {
+	if len(runs) == 0 {
+		return 0
+	}
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 func bigGet(c *contender, target string, size int64) float64 {

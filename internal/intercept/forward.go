@@ -24,14 +24,18 @@ type forwarder struct {
 	i          *Interceptor
 	c          *Conn
 	tr         *http.Transport
-	name       string // the server name verified and minted for
-	proto      string // the client side's protocol
-	tlsVersion string // the client side's TLS version
-	refused    string // set: the server was refused, every request gets a 502
+	name       string   // the server name verified and minted for
+	proto      string   // the client side's protocol
+	tlsVersion string   // the client side's TLS version
+	refused    string   // set: the server was refused, every request gets a 502
+	upProtos   []string // offered to the server (upstreamProtos)
 	seq        atomic.Int64
 
-	mu    sync.Mutex
-	first *tls.Conn // the server connection verified before the client's handshake, until the Transport takes it
+	mu      sync.Mutex
+	first   *tls.Conn       // the server connection verified before the client's handshake, until the Transport takes it
+	h1      *h1Server       // the HTTP/1.1 path's server connection (http1.go)
+	h1ctx   context.Context // done when the HTTP/1.1 path must stop
+	stopped bool            // the HTTP/1.1 path is shutting down: no new server connection
 }
 
 // dialTLS gives the Transport its server connections: the one verified
@@ -49,7 +53,7 @@ func (fw *forwarder) dialTLS(ctx context.Context, _, _ string) (net.Conn, error)
 	if err != nil {
 		return nil, err
 	}
-	tc, err := handshake(ctx, tls.Client(raw, &tls.Config{ServerName: fw.name, RootCAs: fw.c.RootCAs, NextProtos: []string{"h2", "http/1.1"}}), fw.c.HandshakeTimeout)
+	tc, err := handshake(ctx, tls.Client(raw, upstreamConfig(fw.name, fw.c.RootCAs, fw.upProtos)), fw.c.HandshakeTimeout)
 	if err != nil {
 		raw.Close()
 		return nil, &refusedError{upstreamRefusal(fw.name, err), err}
@@ -74,7 +78,9 @@ func (fw *forwarder) close() {
 		fw.first = nil
 	}
 	fw.mu.Unlock()
-	fw.tr.CloseIdleConnections()
+	if fw.tr != nil {
+		fw.tr.CloseIdleConnections()
+	}
 }
 
 // hopHeaders are the headers of one hop, never passed on (RFC 9110
@@ -95,11 +101,12 @@ func removeHop(h http.Header) {
 	}
 }
 
-func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// newFlow is the flow of a request inside the connection, to host (the
+// request's Host, or empty) for requestURI.
+func (fw *forwarder) newFlow(method, host, requestURI string) flow.Flow {
 	c := fw.c
-	n := fw.seq.Add(1)
 	f := flow.Flow{
-		Key:        c.Tunnel.Key + "-r" + strconv.FormatInt(n, 10),
+		Key:        c.Tunnel.Key + "-r" + strconv.FormatInt(fw.seq.Add(1), 10),
 		Start:      fw.i.o.Now(),
 		Client:     c.Tunnel.Client,
 		ClientPort: c.Tunnel.ClientPort,
@@ -107,7 +114,7 @@ func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Session:    c.Tunnel.Session,
 		Source:     flow.SourceProxy,
 		Kind:       flow.KindHTTP,
-		Method:     r.Method,
+		Method:     method,
 		Scheme:     "https",
 		Host:       fw.name,
 		Port:       c.Port,
@@ -117,19 +124,32 @@ func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Decision:   flow.DecisionAllowed,
 		Tunnel:     c.Tunnel.Key,
 	}
-	authority := r.Host
-	if authority == "" {
-		authority = fw.name
-		if c.Port != 443 {
-			authority = net.JoinHostPort(fw.name, strconv.Itoa(c.Port))
-		}
-	}
+	authority := fw.authority(host)
 	if h, _, err := net.SplitHostPort(authority); err == nil {
 		f.Host = strings.ToLower(strings.Trim(h, "[]"))
 	} else {
 		f.Host = strings.ToLower(authority)
 	}
-	f.URL = "https://" + authority + RedactRequestURI(r.URL.RequestURI())
+	f.URL = "https://" + authority + RedactRequestURI(requestURI)
+	return f
+}
+
+// authority is a request's Host, or when it has none the name and port
+// the connection is for.
+func (fw *forwarder) authority(host string) string {
+	if host != "" {
+		return host
+	}
+	if fw.c.Port != 443 {
+		return net.JoinHostPort(fw.name, strconv.Itoa(fw.c.Port))
+	}
+	return fw.name
+}
+
+func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := fw.c
+	f := fw.newFlow(r.Method, r.Host, r.URL.RequestURI())
+	authority := fw.authority(r.Host)
 	var up counter
 	defer func() {
 		f.BytesUp = up.n.Load()
@@ -139,7 +159,7 @@ func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if fw.refused != "" {
-		fw.refuse(w, &f, fw.refused)
+		refuse(w, &f, fw.refused)
 		return
 	}
 
@@ -161,7 +181,7 @@ func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case r.Context().Err() != nil:
 			f.Error = "client went away before the answer"
 		case errors.As(err, &re):
-			fw.refuse(w, &f, re.msg)
+			refuse(w, &f, re.msg)
 		default:
 			f.Status = http.StatusBadGateway
 			f.Error = "forwarding to " + fw.name + ": " + err.Error()
@@ -195,11 +215,16 @@ func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // refuse answers a request whose server was refused, and says so in its
 // flow.
-func (fw *forwarder) refuse(w http.ResponseWriter, f *flow.Flow, why string) {
+func refuse(w http.ResponseWriter, f *flow.Flow, why string) {
+	refusal(f, why)
+	http.Error(w, "pilotwire: 502 Bad Gateway: "+why, http.StatusBadGateway)
+}
+
+// refusal says in a request's flow that its server was refused.
+func refusal(f *flow.Flow, why string) {
 	f.Status = http.StatusBadGateway
 	f.Decision = flow.DecisionDenied
 	f.Reason = why
-	http.Error(w, "pilotwire: 502 Bad Gateway: "+why, http.StatusBadGateway)
 }
 
 // contentTypes is a request flow's Note: the media types of the answer
@@ -219,12 +244,25 @@ func mediaType(v string) string {
 	if v == "" {
 		return ""
 	}
+	slot := &mediaTypes[(len(v)+int(v[0])+int(v[len(v)-1]))%len(mediaTypes)]
+	if e := slot.Load(); e != nil && e.value == v {
+		return e.media
+	}
 	t, _, err := mime.ParseMediaType(v)
 	if err != nil {
-		return "(malformed)"
+		t = "(malformed)"
 	}
+	slot.Store(&mediaEntry{value: v, media: t})
 	return t
 }
+
+// mediaTypes remembers Content-Type values parsed, each in a slot chosen by
+// its length and ends: servers send the same few values again and again,
+// and mime.ParseMediaType makes a map of parameters every time. A value
+// that differs each time (a multipart boundary) only takes its slot.
+var mediaTypes [16]atomic.Pointer[mediaEntry]
+
+type mediaEntry struct{ value, media string }
 
 // counter counts what is read through it.
 type counter struct {
@@ -240,11 +278,18 @@ func (c *counter) Read(p []byte) (int, error) {
 
 func (c *counter) Close() error { return c.r.Close() }
 
+// copyBufs are copyBody's buffers: a fresh 32 KiB buffer a request was
+// four fifths of the bytes allocated on the small-request path, and the
+// garbage collector's work with them.
+var copyBufs = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
 // copyBody copies an answer's body to the client; a body of unknown
 // length is flushed as it comes (a stream must not wait in a buffer).
 func copyBody(w http.ResponseWriter, body io.Reader, flush bool) (int64, error) {
 	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	bp := copyBufs.Get().(*[32 << 10]byte)
+	defer copyBufs.Put(bp)
+	buf := bp[:]
 	var n int64
 	for {
 		m, rerr := body.Read(buf)

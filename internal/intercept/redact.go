@@ -1,6 +1,7 @@
 package intercept
 
 import (
+	"bytes"
 	"net/url"
 	"slices"
 	"strconv"
@@ -21,17 +22,46 @@ var secretParams = map[string]bool{
 }
 
 func secretName(name string) bool {
-	n := strings.ToLower(name)
-	if secretParams[n] || secretHeaders[n] || strings.HasSuffix(n, "key") {
-		return true // "key", "api_key", "X-Api-Key", "Ocp-Apim-Subscription-Key"
+	// Lower-cased on the stack: this runs for every header of every
+	// request, and names are short.
+	var buf [64]byte
+	if len(name) > len(buf) {
+		return secretLower(strings.ToLower(name))
 	}
-	for _, s := range []string{"token", "secret", "password", "signature"} {
-		if strings.Contains(n, s) {
+	b := buf[:len(name)]
+	for i := range len(name) {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	if secretParams[string(b)] || secretHeaders[string(b)] {
+		return true // map lookups with string(b) do not allocate
+	}
+	return secretWords(b)
+}
+
+// secretLower is secretName of a name already in lower case.
+func secretLower(n string) bool {
+	return secretParams[n] || secretHeaders[n] || secretWords([]byte(n))
+}
+
+// secretWords says whether a lower-case name ends in "key" ("api_key",
+// "X-Api-Key", "Ocp-Apim-Subscription-Key") or holds a word of secretWord.
+func secretWords(n []byte) bool {
+	if bytes.HasSuffix(n, []byte("key")) {
+		return true
+	}
+	for _, s := range secretWord {
+		if bytes.Contains(n, s) {
 			return true
 		}
 	}
 	return false
 }
+
+var secretWord = [][]byte{[]byte("token"), []byte("secret"), []byte("password"), []byte("signature")}
 
 // secretHeaders are header names (lower case) whose values are
 // credentials, beside those secretName finds by their words.
@@ -48,30 +78,63 @@ const MaxHeaders = 8 << 10
 // MaxHeaders bytes.
 func HeaderLines(req, resp map[string][]string) string {
 	var b strings.Builder
-	for _, side := range []struct {
+	b.Grow(headerLinesSize(req) + headerLinesSize(resp))
+	var names [32]string // most messages have fewer headers: no allocation
+	for _, side := range [2]struct {
 		mark string
 		h    map[string][]string
 	}{{"> ", req}, {"< ", resp}} {
-		names := make([]string, 0, len(side.h))
+		keys := names[:0]
 		for k := range side.h {
-			names = append(names, k)
+			keys = append(keys, k)
 		}
-		slices.Sort(names)
-		for _, k := range names {
+		slices.Sort(keys)
+		for _, k := range keys {
+			secret := secretName(k)
 			for _, v := range side.h[k] {
-				if secretName(k) {
+				if secret {
 					v = Redacted
 				}
-				line := side.mark + k + ": " + strings.Map(noControl, v) + "\n"
-				if b.Len()+len(line) > MaxHeaders {
+				if hasControl(v) {
+					v = strings.Map(noControl, v)
+				}
+				if b.Len()+len(side.mark)+len(k)+2+len(v)+1 > MaxHeaders {
 					b.WriteString("… (cut at " + strconv.Itoa(MaxHeaders) + " bytes)\n")
 					return strings.TrimSuffix(b.String(), "\n")
 				}
-				b.WriteString(line)
+				b.WriteString(side.mark)
+				b.WriteString(k)
+				b.WriteString(": ")
+				b.WriteString(v)
+				b.WriteByte('\n')
 			}
 		}
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// headerLinesSize is about what HeaderLines writes for h, at most
+// MaxHeaders: one allocation for the text instead of several as it grows.
+func headerLinesSize(h map[string][]string) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 5
+		}
+	}
+	return min(n, MaxHeaders+64)
+}
+
+// hasControl says whether v has a byte noControl drops: strings.Map
+// decodes every rune, a byte scan is several times quicker, and values
+// with control characters are rare (net/http refuses them).
+func hasControl(v string) bool {
+	for i := range len(v) {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // noControl drops control characters from a header value (net/http

@@ -29,7 +29,7 @@ const (
 
 // content serves the test endpoints:
 //
-//	/bytes?n=N       N bytes with a Content-Length
+//	/bytes?n=N       N bytes with a Content-Length; X-Proto says the protocol it was asked in
 //	/chunked?n=N     N bytes, chunked, flushed in 1000-byte pieces
 //	/echo            the request body's length and a hash, as text
 //	/status?code=C   status C, empty body
@@ -39,6 +39,7 @@ func content() http.Handler {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		w.Header().Set("Content-Length", strconv.Itoa(n))
 		w.Header().Set("X-Test", "yes")
+		w.Header().Set("X-Proto", r.Proto)
 		if r.Method != http.MethodHead {
 			writeN(w, n)
 		}

@@ -107,7 +107,7 @@ func (t *tunnel) interceptOrPass() bool {
 			}
 			return nc, err
 		},
-		Host: host, Port: port, SNI: h.SNI,
+		Host: host, Port: port, SNI: h.SNI, ALPN: h.ALPN,
 		RootCAs: roots,
 		Tunnel:  tunnelFlow,
 		Record:  func(fl flow.Flow) { p.record(&fl) },

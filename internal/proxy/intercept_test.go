@@ -175,7 +175,8 @@ func TestInterceptRequests(t *testing.T) {
 			}
 			// "code" is an OAuth authorization code's name: redacted
 			// wherever it appears.
-			for _, want := range []string{"> Authorization: REDACTED\n", "> Cookie: REDACTED\n", "< Content-Length: 1000\n", "< X-Test: yes"} {
+			// The server is spoken to in the protocol the client offered.
+			for _, want := range []string{"> Authorization: REDACTED\n", "> Cookie: REDACTED\n", "< Content-Length: 1000\n", "< X-Proto: " + proto + "\n", "< X-Test: yes"} {
 				if !strings.Contains(r.Headers, want) {
 					t.Errorf("headers: no %q in\n%s", want, r.Headers)
 				}
