@@ -38,6 +38,8 @@
 package main
 
 import (
+	"github.com/pilotwire/pilotwire/internal/procstat"
+
 	"bufio"
 	"context"
 	"encoding/binary"
@@ -249,20 +251,7 @@ func (p *proc) stop() {
 }
 
 // cpu is the process's user+system CPU time so far.
-func (p *proc) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+k) * 10 * time.Millisecond // USER_HZ 100
-}
+func (p *proc) cpu() time.Duration { return procstat.CPU(p.cmd.Process.Pid) }
 
 // result is what a client run measured.
 type result struct {

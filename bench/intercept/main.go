@@ -26,8 +26,9 @@
 package main
 
 import (
+	"github.com/pilotwire/pilotwire/internal/procstat"
+
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -533,30 +534,6 @@ func smallGets(c *contender, target string, n int, d time.Duration) (float64, fl
 	return float64(done.Load()) / elapsed.Seconds(), p99, errs.Load(), done.Load()
 }
 
-// procCPU is the CPU time (user and system) process pid has used, from
-// /proc/PID/stat: utime and stime, the 14th and 15th fields, in clock
-// ticks of 10 ms. 0 where there is no /proc.
-func procCPU(pid int) time.Duration {
-	if pid == 0 {
-		return 0
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
-}
-
 func cpuText(us float64, known bool) string {
 	if !known {
 		return "   -"
@@ -607,12 +584,12 @@ func measureSmall(c *contender, target string, clients int, d time.Duration, pro
 		profDone <- nil
 	}
 	var r smallRun
-	pcpu0, bcpu0 := procCPU(c.pid), selfCPU()
+	pcpu0, bcpu0 := procstat.CPU(c.pid), selfCPU()
 	var n int64
 	r.reqs, r.p99, r.errs, n = smallGets(c, target, clients, d)
 	if n > 0 {
 		if c.pid != 0 {
-			r.proxyCPU = float64((procCPU(c.pid) - pcpu0).Microseconds()) / float64(n)
+			r.proxyCPU = float64((procstat.CPU(c.pid) - pcpu0).Microseconds()) / float64(n)
 		}
 		r.benchCPU = float64((selfCPU() - bcpu0).Microseconds()) / float64(n)
 	}

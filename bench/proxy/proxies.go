@@ -1,7 +1,8 @@
 package main
 
 import (
-	"bytes"
+	"github.com/pilotwire/pilotwire/internal/procstat"
+
 	"context"
 	"fmt"
 	"net"
@@ -304,20 +305,11 @@ func readProc(pid int) (procStats, error) {
 		return s, err
 	}
 	s.fds = len(fds)
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return s, err
+	st, ok := procstat.Read(pid)
+	if !ok {
+		return s, fmt.Errorf("no /proc/%d/stat", pid)
 	}
-	// Fields after the parenthesised command name; utime and stime are
-	// the 14th and 15th fields overall, in clock ticks (100 per second).
-	if i := bytes.LastIndexByte(stat, ')'); i > 0 {
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) > 13 {
-			ut, _ := strconv.ParseInt(f[11], 10, 64)
-			st, _ := strconv.ParseInt(f[12], 10, 64)
-			s.cpu = time.Duration(ut+st) * 10 * time.Millisecond
-		}
-	}
+	s.cpu = st.Own
 	return s, nil
 }
 

@@ -1,6 +1,8 @@
 package testutil
 
 import (
+	"github.com/pilotwire/pilotwire/internal/procstat"
+
 	"context"
 	"fmt"
 	"net"
@@ -175,8 +177,8 @@ func (s *PostgresServer) NewDatabase(t testing.TB) string {
 
 // CPUTime is the CPU time (user and system) that the cluster's processes
 // have used so far: the postmaster, the backends and workers running now,
-// and those that ended. It reads /proc, so it is 0 where there is none
-// (and when the cluster is stopped).
+// and those that ended. 0 where there is no /proc (or the cluster is
+// stopped).
 func (s *PostgresServer) CPUTime() time.Duration {
 	pidFile, err := os.ReadFile(filepath.Join(s.data(), "postmaster.pid"))
 	if err != nil {
@@ -186,54 +188,5 @@ func (s *PostgresServer) CPUTime() time.Duration {
 	if err != nil {
 		return 0
 	}
-	// Ended children's time is in the postmaster's (it waited for them).
-	total, _, _ := procCPU(postmaster)
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil || pid == postmaster {
-			continue
-		}
-		if _, own, ppid := procCPU(pid); ppid == postmaster {
-			total += own
-		}
-	}
-	return total
-}
-
-// ProcessCPU is the CPU time (user and system) that the process pid and
-// the children it waited for have used so far; 0 where there is no /proc.
-func ProcessCPU(pid int) time.Duration {
-	total, _, _ := procCPU(pid)
-	return total
-}
-
-// procCPU reads /proc/PID/stat: the process's CPU time with its ended
-// children's, its own alone, and its parent's pid.
-func procCPU(pid int) (total, own time.Duration, ppid int) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, 0
-	}
-	// After "pid (comm) ": state, ppid, ... utime (14th field), stime,
-	// cutime, cstime. comm may hold spaces and parentheses: the last ')'
-	// ends it.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, 0, 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 15 {
-		return 0, 0, 0
-	}
-	ppid, _ = strconv.Atoi(f[1])
-	var ticks [4]int64
-	for k := range ticks {
-		ticks[k], _ = strconv.ParseInt(f[11+k], 10, 64)
-	}
-	// The kernel counts in clock ticks of 1/100 s (USER_HZ, 100 on every
-	// Linux architecture Go supports).
-	const tick = 10 * time.Millisecond
-	own = time.Duration(ticks[0]+ticks[1]) * tick
-	return own + time.Duration(ticks[2]+ticks[3])*tick, own, ppid
+	return procstat.TreeCPU(postmaster)
 }

@@ -1,6 +1,8 @@
 package postgres_test
 
 import (
+	"github.com/pilotwire/pilotwire/internal/procstat"
+
 	"context"
 	"fmt"
 	"os"
@@ -84,13 +86,13 @@ func benchWrites(b *testing.B, batches func() func() []flow.Flow, write func(ctx
 				// Each reading of the server's CPU costs this process some
 				// (it walks /proc): outside the client's.
 				s0 := serverCPU(tg.srv)
-				c0 := testutil.ProcessCPU(os.Getpid())
+				c0 := procstat.CPU(os.Getpid())
 				b.StartTimer()
 				if err := write(ctx, st, i, batch); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
-				client += testutil.ProcessCPU(os.Getpid()) - c0
+				client += procstat.CPU(os.Getpid()) - c0
 				server += serverCPU(tg.srv) - s0 // after the client's reading, for the same reason
 				b.StartTimer()
 			}
