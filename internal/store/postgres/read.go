@@ -5,11 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 )
@@ -199,22 +199,28 @@ func (s *DB) flows(ctx context.Context, tx pgx.Tx, f flow.Filter, fn func(flow.F
 	}
 }
 
-// scanRaw decodes a row of binary values (int8, int4, text) into fl.
+// scanRaw decodes a row of raw values (bigint, integer, text) into fl.
 func (r *rowScanner) scanRaw(vals [][]byte, fl *flow.Flow) error {
-	if len(vals) != 3+len(r.plan) {
+	if len(vals) != 3+len(r.plan) || len(r.text) != len(vals) {
 		return fmt.Errorf("%d columns, want %d", len(vals), 3+len(r.plan))
 	}
-	i8 := func(b []byte) (int64, error) {
-		if len(b) != 8 {
-			return 0, fmt.Errorf("a bigint of %d bytes", len(b))
+	// An integer column: 8 or 4 bytes big-endian in binary, digits in
+	// text.
+	num := func(col, size int) (int64, error) {
+		b := vals[col]
+		switch {
+		case r.text[col]:
+			v, err := strconv.ParseInt(string(b), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("column %d: %w", col, err)
+			}
+			return v, nil
+		case len(b) == 8 && size == 8:
+			return int64(binary.BigEndian.Uint64(b)), nil
+		case len(b) == 4 && size == 4:
+			return int64(int32(binary.BigEndian.Uint32(b))), nil
 		}
-		return int64(binary.BigEndian.Uint64(b)), nil
-	}
-	i4 := func(b []byte) (int64, error) {
-		if len(b) != 4 {
-			return 0, fmt.Errorf("an integer of %d bytes", len(b))
-		}
-		return int64(int32(binary.BigEndian.Uint32(b))), nil
+		return 0, fmt.Errorf("column %d: an integer of %d bytes, want %d", col, len(b), size)
 	}
 	str := func(b []byte) string {
 		if len(b) == 0 {
@@ -229,9 +235,9 @@ func (r *rowScanner) scanRaw(vals [][]byte, fl *flow.Flow) error {
 		}
 		return v
 	}
-	id, err1 := i8(vals[0])
-	start, err2 := i8(vals[1])
-	tz, err3 := i4(vals[2])
+	id, err1 := num(0, 8)
+	start, err2 := num(1, 8)
+	tz, err3 := num(2, 4)
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return err
 	}
@@ -246,13 +252,13 @@ func (r *rowScanner) scanRaw(vals [][]byte, fl *flow.Flow) error {
 			fl.Key = string(b)
 		case flow.FieldEnd:
 			if b != nil {
-				n, err = i8(b)
+				n, err = num(3+k, 8)
 				fl.End = time.Unix(0, n).In(loc)
 			}
 		case flow.FieldClient:
 			fl.Client = str(b)
 		case flow.FieldClientPort:
-			n, err = i4(b)
+			n, err = num(3+k, 4)
 			fl.ClientPort = int(n)
 		case flow.FieldDevice:
 			fl.Device = str(b)
@@ -271,17 +277,17 @@ func (r *rowScanner) scanRaw(vals [][]byte, fl *flow.Flow) error {
 		case flow.FieldHost:
 			fl.Host = str(b)
 		case flow.FieldPort:
-			n, err = i4(b)
+			n, err = num(3+k, 4)
 			fl.Port = int(n)
 		case flow.FieldURL:
 			fl.URL = string(b)
 		case flow.FieldStatus:
-			n, err = i4(b)
+			n, err = num(3+k, 4)
 			fl.Status = int(n)
 		case flow.FieldBytesUp:
-			fl.BytesUp, err = i8(b)
+			fl.BytesUp, err = num(3+k, 8)
 		case flow.FieldBytesDown:
-			fl.BytesDown, err = i8(b)
+			fl.BytesDown, err = num(3+k, 8)
 		case flow.FieldSNI:
 			fl.SNI = str(b)
 		case flow.FieldALPN:
@@ -297,7 +303,7 @@ func (r *rowScanner) scanRaw(vals [][]byte, fl *flow.Flow) error {
 		case flow.FieldNote:
 			fl.Note = str(b)
 		case flow.FieldLost:
-			fl.Lost, err = i8(b)
+			fl.Lost, err = num(3+k, 8)
 		case flow.FieldTunnel:
 			fl.Tunnel = str(b)
 		case flow.FieldHeaders:
@@ -306,7 +312,7 @@ func (r *rowScanner) scanRaw(vals [][]byte, fl *flow.Flow) error {
 			fl.Proxy = str(b)
 		}
 		if err != nil {
-			return fmt.Errorf("column %d: %w", 3+k, err)
+			return err
 		}
 	}
 	return nil
@@ -342,27 +348,15 @@ func (s *DB) stream(ctx context.Context, tx pgx.Tx, sql string, args []any, sc *
 	return rows.Err()
 }
 
-// rowScanner reads rows of the columns a read asks for (flow.Fields):
-// fixed scan targets, so a row costs no allocation beyond its strings.
+// rowScanner reads rows of the columns a read asks for (flow.Fields)
+// from their raw values, in either result format (binary, which pgx
+// asks for, or text, with the simple protocol): one decoder, whose
+// strings that repeat from row to row (a host, a client) are made once.
 type rowScanner struct {
 	plan  []flow.Fields // the field of each column after id, start_ns, start_tz
-	dest  []any
+	text  []bool        // by column: the server sent it as text (known at the first row)
 	zones zoneCache
-	raw   int               // 1: rows come in binary and are decoded by scanRaw; -1: by Scan; 0: not known yet
-	in    map[string]string // strings made so far, by value (scanRaw)
-
-	id, startNS                 int64
-	tz                          int32
-	end                         *int64
-	key, client, device         string
-	session, source, sourceFile string
-	kind, method, scheme, host  string
-	url, sni, alpn, tlsVersion  string
-	errText, decision, reason   string
-	note, tunnel, headers       string
-	proxy                       string
-	clientPort, port, status    int32
-	bytesUp, bytesDown, lost    int64
+	in    map[string]string // strings made so far, by value
 }
 
 // fieldColumns are the columns of the fields Filter.Fields may leave out.
@@ -383,171 +377,28 @@ var fieldColumns = []struct {
 // newRowScanner returns the column list of a read of fields fs and its
 // scanner.
 func newRowScanner(fs flow.Fields) (string, *rowScanner) {
-	r := &rowScanner{zones: zoneCache{}}
+	r := &rowScanner{zones: zoneCache{}, in: map[string]string{}}
 	cols := []string{"id", "start_ns", "start_tz"}
-	r.dest = []any{&r.id, &r.startNS, &r.tz}
 	for _, fc := range fieldColumns {
 		if fs&fc.field == 0 {
 			continue
 		}
 		cols = append(cols, fc.col)
 		r.plan = append(r.plan, fc.field)
-		r.dest = append(r.dest, r.target(fc.field))
 	}
 	return strings.Join(cols, ", "), r
 }
 
-// target is where the column of field f is scanned to.
-func (r *rowScanner) target(f flow.Fields) any {
-	switch f {
-	case flow.FieldKey:
-		return &r.key
-	case flow.FieldEnd:
-		return &r.end
-	case flow.FieldClient:
-		return &r.client
-	case flow.FieldClientPort:
-		return &r.clientPort
-	case flow.FieldDevice:
-		return &r.device
-	case flow.FieldSession:
-		return &r.session
-	case flow.FieldSource:
-		return &r.source
-	case flow.FieldSourceFile:
-		return &r.sourceFile
-	case flow.FieldKind:
-		return &r.kind
-	case flow.FieldMethod:
-		return &r.method
-	case flow.FieldScheme:
-		return &r.scheme
-	case flow.FieldHost:
-		return &r.host
-	case flow.FieldPort:
-		return &r.port
-	case flow.FieldURL:
-		return &r.url
-	case flow.FieldStatus:
-		return &r.status
-	case flow.FieldBytesUp:
-		return &r.bytesUp
-	case flow.FieldBytesDown:
-		return &r.bytesDown
-	case flow.FieldSNI:
-		return &r.sni
-	case flow.FieldALPN:
-		return &r.alpn
-	case flow.FieldTLSVersion:
-		return &r.tlsVersion
-	case flow.FieldError:
-		return &r.errText
-	case flow.FieldDecision:
-		return &r.decision
-	case flow.FieldReason:
-		return &r.reason
-	case flow.FieldNote:
-		return &r.note
-	case flow.FieldLost:
-		return &r.lost
-	case flow.FieldTunnel:
-		return &r.tunnel
-	case flow.FieldHeaders:
-		return &r.headers
-	case flow.FieldProxy:
-		return &r.proxy
-	}
-	panic(fmt.Sprintf("postgres: no column for field %d", f)) // a field added without a column: a bug
-}
-
-// scan reads the current row into fl: from the row's raw binary values
-// when the server sent them so (strings that repeat from row to row, a
-// host or a client, are then made once), else through pgx's Scan.
+// scan reads the current row into fl.
 func (r *rowScanner) scan(rows pgx.Rows, fl *flow.Flow) error {
-	if r.raw == 0 {
-		r.raw = -1
+	if r.text == nil {
 		fds := rows.FieldDescriptions()
-		binary := len(fds) == len(r.dest)
-		for _, fd := range fds {
-			// Text is the same bytes in either format.
-			binary = binary && (fd.Format == pgx.BinaryFormatCode || fd.DataTypeOID == pgtype.TextOID)
-		}
-		if binary {
-			r.raw = 1
-			r.in = map[string]string{}
+		r.text = make([]bool, len(fds))
+		for k, fd := range fds {
+			r.text[k] = fd.Format == pgx.TextFormatCode
 		}
 	}
-	if r.raw == 1 {
-		return r.scanRaw(rows.RawValues(), fl)
-	}
-	if err := rows.Scan(r.dest...); err != nil {
-		return err
-	}
-	loc := r.zones.get(r.tz)
-	*fl = flow.Flow{ID: r.id, Start: time.Unix(0, r.startNS).In(loc)}
-	for _, f := range r.plan {
-		switch f {
-		case flow.FieldKey:
-			fl.Key = r.key
-		case flow.FieldEnd:
-			if r.end != nil {
-				fl.End = time.Unix(0, *r.end).In(loc)
-			}
-		case flow.FieldClient:
-			fl.Client = r.client
-		case flow.FieldClientPort:
-			fl.ClientPort = int(r.clientPort)
-		case flow.FieldDevice:
-			fl.Device = r.device
-		case flow.FieldSession:
-			fl.Session = r.session
-		case flow.FieldSource:
-			fl.Source = flow.Source(r.source)
-		case flow.FieldSourceFile:
-			fl.SourceFile = r.sourceFile
-		case flow.FieldKind:
-			fl.Kind = flow.Kind(r.kind)
-		case flow.FieldMethod:
-			fl.Method = r.method
-		case flow.FieldScheme:
-			fl.Scheme = r.scheme
-		case flow.FieldHost:
-			fl.Host = r.host
-		case flow.FieldPort:
-			fl.Port = int(r.port)
-		case flow.FieldURL:
-			fl.URL = r.url
-		case flow.FieldStatus:
-			fl.Status = int(r.status)
-		case flow.FieldBytesUp:
-			fl.BytesUp = r.bytesUp
-		case flow.FieldBytesDown:
-			fl.BytesDown = r.bytesDown
-		case flow.FieldSNI:
-			fl.SNI = r.sni
-		case flow.FieldALPN:
-			fl.ALPN = r.alpn
-		case flow.FieldTLSVersion:
-			fl.TLSVersion = r.tlsVersion
-		case flow.FieldError:
-			fl.Error = r.errText
-		case flow.FieldDecision:
-			fl.Decision = flow.Decision(r.decision)
-		case flow.FieldReason:
-			fl.Reason = r.reason
-		case flow.FieldNote:
-			fl.Note = r.note
-		case flow.FieldLost:
-			fl.Lost = r.lost
-		case flow.FieldTunnel:
-			fl.Tunnel = r.tunnel
-		case flow.FieldHeaders:
-			fl.Headers = r.headers
-		case flow.FieldProxy:
-			fl.Proxy = r.proxy
-		}
-	}
-	return nil
+	return r.scanRaw(rows.RawValues(), fl)
 }
 
 // CountFlows returns how many flows f selects, ignoring f.Limit.
