@@ -23,10 +23,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -34,43 +31,17 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/store/schema"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-type migration struct {
-	version int
-	name    string
-	body    string
-}
-
-var allMigrations = loadMigrations()
+// allMigrations are the embedded migrations, oldest first.
+var allMigrations = schema.MustLoad("postgres", migrations, "migrations")
 
 // SchemaVersion is the newest schema this build knows.
-var SchemaVersion = allMigrations[len(allMigrations)-1].version
-
-func loadMigrations() []migration {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil || len(names) == 0 {
-		panic(fmt.Sprintf("postgres: no embedded migrations (%v)", err)) // a broken build, not bad input
-	}
-	sort.Strings(names)
-	var out []migration
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil || v != len(out)+1 {
-			panic(fmt.Sprintf("postgres: migration %s: want a name starting %04d_", base, len(out)+1))
-		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			panic(err)
-		}
-		out = append(out, migration{version: v, name: base, body: string(body)})
-	}
-	return out
-}
+var SchemaVersion = allMigrations[len(allMigrations)-1].Version
 
 // IsURL reports whether a --store value names a PostgreSQL database
 // rather than an SQLite file.
@@ -283,11 +254,11 @@ func (s *DB) migrate(ctx context.Context) error {
 		}
 	}
 	for _, m := range allMigrations[current:] {
-		if _, err := tx.Exec(ctx, m.body); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, m.Body); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO pilotwire_schema (version) VALUES ($1)`, m.version); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, `INSERT INTO pilotwire_schema (version) VALUES ($1)`, m.Version); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 	}
 	return tx.Commit(ctx)

@@ -28,13 +28,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/store/schema"
 
 	lib "modernc.org/sqlite/lib"
 )
@@ -42,42 +41,13 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// migration is one embedded schema change.
-type migration struct {
-	version int
-	name    string
-	body    string
-}
-
 // allMigrations are the embedded migrations, oldest first.
-var allMigrations = loadMigrations()
+var allMigrations = schema.MustLoad("sqlite", migrations, "migrations")
 
 // SchemaVersion is the newest schema this build knows: the number of its
 // last migration. A store whose schema is newer was written by a newer
 // pilotwire; this one neither reads nor writes it.
-var SchemaVersion = allMigrations[len(allMigrations)-1].version
-
-func loadMigrations() []migration {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil || len(names) == 0 {
-		panic(fmt.Sprintf("sqlite: no embedded migrations (%v)", err)) // a broken build, not bad input
-	}
-	sort.Strings(names)
-	var out []migration
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil || v != len(out)+1 {
-			panic(fmt.Sprintf("sqlite: migration %s: want a name starting %04d_", base, len(out)+1))
-		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			panic(err)
-		}
-		out = append(out, migration{version: v, name: base, body: string(body)})
-	}
-	return out
-}
+var SchemaVersion = allMigrations[len(allMigrations)-1].Version
 
 // ErrNoStore is returned (wrapped) by OpenReadOnly when there is no file
 // at the path.
@@ -326,17 +296,17 @@ func (c *rawConn) migrate(path string) (err error) {
 		}
 	}
 	for _, m := range allMigrations[current:] {
-		if err := c.exec(m.body); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+		if err := c.exec(m.Body); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
-		if m.version == activitySchema {
+		if m.Version == activitySchema {
 			if err := c.backfillSegmentActivity(); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
+				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
 		}
 		if err := c.run(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-			[]any{m.version, time.Now().UTC().Format(time.RFC3339)}, nil); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+			[]any{m.Version, time.Now().UTC().Format(time.RFC3339)}, nil); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 	}
 	if err := c.exec("COMMIT"); err != nil {
