@@ -286,7 +286,18 @@ var copyBufs = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 // copyBody copies an answer's body to the client; a body of unknown
 // length is flushed as it comes (a stream must not wait in a buffer).
 func copyBody(w http.ResponseWriter, body io.Reader, flush bool) (int64, error) {
-	rc := http.NewResponseController(w)
+	var flushFn func() error
+	if flush {
+		flushFn = http.NewResponseController(w).Flush
+	}
+	return pumpBody(body, w.Write, flushFn)
+}
+
+// pumpBody copies body through write in pieces of a pooled buffer,
+// calling flush (when not nil) after each: the one loop of both ways of
+// serving (net/http's server here, the connection's own loop in
+// http1.go). It returns the body bytes written.
+func pumpBody(body io.Reader, write func([]byte) (int, error), flush func() error) (int64, error) {
 	bp := copyBufs.Get().(*[32 << 10]byte)
 	defer copyBufs.Put(bp)
 	buf := bp[:]
@@ -294,15 +305,13 @@ func copyBody(w http.ResponseWriter, body io.Reader, flush bool) (int64, error) 
 	for {
 		m, rerr := body.Read(buf)
 		if m > 0 {
-			k, werr := w.Write(buf[:m])
+			k, werr := write(buf[:m])
 			n += int64(k)
+			if werr == nil && flush != nil {
+				werr = flush()
+			}
 			if werr != nil {
 				return n, fmt.Errorf("writing to client: %w", werr)
-			}
-			if flush {
-				if err := rc.Flush(); err != nil {
-					return n, fmt.Errorf("writing to client: %w", err)
-				}
 			}
 		}
 		if rerr == io.EOF {

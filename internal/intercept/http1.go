@@ -585,35 +585,22 @@ func writeBody(w *bufio.Writer, body io.Reader, chunked bool) error {
 // in a goroutine of its own while this one is written, so that a big body
 // could use two CPUs, measured no faster on 2 CPUs: left out.)
 func relayBody(w *bufio.Writer, body io.Reader, chunked, flush bool) (int64, error) {
-	bp := copyBufs.Get().(*[32 << 10]byte)
-	defer copyBufs.Put(bp)
-	buf := bp[:]
-	var n int64
-	for {
-		m, rerr := body.Read(buf)
-		if m > 0 {
-			if chunked {
-				writeChunkHead(w, m)
+	write := w.Write
+	if chunked {
+		write = func(p []byte) (int, error) {
+			writeChunkHead(w, len(p))
+			k, err := w.Write(p)
+			if err == nil {
+				_, err = w.WriteString("\r\n")
 			}
-			k, werr := w.Write(buf[:m])
-			n += int64(k)
-			if chunked && werr == nil {
-				_, werr = w.WriteString("\r\n")
-			}
-			if flush && werr == nil {
-				werr = w.Flush()
-			}
-			if werr != nil {
-				return n, fmt.Errorf("writing to client: %w", werr)
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, fmt.Errorf("reading from server: %w", rerr)
+			return k, err
 		}
 	}
+	var flushFn func() error
+	if flush {
+		flushFn = w.Flush
+	}
+	return pumpBody(body, write, flushFn)
 }
 
 // writeStatusLine writes the answer's status line with the server's
