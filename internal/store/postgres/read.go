@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/store/schema"
 )
 
 // readPage is how many rows a read takes from its snapshot at a time: fn
@@ -359,32 +360,17 @@ type rowScanner struct {
 	in    map[string]string // strings made so far, by value
 }
 
-// fieldColumns are the columns of the fields Filter.Fields may leave out.
-var fieldColumns = []struct {
-	field flow.Fields
-	col   string
-}{
-	{flow.FieldKey, "key"}, {flow.FieldEnd, "end_ns"}, {flow.FieldClient, "client"}, {flow.FieldClientPort, "client_port"},
-	{flow.FieldDevice, "device"}, {flow.FieldSession, "session"}, {flow.FieldSource, "source"},
-	{flow.FieldSourceFile, "source_file"}, {flow.FieldKind, "kind"}, {flow.FieldMethod, "method"},
-	{flow.FieldScheme, "scheme"}, {flow.FieldHost, "host"}, {flow.FieldPort, "port"}, {flow.FieldURL, "url"},
-	{flow.FieldStatus, "status"}, {flow.FieldBytesUp, "bytes_up"}, {flow.FieldBytesDown, "bytes_down"},
-	{flow.FieldSNI, "sni"}, {flow.FieldALPN, "alpn"}, {flow.FieldTLSVersion, "tls_version"},
-	{flow.FieldError, "error"}, {flow.FieldDecision, "decision"}, {flow.FieldReason, "reason"}, {flow.FieldNote, "note"},
-	{flow.FieldLost, "lost"}, {flow.FieldTunnel, "tunnel"}, {flow.FieldHeaders, "headers"}, {flow.FieldProxy, "proxy"},
-}
-
 // newRowScanner returns the column list of a read of fields fs and its
 // scanner.
 func newRowScanner(fs flow.Fields) (string, *rowScanner) {
 	r := &rowScanner{zones: zoneCache{}, in: map[string]string{}}
 	cols := []string{"id", "start_ns", "start_tz"}
-	for _, fc := range fieldColumns {
-		if fs&fc.field == 0 {
+	for _, fc := range schema.FieldColumns {
+		if fs&fc.Field == 0 {
 			continue
 		}
-		cols = append(cols, fc.col)
-		r.plan = append(r.plan, fc.field)
+		cols = append(cols, fc.Column)
+		r.plan = append(r.plan, fc.Field)
 	}
 	return strings.Join(cols, ", "), r
 }

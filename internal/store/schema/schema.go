@@ -1,11 +1,14 @@
 // Package schema loads a store's embedded, numbered migrations: files
 // named NNNN_what.sql, numbered from 1 without gaps. The SQLite and
 // PostgreSQL stores each embed their own and apply them their own way.
-// It imports nothing of the project.
+// It also names the flows table's columns, which both stores share. Of
+// the project it imports only internal/flow.
 package schema
 
 import (
 	"fmt"
+
+	"github.com/pilotwire/pilotwire/internal/flow"
 	"io/fs"
 	"sort"
 	"strconv"
@@ -42,4 +45,21 @@ func MustLoad(store string, fsys fs.FS, dir string) []Migration {
 		out = append(out, Migration{Version: v, Name: base, Body: string(body)})
 	}
 	return out
+}
+
+// FieldColumns are the flows table's columns of the fields that
+// flow.Filter.Fields may leave out (ID and Start are id, start_ns and
+// start_tz, always read), in the order both stores read them.
+var FieldColumns = []struct {
+	Field  flow.Fields
+	Column string
+}{
+	{flow.FieldKey, "key"}, {flow.FieldEnd, "end_ns"}, {flow.FieldClient, "client"}, {flow.FieldClientPort, "client_port"},
+	{flow.FieldDevice, "device"}, {flow.FieldSession, "session"}, {flow.FieldSource, "source"},
+	{flow.FieldSourceFile, "source_file"}, {flow.FieldKind, "kind"}, {flow.FieldMethod, "method"},
+	{flow.FieldScheme, "scheme"}, {flow.FieldHost, "host"}, {flow.FieldPort, "port"}, {flow.FieldURL, "url"},
+	{flow.FieldStatus, "status"}, {flow.FieldBytesUp, "bytes_up"}, {flow.FieldBytesDown, "bytes_down"},
+	{flow.FieldSNI, "sni"}, {flow.FieldALPN, "alpn"}, {flow.FieldTLSVersion, "tls_version"},
+	{flow.FieldError, "error"}, {flow.FieldDecision, "decision"}, {flow.FieldReason, "reason"}, {flow.FieldNote, "note"},
+	{flow.FieldLost, "lost"}, {flow.FieldTunnel, "tunnel"}, {flow.FieldHeaders, "headers"}, {flow.FieldProxy, "proxy"},
 }

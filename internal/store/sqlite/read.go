@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/store/schema"
 	lib "modernc.org/sqlite/lib"
 )
 
@@ -491,31 +492,15 @@ func (c *rawConn) queryRows(ctx context.Context, f flow.Filter) (*rowCursor, err
 	return rc, nil
 }
 
-// fieldColumns are the flows table's columns of the fields that
-// Filter.Fields may leave out.
-var fieldColumns = []struct {
-	field flow.Fields
-	col   string
-}{
-	{flow.FieldKey, "key"}, {flow.FieldEnd, "end_ns"}, {flow.FieldClient, "client"}, {flow.FieldClientPort, "client_port"},
-	{flow.FieldDevice, "device"}, {flow.FieldSession, "session"}, {flow.FieldSource, "source"},
-	{flow.FieldSourceFile, "source_file"}, {flow.FieldKind, "kind"}, {flow.FieldMethod, "method"},
-	{flow.FieldScheme, "scheme"}, {flow.FieldHost, "host"}, {flow.FieldPort, "port"}, {flow.FieldURL, "url"},
-	{flow.FieldStatus, "status"}, {flow.FieldBytesUp, "bytes_up"}, {flow.FieldBytesDown, "bytes_down"},
-	{flow.FieldSNI, "sni"}, {flow.FieldALPN, "alpn"}, {flow.FieldTLSVersion, "tls_version"},
-	{flow.FieldError, "error"}, {flow.FieldDecision, "decision"}, {flow.FieldReason, "reason"}, {flow.FieldNote, "note"},
-	{flow.FieldLost, "lost"}, {flow.FieldTunnel, "tunnel"}, {flow.FieldHeaders, "headers"}, {flow.FieldProxy, "proxy"},
-}
-
 // fieldsColumns is the column list of a read of fields fs, and the field
 // of each column after id, start_ns and start_tz.
 func fieldsColumns(fs flow.Fields) (string, []flow.Fields) {
 	cols := []string{"id", "start_ns", "start_tz"}
-	plan := make([]flow.Fields, 0, len(fieldColumns)) // not nil: ID and Start alone are a read of some fields too
-	for _, fc := range fieldColumns {
-		if fs&fc.field != 0 {
-			cols = append(cols, fc.col)
-			plan = append(plan, fc.field)
+	plan := make([]flow.Fields, 0, len(schema.FieldColumns)) // not nil: ID and Start alone are a read of some fields too
+	for _, fc := range schema.FieldColumns {
+		if fs&fc.Field != 0 {
+			cols = append(cols, fc.Column)
+			plan = append(plan, fc.Field)
 		}
 	}
 	return strings.Join(cols, ", "), plan
