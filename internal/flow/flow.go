@@ -137,6 +137,12 @@ type Flow struct {
 	// may share one store, and devices behind different ones may share an
 	// address. Empty for imports and an unnamed pilotwire.
 	Proxy string
+
+	// Bodies are, for a request the proxy read inside an intercepted TLS
+	// connection when it was asked to keep bodies (proxy --bodies), the
+	// first bytes of the request's and the response's bodies, compressed:
+	// see EncodeBodies and DecodeBodies. Nil for every other flow.
+	Bodies []byte
 }
 
 // Open reports whether the flow has not ended yet.
@@ -220,9 +226,10 @@ const (
 	FieldTunnel
 	FieldHeaders
 	FieldProxy
+	FieldBodies
 
 	// FieldsAll is every field.
-	FieldsAll = FieldProxy<<1 - 1
+	FieldsAll = FieldBodies<<1 - 1
 	// FieldsBrief are the fields of a Brief read (see Filter.Brief).
 	FieldsBrief = FieldEnd | FieldClient | FieldDevice | FieldSession | FieldBytesUp | FieldBytesDown |
 		FieldKind | FieldLost | FieldSourceFile | FieldProxy
@@ -318,6 +325,9 @@ func (fs Fields) Trim(f *Flow) {
 	}
 	if fs&FieldProxy != 0 {
 		keep.Proxy = f.Proxy
+	}
+	if fs&FieldBodies != 0 {
+		keep.Bodies = f.Bodies
 	}
 	*f = keep
 }

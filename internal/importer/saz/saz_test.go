@@ -166,7 +166,7 @@ func TestTruncated(t *testing.T) {
 		t.Fatalf("%d sessions recovered, want 3", len(flows))
 	}
 	for i, f := range flows {
-		if f != full[i] {
+		if !flow.Same(f, full[i]) {
 			t.Errorf("recovered session %d\n got %+v\nwant %+v", i+1, f, full[i])
 		}
 	}

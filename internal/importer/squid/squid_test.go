@@ -235,7 +235,7 @@ func TestParseLine(t *testing.T) {
 				t.Errorf("zone offset %d, want %d", gotOff, wantOff)
 			}
 			got.Start, got.End, tt.want.Start, tt.want.End = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-			if got != tt.want {
+			if !flow.Same(got, tt.want) {
 				t.Errorf("\n got %+v\nwant %+v", got, tt.want)
 			}
 		})

@@ -92,6 +92,12 @@ var flowColumns = []copyColumn{
 	textColumn("tunnel", func(f *flow.Flow) string { return f.Tunnel }),
 	textColumn("headers", func(f *flow.Flow) string { return f.Headers }),
 	textColumn("proxy", func(f *flow.Flow) string { return f.Proxy }),
+	{"bodies", func(b []byte, r *copyRow) []byte {
+		if r.f.Bodies == nil {
+			return putNull(b)
+		}
+		return append(binary.BigEndian.AppendUint32(b, uint32(len(r.f.Bodies))), r.f.Bodies...)
+	}},
 }
 
 // columns are the flows table's columns in the order writes give them.

@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -311,6 +313,8 @@ func (r *rowScanner) scanRaw(vals [][]byte, fl *flow.Flow) error {
 			fl.Headers = string(b)
 		case flow.FieldProxy:
 			fl.Proxy = str(b)
+		case flow.FieldBodies:
+			fl.Bodies, err = r.bytea(3+k, b)
 		}
 		if err != nil {
 			return err
@@ -373,6 +377,24 @@ func newRowScanner(fs flow.Fields) (string, *rowScanner) {
 		r.plan = append(r.plan, fc.Field)
 	}
 	return strings.Join(cols, ", "), r
+}
+
+// bytea is a bytea column's value: the bytes in binary format, `\x` and
+// hex digits in text; nil for NULL.
+func (r *rowScanner) bytea(col int, b []byte) ([]byte, error) {
+	switch {
+	case b == nil:
+		return nil, nil
+	case !r.text[col]:
+		return bytes.Clone(b), nil
+	case len(b) >= 2 && b[0] == '\\' && b[1] == 'x':
+		v, err := hex.DecodeString(string(b[2:]))
+		if err != nil {
+			return nil, fmt.Errorf("column %d: %w", col, err)
+		}
+		return v, nil
+	}
+	return nil, fmt.Errorf("column %d: bytea in text not in hex format", col)
 }
 
 // scan reads the current row into fl.

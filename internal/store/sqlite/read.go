@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"fmt"
@@ -574,6 +575,10 @@ func (r *rowCursor) scanFields(fl *flow.Flow) {
 			fl.Headers = in.get(c.columnView(st, col))
 		case flow.FieldProxy:
 			fl.Proxy = in.get(c.columnView(st, col))
+		case flow.FieldBodies:
+			if b := c.columnBlob(st, col); b != nil {
+				fl.Bodies = bytes.Clone(b)
+			}
 		}
 	}
 }

@@ -340,6 +340,7 @@ var compatColumns = []struct {
 	{6, "'' AS tunnel"},
 	{7, "'' AS headers"},
 	{proxySchema, "'' AS proxy"},
+	{9, "NULL AS bodies"},
 }
 
 // compat makes a read-only connection to a store of schema able to run
@@ -470,9 +471,9 @@ func (s *DB) withRaw(ctx context.Context, fn func(c *rawConn) error, sound func(
 
 // upsert writes one flow. Its ID (the last parameter) is used only when the
 // Key is new: an update keeps the stored ID, which it returns either way.
-const upsert = `INSERT INTO flows (key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note, lost, tunnel, headers, proxy, id)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-ON CONFLICT(key) DO UPDATE SET start_ns=excluded.start_ns, start_tz=excluded.start_tz, end_ns=excluded.end_ns, client=excluded.client, client_port=excluded.client_port, device=excluded.device, session=excluded.session, source=excluded.source, source_file=excluded.source_file, kind=excluded.kind, method=excluded.method, scheme=excluded.scheme, host=excluded.host, port=excluded.port, url=excluded.url, status=excluded.status, bytes_up=excluded.bytes_up, bytes_down=excluded.bytes_down, sni=excluded.sni, alpn=excluded.alpn, tls_version=excluded.tls_version, error=excluded.error, decision=excluded.decision, reason=excluded.reason, note=excluded.note, lost=excluded.lost, tunnel=excluded.tunnel, headers=excluded.headers, proxy=excluded.proxy
+const upsert = `INSERT INTO flows (key, start_ns, start_tz, end_ns, client, client_port, device, session, source, source_file, kind, method, scheme, host, port, url, status, bytes_up, bytes_down, sni, alpn, tls_version, error, decision, reason, note, lost, tunnel, headers, proxy, bodies, id)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+ON CONFLICT(key) DO UPDATE SET start_ns=excluded.start_ns, start_tz=excluded.start_tz, end_ns=excluded.end_ns, client=excluded.client, client_port=excluded.client_port, device=excluded.device, session=excluded.session, source=excluded.source, source_file=excluded.source_file, kind=excluded.kind, method=excluded.method, scheme=excluded.scheme, host=excluded.host, port=excluded.port, url=excluded.url, status=excluded.status, bytes_up=excluded.bytes_up, bytes_down=excluded.bytes_down, sni=excluded.sni, alpn=excluded.alpn, tls_version=excluded.tls_version, error=excluded.error, decision=excluded.decision, reason=excluded.reason, note=excluded.note, lost=excluded.lost, tunnel=excluded.tunnel, headers=excluded.headers, proxy=excluded.proxy, bodies=excluded.bodies
 RETURNING id`
 
 // PutFlows writes flows in one transaction, replacing stored flows with the
@@ -545,12 +546,12 @@ func (c *rawConn) putFlows(ctx context.Context, flows []flow.Flow) (err error) {
 		inBatch[f.Key] = struct{}{}
 		if err := c.reserve(len(f.Key) + len(f.Client) + len(f.Device) + len(f.Session) + len(f.Source) +
 			len(f.SourceFile) + len(f.Kind) + len(f.Method) + len(f.Scheme) + len(f.Host) + len(f.URL) + len(f.SNI) +
-			len(f.ALPN) + len(f.TLSVersion) + len(f.Error) + len(f.Decision) + len(f.Reason) + len(f.Note) + len(f.Tunnel) + len(f.Headers) + len(f.Proxy)); err != nil {
+			len(f.ALPN) + len(f.TLSVersion) + len(f.Error) + len(f.Decision) + len(f.Reason) + len(f.Note) + len(f.Tunnel) + len(f.Headers) + len(f.Proxy) + len(f.Bodies)); err != nil {
 			return err
 		}
 		b := binder{c: c, st: st}
 		bindFlow(&b, f)
-		b.int(31, next)
+		b.int(32, next)
 		rc := b.rc
 		if rc == 0 {
 			rc = lib.Xsqlite3_step(c.tls, st)
@@ -617,4 +618,9 @@ func bindFlow(b *binder, f *flow.Flow) {
 	b.text(28, f.Tunnel)
 	b.text(29, f.Headers)
 	b.text(30, f.Proxy)
+	if f.Bodies == nil {
+		b.null(31)
+	} else {
+		b.blob(31, f.Bodies)
+	}
 }
