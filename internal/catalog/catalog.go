@@ -39,6 +39,10 @@ type Entry struct {
 	// --intercept` tunnels them untouched and `check` makes inspection
 	// there an error. The entry's Source cites it.
 	NoInspect string
+	// NoBodies, when not empty, says why the bodies of requests to the
+	// entry's hosts are never kept, even when `proxy --intercept --bodies`
+	// keeps others' (they carry passwords, tokens or product keys).
+	NoBodies string
 
 	// File and Line say where the entry was defined; the embedded file is
 	// "catalog.yaml".
@@ -67,8 +71,16 @@ type Service struct {
 // never be inspected. Every covering entry counts, not only Lookup's best:
 // "*.manage.microsoft.com" marks enrollment.manage.microsoft.com too,
 // though a more specific entry describes that host.
-func (c *Catalog) NoInspect(host string) (Entry, bool) {
-	for _, i := range c.noInspect {
+func (c *Catalog) NoInspect(host string) (Entry, bool) { return c.firstCovering(c.noInspect, host) }
+
+// NoBodies returns the first entry that covers host and says the bodies
+// of its requests are never kept; like NoInspect, every covering entry
+// counts.
+func (c *Catalog) NoBodies(host string) (Entry, bool) { return c.firstCovering(c.noBodies, host) }
+
+// firstCovering is the first of the entries at indexes that covers host.
+func (c *Catalog) firstCovering(indexes []int, host string) (Entry, bool) {
+	for _, i := range indexes {
 		if c.entries[i].pat.Match(host) {
 			return c.entries[i], true
 		}
@@ -99,6 +111,7 @@ type Catalog struct {
 	prefix     map[string]int // first label → entry index, for "label.*" patterns
 	prefixLens uint64         // bit n set: prefix holds a label of n bytes
 	noInspect  []int          // entries with NoInspect set, in catalog order
+	noBodies   []int          // entries with NoBodies set, in catalog order
 }
 
 // phases are the provisioning phases, in the order a device meets them.

@@ -678,3 +678,32 @@ func TestNoInspect(t *testing.T) {
 		t.Error("redefined umbrella entry still marks enrollment.manage.microsoft.com")
 	}
 }
+
+func TestNoBodies(t *testing.T) {
+	c := Default()
+	for host, want := range map[string]bool{
+		"login.microsoftonline.com":       true,
+		"login.windows.net":               true,
+		"login.live.com":                  true,
+		"activation-v2.sls.microsoft.com": true,
+		"licensing.mp.microsoft.com":      true,
+		"ztd.dds.microsoft.com":           false,
+		"officecdn.microsoft.com":         false,
+		"example.org":                     false,
+	} {
+		e, got := c.NoBodies(host)
+		if got != want || got && e.NoBodies == "" {
+			t.Errorf("NoBodies(%s) = %v %q, want %v", host, got, e.NoBodies, want)
+		}
+	}
+	if j := c.LookupJSON("login.live.com", "login.live.com"); !strings.Contains(j.NoBodies, "tokens") {
+		t.Errorf("LookupJSON no_bodies = %q, want the entry's reason", j.NoBodies)
+	}
+	c2, err := c.With("lab.yaml", []byte("entries:\n  - {pattern: vault.example.org, service: third-party, phase: other, purpose: x, no-bodies: holds secrets}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := c2.NoBodies("vault.example.org"); !ok || e.NoBodies != "holds secrets" || e.File != "lab.yaml" {
+		t.Errorf("user entry: %v %+v", ok, e)
+	}
+}

@@ -16,6 +16,8 @@ type HostJSON struct {
 	Source      string `json:"source,omitempty"`
 	// NoInspect says why TLS to the host must never be inspected.
 	NoInspect string `json:"no_inspect,omitempty"`
+	// NoBodies says why the bodies of requests to the host are never kept.
+	NoBodies string `json:"no_bodies,omitempty"`
 }
 
 // LookupJSON looks name up (see Lookup) and says what it found as a
@@ -26,10 +28,14 @@ func (c *Catalog) LookupJSON(given, name string) HostJSON {
 	if e, marked := c.NoInspect(name); marked {
 		why = e.NoInspect
 	}
-	if !ok {
-		return HostJSON{Host: given, NoInspect: why}
+	var noBodies string
+	if e, marked := c.NoBodies(name); marked {
+		noBodies = e.NoBodies
 	}
-	return HostJSON{NoInspect: why, Host: given, Known: true, Pattern: m.Entry.Pattern, Service: m.Service.ID, ServiceName: m.Service.Name,
+	if !ok {
+		return HostJSON{Host: given, NoInspect: why, NoBodies: noBodies}
+	}
+	return HostJSON{NoInspect: why, NoBodies: noBodies, Host: given, Known: true, Pattern: m.Entry.Pattern, Service: m.Service.ID, ServiceName: m.Service.Name,
 		Phase: m.Entry.Phase, Required: string(m.Entry.Required), Region: m.Region, Purpose: m.Entry.Purpose, Source: m.Entry.Source}
 }
 

@@ -43,7 +43,7 @@ func newBuilder() *builder {
 // fileDoc is the top level of a catalog file.
 //
 //	services: [{id, name, color, noise}]
-//	entries:  [{pattern | patterns, service, phase, required, purpose, source, example, no-inspect}]
+//	entries:  [{pattern | patterns, service, phase, required, purpose, source, example, no-inspect, no-bodies}]
 func (b *builder) add(file string, data []byte, builtin bool) (err error) {
 	fail := func(line int, format string, args ...any) error {
 		return &Error{File: file, Line: line, Reason: fmt.Sprintf(format, args...)}
@@ -207,7 +207,7 @@ func (b *builder) addServices(file string, n *yaml.Node, builtin bool, fail fail
 	return nil
 }
 
-var entryKeys = []string{"pattern", "service", "phase", "required", "purpose", "source", "example", "no-inspect"}
+var entryKeys = []string{"pattern", "service", "phase", "required", "purpose", "source", "example", "no-inspect", "no-bodies"}
 
 func (b *builder) addEntries(file string, n *yaml.Node, builtin bool, fail failFunc) error {
 	if n.Kind != yaml.SequenceNode {
@@ -227,6 +227,7 @@ func (b *builder) addEntries(file string, n *yaml.Node, builtin bool, fail failF
 			Source:    value(m, "source"),
 			Example:   strings.ToLower(value(m, "example")),
 			NoInspect: value(m, "no-inspect"),
+			NoBodies:  value(m, "no-bodies"),
 			File:      file,
 			Line:      item.Line,
 		}

@@ -120,6 +120,9 @@ func (b *builder) build() *Catalog {
 		if e.NoInspect != "" {
 			c.noInspect = append(c.noInspect, i)
 		}
+		if e.NoBodies != "" {
+			c.noBodies = append(c.noBodies, i)
+		}
 		c.matches[i] = Match{Entry: e, Service: c.services[c.svcOf[i]]}
 		c.regional[i] = region([]byte(strings.ReplaceAll(e.Pattern, "*", "msua01"))) != "" ||
 			region([]byte(e.Example)) != ""
