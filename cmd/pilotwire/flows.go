@@ -22,6 +22,7 @@ const flowsExamples = `  pilotwire flows                              # every fl
   pilotwire flows --problems --text autopilot    # refused or failed flows whose host or URL says autopilot
   pilotwire flows --limit 20 --newest
   pilotwire flows customer.har --host '*.microsoft.com' --strict   # straight from a capture file
+  pilotwire flows --host ztd.dds.microsoft.com --bodies            # with the bodies proxy --intercept --bodies kept
 `
 
 func runFlows(ctx context.Context, g *globals, args []string) error {
@@ -32,6 +33,7 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 		hosts                                  hostPatterns
 		limit                                  int
 		asJSON, newest, wide, strict, problems bool
+		bodies                                 bool
 	)
 	fs.StringVar(&client, "client", "", "only flows of this client `ADDR` or device label")
 	fs.StringVar(&proxyName, "proxy", "", "only flows recorded by the pilotwire proxy of this `NAME` (proxy --name)")
@@ -46,6 +48,8 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 	fs.BoolVar(&newest, "newest", false, "newest first")
 	fs.BoolVar(&asJSON, "json", false, "print JSON lines instead of a table")
 	fs.BoolVar(&wide, "wide", false, "print whole URLs in the table (they are cut to 72 characters otherwise)")
+	fs.BoolVar(&bodies, "bodies", false, "also print the request and response bodies kept (proxy --intercept --bodies): text as it is,\n"+
+		"binary as a hex dump, gzip decoded; with --json, request_body and response_body")
 	addStrictFlag(fs, &strict)
 	pos, err := parseInterleaved(g, fs, args)
 	if err != nil {
@@ -61,6 +65,16 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 	if f.Until, err = parseTimeFlag("until", until, time.Now()); err != nil {
 		return usagef("flows: %v", err)
 	}
+	if bodies {
+		f.Fields = flow.FieldsAll
+	}
+	// A store may fill Bodies unasked; they are shown only with --bodies.
+	shown := func(fl *flow.Flow) *flow.Flow {
+		if !bodies {
+			fl.Bodies = nil
+		}
+		return fl
+	}
 	src, err := openSource(ctx, g, first(pos), strict)
 	if err != nil {
 		return err
@@ -70,7 +84,7 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 	n := 0
 	if asJSON {
 		enc := json.NewEncoder(g.stdout)
-		err = src.Each(ctx, f, func(fl *flow.Flow) error { n++; return enc.Encode(report.FlowJSON(fl)) })
+		err = src.Each(ctx, f, func(fl *flow.Flow) error { n++; return enc.Encode(report.FlowJSON(shown(fl))) })
 		if err != nil {
 			return err
 		}
@@ -97,6 +111,14 @@ func runFlows(ctx context.Context, g *globals, args []string) error {
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", fl.ID, fl.Start.Format("2006-01-02 15:04:05.000"),
 			client, fl.Kind, dash(fl.Method), shorten(target(*fl), wide), status, humanBytes(fl.BytesUp), humanBytes(fl.BytesDown), dur, flowNote(*fl))
+		if shown(fl).Bodies != nil {
+			// The bodies go under their flow's row: the rows above
+			// are aligned and written first.
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return report.WriteBodies(g.stdout, fl, "    ")
+		}
 		return nil
 	})
 	if err != nil {

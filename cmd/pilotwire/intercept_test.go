@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -24,7 +25,8 @@ import (
 )
 
 // withStandIn points every proxy the test starts at a stand-in internet
-// serving ztd.dds.microsoft.com and cs.dds.microsoft.com.
+// serving ztd.dds.microsoft.com, cs.dds.microsoft.com and
+// login.microsoftonline.com (/gz answers in gzip).
 func withStandIn(t *testing.T) *sim.Internet {
 	t.Helper()
 	in, err := sim.New()
@@ -37,7 +39,14 @@ func withStandIn(t *testing.T) *sim.Internet {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"path":"`+r.URL.Path+`"}`)
 	})
-	for _, h := range []string{"ztd.dds.microsoft.com", "cs.dds.microsoft.com"} {
+	mux.HandleFunc("/gz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		io.WriteString(zw, strings.Repeat("compressed answer\n", 50))
+		zw.Close()
+	})
+	for _, h := range []string{"ztd.dds.microsoft.com", "cs.dds.microsoft.com", "login.microsoftonline.com"} {
 		if _, err := in.AddHTTPS(h, 443, mux); err != nil {
 			t.Fatal(err)
 		}

@@ -39,7 +39,7 @@ func Copy(ctx context.Context, dst, src Store, progress func(copied int64)) (Cop
 		}
 		return nil
 	}
-	err := src.Flows(ctx, Filter{}, func(f Flow) error {
+	err := src.Flows(ctx, Filter{Fields: FieldsAll}, func(f Flow) error {
 		f.ID = 0
 		batch = append(batch, f)
 		if len(batch) == copyBatch {

@@ -188,8 +188,10 @@ type Filter struct {
 	Brief bool
 	// Fields, when not zero, are the fields the caller needs (ID and
 	// Start always come): the others may be left zero, which lets a store
-	// read less (a report needs 18 of the 27). A store may ignore Fields
-	// and fill every field. Brief, when set, wins.
+	// read less (a report needs 18 of the 27). Zero is FieldsDefault:
+	// every field but Bodies, which a read gets only by naming
+	// FieldBodies. A store may ignore Fields and fill every field. Brief,
+	// when set, wins.
 	Fields Fields
 }
 
@@ -230,6 +232,10 @@ const (
 
 	// FieldsAll is every field.
 	FieldsAll = FieldBodies<<1 - 1
+	// FieldsDefault are the fields of a read that names none: all but
+	// the kept bodies, which can be large and which only a read that
+	// shows them (flows --bodies) or copies them (Copy) needs.
+	FieldsDefault = FieldsAll &^ FieldBodies
 	// FieldsBrief are the fields of a Brief read (see Filter.Brief).
 	FieldsBrief = FieldEnd | FieldClient | FieldDevice | FieldSession | FieldBytesUp | FieldBytesDown |
 		FieldKind | FieldLost | FieldSourceFile | FieldProxy

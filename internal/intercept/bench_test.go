@@ -42,7 +42,7 @@ func benchServe(b *testing.B, h2 bool) {
 	if h2 {
 		alpn = []string{"h2", "http/1.1"}
 	}
-	hs := newHarness(b, h, true, alpn, []string{"http/1.1"}, nil)
+	hs := newHarness(b, h, true, alpn, []string{"http/1.1"}, Options{}, nil)
 	const req = "GET /small?a=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench\r\nAccept: */*\r\nAuthorization: Bearer x\r\n\r\n"
 	roundTrip := func() {
 		hs.send(req)
@@ -81,7 +81,7 @@ func benchServe(b *testing.B, h2 bool) {
 func BenchmarkServeH2Client(b *testing.B) {
 	var dials atomic.Int64
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello, world\n") })
-	hs := newHarness(b, h, false, []string{"h2", "http/1.1"}, []string{"h2"}, func(s *httptest.Server) {
+	hs := newHarness(b, h, false, []string{"h2", "http/1.1"}, []string{"h2"}, Options{}, func(s *httptest.Server) {
 		s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
 			if st == http.StateNew {
 				dials.Add(1)

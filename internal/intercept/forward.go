@@ -150,9 +150,11 @@ func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := fw.c
 	f := fw.newFlow(r.Method, r.Host, r.URL.RequestURI())
 	authority := fw.authority(r.Host)
-	var up counter
+	kept := fw.bodiesFor(&f)
+	up := counter{keep: kept.req}
 	defer func() {
 		f.BytesUp = up.n.Load()
+		kept.finish(&f)
 		f.End = fw.i.o.Now()
 		if c.Record != nil {
 			c.Record(f)
@@ -202,7 +204,7 @@ func (fw *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.Headers = HeaderLines(r.Header, resp.Header)
 	f.Note = contentTypes(resp.Header.Get("Content-Type"), out.Header.Get("Content-Type"), out.Body != http.NoBody)
 	w.WriteHeader(resp.StatusCode)
-	down, err := copyBody(w, resp.Body, resp.ContentLength < 0)
+	down, err := copyBody(w, kept.response(resp.Body), resp.ContentLength < 0)
 	f.BytesDown = down
 	if err != nil {
 		f.Error = "relaying the answer: " + err.Error()
@@ -264,16 +266,103 @@ var mediaTypes [16]atomic.Pointer[mediaEntry]
 
 type mediaEntry struct{ value, media string }
 
-// counter counts what is read through it.
+// counter counts what is read through it, and hands it to keep when that
+// is not nil.
 type counter struct {
-	r io.ReadCloser
-	n atomic.Int64
+	r    io.ReadCloser
+	n    atomic.Int64
+	keep *bodyKeeper
 }
 
 func (c *counter) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
+	if c.keep != nil {
+		c.keep.add(p[:n])
+	}
 	return n, err
+}
+
+// bodyKeeper keeps the first max bytes of a body (proxy --bodies). A
+// request body is read by net/http's Transport on a goroutine of its own,
+// which may still be at it when the request's flow is finished: hence
+// the lock.
+type bodyKeeper struct {
+	mu   sync.Mutex
+	max  int
+	kept []byte
+}
+
+func (k *bodyKeeper) add(p []byte) {
+	k.mu.Lock()
+	if room := k.max - len(k.kept); room > 0 && len(p) > 0 {
+		k.kept = append(k.kept, p[:min(room, len(p))]...)
+	}
+	k.mu.Unlock()
+}
+
+func (k *bodyKeeper) bytes() []byte {
+	if k == nil {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.kept
+}
+
+// keptReader hands what is read through it to keep.
+type keptReader struct {
+	r    io.Reader
+	keep *bodyKeeper
+}
+
+func (k keptReader) Read(p []byte) (int, error) {
+	n, err := k.r.Read(p)
+	k.keep.add(p[:n])
+	return n, err
+}
+
+// bodies are the keepers of one request's bodies, when the interceptor
+// keeps bodies and f's host is not marked no-bodies; noted says why they
+// are not kept when it is.
+type bodies struct {
+	req, resp *bodyKeeper
+	noted     string
+}
+
+func (fw *forwarder) bodiesFor(f *flow.Flow) bodies {
+	o := &fw.i.o
+	if o.Bodies <= 0 {
+		return bodies{}
+	}
+	if o.NoBodies != nil {
+		if why, ok := o.NoBodies(f.Host); ok {
+			return bodies{noted: "bodies not kept: " + why}
+		}
+	}
+	limit := min(o.Bodies, flow.MaxBody)
+	return bodies{req: &bodyKeeper{max: limit}, resp: &bodyKeeper{max: limit}}
+}
+
+// response is body, kept as it is read when b keeps bodies.
+func (b *bodies) response(body io.Reader) io.Reader {
+	if b.resp == nil {
+		return body
+	}
+	return keptReader{r: body, keep: b.resp}
+}
+
+// finish puts what b kept, or why it kept nothing, into f.
+func (b *bodies) finish(f *flow.Flow) {
+	switch {
+	case b.noted != "":
+		if f.Note != "" {
+			f.Note += "; "
+		}
+		f.Note += b.noted
+	case b.req != nil:
+		f.Bodies = flow.EncodeBodies(flow.Bodies{Request: b.req.bytes(), Response: b.resp.bytes()})
+	}
 }
 
 func (c *counter) Close() error { return c.r.Close() }

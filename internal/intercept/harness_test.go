@@ -33,9 +33,10 @@ type harness struct {
 	flows []flow.Flow
 }
 
-// newHarness starts Serve for a client that offers alpn in its
-// ClientHello (Conn.ALPN) and negotiates clientALPN with the proxy.
-func newHarness(tb testing.TB, h http.Handler, h2 bool, alpn, clientALPN []string, configure func(*httptest.Server)) *harness {
+// newHarness starts Serve, with o (and the test's CA), for a client that
+// offers alpn in its ClientHello (Conn.ALPN) and negotiates clientALPN
+// with the proxy.
+func newHarness(tb testing.TB, h http.Handler, h2 bool, alpn, clientALPN []string, o Options, configure func(*httptest.Server)) *harness {
 	tb.Helper()
 	lab, err := ca.Create(filepath.Join(tb.TempDir(), "ca"), "test", time.Now(), false)
 	if err != nil {
@@ -87,7 +88,8 @@ func newHarness(tb testing.TB, h http.Handler, h2 bool, alpn, clientALPN []strin
 		clientSide.Close()
 		server.Close()
 	})
-	ic := New(Options{CA: lab})
+	o.CA = lab
+	ic := New(o)
 	go func() {
 		hs.done <- ic.Serve(ctx, Conn{
 			Client: clientSide, Server: server, Redial: dial,

@@ -236,9 +236,11 @@ func badRequest(cl *h1Conn, err error, tooLarge bool) {
 // the client's connection can carry another request.
 func (fw *forwarder) exchange(cl *h1Conn, req *http.Request) (keep bool) {
 	f := fw.newFlow(req.Method, req.Host, req.URL.RequestURI())
-	var up counter
+	kept := fw.bodiesFor(&f)
+	up := counter{keep: kept.req}
 	defer func() {
 		f.BytesUp = up.n.Load()
+		kept.finish(&f)
 		f.End = fw.i.o.Now()
 		if fw.c.Record != nil {
 			fw.c.Record(f)
@@ -325,7 +327,7 @@ func (fw *forwarder) exchange(cl *h1Conn, req *http.Request) (keep bool) {
 	}
 	w.WriteString("\r\n")
 
-	down, err := relayBody(w, resp.Body, chunked, resp.ContentLength < 0)
+	down, err := relayBody(w, kept.response(resp.Body), chunked, resp.ContentLength < 0)
 	f.BytesDown = down
 	if err == nil && chunked {
 		w.WriteString("0\r\n")

@@ -102,7 +102,7 @@ func counting(off, n int) []byte {
 }
 
 func h1Harness(t *testing.T, configure func(*httptest.Server)) *harness {
-	return newHarness(t, upstream(), true, []string{"http/1.1"}, []string{"http/1.1"}, configure)
+	return newHarness(t, upstream(), true, []string{"http/1.1"}, []string{"http/1.1"}, Options{}, configure)
 }
 
 func body(t *testing.T, resp *http.Response) string {

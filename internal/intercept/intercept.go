@@ -39,7 +39,14 @@
 // Headers holds the request's and the response's headers (HeaderLines),
 // with the values of Authorization, Cookie, Set-Cookie, keys, tokens and
 // other secrets replaced by REDACTED, so they never reach the store.
-// Bodies are never kept.
+//
+// Bodies are kept only when Options.Bodies asks (proxy --bodies N): the
+// first N bytes of the request's body and of the response's, as they
+// travelled (a gzip Content-Encoding stays), compressed into Bodies
+// (flow.EncodeBodies). Never for a host the catalog marks no-bodies
+// (sign-in, activation: passwords, tokens, product keys): that request's
+// Note says the bodies were not kept and why. Header redaction does not
+// reach into bodies: a kept body is as the client or server sent it.
 //
 // An upstream certificate that does not verify is never accepted: the
 // client is answered 502 with the reason, and every such request and the
@@ -77,6 +84,13 @@ type Options struct {
 	// OnLearn, if set, is called once for each host newly learned, on the
 	// connection's goroutine: pilotwire keeps it in the store there.
 	OnLearn func(flow.PassThrough)
+	// Bodies, when more than 0, is how many bytes of each request body
+	// and each response body a request's flow keeps (proxy --bodies; at
+	// most flow.MaxBody). 0 keeps none.
+	Bodies int
+	// NoBodies says whether the catalog marks host's bodies as never to
+	// be kept, and why. Nil: nothing is marked.
+	NoBodies func(host string) (why string, ok bool)
 	// Now returns the time; nil means time.Now. Tests set it.
 	Now func() time.Time
 }

@@ -37,5 +37,19 @@ func FlowJSON(f *flow.Flow) map[string]any {
 	if f.Lost != 0 {
 		m["lost"] = f.Lost
 	}
+	if f.Bodies != nil {
+		req, resp, err := KeptBodies(f)
+		switch {
+		case err != nil:
+			m["bodies_error"] = err.Error()
+		default:
+			if req != nil {
+				m["request_body"] = req.JSON()
+			}
+			if resp != nil {
+				m["response_body"] = resp.JSON()
+			}
+		}
+	}
 	return m
 }

@@ -37,6 +37,13 @@ func (r Row) MarshalJSON() ([]byte, error) {
 }
 
 func (s *Server) row(f *flow.Flow) Row {
+	if f.Bodies != nil {
+		// Kept bodies stay off the page: rows are small and many
+		// (pilotwire flows --bodies shows them).
+		g := *f
+		g.Bodies = nil
+		f = &g
+	}
 	r := Row{fields: report.FlowJSON(f), pos: flow.PositionOf(f), Service: timeline.UnknownService.ID,
 		ServiceName: timeline.UnknownService.Name, Color: timeline.UnknownService.Color}
 	r.fields["start"] = f.Start.UTC().Format(time.RFC3339Nano)

@@ -257,7 +257,7 @@ func TestReadsBothFormats(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got []flow.Flow
-		if err := r.Flows(ctx, flow.Filter{}, func(f flow.Flow) error { got = append(got, f); return nil }); err != nil {
+		if err := r.Flows(ctx, flow.Filter{Fields: flow.FieldsAll}, func(f flow.Flow) error { got = append(got, f); return nil }); err != nil {
 			t.Fatalf("%s: %v", mode, err)
 		}
 		r.Close()

@@ -141,12 +141,13 @@ func (s *DB) flows(ctx context.Context, tx pgx.Tx, f flow.Filter, fn func(flow.F
 	// Brief read's few; all when Match must look at the rest).
 	fields := f.Fields
 	switch {
-	case !exact:
-		fields = flow.FieldsAll
 	case f.Brief:
 		fields = flow.FieldsBrief
 	case fields == 0:
-		fields = flow.FieldsAll
+		fields = flow.FieldsDefault
+	}
+	if !exact {
+		fields |= flow.FieldsDefault // what Match may look at
 	}
 	cols, sc := newRowScanner(fields)
 	if f.Limit == 0 {

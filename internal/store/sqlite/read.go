@@ -467,10 +467,10 @@ func (c *rawConn) queryRows(ctx context.Context, f flow.Filter) (*rowCursor, err
 	case f.Brief:
 		fields = flow.FieldsBrief
 	case fields == 0:
-		fields = flow.FieldsAll
+		fields = flow.FieldsDefault
 	}
 	if !exact {
-		fields = flow.FieldsAll // what Match may look at
+		fields |= flow.FieldsDefault // what Match may look at
 	}
 	cols, plan := fieldsColumns(fields)
 	q := `SELECT ` + cols + ` FROM flows` + w + order

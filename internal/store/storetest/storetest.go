@@ -60,7 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 		if err := s.PutFlows(context.Background(), []flow.Flow{want}); err != nil {
 			t.Fatal(err)
 		}
-		got := collect(t, s, flow.Filter{})
+		got := collect(t, s, flow.Filter{Fields: flow.FieldsAll})
 		if len(got) != 1 {
 			t.Fatalf("got %d flows, want 1", len(got))
 		}
