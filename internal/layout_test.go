@@ -43,6 +43,7 @@ var rules = []struct {
 	{"internal/gateway", []string{module + "/internal/store/", module + "/internal/catalog", module + "/internal/timeline", module + "/internal/session", module + "/internal/report", module + "/internal/web", "database/sql"}, "the gateway redirects, forwards and notes; flows go to a Record function, meaning is others' job", nil},
 	{"internal/ca", []string{module + "/"}, "the lab CA is a leaf: keys and certificates only", nil},
 	{"internal/store/schema", storeForbidden("schema"), "migrations and column names both stores share; it knows no store", nil},
+	{"internal/store/segment", storeForbidden("segment"), "the segment format and merge both stores share; it knows no store or database", nil},
 	{"internal/procstat", []string{module + "/"}, "reading /proc is a leaf the benchmarks and tests share", nil},
 	{"internal/spool", []string{module + "/internal/store/", module + "/internal/proxy", module + "/internal/catalog", module + "/internal/session", "database/sql", "net/http"}, "the spool keeps flows on disk for the Recorder; it knows no store", nil},
 	{"internal/allowlist", []string{module + "/internal/store/", module + "/internal/proxy", module + "/internal/timeline", module + "/internal/session", "net/http", "database/sql"}, "allowlists are parsed and matched; the proxy and the report ask them", nil},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/store/segment"
 )
 
 // activitySchema is the first schema that keeps activity (migration
@@ -29,8 +30,8 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 	err := s.withRaw(ctx, func(c *rawConn) error {
 		all = all[:0]
 		by := map[activityKey]int{}
-		zones := zoneCache{}
-		in := interner{}
+		zones := segment.Zones{}
+		in := segment.Interner{}
 		var conds []string
 		var args []any
 		if f.Client != "" {
@@ -55,16 +56,16 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 		q := `SELECT ` + cols + ` FROM activity` + w + ` UNION ALL SELECT ` + cols + ` FROM segment_activity` + w
 		return c.run(q, append(args, args...), func(st uintptr) error {
 			a := flow.Activity{
-				Proxy:   in.get(c.columnView(st, 0)),
-				Client:  in.get(c.columnView(st, 1)),
-				Session: in.get(c.columnView(st, 2)),
+				Proxy:   in.Get(c.columnView(st, 0)),
+				Client:  in.Get(c.columnView(st, 1)),
+				Session: in.Get(c.columnView(st, 2)),
 				Window:  c.columnInt(st, 3),
-				First:   time.Unix(0, c.columnInt(st, 4)).In(zones.get(c.columnInt(st, 5))),
-				Last:    time.Unix(0, c.columnInt(st, 6)).In(zones.get(c.columnInt(st, 7))),
+				First:   time.Unix(0, c.columnInt(st, 4)).In(zones.Get(c.columnInt(st, 5))),
+				Last:    time.Unix(0, c.columnInt(st, 6)).In(zones.Get(c.columnInt(st, 7))),
 				Flows:   c.columnInt(st, 8),
 				Bytes:   c.columnInt(st, 9),
 				Lost:    c.columnInt(st, 10),
-				Device:  in.get(c.columnView(st, 11)),
+				Device:  in.Get(c.columnView(st, 11)),
 			}
 			if !c.columnNull(st, 12) {
 				a.DeviceAt = time.Unix(0, c.columnInt(st, 12))
@@ -188,7 +189,7 @@ func (c *rawConn) backfillSegmentActivity() error {
 	}
 	var buf []flow.Flow
 	for _, sg := range segs {
-		flows, err := decodeSegment(sg.blob, sg.firstID, buf, &decodeOpts{brief: true})
+		flows, err := segment.Decode(sg.blob, sg.firstID, buf, &segment.Opts{Brief: true})
 		if err != nil {
 			return fmt.Errorf("segment %d: %w", sg.id, err)
 		}

@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/store/segment"
 	lib "modernc.org/sqlite/lib"
 )
 
 // PutFileFlows stores one part of an imported file as one segment (see
-// segment.go), and counts the file's flows so far in the imports table
+// package segment), and counts the file's flows so far in the imports table
 // (part 0 starts the count). The first part of a file also deletes the
 // rows an import made before segments existed (their keys start with the
 // file's identity and a slash), so importing such a file again replaces
@@ -29,7 +30,7 @@ func (s *DB) PutFileFlows(ctx context.Context, file string, part int, flows []fl
 	}
 	// Encoded before the transaction, so the write lock is held only for
 	// the write itself.
-	blob, startMin, startMax := encodeSegment(flows)
+	blob, startMin, startMax := segment.Encode(flows)
 	source, sourceFile := "", ""
 	if len(flows) > 0 {
 		source, sourceFile = string(flows[0].Source), flows[0].SourceFile

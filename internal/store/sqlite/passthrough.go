@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/store/segment"
 )
 
 // The learned pass-through list of TLS interception (flow.PassThroughStore),
@@ -37,12 +38,12 @@ func (s *DB) LearnPassThrough(ctx context.Context, p flow.PassThrough) error {
 // PassThroughs returns the list, ordered by host.
 func (s *DB) PassThroughs(ctx context.Context) ([]flow.PassThrough, error) {
 	var out []flow.PassThrough
-	zones := zoneCache{}
+	zones := segment.Zones{}
 	err := s.withRaw(ctx, func(c *rawConn) error {
 		out = out[:0]
 		return c.run(`SELECT host, reason, learned_ns, learned_tz, client, flow_key FROM pass_through ORDER BY host`, nil, func(st uintptr) error {
 			out = append(out, flow.PassThrough{Host: strings.Clone(c.columnView(st, 0)), Reason: strings.Clone(c.columnView(st, 1)),
-				Learned: time.Unix(0, c.columnInt(st, 2)).In(zones.get(c.columnInt(st, 3))),
+				Learned: time.Unix(0, c.columnInt(st, 2)).In(zones.Get(c.columnInt(st, 3))),
 				Client:  strings.Clone(c.columnView(st, 4)), Flow: strings.Clone(c.columnView(st, 5))})
 			return nil
 		})

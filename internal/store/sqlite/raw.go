@@ -297,7 +297,7 @@ func (c *rawConn) columnNull(st uintptr, i int32) bool {
 }
 
 // columnView is column i of the current row as text, pointing into SQLite's
-// memory: valid only until the next step. Callers copy it (see interner).
+// memory: valid only until the next step. Callers copy it (see segment.Interner).
 func (c *rawConn) columnView(st uintptr, i int32) string {
 	p := lib.Xsqlite3_column_text(c.tls, st, i)
 	n := lib.Xsqlite3_column_bytes(c.tls, st, i)
@@ -305,45 +305,6 @@ func (c *rawConn) columnView(st uintptr, i int32) string {
 		return ""
 	}
 	return unsafe.String((*byte)(cptr(p)), int(n))
-}
-
-// interner returns one Go copy of each distinct string of the columns whose
-// values repeat from flow to flow (client, host, method, …): a million flows
-// then hold one "GET", not a million, and reading them allocates only for
-// values not seen before. It stops adding after maxInterned values, so a
-// column of unique values costs a bounded map.
-type interner map[string]string
-
-const maxInterned = 1 << 16
-
-func (in interner) get(view string) string {
-	if view == "" {
-		return ""
-	}
-	if s, ok := in[view]; ok {
-		return s
-	}
-	s := strings.Clone(view)
-	if len(in) < maxInterned && len(s) <= 256 {
-		in[s] = s
-	}
-	return s
-}
-
-// getBytes is get for bytes that are about to change: a value seen before
-// costs no allocation.
-func (in interner) getBytes(view []byte) string {
-	if len(view) == 0 {
-		return ""
-	}
-	if s, ok := in[string(view)]; ok {
-		return s
-	}
-	s := string(view)
-	if len(in) < maxInterned && len(s) <= 256 {
-		in[s] = s
-	}
-	return s
 }
 
 // blob binds b, copied into the connection's buffer (see text).

@@ -2,26 +2,22 @@ package sqlite
 
 import (
 	"bytes"
-	"container/heap"
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/store/schema"
+	"github.com/pilotwire/pilotwire/internal/store/segment"
 	lib "modernc.org/sqlite/lib"
 )
 
 // Flows live in two places: live flows one per row of the flows table,
-// imported files as segments (segment.go). Every read runs in one read
-// transaction, so it sees both as of one moment, and merges them: the rows
-// come from SQLite in start order, each segment is sorted already, and a
-// segment is decoded only when the merge reaches its first start time. A
-// read holds the decoded segments whose time ranges overlap the flow it is
-// at: one or two for a log read after another, more when several imported
-// captures cover the same hours.
+// imported files as segments (package segment). Every read runs in one read
+// transaction, so it sees both as of one moment, and merges them
+// (segment.Read): the rows come from SQLite in start order, each segment
+// is sorted already.
 
 // where turns a filter into a WHERE clause on the flows table and its
 // arguments. exact is false when the clause selects more than the filter
@@ -97,17 +93,10 @@ func where(f flow.Filter) (clause string, args []any, exact bool) {
 	return " WHERE " + strings.Join(conds, " AND "), args, exact
 }
 
-// keepOpts are the decode options of the segment flows f selects:
-// Filter.Match, the one definition, which the SQL of rows follows too
-// (storetest checks both against it).
-func keepOpts(f flow.Filter) decodeOpts {
-	return decodeOpts{keep: f.Match, keepURL: f.Text != ""}
-}
-
 // segmentsFor lists the segments that may hold flows f selects, those with
 // the smallest start first (the largest first when desc), judged by what
 // the segments table holds beside each blob.
-func (c *rawConn) segmentsFor(f flow.Filter, desc bool) ([]segmentInfo, error) {
+func (c *rawConn) segmentsFor(f flow.Filter, desc bool) ([]segment.Info, error) {
 	var conds []string
 	var args []any
 	if f.Source != "" {
@@ -139,78 +128,29 @@ func (c *rawConn) segmentsFor(f flow.Filter, desc bool) ([]segmentInfo, error) {
 	} else {
 		q += ` ORDER BY start_min, id`
 	}
-	var out []segmentInfo
+	var out []segment.Info
 	err := c.run(q, args, func(st uintptr) error {
-		out = append(out, segmentInfo{
-			rowid: c.columnInt(st, 0), firstID: c.columnInt(st, 1), n: int(c.columnInt(st, 2)),
-			startMin: c.columnInt(st, 3), startMax: c.columnInt(st, 4), source: flow.Source(strings.Clone(c.columnView(st, 5))),
+		out = append(out, segment.Info{
+			ID: c.columnInt(st, 0), FirstID: c.columnInt(st, 1), N: int(c.columnInt(st, 2)),
+			StartMin: c.columnInt(st, 3), StartMax: c.columnInt(st, 4), Source: flow.Source(strings.Clone(c.columnView(st, 5))),
 		})
 		return nil
 	})
 	return out, err
 }
 
-// withSegment calls fn with the blob of the segment seg, which points into
-// SQLite's memory and is valid only during the call.
-func (c *rawConn) withSegment(seg segmentInfo, fn func(blob []byte) error) error {
+// segmentBlob is the segment.Blobs of the connection: fn gets the blob
+// of seg pointing into SQLite's memory, valid only during the call.
+func (c *rawConn) segmentBlob(seg segment.Info, fn func(blob []byte) error) error {
 	found := false
-	err := c.run(`SELECT data FROM segments WHERE id = ?`, []any{seg.rowid}, func(st uintptr) error {
+	err := c.run(`SELECT data FROM segments WHERE id = ?`, []any{seg.ID}, func(st uintptr) error {
 		found = true
 		return fn(c.columnBlob(st, 0))
 	})
 	if err == nil && !found {
-		err = fmt.Errorf("segment %d vanished", seg.rowid)
+		err = fmt.Errorf("segment %d vanished", seg.ID)
 	}
-	if err != nil {
-		return fmt.Errorf("segment %d (IDs %d–%d): %w", seg.rowid, seg.firstID, seg.firstID+int64(seg.n)-1, err)
-	}
-	return nil
-}
-
-// loadSegment decodes the segment seg into dst[:0] (see decodeSegment).
-func (c *rawConn) loadSegment(seg segmentInfo, dst []flow.Flow, o *decodeOpts) ([]flow.Flow, error) {
-	var flows []flow.Flow
-	err := c.withSegment(seg, func(blob []byte) error {
-		var err error
-		flows, err = decodeSegment(blob, seg.firstID, dst, o)
-		return err
-	})
-	return flows, err
-}
-
-// openCursor opens a cursor on the flows of seg that opts keep, in the
-// read's order, or returns nil when it holds none. Oldest first, the
-// cursor decodes one flow at a time from a copy of the blob (about 60 bytes
-// a flow); newest first, it decodes the segment whole into a spare slice.
-func (c *rawConn) openCursor(seg segmentInfo, m *merge, opts *decodeOpts) (*segCursor, error) {
-	sc := &segCursor{}
-	if m.desc {
-		flows, err := c.loadSegment(seg, m.spare(), opts)
-		if err != nil {
-			return nil, err
-		}
-		if len(flows) == 0 {
-			m.free = append(m.free, flows)
-			return nil, nil
-		}
-		slices.Reverse(flows)
-		sc.flows = flows
-		return sc, nil
-	}
-	var ok bool
-	err := c.withSegment(seg, func(blob []byte) error {
-		r, err := openSegment(append(m.spareBlob(), blob...), seg.firstID, opts)
-		if err != nil {
-			return err
-		}
-		sc.r = r
-		ok, err = r.next(&sc.cur)
-		return err
-	})
-	if err != nil || !ok {
-		return nil, err
-	}
-	return sc, nil
+	return err
 }
 
 // readTx runs fn in a read transaction: everything fn reads comes from one
@@ -265,175 +205,12 @@ func (c *rawConn) readFlows(ctx context.Context, f flow.Filter, fn func(flow.Flo
 		return err
 	}
 	defer rows.close()
-	m := &merge{desc: f.Newest}
-	m.segs.m = m
-	opts := keepOpts(f)
-	opts.in, opts.zones, opts.brief = rows.in, rows.zones, f.Brief
+	opts := segment.FilterOpts(f)
+	opts.In, opts.Zones, opts.Brief = rows.in, rows.zones, f.Brief
 	if err := rows.next(); err != nil {
 		return err
 	}
-	for n := 0; f.Limit <= 0 || n < f.Limit; n++ {
-		if n%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		// Open every segment that may hold a flow at or before the
-		// next one to give.
-		for len(segs) > 0 {
-			if head, _ := m.head(rows); head != nil && !m.mayPrecede(segs[0], head) {
-				break
-			}
-			sc, err := c.openCursor(segs[0], m, &opts)
-			if err != nil {
-				return err
-			}
-			segs = segs[1:]
-			if sc != nil {
-				heap.Push(&m.segs, sc)
-			}
-		}
-		fl, sc := m.head(rows)
-		if fl == nil {
-			return nil
-		}
-		if err := fn(*fl); err != nil {
-			return err
-		}
-		if sc == nil {
-			err = rows.next()
-		} else {
-			err = m.advance(sc)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// merge orders the flows of the row cursor and of the open segments.
-type merge struct {
-	desc bool
-	segs segHeap
-	// free holds the slices of segments read to their end, for the next
-	// segment to be decoded into; freeBlobs their blobs, for the next to be
-	// copied into.
-	free      [][]flow.Flow
-	freeBlobs [][]byte
-}
-
-// spareBlob is an empty slice to copy a blob into.
-func (m *merge) spareBlob() []byte {
-	if len(m.freeBlobs) == 0 {
-		return nil
-	}
-	b := m.freeBlobs[len(m.freeBlobs)-1]
-	m.freeBlobs = m.freeBlobs[:len(m.freeBlobs)-1]
-	return b[:0]
-}
-
-// spare is a slice to decode a segment into.
-func (m *merge) spare() []flow.Flow {
-	if len(m.free) == 0 {
-		return nil
-	}
-	s := m.free[len(m.free)-1]
-	m.free = m.free[:len(m.free)-1]
-	return s
-}
-
-// before reports whether a comes before b in the read's order.
-func (m *merge) before(a, b *flow.Flow) bool {
-	as, bs := a.Start.UnixNano(), b.Start.UnixNano()
-	if as != bs {
-		return (as < bs) != m.desc
-	}
-	return (a.ID < b.ID) != m.desc
-}
-
-// mayPrecede reports whether seg may hold a flow that comes before f.
-func (m *merge) mayPrecede(seg segmentInfo, f *flow.Flow) bool {
-	if m.desc {
-		return seg.startMax >= f.Start.UnixNano()
-	}
-	return seg.startMin <= f.Start.UnixNano()
-}
-
-// head is the next flow to give and the segment cursor it is from (nil
-// for the row cursor); fl is nil when there is none.
-func (m *merge) head(rows *rowCursor) (fl *flow.Flow, sc *segCursor) {
-	if rows.ok {
-		fl = &rows.cur
-	}
-	if len(m.segs.c) > 0 {
-		top := m.segs.c[0]
-		if fl == nil || m.before(top.current(), fl) {
-			return top.current(), top
-		}
-	}
-	return fl, nil
-}
-
-// advance moves sc, the cursor at the top of the heap, to its next flow.
-func (m *merge) advance(sc *segCursor) error {
-	ok, err := sc.advance()
-	if err != nil {
-		return err
-	}
-	if ok {
-		heap.Fix(&m.segs, 0)
-		return nil
-	}
-	heap.Pop(&m.segs)
-	if sc.flows != nil {
-		m.free = append(m.free, sc.flows)
-	}
-	if sc.r != nil {
-		m.freeBlobs = append(m.freeBlobs, sc.r.d.b)
-	}
-	return nil
-}
-
-// segCursor walks the selected flows of one segment in the read's order:
-// decoded one at a time (r) or all at once (flows).
-type segCursor struct {
-	r     *segReader
-	cur   flow.Flow // r's current flow
-	flows []flow.Flow
-	i     int
-}
-
-func (s *segCursor) current() *flow.Flow {
-	if s.r != nil {
-		return &s.cur
-	}
-	return &s.flows[s.i]
-}
-
-func (s *segCursor) advance() (bool, error) {
-	if s.r != nil {
-		return s.r.next(&s.cur)
-	}
-	s.i++
-	return s.i < len(s.flows), nil
-}
-
-// segHeap is a heap of segment cursors by their current flow.
-type segHeap struct {
-	c []*segCursor
-	m *merge
-}
-
-func (h *segHeap) Len() int           { return len(h.c) }
-func (h *segHeap) Less(i, j int) bool { return h.m.before(h.c[i].current(), h.c[j].current()) }
-func (h *segHeap) Swap(i, j int)      { h.c[i], h.c[j] = h.c[j], h.c[i] }
-func (h *segHeap) Push(x any)         { h.c = append(h.c, x.(*segCursor)) }
-func (h *segHeap) Pop() any {
-	x := h.c[len(h.c)-1]
-	h.c[len(h.c)-1] = nil
-	h.c = h.c[:len(h.c)-1]
-	return x
+	return segment.Read(ctx, f, rows, segs, c.segmentBlob, &opts, fn)
 }
 
 // rowCursor steps through the selected rows of the flows table.
@@ -443,8 +220,8 @@ type rowCursor struct {
 	// plan is the field of each column after the first three (id,
 	// start_ns, start_tz): what the read asked for (see queryRows).
 	plan  []flow.Fields
-	zones zoneCache
-	in    interner
+	zones segment.Zones
+	in    segment.Interner
 	cur   flow.Flow // the current row, when ok
 	ok    bool
 	// keep, when not nil, is the filter rows must pass besides the SQL
@@ -486,7 +263,7 @@ func (c *rawConn) queryRows(ctx context.Context, f flow.Filter) (*rowCursor, err
 		lib.Xsqlite3_finalize(c.tls, st)
 		return nil, err
 	}
-	rc := &rowCursor{c: c, st: st, plan: plan, zones: zoneCache{}, in: interner{}}
+	rc := &rowCursor{c: c, st: st, plan: plan, zones: segment.Zones{}, in: segment.Interner{}}
 	if !exact {
 		rc.keep, rc.ctx = f.Match, ctx
 	}
@@ -512,7 +289,7 @@ func fieldsColumns(fs flow.Fields) (string, []flow.Fields) {
 func (r *rowCursor) scanFields(fl *flow.Flow) {
 	c, st, in := r.c, r.st, r.in
 	fl.ID = c.columnInt(st, 0)
-	loc := r.zones.get(c.columnInt(st, 2))
+	loc := r.zones.Get(c.columnInt(st, 2))
 	fl.Start = time.Unix(0, c.columnInt(st, 1)).In(loc)
 	for i, field := range r.plan {
 		col := int32(i + 3)
@@ -524,25 +301,25 @@ func (r *rowCursor) scanFields(fl *flow.Flow) {
 				fl.End = time.Unix(0, c.columnInt(st, col)).In(loc)
 			}
 		case flow.FieldClient:
-			fl.Client = in.get(c.columnView(st, col))
+			fl.Client = in.Get(c.columnView(st, col))
 		case flow.FieldClientPort:
 			fl.ClientPort = int(c.columnInt(st, col))
 		case flow.FieldDevice:
-			fl.Device = in.get(c.columnView(st, col))
+			fl.Device = in.Get(c.columnView(st, col))
 		case flow.FieldSession:
-			fl.Session = in.get(c.columnView(st, col))
+			fl.Session = in.Get(c.columnView(st, col))
 		case flow.FieldSource:
-			fl.Source = flow.Source(in.get(c.columnView(st, col)))
+			fl.Source = flow.Source(in.Get(c.columnView(st, col)))
 		case flow.FieldSourceFile:
-			fl.SourceFile = in.get(c.columnView(st, col))
+			fl.SourceFile = in.Get(c.columnView(st, col))
 		case flow.FieldKind:
-			fl.Kind = flow.Kind(in.get(c.columnView(st, col)))
+			fl.Kind = flow.Kind(in.Get(c.columnView(st, col)))
 		case flow.FieldMethod:
-			fl.Method = in.get(c.columnView(st, col))
+			fl.Method = in.Get(c.columnView(st, col))
 		case flow.FieldScheme:
-			fl.Scheme = in.get(c.columnView(st, col))
+			fl.Scheme = in.Get(c.columnView(st, col))
 		case flow.FieldHost:
-			fl.Host = in.get(c.columnView(st, col))
+			fl.Host = in.Get(c.columnView(st, col))
 		case flow.FieldPort:
 			fl.Port = int(c.columnInt(st, col))
 		case flow.FieldURL:
@@ -554,27 +331,27 @@ func (r *rowCursor) scanFields(fl *flow.Flow) {
 		case flow.FieldBytesDown:
 			fl.BytesDown = c.columnInt(st, col)
 		case flow.FieldSNI:
-			fl.SNI = in.get(c.columnView(st, col))
+			fl.SNI = in.Get(c.columnView(st, col))
 		case flow.FieldALPN:
-			fl.ALPN = in.get(c.columnView(st, col))
+			fl.ALPN = in.Get(c.columnView(st, col))
 		case flow.FieldTLSVersion:
-			fl.TLSVersion = in.get(c.columnView(st, col))
+			fl.TLSVersion = in.Get(c.columnView(st, col))
 		case flow.FieldError:
-			fl.Error = in.get(c.columnView(st, col))
+			fl.Error = in.Get(c.columnView(st, col))
 		case flow.FieldDecision:
-			fl.Decision = flow.Decision(in.get(c.columnView(st, col)))
+			fl.Decision = flow.Decision(in.Get(c.columnView(st, col)))
 		case flow.FieldReason:
-			fl.Reason = in.get(c.columnView(st, col))
+			fl.Reason = in.Get(c.columnView(st, col))
 		case flow.FieldNote:
-			fl.Note = in.get(c.columnView(st, col))
+			fl.Note = in.Get(c.columnView(st, col))
 		case flow.FieldLost:
 			fl.Lost = c.columnInt(st, col)
 		case flow.FieldTunnel:
-			fl.Tunnel = in.get(c.columnView(st, col))
+			fl.Tunnel = in.Get(c.columnView(st, col))
 		case flow.FieldHeaders:
-			fl.Headers = in.get(c.columnView(st, col))
+			fl.Headers = in.Get(c.columnView(st, col))
 		case flow.FieldProxy:
-			fl.Proxy = in.get(c.columnView(st, col))
+			fl.Proxy = in.Get(c.columnView(st, col))
 		case flow.FieldBodies:
 			if b := c.columnBlob(st, col); b != nil {
 				fl.Bodies = bytes.Clone(b)
@@ -584,6 +361,16 @@ func (r *rowCursor) scanFields(fl *flow.Flow) {
 }
 
 func (r *rowCursor) close() { lib.Xsqlite3_finalize(r.c.tls, r.st) }
+
+// Current and Next make the cursor the segment.Rows of a merge.
+func (r *rowCursor) Current() *flow.Flow {
+	if r.ok {
+		return &r.cur
+	}
+	return nil
+}
+
+func (r *rowCursor) Next() error { return r.next() }
 
 // next moves to the next row that keep accepts; ok is false after the
 // last.
@@ -612,22 +399,6 @@ func (r *rowCursor) next() error {
 			}
 		}
 	}
-}
-
-// zoneCache holds one *time.Location per zone offset met in one read:
-// time.FixedZone allocates, and a capture has one or two zones.
-type zoneCache map[int64]*time.Location
-
-func (z zoneCache) get(offset int64) *time.Location {
-	if offset == 0 {
-		return time.UTC
-	}
-	loc, ok := z[offset]
-	if !ok {
-		loc = time.FixedZone("", int(offset))
-		z[offset] = loc
-	}
-	return loc
 }
 
 // CountFlows counts the selected flows. A segment wholly selected counts
@@ -675,8 +446,8 @@ func (c *rawConn) countFlows(ctx context.Context, f flow.Filter) (int64, error) 
 	if err != nil {
 		return 0, err
 	}
-	opts := keepOpts(f)
-	opts.brief = true
+	opts := segment.FilterOpts(f)
+	opts.Brief = true
 	var flows []flow.Flow
 	for i, seg := range segs {
 		if i%16 == 0 {
@@ -684,23 +455,14 @@ func (c *rawConn) countFlows(ctx context.Context, f flow.Filter) (int64, error) 
 				return 0, err
 			}
 		}
-		if wholly(f, seg) {
-			n += int64(seg.n)
+		if segment.Wholly(f, seg) {
+			n += int64(seg.N)
 			continue
 		}
-		if flows, err = c.loadSegment(seg, flows, &opts); err != nil {
+		if flows, err = segment.Load(c.segmentBlob, seg, flows, &opts); err != nil {
 			return 0, err
 		}
 		n += int64(len(flows))
 	}
 	return n, nil
-}
-
-// wholly reports whether f selects every flow of seg.
-func wholly(f flow.Filter, seg segmentInfo) bool {
-	return f.Client == "" && f.Proxy == "" && len(f.Hosts) == 0 && f.Text == "" && !f.Problems && f.Before.IsZero() &&
-		(f.Source == "" || f.Source == seg.source) &&
-		(f.Since.IsZero() || seg.startMin >= f.Since.UnixNano()) &&
-		(f.Until.IsZero() || seg.startMax < f.Until.UnixNano()) &&
-		f.AfterID < seg.firstID
 }

@@ -5,7 +5,7 @@
 //
 // Live flows (PutFlows) are one row each in the flows table, upserted by
 // Key. Imported files (PutFileFlows) are kept as segments, one row per part
-// of a file holding its flows encoded together (segment.go): a row per flow
+// of a file holding its flows encoded together (package segment): a row per flow
 // capped an import near 100,000 flows/s, a segment per 5,000 flows writes
 // over 700,000/s and reads back five times faster. Every read merges both in
 // start order (read.go). Flow IDs come from one counter, so a flow written

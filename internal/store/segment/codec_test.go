@@ -1,4 +1,4 @@
-package sqlite
+package segment
 
 import (
 	"encoding/hex"
@@ -53,8 +53,8 @@ func TestSegmentRoundTrip(t *testing.T) {
 		{"mixed", segmentFlows()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			blob, lo, hi := encodeSegment(tc.flows)
-			got, err := decodeSegment(blob, 100, nil, &decodeOpts{})
+			blob, lo, hi := Encode(tc.flows)
+			got, err := Decode(blob, 100, nil, &Opts{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,34 +90,34 @@ func TestSegmentRoundTrip(t *testing.T) {
 // TestSegmentDamage cuts and corrupts a real segment: every result is an
 // error that says it is a damaged segment, never a panic.
 func TestSegmentDamage(t *testing.T) {
-	blob, _, _ := encodeSegment(segmentFlows())
+	blob, _, _ := Encode(segmentFlows())
 	for n := range len(blob) {
-		if _, err := decodeSegment(blob[:n], 1, nil, &decodeOpts{}); !errors.Is(err, errSegment) {
+		if _, err := Decode(blob[:n], 1, nil, &Opts{}); !errors.Is(err, ErrDamaged) {
 			t.Fatalf("blob cut at %d of %d: error %v, want a damaged segment", n, len(blob), err)
 		}
 	}
-	if _, err := decodeSegment(append(blob[:len(blob):len(blob)], 0), 1, nil, &decodeOpts{}); !errors.Is(err, errSegment) {
+	if _, err := Decode(append(blob[:len(blob):len(blob)], 0), 1, nil, &Opts{}); !errors.Is(err, ErrDamaged) {
 		t.Errorf("trailing byte: error %v", err)
 	}
 }
 
 func FuzzDecodeSegment(f *testing.F) {
-	blob, _, _ := encodeSegment(segmentFlows())
+	blob, _, _ := Encode(segmentFlows())
 	f.Add(blob)
-	one, _, _ := encodeSegment(segmentFlows()[:1])
+	one, _, _ := Encode(segmentFlows()[:1])
 	f.Add(one)
-	f.Add([]byte{segmentVersion, 1, 1, 0})
+	f.Add([]byte{Version, 1, 1, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		flows, err := decodeSegment(b, 1, nil, &decodeOpts{})
+		flows, err := Decode(b, 1, nil, &Opts{})
 		if err != nil {
-			if !errors.Is(err, errSegment) {
+			if !errors.Is(err, ErrDamaged) {
 				t.Fatalf("error %v is not a damaged segment", err)
 			}
 			return
 		}
 		// What decodes must encode to a blob that decodes the same.
-		again, _, _ := encodeSegment(flows)
-		back, err := decodeSegment(again, 1, nil, &decodeOpts{})
+		again, _, _ := Encode(flows)
+		back, err := Decode(again, 1, nil, &Opts{})
 		if err != nil || len(back) != len(flows) {
 			t.Fatalf("re-encoded %d flows: %d back, %v", len(flows), len(back), err)
 		}
@@ -133,7 +133,7 @@ func TestSegmentVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := decodeSegment(blob, 7, nil, &decodeOpts{})
+	got, err := Decode(blob, 7, nil, &Opts{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,11 +156,11 @@ func TestSegmentVersion1(t *testing.T) {
 	}
 	// The encoder writes version 4 now, and a version it does not know
 	// is refused.
-	if b, _, _ := encodeSegment(want); b[0] != 4 {
+	if b, _, _ := Encode(want); b[0] != 4 {
 		t.Errorf("encoder writes version %d", b[0])
 	}
 	blob[0] = 5
-	if _, err := decodeSegment(blob, 7, nil, &decodeOpts{}); err == nil || !strings.Contains(err.Error(), "unknown version") {
+	if _, err := Decode(blob, 7, nil, &Opts{}); err == nil || !strings.Contains(err.Error(), "unknown version") {
 		t.Errorf("version 5: %v", err)
 	}
 }
@@ -174,7 +174,7 @@ func TestSegmentVersion2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := decodeSegment(blob, 1, nil, &decodeOpts{})
+	got, err := Decode(blob, 1, nil, &Opts{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestSegmentVersion3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := decodeSegment(blob, 1, nil, &decodeOpts{})
+	got, err := Decode(blob, 1, nil, &Opts{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,8 +203,8 @@ func TestSegmentVersion3(t *testing.T) {
 	}
 	// Version 4 keeps the proxy.
 	got[0].Proxy = "site-a"
-	b, _, _ := encodeSegment(got)
-	again, err := decodeSegment(b, 1, nil, &decodeOpts{})
+	b, _, _ := Encode(got)
+	again, err := Decode(b, 1, nil, &Opts{})
 	if err != nil || again[0].Proxy != "site-a" || again[1].Proxy != "" {
 		t.Errorf("version 4: %+v, %v", again, err)
 	}
