@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/store/segment"
 )
 
 // activitySchema is the first schema that keeps activity (migration
@@ -106,13 +107,6 @@ func (c *activityChange) touch(k windowKey) {
 
 // apply writes the change in tx, after the rows were written.
 func (c *activityChange) apply(ctx context.Context, tx pgx.Tx) error {
-	var (
-		proxies, clients, sessions, devices []string
-		wins, firsts, lasts, flows, bytes   []int64
-		lost                                []int64
-		firstTZs, lastTZs                   []int32
-		deviceAt                            []*int64
-	)
 	acts := c.sum.Activity()
 	if len(c.deltas) > 0 {
 		// One row per window for the statement: deltas merged in.
@@ -130,23 +124,15 @@ func (c *activityChange) apply(ctx context.Context, tx pgx.Tx) error {
 			acts = append(acts, d)
 		}
 	}
-	for _, a := range acts {
+	cols := &activityArrays{}
+	for i := range acts {
+		a := &acts[i]
 		if c.dirty[windowKey{a.Proxy, a.Client, a.Session, a.Window}] {
 			continue // summed again below, with these rows
 		}
-		_, ftz := a.First.Zone()
-		_, ltz := a.Last.Zone()
-		proxies, clients, sessions, wins = append(proxies, a.Proxy), append(clients, a.Client), append(sessions, a.Session), append(wins, a.Window)
-		firsts, firstTZs, lasts, lastTZs = append(firsts, a.First.UnixNano()), append(firstTZs, int32(ftz)), append(lasts, a.Last.UnixNano()), append(lastTZs, int32(ltz))
-		flows, bytes, lost, devices = append(flows, a.Flows), append(bytes, a.Bytes), append(lost, a.Lost), append(devices, a.Device)
-		var at *int64
-		if a.Device != "" {
-			ns := a.DeviceAt.UnixNano()
-			at = &ns
-		}
-		deviceAt = append(deviceAt, at)
+		cols.add(a)
 	}
-	if len(proxies) > 0 {
+	if len(cols.proxies) > 0 {
 		// The same merge as package sqlite's activityAdd.
 		_, err := tx.Exec(ctx, `INSERT INTO activity (`+activityColumns+`)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::integer[], $7::bigint[],
@@ -161,7 +147,7 @@ func (c *activityChange) apply(ctx context.Context, tx pgx.Tx) error {
 				lost = activity.lost + excluded.lost,
 				device = CASE WHEN excluded.device_ns >= coalesce(activity.device_ns, excluded.device_ns) THEN excluded.device ELSE activity.device END,
 				device_ns = CASE WHEN excluded.device_ns >= coalesce(activity.device_ns, excluded.device_ns) THEN excluded.device_ns ELSE activity.device_ns END`,
-			proxies, clients, sessions, wins, firsts, firstTZs, lasts, lastTZs, flows, bytes, lost, devices, deviceAt)
+			cols.args()...)
 		if err != nil {
 			return fmt.Errorf("activity: %w", err)
 		}
@@ -169,7 +155,8 @@ func (c *activityChange) apply(ctx context.Context, tx pgx.Tx) error {
 	if len(c.dirty) == 0 {
 		return nil
 	}
-	proxies, clients, sessions, wins = proxies[:0], clients[:0], sessions[:0], wins[:0]
+	var proxies, clients, sessions []string
+	var wins []int64
 	for k := range c.dirty {
 		proxies, clients, sessions, wins = append(proxies, k.proxy), append(clients, k.client), append(sessions, k.session), append(wins, k.win)
 	}
@@ -207,6 +194,12 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 			q.add(`win <= ?`, flow.WindowOf(f.Until))
 		}
 		sql = `SELECT ` + activityColumns + ` FROM activity` + q.where()
+		if s.version >= segmentSchema {
+			// Imports' activity, kept per segment: the same conditions,
+			// the same parameters. A window met in both (or in several
+			// segments) is merged below.
+			sql += ` UNION ALL SELECT ` + activityColumns + ` FROM segment_activity` + q.where()
+		}
 	} else {
 		q.add(`f.kind <> 'pac'`)
 		if f.Client != "" {
@@ -229,7 +222,7 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 		if err != nil {
 			return err
 		}
-		zones := zoneCache{}
+		zones := segment.Zones{}
 		all = all[:0]
 		for rows.Next() {
 			var a flow.Activity
@@ -241,8 +234,8 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 				rows.Close()
 				return err
 			}
-			a.First = time.Unix(0, firstNS).In(zones.get(firstTZ))
-			a.Last = time.Unix(0, lastNS).In(zones.get(lastTZ))
+			a.First = time.Unix(0, firstNS).In(zones.Get(int64(firstTZ)))
+			a.Last = time.Unix(0, lastNS).In(zones.Get(int64(lastTZ)))
 			if deviceNS != nil {
 				a.DeviceAt = time.Unix(0, *deviceNS)
 			}
@@ -253,6 +246,7 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 	if err != nil {
 		return s.wrap("read activity", err)
 	}
+	all = mergeWindows(all)
 	flow.SortActivity(all)
 	for i := range all {
 		if !f.MatchActivity(&all[i]) {
@@ -263,4 +257,22 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 		}
 	}
 	return nil
+}
+
+// mergeWindows merges the activity of each window met more than once (in
+// the activity table and in segments' activity) into one.
+func mergeWindows(all []flow.Activity) []flow.Activity {
+	at := make(map[windowKey]int, len(all))
+	out := all[:0]
+	for i := range all {
+		a := all[i]
+		k := windowKey{a.Proxy, a.Client, a.Session, a.Window}
+		if j, ok := at[k]; ok {
+			out[j].Merge(&a)
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, a)
+	}
+	return out
 }

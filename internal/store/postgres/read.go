@@ -15,6 +15,7 @@ import (
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/store/schema"
+	"github.com/pilotwire/pilotwire/internal/store/segment"
 )
 
 // readPage is how many rows a read takes from its snapshot at a time: fn
@@ -150,57 +151,103 @@ func (s *DB) flows(ctx context.Context, tx pgx.Tx, f flow.Filter, fn func(flow.F
 		fields |= flow.FieldsDefault // what Match may look at
 	}
 	cols, sc := newRowScanner(fields)
-	if f.Limit == 0 {
+	segs, err := s.segmentsFor(ctx, tx, f)
+	if err != nil {
+		return err
+	}
+	if f.Limit == 0 && len(segs) == 0 {
 		return s.stream(ctx, tx, `SELECT `+cols+` FROM flows`+q.where()+` ORDER BY `+order, q.args, sc, exact, f, fn)
 	}
-	page := make([]flow.Flow, 0, readPage)
-	given := 0
-	var last *flow.Flow
-	for {
-		pq := q
-		pq.conds, pq.args = append([]string(nil), q.conds...), append([]any(nil), q.args...)
-		if last != nil {
-			pq.add(`(start_ns, id) `+cmp+` (?, ?)`, last.Start.UnixNano(), last.ID)
+	// Page by page, so that the connection is free between pages for the
+	// segments' blobs, and a reader that stops early costs one page.
+	rows := &pagedRows{ctx: ctx, tx: tx, f: f, q: q, exact: exact, sql: `SELECT ` + cols + ` FROM flows`, order: order, cmp: cmp, sc: sc}
+	if err := rows.fetch(); err != nil {
+		return err
+	}
+	opts := segment.FilterOpts(f)
+	opts.In, opts.Zones, opts.Brief = sc.in, sc.zones, f.Brief
+	return segment.Read(ctx, f, rows, segs, segmentBlobs(ctx, tx), &opts, fn)
+}
+
+// pagedRows are the rows a read selects, readPage at a time from the
+// read's snapshot (keyset paging: each page starts after the last row of
+// the one before), as segment.Rows.
+type pagedRows struct {
+	ctx               context.Context
+	tx                pgx.Tx
+	f                 flow.Filter
+	q                 query
+	exact             bool
+	sql, order, cmp   string
+	sc                *rowScanner
+	page              []flow.Flow
+	i                 int
+	given             int // rows handed out, for an exact read's LIMIT
+	lastStart, lastID int64
+	started, done     bool
+}
+
+func (r *pagedRows) Current() *flow.Flow {
+	if r.i < len(r.page) {
+		return &r.page[r.i]
+	}
+	return nil
+}
+
+func (r *pagedRows) Next() error {
+	r.i++
+	r.given++
+	if r.i < len(r.page) || r.done {
+		return nil
+	}
+	return r.fetch()
+}
+
+// fetch reads the next page that holds a row Match keeps, or none when
+// the rows are at their end.
+func (r *pagedRows) fetch() error {
+	for !r.done {
+		pq := r.q
+		pq.conds, pq.args = append([]string(nil), r.q.conds...), append([]any(nil), r.q.args...)
+		if r.started {
+			pq.add(`(start_ns, id) `+r.cmp+` (?, ?)`, r.lastStart, r.lastID)
 		}
 		limit := readPage
-		if exact && f.Limit > 0 && f.Limit-given < limit {
-			limit = f.Limit - given
+		if r.exact && r.f.Limit > 0 && r.f.Limit-r.given < limit {
+			limit = max(r.f.Limit-r.given, 0)
 		}
-		rows, err := tx.Query(ctx, `SELECT `+cols+` FROM flows`+pq.where()+` ORDER BY `+order+fmt.Sprintf(` LIMIT %d`, limit), pq.args...)
+		if limit == 0 {
+			r.page, r.i, r.done = r.page[:0], 0, true
+			return nil
+		}
+		rows, err := r.tx.Query(r.ctx, r.sql+pq.where()+` ORDER BY `+r.order+fmt.Sprintf(` LIMIT %d`, limit), pq.args...)
 		if err != nil {
 			return err
 		}
-		page = page[:0]
+		r.page, r.i = r.page[:0], 0
+		read := 0
 		for rows.Next() {
 			var fl flow.Flow
-			if err := sc.scan(rows, &fl); err != nil {
+			if err := r.sc.scan(rows, &fl); err != nil {
 				rows.Close()
 				return err
 			}
-			page = append(page, fl)
+			read++
+			r.started, r.lastStart, r.lastID = true, fl.Start.UnixNano(), fl.ID
+			if !r.exact && !r.f.Match(&fl) {
+				continue
+			}
+			r.page = append(r.page, fl)
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		for i := range page {
-			if !exact && !f.Match(&page[i]) {
-				continue
-			}
-			if err := fn(page[i]); err != nil {
-				return err
-			}
-			given++
-			if f.Limit > 0 && given >= f.Limit {
-				return nil
-			}
-		}
-		if len(page) < limit {
+		r.done = read < limit
+		if len(r.page) > 0 {
 			return nil
 		}
-		last = &page[len(page)-1]
-		l := *last
-		last = &l
 	}
+	return nil
 }
 
 // scanRaw decodes a row of raw values (bigint, integer, text) into fl.
@@ -245,7 +292,7 @@ func (r *rowScanner) scanRaw(vals [][]byte, fl *flow.Flow) error {
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return err
 	}
-	loc := r.zones.get(int32(tz))
+	loc := r.zones.Get(tz)
 	*fl = flow.Flow{ID: id, Start: time.Unix(0, start).In(loc)}
 	for k, f := range r.plan {
 		b := vals[3+k]
@@ -361,14 +408,14 @@ func (s *DB) stream(ctx context.Context, tx pgx.Tx, sql string, args []any, sc *
 type rowScanner struct {
 	plan  []flow.Fields // the field of each column after id, start_ns, start_tz
 	text  []bool        // by column: the server sent it as text (known at the first row)
-	zones zoneCache
-	in    map[string]string // strings made so far, by value
+	zones segment.Zones
+	in    segment.Interner // strings made so far, by value
 }
 
 // newRowScanner returns the column list of a read of fields fs and its
 // scanner.
 func newRowScanner(fs flow.Fields) (string, *rowScanner) {
-	r := &rowScanner{zones: zoneCache{}, in: map[string]string{}}
+	r := &rowScanner{zones: segment.Zones{}, in: segment.Interner{}}
 	cols := []string{"id", "start_ns", "start_tz"}
 	for _, fc := range schema.FieldColumns {
 		if fs&fc.Field == 0 {
@@ -420,23 +467,16 @@ func (s *DB) CountFlows(ctx context.Context, f flow.Filter) (int64, error) {
 		return n, err
 	}
 	var n int64
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM flows`+q.where(), q.args...).Scan(&n); err != nil {
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM flows`+q.where(), q.args...).Scan(&n); err != nil {
+			return err
+		}
+		inSegments, err := s.countSegmentFlows(ctx, tx, f)
+		n += inSegments
+		return err
+	})
+	if err != nil {
 		return 0, s.wrap("count flows", err)
 	}
 	return n, nil
-}
-
-// zoneCache holds one *time.Location per zone offset met in one read.
-type zoneCache map[int32]*time.Location
-
-func (z zoneCache) get(offset int32) *time.Location {
-	if offset == 0 {
-		return time.UTC
-	}
-	loc, ok := z[offset]
-	if !ok {
-		loc = time.FixedZone("", int(offset))
-		z[offset] = loc
-	}
-	return loc
 }

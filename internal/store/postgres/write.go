@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/store/segment"
 )
 
 // takeIDs locks the ID counter's row for the rest of tx, so writers take
@@ -135,8 +135,6 @@ func (s *DB) PutFileFlows(ctx context.Context, file string, part int, flows []fl
 	if part < 0 {
 		return flow.FileChange{}, fmt.Errorf("put file flows %s: part %d", file, part)
 	}
-	sorted := slices.Clone(flows)
-	slices.SortStableFunc(sorted, func(a, b flow.Flow) int { return a.Start.Compare(b.Start) })
 	sourceFile := ""
 	if len(flows) > 0 {
 		sourceFile = flows[0].SourceFile
@@ -157,51 +155,18 @@ func (s *DB) PutFileFlows(ctx context.Context, file string, part int, flows []fl
 		if _, err := tx.Exec(ctx, track, file, sourceFile, len(flows), time.Now().UnixNano()); err != nil {
 			return err
 		}
-		// The part's earlier flows leave their windows, which are summed
-		// again.
-		var act activityChange
-		rows, err := tx.Query(ctx, `DELETE FROM flows WHERE file = $1 AND part = $2 RETURNING id, proxy, client, session, start_ns`, file, part)
+		oldRows, err := deletePartRows(ctx, tx, file, part, false)
 		if err != nil {
 			return err
 		}
-		var old []int64
-		for rows.Next() {
-			var id, start int64
-			var proxy, client, session string
-			if err := rows.Scan(&id, &proxy, &client, &session, &start); err != nil {
-				rows.Close()
-				return err
-			}
-			old = append(old, id)
-			act.touch(windowOf(proxy, client, session, start))
-		}
-		if err := rows.Err(); err != nil {
+		oldSegment, err := putSegment(ctx, tx, file, part, flows, &next)
+		if err != nil {
 			return err
 		}
-		slices.Sort(old)
-		if d := int64(len(sorted) - len(old)); d > 0 {
+		if d := int64(len(flows)) - oldRows - oldSegment; d > 0 {
 			ch.Added = d
 		} else {
 			ch.Dropped = -d
-		}
-		idx := make([]int, len(sorted))
-		for i := range sorted {
-			if len(old) == len(sorted) {
-				sorted[i].ID = old[i]
-			} else {
-				sorted[i].ID = next
-				next++
-			}
-			idx[i] = i
-		}
-		if err := copyRows(ctx, tx, "flows", sorted, idx, file, int32(part)); err != nil {
-			return err
-		}
-		for i := range sorted {
-			act.add(&sorted[i])
-		}
-		if err := act.apply(ctx, tx); err != nil {
-			return err
 		}
 		return giveIDs(ctx, tx, next)
 	})
@@ -224,27 +189,16 @@ func (s *DB) EndFileFlows(ctx context.Context, file string, parts int) (flow.Fil
 			return err
 		}
 		if parts >= 0 {
-			var act activityChange
-			rows, err := tx.Query(ctx, `DELETE FROM flows WHERE file = $1 AND part >= $2 RETURNING proxy, client, session, start_ns`, file, parts)
+			rows, err := deletePartRows(ctx, tx, file, parts, true)
 			if err != nil {
 				return err
 			}
-			for rows.Next() {
-				var proxy, client, session string
-				var start int64
-				if err := rows.Scan(&proxy, &client, &session, &start); err != nil {
-					rows.Close()
-					return err
-				}
-				ch.Dropped++
-				act.touch(windowOf(proxy, client, session, start))
-			}
-			if err := rows.Err(); err != nil {
+			var segs int64
+			if err := tx.QueryRow(ctx, `WITH d AS (DELETE FROM segments WHERE file = $1 AND part >= $2 RETURNING n)
+				SELECT coalesce(sum(n), 0)::bigint FROM d`, file, parts).Scan(&segs); err != nil {
 				return err
 			}
-			if err := act.apply(ctx, tx); err != nil {
-				return err
-			}
+			ch.Dropped = rows + segs
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM imports WHERE file = $1`, file)
 		return err
@@ -299,17 +253,50 @@ func (s *DB) PassThroughs(ctx context.Context) ([]flow.PassThrough, error) {
 	if err != nil {
 		return nil, s.wrap("list pass-through", err)
 	}
-	zones := zoneCache{}
+	zones := segment.Zones{}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (flow.PassThrough, error) {
 		var p flow.PassThrough
 		var ns int64
 		var tz int32
 		err := r.Scan(&p.Host, &p.Reason, &ns, &tz, &p.Client, &p.Flow)
-		p.Learned = time.Unix(0, ns).In(zones.get(tz))
+		p.Learned = time.Unix(0, ns).In(zones.Get(int64(tz)))
 		return p, err
 	})
 	if err != nil {
 		return nil, s.wrap("list pass-through", err)
 	}
 	return out, nil
+}
+
+// deletePartRows deletes the rows of part of file (of every part from it
+// on, when onwards): parts an import before segments wrote as rows. Their
+// windows of activity are summed again. It returns how many it deleted.
+func deletePartRows(ctx context.Context, tx pgx.Tx, file string, part int, onwards bool) (int64, error) {
+	op := "="
+	if onwards {
+		op = ">="
+	}
+	rows, err := tx.Query(ctx, `DELETE FROM flows WHERE file = $1 AND part `+op+` $2 RETURNING proxy, client, session, start_ns`, file, part)
+	if err != nil {
+		return 0, err
+	}
+	var act activityChange
+	var n int64
+	for rows.Next() {
+		var proxy, client, session string
+		var start int64
+		if err := rows.Scan(&proxy, &client, &session, &start); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		n++
+		act.touch(windowOf(proxy, client, session, start))
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return n, act.apply(ctx, tx)
 }

@@ -266,3 +266,42 @@ func Wholly(f flow.Filter, seg Info) bool {
 		(f.Until.IsZero() || seg.StartMax < f.Until.UnixNano()) &&
 		f.AfterID < seg.FirstID
 }
+
+// Cond is one condition of a query of a segments table (columns
+// first_id, n, start_min, start_max, source), with ? for each of Args.
+type Cond struct {
+	SQL  string
+	Args []any
+}
+
+// Where are the conditions that keep, of a segments table, the segments
+// that may hold flows f selects, judged by what the table holds beside
+// each blob.
+func Where(f flow.Filter) []Cond {
+	var c []Cond
+	if f.Source != "" {
+		c = append(c, Cond{`source IN ('', ?)`, []any{string(f.Source)}})
+	}
+	if !f.Since.IsZero() {
+		c = append(c, Cond{`start_max >= ?`, []any{f.Since.UnixNano()}})
+	}
+	if !f.Until.IsZero() {
+		c = append(c, Cond{`start_min < ?`, []any{f.Until.UnixNano()}})
+	}
+	if f.AfterID > 0 {
+		c = append(c, Cond{`first_id + n - 1 > ?`, []any{f.AfterID}})
+	}
+	if !f.Before.IsZero() {
+		c = append(c, Cond{`start_min <= ?`, []any{f.Before.Start.UnixNano()}})
+	}
+	return c
+}
+
+// Order is the ORDER BY of a query of a segments table for a read in
+// Read's order: smallest start first, largest first when desc.
+func Order(desc bool) string {
+	if desc {
+		return ` ORDER BY start_max DESC, id`
+	}
+	return ` ORDER BY start_min, id`
+}

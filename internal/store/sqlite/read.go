@@ -99,35 +99,14 @@ func where(f flow.Filter) (clause string, args []any, exact bool) {
 func (c *rawConn) segmentsFor(f flow.Filter, desc bool) ([]segment.Info, error) {
 	var conds []string
 	var args []any
-	if f.Source != "" {
-		conds = append(conds, `source IN ('', ?)`)
-		args = append(args, string(f.Source))
-	}
-	if !f.Since.IsZero() {
-		conds = append(conds, `start_max >= ?`)
-		args = append(args, f.Since.UnixNano())
-	}
-	if !f.Until.IsZero() {
-		conds = append(conds, `start_min < ?`)
-		args = append(args, f.Until.UnixNano())
-	}
-	if f.AfterID > 0 {
-		conds = append(conds, `first_id + n - 1 > ?`)
-		args = append(args, f.AfterID)
-	}
-	if !f.Before.IsZero() {
-		conds = append(conds, `start_min <= ?`)
-		args = append(args, f.Before.Start.UnixNano())
+	for _, cond := range segment.Where(f) {
+		conds, args = append(conds, cond.SQL), append(args, cond.Args...)
 	}
 	q := `SELECT id, first_id, n, start_min, start_max, source FROM segments`
 	if len(conds) > 0 {
 		q += ` WHERE ` + strings.Join(conds, " AND ")
 	}
-	if desc {
-		q += ` ORDER BY start_max DESC, id`
-	} else {
-		q += ` ORDER BY start_min, id`
-	}
+	q += segment.Order(desc)
 	var out []segment.Info
 	err := c.run(q, args, func(st uintptr) error {
 		out = append(out, segment.Info{
