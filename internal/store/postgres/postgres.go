@@ -96,6 +96,10 @@ type DB struct {
 	// version is the database's schema: SchemaVersion for a writer (it
 	// migrates), maybe older for a reader.
 	version int
+	// open are the keys of the flows this DB wrote open (no end yet) and
+	// not yet completed: the only ones a proxy writes again. A batch with
+	// none of them is tried as new rows alone (see PutFlows).
+	open openKeys
 }
 
 var (

@@ -276,3 +276,61 @@ func TestReadsBothFormats(t *testing.T) {
 		}
 	}
 }
+
+// TestStoredKeyAgain: a batch of keys this DB never wrote open is tried
+// as new rows alone; when one is stored after all (by another process,
+// or written complete and again), it replaces that row, keeping its ID,
+// and the rest are added: never a second row, never a lost one.
+func TestStoredKeyAgain(t *testing.T) {
+	srv := testutil.StartPostgres(t)
+	url := srv.NewDatabase(t)
+	ctx := context.Background()
+	a, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	t0 := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	mk := func(key string, n int, down int64) flow.Flow {
+		start := t0.Add(time.Duration(n) * time.Second)
+		return flow.Flow{Key: key, Start: start, End: start.Add(time.Second), Client: "10.0.0.7", Source: flow.SourceProxy,
+			Kind: flow.KindConnect, Host: "h.example", BytesDown: down}
+	}
+	if err := a.PutFlows(ctx, []flow.Flow{mk("k1", 1, 10), mk("k2", 2, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	// b never wrote k1; a wrote k2 complete, so it too is tried as new.
+	if err := b.PutFlows(ctx, []flow.Flow{mk("k3", 3, 10), mk("k1", 1, 100)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PutFlows(ctx, []flow.Flow{mk("k2", 2, 200), mk("k4", 4, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := a.Flows(ctx, flow.Filter{}, func(f flow.Flow) error {
+		got = append(got, fmt.Sprintf("%d %s %d", f.ID, f.Key, f.BytesDown))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"1 k1 100", "2 k2 200", "3 k3 10", "4 k4 10"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("flows: %q, want %q", got, want)
+	}
+	var flows, bytes int64
+	if err := a.Activity(ctx, flow.Filter{}, func(act flow.Activity) error {
+		flows += act.Flows
+		bytes += act.Bytes
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if flows != 4 || bytes != 320 {
+		t.Errorf("activity: %d flows, %d bytes; want 4 and 320", flows, bytes)
+	}
+}
