@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -8,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pilotwire/pilotwire/internal/testutil"
 )
 
 // /metrics on the proxy's page: the flows it forwarded, counted, in a
@@ -53,14 +57,34 @@ func TestProxyMetrics(t *testing.T) {
 			t.Errorf("no %q in /metrics:\n%s", want, text)
 		}
 	}
-	if promtool, err := exec.LookPath("promtool"); err == nil {
-		cmd := exec.Command(promtool, "check", "metrics")
-		cmd.Stdin = strings.NewReader(text)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("promtool check metrics: %v\n%s", err, out)
-		}
-	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+	// The counters against the store: as many flows, as many bytes.
+	out, _, err := runCmd(t, "--store", store, "flows", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored, down int64
+	for line := range strings.Lines(out) {
+		var f struct {
+			BytesDown int64 `json:"bytes_down"`
+		}
+		if err := json.Unmarshal([]byte(line), &f); err != nil {
+			t.Fatal(err)
+		}
+		stored++
+		down += f.BytesDown
+	}
+	if want := fmt.Sprintf(`pilotwire_flows_total{decision="allowed",source="proxy"} %d`, stored); !strings.Contains(text, want+"\n") {
+		t.Errorf("the store holds %d flows; /metrics says otherwise:\n%s", stored, text)
+	}
+	if want := fmt.Sprintf(`pilotwire_flow_bytes_total{direction="down"} %d`, down); !strings.Contains(text, want+"\n") {
+		t.Errorf("the store's flows hold %d bytes down; /metrics says otherwise:\n%s", down, text)
+	}
+	cmd := exec.Command(testutil.LookPath(t, "promtool"), "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
