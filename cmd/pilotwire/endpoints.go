@@ -359,16 +359,6 @@ const learnedExamples = `  pilotwire endpoints learned
   pilotwire endpoints learned --json
 `
 
-// learnedJSON is one host of the learned pass-through list, as --json
-// prints it.
-type learnedJSON struct {
-	Host    string    `json:"host"`
-	Learned time.Time `json:"learned"`
-	Client  string    `json:"client"`
-	Reason  string    `json:"reason"`
-	Flow    string    `json:"flow"`
-}
-
 func runEndpointsLearned(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "endpoints learned", "endpoints learned [flags]", learnedExamples)
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -392,9 +382,10 @@ func runEndpointsLearned(ctx context.Context, g *globals, args []string) error {
 		return fmt.Errorf("endpoints learned: %w", err)
 	}
 	if *asJSON {
-		out := make([]learnedJSON, 0, len(list))
+		out := make([]flow.PassThrough, 0, len(list)) // learned in UTC
 		for _, p := range list {
-			out = append(out, learnedJSON{Host: p.Host, Learned: p.Learned.UTC(), Client: p.Client, Reason: p.Reason, Flow: p.Flow})
+			p.Learned = p.Learned.UTC()
+			out = append(out, p)
 		}
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/proxy"
 	"github.com/pilotwire/pilotwire/internal/sim"
 )
@@ -176,7 +177,7 @@ func TestProxyIntercept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var learned []learnedJSON
+	var learned []flow.PassThrough
 	if err := json.Unmarshal([]byte(stdout), &learned); err != nil {
 		t.Fatal(err)
 	}

@@ -9,12 +9,15 @@ import (
 // client refused the certificate the proxy minted for it (an alert, or a
 // close right after the handshake with no request), so its next
 // connections are tunnelled untouched.
+//
+// Its JSON is the shape of `pilotwire endpoints learned --json` and of the
+// page's /api/passthrough.
 type PassThrough struct {
-	Host    string    // the server name the certificate was minted for, lower case
-	Reason  string    // what the client did, e.g. "client refused the certificate: remote error: tls: unknown certificate authority"
-	Learned time.Time // when it was first learned
-	Client  string    // the client that refused it, first time
-	Flow    string    // the Key of the flow that recorded the refusal
+	Host    string    `json:"host"`    // the server name the certificate was minted for, lower case
+	Learned time.Time `json:"learned"` // when it was first learned
+	Client  string    `json:"client"`  // the client that refused it, first time
+	Reason  string    `json:"reason"`  // what the client did, e.g. "client refused the certificate: remote error: tls: unknown certificate authority"
+	Flow    string    `json:"flow"`    // the Key of the flow that recorded the refusal
 }
 
 // PassThroughStore is a Store that also keeps the learned pass-through

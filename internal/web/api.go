@@ -602,6 +602,22 @@ func (s *Server) catalogInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{"services": s.o.Catalog.ServicesJSON(), "phases": phases})
 }
 
+// passThrough sends the hosts TLS interception learned to tunnel
+// untouched (a client refused the minted certificate), as `pilotwire
+// endpoints learned --json` prints them: [] for a store without the list.
+func (s *Server) passThrough(w http.ResponseWriter, r *http.Request) {
+	list := []flow.PassThrough{}
+	if pts, ok := s.o.Store.(flow.PassThroughStore); ok {
+		got, err := pts.PassThroughs(r.Context())
+		if err != nil {
+			apiError(w, http.StatusInternalServerError, "%v", err)
+			return
+		}
+		list = append(list, got...)
+	}
+	writeJSON(w, list)
+}
+
 // har sends the session's flows as HAR 1.2 (export.WriteHAR), streamed
 // from the store: the same file as `pilotwire export --session n`.
 func (s *Server) har(w http.ResponseWriter, r *http.Request) {

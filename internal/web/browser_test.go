@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +47,8 @@ type livePage struct {
 	echo   net.Listener // a TCP echo server, a tunnel's far end
 	st     *sqlite.DB
 	rec    *flow.Recorder
+	// intercepting is what the page's status says of TLS interception.
+	intercepting *atomic.Bool
 }
 
 // startLivePage starts it all; queue is each viewer's queue in the hub
@@ -86,11 +89,12 @@ func startLivePage(t *testing.T, token string, queue int) *livePage {
 	}
 	go p.Serve(ln)
 	t.Cleanup(func() { ln.Close() })
+	intercepting := new(atomic.Bool)
 	page, err := web.New(web.Options{Store: st, Hub: hub, Catalog: catalog.Default(), Token: token, Source: "pilotwire.db", Version: "test", Mode: "proxy",
 		Status: func() web.Status {
 			s := p.Stats()
 			h := rec.Health()
-			return web.Status{Proxy: &web.ProxyStatus{OpenConns: s.OpenConns, OpenTunnels: s.OpenTunnels, Requests: s.Requests},
+			return web.Status{Proxy: &web.ProxyStatus{OpenConns: s.OpenConns, OpenTunnels: s.OpenTunnels, Requests: s.Requests, Intercepting: intercepting.Load()},
 				Recording: &web.RecordingStatus{OK: h.Recording, Text: h.String()}}
 		}})
 	if err != nil {
@@ -100,7 +104,7 @@ func startLivePage(t *testing.T, token string, queue int) *livePage {
 	t.Cleanup(srv.Close)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) }))
 	t.Cleanup(origin.Close)
-	return &livePage{url: srv.URL, proxy: ln.Addr().String(), origin: origin, echo: echo, st: st, rec: rec}
+	return &livePage{url: srv.URL, proxy: ln.Addr().String(), origin: origin, echo: echo, st: st, rec: rec, intercepting: intercepting}
 }
 
 // get sends a request through the proxy, as a device would.
@@ -731,4 +735,33 @@ func TestInterceptedInChromium(t *testing.T) {
 		t.Errorf("detail headers %q, want %q", headers, req.Headers)
 	}
 	shot(t, b, "intercepted")
+}
+
+// With interception on, the banner says so and how many hosts were
+// learned as pass-through; hovering it names them and why.
+func TestLearnedPassThroughInChromium(t *testing.T) {
+	lp := startLivePage(t, "", 0)
+	lp.intercepting.Store(true)
+	if err := lp.st.LearnPassThrough(t.Context(), flow.PassThrough{Host: "cs.dds.microsoft.com", Learned: time.Now(), Client: "10.0.0.23",
+		Reason: "client refused the certificate: remote error: tls: bad certificate", Flow: "px-9-1"}); err != nil {
+		t.Fatal(err)
+	}
+	b := testutil.NewBrowser(t, time.Minute)
+	open(t, b, lp, "#/flows")
+	waitFor(t, b, `document.getElementById('recording').textContent === 'TLS INTERCEPTION ON · 1 host learned as pass-through'`, 5*time.Second)
+	if got := eval[string](t, b, `document.getElementById('recording').title`); got != "cs.dds.microsoft.com — client refused the certificate: remote error: tls: bad certificate (10.0.0.23)" {
+		t.Errorf("banner title %q", got)
+	}
+	resp, err := http.Get(lp.url + "/api/passthrough")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list []flow.PassThrough
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Host != "cs.dds.microsoft.com" || list[0].Flow != "px-9-1" {
+		t.Errorf("/api/passthrough: %+v", list)
+	}
 }

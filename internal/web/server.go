@@ -178,6 +178,7 @@ func New(o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /api/flows/{id}", s.flowDetail)
 	s.mux.HandleFunc("GET /api/hosts", s.hosts)
 	s.mux.HandleFunc("GET /api/catalog", s.catalogInfo)
+	s.mux.HandleFunc("GET /api/passthrough", s.passThrough)
 	s.mux.HandleFunc("GET /api/events", s.events)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "no such API endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path)

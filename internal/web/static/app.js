@@ -210,9 +210,22 @@ async function refreshStatus() {
   if (s.recording && !s.recording.ok) {
     loud.push((s.recording.text || 'NOT RECORDING') + (s.recording.dropped ? ' — ' + s.recording.dropped + ' flows dropped' : ''));
   }
-  if (s.proxy && s.proxy.intercepting) loud.push('TLS INTERCEPTION ON');
+  let learnedTitle = '';
+  if (s.proxy && s.proxy.intercepting) {
+    loud.push('TLS INTERCEPTION ON');
+    // Hosts a client refused the minted certificate for: tunnelled
+    // untouched from then on (pilotwire endpoints learned).
+    try {
+      const learned = await api('/api/passthrough');
+      if (learned.length) {
+        loud.push(learned.length + (learned.length === 1 ? ' host' : ' hosts') + ' learned as pass-through');
+        learnedTitle = learned.map(p => p.host + ' — ' + p.reason + ' (' + p.client + ')').join('\n');
+      }
+    } catch (e) { /* the banner says the rest */ }
+  }
   const rec = $('recording');
   rec.textContent = loud.join(' · ');
+  rec.title = learnedTitle;
   rec.hidden = loud.length === 0;
   $('foot-source').textContent = s.source ? 'Source: ' + s.source + (s.version ? ' · pilotwire ' + s.version : '') : '';
 }
