@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"os"
@@ -21,20 +20,8 @@ func TestProxyInterceptBodies(t *testing.T) {
 	curl := testutil.LookPath(t, "curl")
 	withStandIn(t)
 	dir := t.TempDir()
-	caDir, store := filepath.Join(dir, "ca"), filepath.Join(dir, "flows.db")
-	if _, _, err := runCmd(t, "ca", "init", "--ca-dir", caDir); err != nil {
-		t.Fatal(err)
-	}
-	pemFile := filepath.Join(dir, "root.pem")
-	if _, _, err := runCmd(t, "ca", "export", "--ca-dir", caDir, "--pem", "-o", pemFile); err != nil {
-		t.Fatal(err)
-	}
-	pemData, err := os.ReadFile(pemFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lab := x509.NewCertPool()
-	lab.AppendCertsFromPEM(pemData)
+	store := filepath.Join(dir, "flows.db")
+	caDir, pemFile, lab := labCA(t, dir)
 	big := filepath.Join(dir, "big.txt")
 	if err := os.WriteFile(big, []byte(strings.Repeat("x", 2000)), 0o600); err != nil {
 		t.Fatal(err)

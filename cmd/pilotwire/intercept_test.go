@@ -105,6 +105,29 @@ func startInProcess(t *testing.T, args ...string) (string, []string, func() erro
 	return addr, out, stop
 }
 
+// labCA runs pilotwire ca init in dir/ca and ca export --pem to
+// dir/root.pem, and returns the CA's directory, the PEM file and a pool
+// that trusts it, as a device that installed it would.
+func labCA(t *testing.T, dir string) (caDir, pemFile string, pool *x509.CertPool) {
+	t.Helper()
+	caDir, pemFile = filepath.Join(dir, "ca"), filepath.Join(dir, "root.pem")
+	if _, _, err := runCmd(t, "ca", "init", "--ca-dir", caDir); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCmd(t, "ca", "export", "--ca-dir", caDir, "--pem", "-o", pemFile); err != nil {
+		t.Fatal(err)
+	}
+	pemData, err := os.ReadFile(pemFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemData) {
+		t.Fatal("ca export --pem wrote no certificate")
+	}
+	return caDir, pemFile, pool
+}
+
 func trusting(t *testing.T, proxyAddr string, pool *x509.CertPool) *http.Client {
 	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: proxyAddr}), TLSClientConfig: &tls.Config{RootCAs: pool}}
 	t.Cleanup(tr.CloseIdleConnections)
@@ -117,22 +140,8 @@ func trusting(t *testing.T, proxyAddr string, pool *x509.CertPool) *http.Client 
 func TestProxyIntercept(t *testing.T) {
 	in := withStandIn(t)
 	dir := t.TempDir()
-	caDir, store := filepath.Join(dir, "ca"), filepath.Join(dir, "flows.db")
-	if _, _, err := runCmd(t, "ca", "init", "--ca-dir", caDir); err != nil {
-		t.Fatal(err)
-	}
-	pemFile := filepath.Join(dir, "root.pem")
-	if _, _, err := runCmd(t, "ca", "export", "--ca-dir", caDir, "--pem", "-o", pemFile); err != nil {
-		t.Fatal(err)
-	}
-	pemData, err := os.ReadFile(pemFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lab := x509.NewCertPool()
-	if !lab.AppendCertsFromPEM(pemData) {
-		t.Fatal("ca export --pem wrote no certificate")
-	}
+	store := filepath.Join(dir, "flows.db")
+	caDir, _, lab := labCA(t, dir)
 
 	addr, banner, stop := startInProcess(t, "--store", store, "--intercept", "--ca-dir", caDir)
 	if !strings.Contains(strings.Join(banner, "\n"), "  TLS INTERCEPTION ON: certificates minted by \"pilotwire lab CA ") ||

@@ -107,23 +107,8 @@ func (c *activityChange) touch(k windowKey) {
 
 // apply writes the change in tx, after the rows were written.
 func (c *activityChange) apply(ctx context.Context, tx pgx.Tx) error {
-	acts := c.sum.Activity()
-	if len(c.deltas) > 0 {
-		// One row per window for the statement: deltas merged in.
-		at := map[windowKey]int{}
-		for i, a := range acts {
-			at[windowKey{a.Proxy, a.Client, a.Session, a.Window}] = i
-		}
-		for _, d := range c.deltas {
-			k := windowKey{d.Proxy, d.Client, d.Session, d.Window}
-			if i, ok := at[k]; ok {
-				acts[i].Merge(&d)
-				continue
-			}
-			at[k] = len(acts)
-			acts = append(acts, d)
-		}
-	}
+	// One row per window for the statement: deltas merged in.
+	acts := mergeWindows(append(c.sum.Activity(), c.deltas...))
 	cols := &activityArrays{}
 	for i := range acts {
 		a := &acts[i]

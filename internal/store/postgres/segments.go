@@ -100,35 +100,14 @@ func segmentBlobs(ctx context.Context, tx pgx.Tx) segment.Blobs {
 	}
 }
 
-// countSegmentFlows counts the flows of the segments f selects: a
-// segment wholly selected by the number kept beside it, only one a filter
-// cuts into decoded.
+// countSegmentFlows counts the flows of the segments f selects (see
+// segment.Count).
 func (s *DB) countSegmentFlows(ctx context.Context, tx pgx.Tx, f flow.Filter) (int64, error) {
 	segs, err := s.segmentsFor(ctx, tx, f)
 	if err != nil {
 		return 0, err
 	}
-	opts := segment.FilterOpts(f)
-	opts.Brief = true
-	var n int64
-	var flows []flow.Flow
-	blobs := segmentBlobs(ctx, tx)
-	for i, seg := range segs {
-		if i%16 == 0 {
-			if err := ctx.Err(); err != nil {
-				return 0, err
-			}
-		}
-		if segment.Wholly(f, seg) {
-			n += int64(seg.N)
-			continue
-		}
-		if flows, err = segment.Load(blobs, seg, flows, &opts); err != nil {
-			return 0, err
-		}
-		n += int64(len(flows))
-	}
-	return n, nil
+	return segment.Count(ctx, f, segs, segmentBlobs(ctx, tx))
 }
 
 // activityArrays are activity rows as the arrays of an unnest.

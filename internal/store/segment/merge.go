@@ -86,6 +86,32 @@ func Load(blobs Blobs, seg Info, dst []flow.Flow, o *Opts) ([]flow.Flow, error) 
 	return flows, err
 }
 
+// Count counts the flows f selects in segs: a segment wholly selected by
+// the number kept beside it (Info.N), only one that f cuts into decoded.
+func Count(ctx context.Context, f flow.Filter, segs []Info, blobs Blobs) (int64, error) {
+	opts := FilterOpts(f)
+	opts.Brief = true
+	var n int64
+	var flows []flow.Flow
+	for i, seg := range segs {
+		if i%16 == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+		}
+		if Wholly(f, seg) {
+			n += int64(seg.N)
+			continue
+		}
+		var err error
+		if flows, err = Load(blobs, seg, flows, &opts); err != nil {
+			return 0, err
+		}
+		n += int64(len(flows))
+	}
+	return n, nil
+}
+
 // withBlob is blobs(seg, fn), its error saying which segment.
 func withBlob(blobs Blobs, seg Info, fn func(blob []byte) error) error {
 	if err := blobs(seg, fn); err != nil {

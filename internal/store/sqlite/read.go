@@ -425,23 +425,10 @@ func (c *rawConn) countFlows(ctx context.Context, f flow.Filter) (int64, error) 
 	if err != nil {
 		return 0, err
 	}
-	opts := segment.FilterOpts(f)
-	opts.Brief = true
-	var flows []flow.Flow
-	for i, seg := range segs {
-		if i%16 == 0 {
-			if err := ctx.Err(); err != nil {
-				return 0, err
-			}
-		}
-		if segment.Wholly(f, seg) {
-			n += int64(seg.N)
-			continue
-		}
-		if flows, err = segment.Load(c.segmentBlob, seg, flows, &opts); err != nil {
-			return 0, err
-		}
-		n += int64(len(flows))
+	inSegments, err := segment.Count(ctx, f, segs, c.segmentBlob)
+	if err != nil {
+		return 0, err
 	}
+	n += inSegments
 	return n, nil
 }
