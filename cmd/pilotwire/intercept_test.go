@@ -37,6 +37,10 @@ func withStandIn(t *testing.T) *sim.Internet {
 	t.Cleanup(func() { in.Close() })
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// As real services do, read what was posted before answering:
+		// an answer before the body would leave the rest of it unsent
+		// (and so unkept), as it depends on timing.
+		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"path":"`+r.URL.Path+`"}`)
 	})
