@@ -36,6 +36,8 @@ type forwarder struct {
 	h1      *h1Server       // the HTTP/1.1 path's server connection (http1.go)
 	h1ctx   context.Context // done when the HTTP/1.1 path must stop
 	stopped bool            // the HTTP/1.1 path is shutting down: no new server connection
+	gone    bool            // the HTTP/1.1 client left while its request was with the server
+	watch   *clientWatch    // the HTTP/1.1 path's watch of its client (http1.go), made at its first request
 }
 
 // dialTLS gives the Transport its server connections: the one verified

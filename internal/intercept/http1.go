@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -262,7 +263,25 @@ func (fw *forwarder) exchange(cl *h1Conn, req *http.Request) (keep bool) {
 		plainError(cl, http.StatusMethodNotAllowed, "pilotwire: 405 Method Not Allowed: CONNECT inside an intercepted connection", true)
 		return false
 	}
+	// A request without a body leaves the client's side idle while the
+	// server thinks (a long poll may think for minutes): watch it, so
+	// that a client that leaves ends the request at once, as net/http's
+	// server notices too.
+	var watch *clientWatch
+	if !hasBody {
+		watch = fw.watchClient(cl)
+	}
 	resp, srv, err := fw.roundTrip(req, &up, hasBody)
+	if watch != nil && watch.stop() {
+		f.Error = "client went away before the answer"
+		if err == nil {
+			f.Status = resp.StatusCode
+			srv.conn.Close() // so that Close does not read the rest of the body
+			resp.Body.Close()
+			fw.dropH1()
+		}
+		return false
+	}
 	if err != nil {
 		var re *refusedError
 		switch {
@@ -359,6 +378,93 @@ func (fw *forwarder) exchange(cl *h1Conn, req *http.Request) (keep bool) {
 	return keep
 }
 
+// clientWatch waits on the client's connection while its request is
+// with the server (see exchange). Most answers come at once: the wait
+// starts only after watchAfter, so that a quick exchange costs a timer,
+// not a goroutine and a read.
+type clientWatch struct {
+	fw    *forwarder
+	cl    *h1Conn
+	timer *time.Timer
+	gone  atomic.Bool
+
+	mu               sync.Mutex
+	started, stopped bool
+	done             chan struct{} // closed when a started read has ended
+}
+
+// watchAfter is how long a request is with the server before its client
+// is watched.
+const watchAfter = 50 * time.Millisecond
+
+// watchClient starts the watch of the request about to be sent. The
+// connection's one clientWatch (and its timer) serves each of its
+// requests in turn.
+func (fw *forwarder) watchClient(cl *h1Conn) *clientWatch {
+	w := fw.watch
+	if w == nil {
+		w = &clientWatch{fw: fw, cl: cl}
+		w.timer = time.AfterFunc(watchAfter, w.wait)
+		fw.watch = w
+		return w
+	}
+	w.mu.Lock()
+	w.started, w.stopped = false, false
+	w.mu.Unlock()
+	w.gone.Store(false)
+	w.timer.Reset(watchAfter)
+	return w
+}
+
+// wait reads from the client's connection without consuming (a next
+// request, pipelined, stays in the buffer). If the read fails other than
+// by stop's deadline, the client has gone: the server's connection is
+// failed, so that the request's wait ends, and no other is opened for it.
+//
+// A timer that fired as its request ended may run this late, into the
+// next request's watch: it then watches that one (the client's side is
+// idle then too), and the next timer finds the read started.
+func (w *clientWatch) wait() {
+	w.mu.Lock()
+	if w.stopped || w.started {
+		w.mu.Unlock()
+		return
+	}
+	w.started = true
+	done := make(chan struct{})
+	w.done = done
+	w.mu.Unlock()
+	defer close(done)
+	if _, err := w.cl.r.Peek(1); err != nil && !isTimeout(err) {
+		w.gone.Store(true)
+		fw := w.fw
+		fw.mu.Lock()
+		fw.gone = true
+		if fw.h1 != nil {
+			_ = fw.h1.conn.SetDeadline(aLongTimeAgo)
+		}
+		fw.mu.Unlock()
+	}
+}
+
+// stop ends the watch (a read deadline in the past stops the read; a
+// timeout leaves crypto/tls's connection usable) and reports whether the
+// client had gone.
+func (w *clientWatch) stop() bool {
+	w.timer.Stop()
+	w.mu.Lock()
+	w.stopped = true
+	started, done := w.started, w.done
+	w.mu.Unlock()
+	if !started {
+		return false
+	}
+	_ = w.cl.conn.SetReadDeadline(aLongTimeAgo)
+	<-done
+	_ = w.cl.conn.SetReadDeadline(time.Time{})
+	return w.gone.Load()
+}
+
 // errClientBody is a request body that could not be read from the client.
 var errClientBody = errors.New("reading the request body from the client")
 
@@ -412,10 +518,13 @@ type h1Server struct {
 // one only if it is fresh.
 func (fw *forwarder) h1Server(replay bool) (*h1Server, bool, error) {
 	fw.mu.Lock()
-	srv, stopped := fw.h1, fw.stopped
+	srv, stopped, gone := fw.h1, fw.stopped, fw.gone
 	fw.mu.Unlock()
 	if stopped {
 		return nil, false, errors.New("shutting down")
+	}
+	if gone {
+		return nil, false, errors.New("the client went away")
 	}
 	if srv != nil && !replay && !srv.idleAt.IsZero() && time.Since(srv.idleAt) > freshFor {
 		fw.dropH1()
@@ -430,11 +539,11 @@ func (fw *forwarder) h1Server(replay bool) (*h1Server, bool, error) {
 	}
 	srv = &h1Server{h1Conn: newH1Conn(conn)}
 	fw.mu.Lock()
-	if fw.stopped {
+	if fw.stopped || fw.gone {
 		fw.mu.Unlock()
 		conn.Close()
 		srv.release()
-		return nil, false, errors.New("shutting down")
+		return nil, false, errors.New("shutting down, or the client went away")
 	}
 	fw.h1 = srv
 	fw.mu.Unlock()

@@ -407,3 +407,33 @@ func TestHTTP1BigBodies(t *testing.T) {
 		}
 	})
 }
+
+// A client that leaves while its request is with the server (a long
+// poll) ends the request at once: the server's side sees it cancelled
+// and the flow says the client went away, on either way of serving.
+func TestHTTP1ClientLeavesDuringPoll(t *testing.T) {
+	bothPaths(t, func(t *testing.T) {
+		cancelled := make(chan struct{}, 1)
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+				cancelled <- struct{}{}
+			case <-time.After(20 * time.Second):
+				io.WriteString(w, "late")
+			}
+		})
+		hs := newHarness(t, h, false, []string{"http/1.1"}, []string{"http/1.1"}, Options{}, nil)
+		hs.send("GET /poll HTTP/1.1\r\nHost: example.com\r\n\r\n")
+		time.Sleep(100 * time.Millisecond) // the request reaches the server
+		res := hs.end()
+		select {
+		case <-cancelled:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the server's request was not cancelled within 5 s of the client leaving")
+		}
+		flows := hs.recorded()
+		if res.Requests != 1 || len(flows) != 1 || flows[0].Error != "client went away before the answer" {
+			t.Fatalf("result %+v, flows %+v", res, flows)
+		}
+	})
+}
