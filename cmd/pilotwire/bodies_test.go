@@ -92,6 +92,22 @@ func TestProxyInterceptBodies(t *testing.T) {
 		}
 	}
 
+	// The HAR export: headers always, bodies with --bodies.
+	for _, withBodies := range []bool{false, true} {
+		args := []string{"--store", store, "export"}
+		if withBodies {
+			args = append(args, "--bodies")
+		}
+		har, _, err := runCmd(t, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(har, `{"name":"User-Agent","value":"curl/`) || strings.Contains(har, `"text":"hello=world"`) != withBodies ||
+			strings.Contains(har, "hunter2") {
+			t.Errorf("export (bodies %v):\n%.2000s", withBodies, har)
+		}
+	}
+
 	// --bodies needs --intercept, and a size.
 	for _, args := range [][]string{
 		{"proxy", "--bodies", "64KiB"},

@@ -16,6 +16,7 @@ import (
 const harExportExamples = `  pilotwire export --session 3 -o run3.har      # the same HAR the live page downloads
   pilotwire export --client 10.0.0.23 > vm.har  # the newest session of a client
   pilotwire export lab.pcapng -o lab.har        # a capture file's newest session, as HAR
+  pilotwire export --session 3 --bodies -o run3.har   # with the bodies proxy --intercept --bodies kept
 
 Open the HAR in Chromium or Edge (DevTools > Network > Import HAR), Firefox, or Fiddler
 (File > Import Sessions > HTTPArchive); pilotwire import reads it back, client and SNI included.
@@ -27,13 +28,14 @@ func runExport(ctx context.Context, g *globals, args []string) error {
 		number              int
 		client, format, out string
 		gap                 time.Duration
-		strict              bool
+		strict, bodies      bool
 	)
 	fs.IntVar(&number, "session", 0, "export session `N` (see pilotwire sessions; default: the newest)")
 	fs.StringVar(&client, "client", "", "export the newest session of this client `ADDR` or device label")
 	fs.StringVar(&format, "format", "har", "output `FORMAT`: har (HAR 1.2)")
 	fs.StringVar(&out, "o", "", "write to `FILE` instead of standard output")
 	fs.DurationVar(&gap, "gap", timeline.DefaultGap, "idle `TIME` that ends a session")
+	fs.BoolVar(&bodies, "bodies", false, "also write the request and response bodies kept (proxy --intercept --bodies): postData and content text")
 	addStrictFlag(fs, &strict)
 	pos, err := parseInterleaved(g, fs, args)
 	if err != nil {
@@ -60,7 +62,14 @@ func runExport(ctx context.Context, g *globals, args []string) error {
 	write := func(w io.Writer) error {
 		return export.WriteHAR(ctx, w, info, func(fn func(*flow.Flow) error) error {
 			var ferr error
-			err := session.Flows(ctx, src, s, 0, func(f *flow.Flow) {
+			var fields flow.Fields // the default: all but bodies
+			if bodies {
+				fields = flow.FieldsAll
+			}
+			err := session.Flows(ctx, src, s, fields, func(f *flow.Flow) {
+				if !bodies {
+					f.Bodies = nil // a store may fill them unasked
+				}
 				if ferr == nil {
 					ferr = fn(f)
 				}

@@ -11,12 +11,15 @@ package export
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/pilotwire/pilotwire/internal/flow"
 )
@@ -52,8 +55,19 @@ type harRequest struct {
 	Cookies     []nameValue `json:"cookies"`
 	Headers     []nameValue `json:"headers"`
 	QueryString []nameValue `json:"queryString"`
+	PostData    *harPost    `json:"postData,omitempty"`
 	HeadersSize int64       `json:"headersSize"`
 	BodySize    int64       `json:"bodySize"`
+}
+
+// harPost is a request body kept (proxy --bodies) and exported with
+// --bodies. HAR has no encoding for it: a body that is not text is
+// written in base64 and says so in "_encoding".
+type harPost struct {
+	MimeType string `json:"mimeType"`
+	Text     string `json:"text"`
+	Encoding string `json:"_encoding,omitempty"`
+	Comment  string `json:"comment,omitempty"`
 }
 
 type harResponse struct {
@@ -65,6 +79,9 @@ type harResponse struct {
 	Content     struct {
 		Size     int64  `json:"size"`
 		MimeType string `json:"mimeType"`
+		Text     string `json:"text,omitempty"`
+		Encoding string `json:"encoding,omitempty"`
+		Comment  string `json:"comment,omitempty"`
 	} `json:"content"`
 	RedirectURL string `json:"redirectURL"`
 	HeadersSize int64  `json:"headersSize"`
@@ -104,6 +121,11 @@ type Extra struct {
 	Reason     string `json:"reason,omitempty"`
 	Note       string `json:"note,omitempty"`
 	Open       bool   `json:"open,omitempty"`
+	Tunnel     string `json:"tunnel,omitempty"`
+	Proxy      string `json:"proxy,omitempty"`
+	// Headers is Flow.Headers as it is (the HAR's header lists hold the
+	// same, split): the importer takes it from here.
+	Headers string `json:"headers,omitempty"`
 }
 
 // WriteHAR writes the flows each gives (in the order given: start order
@@ -189,9 +211,14 @@ func entryOf(f *flow.Flow) harEntry {
 		HeadersSize: -1, BodySize: max(f.BytesDown, 0), Error: f.Error}
 	e.Response.StatusText = statusText(e.Response.Status)
 	e.Response.Content.Size = max(f.BytesDown, 0)
+	addHeaders(&e, f.Headers)
+	if f.Bodies != nil {
+		addBodies(&e, f)
+	}
 	e.Pilotwire = Extra{ID: f.ID, Kind: string(f.Kind), Scheme: f.Scheme, Port: f.Port, Source: string(f.Source), Client: f.Client, ClientPort: f.ClientPort,
 		Device: f.Device, Session: f.Session, SNI: f.SNI, ALPN: f.ALPN, TLSVersion: f.TLSVersion, BytesUp: f.BytesUp,
-		BytesDown: f.BytesDown, Error: f.Error, Decision: string(f.Decision), Reason: f.Reason, Note: f.Note, Open: f.Open()}
+		BytesDown: f.BytesDown, Error: f.Error, Decision: string(f.Decision), Reason: f.Reason, Note: f.Note, Open: f.Open(),
+		Tunnel: f.Tunnel, Proxy: f.Proxy, Headers: f.Headers}
 	return e
 }
 
@@ -213,4 +240,72 @@ var httpStatusText = map[int]string{
 	409: "Conflict", 410: "Gone", 413: "Content Too Large", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
 	500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
 	504: "Gateway Timeout", 508: "Loop Detected",
+}
+
+// addHeaders fills the entry's header lists from a flow's Headers ("> "
+// lines sent, "< " received, secrets already REDACTED), and the
+// response's mimeType from its Content-Type.
+func addHeaders(e *harEntry, headers string) {
+	for line := range strings.Lines(headers) {
+		line = strings.TrimSuffix(line, "\n")
+		if len(line) < 2 {
+			continue
+		}
+		name, value, ok := strings.Cut(line[2:], ": ")
+		if !ok {
+			continue
+		}
+		switch line[:2] {
+		case "> ":
+			e.Request.Headers = append(e.Request.Headers, nameValue{name, value})
+		case "< ":
+			e.Response.Headers = append(e.Response.Headers, nameValue{name, value})
+			if strings.EqualFold(name, "Content-Type") {
+				e.Response.Content.MimeType = value
+			}
+		}
+	}
+}
+
+// addBodies writes a flow's kept bodies (proxy --bodies) where HAR keeps
+// them: the request's as postData, the response's as content text (in
+// base64 when it is not UTF-8 text), each saying when it was cut.
+func addBodies(e *harEntry, f *flow.Flow) {
+	b, err := flow.DecodeBodies(f.Bodies)
+	if err != nil {
+		e.Comment = err.Error()
+		return
+	}
+	cut := func(kept []byte, size int64) string {
+		if int64(len(kept)) < size {
+			return fmt.Sprintf("the first %d of %d bytes", len(kept), size)
+		}
+		return ""
+	}
+	if b.Request != nil {
+		p := &harPost{MimeType: headerValue(e.Request.Headers, "Content-Type"), Comment: cut(b.Request, f.BytesUp)}
+		p.Text, p.Encoding = textOrBase64(b.Request)
+		e.Request.PostData = p
+	}
+	if b.Response != nil {
+		c := &e.Response.Content
+		c.Text, c.Encoding = textOrBase64(b.Response)
+		c.Comment = cut(b.Response, f.BytesDown)
+	}
+}
+
+func textOrBase64(b []byte) (text, encoding string) {
+	if utf8.Valid(b) {
+		return string(b), ""
+	}
+	return base64.StdEncoding.EncodeToString(b), "base64"
+}
+
+func headerValue(hs []nameValue, name string) string {
+	for _, h := range hs {
+		if strings.EqualFold(h.Name, name) {
+			return h.Value
+		}
+	}
+	return ""
 }

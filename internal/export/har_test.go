@@ -51,6 +51,53 @@ func edgeFlows() []flow.Flow {
 			URL: "http://[2001:db8::1]:8080/<script>alert(1)</script>?q=%22onerror%3D", Status: 0, Error: "connection reset", Device: `<b>vm</b>`},
 		{ID: 5, Start: t0, End: t0.Add(3 * time.Second), Client: "10.0.0.5", Kind: flow.KindTLS, Host: "ztd.dds.microsoft.com", Port: 443, BytesUp: 1, BytesDown: 2,
 			SNI: "ztd.dds.microsoft.com", Note: "pcap"},
+		// A request read inside an intercepted tunnel, by a named proxy.
+		{ID: 6, Start: t0, End: t0.Add(time.Second), Client: "10.0.0.5", Kind: flow.KindHTTP, Method: "POST", Scheme: "https",
+			Host: "ztd.dds.microsoft.com", Port: 443, URL: "https://ztd.dds.microsoft.com/autopilot/register", Status: 200, BytesUp: 11, BytesDown: 30,
+			Tunnel: "px-1-1", Proxy: "site-a", Decision: flow.DecisionAllowed, Note: "response application/json",
+			Headers: "> Authorization: REDACTED\n> Content-Type: text/plain\n< Content-Type: application/json\n< MS-CV: x.1"},
+	}
+}
+
+// TestHARHeadersAndBodies: an intercepted request's headers go in HAR's
+// header lists, and kept bodies (exported with --bodies) in postData and
+// content, base64 when not text, saying when they were cut.
+func TestHARHeadersAndBodies(t *testing.T) {
+	f := edgeFlows()[5]
+	f.BytesDown = 100
+	f.Bodies = flow.EncodeBodies(flow.Bodies{Request: []byte("hello world"), Response: []byte{0xff, 0, 1}})
+	var buf bytes.Buffer
+	if err := export.WriteHAR(context.Background(), &buf, export.HARInfo{}, func(fn func(*flow.Flow) error) error { return fn(&f) }); err != nil {
+		t.Fatal(err)
+	}
+	var log struct {
+		Log struct {
+			Entries []struct {
+				Request struct {
+					Headers  []map[string]string `json:"headers"`
+					PostData map[string]string   `json:"postData"`
+				} `json:"request"`
+				Response struct {
+					Headers []map[string]string `json:"headers"`
+					Content map[string]any      `json:"content"`
+				} `json:"response"`
+			} `json:"entries"`
+		} `json:"log"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &log); err != nil {
+		t.Fatal(err)
+	}
+	e := log.Log.Entries[0]
+	if len(e.Request.Headers) != 2 || e.Request.Headers[0]["name"] != "Authorization" || e.Request.Headers[0]["value"] != "REDACTED" ||
+		len(e.Response.Headers) != 2 || e.Response.Headers[1]["name"] != "MS-CV" {
+		t.Errorf("headers: %v / %v", e.Request.Headers, e.Response.Headers)
+	}
+	if p := e.Request.PostData; p["text"] != "hello world" || p["mimeType"] != "text/plain" || p["comment"] != "" {
+		t.Errorf("postData: %v", p)
+	}
+	c := e.Response.Content
+	if c["text"] != "/wAB" || c["encoding"] != "base64" || c["mimeType"] != "application/json" || c["comment"] != "the first 3 of 100 bytes" {
+		t.Errorf("content: %v", c)
 	}
 }
 

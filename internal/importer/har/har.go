@@ -322,6 +322,12 @@ func restore(f *flow.Flow, x *export.Extra) {
 	if x.Open {
 		f.End = time.Time{}
 	}
+	// As the proxy writes them: a tunnel's key and a proxy's name are
+	// short, the headers at most 8 KiB; a file that says more is not one
+	// pilotwire wrote, and they are left out.
+	if len(x.Tunnel) <= 256 && len(x.Proxy) <= 256 && len(x.Headers) <= 64<<10 {
+		f.Tunnel, f.Proxy, f.Headers = x.Tunnel, x.Proxy, x.Headers
+	}
 }
 
 // setTarget sets Scheme, Host, Port and URL from the request URL. A
