@@ -23,6 +23,7 @@ const importExamples = `  pilotwire import access.log                     # form
   pilotwire import trace.pcapng other.saz netlog.json
   pilotwire import --squid-logformat '%ts.%03tu %6tr %>a %>p %Ss/%03>Hs %<st %rm %ru %[un %Sh/%<a %mt' custom.log
   pilotwire import --store /tmp/case-4711.db customer/*.har
+  pilotwire import --store postgres://pilotwire@db.lab/pilotwire --proxy site-b site-b-oobe.pcapng
 `
 
 // shownSkips is how many skipped parts are listed per file before a count.
@@ -30,11 +31,13 @@ const shownSkips = 5
 
 func runImport(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet(g, "import", "import [flags] FILE...", importExamples)
-	var formatFlag, device, logformat string
+	var formatFlag, device, logformat, proxyName string
 	var batch int
 	var quiet, strict bool
 	fs.StringVar(&formatFlag, "format", "auto", "file `FORMAT`: auto (detect from the content), "+importer.FormatList())
 	fs.StringVar(&device, "device", "", "label every imported flow with this device `NAME` (e.g. LAB-VM-07)")
+	fs.StringVar(&proxyName, "proxy", "", "record every imported flow as captured at the site (proxy --name) `NAME`: in a shared store,\n"+
+		"its devices then never mix with another site's of the same address (sessions, flows and report --proxy NAME)")
 	fs.StringVar(&logformat, "squid-logformat", "", "the custom Squid `LOGFORMAT` the log was written with (squid.conf format string; see docs/squid.md)")
 	fs.IntVar(&batch, "batch", importer.DefaultBatch, "`N` flows written per store transaction")
 	fs.BoolVar(&quiet, "quiet", false, "no progress display, even on a terminal")
@@ -67,7 +70,7 @@ func runImport(ctx context.Context, g *globals, args []string) error {
 	defer func() { refreshStats(ctx, st, imported) }()
 	for _, path := range files {
 		prog := newProgress(g.stderr, filepath.Base(path), quiet)
-		opt := importer.Options{Format: format, Device: device, FormatOptions: []any{squidOpt}, Strict: strict, Progress: prog.update}
+		opt := importer.Options{Format: format, Device: device, Proxy: proxyName, FormatOptions: []any{squidOpt}, Strict: strict, Progress: prog.update}
 		start := time.Now()
 		res, err := importer.Import(ctx, st, path, opt, batch)
 		prog.done()

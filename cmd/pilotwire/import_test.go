@@ -272,3 +272,37 @@ func TestImportSquidLogformat(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// import --proxy: two sites' captures of devices with the same addresses
+// go into one store and stay apart, by site.
+func TestImportProxyName(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "shared.db")
+	a, b := filepath.Join(dir, "site-a.log"), filepath.Join(dir, "site-b.log")
+	writeSquidLog(t, a, 30)
+	writeSquidLog(t, b, 31) // one line more: another file, the same clients and times
+	for _, c := range [][]string{{a, "site-a"}, {b, "site-b"}} {
+		if _, stderr, err := runCmd(t, "--store", store, "import", c[0], "--proxy", c[1], "--quiet"); err != nil {
+			t.Fatalf("import %s: %v\n%s", c[0], err, stderr)
+		}
+	}
+	all, _, err := runCmd(t, "--store", store, "sessions", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyB, _, err := runCmd(t, "--store", store, "sessions", "--json", "--proxy", "site-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(out, proxy string) int { return strings.Count(out, `"proxy": "`+proxy+`"`) }
+	if na, nb := count(all, "site-a"), count(all, "site-b"); na == 0 || nb == 0 || count(onlyB, "site-a") != 0 || count(onlyB, "site-b") != nb {
+		t.Errorf("sessions: %d of site-a and %d of site-b; --proxy site-b:\n%s", na, nb, onlyB)
+	}
+	flows, _, err := runCmd(t, "--store", store, "flows", "--proxy", "site-b", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(flows, "\n"); n != 31 || strings.Count(flows, `"proxy":"site-b"`) != 31 {
+		t.Errorf("flows --proxy site-b: %d flows\n%.500s", n, flows)
+	}
+}

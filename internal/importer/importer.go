@@ -24,6 +24,11 @@ type Options struct {
 	Format Format
 	// Device labels every flow of the file (Flow.Device), e.g. "LAB-VM-07".
 	Device string
+	// Proxy names the site (the pilotwire proxy) the file was captured
+	// at, for every flow of it (Flow.Proxy), e.g. "site-b": in a store
+	// several sites share, its devices then never mix with another
+	// site's of the same address.
+	Proxy string
 	// FormatOptions are options of particular formats, each a value of its
 	// format's own options type (squid.Options, with a custom logformat's
 	// Layout): the file's format gets the one of its type and the others
@@ -209,6 +214,9 @@ func (o *openedFile) read(ctx context.Context, opt Options, emit func(flow.Flow)
 		fl.SourceFile = abs
 		if opt.Device != "" {
 			fl.Device = opt.Device
+		}
+		if opt.Proxy != "" {
+			fl.Proxy = opt.Proxy
 		}
 		if err := emit(fl); err != nil {
 			emitErr = err
