@@ -13,8 +13,12 @@
 // recording forwarder. Figures, each with its ratio:
 //
 //   - TCP throughput device ← internet: one connection (and -streams
-//     at once) that the internet's server writes into for -duration, MB/s
-//     as the device reads it; and one connection again with the device's
+//     at once) on which the device asks (a line, as a download's request)
+//     and the internet's server then writes for -duration, MB/s as the
+//     device reads it (until 2026-12-05 the server wrote without being
+//     asked: a server-speaks-first protocol, which the gateway held for
+//     its one-second wait for the client's first bytes, a third of a
+//     3 s run); and one connection again with the device's
 //     link limited to -link-rate (a token bucket on the gateway's LAN
 //     side, in both setups), as a real NIC limits it: over veth alone,
 //     with every process on the same two CPUs, the figure is the CPU's;
@@ -589,6 +593,10 @@ func serve() error {
 	}
 	defer tput.Close()
 	go acceptAll(tput, func(c net.Conn) {
+		// A download, as a device makes one: it asks first (a line).
+		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+			return
+		}
 		buf := make([]byte, 256<<10)
 		for {
 			if _, err := c.Write(buf); err != nil {
@@ -684,6 +692,10 @@ func throughput(target string, duration time.Duration, streams int) (result, err
 				return
 			}
 			defer c.Close()
+			if _, err := io.WriteString(c, "GET /stream\n"); err != nil {
+				errs <- err
+				return
+			}
 			_ = c.SetReadDeadline(deadline)
 			buf := make([]byte, 256<<10)
 			for {

@@ -27,12 +27,19 @@ import (
 // Source gateway, and every server connection goes to the original
 // destination, never to what the name resolves to.
 
-// firstBytesWait is how long a redirected connection waits for the
-// client's first bytes before it is relayed as TCP without them: TLS and
-// HTTP clients speak at once; in protocols where the server speaks first
-// (SMTP, SSH) the client sends nothing until it has the server's banner,
-// which this delays by as much.
-const firstBytesWait = time.Second
+// firstBytesWait is how long a redirected connection to port waits for
+// the client's first bytes before it is relayed as TCP without them. TLS
+// and HTTP clients speak at once, and on 443 and 80 their SNI or Host is
+// worth a second's patience. Elsewhere the client may be waiting for the
+// server to speak first (SMTP, SSH, FTP, a server that streams at once),
+// and sends nothing until it has: there the wait, and the delay it adds
+// to such a protocol, is a tenth of a second.
+func firstBytesWait(port int) time.Duration {
+	if port == 443 || port == 80 {
+		return time.Second
+	}
+	return 100 * time.Millisecond
+}
 
 // ServeTransparent serves nc, a client connection redirected to the proxy
 // on its way to dst. name, if not empty, is what DNS named dst for the
@@ -138,7 +145,7 @@ const (
 // it (with more, the tunnel reads the rest as it relays), for HTTP the
 // request line.
 func (c *conn) peekFirst() int {
-	_ = c.nc.SetReadDeadline(time.Now().Add(firstBytesWait))
+	_ = c.nc.SetReadDeadline(time.Now().Add(firstBytesWait(int(c.dst.Port()))))
 	defer c.nc.SetReadDeadline(time.Time{})
 	c.lr.N = int64(c.br.Size()) // serveOne sets its own limit
 	b, err := c.br.Peek(1)

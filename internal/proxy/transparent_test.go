@@ -210,3 +210,58 @@ func TestTransparentRefused(t *testing.T) {
 		t.Errorf("%d dials to the internet, want 0", d)
 	}
 }
+
+// TestTransparentServerFirst: where the server speaks first (SMTP's
+// banner, a server that streams at once), the client sends nothing until
+// it has heard it. Off 80 and 443 the gateway waits for the client's first
+// bytes a tenth of a second, not a second, before it relays: the banner
+// comes within it plus the relay, and the flow is TCP named by DNS.
+func TestTransparentServerFirst(t *testing.T) {
+	banner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer banner.Close()
+	go func() {
+		for {
+			c, err := banner.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "220 mail.example ESMTP\r\n")
+			c.Close()
+		}
+	}()
+	smtp := netip.MustParseAddrPort("198.18.25.25:25")
+	e := newEnv(t, func(p *Proxy) {
+		dial := p.Dial
+		p.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if addr == smtp.String() {
+				return (&net.Dialer{}).DialContext(ctx, "tcp", banner.Addr().String())
+			}
+			return dial(ctx, network, addr)
+		}
+	})
+	c, err := e.redirected(smtp, "mail.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	waited := time.Since(start)
+	if string(b) != "220 mail.example ESMTP\r\n" {
+		t.Fatalf("banner %q (%v)", b, err)
+	}
+	// The wait is 100 ms; a second (the wait on 443 and 80) would be the
+	// old behaviour.
+	if waited >= time.Second {
+		t.Errorf("the banner took %v: the gateway waited as long as on 443", waited)
+	}
+	e.stop()
+	flows := e.flows()
+	if len(flows) != 1 || flows[0].Kind != flow.KindTCP || flows[0].Host != "mail.example" || flows[0].Port != 25 {
+		t.Errorf("flows: %+v", flows)
+	}
+}
