@@ -2,20 +2,24 @@
 // pgx: the store that several proxies and pages share (a provisioning
 // centre, several sites), where SQLite is the embedded default of one.
 //
-// Every flow is one row of the flows table, live or imported: live rows
-// (PutFlows) are found by Key, an imported file's (PutFileFlows) by file
-// and part. Writes go in with COPY, in one transaction each, and take
-// turns on the ID counter's row, so IDs grow in commit order (see
-// migrations/0001_flows.sql). Reads page through a REPEATABLE READ
-// snapshot in start order; activity is summed by the server when asked.
+// A live flow (PutFlows) is one row of the flows table, found by Key; an
+// imported file's part (PutFileFlows) is one row of the segments table,
+// its flows encoded together as package segment encodes them for SQLite
+// too (parts imported before migration 0007 are rows with their file and
+// part, until imported again). Writes go in one transaction each (rows
+// with COPY) and take turns on the ID counter's row, so IDs grow in
+// commit order (see migrations/0001_flows.sql). Reads run in a REPEATABLE
+// READ snapshot and merge rows and segments in start order
+// (segment.Read); activity is kept as flows are written, per segment for
+// imports (migrations 0003, 0007).
 //
 // The schema comes from embedded, numbered migrations, applied by Open in
 // one transaction under an advisory lock, so proxies starting at once
 // migrate once. A database of a newer schema is refused.
 //
 // Passwords in a URL are never printed: every error names the store by
-// Redact(url). This package imports only internal/flow (and pattern
-// through it) of the project.
+// Redact(url). Of the project this package imports internal/flow (and
+// pattern through it), store/schema and store/segment only.
 package postgres
 
 import (
