@@ -584,14 +584,14 @@ func measureSmall(c *contender, target string, clients int, d time.Duration, pro
 		profDone <- nil
 	}
 	var r smallRun
-	pcpu0, bcpu0 := procstat.CPU(c.pid), selfCPU()
+	pcpu0, bcpu0 := procstat.CPU(c.pid), procstat.Self()
 	var n int64
 	r.reqs, r.p99, r.errs, n = smallGets(c, target, clients, d)
 	if n > 0 {
 		if c.pid != 0 {
 			r.proxyCPU = float64((procstat.CPU(c.pid) - pcpu0).Microseconds()) / float64(n)
 		}
-		r.benchCPU = float64((selfCPU() - bcpu0).Microseconds()) / float64(n)
+		r.benchCPU = float64((procstat.Self() - bcpu0).Microseconds()) / float64(n)
 	}
 	if err := <-profDone; err != nil {
 		fmt.Fprintf(os.Stderr, "bench/intercept: CPU profile: %v\n", err)

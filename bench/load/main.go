@@ -32,6 +32,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/procstat"
+
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/proxy"
 	"github.com/pilotwire/pilotwire/internal/scenario"
@@ -76,7 +78,7 @@ func play(devices int, d time.Duration, speed float64, sc *scenario.Scenario, di
 	var steps, unexpected atomic.Int64
 	var mu sync.Mutex
 	var took, beyond []time.Duration
-	cpu0, t0 := cpu(), time.Now()
+	cpu0, t0 := procstat.Self(), time.Now()
 	// Devices start no new round after d, and finish the one they are in:
 	// a step cut off half way would count as lost without being so.
 	deadline := time.Now().Add(d)
@@ -107,7 +109,7 @@ func play(devices int, d time.Duration, speed float64, sc *scenario.Scenario, di
 	wg.Wait()
 	slices.Sort(took)
 	slices.Sort(beyond)
-	return &played{steps: steps.Load(), unexpected: unexpected.Load(), took: took, beyond: beyond, cpu: cpu() - cpu0, elapsed: time.Since(t0)}
+	return &played{steps: steps.Load(), unexpected: unexpected.Load(), took: took, beyond: beyond, cpu: procstat.Self() - cpu0, elapsed: time.Since(t0)}
 }
 
 func deviceAddr(i int) netip.Addr {
@@ -146,7 +148,7 @@ func run(devices int, d time.Duration, speed float64, name string, compare bool)
 			}
 			return r
 		})
-		directRSS = maxRSSMiB()
+		directRSS = float64(procstat.SelfPeakRSS()) / (1 << 20)
 	}
 
 	dir, err := os.MkdirTemp("", "pilotwire-load")
@@ -191,7 +193,7 @@ func run(devices int, d time.Duration, speed float64, name string, compare bool)
 			direct.steps, direct.elapsed.Round(time.Second), direct.unexpected, perStep(direct), ms(direct.q(direct.took, 0.5)), ms(direct.q(direct.took, 0.99)), directRSS)
 	}
 	fmt.Printf("through the proxy: %d steps in %s, %d not as the scenario expects; CPU %.0f µs a step; exchanges p50 %s, p99 %s; peak RSS %.0f MiB\n",
-		proxied.steps, proxied.elapsed.Round(time.Second), proxied.unexpected, perStep(proxied), ms(proxied.q(proxied.took, 0.5)), ms(proxied.q(proxied.took, 0.99)), maxRSSMiB())
+		proxied.steps, proxied.elapsed.Round(time.Second), proxied.unexpected, perStep(proxied), ms(proxied.q(proxied.took, 0.5)), ms(proxied.q(proxied.took, 0.99)), float64(procstat.SelfPeakRSS())/(1<<20))
 	fmt.Printf("  flows stored %d of %d, lost %d; %.0f flows a second\n", stored, proxied.steps, proxied.steps-stored, float64(stored)/proxied.elapsed.Seconds())
 	fmt.Printf("  time beyond what the scenario asks, per exchange: p50 %s, p99 %s\n", ms(proxied.q(proxied.beyond, 0.5)), ms(proxied.q(proxied.beyond, 0.99)))
 	if direct != nil {

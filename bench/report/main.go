@@ -35,6 +35,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/procstat"
+
 	"github.com/pilotwire/pilotwire/internal/catalog"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/report"
@@ -86,7 +88,7 @@ func run(n int, span time.Duration, format, out, store string, asFile bool, pg s
 	t0 := time.Now()
 	flows := synth.Flows(n, time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), span)
 	gen := time.Since(t0)
-	cpu0 := cpuTime()
+	cpu0 := procstat.Self()
 
 	t1 := time.Now()
 	tl, err := timeline.Build(flows, cat, timeline.Options{})
@@ -109,7 +111,7 @@ func run(n int, span time.Duration, format, out, store string, asFile bool, pg s
 		return err
 	}
 	render := time.Since(t2)
-	cpu := cpuTime() - cpu0
+	cpu := procstat.Self() - cpu0
 
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -119,7 +121,7 @@ func run(n int, span time.Duration, format, out, store string, asFile bool, pg s
 	fmt.Printf("build timeline   %v\n", build.Round(time.Millisecond))
 	fmt.Printf("render %-9s %v\n", format, render.Round(time.Millisecond))
 	fmt.Printf("report total     %v wall, %v CPU (user+sys)\n", (build + render).Round(time.Millisecond), cpu.Round(time.Millisecond))
-	fmt.Printf("peak RSS         %s (whole process, flows included)\n", mib(peakRSS()))
+	fmt.Printf("peak RSS         %s (whole process, flows included)\n", mib(procstat.SelfPeakRSS()))
 	fmt.Printf("Go heap          %s in use, %s obtained from the OS\n", mib(int64(ms.HeapAlloc)), mib(int64(ms.HeapSys)))
 	if pg == "" {
 		if store != "" {
@@ -254,7 +256,7 @@ func compare(path, url, format string, reps int) error {
 			if server != nil && s.name == "postgres" {
 				srv0 = server()
 			}
-			cpu0 := cpuTime()
+			cpu0 := procstat.Self()
 			t := time.Now()
 			sum, flows, err := reportFrom(ctx, s.open, format)
 			if err != nil {
@@ -266,7 +268,7 @@ func compare(path, url, format string, reps int) error {
 				return fmt.Errorf("report from %s: run %d differs from run 1", s.name, r+1)
 			}
 			sums[i] = sum
-			cpu := cpuTime() - cpu0
+			cpu := procstat.Self() - cpu0
 			note := ""
 			if server != nil && s.name == "postgres" {
 				srv := server() - srv0
@@ -275,7 +277,7 @@ func compare(path, url, format string, reps int) error {
 			}
 			cpus[i] = append(cpus[i], cpu)
 			fmt.Printf("report from %-8s %v wall, %v CPU in this process%s (%d flows)\n", s.name, wall.Round(time.Millisecond),
-				(cpuTime() - cpu0).Round(time.Millisecond), note, flows)
+				(procstat.Self() - cpu0).Round(time.Millisecond), note, flows)
 		}
 	}
 	same := "the same report from both"

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pilotwire/pilotwire/internal/procstat"
+
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/store/sqlite"
 )
@@ -201,7 +203,7 @@ func BenchmarkImportSquidSQLite(b *testing.B) {
 	st, _ := os.Stat(log)
 	b.SetBytes(st.Size())
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := procstat.Self()
 	i := 0
 	for b.Loop() {
 		i++
@@ -215,7 +217,7 @@ func BenchmarkImportSquidSQLite(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
-	if cpu := cpuTime() - cpu0; cpu > 0 {
+	if cpu := procstat.Self() - cpu0; cpu > 0 {
 		// On a busy machine wall time says little: this is the work done
 		// per CPU-second used (both goroutines, reader and writer, count).
 		b.ReportMetric(float64(n)*float64(b.N)/cpu.Seconds(), "lines/cpu-s")

@@ -1,7 +1,8 @@
 // Package procstat reads the CPU time of processes from Linux's
 // /proc/PID/stat, for the benchmarks and the tests that print what a
-// server (pilotwire, Squid, PostgreSQL) spent. Where there is no /proc
-// every figure is 0. It imports nothing of the project.
+// server (pilotwire, Squid, PostgreSQL) spent, and this process's own
+// (Self, SelfPeakRSS, from getrusage). Where there is no /proc every
+// figure of another process is 0. It imports nothing of the project.
 package procstat
 
 import (

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/pilotwire/pilotwire/internal/procstat"
+
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/store/sqlite"
 )
@@ -61,7 +63,7 @@ func BenchmarkTunnelDownload(b *testing.B) {
 			e := startEnv(b, &Proxy{AllowPrivateTargets: true, ConnectPorts: []int{port}})
 			defer e.stop()
 			b.SetBytes(size)
-			cpu0 := cpuTime()
+			cpu0 := procstat.Self()
 			for b.Loop() {
 				var c net.Conn
 				var err error
@@ -90,7 +92,7 @@ func BenchmarkTunnelDownload(b *testing.B) {
 			// CPU time of the whole process (sender, receiver and, via
 			// "proxy", the relay) per GiB: "proxy" minus "direct" is what
 			// the relay costs.
-			b.ReportMetric((cpuTime()-cpu0).Seconds()/(float64(b.N)*size/(1<<30)), "cpu-s/GiB")
+			b.ReportMetric((procstat.Self()-cpu0).Seconds()/(float64(b.N)*size/(1<<30)), "cpu-s/GiB")
 		})
 	}
 }
@@ -138,7 +140,7 @@ func benchPlainGET(b *testing.B, target string, rec, transportOnly bool) {
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr}
 	b.SetParallelism(32)
-	cpu0 := cpuTime()
+	cpu0 := procstat.Self()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			resp, err := c.Get(target)
@@ -153,5 +155,5 @@ func benchPlainGET(b *testing.B, target string, rec, transportOnly bool) {
 	// Wall time per request says little on a busy machine; the
 	// process's CPU time (client, proxy and server together)
 	// per request says what the proxy's changes cost or save.
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((procstat.Self()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 }
