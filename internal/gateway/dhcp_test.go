@@ -61,27 +61,18 @@ func (c client) discover(mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
 // request asks for addr, choosing the server sid ("" : none, as when
 // renewing with ciaddr instead).
 func (c client) request(addr, sid, ciaddr string) *dhcpv4.DHCPv4 {
-	mods := []dhcpv4.Modifier{dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest), dhcpv4.WithHwAddr(c.mac)}
-	if addr != "" {
-		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP(addr))))
-	}
-	if sid != "" {
-		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.ParseIP(sid))))
-	}
-	if ciaddr != "" {
-		mods = append(mods, dhcpv4.WithClientIP(net.ParseIP(ciaddr)))
-	}
-	m, err := dhcpv4.New(mods...)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return m
+	return c.message(dhcpv4.MessageTypeRequest, addr, sid, ciaddr)
 }
 
-func (c client) message(t dhcpv4.MessageType, asked, ciaddr string) *dhcpv4.DHCPv4 {
+// message is a message of type t asking for the address asked, to the
+// server sid, from ciaddr (each "" when not said).
+func (c client) message(t dhcpv4.MessageType, asked, sid, ciaddr string) *dhcpv4.DHCPv4 {
 	mods := []dhcpv4.Modifier{dhcpv4.WithMessageType(t), dhcpv4.WithHwAddr(c.mac)}
 	if asked != "" {
 		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP(asked))))
+	}
+	if sid != "" {
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.ParseIP(sid))))
 	}
 	if ciaddr != "" {
 		mods = append(mods, dhcpv4.WithClientIP(net.ParseIP(ciaddr)))
@@ -120,13 +111,13 @@ func TestLeases(t *testing.T) {
 		{"B discovers", 2, b.discover(), "OFFER 10.77.0.253", ""},
 		{"B chooses another server", 3, b.request("10.77.0.253", "10.77.0.9", ""), "", ""},
 		{"C is offered what B left", 4, c.discover(), "OFFER 10.77.0.253", ""},
-		{"C declines it (in use)", 5, c.message(dhcpv4.MessageTypeDecline, "10.77.0.253", ""), "", ""},
+		{"C declines it (in use)", 5, c.message(dhcpv4.MessageTypeDecline, "10.77.0.253", "", ""), "", ""},
 		{"C is offered the next (.255 is the broadcast address)", 6, c.discover(), "OFFER 10.77.0.254", ""},
 		{"A renews", 7, a.request("", "", "10.77.0.252"), "ACK 10.77.0.252", "10.77.0.252"},
 		{"D asks for A's address", 8, d.request("10.77.0.252", "10.77.0.1", ""), "NAK", ""},
-		{"A releases", 9, a.message(dhcpv4.MessageTypeRelease, "", "10.77.0.252"), "", ""},
+		{"A releases", 9, a.message(dhcpv4.MessageTypeRelease, "", "", "10.77.0.252"), "", ""},
 		{"D asks for it again", 10, d.request("10.77.0.252", "10.77.0.1", ""), "ACK 10.77.0.252", "10.77.0.252"},
-		{"D informs", 11, d.message(dhcpv4.MessageTypeInform, "", "10.77.0.252"), "ACK 0.0.0.0", ""},
+		{"D informs", 11, d.message(dhcpv4.MessageTypeInform, "", "", "10.77.0.252"), "ACK 0.0.0.0", ""},
 		{"B finds the pool exhausted while C's offer holds", 30 * time.Second, b.discover(), "", ""},
 		{"C's offer not taken up is freed after its hold", time.Minute + 10, b.discover(), "OFFER 10.77.0.254", ""},
 		{"D renews", 5 * time.Minute, d.request("", "", "10.77.0.252"), "ACK 10.77.0.252", "10.77.0.252"},
