@@ -11,31 +11,25 @@ import (
 	"github.com/pilotwire/pilotwire/internal/flow"
 )
 
-// copyRow is a flow being written, with its file and part ("" and 0 for a
-// live row: NULL in both columns).
-type copyRow struct {
-	f    *flow.Flow
-	file string
-	part int32
-}
-
 // copyColumn is one of the flows table's columns as writes give it, with
-// how its value is appended to a row in COPY's binary format.
+// how a flow's value is appended to a row in COPY's binary format. Writes
+// give live rows only (imports are segments): file and part, which only
+// rows an import made before segments have, are left out, NULL.
 type copyColumn struct {
 	name string
-	put  func(b []byte, r *copyRow) []byte
+	put  func(b []byte, f *flow.Flow) []byte
 }
 
 func textColumn(name string, get func(f *flow.Flow) string) copyColumn {
-	return copyColumn{name, func(b []byte, r *copyRow) []byte { return putText(b, get(r.f)) }}
+	return copyColumn{name, func(b []byte, f *flow.Flow) []byte { return putText(b, get(f)) }}
 }
 
 func int4Column(name string, get func(f *flow.Flow) int) copyColumn {
-	return copyColumn{name, func(b []byte, r *copyRow) []byte { return putInt4(b, int32(get(r.f))) }}
+	return copyColumn{name, func(b []byte, f *flow.Flow) []byte { return putInt4(b, int32(get(f))) }}
 }
 
 func int8Column(name string, get func(f *flow.Flow) int64) copyColumn {
-	return copyColumn{name, func(b []byte, r *copyRow) []byte { return putInt8(b, get(r.f)) }}
+	return copyColumn{name, func(b []byte, f *flow.Flow) []byte { return putInt8(b, get(f)) }}
 }
 
 // flowColumns are the flows table's columns in the order writes give
@@ -43,28 +37,16 @@ func int8Column(name string, get func(f *flow.Flow) int64) copyColumn {
 var flowColumns = []copyColumn{
 	int8Column("id", func(f *flow.Flow) int64 { return f.ID }),
 	textColumn("key", func(f *flow.Flow) string { return f.Key }),
-	{"file", func(b []byte, r *copyRow) []byte {
-		if r.file == "" {
-			return putNull(b)
-		}
-		return putText(b, r.file)
-	}},
-	{"part", func(b []byte, r *copyRow) []byte {
-		if r.file == "" {
-			return putNull(b)
-		}
-		return putInt4(b, r.part)
-	}},
 	int8Column("start_ns", func(f *flow.Flow) int64 { return f.Start.UnixNano() }),
 	int4Column("start_tz", func(f *flow.Flow) int {
 		_, tz := f.Start.Zone()
 		return tz
 	}),
-	{"end_ns", func(b []byte, r *copyRow) []byte {
-		if r.f.End.IsZero() {
+	{"end_ns", func(b []byte, f *flow.Flow) []byte {
+		if f.End.IsZero() {
 			return putNull(b)
 		}
-		return putInt8(b, r.f.End.UnixNano())
+		return putInt8(b, f.End.UnixNano())
 	}},
 	textColumn("client", func(f *flow.Flow) string { return f.Client }),
 	int4Column("client_port", func(f *flow.Flow) int { return f.ClientPort }),
@@ -92,11 +74,11 @@ var flowColumns = []copyColumn{
 	textColumn("tunnel", func(f *flow.Flow) string { return f.Tunnel }),
 	textColumn("headers", func(f *flow.Flow) string { return f.Headers }),
 	textColumn("proxy", func(f *flow.Flow) string { return f.Proxy }),
-	{"bodies", func(b []byte, r *copyRow) []byte {
-		if r.f.Bodies == nil {
+	{"bodies", func(b []byte, f *flow.Flow) []byte {
+		if f.Bodies == nil {
 			return putNull(b)
 		}
-		return append(binary.BigEndian.AppendUint32(b, uint32(len(r.f.Bodies))), r.f.Bodies...)
+		return append(binary.BigEndian.AppendUint32(b, uint32(len(f.Bodies))), f.Bodies...)
 	}},
 }
 
@@ -139,16 +121,16 @@ var copyStatements = func() map[string]string {
 }()
 
 // copyRows COPYs the flows at the indexes given into table (flows or
-// flows_batch), with file and part ("" for live rows). The binary format
+// flows_batch), as live rows. The binary format
 // is written here rather than by pgx's CopyFrom, which takes each row as a
 // []any: 33 values boxed and each encoder looked up by type. That cost
 // this process 4–7 µs of CPU a flow, 2–4 now (the server spends 6–9,
 // which sets the rate; the benchmarks in bench_test.go print both).
-func copyRows(ctx context.Context, tx pgx.Tx, table string, flows []flow.Flow, idx []int, file string, part int32) error {
+func copyRows(ctx context.Context, tx pgx.Tx, table string, flows []flow.Flow, idx []int) error {
 	if len(idx) == 0 {
 		return nil
 	}
-	r := &copyReader{flows: flows, idx: idx, row: copyRow{file: file, part: part}}
+	r := &copyReader{flows: flows, idx: idx}
 	_, err := tx.Conn().PgConn().CopyFrom(ctx, r, copyStatements[table])
 	return err
 }
@@ -163,7 +145,6 @@ const copyHeader = "PGCOPY\n\377\r\n\000\x00\x00\x00\x00\x00\x00\x00\x00"
 type copyReader struct {
 	flows []flow.Flow
 	idx   []int
-	row   copyRow
 	next  int    // the next of idx to encode
 	buf   []byte // encoded and not yet read: buf[off:]
 	off   int
@@ -178,10 +159,10 @@ func (r *copyReader) Read(p []byte) (int, error) {
 			r.buf, r.begun = append(r.buf, copyHeader...), true
 		}
 		for r.next < len(r.idx) && len(r.buf) < len(p) {
-			r.row.f = &r.flows[r.idx[r.next]]
+			f := &r.flows[r.idx[r.next]]
 			r.buf = binary.BigEndian.AppendUint16(r.buf, uint16(len(flowColumns)))
 			for _, c := range flowColumns {
-				r.buf = c.put(r.buf, &r.row)
+				r.buf = c.put(r.buf, f)
 			}
 			r.next++
 		}

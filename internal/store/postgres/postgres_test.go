@@ -334,3 +334,62 @@ func TestStoredKeyAgain(t *testing.T) {
 		t.Errorf("activity: %d flows, %d bytes; want 4 and 320", flows, bytes)
 	}
 }
+
+// TestImportRowsBeforeSegments: a part an older pilotwire imported as
+// rows (file and part set, before migration 0007) is read with the
+// segments, and imported again it is replaced by a segment: never both.
+func TestImportRowsBeforeSegments(t *testing.T) {
+	srv := testutil.StartPostgres(t)
+	url := srv.NewDatabase(t)
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	t0 := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC).UnixNano()
+	for _, q := range []string{
+		fmt.Sprintf(`INSERT INTO flows (id, key, file, part, start_ns, client, source, kind, host) VALUES
+			(1, 'f1/line:1', 'f1', 0, %d, '10.0.0.7', 'squid', 'connect', 'old.example'),
+			(2, 'f1/line:2', 'f1', 0, %d, '10.0.0.7', 'squid', 'connect', 'old.example')`, t0, t0+1),
+		`UPDATE counters SET value = 3 WHERE name = 'next_flow_id'`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hosts := func() []string {
+		var out []string
+		if err := s.Flows(ctx, flow.Filter{}, func(f flow.Flow) error { out = append(out, f.Host); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := hosts(); len(got) != 2 {
+		t.Fatalf("rows of the old import read as %q", got)
+	}
+	var again []flow.Flow
+	for i := range 3 {
+		again = append(again, flow.Flow{Key: fmt.Sprintf("f1/line:%d", i+1), Start: time.Unix(0, t0+int64(i)), Client: "10.0.0.7",
+			Source: flow.SourceSquid, Kind: flow.KindConnect, Host: "new.example"})
+	}
+	ch, err := s.PutFileFlows(ctx, "f1", 0, again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hosts(); ch.Added != 1 || strings.Join(got, ",") != "new.example,new.example,new.example" {
+		t.Errorf("imported again: %+v, flows %q", ch, got)
+	}
+	var flows int64
+	if err := s.Activity(ctx, flow.Filter{}, func(a flow.Activity) error { flows += a.Flows; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.CountFlows(ctx, flow.Filter{}); err != nil || n != 3 || flows != 3 {
+		t.Errorf("count %d (%v), activity %d flows; want 3 and 3", n, err, flows)
+	}
+}

@@ -81,7 +81,7 @@ func (s *DB) insertNew(ctx context.Context, flows []flow.Flow) error {
 			idx[i] = i
 			act.add(&flows[i])
 		}
-		if err := copyRows(ctx, tx, "flows", flows, idx, "", 0); err != nil {
+		if err := copyRows(ctx, tx, "flows", flows, idx); err != nil {
 			return err
 		}
 		if err := act.apply(ctx, tx); err != nil {
@@ -143,7 +143,7 @@ func (s *DB) putFlows(ctx context.Context, flows []flow.Flow) error {
 		for i := range flows {
 			flows[i].ID = ids[flows[i].Key]
 		}
-		if err := copyRows(ctx, tx, "flows", flows, fresh, "", 0); err != nil {
+		if err := copyRows(ctx, tx, "flows", flows, fresh); err != nil {
 			return err
 		}
 		for _, i := range fresh {
@@ -153,7 +153,7 @@ func (s *DB) putFlows(ctx context.Context, flows []flow.Flow) error {
 			if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS flows_batch (LIKE flows) ON COMMIT DELETE ROWS`); err != nil {
 				return err
 			}
-			if err := copyRows(ctx, tx, "flows_batch", flows, replace, "", 0); err != nil {
+			if err := copyRows(ctx, tx, "flows_batch", flows, replace); err != nil {
 				return err
 			}
 			set := ""
