@@ -246,23 +246,14 @@ var httpStatusText = map[int]string{
 // lines sent, "< " received, secrets already REDACTED), and the
 // response's mimeType from its Content-Type.
 func addHeaders(e *harEntry, headers string) {
-	for line := range strings.Lines(headers) {
-		line = strings.TrimSuffix(line, "\n")
-		if len(line) < 2 {
+	for h := range flow.Headers(headers) {
+		if h.Sent {
+			e.Request.Headers = append(e.Request.Headers, nameValue{h.Name, h.Value})
 			continue
 		}
-		name, value, ok := strings.Cut(line[2:], ": ")
-		if !ok {
-			continue
-		}
-		switch line[:2] {
-		case "> ":
-			e.Request.Headers = append(e.Request.Headers, nameValue{name, value})
-		case "< ":
-			e.Response.Headers = append(e.Response.Headers, nameValue{name, value})
-			if strings.EqualFold(name, "Content-Type") {
-				e.Response.Content.MimeType = value
-			}
+		e.Response.Headers = append(e.Response.Headers, nameValue{h.Name, h.Value})
+		if strings.EqualFold(h.Name, "Content-Type") {
+			e.Response.Content.MimeType = h.Value
 		}
 	}
 }

@@ -1,13 +1,13 @@
 package flow
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
 	"sync"
 )
 
@@ -72,7 +72,7 @@ func DecodeBodies(data []byte) (Bodies, error) {
 	}
 	r := flate.NewReader(bytes.NewReader(data[1:]))
 	defer r.Close()
-	br := &byteReader{r: r}
+	br := bufio.NewReader(r) // ReadUvarint needs an io.ByteReader
 	for i, name := range []string{"request", "response"} {
 		n, err := binary.ReadUvarint(br)
 		if err != nil {
@@ -127,29 +127,4 @@ func noEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
-}
-
-// byteReader gives binary.ReadUvarint the io.ByteReader it needs over the
-// decompressor, which reads from its own buffer.
-type byteReader struct {
-	r   io.Reader
-	one [1]byte
-}
-
-func (b *byteReader) Read(p []byte) (int, error) { return b.r.Read(p) }
-
-func (b *byteReader) ReadByte() (byte, error) {
-	_, err := io.ReadFull(b.r, b.one[:])
-	return b.one[0], err
-}
-
-// Same reports whether a and b hold the same value in every field, as ==
-// would if Flow were comparable (Bodies, a slice, makes it not): times
-// must be the same instants in the same locations.
-func Same(a, b Flow) bool {
-	if !bytes.Equal(a.Bodies, b.Bodies) {
-		return false
-	}
-	a.Bodies, b.Bodies = nil, nil
-	return reflect.DeepEqual(a, b)
 }

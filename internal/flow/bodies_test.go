@@ -3,6 +3,7 @@ package flow
 import (
 	"bytes"
 	"compress/flate"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -94,4 +95,16 @@ func FuzzDecodeBodies(f *testing.F) {
 			t.Fatalf("decoded bodies do not round-trip: %v", err)
 		}
 	})
+}
+
+func TestHeaders(t *testing.T) {
+	text := "> Authorization: REDACTED\n> X-Empty: \n< Content-Type: text/plain; a=b: c\nnot a header\n< broken\n… (cut at 8192 bytes)"
+	var got []string
+	for h := range Headers(text) {
+		got = append(got, fmt.Sprintf("%v|%s|%s", h.Sent, h.Name, h.Value))
+	}
+	want := []string{"true|Authorization|REDACTED", "true|X-Empty|", "false|Content-Type|text/plain; a=b: c"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Headers:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }

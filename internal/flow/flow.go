@@ -10,8 +10,12 @@
 package flow
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"iter"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/pilotwire/pilotwire/internal/pattern"
@@ -412,3 +416,40 @@ type Store interface {
 
 // ErrNotFound is returned when something asked for by name does not exist.
 var ErrNotFound = errors.New("not found")
+
+// Header is one line of Flow.Headers.
+type Header struct {
+	Sent        bool // a request header ("> "); false: the response's ("< ")
+	Name, Value string
+}
+
+// Headers reads a Flow.Headers text, line by line in order; a line of
+// another shape (the note that the text was cut) is left out.
+func Headers(text string) iter.Seq[Header] {
+	return func(yield func(Header) bool) {
+		for line := range strings.Lines(text) {
+			line = strings.TrimSuffix(line, "\n")
+			if len(line) < 2 || line[0] != '>' && line[0] != '<' || line[1] != ' ' {
+				continue
+			}
+			name, value, ok := strings.Cut(line[2:], ": ")
+			if !ok {
+				continue
+			}
+			if !yield(Header{Sent: line[0] == '>', Name: name, Value: value}) {
+				return
+			}
+		}
+	}
+}
+
+// Same reports whether a and b hold the same value in every field, as ==
+// would if Flow were comparable (Bodies, a slice, makes it not): times
+// must be the same instants in the same locations.
+func Same(a, b Flow) bool {
+	if !bytes.Equal(a.Bodies, b.Bodies) {
+		return false
+	}
+	a.Bodies, b.Bodies = nil, nil
+	return reflect.DeepEqual(a, b)
+}

@@ -37,10 +37,10 @@ func KeptBodies(f *flow.Flow) (req, resp *Body, err error) {
 		return nil, nil, err
 	}
 	if b.Request != nil {
-		req = newBody(b.Request, f.BytesUp, headerHas(f.Headers, "> Content-Encoding:", "gzip"))
+		req = newBody(b.Request, f.BytesUp, gzipped(f.Headers, true))
 	}
 	if b.Response != nil {
-		resp = newBody(b.Response, f.BytesDown, headerHas(f.Headers, "< Content-Encoding:", "gzip"))
+		resp = newBody(b.Response, f.BytesDown, gzipped(f.Headers, false))
 	}
 	return req, resp, nil
 }
@@ -61,12 +61,11 @@ func newBody(kept []byte, size int64, gzipped bool) *Body {
 	return b
 }
 
-// headerHas reports whether one of headers' lines starting with prefix
-// (case aside) holds value.
-func headerHas(headers, prefix, value string) bool {
-	for line := range strings.Lines(headers) {
-		if len(line) >= len(prefix) && strings.EqualFold(line[:len(prefix)], prefix) &&
-			strings.Contains(strings.ToLower(line[len(prefix):]), value) {
+// gzipped reports whether the headers say the request's body (sent) or
+// the response's is gzip-encoded.
+func gzipped(headers string, sent bool) bool {
+	for h := range flow.Headers(headers) {
+		if h.Sent == sent && strings.EqualFold(h.Name, "Content-Encoding") && strings.Contains(strings.ToLower(h.Value), "gzip") {
 			return true
 		}
 	}
