@@ -97,6 +97,22 @@ func (acc *ActivitySum) Add(f *Flow) {
 	acc.out[j].add(f)
 }
 
+// Merge adds a, the activity of some flows (a store's row of activity),
+// to the sum: a window met again is merged into the one met before. Like
+// Add, it comes before Activity.
+func (acc *ActivitySum) Merge(a *Activity) {
+	if acc.by == nil {
+		acc.by = map[activityKey]int{}
+	}
+	k := activityKey{a.Proxy, a.Client, a.Session, a.Window}
+	if j, ok := acc.by[k]; ok {
+		acc.out[j].Merge(a)
+		return
+	}
+	acc.by[k] = len(acc.out)
+	acc.out = append(acc.out, *a)
+}
+
 // Activity returns what was added, in Store.Activity's order.
 func (acc *ActivitySum) Activity() []Activity {
 	SortActivity(acc.out)

@@ -108,7 +108,10 @@ func (c *activityChange) touch(k windowKey) {
 // apply writes the change in tx, after the rows were written.
 func (c *activityChange) apply(ctx context.Context, tx pgx.Tx) error {
 	// One row per window for the statement: deltas merged in.
-	acts := mergeWindows(append(c.sum.Activity(), c.deltas...))
+	for i := range c.deltas {
+		c.sum.Merge(&c.deltas[i])
+	}
+	acts := c.sum.Activity()
 	cols := &activityArrays{}
 	for i := range acts {
 		a := &acts[i]
@@ -201,14 +204,15 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 		}
 		sql = strings.Replace(activitySums, "FROM_ROWS", rowsWithWindow+q.where(), 1)
 	}
-	var all []flow.Activity
+	// Rows' activity and segments' meet here, window by window.
+	var sum flow.ActivitySum
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, sql, q.args...)
 		if err != nil {
 			return err
 		}
 		zones := segment.Zones{}
-		all = all[:0]
+		sum = flow.ActivitySum{}
 		for rows.Next() {
 			var a flow.Activity
 			var firstNS, lastNS int64
@@ -224,15 +228,14 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 			if deviceNS != nil {
 				a.DeviceAt = time.Unix(0, *deviceNS)
 			}
-			all = append(all, a)
+			sum.Merge(&a)
 		}
 		return rows.Err()
 	})
 	if err != nil {
 		return s.wrap("read activity", err)
 	}
-	all = mergeWindows(all)
-	flow.SortActivity(all)
+	all := sum.Activity()
 	for i := range all {
 		if !f.MatchActivity(&all[i]) {
 			continue
@@ -242,22 +245,4 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 		}
 	}
 	return nil
-}
-
-// mergeWindows merges the activity of each window met more than once (in
-// the activity table and in segments' activity) into one.
-func mergeWindows(all []flow.Activity) []flow.Activity {
-	at := make(map[windowKey]int, len(all))
-	out := all[:0]
-	for i := range all {
-		a := all[i]
-		k := windowKey{a.Proxy, a.Client, a.Session, a.Window}
-		if j, ok := at[k]; ok {
-			out[j].Merge(&a)
-			continue
-		}
-		at[k] = len(out)
-		out = append(out, a)
-	}
-	return out
 }

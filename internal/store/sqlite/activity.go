@@ -26,10 +26,10 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 	if s.schema != 0 && s.schema < activitySchema {
 		return s.activityFromFlows(ctx, f, fn)
 	}
-	var all []flow.Activity
+	// Rows' activity and segments' meet here, window by window.
+	var sum flow.ActivitySum
 	err := s.withRaw(ctx, func(c *rawConn) error {
-		all = all[:0]
-		by := map[activityKey]int{}
+		sum = flow.ActivitySum{}
 		zones := segment.Zones{}
 		in := segment.Interner{}
 		var conds []string
@@ -70,21 +70,14 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 			if !c.columnNull(st, 12) {
 				a.DeviceAt = time.Unix(0, c.columnInt(st, 12))
 			}
-			k := activityKey{a.Proxy, a.Client, a.Session, a.Window}
-			if i, ok := by[k]; ok {
-				all[i].Merge(&a)
-				return nil
-			}
-			by[k] = len(all)
-			all = append(all, a)
+			sum.Merge(&a)
 			return nil
 		})
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("read activity: %w", err)
 	}
-	flow.SortActivity(all)
-	for _, a := range all {
+	for _, a := range sum.Activity() {
 		if !f.MatchActivity(&a) {
 			continue
 		}
@@ -95,10 +88,6 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 	return nil
 }
 
-type activityKey struct {
-	proxy, client, session string
-	window                 int64
-}
 
 // activityFromFlows sums every flow up (a Brief read), for a store whose
 // schema keeps no activity.
