@@ -1,16 +1,22 @@
 //go:build linux
 
 // Command gateway measures pilotwire gateway between network namespaces it
-// makes, side by side with plain routing between the same namespaces:
+// makes, side by side with plain routing between the same namespaces and
+// with a reference relay:
 //
 //	device dev0 10.77.0.2 ── lan0 10.77.0.1 [gateway] wan0 10.88.0.1 ── up0 10.88.0.2 [internet]
 //
-// Plain: the gateway namespace only routes (forwarding on, the internet
-// routes 10.77.0.0/24 back to it, no firewall rule). Gateway: pilotwire
-// gateway (built from this tree, recording into a temporary SQLite store,
-// no page) runs in the gateway namespace, so the device's TCP is taken by
-// its transparent listener and relayed, and DNS is answered by its
-// recording forwarder. Figures, each with its ratio:
+// All three ways through the gateway namespace are there at once, told
+// apart by the internet server's port (each listens in three pairs):
+// pilotwire gateway (built from this tree, recording into a temporary
+// SQLite store, no page) takes the device's TCP on tputPort and setupPort
+// with its own rules, relays it and answers DNS with its recording
+// forwarder; the bench's own rules (benchRules) leave the plain ports
+// untracked, so the kernel routes them as with no firewall at all, and
+// give the reference ports to the reference relay (reference.go): the
+// least a user-space relay can do (accept, original destination, dial,
+// splice both ways, nothing recorded), a floor for any relay on this
+// machine. Figures, each with its ratio to plain:
 //
 //   - TCP throughput device ← internet: one connection (and -streams
 //     at once) on which the device asks (a line, as a download's request)
@@ -20,21 +26,24 @@
 //     its one-second wait for the client's first bytes, a third of a
 //     3 s run); and one connection again with the device's
 //     link limited to -link-rate (a token bucket on the gateway's LAN
-//     side, in both setups), as a real NIC limits it: over veth alone,
+//     side, for all three), as a real NIC limits it: over veth alone,
 //     with every process on the same two CPUs, the figure is the CPU's;
-//   - connection setup: -setups fresh connections one after the other,
-//     each from the dial to the first byte of the server's answer to a
-//     line the device sends (through the gateway: the accept, the peek of
-//     the first bytes, the gateway's own connection to the server, the
-//     relay), p50 and p99;
+//     plain, reference and pilotwire in turn in every repetition;
+//   - connection setup: -setups fresh connections to each way, taking
+//     them in turn (plain, reference, pilotwire, plain, …) with a
+//     millisecond between one's close and the next dial, so that the
+//     machine's moods fall on all alike, each from the dial to the first
+//     byte of the server's answer to a line the device sends (through a
+//     relay: the accept, the peek of the first bytes, the relay's own
+//     connection to the server, the relay), p50 and p99;
 //   - DNS: -dns-clients clients asking as fast as they are answered for
 //     -dns-duration, straight to the internet's DNS server (plain) and
 //     through the gateway's forwarder, which records every query; the
 //     flows stored are counted afterwards.
 //
-// Throughput and setup are measured -reps times, plain and gateway in
-// turn; medians are reported. It needs root (namespaces), ip and nft, and
-// removes its namespaces on exit, also after an error or Ctrl-C.
+// Throughput and setup are measured -reps times; medians are reported. It
+// needs root (namespaces), ip and nft, and removes its namespaces on exit,
+// also after an error or Ctrl-C.
 //
 //	go run ./bench/gateway                  # about 2 minutes
 //	go run ./bench/gateway -quick           # about 40 s
@@ -78,7 +87,9 @@ const (
 	tputPort  = 5001 // the internet writes into every connection until it closes
 	setupPort = 5002 // the internet answers each line with a line
 	answerIP  = "198.18.0.1"
-	queryName = "enterpriseregistration.windows.net."
+
+	setupPause = time.Millisecond // between one setup's close and the next dial
+	queryName  = "enterpriseregistration.windows.net."
 )
 
 func main() {
@@ -93,8 +104,9 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of pilotwire during the first gateway run of -profile to `FILE` (a build with pprof added by go build -overlay)")
 	linkRate := flag.String("link-rate", "1gbit", "the device link's rate for the limited throughput run (tc tbf rate); empty: no such run")
 	shapeWAN := flag.Bool("shape-wan", false, "limit the internet's side of the link (up0) instead of the device's (lan0) for the limited run")
-	gomaxprocs := flag.Int("pilotwire-gomaxprocs", 0, "run pilotwire with GOMAXPROCS=`N` (0: the default)")
+	gomaxprocs := flag.Int("pilotwire-gomaxprocs", 0, "run pilotwire and the reference relay with GOMAXPROCS=`N` (0: the default)")
 	profile := flag.String("profile", "tput", "what -cpuprofile profiles: tput (the 1-connection throughput run), setup or dns")
+	reference := flag.Bool("reference", true, "also measure the reference relay (the least a user-space relay does) for throughput and setup")
 	// Flags of the client role.
 	mode := flag.String("mode", "", "internal: client mode (tput, setup, dns)")
 	target := flag.String("target", "", "internal: client target host:port")
@@ -105,9 +117,11 @@ func main() {
 	var err error
 	switch *role {
 	case "":
-		err = run(*reps, *duration, *streams, *setups, *dnsClients, *dnsDuration, *cpuprofile, *profile, *linkRate, *shapeWAN, *gomaxprocs)
+		err = run(*reps, *duration, *streams, *setups, *dnsClients, *dnsDuration, *cpuprofile, *profile, *linkRate, *shapeWAN, *gomaxprocs, *reference)
 	case "server":
 		err = serve()
+	case "relay":
+		err = relay()
 	case "client":
 		err = client(*mode, *target, *duration, *streams, *setups, *dnsClients)
 	default:
@@ -282,7 +296,7 @@ func (l *lab) measure(mode, target string, duration time.Duration, streams, setu
 	return r, nil
 }
 
-func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsDuration time.Duration, cpuprofile, profile, linkRate string, shapeWAN bool, gomaxprocs int) error {
+func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsDuration time.Duration, cpuprofile, profile, linkRate string, shapeWAN bool, gomaxprocs int, reference bool) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it makes network namespaces")
 	}
@@ -333,11 +347,12 @@ func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsD
 	defer server.stop()
 
 	store := filepath.Join(dir, "gw.db")
+	var procsEnv []string // for pilotwire and the reference relay alike
+	if gomaxprocs > 0 {
+		procsEnv = append(procsEnv, "GOMAXPROCS="+strconv.Itoa(gomaxprocs))
+	}
 	startGateway := func() (*proc, error) {
-		var env []string
-		if gomaxprocs > 0 {
-			env = append(env, "GOMAXPROCS="+strconv.Itoa(gomaxprocs))
-		}
+		env := slices.Clone(procsEnv)
 		if cpuprofile != "" {
 			env = append(env, "PILOTWIRE_BENCH_PPROF=127.0.0.1:6060")
 		}
@@ -347,10 +362,44 @@ func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsD
 
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("bench/gateway %s, %d CPUs, load %s", time.Now().Format("2006-01-02 15:04"), numCPU(), load)
-	type pair struct{ plain, gw []result }
-	var tput1, tputN, tputLink, setup pair
+
+	// Plain routing, the reference relay and pilotwire run side by side,
+	// told apart by the server's port: pilotwire's rules take every port
+	// (tputPort, setupPort), the bench's own rules leave the plain ports
+	// untracked and give the reference ports to the reference relay first.
+	rules := filepath.Join(dir, "bench.nft")
+	if err := os.WriteFile(rules, []byte(benchRules), 0o644); err != nil {
+		return err
+	}
+	if _, err := l.in(l.gw, "nft", "-f", rules); err != nil {
+		return err
+	}
+	var routes = []route{{"plain", plainOffset}, {"gateway", 0}}
+	if reference {
+		ref, err := l.start(l.gw, "ready", procsEnv, l.self, "-role", "relay")
+		if err != nil {
+			return err
+		}
+		defer ref.stop()
+		routes = []route{{"plain", plainOffset}, {"reference", referenceOffset}, {"gateway", 0}}
+	}
+	gw, err := startGateway()
+	if err != nil {
+		return err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			gw.stop()
+		}
+	}()
+	byRoute := func() map[string][]result { return map[string][]result{} }
+	tput1, tputN, tputLink, setup := byRoute(), byRoute(), byRoute(), byRoute()
+	target := func(port int, r route) string {
+		return net.JoinHostPort(inetAddr, strconv.Itoa(port+r.offset))
+	}
 	// limited measures one connection with the device's link at linkRate.
-	limited := func() (result, error) {
+	limited := func(r route) (result, error) {
 		ns, dev := l.gw, "lan0"
 		if shapeWAN {
 			ns, dev = l.inet, "up0"
@@ -359,83 +408,67 @@ func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsD
 			return result{}, err
 		}
 		defer l.in(ns, "tc", "qdisc", "del", "dev", dev, "root")
-		return l.measure("tput", net.JoinHostPort(inetAddr, strconv.Itoa(tputPort)), duration, 1, 0, 0)
+		return l.measure("tput", target(tputPort, r), duration, 1, 0, 0)
 	}
 	var gwCPU []float64 // pilotwire's CPU seconds per second of the 1-stream run
-	tputTarget := net.JoinHostPort(inetAddr, strconv.Itoa(tputPort))
-	setupTarget := net.JoinHostPort(inetAddr, strconv.Itoa(setupPort))
 	for rep := 0; rep < reps; rep++ {
-		fmt.Printf("rep %d/%d: plain …", rep+1, reps)
-		r, err := l.measure("tput", tputTarget, duration, 1, 0, 0)
-		if err != nil {
-			return err
-		}
-		tput1.plain = append(tput1.plain, r)
-		if r, err = l.measure("tput", tputTarget, duration, streams, 0, 0); err != nil {
-			return err
-		}
-		tputN.plain = append(tputN.plain, r)
-		if linkRate != "" {
-			if r, err = limited(); err != nil {
+		fmt.Printf("rep %d/%d: throughput", rep+1, reps)
+		for _, rt := range routes {
+			fmt.Printf(" %s …", rt.name)
+			var prof chan error
+			if cpuprofile != "" && rep == 0 && profile == "tput" && rt.name == "gateway" {
+				prof = l.profile(cpuprofile, duration-time.Second)
+			}
+			c0 := gw.cpu()
+			r, err := l.measure("tput", target(tputPort, rt), duration, 1, 0, 0)
+			if err != nil {
 				return err
 			}
-			tputLink.plain = append(tputLink.plain, r)
+			if rt.name == "gateway" {
+				gwCPU = append(gwCPU, (gw.cpu()-c0).Seconds()/r.Seconds)
+			}
+			if prof != nil {
+				if err := <-prof; err != nil {
+					fmt.Fprintln(os.Stderr, "cpu profile:", err)
+				}
+			}
+			tput1[rt.name] = append(tput1[rt.name], r)
+			if r, err = l.measure("tput", target(tputPort, rt), duration, streams, 0, 0); err != nil {
+				return err
+			}
+			tputN[rt.name] = append(tputN[rt.name], r)
+			if linkRate != "" {
+				if r, err = limited(rt); err != nil {
+					return err
+				}
+				tputLink[rt.name] = append(tputLink[rt.name], r)
+			}
 		}
-		if r, err = l.measure("setup", setupTarget, 0, 0, setups, 0); err != nil {
-			return err
-		}
-		setup.plain = append(setup.plain, r)
-
-		fmt.Printf(" gateway …")
-		gw, err := startGateway()
-		if err != nil {
-			return err
-		}
+		fmt.Printf(" setup (interleaved) …")
 		var prof chan error
-		if cpuprofile != "" && rep == 0 && profile == "tput" {
-			prof = l.profile(cpuprofile, duration-time.Second)
+		if cpuprofile != "" && rep == 0 && profile == "setup" {
+			prof = l.profile(cpuprofile, 2*time.Second)
 		}
-		c0 := gw.cpu()
-		r, err = l.measure("tput", tputTarget, duration, 1, 0, 0)
+		var targets []string
+		for _, rt := range routes {
+			targets = append(targets, target(setupPort, rt))
+		}
+		rs, err := l.measureSetups(targets, setups)
 		if err != nil {
-			gw.stop()
 			return err
 		}
-		gwCPU = append(gwCPU, (gw.cpu()-c0).Seconds()/r.Seconds)
-		tput1.gw = append(tput1.gw, r)
+		for i, rt := range routes {
+			setup[rt.name] = append(setup[rt.name], rs[i])
+		}
 		if prof != nil {
 			if err := <-prof; err != nil {
 				fmt.Fprintln(os.Stderr, "cpu profile:", err)
 			}
 		}
-		if r, err = l.measure("tput", tputTarget, duration, streams, 0, 0); err != nil {
-			gw.stop()
-			return err
-		}
-		tputN.gw = append(tputN.gw, r)
-		if linkRate != "" {
-			if r, err = limited(); err != nil {
-				gw.stop()
-				return err
-			}
-			tputLink.gw = append(tputLink.gw, r)
-		}
-		if cpuprofile != "" && rep == 0 && profile == "setup" {
-			prof = l.profile(cpuprofile, 2*time.Second)
-		}
-		if r, err = l.measure("setup", setupTarget, 0, 0, setups, 0); err != nil {
-			gw.stop()
-			return err
-		}
-		setup.gw = append(setup.gw, r)
-		if prof != nil && profile == "setup" {
-			if err := <-prof; err != nil {
-				fmt.Fprintln(os.Stderr, "cpu profile:", err)
-			}
-		}
-		gw.stop()
 		fmt.Println(" done")
 	}
+	gw.stop()
+	stopped = true
 
 	fmt.Printf("DNS: plain …")
 	dnsPlain, err := l.measure("dns", inetAddr+":53", dnsDuration, 0, 0, dnsClients)
@@ -446,7 +479,7 @@ func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsD
 		return err
 	}
 	fmt.Printf(" gateway …")
-	gw, err := startGateway()
+	gw, err = startGateway()
 	if err != nil {
 		return err
 	}
@@ -491,21 +524,35 @@ func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsD
 		}
 		return strings.Join(s, " ")
 	}
-	fmt.Printf("\n%-44s %12s %12s %8s\n", "", "plain", "gateway", "ratio")
-	row := func(name string, plain, gw float64, format string) {
-		fmt.Printf("%-44s %12s %12s %8.2f\n", name, fmt.Sprintf(format, plain), fmt.Sprintf(format, gw), gw/plain)
+	fmt.Printf("\n%-44s %12s %12s %8s", "", "plain", "gateway", "ratio")
+	if reference {
+		fmt.Printf(" %12s %8s", "reference", "ratio")
 	}
-	t1p, t1g := med(tput1.plain, mbps), med(tput1.gw, mbps)
-	row("TCP throughput, 1 connection, MB/s", t1p, t1g, "%.0f")
-	row(fmt.Sprintf("TCP throughput, %d connections, MB/s", streams), med(tputN.plain, mbps), med(tputN.gw, mbps), "%.0f")
+	fmt.Println()
+	// row prints plain, pilotwire and, when measured, the reference relay,
+	// each with its ratio to plain.
+	row := func(name string, by map[string][]result, f func(result) float64, format string) {
+		plain, gw := med(by["plain"], f), med(by["gateway"], f)
+		fmt.Printf("%-44s %12s %12s %8.2f", name, fmt.Sprintf(format, plain), fmt.Sprintf(format, gw), gw/plain)
+		if rs := by["reference"]; len(rs) > 0 {
+			ref := med(rs, f)
+			fmt.Printf(" %12s %8.2f", fmt.Sprintf(format, ref), ref/plain)
+		}
+		fmt.Println()
+	}
+	t1p, t1g := med(tput1["plain"], mbps), med(tput1["gateway"], mbps)
+	row("TCP throughput, 1 connection, MB/s", tput1, mbps, "%.0f")
+	row(fmt.Sprintf("TCP throughput, %d connections, MB/s", streams), tputN, mbps, "%.0f")
 	if linkRate != "" {
-		row("TCP throughput, 1 connection, "+linkRate+" link, MB/s", med(tputLink.plain, mbps), med(tputLink.gw, mbps), "%.1f")
+		row("TCP throughput, 1 connection, "+linkRate+" link, MB/s", tputLink, mbps, "%.1f")
 	}
-	sp, sg := med(setup.plain, p50), med(setup.gw, p50)
-	row("connection setup p50, µs", sp, sg, "%.0f")
-	row("connection setup p99, µs", med(setup.plain, p99), med(setup.gw, p99), "%.0f")
-	row("DNS queries answered per second", dnsPlain.QPS, dnsGW.QPS, "%.0f")
-	row("DNS p50, µs", p50(dnsPlain), p50(dnsGW), "%.0f")
+	sp, sg := med(setup["plain"], p50), med(setup["gateway"], p50)
+	row("connection setup p50, µs", setup, p50, "%.0f")
+	row("connection setup p99, µs", setup, p99, "%.0f")
+	qps := func(r result) float64 { return r.QPS }
+	dns := map[string][]result{"plain": {dnsPlain}, "gateway": {dnsGW}}
+	row("DNS queries answered per second", dns, qps, "%.0f")
+	row("DNS p50, µs", dns, p50, "%.0f")
 	fmt.Printf("DNS: %d answered through the gateway (%d unanswered), %d DNS flows stored; pilotwire CPU %.1f µs per query\n",
 		dnsGW.Count, dnsGW.Lost, stored, float64(dnsCPU.Microseconds())/float64(max(dnsGW.Count, 1)))
 	fmt.Printf("pilotwire's CPU during the 1-connection runs, CPU-seconds per second:")
@@ -522,19 +569,24 @@ func run(reps int, duration time.Duration, streams, setups, dnsClients int, dnsD
 	}
 	fmt.Printf("  throughput ≥ 0.9× plain:            %.2f×  %s\n", t1g/t1p, verdict(t1g >= 0.9*t1p))
 	if linkRate != "" {
-		lp, lg := med(tputLink.plain, mbps), med(tputLink.gw, mbps)
+		lp, lg := med(tputLink["plain"], mbps), med(tputLink["gateway"], mbps)
 		fmt.Printf("    with a %s device link:         %.2f×  %s\n", linkRate, lg/lp, verdict(lg >= 0.9*lp))
 	}
 	fmt.Printf("  setup p50 ≤ plain + 150 µs:          +%.0f µs  %s\n", sg-sp, verdict(sg-sp <= 150))
+	if reference {
+		fmt.Printf("  the reference relay, a floor for any relay here: throughput %.2f×, setup +%.0f µs (pilotwire %+.0f µs beside it)\n",
+			med(tput1["reference"], mbps)/t1p, med(setup["reference"], p50)-sp, sg-med(setup["reference"], p50))
+	}
 	fmt.Printf("  DNS 20,000 queries/s recorded:       %.0f/s, %d of %d stored  %s\n", dnsGW.QPS, stored, dnsGW.Count,
 		verdict(dnsGW.QPS >= 20000 && stored >= dnsGW.Count))
 	fmt.Println("\nall runs:")
-	fmt.Printf("  throughput 1 plain   %s\n  throughput 1 gateway %s\n", all(tput1.plain, mbps, "%.0f"), all(tput1.gw, mbps, "%.0f"))
-	fmt.Printf("  throughput %d plain   %s\n  throughput %d gateway %s\n", streams, all(tputN.plain, mbps, "%.0f"), streams, all(tputN.gw, mbps, "%.0f"))
-	if linkRate != "" {
-		fmt.Printf("  throughput %s plain   %s\n  throughput %s gateway %s\n", linkRate, all(tputLink.plain, mbps, "%.1f"), linkRate, all(tputLink.gw, mbps, "%.1f"))
+	for _, rt := range routes {
+		fmt.Printf("  %-9s throughput 1: %s; %d: %s", rt.name, all(tput1[rt.name], mbps, "%.0f"), streams, all(tputN[rt.name], mbps, "%.0f"))
+		if linkRate != "" {
+			fmt.Printf("; %s: %s", linkRate, all(tputLink[rt.name], mbps, "%.1f"))
+		}
+		fmt.Printf("; setup p50 %s\n", all(setup[rt.name], p50, "%.0f"))
 	}
-	fmt.Printf("  setup p50 plain   %s\n  setup p50 gateway %s\n", all(setup.plain, p50, "%.0f"), all(setup.gw, p50, "%.0f"))
 	fmt.Printf("load at the end: %s", load)
 	return nil
 }
@@ -587,40 +639,42 @@ func countDNSFlows(bin, store string) (int64, error) {
 func serve() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	tput, err := net.Listen("tcp4", net.JoinHostPort(inetAddr, strconv.Itoa(tputPort)))
-	if err != nil {
-		return err
+	for _, offset := range []int{0, plainOffset, referenceOffset} {
+		tput, err := net.Listen("tcp4", net.JoinHostPort(inetAddr, strconv.Itoa(tputPort+offset)))
+		if err != nil {
+			return err
+		}
+		defer tput.Close()
+		go acceptAll(tput, func(c net.Conn) {
+			// A download, as a device makes one: it asks first (a line).
+			if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+				return
+			}
+			buf := make([]byte, 256<<10)
+			for {
+				if _, err := c.Write(buf); err != nil {
+					return
+				}
+			}
+		})
+		lines, err := net.Listen("tcp4", net.JoinHostPort(inetAddr, strconv.Itoa(setupPort+offset)))
+		if err != nil {
+			return err
+		}
+		defer lines.Close()
+		go acceptAll(lines, func(c net.Conn) {
+			buf := make([]byte, 512)
+			for {
+				n, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+		})
 	}
-	defer tput.Close()
-	go acceptAll(tput, func(c net.Conn) {
-		// A download, as a device makes one: it asks first (a line).
-		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
-			return
-		}
-		buf := make([]byte, 256<<10)
-		for {
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
-	})
-	lines, err := net.Listen("tcp4", net.JoinHostPort(inetAddr, strconv.Itoa(setupPort)))
-	if err != nil {
-		return err
-	}
-	defer lines.Close()
-	go acceptAll(lines, func(c net.Conn) {
-		buf := make([]byte, 512)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			if _, err := c.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-	})
 	srv := &dns.Server{Addr: inetAddr + ":53", Net: "udp", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(r)
@@ -662,7 +716,7 @@ func client(mode, target string, duration time.Duration, streams, setups, client
 	case "tput":
 		r, err = throughput(target, duration, streams)
 	case "setup":
-		r, err = setupTimes(target, setups)
+		return setupTimes(target, setups)
 	case "dns":
 		r, err = dnsLoad(target, duration, clients)
 	default:
@@ -719,32 +773,57 @@ func throughput(target string, duration time.Duration, streams int) (result, err
 	return result{MBps: float64(total.Load()) / secs / 1e6, Seconds: secs, Count: total.Load()}, nil
 }
 
-// setupTimes opens n connections one after the other: dial, a line out,
-// its echo back.
-func setupTimes(target string, n int) (result, error) {
-	took := make([]time.Duration, 0, n)
+// setupTimes opens n connections to each of targets (comma-separated),
+// one after the other and taking the targets in turn, so that the machine's
+// moods fall on every target alike: dial, a line out, its echo back. It
+// prints the results as a JSON array, one for each target.
+func setupTimes(targets string, n int) error {
+	list := strings.Split(targets, ",")
+	took := make([][]time.Duration, len(list))
 	line := []byte("hello\n")
 	buf := make([]byte, 64)
 	for range n {
-		t0 := time.Now()
-		c, err := net.Dial("tcp4", target)
-		if err != nil {
-			return result{}, err
-		}
-		if _, err := c.Write(line); err != nil {
+		for i, target := range list {
+			t0 := time.Now()
+			c, err := net.Dial("tcp4", target)
+			if err != nil {
+				return err
+			}
+			if _, err := c.Write(line); err != nil {
+				c.Close()
+				return err
+			}
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.ReadFull(c, buf[:len(line)]); err != nil {
+				c.Close()
+				return fmt.Errorf("setup to %s: %w", target, err)
+			}
+			took[i] = append(took[i], time.Since(t0))
 			c.Close()
-			return result{}, err
+			// What a connection leaves to do (the relays' closing, their
+			// records) is not the next one's to wait for.
+			time.Sleep(setupPause)
 		}
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadFull(c, buf[:len(line)]); err != nil {
-			c.Close()
-			return result{}, fmt.Errorf("setup: %w", err)
-		}
-		took = append(took, time.Since(t0))
-		c.Close()
 	}
-	slices.Sort(took)
-	return result{P50: took[len(took)/2], P99: took[len(took)*99/100], Count: int64(n)}, nil
+	rs := make([]result, len(list))
+	for i, t := range took {
+		slices.Sort(t)
+		rs[i] = result{P50: t[len(t)/2], P99: t[len(t)*99/100], Count: int64(n)}
+	}
+	return json.NewEncoder(os.Stdout).Encode(rs)
+}
+
+// measureSetups runs setupTimes from the device.
+func (l *lab) measureSetups(targets []string, n int) ([]result, error) {
+	out, err := l.in(l.dev, l.self, "-role", "client", "-mode", "setup", "-target", strings.Join(targets, ","), "-setups", strconv.Itoa(n))
+	if err != nil {
+		return nil, err
+	}
+	var rs []result
+	if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != len(targets) {
+		return nil, fmt.Errorf("setup client said %q (%v)", out, err)
+	}
+	return rs, nil
 }
 
 // dnsLoad has clients ask target for queryName's A record as fast as
