@@ -88,7 +88,6 @@ func (s *DB) Activity(ctx context.Context, f flow.Filter, fn func(flow.Activity)
 	return nil
 }
 
-
 // activityFromFlows sums every flow up (a Brief read), for a store whose
 // schema keeps no activity.
 func (s *DB) activityFromFlows(ctx context.Context, f flow.Filter, fn func(flow.Activity) error) error {
