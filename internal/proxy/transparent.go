@@ -126,7 +126,11 @@ func (c *conn) serveTransparent() {
 		return
 	}
 	if t = c.startTunnel(t); t != nil {
-		go t.run() // it closes the connection when the tunnel ends
+		// On this goroutine, not a new one as a CONNECT's tunnel: a
+		// hand-off costs a wake-up, which at setup is latency the
+		// device sees, and the stack the peek and dial grew is shrunk
+		// by the next garbage collection while the tunnel waits.
+		t.run() // it closes the connection when the tunnel ends
 		return
 	}
 	c.close()
@@ -145,10 +149,24 @@ const (
 // it (with more, the tunnel reads the rest as it relays), for HTTP the
 // request line.
 func (c *conn) peekFirst() int {
-	_ = c.nc.SetReadDeadline(time.Now().Add(firstBytesWait(int(c.dst.Port()))))
-	defer c.nc.SetReadDeadline(time.Time{})
 	c.lr.N = int64(c.br.Size()) // serveOne sets its own limit
-	b, err := c.br.Peek(1)
+	// The wait's deadline only when there is a wait: a timer this soon
+	// wakes the runtime's poller thread, and the bytes are usually there
+	// already when the connection is served.
+	var deadline bool
+	peek := func(n int) ([]byte, error) {
+		if !deadline && c.br.Buffered() < n && !readableNow(c.nc) {
+			_ = c.nc.SetReadDeadline(time.Now().Add(firstBytesWait(int(c.dst.Port()))))
+			deadline = true
+		}
+		return c.br.Peek(n)
+	}
+	defer func() {
+		if deadline {
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
+	}()
+	b, err := peek(1)
 	if err != nil {
 		return firstOther
 	}
@@ -158,7 +176,7 @@ func (c *conn) peekFirst() int {
 			if _, err := ParseClientHello(b); !errors.Is(err, ErrNeedMore) || len(b) == c.br.Size() {
 				return firstTLS
 			}
-			if _, err := c.br.Peek(len(b) + 1); err != nil {
+			if _, err := peek(len(b) + 1); err != nil {
 				return firstTLS
 			}
 		}
@@ -174,7 +192,7 @@ func (c *conn) peekFirst() int {
 		if !methodPrefix(b) || len(b) == c.br.Size() {
 			return firstOther
 		}
-		if _, err := c.br.Peek(len(b) + 1); err != nil {
+		if _, err := peek(len(b) + 1); err != nil {
 			return firstOther
 		}
 	}

@@ -37,6 +37,7 @@ type tunnel struct {
 	f       *flow.Flow
 	plain   bool         // an Upgrade, not a CONNECT: no ClientHello to read
 	pending []byte       // client bytes read with the CONNECT head
+	sent    []byte       // of them, what run sent before the relay began (a ClientHello's start)
 	early   []byte       // server bytes read with the upstream proxy's answer
 	up      atomic.Int64 // client → server payload bytes
 	down    atomic.Int64 // server → client payload bytes
@@ -141,21 +142,57 @@ func (c *conn) startTunnel(t *tunnel) *tunnel {
 
 // run relays the tunnel's bytes both ways, unchanged, while reading the
 // ClientHello as it passes; then it records the flow and closes the
-// connection. It runs on a goroutine of its own, so that the stack the
-// request parsing grew is not kept for the tunnel's lifetime, and keeps
-// its own frames small (setup and teardown run in steps): the two parked
-// goroutines of an idle tunnel then fit in the minimum 2 KiB stacks.
+// connection. A CONNECT's runs on a goroutine of its own, so that the
+// stack the request parsing grew is not kept for the tunnel's lifetime;
+// it keeps its own frames small (the deeper work, such as recording,
+// runs in steps) so that the two parked goroutines of an idle tunnel fit
+// in small stacks. The first bytes each way are relayed inline, before
+// anything else: a step is a hand-off, latency the client sees while the
+// tunnel opens (the shallow stack a small write grows is shrunk by the
+// garbage collector once the tunnel waits).
 func (t *tunnel) run() {
-	step(t.opened)
-	if t.c.p.Intercept != nil && !t.plain && t.interceptOrPass() {
-		step(t.closed)
-		return
+	intercepting := t.c.p.Intercept != nil && !t.plain
+	if intercepting {
+		step(t.opened)
+		if t.interceptOrPass() {
+			step(t.closed)
+			return
+		}
+	} else {
+		t.sendPending()
 	}
 	downDone := make(chan struct{})
 	go t.relayDown(downDone)
+	if !intercepting {
+		// The record after the first bytes are on their way and the
+		// server's answer is awaited: it is not in their way there.
+		step(t.opened)
+	}
 	t.relayUp()
 	<-downDone
 	step(t.closed)
+}
+
+// sendPending writes the client's bytes read with its request (or, on a
+// redirected connection, peeked) to the server at once: the server waits
+// for them, and everything else at the tunnel's start (its record, the
+// second goroutine) may first wake another thread, which on a machine
+// with few CPUs is latency the client sees. A ClientHello's bytes are kept
+// for readHello to parse; a failed write ends the tunnel (the relay then
+// finds both connections closed).
+func (t *tunnel) sendPending() {
+	if len(t.pending) == 0 {
+		return
+	}
+	n, err := t.server.Write(t.pending)
+	t.up.Add(int64(n))
+	if err != nil {
+		t.finish(fmt.Errorf("writing to server: %w", err), "", nil)
+	}
+	if !t.plain {
+		t.sent = t.pending
+	}
+	t.pending = nil
 }
 
 // opened counts and records the open tunnel: visible while it lasts.
@@ -188,35 +225,16 @@ func (t *tunnel) progress() {
 
 // relayUp relays client to server, reading the ClientHello on the way.
 func (t *tunnel) relayUp() {
-	pending := t.pending
-	t.pending = nil
-	if t.plain {
-		if !t.writePending(pending) {
+	t.sendPending() // left by an interception that passed the tunnel on
+	if !t.plain {
+		sent := t.sent
+		t.sent = nil
+		if !t.readHello(t.f, sent) {
 			return
 		}
-	} else if !t.readHello(t.f, pending) {
-		return
 	}
 	err := t.pipe(t.server, t.c.nc, &t.up)
 	step(func() { t.finish(err, endClient, t.server) })
-}
-
-// writePending passes on the client's bytes read with its request; it
-// reports whether the up direction should go on.
-func (t *tunnel) writePending(pending []byte) bool {
-	if len(pending) == 0 {
-		return true
-	}
-	ok := true
-	step(func() {
-		n, err := t.server.Write(pending)
-		t.up.Add(int64(n))
-		if err != nil {
-			t.finish(fmt.Errorf("writing to server: %w", err), "", nil)
-			ok = false
-		}
-	})
-	return ok
 }
 
 // closed records the ended tunnel and closes both connections.
@@ -305,23 +323,12 @@ func step(fn func()) {
 
 // readHello relays the client's first bytes while collecting them, until
 // they hold a whole ClientHello or cannot be one, and records what it
-// says. It reports whether the up direction should go on.
-func (t *tunnel) readHello(f *flow.Flow, pending []byte) bool {
+// says; hello is what sendPending sent already. It reports whether the up
+// direction should go on.
+func (t *tunnel) readHello(f *flow.Flow, hello []byte) bool {
 	p := t.c.p
-	hello := pending
 	var done, ok bool
-	step(func() {
-		if len(pending) > 0 {
-			n, err := t.server.Write(pending)
-			t.up.Add(int64(n))
-			if err != nil {
-				t.finish(fmt.Errorf("writing to server: %w", err), "", nil)
-				done = true
-				return
-			}
-		}
-		done, ok = t.parseHello(f, hello)
-	})
+	step(func() { done, ok = t.parseHello(f, hello) })
 	for !done {
 		// Wait for data without holding a buffer: the tunnel may be idle.
 		idle := p.idleTimeout()
@@ -423,6 +430,7 @@ func readErr(err error) error {
 // goroutines.
 func (t *tunnel) pipe(dst, src net.Conn, n *atomic.Int64) error {
 	idle := t.c.p.idleTimeout()
+	first := true
 	for {
 		last := time.Unix(0, t.last.Load())
 		if time.Since(last) >= idle {
@@ -436,13 +444,22 @@ func (t *tunnel) pipe(dst, src net.Conn, n *atomic.Int64) error {
 				}
 				return err
 			}
-			_ = src.SetReadDeadline(time.Now().Add(burstWindow))
+			// copyBurst sets the burst's deadline when it has to wait.
 		} else {
 			_ = src.SetReadDeadline(last.Add(idle))
 		}
 		var m int64
 		var err error
-		step(func() { m, err = copyBurst(dst, src) })
+		if first {
+			// The first burst (a request, an answer) on this goroutine: a
+			// step's hand-off is latency at the tunnel's start, and the
+			// stack it may grow is shrunk by the garbage collector while
+			// the tunnel waits.
+			m, err = copyBurst(dst, src)
+			first = false
+		} else {
+			step(func() { m, err = copyBurst(dst, src) })
+		}
 		if m > 0 {
 			n.Add(m)
 			t.touch()

@@ -9,3 +9,6 @@ import "net"
 const waitsForData = false
 
 func waitReadable(net.Conn) error { return nil }
+
+// readableNow says no: this platform cannot tell without reading.
+func readableNow(net.Conn) bool { return false }

@@ -37,3 +37,29 @@ func waitReadable(c net.Conn) error {
 		}
 	})
 }
+
+// readableNow reports whether c has data to read (or EOF, or an error)
+// at this moment, without waiting or reading.
+func readableNow(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var b [1]byte
+	readable := false
+	_ = rc.Read(func(fd uintptr) bool {
+		for {
+			_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			if err == syscall.EINTR {
+				continue
+			}
+			readable = err != syscall.EAGAIN
+			return true // never wait
+		}
+	})
+	return readable
+}
