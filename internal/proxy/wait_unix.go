@@ -15,51 +15,42 @@ const waitsForData = true
 // stack array through the runtime's poller, so a waiting tunnel holds no
 // buffer.
 func waitReadable(c net.Conn) error {
+	_, err := peekOne(c, true)
+	return err
+}
+
+// readableNow reports whether c has data to read (or EOF, or an error)
+// at this moment, without waiting or reading.
+func readableNow(c net.Conn) bool {
+	readable, _ := peekOne(c, false)
+	return readable
+}
+
+// peekOne looks for a byte to read on c without reading it; wait says
+// whether to park until there is one. A connection without a descriptor
+// reports neither readable nor an error.
+func peekOne(c net.Conn, wait bool) (readable bool, err error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return nil
+		return false, nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return nil
+		return false, nil
 	}
 	var b [1]byte
-	return rc.Read(func(fd uintptr) bool {
+	err = rc.Read(func(fd uintptr) bool {
 		for {
 			_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK)
 			switch err {
 			case syscall.EINTR:
 				continue
 			case syscall.EAGAIN:
-				return false // not readable: park until the poller says so
+				return !wait // not readable: park until the poller says so, if waiting
 			}
-			return true // data, EOF or an error: the next read reports it
+			readable = true // data, EOF or an error: the next read reports it
+			return true
 		}
 	})
-}
-
-// readableNow reports whether c has data to read (or EOF, or an error)
-// at this moment, without waiting or reading.
-func readableNow(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var b [1]byte
-	readable := false
-	_ = rc.Read(func(fd uintptr) bool {
-		for {
-			_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			if err == syscall.EINTR {
-				continue
-			}
-			readable = err != syscall.EAGAIN
-			return true // never wait
-		}
-	})
-	return readable
+	return readable, err
 }
