@@ -21,6 +21,7 @@ const gatewayExamples = `  sudo pilotwire gateway --lan eth1 --wan eth0     # ro
   pilotwire gateway --lan eth1 --wan eth0 --print-rules   # the nftables table it would install; nothing changed
   sudo pilotwire gateway --lan eth1 --wan eth0 --dns-upstream 192.0.2.53
   sudo pilotwire gateway --lan eth1 --wan eth0 --dhcp 192.168.77.0/24   # also lease addresses (a lab with no DHCP)
+  sudo pilotwire gateway --lan eth1 --wan eth0 --intercept   # lab: full HTTPS URLs (pilotwire ca init first; devices trust its CA)
   sudo pilotwire gateway --cleanup                  # remove what a killed gateway left (its table; forwarding restored)
 
 The devices need no proxy setting: give them this machine's --lan address as their default
@@ -29,7 +30,9 @@ named by SNI, plain HTTP with full URLs), every DNS question and answer too; oth
 routed and masqueraded, and its UDP noted (QUIC by the SNI of its Initial, NTP, the rest by
 address and port, named by DNS). IPv6 too when --lan has an IPv6 address other than
 link-local (a ULA such as fd00:77::1/64): the devices' IPv6 router and DNS server is that
-address. Linux only; needs root (CAP_NET_ADMIN).
+address. With --intercept, the devices' TLS is opened as the proxy's --intercept opens it
+(the same catalog of hosts never to open, the same learning). Linux only; needs root
+(CAP_NET_ADMIN).
 `
 
 func joinAddrs(as []netip.Addr) string {
@@ -49,6 +52,7 @@ type gatewayOptions struct {
 	devices                   multiFlag
 	idleTimeout, grace, flush time.Duration
 	maxConns                  int
+	intercept                 interceptFlags
 	recordingFlags
 }
 
@@ -68,6 +72,7 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 	fs.IntVar(&o.maxConns, "max-conns", proxy.DefaultMaxConns, "limit of open device connections")
 	fs.DurationVar(&o.grace, "grace", 5*time.Second, "on SIGINT/SIGTERM, time open connections get to finish")
 	fs.DurationVar(&o.flush, "flush-interval", 500*time.Millisecond, "store recorded flows at least this often (at most 1s): what a crash may lose")
+	o.intercept.register(fs)
 	if err := parseFlags(g, fs, args); err != nil {
 		return err
 	}
@@ -116,6 +121,9 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 			return usagef("gateway: --dns-upstream: %v", err)
 		}
 		cfg.DNSUpstream = up
+	}
+	if err := o.intercept.check("gateway"); err != nil {
+		return err
 	}
 	if err := o.recordingFlags.check(); err != nil {
 		return usagef("gateway: %v", err)
@@ -177,6 +185,15 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 	p.Record, cfg.Record = rec.Record, rec.Record
 	p.ProgressEvery = o.flush
 	cfg.Proxy = p
+	cat, err := loadCatalog(g)
+	if err != nil {
+		rec.Close()
+		return err
+	}
+	if p.Intercept, err = o.intercept.interceptor(ctx, g, "gateway", cat, st); err != nil {
+		rec.Close()
+		return err
+	}
 
 	var ui *http.Server
 	var uiLn net.Listener
@@ -212,6 +229,9 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 			fmt.Fprintf(g.stdout, "  live page: %s\n", pageURL(uiLn.Addr(), token))
 		}
 		fmt.Fprintf(g.stdout, "  flows: %s (stored every %s)\n", g.storeName(), o.flush)
+		if p.Intercept != nil {
+			printIntercepting(g.stdout, p.Intercept, cat)
+		}
 	})
 	// Run has stopped every connection: what the recorder holds is all.
 	recErr := rec.Close()

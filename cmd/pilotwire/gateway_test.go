@@ -34,6 +34,9 @@ func TestGatewayFlags(t *testing.T) {
 		{[]string{"--lan", "eth1", "--wan", "eth0", "--dhcp", "192.168.77.0"}, `--dhcp: DHCP pool "192.168.77.0": not a CIDR such as 192.168.77.0/24`},
 		{[]string{"--lan", "eth1", "--wan", "eth0", "--dhcp", "fd00:77::/64"}, "--dhcp: DHCP pool fd00:77::/64: not IPv4"},
 		{[]string{"--lan", "eth1", "--wan", "eth0", "--device", "vm"}, `--device "vm": want NAME=ADDR`},
+		{[]string{"--lan", "eth1", "--wan", "eth0", "--bodies", "64KiB"}, "gateway: --bodies needs --intercept"},
+		{[]string{"--lan", "eth1", "--wan", "eth0", "--no-intercept", "*.example.org"}, "gateway: --intercept-hosts and --no-intercept need --intercept"},
+		{[]string{"--lan", "eth1", "--wan", "eth0", "--intercept", "--ca-dir", "/nonexistent/pilotwire-ca"}, "gateway: --intercept: "},
 		{[]string{"--cleanup", "--print-rules"}, "--cleanup and --print-rules do not go together"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	}

@@ -35,18 +35,28 @@ func (f *interceptFlags) register(fs *flag.FlagSet) {
 	f.caDir = caDirFlag(fs)
 }
 
+// check says what is wrong with the flags alone (a usage error), before
+// anything is opened.
+func (f *interceptFlags) check(cmd string) error {
+	if f.on {
+		return nil
+	}
+	if len(f.hosts) > 0 || len(f.none) > 0 {
+		return usagef("%s: --intercept-hosts and --no-intercept need --intercept", cmd)
+	}
+	if f.bodies > 0 {
+		return usagef("%s: --bodies needs --intercept (bodies are read inside intercepted TLS)", cmd)
+	}
+	return nil
+}
+
 // interceptor builds the Interceptor the flags describe, or nil when
 // --intercept is off. st, if it keeps the learned pass-through list, gives
 // the hosts learned before and keeps the new ones.
-func (f *interceptFlags) interceptor(ctx context.Context, g *globals, cat *catalog.Catalog, st flow.Store) (*intercept.Interceptor, error) {
-	if !f.on {
-		if len(f.hosts) > 0 || len(f.none) > 0 {
-			return nil, usagef("proxy: --intercept-hosts and --no-intercept need --intercept")
-		}
-		if f.bodies > 0 {
-			return nil, usagef("proxy: --bodies needs --intercept (bodies are read inside intercepted TLS)")
-		}
-		return nil, nil
+// cmd ("proxy", "gateway") names the command in what it says.
+func (f *interceptFlags) interceptor(ctx context.Context, g *globals, cmd string, cat *catalog.Catalog, st flow.Store) (*intercept.Interceptor, error) {
+	if err := f.check(cmd); err != nil || !f.on {
+		return nil, err
 	}
 	o := intercept.Options{
 		DoNotInspect: func(host string) (string, bool) {
@@ -65,18 +75,18 @@ func (f *interceptFlags) interceptor(ctx context.Context, g *globals, cat *catal
 		return nil, err
 	}
 	if o.CA, err = ca.Load(dir); err != nil {
-		return nil, usagef("proxy: --intercept: %v", err)
+		return nil, usagef("%s: --intercept: %v", cmd, err)
 	}
 	if pts, ok := st.(flow.PassThroughStore); ok {
 		if o.Learned, err = pts.PassThroughs(ctx); err != nil {
-			return nil, fmt.Errorf("proxy: reading the learned pass-through list: %w", err)
+			return nil, fmt.Errorf("%s: reading the learned pass-through list: %w", cmd, err)
 		}
 		o.OnLearn = func(p flow.PassThrough) {
-			fmt.Fprintf(g.stderr, "pilotwire proxy: %s refused the certificate for %s; it is tunnelled untouched from now on (%s)\n", p.Client, p.Host, p.Reason)
+			fmt.Fprintf(g.stderr, "pilotwire %s: %s refused the certificate for %s; it is tunnelled untouched from now on (%s)\n", cmd, p.Client, p.Host, p.Reason)
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := pts.LearnPassThrough(sctx, p); err != nil {
-				fmt.Fprintf(g.stderr, "pilotwire proxy: keeping %s on the learned pass-through list: %v (it is kept until the proxy stops)\n", p.Host, err)
+				fmt.Fprintf(g.stderr, "pilotwire %s: keeping %s on the learned pass-through list: %v (it is kept until the %s stops)\n", cmd, p.Host, err, cmd)
 			}
 		}
 	}

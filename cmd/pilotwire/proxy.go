@@ -109,6 +109,9 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	if o.maxBacklogMiB <= 0 {
 		return usagef("proxy: --max-backlog %d: want a positive number of MiB", o.maxBacklogMiB)
 	}
+	if err := o.intercept.check("proxy"); err != nil {
+		return err
+	}
 	if err := o.recordingFlags.check(); err != nil {
 		return usagef("proxy: %v", err)
 	}
@@ -159,7 +162,7 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 		}
 		return err
 	}
-	if p.Intercept, err = o.intercept.interceptor(ctx, g, cat, st); err != nil {
+	if p.Intercept, err = o.intercept.interceptor(ctx, g, "proxy", cat, st); err != nil {
 		if rec != nil {
 			rec.Close()
 		}

@@ -27,7 +27,9 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/pilotwire/pilotwire/internal/ca"
 	"github.com/pilotwire/pilotwire/internal/flow"
+	"github.com/pilotwire/pilotwire/internal/intercept"
 	"github.com/pilotwire/pilotwire/internal/proxy"
 	"github.com/pilotwire/pilotwire/internal/sim"
 	"github.com/pilotwire/pilotwire/internal/testutil"
@@ -54,6 +56,7 @@ const (
 	flowsEnv   = "PILOTWIRE_GATEWAY_FLOWS"  // the gateway's flows file
 	caEnv      = "PILOTWIRE_GATEWAY_CA"     // the internet's CA file
 	dhcpEnv    = "PILOTWIRE_GATEWAY_DHCP"   // the gateway's DHCP pool, if any
+	labCAEnv   = "PILOTWIRE_GATEWAY_LABCA"  // with interception: the directory of its lab CA
 	devAddr    = "10.77.0.2"
 	lanAddr    = "10.77.0.1"
 	wanAddr    = "10.88.0.1"
@@ -677,6 +680,26 @@ func runGateway() error {
 		_, _ = f.Write(append(b, '\n'))
 	}
 	p := &proxy.Proxy{Record: record, ProgressEvery: time.Hour}
+	if dir := os.Getenv(labCAEnv); dir != "" {
+		// Interception: leaves minted by a lab CA made here (the device
+		// trusts its PEM, written beside it), the internet's servers
+		// checked against the internet's CA.
+		lab, err := ca.Create(dir, "gateway-test", time.Now(), false)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "lab.pem"), lab.PEM(), 0o644); err != nil {
+			return err
+		}
+		pem, err := os.ReadFile(os.Getenv(caEnv))
+		if err != nil {
+			return err
+		}
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(pem)
+		p.TLSConfig = &tls.Config{RootCAs: roots}
+		p.Intercept = intercept.New(intercept.Options{CA: lab})
+	}
 	cfg := Config{Plan: Plan{LAN: "lan0", WAN: "wan0"}, Proxy: p, Record: record}
 	if pool := os.Getenv(dhcpEnv); pool != "" {
 		prefix, err := ParseDHCPPool(pool)
@@ -834,6 +857,71 @@ func deviceUDP() error {
 // IPv4 address removed) gets one from the gateway with busybox's udhcpc,
 // the gateway as its router and DNS server, and then reaches the stand-in
 // internet by name through it.
+// TestGatewayIntercept: with interception on, a device with no proxy
+// setting that trusts the lab CA gets its HTTPS opened: the tunnel named
+// by SNI, each request inside a flow of its own with its full URL and
+// status, from the gateway as the tunnel is, every server connection to
+// the original destination.
+func TestGatewayIntercept(t *testing.T) {
+	l := newLab(t)
+	curl := testutil.LookPath(t, "curl")
+	inet, _ := l.start(l.inet, "internet")
+	defer inet.stop(t, syscall.SIGTERM)
+	labDir := filepath.Join(l.dir, "labca")
+	gw, _ := l.start(l.gw, "gateway", labCAEnv+"="+labDir)
+	labPEM := filepath.Join(labDir, "lab.pem")
+	// Two requests on one connection, then one on a second.
+	body := l.in(l.dev, curl, "-sS", "--max-time", "10", "--http1.1", "--cacert", labPEM,
+		"https://"+ztdName+"/first?tenant=a", "https://"+ztdName+"/second")
+	if want := "hello from " + ztdName + " /first\nhello from " + ztdName + " /second\n"; body != want {
+		t.Errorf("curl through interception: %q, want %q", body, want)
+	}
+	body = l.in(l.dev, curl, "-sS", "--max-time", "10", "--http2", "--cacert", labPEM, "https://"+ztdName+"/third")
+	if want := "hello from " + ztdName + " /third\n"; body != want {
+		t.Errorf("curl --http2 through interception: %q, want %q", body, want)
+	}
+	// Not trusting the lab CA, the device's handshake fails.
+	if out, err := exec.Command(l.ipPath, "netns", "exec", l.dev, curl, "-sS", "--max-time", "10", "--cacert", l.ca, "https://"+fefName+"/enroll").CombinedOutput(); err == nil {
+		t.Errorf("a device not trusting the lab CA got through: %s", out)
+	}
+	gw.stop(t, syscall.SIGTERM)
+
+	type req struct {
+		Kind          flow.Kind
+		Method, URL   string
+		Status        int
+		Source        flow.Source
+		TunnelOfFirst bool
+	}
+	var tunnels []flow.Flow
+	var reqs []req
+	for _, f := range l.gatewayFlows() {
+		switch {
+		case f.Kind == flow.KindConnect && f.Host == ztdName:
+			tunnels = append(tunnels, f)
+		case f.Kind == flow.KindHTTP && f.Host == ztdName:
+			reqs = append(reqs, req{f.Kind, f.Method, f.URL, f.Status, f.Source, len(tunnels) > 0 && f.Tunnel == tunnels[0].Key})
+		}
+	}
+	if len(tunnels) != 2 {
+		t.Fatalf("%d tunnels to %s, want 2: %+v", len(tunnels), ztdName, tunnels)
+	}
+	for i, want := range []string{"intercepted (http/1.1), 2 requests", "intercepted (h2), 1 request"} {
+		f := tunnels[i]
+		if f.Source != flow.SourceGateway || f.SNI != ztdName || !strings.Contains(f.Note, want) || !strings.Contains(f.Note, "original destination 198.18.0.1:443") {
+			t.Errorf("tunnel %d: %+v; want a gateway tunnel noted %q", i, f, want)
+		}
+	}
+	wantReqs := []req{
+		{flow.KindHTTP, "GET", "https://" + ztdName + "/first?tenant=a", 200, flow.SourceGateway, true},
+		{flow.KindHTTP, "GET", "https://" + ztdName + "/second", 200, flow.SourceGateway, true},
+		{flow.KindHTTP, "GET", "https://" + ztdName + "/third", 200, flow.SourceGateway, false},
+	}
+	if !slices.Equal(reqs, wantReqs) {
+		t.Errorf("requests:\n%+v\nwant\n%+v", reqs, wantReqs)
+	}
+}
+
 func TestGatewayDHCP(t *testing.T) {
 	l := newLab(t)
 	busybox := testutil.LookPath(t, "busybox")

@@ -114,7 +114,7 @@ func (fw *forwarder) newFlow(method, host, requestURI string) flow.Flow {
 		ClientPort: c.Tunnel.ClientPort,
 		Device:     c.Tunnel.Device,
 		Session:    c.Tunnel.Session,
-		Source:     flow.SourceProxy,
+		Source:     c.Tunnel.Source, // proxy or gateway, as the tunnel came (below: proxy if unsaid)
 		Kind:       flow.KindHTTP,
 		Method:     method,
 		Scheme:     "https",
@@ -125,6 +125,9 @@ func (fw *forwarder) newFlow(method, host, requestURI string) flow.Flow {
 		TLSVersion: fw.tlsVersion,
 		Decision:   flow.DecisionAllowed,
 		Tunnel:     c.Tunnel.Key,
+	}
+	if f.Source == "" {
+		f.Source = flow.SourceProxy
 	}
 	authority := fw.authority(host)
 	if h, _, err := net.SplitHostPort(authority); err == nil {

@@ -74,7 +74,9 @@ func (t *tunnel) interceptOrPass() bool {
 		return false
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
+	// A redirected connection's server connections, the first and any
+	// the interception opens again, go to its original destination.
+	ctx, cancel := context.WithCancel(withDst(context.Background(), c.dst))
 	defer cancel()
 	c.mu.Lock()
 	t.stop = cancel

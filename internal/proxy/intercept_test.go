@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -374,5 +376,48 @@ func TestInterceptChromium(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no h2 request flow for the page among %+v", reqs)
+	}
+}
+
+// TestTransparentInterceptRedial: every server connection of an
+// intercepted redirected connection goes to its original destination,
+// also the one the interception opens again when the server closed
+// between requests, even when the name now resolves elsewhere.
+func TestTransparentInterceptRedial(t *testing.T) {
+	ie := newInterceptEnv(t, nil)
+	const host = "closer.example.org"
+	dst, err := ie.net.AddHTTPS(host, 443, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close") // the server ends each connection after an answer
+		fmt.Fprintf(w, "served %s", r.URL.Path)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The name now resolves to ztdHost's server, whose certificate is not
+	// for it: a connection made by name would be refused.
+	ie.net.Point(host, ie.simAddr(ztdHost, 443).Addr())
+	c, err := ie.redirected(dst, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	pool := x509.NewCertPool()
+	pool.AddCert(ie.lab.Cert)
+	tc := tls.Client(c, &tls.Config{ServerName: host, RootCAs: pool, NextProtos: []string{"http/1.1"}})
+	br := bufio.NewReader(tc)
+	for _, path := range []string{"/one", "/two"} {
+		if _, err := fmt.Fprintf(tc, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, host); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "served "+path {
+			t.Errorf("%s: %d %q, want 200 %q", path, resp.StatusCode, body, "served "+path)
+		}
 	}
 }
