@@ -152,7 +152,9 @@ func (c *conn) peekFirst() int {
 	c.lr.N = int64(c.br.Size()) // serveOne sets its own limit
 	// The wait's deadline only when there is a wait: a timer this soon
 	// wakes the runtime's poller thread, and the bytes are usually there
-	// already when the connection is served.
+	// already when the connection is served. Each peek asks for at most
+	// one byte more than is buffered, which a readable socket gives
+	// without waiting.
 	var deadline bool
 	peek := func(n int) ([]byte, error) {
 		if !deadline && c.br.Buffered() < n && !readableNow(c.nc) {
