@@ -1,13 +1,37 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/pilotwire/pilotwire/internal/allowlist"
+	"github.com/pilotwire/pilotwire/internal/proxy"
 	"github.com/pilotwire/pilotwire/internal/timeline"
 )
+
+// policyFlags are --enforce and --deny, of the proxy and the gateway.
+type policyFlags struct{ enforce, deny string }
+
+// register adds the flags; refused says what a refused client gets.
+func (f *policyFlags) register(fs *flag.FlagSet, refused string) {
+	fs.StringVar(&f.enforce, "enforce", "", "allow only the hosts of the allowlist `FILE` (Squid dstdomain, plain pattern list, CSV, JSON\n"+
+		"or catalog YAML, as endpoints export writes them); "+refused)
+	fs.StringVar(&f.deny, "deny", "", "deny the hosts of the list `FILE` (same formats), with or without --enforce")
+}
+
+// apply reads the lists, if any, into p's policy and says on w what they
+// hold.
+func (f *policyFlags) apply(p *proxy.Proxy, w io.Writer, cmd string) error {
+	policy, err := loadPolicy(f.enforce, f.deny)
+	if err != nil || policy == nil {
+		return err
+	}
+	p.Policy = policy.Decide
+	describePolicy(w, cmd, policy)
+	return nil
+}
 
 // loadPolicy reads the --enforce/--against allowlist and the --deny list
 // ("" for none); nil when neither is given.

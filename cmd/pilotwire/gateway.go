@@ -22,6 +22,7 @@ const gatewayExamples = `  sudo pilotwire gateway --lan eth1 --wan eth0     # ro
   sudo pilotwire gateway --lan eth1 --wan eth0 --dns-upstream 192.0.2.53
   sudo pilotwire gateway --lan eth1 --wan eth0 --dhcp 192.168.77.0/24   # also lease addresses (a lab with no DHCP)
   sudo pilotwire gateway --lan eth1 --wan eth0 --intercept   # lab: full HTTPS URLs (pilotwire ca init first; devices trust its CA)
+  sudo pilotwire gateway --lan eth1 --wan eth0 --enforce allowlist.txt   # lab: a firewall that allows only these hosts
   sudo pilotwire gateway --cleanup                  # remove what a killed gateway left (its table; forwarding restored)
 
 The devices need no proxy setting: give them this machine's --lan address as their default
@@ -52,6 +53,7 @@ type gatewayOptions struct {
 	devices                   multiFlag
 	idleTimeout, grace, flush time.Duration
 	maxConns                  int
+	policy                    policyFlags
 	intercept                 interceptFlags
 	recordingFlags
 }
@@ -72,6 +74,8 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 	fs.IntVar(&o.maxConns, "max-conns", proxy.DefaultMaxConns, "limit of open device connections")
 	fs.DurationVar(&o.grace, "grace", 5*time.Second, "on SIGINT/SIGTERM, time open connections get to finish")
 	fs.DurationVar(&o.flush, "flush-interval", 500*time.Millisecond, "store recorded flows at least this often (at most 1s): what a crash may lose")
+	o.policy.register(fs, "other hosts' connections are closed (HTTP: 403) and recorded as denied;\n"+
+		"UDP, such as QUIC, is routed and noted, not judged")
 	o.intercept.register(fs)
 	if err := parseFlags(g, fs, args); err != nil {
 		return err
@@ -151,6 +155,9 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 		idleTimeout: o.idleTimeout, maxConns: o.maxConns, grace: o.grace, pacFallback: "none", devices: o.devices}
 	p, err := po.proxy()
 	if err != nil {
+		return err
+	}
+	if err := o.policy.apply(p, g.stderr, "gateway"); err != nil {
 		return err
 	}
 	var token string

@@ -235,3 +235,29 @@ func TestGatewayBinary(t *testing.T) {
 		t.Errorf("second --cleanup said %q, want %q", got, want)
 	}
 }
+
+// TestGatewayEnforceFlags: --enforce reads the allowlist before anything
+// starts and says what it holds; a bad line is named by file and line.
+func TestGatewayEnforceFlags(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "allow.txt"), filepath.Join(dir, "bad.txt")
+	if err := os.WriteFile(good, []byte("ztd.dds.microsoft.com\n*.windowsupdate.com\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("ztd.dds.microsoft.com\nnot a host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The interfaces do not exist: the gateway stops there, after the list.
+	args := func(list string) []string {
+		return []string{"--store", filepath.Join(dir, "gw.db"), "gateway", "--lan", "pwnone0", "--wan", "pwnone1", "--enforce", list}
+	}
+	var stderr bytes.Buffer
+	err := run(context.Background(), args(good), io.Discard, &stderr)
+	if want := "pilotwire gateway: allowlist " + good + ": 2 rules (lines format)\n"; err == nil || !strings.Contains(stderr.String(), want) {
+		t.Errorf("--enforce %s: %v, stderr %q; want the error of the missing interface after %q", good, err, stderr.String(), want)
+	}
+	err = run(context.Background(), args(bad), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), bad+":2: ") {
+		t.Errorf("--enforce %s: %v, want an error naming %s:2", bad, err, bad)
+	}
+}

@@ -49,7 +49,7 @@ var proxyNetwork func(*proxy.Proxy)
 type proxyOptions struct {
 	listen, connectPorts, upstream, allowClients, auth, pacFallback string
 	recordingFlags
-	enforce, deny                                    string
+	policy                                           policyFlags
 	ui                                               uiFlags
 	intercept                                        interceptFlags
 	allowPrivate, record                             bool
@@ -80,9 +80,7 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	fs.DurationVar(&o.flushInterval, "flush-interval", 500*time.Millisecond, "store recorded flows at least this often (at most 1s): what a crash may lose")
 	fs.IntVar(&o.maxBacklogMiB, "max-backlog", flow.DefaultMaxBacklog>>20, "while the store cannot be written (disk full), keep at most `MiB` of flows waiting;\n"+
 		"past it the oldest are dropped and counted in the sessions they belong to")
-	fs.StringVar(&o.enforce, "enforce", "", "allow only the hosts of the allowlist `FILE` (Squid dstdomain, plain pattern list, CSV, JSON\n"+
-		"or catalog YAML, as endpoints export writes them); others get 403 and are recorded as denied")
-	fs.StringVar(&o.deny, "deny", "", "deny the hosts of the list `FILE` (same formats), with or without --enforce")
+	o.policy.register(fs, "others get 403 and are recorded as denied")
 	o.intercept.register(fs)
 	fs.BoolVar(&o.record, "record", true, "store flows; --record=false only forwards (for benchmarking)")
 	if err := parseFlags(g, fs, args); err != nil {
@@ -98,13 +96,8 @@ func runProxy(ctx context.Context, g *globals, args []string) error {
 	if proxyNetwork != nil {
 		proxyNetwork(p)
 	}
-	policy, err := loadPolicy(o.enforce, o.deny)
-	if err != nil {
+	if err := o.policy.apply(p, g.stderr, "proxy"); err != nil {
 		return err
-	}
-	if policy != nil {
-		p.Policy = policy.Decide
-		describePolicy(g.stderr, "proxy", policy)
 	}
 	if o.maxBacklogMiB <= 0 {
 		return usagef("proxy: --max-backlog %d: want a positive number of MiB", o.maxBacklogMiB)

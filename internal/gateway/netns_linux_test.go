@@ -27,6 +27,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/pilotwire/pilotwire/internal/allowlist"
 	"github.com/pilotwire/pilotwire/internal/ca"
 	"github.com/pilotwire/pilotwire/internal/flow"
 	"github.com/pilotwire/pilotwire/internal/intercept"
@@ -57,6 +58,7 @@ const (
 	caEnv      = "PILOTWIRE_GATEWAY_CA"     // the internet's CA file
 	dhcpEnv    = "PILOTWIRE_GATEWAY_DHCP"   // the gateway's DHCP pool, if any
 	labCAEnv   = "PILOTWIRE_GATEWAY_LABCA"  // with interception: the directory of its lab CA
+	allowEnv   = "PILOTWIRE_GATEWAY_ALLOW"  // an allowlist file the gateway enforces, if any
 	devAddr    = "10.77.0.2"
 	lanAddr    = "10.77.0.1"
 	wanAddr    = "10.88.0.1"
@@ -700,6 +702,13 @@ func runGateway() error {
 		p.TLSConfig = &tls.Config{RootCAs: roots}
 		p.Intercept = intercept.New(intercept.Options{CA: lab})
 	}
+	if file := os.Getenv(allowEnv); file != "" {
+		l, err := allowlist.Load(file)
+		if err != nil {
+			return err
+		}
+		p.Policy = allowlist.Policy{Allow: l}.Decide
+	}
 	cfg := Config{Plan: Plan{LAN: "lan0", WAN: "wan0"}, Proxy: p, Record: record}
 	if pool := os.Getenv(dhcpEnv); pool != "" {
 		prefix, err := ParseDHCPPool(pool)
@@ -919,6 +928,55 @@ func TestGatewayIntercept(t *testing.T) {
 	}
 	if !slices.Equal(reqs, wantReqs) {
 		t.Errorf("requests:\n%+v\nwant\n%+v", reqs, wantReqs)
+	}
+}
+
+// TestGatewayEnforce: with an allowlist enforced, the gateway is a lab
+// firewall for devices with no proxy setting: an allowed host works, a TLS
+// connection to another is closed before its handshake and plain HTTP gets
+// 403, both recorded as denied with the rule that denied them.
+func TestGatewayEnforce(t *testing.T) {
+	l := newLab(t)
+	curl := testutil.LookPath(t, "curl")
+	inet, _ := l.start(l.inet, "internet")
+	defer inet.stop(t, syscall.SIGTERM)
+	list := filepath.Join(l.dir, "allow.txt")
+	if err := os.WriteFile(list, []byte("# the lab's allowlist\n"+ztdName+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gw, _ := l.start(l.gw, "gateway", allowEnv+"="+list)
+	if body := l.in(l.dev, curl, "-sS", "--max-time", "10", "--cacert", l.ca, "https://"+ztdName+"/hello"); body != "hello from "+ztdName+" /hello\n" {
+		t.Errorf("allowed host: %q", body)
+	}
+	if out, err := exec.Command(l.ipPath, "netns", "exec", l.dev, curl, "-sS", "--max-time", "10", "--cacert", l.ca, "https://"+fefName+"/enroll").CombinedOutput(); err == nil {
+		t.Errorf("a denied host answered over TLS: %s", out)
+	}
+	if out := l.in(l.dev, curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "http://"+plainName+"/file.cab"); out != "403" {
+		t.Errorf("a denied host over plain HTTP: status %q, want 403", out)
+	}
+	gw.stop(t, syscall.SIGTERM)
+
+	type seen struct {
+		Kind     flow.Kind
+		Host     string
+		Decision flow.Decision
+		Status   int
+		Denied   bool // the reason names the allowlist
+	}
+	var got []seen
+	for _, f := range l.gatewayFlows() {
+		if f.Kind == flow.KindDNS || f.Kind == flow.KindUDP || f.Kind == flow.KindQUIC {
+			continue
+		}
+		got = append(got, seen{f.Kind, f.Host, f.Decision, f.Status, strings.Contains(f.Reason, "allow")})
+	}
+	want := []seen{
+		{flow.KindConnect, ztdName, flow.DecisionAllowed, 0, false},
+		{flow.KindConnect, fefName, flow.DecisionDenied, 0, true},
+		{flow.KindHTTP, plainName, flow.DecisionDenied, 403, true},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("flows:\n%+v\nwant\n%+v", got, want)
 	}
 }
 
