@@ -862,20 +862,23 @@ func deviceUDP() error {
 	return nil
 }
 
-// TestGatewayDHCP: with --dhcp, a device with no address of its own (its
-// IPv4 address removed) gets one from the gateway with busybox's udhcpc,
-// the gateway as its router and DNS server, and then reaches the stand-in
-// internet by name through it.
+// newLabOnline is a lab with its stand-in internet running (stopped when
+// the test ends), and curl to use from the device.
+func newLabOnline(t *testing.T) (*lab, string) {
+	l := newLab(t)
+	curl := testutil.LookPath(t, "curl")
+	inet, _ := l.start(l.inet, "internet")
+	t.Cleanup(func() { inet.stop(t, syscall.SIGTERM) })
+	return l, curl
+}
+
 // TestGatewayIntercept: with interception on, a device with no proxy
 // setting that trusts the lab CA gets its HTTPS opened: the tunnel named
 // by SNI, each request inside a flow of its own with its full URL and
 // status, from the gateway as the tunnel is, every server connection to
 // the original destination.
 func TestGatewayIntercept(t *testing.T) {
-	l := newLab(t)
-	curl := testutil.LookPath(t, "curl")
-	inet, _ := l.start(l.inet, "internet")
-	defer inet.stop(t, syscall.SIGTERM)
+	l, curl := newLabOnline(t)
 	labDir := filepath.Join(l.dir, "labca")
 	gw, _ := l.start(l.gw, "gateway", labCAEnv+"="+labDir)
 	labPEM := filepath.Join(labDir, "lab.pem")
@@ -936,10 +939,7 @@ func TestGatewayIntercept(t *testing.T) {
 // connection to another is closed before its handshake and plain HTTP gets
 // 403, both recorded as denied with the rule that denied them.
 func TestGatewayEnforce(t *testing.T) {
-	l := newLab(t)
-	curl := testutil.LookPath(t, "curl")
-	inet, _ := l.start(l.inet, "internet")
-	defer inet.stop(t, syscall.SIGTERM)
+	l, curl := newLabOnline(t)
 	list := filepath.Join(l.dir, "allow.txt")
 	if err := os.WriteFile(list, []byte("# the lab's allowlist\n"+ztdName+"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -980,6 +980,10 @@ func TestGatewayEnforce(t *testing.T) {
 	}
 }
 
+// TestGatewayDHCP: with --dhcp, a device with no address of its own (its
+// IPv4 address removed) gets one from the gateway with busybox's udhcpc,
+// the gateway as its router and DNS server, and then reaches the stand-in
+// internet by name through it.
 func TestGatewayDHCP(t *testing.T) {
 	l := newLab(t)
 	busybox := testutil.LookPath(t, "busybox")
