@@ -21,6 +21,9 @@ func (f *policyFlags) register(fs *flag.FlagSet, refused string) {
 	fs.StringVar(&f.deny, "deny", "", "deny the hosts of the list `FILE` (same formats), with or without --enforce")
 }
 
+// on reports whether a list is given.
+func (f *policyFlags) on() bool { return f.enforce != "" || f.deny != "" }
+
 // apply reads the lists, if any, into p's policy and says on w what they
 // hold.
 func (f *policyFlags) apply(p *proxy.Proxy, w io.Writer, cmd string) error {

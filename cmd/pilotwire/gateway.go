@@ -75,7 +75,7 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 	fs.DurationVar(&o.grace, "grace", 5*time.Second, "on SIGINT/SIGTERM, time open connections get to finish")
 	fs.DurationVar(&o.flush, "flush-interval", 500*time.Millisecond, "store recorded flows at least this often (at most 1s): what a crash may lose")
 	o.policy.register(fs, "other hosts' connections are closed (HTTP: 403) and recorded as denied;\n"+
-		"UDP, such as QUIC, is routed and noted, not judged")
+		"the devices' UDP 443 (QUIC, which a list cannot judge) is dropped, so they fall back to TCP")
 	o.intercept.register(fs)
 	if err := parseFlags(g, fs, args); err != nil {
 		return err
@@ -106,7 +106,9 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 	if o.lan == "" || o.wan == "" {
 		return usagef("gateway: --lan and --wan are required (see pilotwire gateway --help)")
 	}
-	plan := gateway.Plan{LAN: o.lan, WAN: o.wan}
+	// QUIC goes past the relay, so a list could not judge it: while one is
+	// enforced it is dropped, and clients fall back to TCP.
+	plan := gateway.Plan{LAN: o.lan, WAN: o.wan, DropQUIC: o.policy.on()}
 	if err := plan.CheckInterfaces(); err != nil {
 		return usagef("gateway: %v", err)
 	}
@@ -229,6 +231,9 @@ func runGateway(ctx context.Context, g *globals, args []string) error {
 			fmt.Fprintf(g.stdout, "  IPv6: gateway and DNS server %s (the same ports); IPv6 forwarding on while it runs\n", joinAddrs(s.LANAddrs6))
 		}
 		fmt.Fprintf(g.stdout, "  forwarding to %s, masqueraded, UDP noted; nftables table inet %s (removed on exit)\n", o.wan, gateway.TableName)
+		if plan.DropQUIC {
+			fmt.Fprintf(g.stdout, "  enforcing: the devices' UDP 443 (QUIC) is dropped, so they fall back to TCP, where the lists apply\n")
+		}
 		if s.DHCP.IsValid() {
 			fmt.Fprintf(g.stdout, "  DHCP: leasing %s for %s, router and DNS server %s\n", s.DHCP, gateway.DefaultLeaseTime, s.LANAddr)
 		}

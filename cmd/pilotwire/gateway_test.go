@@ -261,3 +261,25 @@ func TestGatewayEnforceFlags(t *testing.T) {
 		t.Errorf("--enforce %s: %v, want an error naming %s:2", bad, err, bad)
 	}
 }
+
+// TestGatewayPrintRulesEnforce: with a list to enforce, the table also
+// drops the devices' UDP 443 (QUIC), which a list cannot judge.
+func TestGatewayPrintRulesEnforce(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("pilotwire gateway runs on Linux only")
+	}
+	list := filepath.Join(t.TempDir(), "allow.txt")
+	if err := os.WriteFile(list, []byte("ztd.dds.microsoft.com\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	err := run(context.Background(), []string{"gateway", "--lan", "eth1", "--wan", "eth0", "--enforce", list, "--print-rules"}, &stdout, io.Discard)
+	want := "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tiifname \"eth1\" udp dport 443 drop\n\t}\n"
+	if err != nil || !strings.Contains(stdout.String(), want) {
+		t.Errorf("--enforce --print-rules: %v\n%s\nwant a chain\n%s", err, stdout.String(), want)
+	}
+	stdout.Reset()
+	if err := run(context.Background(), []string{"gateway", "--lan", "eth1", "--wan", "eth0", "--print-rules"}, &stdout, io.Discard); err != nil || strings.Contains(stdout.String(), "chain forward") {
+		t.Errorf("--print-rules without a list: %v\n%s", err, stdout.String())
+	}
+}

@@ -27,7 +27,11 @@
 // Initial (named by its SNI) and a udp flow of any other association
 // (NTP said as such), and the gateway names their servers from its DNS
 // answers. Memory stays bounded: an association ends after UDPIdle of
-// silence, and the decoder keeps a bounded number at once.
+// silence, and the decoder keeps a bounded number at once. With
+// Plan.DropQUIC (pilotwire sets it while the proxy enforces a list) the
+// table also drops the LAN's UDP to port 443: QUIC goes past the relay,
+// where no list could judge it, and clients fall back to TCP; its noted
+// flows say so.
 //
 // With Config.DHCP it also leases addresses to the LAN (dhcp.go, on
 // github.com/insomniacslk/dhcp's DHCPv4 server): the gateway's LAN address

@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) (err error) {
 	capt, err := capture.Open(capture.Options{
 		Interface: p.LAN,
 		Prefix:    "gw-udp-" + hex.EncodeToString(id[:]) + "-",
-		Record:    notedUDP(cfg.Record, nm),
+		Record:    notedUDP(cfg.Record, nm, p.DropQUIC),
 		Filter:    udpFilter(),
 		UDPIdle:   udpIdle,
 	})

@@ -27,6 +27,11 @@ type Plan struct {
 	// same way; "" when the gateway leaves IPv6 forwarding alone (the LAN
 	// interface has no IPv6 address other than link-local).
 	Forwarding6 string
+	// DropQUIC drops the LAN's UDP to port 443 instead of forwarding it:
+	// QUIC, which the gateway notes but does not relay, so cannot judge.
+	// Clients then fall back to TCP, where the proxy's policy applies;
+	// pilotwire sets it while it enforces an allowlist or denylist.
+	DropQUIC bool
 }
 
 // check refuses a plan that cannot be installed, before anything is

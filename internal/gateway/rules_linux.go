@@ -45,6 +45,7 @@ type rule struct {
 // chainSpec is a chain of the table with its rules.
 type chainSpec struct {
 	name     string
+	typ      nftables.ChainType
 	hook     *nftables.ChainHook
 	priority *nftables.ChainPriority
 	head     string // nft's text for type, hook and priority
@@ -53,7 +54,8 @@ type chainSpec struct {
 
 // plan is the table for p: DNS from the LAN to the forwarder, the LAN's
 // other TCP (to addresses not of this machine) to the transparent
-// listener, the rest masqueraded out of the WAN. The rules hold for IPv4
+// listener, the rest masqueraded out of the WAN (with DropQUIC, but for
+// the LAN's UDP to port 443). The rules hold for IPv4
 // and IPv6 alike (a redirect goes to the LAN interface's own address of
 // the packet's family, where the listeners are).
 func (p Plan) plan() []chainSpec {
@@ -88,8 +90,9 @@ func (p Plan) plan() []chainSpec {
 		return out
 	}
 	comment := p.comment()
-	return []chainSpec{{
+	chains := []chainSpec{{
 		name:     "prerouting",
+		typ:      nftables.ChainTypeNAT,
 		hook:     nftables.ChainHookPrerouting,
 		priority: nftables.ChainPriorityNATDest,
 		head:     "type nat hook prerouting priority dstnat; policy accept;",
@@ -105,6 +108,7 @@ func (p Plan) plan() []chainSpec {
 		}},
 	}, {
 		name:     "postrouting",
+		typ:      nftables.ChainTypeNAT,
 		hook:     nftables.ChainHookPostrouting,
 		priority: nftables.ChainPriorityNATSource,
 		head:     "type nat hook postrouting priority srcnat; policy accept;",
@@ -114,6 +118,20 @@ func (p Plan) plan() []chainSpec {
 			udata: userdata.AppendString(nil, userdata.TypeComment, comment),
 		}},
 	}}
+	if p.DropQUIC {
+		chains = append(chains, chainSpec{
+			name:     "forward",
+			typ:      nftables.ChainTypeFilter,
+			hook:     nftables.ChainHookForward,
+			priority: nftables.ChainPriorityFilter,
+			head:     "type filter hook forward priority filter; policy accept;",
+			rules: []rule{{
+				text:  fmt.Sprintf("iifname %q udp dport 443 drop", p.LAN),
+				exprs: cat(iif, l4(unix.IPPROTO_UDP), dport(443), []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}),
+			}},
+		})
+	}
+	return chains
 }
 
 // comment is the masquerade rule's comment: the forwarding values to
@@ -194,7 +212,7 @@ func install(p Plan) error {
 	cc.AddTable(t)
 	for _, c := range p.plan() {
 		ch := cc.AddChain(&nftables.Chain{
-			Name: c.name, Table: t, Type: nftables.ChainTypeNAT,
+			Name: c.name, Table: t, Type: c.typ,
 			Hooknum: c.hook, Priority: c.priority,
 		})
 		for _, r := range c.rules {

@@ -99,10 +99,14 @@ func udpFilter() []bpf.RawInstruction {
 // source is the gateway, and a server known only by its address is named
 // as DNS named it for that client (the forwarder's answers), as the
 // transparent listener names TCP.
-func notedUDP(record func(flow.Flow), nm *names) func(flow.Flow) {
+func notedUDP(record func(flow.Flow), nm *names, dropQUIC bool) func(flow.Flow) {
 	return func(f flow.Flow) {
 		f.Source, f.SourceFile = flow.SourceGateway, ""
 		f.Decision = flow.DecisionAllowed
+		if dropQUIC && f.Port == 443 {
+			f.Decision = flow.DecisionDenied
+			f.Reason = quicDropped
+		}
 		server, err1 := netip.ParseAddr(f.Host)
 		client, err2 := netip.ParseAddr(f.Client)
 		if err1 == nil && err2 == nil {
@@ -116,6 +120,9 @@ func notedUDP(record func(flow.Flow), nm *names) func(flow.Flow) {
 		}
 	}
 }
+
+// quicDropped is the Reason of a noted UDP 443 flow under Plan.DropQUIC.
+const quicDropped = "UDP 443 (QUIC) dropped while the gateway enforces a list: clients fall back to TCP, where it applies"
 
 func addNote(f *flow.Flow, s string) {
 	if f.Note == "" {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"reflect"
@@ -126,10 +127,18 @@ func disassemble(t *testing.T, raw []bpf.RawInstruction) []bpf.Instruction {
 // TestNotedUDP: a captured flow becomes the gateway's, and a server known
 // by its address is named as DNS named it for that client only.
 func TestNotedUDP(t *testing.T) {
+	for _, dropQUIC := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dropQUIC=%v", dropQUIC), func(t *testing.T) { testNotedUDP(t, dropQUIC) })
+	}
+}
+
+// testNotedUDP: with dropQUIC, UDP to port 443 is noted as denied, the
+// rest as without it.
+func testNotedUDP(t *testing.T, dropQUIC bool) {
 	nm := newNames(8)
 	nm.learn(netip.MustParseAddr("10.77.0.2"), netip.MustParseAddr("198.18.0.123"), "time.windows.com")
 	var got []flow.Flow
-	rec := notedUDP(func(f flow.Flow) { got = append(got, f) }, nm)
+	rec := notedUDP(func(f flow.Flow) { got = append(got, f) }, nm, dropQUIC)
 	for _, f := range []flow.Flow{
 		{Key: "k1", Client: "10.77.0.2", Host: "198.18.0.123", Port: 123, Kind: flow.KindUDP, Note: "NTP version 4", Source: flow.SourcePcap, SourceFile: "live:lan0"},
 		{Key: "k2", Client: "10.77.0.3", Host: "198.18.0.123", Port: 123, Kind: flow.KindUDP, Source: flow.SourcePcap, SourceFile: "live:lan0"},
@@ -141,6 +150,9 @@ func TestNotedUDP(t *testing.T) {
 		{Key: "k1", Client: "10.77.0.2", Host: "time.windows.com", Port: 123, Kind: flow.KindUDP, Note: "NTP version 4; destination 198.18.0.123:123; host named from DNS answer", Source: flow.SourceGateway, Decision: flow.DecisionAllowed},
 		{Key: "k2", Client: "10.77.0.3", Host: "198.18.0.123", Port: 123, Kind: flow.KindUDP, Source: flow.SourceGateway, Decision: flow.DecisionAllowed},
 		{Key: "k3", Client: "10.77.0.2", Host: "ztd.dds.microsoft.com", SNI: "ztd.dds.microsoft.com", Port: 443, Kind: flow.KindQUIC, Source: flow.SourceGateway, Decision: flow.DecisionAllowed},
+	}
+	if dropQUIC {
+		want[2].Decision, want[2].Reason = flow.DecisionDenied, quicDropped
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", got, want)
