@@ -556,43 +556,27 @@ func runInternet() error {
 	// is said on stdout, so that a test tells forwarded from dropped.
 	// 198.18.0.1 is ztdName's: the sim gives addresses in the order names
 	// are added.
-	quic, err := net.ListenPacket("udp4", "198.18.0.1:443")
+	quic, err := serveUDP("198.18.0.1:443", func(_ net.PacketConn, b []byte, from *net.UDPAddr) {
+		fmt.Printf("udp443 %d bytes from %s\n", len(b), from.IP)
+	})
 	if err != nil {
 		return err
 	}
 	defer quic.Close()
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := quic.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			fmt.Printf("udp443 %d bytes from %s\n", n, from.(*net.UDPAddr).IP)
-		}
-	}()
 	in.Point(ntpName, netip.MustParseAddr(ntpAddr))
-	ntp, err := net.ListenPacket("udp4", ntpAddr+":123")
+	ntp, err := serveUDP(ntpAddr+":123", func(pc net.PacketConn, b []byte, from *net.UDPAddr) {
+		if len(b) < 48 {
+			return
+		}
+		answer := make([]byte, 48)
+		answer[0] = b[0]&0x38 | 4 // the client's version, mode 4 (server)
+		answer[1] = 2             // stratum
+		_, _ = pc.WriteTo(answer, from)
+	})
 	if err != nil {
 		return err
 	}
 	defer ntp.Close()
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := ntp.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if n < 48 {
-				continue
-			}
-			answer := make([]byte, 48)
-			answer[0] = buf[0]&0x38 | 4 // the client's version, mode 4 (server)
-			answer[1] = 2               // stratum
-			_, _ = ntp.WriteTo(answer, from)
-		}
-	}()
 	for _, addr := range []string{"0.0.0.0:80", "0.0.0.0:443", "[::]:80", "[::]:443"} {
 		network := "tcp4"
 		if strings.HasPrefix(addr, "[") {
@@ -630,24 +614,36 @@ func runInternet() error {
 	defer dnsSrv.Shutdown()
 	// Bound to its address: an answer from another (the wildcard's
 	// choice) would not reach the device's connected socket.
-	echo, err := net.ListenPacket("udp4", echoAddr+":"+strconv.Itoa(echoPort))
+	echo, err := serveUDP(echoAddr+":"+strconv.Itoa(echoPort), func(pc net.PacketConn, b []byte, from *net.UDPAddr) {
+		_, _ = pc.WriteTo([]byte(string(b)+" from "+from.IP.String()), from)
+	})
 	if err != nil {
 		return err
 	}
 	defer echo.Close()
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := echo.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = echo.WriteTo([]byte(string(buf[:n])+" from "+from.(*net.UDPAddr).IP.String()), from)
-		}
-	}()
 	fmt.Println("ready")
 	<-ctx.Done()
 	return nil
+}
+
+// serveUDP listens on the IPv4 addr and hands each packet to handle, one
+// at a time, until the caller closes the listener it returns.
+func serveUDP(addr string, handle func(pc net.PacketConn, b []byte, from *net.UDPAddr)) (net.PacketConn, error) {
+	pc, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			handle(pc, buf[:n], from.(*net.UDPAddr))
+		}
+	}()
+	return pc, nil
 }
 
 // sim6 is the IPv6 address of the internet's server at a (198.18.a.b):
