@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/pilotwire/pilotwire/internal/gateway"
 )
 
 // referencePort is where the reference relay listens in the gateway
@@ -80,7 +79,7 @@ func relay() error {
 
 func relayOne(c *net.TCPConn) {
 	defer c.Close()
-	dst, err := origDst(c)
+	dst, err := gateway.OriginalDst(c)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "reference relay:", err)
 		return
@@ -101,24 +100,4 @@ func relayOne(c *net.TCPConn) {
 	_, _ = io.Copy(server, c)
 	_ = server.CloseWrite()
 	<-done
-}
-
-// origDst is SO_ORIGINAL_DST (IPv4: the lab has no IPv6).
-func origDst(c *net.TCPConn) (netip.AddrPort, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	var mreq *unix.IPv6Mreq
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		mreq, serr = unix.GetsockoptIPv6Mreq(int(fd), unix.SOL_IP, unix.SO_ORIGINAL_DST)
-	}); err != nil {
-		return netip.AddrPort{}, err
-	}
-	if serr != nil {
-		return netip.AddrPort{}, fmt.Errorf("SO_ORIGINAL_DST: %w", serr)
-	}
-	b := mreq.Multiaddr
-	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{b[4], b[5], b[6], b[7]}), uint16(b[2])<<8|uint16(b[3])), nil
 }

@@ -263,7 +263,7 @@ func accept(ln net.Listener, cfg Config, nm *names) error {
 			nc.Close()
 			continue
 		}
-		dst, err := originalDst(tc)
+		dst, err := OriginalDst(tc)
 		local := addrPortOf(nc.LocalAddr())
 		if err == nil && dst == local {
 			err = errors.New("not redirected (a connection straight to the listener)")

@@ -14,12 +14,12 @@ import (
 // counterpart, at level SOL_IPV6.
 const ip6tSOOriginalDst = 80
 
-// originalDst is where a redirected connection was going before the
+// OriginalDst is where a redirected connection was going before the
 // redirect: conntrack's original destination (SO_ORIGINAL_DST for IPv4,
 // IP6T_SO_ORIGINAL_DST for IPv6, by the family of the socket's own
 // address). For a connection that was not redirected it is the socket's
 // own address.
-func originalDst(c *net.TCPConn) (netip.AddrPort, error) {
+func OriginalDst(c *net.TCPConn) (netip.AddrPort, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("original destination: %w", err)
