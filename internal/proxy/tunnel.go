@@ -37,7 +37,6 @@ type tunnel struct {
 	f       *flow.Flow
 	plain   bool         // an Upgrade, not a CONNECT: no ClientHello to read
 	pending []byte       // client bytes read with the CONNECT head
-	sent    []byte       // of them, what run sent before the relay began (a ClientHello's start)
 	early   []byte       // server bytes read with the upstream proxy's answer
 	up      atomic.Int64 // client → server payload bytes
 	down    atomic.Int64 // server → client payload bytes
@@ -152,6 +151,7 @@ func (c *conn) startTunnel(t *tunnel) *tunnel {
 // garbage collector once the tunnel waits).
 func (t *tunnel) run() {
 	intercepting := t.c.p.Intercept != nil && !t.plain
+	var sent []byte
 	if intercepting {
 		step(t.opened)
 		if t.interceptOrPass() {
@@ -159,7 +159,7 @@ func (t *tunnel) run() {
 			return
 		}
 	} else {
-		t.sendPending()
+		sent = t.sendPending()
 	}
 	downDone := make(chan struct{})
 	go t.relayDown(downDone)
@@ -168,31 +168,30 @@ func (t *tunnel) run() {
 		// server's answer is awaited: it is not in their way there.
 		step(t.opened)
 	}
-	t.relayUp()
+	t.relayUp(sent)
 	<-downDone
 	step(t.closed)
 }
 
 // sendPending writes the client's bytes read with its request (or, on a
-// redirected connection, peeked) to the server at once: the server waits
-// for them, and everything else at the tunnel's start (its record, the
-// second goroutine) may first wake another thread, which on a machine
-// with few CPUs is latency the client sees. A ClientHello's bytes are kept
-// for readHello to parse; a failed write ends the tunnel (the relay then
-// finds both connections closed).
-func (t *tunnel) sendPending() {
-	if len(t.pending) == 0 {
-		return
+// redirected connection, peeked) to the server at once, and returns them
+// (a ClientHello's start, for readHello): the server waits for them, and
+// everything else at the tunnel's start (its record, the second
+// goroutine) may first wake another thread, which on a machine with few
+// CPUs is latency the client sees. A failed write ends the tunnel (the
+// relay then finds both connections closed).
+func (t *tunnel) sendPending() []byte {
+	sent := t.pending
+	t.pending = nil
+	if len(sent) == 0 {
+		return nil
 	}
-	n, err := t.server.Write(t.pending)
+	n, err := t.server.Write(sent)
 	t.up.Add(int64(n))
 	if err != nil {
 		t.finish(fmt.Errorf("writing to server: %w", err), "", nil)
 	}
-	if !t.plain {
-		t.sent = t.pending
-	}
-	t.pending = nil
+	return sent
 }
 
 // opened counts and records the open tunnel: visible while it lasts.
@@ -223,15 +222,14 @@ func (t *tunnel) progress() {
 	}
 }
 
-// relayUp relays client to server, reading the ClientHello on the way.
-func (t *tunnel) relayUp() {
-	t.sendPending() // left by an interception that passed the tunnel on
-	if !t.plain {
-		sent := t.sent
-		t.sent = nil
-		if !t.readHello(t.f, sent) {
-			return
-		}
+// relayUp relays client to server, reading the ClientHello on the way;
+// sent is what run sent already.
+func (t *tunnel) relayUp(sent []byte) {
+	if more := t.sendPending(); more != nil { // left by an interception that passed the tunnel on
+		sent = more
+	}
+	if !t.plain && !t.readHello(t.f, sent) {
+		return
 	}
 	err := t.pipe(t.server, t.c.nc, &t.up)
 	step(func() { t.finish(err, endClient, t.server) })
