@@ -72,3 +72,25 @@ func FuzzText(f *testing.F) {
 		}
 	})
 }
+
+// TestFilterRead: the fields a store reads for a filter.
+func TestFilterRead(t *testing.T) {
+	for _, tc := range []struct {
+		f     flow.Filter
+		exact bool
+		want  flow.Fields
+	}{
+		{flow.Filter{}, true, flow.FieldsDefault},
+		{flow.Filter{Brief: true}, true, flow.FieldsBrief},
+		{flow.Filter{Brief: true, Fields: flow.FieldHost}, true, flow.FieldsBrief},
+		{flow.Filter{Fields: flow.FieldHost}, true, flow.FieldHost},
+		{flow.Filter{Fields: flow.FieldBodies}, true, flow.FieldBodies},
+		{flow.Filter{Fields: flow.FieldHost}, false, flow.FieldsDefault},
+		{flow.Filter{Fields: flow.FieldBodies}, false, flow.FieldsAll},
+		{flow.Filter{Brief: true}, false, flow.FieldsDefault},
+	} {
+		if got := tc.f.Read(tc.exact); got != tc.want {
+			t.Errorf("%+v.Read(%v) = %b, want %b", tc.f, tc.exact, got, tc.want)
+		}
+	}
+}

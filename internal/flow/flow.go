@@ -245,6 +245,24 @@ const (
 		FieldKind | FieldLost | FieldSourceFile | FieldProxy
 )
 
+// Read is the fields a store reads for f: f.Fields (FieldsDefault when
+// none are named, FieldsBrief for a Brief read), and, when the store's
+// query does not select exactly what f selects (exact false), also what
+// Match looks at, since the store then filters the rows itself.
+func (f Filter) Read(exact bool) Fields {
+	fields := f.Fields
+	switch {
+	case f.Brief:
+		fields = FieldsBrief
+	case fields == 0:
+		fields = FieldsDefault
+	}
+	if !exact {
+		fields |= FieldsDefault
+	}
+	return fields
+}
+
 // Trim zeroes the fields of f that are not in fs (ID and Start stay): f as
 // a read that asked for fs may give it. Zero fs keeps every field.
 func (fs Fields) Trim(f *Flow) {

@@ -138,18 +138,8 @@ func (s *DB) flows(ctx context.Context, tx pgx.Tx, f flow.Filter, fn func(flow.F
 	if f.Newest {
 		order, cmp = "start_ns DESC, id DESC", "<"
 	}
-	// The columns of the fields asked for (all when none are named; a
-	// Brief read's few; all when Match must look at the rest).
-	fields := f.Fields
-	switch {
-	case f.Brief:
-		fields = flow.FieldsBrief
-	case fields == 0:
-		fields = flow.FieldsDefault
-	}
-	if !exact {
-		fields |= flow.FieldsDefault // what Match may look at
-	}
+	// The columns of the fields asked for.
+	fields := f.Read(exact)
 	cols, sc := newRowScanner(fields)
 	segs, err := s.segmentsFor(ctx, tx, f)
 	if err != nil {

@@ -216,18 +216,8 @@ func (c *rawConn) queryRows(ctx context.Context, f flow.Filter) (*rowCursor, err
 	if f.Newest {
 		order = " ORDER BY start_ns DESC, id DESC"
 	}
-	// One way to read a row: the columns of the fields asked for (all of
-	// them when none are named; a Brief read's few).
-	fields := f.Fields
-	switch {
-	case f.Brief:
-		fields = flow.FieldsBrief
-	case fields == 0:
-		fields = flow.FieldsDefault
-	}
-	if !exact {
-		fields |= flow.FieldsDefault // what Match may look at
-	}
+	// One way to read a row: the columns of the fields asked for.
+	fields := f.Read(exact)
 	cols, plan := fieldsColumns(fields)
 	q := `SELECT ` + cols + ` FROM flows` + w + order
 	if f.Limit > 0 && exact {
