@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"reflect"
 	"strings"
@@ -244,6 +245,29 @@ const (
 	FieldsBrief = FieldEnd | FieldClient | FieldDevice | FieldSession | FieldBytesUp | FieldBytesDown |
 		FieldKind | FieldLost | FieldSourceFile | FieldProxy
 )
+
+// CheckPut says what is wrong with flows given to Store.PutFlows, which
+// every store refuses whole: a flow without a Key.
+func CheckPut(flows []Flow) error {
+	for i := range flows {
+		if flows[i].Key == "" {
+			return fmt.Errorf("put flows: flow %d has no key", i)
+		}
+	}
+	return nil
+}
+
+// CheckFilePart says what is wrong with the file and part given to
+// Store.PutFileFlows: no file identity, or a negative part.
+func CheckFilePart(file string, part int) error {
+	if file == "" {
+		return errors.New("put file flows: no file identity")
+	}
+	if part < 0 {
+		return fmt.Errorf("put file flows %s: part %d", file, part)
+	}
+	return nil
+}
 
 // Read is the fields a store reads for f: f.Fields (FieldsDefault when
 // none are named, FieldsBrief for a Brief read), and, when the store's

@@ -93,10 +93,8 @@ func (s *Store) PutFlows(ctx context.Context, flows []flow.Flow) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	for i := range flows {
-		if flows[i].Key == "" {
-			return errors.New("mem store: a flow without a Key")
-		}
+	if err := flow.CheckPut(flows); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -129,6 +127,9 @@ func (s *Store) PutFlows(ctx context.Context, flows []flow.Flow) error {
 // Part 0 (re)starts the file's entry among the unfinished imports.
 func (s *Store) PutFileFlows(ctx context.Context, file string, k int, flows []flow.Flow) (flow.FileChange, error) {
 	if err := ctx.Err(); err != nil {
+		return flow.FileChange{}, err
+	}
+	if err := flow.CheckFilePart(file, k); err != nil {
 		return flow.FileChange{}, err
 	}
 	sorted := slices.Clone(flows)

@@ -43,10 +43,8 @@ func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 	if len(flows) == 0 {
 		return nil
 	}
-	for i := range flows {
-		if flows[i].Key == "" {
-			return fmt.Errorf("put flows: flow %d has no key", i)
-		}
+	if err := flow.CheckPut(flows); err != nil {
+		return err
 	}
 	if s.open.noneOf(flows) {
 		err := s.insertNew(ctx, flows)
@@ -236,11 +234,8 @@ func (s *DB) PutFileFlows(ctx context.Context, file string, part int, flows []fl
 	if s.readOnly {
 		return flow.FileChange{}, fmt.Errorf("put file flows %s: %w", file, errReadOnly)
 	}
-	if file == "" {
-		return flow.FileChange{}, errors.New("put file flows: no file identity")
-	}
-	if part < 0 {
-		return flow.FileChange{}, fmt.Errorf("put file flows %s: part %d", file, part)
+	if err := flow.CheckFilePart(file, part); err != nil {
+		return flow.FileChange{}, err
 	}
 	sourceFile := ""
 	if len(flows) > 0 {

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,11 +21,8 @@ func (s *DB) PutFileFlows(ctx context.Context, file string, part int, flows []fl
 	if s.readOnly {
 		return flow.FileChange{}, fmt.Errorf("put file flows %s: %w", file, errReadOnly)
 	}
-	if file == "" {
-		return flow.FileChange{}, errors.New("put file flows: no file identity")
-	}
-	if part < 0 {
-		return flow.FileChange{}, fmt.Errorf("put file flows %s: part %d", file, part)
+	if err := flow.CheckFilePart(file, part); err != nil {
+		return flow.FileChange{}, err
 	}
 	// Encoded before the transaction, so the write lock is held only for
 	// the write itself.

@@ -491,10 +491,8 @@ func (s *DB) PutFlows(ctx context.Context, flows []flow.Flow) error {
 	if len(flows) == 0 {
 		return nil
 	}
-	for i := range flows {
-		if flows[i].Key == "" {
-			return fmt.Errorf("put flows: flow %d has no key", i)
-		}
+	if err := flow.CheckPut(flows); err != nil {
+		return err
 	}
 	err := s.withRaw(ctx, func(c *rawConn) error { return c.putFlows(ctx, flows) }, nil)
 	if err != nil {

@@ -269,13 +269,24 @@ func Run(t *testing.T, open func(t *testing.T) flow.Store) {
 		}
 	})
 
-	t.Run("NoKey", func(t *testing.T) {
+	t.Run("Refused", func(t *testing.T) {
 		s := open(t)
 		defer s.Close()
 		f := sample(1)
 		f.Key = ""
 		if err := s.PutFlows(context.Background(), []flow.Flow{f}); err == nil {
 			t.Errorf("PutFlows accepted a flow without a key")
+		}
+		for _, c := range []struct {
+			file string
+			part int
+		}{{"", 0}, {"capture.har@1", -1}} {
+			if _, err := s.PutFileFlows(context.Background(), c.file, c.part, []flow.Flow{sample(1)}); err == nil {
+				t.Errorf("PutFileFlows accepted file %q part %d", c.file, c.part)
+			}
+		}
+		if n, err := s.CountFlows(context.Background(), flow.Filter{}); err != nil || n != 0 {
+			t.Errorf("after the refused writes the store holds %d flows (%v), want 0", n, err)
 		}
 	})
 
